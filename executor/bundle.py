@@ -1,0 +1,227 @@
+"""The approved bundle: ``manifest.json`` plus ``migrations/<file>`` byte for byte.
+
+``load_bundle`` verifies everything DESIGN.md lists *before* anything touches a database and
+returns an in-memory ``Bundle``; from then on the executor only reads bytes from memory, so what
+was verified is exactly what runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from executor.checksum import decode_sql, file_checksum, sha256_hex
+from executor.errors import BundleIntegrityError, SecurityViolation
+from executor.manifest import FORMAT, MANIFEST_FILE, MIGRATIONS_DIR, UNHASHED_KEYS, Manifest, ManifestEntry, canonical_json
+
+SignatureVerifier = Callable[[Manifest], None]
+
+REMEDY_REBUILD = (
+    "do not edit a bundle by hand: rebuild it with `schemagate validate --bundle DIR` from the approved commit"
+)
+
+
+@dataclass
+class Bundle:
+    """A verified bundle held in memory."""
+
+    manifest: Manifest
+    files: dict[str, bytes] = field(default_factory=dict)  # manifest entry file -> exact bytes
+    origin: str = "memory"  # where it was read from (a directory, an s3:// URL, "migrations DIR")
+
+    @property
+    def bundle_sha256(self) -> str:
+        assert self.manifest.bundle_sha256 is not None
+        return self.manifest.bundle_sha256
+
+    def sql(self, entry: ManifestEntry) -> str:
+        """The SQL text of one migration (BOM removed, CRLF as LF)."""
+        return decode_sql(self.files[entry.file])
+
+    def entry(self, file: str) -> ManifestEntry:
+        for m in self.manifest.migrations:
+            if m.file == file:
+                return m
+        raise KeyError(file)
+
+
+def safe_relative_path(name: str, *, what: str = "path") -> PurePosixPath:
+    """Refuse absolute paths, '..', backslashes, drive letters and empty parts (SECURITY_VIOLATION)."""
+    if not name or "\x00" in name:
+        raise SecurityViolation(f"{what} {name!r} is empty or contains a NUL byte", remedy=REMEDY_REBUILD)
+    if name.startswith(("/", "\\")) or "\\" in name or (len(name) > 1 and name[1] == ":"):
+        raise SecurityViolation(f"{what} {name!r} is absolute or not a POSIX path", remedy=REMEDY_REBUILD)
+    path = PurePosixPath(name)
+    if any(part in ("..", "") for part in path.parts) or path.is_absolute():
+        raise SecurityViolation(f"{what} {name!r} escapes the bundle", remedy=REMEDY_REBUILD)
+    return path
+
+
+def raw_manifest_sha256(data: dict) -> str:
+    """The bundle hash of a manifest as it was read (every key but the unhashed ones)."""
+    return sha256_hex(canonical_json({k: v for k, v in data.items() if k not in UNHASHED_KEYS}))
+
+
+def parse_manifest(raw: bytes, *, origin: str) -> tuple[Manifest, dict]:
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleIntegrityError(
+            f"{MANIFEST_FILE} in {origin} is not valid JSON: {exc}", file=MANIFEST_FILE, remedy=REMEDY_REBUILD
+        ) from None
+    if not isinstance(data, dict):
+        raise BundleIntegrityError(f"{MANIFEST_FILE} in {origin} is not a JSON object", remedy=REMEDY_REBUILD)
+    if data.get("format") != FORMAT:
+        raise BundleIntegrityError(
+            f"{MANIFEST_FILE} in {origin} has format {data.get('format')!r}; this executor reads format {FORMAT}",
+            file=MANIFEST_FILE,
+            remedy="build the bundle with a schemagate version that writes format 1, or upgrade the executor",
+        )
+    try:
+        manifest = Manifest.from_dict(data)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BundleIntegrityError(
+            f"{MANIFEST_FILE} in {origin} is malformed: {exc}", file=MANIFEST_FILE, remedy=REMEDY_REBUILD
+        ) from None
+    return manifest, data
+
+
+def verify_contents(
+    manifest: Manifest,
+    raw: dict,
+    files: dict[str, bytes],
+    *,
+    origin: str,
+    signature_verifier: SignatureVerifier | None = None,
+) -> Bundle:
+    """Check hash, listing and every file's checksum; ``files`` maps manifest paths to bytes."""
+    actual_hash = raw_manifest_sha256(raw)
+    if manifest.bundle_sha256 != actual_hash:
+        raise BundleIntegrityError(
+            f"bundle_sha256 in {MANIFEST_FILE} does not match its content "
+            f"(recorded {manifest.bundle_sha256}, computed {actual_hash}): the manifest was changed after it was written",
+            file=MANIFEST_FILE,
+            remedy=REMEDY_REBUILD,
+            context={"expected": manifest.bundle_sha256, "actual": actual_hash},
+        )
+    listed: set[str] = set()
+    for entry in manifest.migrations:
+        safe_relative_path(entry.file, what="manifest entry")
+        if entry.file in listed:
+            raise BundleIntegrityError(f"{entry.file} is listed twice in {MANIFEST_FILE}", remedy=REMEDY_REBUILD)
+        listed.add(entry.file)
+        if entry.file not in files:
+            raise BundleIntegrityError(
+                f"{entry.file} is listed in {MANIFEST_FILE} but absent from the bundle",
+                file=entry.file,
+                remedy=REMEDY_REBUILD,
+            )
+        actual = file_checksum(files[entry.file])
+        if actual != entry.sha256:
+            raise BundleIntegrityError(
+                f"{entry.file} does not match its checksum in {MANIFEST_FILE} "
+                f"(expected {entry.sha256}, actual {actual}): the file was changed after validation",
+                file=entry.file,
+                remedy=REMEDY_REBUILD,
+                context={"expected": entry.sha256, "actual": actual},
+            )
+    extra = sorted(set(files) - listed)
+    if extra:
+        raise BundleIntegrityError(
+            f"{MIGRATIONS_DIR}/{extra[0]} is in the bundle but not listed in {MANIFEST_FILE}"
+            + (f" (and {len(extra) - 1} more)" if len(extra) > 1 else ""),
+            file=extra[0],
+            remedy=REMEDY_REBUILD,
+        )
+    if signature_verifier is not None:
+        signature_verifier(manifest)
+    return Bundle(manifest=manifest, files=dict(files), origin=origin)
+
+
+def load_bundle(path: str | os.PathLike, *, signature_verifier: SignatureVerifier | None = None) -> Bundle:
+    """Read and verify a bundle directory.  Raises BundleIntegrityError / SecurityViolation."""
+    root = Path(path)
+    origin = str(root)
+    if not root.is_dir():
+        raise BundleIntegrityError(
+            f"bundle directory {origin} does not exist",
+            remedy="pass the directory written by `schemagate validate --bundle DIR`",
+        )
+    manifest_path = root / MANIFEST_FILE
+    if manifest_path.is_symlink():
+        raise SecurityViolation(f"{MANIFEST_FILE} in {origin} is a symbolic link", remedy=REMEDY_REBUILD)
+    if not manifest_path.is_file():
+        raise BundleIntegrityError(
+            f"{origin} has no {MANIFEST_FILE}: it is not a schemagate bundle",
+            remedy="pass the directory written by `schemagate validate --bundle DIR`",
+        )
+    manifest, raw = parse_manifest(manifest_path.read_bytes(), origin=origin)
+
+    files: dict[str, bytes] = {}
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        current = Path(dirpath)
+        for name in list(dirnames) + filenames:
+            full = current / name
+            rel = full.relative_to(root).as_posix()
+            mode = os.lstat(full).st_mode
+            if stat.S_ISLNK(mode):
+                raise SecurityViolation(f"{rel} in bundle {origin} is a symbolic link", file=rel, remedy=REMEDY_REBUILD)
+            if name in dirnames:
+                continue
+            if not stat.S_ISREG(mode):
+                raise SecurityViolation(f"{rel} in bundle {origin} is not a regular file", file=rel, remedy=REMEDY_REBUILD)
+            if rel == MANIFEST_FILE:
+                continue
+            prefix = MIGRATIONS_DIR + "/"
+            if not rel.startswith(prefix):
+                raise BundleIntegrityError(
+                    f"{rel} is in the bundle but not listed in {MANIFEST_FILE}", file=rel, remedy=REMEDY_REBUILD
+                )
+            files[rel[len(prefix):]] = full.read_bytes()
+    return verify_contents(manifest, raw, files, origin=origin, signature_verifier=signature_verifier)
+
+
+def make_bundle(
+    entries: list[tuple[ManifestEntry, bytes]],
+    *,
+    source: dict | None = None,
+    findings: dict[str, int] | None = None,
+    created_at: str | None = None,
+    origin: str = "memory",
+) -> Bundle:
+    """Build a sealed in-memory bundle from entries (in application order) and their bytes."""
+    manifest = Manifest(migrations=[e for e, _ in entries], source=dict(source or {}))
+    if findings is not None:
+        manifest.findings = dict(findings)
+    if created_at is not None:
+        manifest.created_at = created_at
+    manifest.seal()
+    return Bundle(manifest=manifest, files={e.file: data for e, data in entries}, origin=origin)
+
+
+def write_bundle(bundle: Bundle, directory: str | os.PathLike) -> Path:
+    """Write ``manifest.json`` and ``migrations/<file>`` into ``directory`` (created; must be empty
+    of other bundle content).  Returns the manifest path."""
+    root = Path(directory)
+    root.mkdir(parents=True, exist_ok=True)
+    migrations = root / MIGRATIONS_DIR
+    if migrations.exists():
+        # a stale bundle must not leave extra files behind
+        for p in sorted(migrations.rglob("*"), reverse=True):
+            if p.is_dir() and not p.is_symlink():
+                p.rmdir()
+            else:
+                p.unlink()
+    migrations.mkdir(exist_ok=True)
+    for entry in bundle.manifest.migrations:
+        rel = safe_relative_path(entry.file, what="migration file")
+        target = migrations / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(bundle.files[entry.file])
+    manifest_path = root / MANIFEST_FILE
+    manifest_path.write_bytes(bundle.manifest.to_json())
+    return manifest_path

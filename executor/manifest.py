@@ -1,0 +1,138 @@
+"""The bundle manifest (DESIGN.md "The bundle"), format 1.
+
+``bundle_sha256`` is the SHA-256 of the canonical JSON of every other key of the manifest except
+``signature`` (the signature signs ``bundle_sha256`` and so cannot be covered by it).
+Canonical JSON: keys sorted, no insignificant white space, UTF-8, no NaN.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from executor.checksum import sha256_hex
+from executor.naming import KINDS, Version
+
+FORMAT = 1
+MANIFEST_FILE = "manifest.json"
+MIGRATIONS_DIR = "migrations"
+UNHASHED_KEYS = ("bundle_sha256", "signature")
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    """One migration file in the bundle."""
+
+    file: str  # path relative to the bundle's migrations/ directory, posix separators
+    kind: str  # "versioned" | "repeatable" | "undo"
+    version: str | None  # the version text as written in the name; None for repeatables
+    description: str
+    sha256: str  # executor.checksum.file_checksum of the file bytes
+    transactional: bool = True
+    # per-file settings read from header comments (e.g. {"lock_timeout": "5s"}); may be empty
+    settings: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def parsed_version(self) -> Version | None:
+        return Version.parse(self.version) if self.version is not None else None
+
+    @property
+    def script(self) -> str:
+        """The name recorded in the history table."""
+        return self.file
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ManifestEntry:
+        kind = data["kind"]
+        if kind not in KINDS:
+            raise ValueError(f"unknown migration kind {kind!r}")
+        return cls(
+            file=str(data["file"]),
+            kind=kind,
+            version=data.get("version"),
+            description=str(data.get("description", "")),
+            sha256=str(data["sha256"]),
+            transactional=bool(data.get("transactional", True)),
+            settings={str(k): str(v) for k, v in (data.get("settings") or {}).items()},
+        )
+
+
+@dataclass
+class Manifest:
+    migrations: list[ManifestEntry]
+    created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    source: dict[str, Any] = field(default_factory=dict)
+    findings: dict[str, int] = field(default_factory=lambda: {"error": 0, "warning": 0})
+    format: int = FORMAT
+    bundle_sha256: str | None = None
+    signature: dict[str, Any] | None = None  # {"key_id", "algorithm", "value" (base64)}
+    extra: dict[str, Any] = field(default_factory=dict)  # further keys, hashed like the others
+
+    def hashed_content(self) -> dict[str, Any]:
+        content = dict(self.extra)
+        content.update(
+            {
+                "format": self.format,
+                "created_at": self.created_at,
+                "source": self.source,
+                "migrations": [m.to_dict() for m in self.migrations],
+                "findings": self.findings,
+            }
+        )
+        return content
+
+    def compute_sha256(self) -> str:
+        return sha256_hex(canonical_json(self.hashed_content()))
+
+    def seal(self) -> Manifest:
+        """Set ``bundle_sha256`` from the content; returns self."""
+        self.bundle_sha256 = self.compute_sha256()
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        data = self.hashed_content()
+        data["bundle_sha256"] = self.bundle_sha256
+        if self.signature is not None:
+            data["signature"] = self.signature
+        return data
+
+    def to_json(self) -> bytes:
+        """Pretty (but deterministic) JSON for manifest.json."""
+        return (json.dumps(self.to_dict(), indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Manifest:
+        known = {"format", "created_at", "source", "migrations", "findings", "bundle_sha256", "signature"}
+        return cls(
+            format=data.get("format"),  # type: ignore[arg-type]
+            created_at=data.get("created_at", ""),
+            source=data.get("source") or {},
+            migrations=[ManifestEntry.from_dict(m) for m in data.get("migrations") or []],
+            findings=data.get("findings") or {},
+            bundle_sha256=data.get("bundle_sha256"),
+            signature=data.get("signature"),
+            extra={k: v for k, v in data.items() if k not in known},
+        )
+
+    @property
+    def versioned(self) -> list[ManifestEntry]:
+        return [m for m in self.migrations if m.kind == "versioned"]
+
+    @property
+    def repeatable(self) -> list[ManifestEntry]:
+        return [m for m in self.migrations if m.kind == "repeatable"]
+
+    @property
+    def undo(self) -> list[ManifestEntry]:
+        return [m for m in self.migrations if m.kind == "undo"]
+
+
+def canonical_json(obj: Any) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode(
+        "utf-8"
+    )

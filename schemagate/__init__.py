@@ -1,0 +1,1 @@
+"""schemagate command line: a thin layer over ``validator`` and ``executor``."""

@@ -1,0 +1,3 @@
+from schemagate.cli import entry
+
+entry()

@@ -1,0 +1,51 @@
+"""``schemagate`` console script.
+
+Exit codes (DESIGN.md): 0 success; 1 the migrations or the database refused (findings, drift,
+failed statement); 2 bad usage or configuration.  Commands live in one module per area and
+register themselves on the group; every refusal is a ``SchemagateError`` rendered here.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from executor.errors import SchemagateError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="schemagate")
+def cli() -> None:
+    """A gated delivery pipeline for PostgreSQL schema migrations."""
+
+
+def _register() -> None:
+    from schemagate import cmd_db, cmd_new, cmd_validate
+
+    for module in (cmd_new, cmd_validate, cmd_db):
+        module.register(cli)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        cli.main(args=argv, prog_name="schemagate", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 1
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except SchemagateError as exc:
+        click.secho(f"error: {exc}", fg="red", err=True)
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    return 0
+
+
+def entry() -> None:  # pragma: no cover - console script wrapper
+    sys.exit(main())
