@@ -1,0 +1,280 @@
+"""What a rehearsed migration did to the relations around it: the locks its backend held and the
+tables it rewrote.
+
+Plain psycopg2 over the catalogs; the rehearsal (``validator.rehearsal``) decides when to look.
+
+- ``snapshot_relations`` records every user relation with its ``relfilenode``; comparing the
+  snapshot taken before a migration with one taken after it tells which tables were rewritten
+  (a new relfilenode) and which relations the migration created (absent before: exempt).
+- ``held_relation_locks`` reads ``pg_locks`` for one backend: the strongest granted mode per
+  relation.  A transactional migration is read from its own connection just before COMMIT, so
+  nothing it took has been released yet.
+- ``LockObserver`` watches a non-transactional migration (``CREATE INDEX CONCURRENTLY`` ...) from
+  a second connection.  A poll alone can miss a statement that takes milliseconds, so the
+  observer also holds a *snapshot gate*: a REPEATABLE READ transaction opened before the
+  migration starts.  ``CREATE/REINDEX ... CONCURRENTLY`` waits for every older snapshot to end, so
+  it pauses on the gate with all its locks held; the observer reads them and then lets it go.
+  Statements that never wait are sampled by the poll, best effort, and the report says so.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+# pg_locks.mode values, weakest first (PostgreSQL manual, "Table-Level Lock Modes")
+LOCK_MODES = (
+    "AccessShareLock",
+    "RowShareLock",
+    "RowExclusiveLock",
+    "ShareUpdateExclusiveLock",
+    "ShareLock",
+    "ShareRowExclusiveLock",
+    "ExclusiveLock",
+    "AccessExclusiveLock",
+)
+_STRENGTH = {mode: rank for rank, mode in enumerate(LOCK_MODES)}
+
+# SHARE and everything stronger conflicts with ROW EXCLUSIVE: while it is held, nobody can
+# INSERT/UPDATE/DELETE the table (ACCESS EXCLUSIVE also stops reads).  The issue names ACCESS
+# EXCLUSIVE, SHARE and SHARE ROW EXCLUSIVE; EXCLUSIVE sits between them and blocks writes too.
+FLAG_FROM = "ShareLock"
+
+RELKINDS = {
+    "r": "table",
+    "p": "partitioned table",
+    "m": "materialized view",
+    "i": "index",
+    "I": "partitioned index",
+    "S": "sequence",
+    "v": "view",
+    "c": "type",
+    "f": "foreign table",
+    "t": "toast table",
+}
+TABLE_KINDS = ("r", "p", "m", "f")  # locks on these are what blocks an application
+REWRITABLE_KINDS = ("r", "m")  # kinds with storage whose new relfilenode means a rewrite
+
+# catalogs, TOAST and temporary schemas are never what a reviewer needs to hear about
+_USER_SCHEMA_SQL = "(n.nspname <> 'information_schema' AND n.nspname !~ '^pg_(catalog$|toast|temp_)')"
+_QUALIFIED_SQL = "quote_ident(n.nspname) || '.' || quote_ident(c.relname)"
+
+
+def mode_label(mode: str) -> str:
+    """``AccessExclusiveLock`` -> ``ACCESS EXCLUSIVE`` (the spelling of LOCK TABLE and the manual)."""
+    name = mode.removesuffix("Lock")
+    words: list[str] = []
+    for ch in name:
+        if ch.isupper() and words:
+            words.append(" ")
+        words.append(ch.upper())
+    return "".join(words)
+
+
+def stronger(a: str | None, b: str) -> str:
+    """The stronger of two pg_locks modes (``a`` may be None)."""
+    if a is None:
+        return b
+    return b if _STRENGTH.get(b, -1) > _STRENGTH.get(a, -1) else a
+
+
+def blocks_writes(mode: str) -> bool:
+    return _STRENGTH.get(mode, -1) >= _STRENGTH[FLAG_FROM]
+
+
+@dataclass(frozen=True)
+class RelationState:
+    oid: int
+    name: str  # schema-qualified, quoted only where PostgreSQL would need it
+    kind: str  # pg_class.relkind
+    relfilenode: int
+    table: str | None = None  # for an index: the table it belongs to
+
+
+@dataclass(frozen=True)
+class LockInfo:
+    """The strongest lock a migration held on one relation."""
+
+    relation: str
+    mode: str  # "ACCESS EXCLUSIVE", "SHARE", ...
+    existed_before: bool
+    flagged: bool  # a write-blocking mode on a table that existed before the migration
+    kind: str = "table"  # "table", "index", "sequence", ... (RELKINDS)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def snapshot_relations(cur: Any) -> dict[int, RelationState]:
+    """Every relation outside the system schemas, by oid."""
+    cur.execute(
+        f"""
+        SELECT c.oid, {_QUALIFIED_SQL}, c.relkind, c.relfilenode,
+               quote_ident(tn.nspname) || '.' || quote_ident(t.relname)
+          FROM pg_class c
+          JOIN pg_namespace n ON n.oid = c.relnamespace
+          LEFT JOIN pg_index i ON i.indexrelid = c.oid
+          LEFT JOIN pg_class t ON t.oid = i.indrelid
+          LEFT JOIN pg_namespace tn ON tn.oid = t.relnamespace
+         WHERE {_USER_SCHEMA_SQL}
+        """
+    )
+    return {
+        oid: RelationState(oid, name, kind, relfilenode, table)
+        for oid, name, kind, relfilenode, table in cur.fetchall()
+    }
+
+
+LockSample = dict[int, tuple[str, "str | None", "str | None"]]  # oid -> (mode, name, relkind)
+
+
+def held_relation_locks(cur: Any, pid: int | None = None) -> LockSample:
+    """Granted relation locks of backend ``pid`` (default: this connection) in this database:
+    oid -> (strongest mode, qualified name where visible, relkind where visible).  Locks on
+    catalogs and TOAST tables are left out."""
+    cur.execute(
+        f"""
+        SELECT l.relation::oid, l.mode, c.oid IS NULL OR {_USER_SCHEMA_SQL},
+               CASE WHEN c.oid IS NOT NULL THEN {_QUALIFIED_SQL} END, c.relkind
+          FROM pg_locks l
+          LEFT JOIN pg_class c ON c.oid = l.relation
+          LEFT JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE l.locktype = 'relation' AND l.granted
+           AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+           AND l.pid = COALESCE(%s, pg_backend_pid())
+        """,
+        (pid,),
+    )
+    held: LockSample = {}
+    for oid, mode, user_relation, name, kind in cur.fetchall():
+        if not user_relation:
+            continue
+        previous = held.get(oid)
+        held[oid] = (stronger(previous[0] if previous else None, mode), name, kind)
+    return held
+
+
+def merge_samples(into: LockSample, sample: LockSample) -> None:
+    """Keep the strongest mode per relation over several samples (and any name seen)."""
+    for oid, (mode, name, kind) in sample.items():
+        prev = into.get(oid)
+        if prev is None:
+            into[oid] = (mode, name, kind)
+        else:
+            into[oid] = (stronger(prev[0], mode), name or prev[1], kind or prev[2])
+
+
+def summarize_locks(
+    held: LockSample,
+    before: dict[int, RelationState],
+    after: dict[int, RelationState],
+    *,
+    exclude: set[str] = frozenset(),  # type: ignore[assignment]
+) -> list[LockInfo]:
+    """One LockInfo per relation, strongest and flagged first."""
+    out: list[LockInfo] = []
+    for oid, (mode, name, kind) in held.items():
+        state = before.get(oid) or after.get(oid)
+        if state is None and name is None:
+            continue  # an unnamed relation neither snapshot knows: a catalog or a temporary object
+        rel_name = state.name if state else name
+        rel_kind = state.kind if state else (kind or "r")
+        owner = state.table if state else None
+        if rel_name in exclude or (owner is not None and owner in exclude):
+            continue
+        existed = oid in before
+        flagged = existed and rel_kind in TABLE_KINDS and blocks_writes(mode)
+        out.append(LockInfo(rel_name, mode_label(mode), existed, flagged, RELKINDS.get(rel_kind, rel_kind)))
+    out.sort(key=lambda li: (not li.flagged, -_STRENGTH.get(_mode_name(li.mode), 0), li.relation))
+    return out
+
+
+def _mode_name(label: str) -> str:
+    return "".join(word.capitalize() for word in label.split()) + "Lock"
+
+
+def rewritten_tables(before: dict[int, RelationState], after: dict[int, RelationState]) -> list[str]:
+    """Tables and materialized views that existed before and now have another relfilenode."""
+    return sorted(
+        state.name
+        for oid, state in before.items()
+        if state.kind in REWRITABLE_KINDS
+        and oid in after
+        and state.relfilenode != 0
+        and after[oid].relfilenode != state.relfilenode
+    )
+
+
+class LockObserver:
+    """Watch another backend's relation locks from a second connection while it runs.
+
+    ``start(pid)`` must be called before the watched statement begins (so the snapshot gate is
+    older than it); ``stop()`` after it returned.  ``held`` then holds the strongest mode per
+    relation over all samples; ``paused_on_gate`` says whether the statement was seen waiting on
+    the gate (its locks were then read while all of them were held).
+    """
+
+    def __init__(self, connect: Any, *, interval_s: float = 0.002, gate_timeout_s: float = 10.0) -> None:
+        self._connect = connect  # () -> a new psycopg2 connection to the rehearsal database
+        self.interval_s = interval_s
+        self.gate_timeout_s = gate_timeout_s
+        self.held: LockSample = {}
+        self.samples = 0
+        self.paused_on_gate = False
+        self.error: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._gate: Any = None
+        self._gate_vxid: str | None = None
+        self._poll: Any = None
+
+    def start(self, pid: int) -> None:
+        self._gate = self._connect()
+        self._gate.set_session(isolation_level="REPEATABLE READ")
+        with self._gate.cursor() as cur:  # the first query takes the snapshot that holds the gate
+            cur.execute(
+                "SELECT virtualtransaction FROM pg_locks"
+                " WHERE pid = pg_backend_pid() AND locktype = 'virtualxid'"
+            )
+            row = cur.fetchone()
+            self._gate_vxid = row[0] if row else None
+        self._poll = self._connect()
+        self._poll.autocommit = True
+        self._thread = threading.Thread(target=self._run, args=(pid,), name="rehearsal-observer", daemon=True)
+        self._thread.start()
+
+    def _release_gate(self) -> None:
+        if self._gate is not None and not self._gate.closed:
+            self._gate.rollback()
+
+    def _run(self, pid: int) -> None:
+        deadline = time.monotonic() + self.gate_timeout_s
+        try:
+            with self._poll.cursor() as cur:
+                while not self._stop.is_set():
+                    merge_samples(self.held, held_relation_locks(cur, pid))
+                    self.samples += 1
+                    if not self.paused_on_gate and self._gate_vxid is not None:
+                        cur.execute(
+                            "SELECT 1 FROM pg_locks WHERE pid = %s AND locktype = 'virtualxid' "
+                            "AND NOT granted AND virtualxid = %s",
+                            (pid, self._gate_vxid),
+                        )
+                        if cur.fetchone() or time.monotonic() > deadline:
+                            self.paused_on_gate = cur.rowcount > 0
+                            self._release_gate()
+                            self._gate_vxid = None
+                    self._stop.wait(self.interval_s)
+        except Exception as exc:  # the report says what could not be observed; the rehearsal goes on
+            self.error = f"{type(exc).__name__}: {exc}".strip()
+            self._release_gate()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        for conn in (self._gate, self._poll):
+            if conn is not None and not conn.closed:
+                conn.close()
