@@ -1,0 +1,145 @@
+"""The embedded PostgreSQL: start, reuse, stop, concurrent starts, running as root, failures.
+
+These run real initdb/pg_ctl in pytest's temporary directory.  As root (the CI container) that
+directory (/tmp/pytest-of-root, mode 0700) cannot be reached by the unprivileged user PostgreSQL
+runs as, so the cluster lands in the documented /tmp/schemagate-0/... fallback: the real root path.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+from schemagate.embedded import EmbeddedPostgres, EmbeddedServerError, default_local_server
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _query(url: str, sql: str):
+    conn = psycopg2.connect(url)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(sql)
+            return cur.fetchone()[0] if cur.description else None
+    finally:
+        conn.close()
+
+
+def _postmaster_pid(server: EmbeddedPostgres) -> int:
+    return int((server._pgdata() / "postmaster.pid").read_text().splitlines()[0])
+
+
+@pytest.fixture
+def server(tmp_path: Path):
+    srv = EmbeddedPostgres(tmp_path / "project" / ".schemagate" / "postgres")
+    yield srv
+    srv.stop()
+
+
+def test_start_reuse_stop_keeps_data(server: EmbeddedPostgres) -> None:
+    # given a fresh directory, when started, then it answers on 127.0.0.1 as a dev server
+    url = server.start()
+    assert url.startswith("postgresql://postgres@127.0.0.1:") and url.endswith("/postgres")
+    assert server.is_running and server.major == 16
+    assert _query(url, "SHOW fsync") == "off"
+    assert _query(url, "SHOW listen_addresses") == "127.0.0.1"
+    _query(url, "CREATE TABLE kept (id int)")
+    pid = _postmaster_pid(server)
+
+    # a second object on the same directory reuses the running server (no initdb, same process)
+    again = EmbeddedPostgres(server.data_dir)
+    assert again.is_running
+    assert again.start() == url
+    assert _postmaster_pid(again) == pid
+
+    # stop, then start: the data survived and a new postmaster runs
+    again.stop()
+    assert not server.is_running
+    with pytest.raises(psycopg2.OperationalError):
+        psycopg2.connect(url, connect_timeout=2)
+    url2 = server.start()
+    assert _query(url2, "SELECT to_regclass('public.kept') IS NOT NULL") is True
+    assert _postmaster_pid(server) != pid
+    assert (server.data_dir / "server.json").is_file() and server.log_file.is_file()
+
+
+def test_as_root_runs_as_an_unprivileged_user_and_says_where_the_cluster_is(server: EmbeddedPostgres) -> None:
+    server.start()
+    pgdata = server._pgdata()
+    owner = pgdata.stat().st_uid
+    if os.geteuid() == 0:
+        # PostgreSQL refuses root: the cluster belongs to another user, and because that user cannot
+        # enter pytest's 0700 temp directory the cluster lives in the documented /tmp fallback
+        assert owner != 0
+        assert pgdata.parent.parent.name == f"schemagate-{os.geteuid()}"
+        assert server.notice and str(pgdata) in server.notice
+        assert not (server.data_dir / "data").exists()
+    else:
+        assert owner == os.geteuid()
+        assert pgdata == server.data_dir / "data"
+        assert server.notice is None
+
+
+def test_concurrent_starts_share_one_server(tmp_path: Path) -> None:
+    # given four processes starting the same never-initialised server at once
+    data_dir = tmp_path / "shared"
+    code = (
+        "import sys; from pathlib import Path; from schemagate.embedded import EmbeddedPostgres;"
+        "print(EmbeddedPostgres(Path(sys.argv[1])).start())"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(data_dir)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO_ROOT,
+        )
+        for _ in range(4)
+    ]
+    results = [p.communicate(timeout=120) for p in procs]
+    server = EmbeddedPostgres(data_dir)
+    try:
+        # then all succeed with the same URL, and initdb ran once
+        assert [p.returncode for p in procs] == [0, 0, 0, 0], [err for _, err in results]
+        urls = {out.strip() for out, _ in results}
+        assert len(urls) == 1
+        assert server.log_file.read_text().count("initdb") == 1
+        assert _query(urls.pop(), "SELECT 1") == 1
+    finally:
+        server.stop()
+
+
+def test_start_failure_shows_the_log_tail(tmp_path: Path) -> None:
+    # given the requested port is taken by another listener
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        port = blocker.getsockname()[1]
+        server = EmbeddedPostgres(tmp_path / "busy", port=port)
+        with pytest.raises(EmbeddedServerError) as excinfo:
+            server.start()
+    message = str(excinfo.value)
+    assert "pg_ctl start failed" in message
+    assert "could not" in message  # PostgreSQL's own words from the log tail
+    assert str(server.log_file) in message
+    assert excinfo.value.exit_code == 1
+    assert not server.is_running
+
+
+def test_default_local_server_lives_under_dot_schemagate(tmp_path: Path) -> None:
+    assert default_local_server(tmp_path).data_dir == tmp_path / ".schemagate" / "postgres"
+
+
+def test_stop_on_a_never_started_directory_is_a_no_op(tmp_path: Path) -> None:
+    server = EmbeddedPostgres(tmp_path / "never")
+    server.stop()
+    assert not server.is_running
+    assert not (tmp_path / "never").exists()
