@@ -102,3 +102,108 @@ def test_create_index_concurrently_is_observed_from_a_second_connection(fresh_db
     locks = summarize_locks(observer.held, before, after)
     assert _modes(locks)["public.t"] == "SHARE UPDATE EXCLUSIVE"
     assert not any(li.flagged for li in locks)
+
+
+# -- the rehearsal -------------------------------------------------------------------------------
+
+import os  # noqa: E402
+import re  # noqa: E402
+import uuid  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from executor.checksum import file_checksum  # noqa: E402
+from executor.errors import ConfigurationError  # noqa: E402
+from executor.manifest import ManifestEntry  # noqa: E402
+from executor.naming import parse_name  # noqa: E402
+from validator.config import load_config  # noqa: E402
+from validator.rehearsal import BaseStore, base_key, rehearse  # noqa: E402
+
+
+class _Structural:
+    """Stand-in for validator.structural's result until it lands: the manifest entries of a directory."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def manifest_entries(self):
+        out = []
+        for path in sorted(self.directory.iterdir()):
+            name = parse_name(path.name).name
+            data = path.read_bytes()
+            transactional = not re.search(rb"CONCURRENTLY", data, re.I)
+            version = name.version.text if name.version else None
+            out.append((ManifestEntry(path.name, name.kind, version, name.description, file_checksum(data),
+                                      transactional), data))
+        return out
+
+
+def _project(tmp_path: Path, files: dict[str, str]):
+    mig = tmp_path / "migrations"
+    mig.mkdir()
+    for name, text in files.items():
+        (mig / name).write_text(text)
+    config = load_config(tmp_path, migrations=mig)
+    return config, _Structural(mig)
+
+
+def _by_file(result):
+    return {m.file: m for m in result.migrations}
+
+
+def test_missing_table_fails_at_the_line_postgresql_names(tmp_path: Path, pg_admin_url: str) -> None:
+    config, structural = _project(tmp_path, {
+        "V1__customers.sql": "CREATE TABLE customers (id int PRIMARY KEY);\n",
+        "V2__invoices.sql": "-- invoices need a customer\n\nINSERT INTO invoices (id)\nVALUES (1);\n",
+    })
+    result = rehearse(config, structural, new={"V2__invoices.sql"}, database_url=pg_admin_url)
+    [finding] = result.findings
+    assert (finding.rule, finding.severity, finding.family) == ("rehearsal-failed", "error", "rehearsal")
+    assert (finding.file, finding.line) == ("V2__invoices.sql", 3)
+    assert "42P01" in finding.message and "invoices" in finding.message
+    assert _by_file(result)["V2__invoices.sql"].status == "failed"
+
+
+def test_volatile_default_is_reported_as_a_rewrite_under_access_exclusive(tmp_path: Path, pg_admin_url: str) -> None:
+    config, structural = _project(tmp_path, {
+        "V1__orders.sql": "CREATE TABLE orders (id int PRIMARY KEY);\nINSERT INTO orders SELECT generate_series(1, 100);\n",
+        "V2__seen_at.sql": "ALTER TABLE orders ADD COLUMN seen_at timestamptz NOT NULL DEFAULT clock_timestamp();\n",
+    })
+    result = rehearse(config, structural, new={"V2__seen_at.sql"}, database_url=pg_admin_url)
+    m = _by_file(result)["V2__seen_at.sql"]
+    assert m.rewritten == ["public.orders"]
+    assert [(li.relation, li.mode, li.flagged) for li in m.flagged] == [("public.orders", "ACCESS EXCLUSIVE", True)]
+    assert [f.rule for f in result.findings] == ["rehearsal-table-rewrite"]
+    assert result.findings[0].severity == "warning"
+    assert "V2__seen_at.sql takes ACCESS EXCLUSIVE on public.orders and rewrites it" in result.markdown()
+    assert m.duration_ms is not None and m.duration_ms >= 0
+
+
+def test_create_index_and_create_index_concurrently_take_different_locks(tmp_path: Path, pg_admin_url: str) -> None:
+    config, structural = _project(tmp_path, {
+        "V1__orders.sql": "CREATE TABLE orders (id int PRIMARY KEY, customer int, placed date);\n",
+        "V2__by_customer.sql": "CREATE INDEX orders_customer ON orders (customer);\n",
+        "V3__by_date.sql": "CREATE INDEX CONCURRENTLY orders_placed ON orders (placed);\n",
+    })
+    result = rehearse(config, structural, new={"V2__by_customer.sql", "V3__by_date.sql"}, database_url=pg_admin_url)
+    plain, concurrent = _by_file(result)["V2__by_customer.sql"], _by_file(result)["V3__by_date.sql"]
+    assert {li.relation: li.mode for li in plain.locks}["public.orders"] == "SHARE"
+    assert {li.relation: li.mode for li in concurrent.locks}["public.orders"] == "SHARE UPDATE EXCLUSIVE"
+    assert [li.relation for li in plain.flagged] == ["public.orders"] and concurrent.flagged == []
+    assert plain.transactional and not concurrent.transactional
+    assert "second connection" in (concurrent.note or "")
+    assert [(f.file, f.rule) for f in result.findings] == [("V2__by_customer.sql", "rehearsal-blocking-lock")]
+
+
+def test_a_table_created_in_the_same_migration_is_not_flagged(tmp_path: Path, pg_admin_url: str) -> None:
+    config, structural = _project(tmp_path, {
+        "V1__customers.sql": "CREATE TABLE customers (id int PRIMARY KEY);\n",
+        "V2__invoices.sql": "CREATE TABLE invoices (id int PRIMARY KEY, total numeric DEFAULT random());\n"
+                            "CREATE INDEX invoices_total ON invoices (total);\n"
+                            "INSERT INTO invoices (id) SELECT generate_series(1, 10);\n"
+                            "ALTER TABLE invoices ADD COLUMN at timestamptz DEFAULT clock_timestamp();\n",
+    })
+    result = rehearse(config, structural, new={"V2__invoices.sql"}, database_url=pg_admin_url)
+    m = _by_file(result)["V2__invoices.sql"]
+    invoices = {li.relation: li for li in m.locks}["public.invoices"]
+    assert invoices.mode == "ACCESS EXCLUSIVE" and not invoices.existed_before and not invoices.flagged
+    assert m.rewritten == [] and result.findings == []

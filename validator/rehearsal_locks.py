@@ -232,7 +232,7 @@ class LockObserver:
 
     def start(self, pid: int) -> None:
         self._gate = self._connect()
-        self._gate.set_session(isolation_level="REPEATABLE READ")
+        self._gate.set_session(isolation_level="REPEATABLE READ", autocommit=False)
         with self._gate.cursor() as cur:  # the first query takes the snapshot that holds the gate
             cur.execute(
                 "SELECT virtualtransaction FROM pg_locks"

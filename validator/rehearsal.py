@@ -1,0 +1,799 @@
+"""Rehearsal: apply the history and then each new migration to a throwaway PostgreSQL database,
+and report what every new migration really did: failures at the line PostgreSQL named, the
+locks it held, the tables it rewrote and how long it took.
+
+How a run goes (``rehearse``):
+
+1. A *rehearsal server*: ``--rehearsal-database-url`` (any server where we may CREATE DATABASE),
+   otherwise the embedded PostgreSQL under ``.schemagate/rehearsal``.  ``$DATABASE_URL`` is never
+   read, let alone connected to; the only databases this module connects to are the ones it
+   created (``sg_rehearsal_<token>`` and ``sg_base_<key>_build_<token>``); on the server's
+   maintenance database it only issues CREATE/ALTER/DROP DATABASE for names with those prefixes.
+2. The *base state*: every migration not in ``new`` (the history on ``--base-ref``), applied in
+   order by the executor's own code.  It is kept as a template database ``sg_base_<key>``, where
+   the key is the SHA-256 of the base files' names, checksums and flags plus the history table
+   settings, so the next run with the same base only copies it (``CREATE DATABASE ... TEMPLATE``:
+   a file copy, no SQL replayed).  At most ``KEEP_BASES`` templates are kept per server (least
+   recently used dropped first).
+3. Each new migration, one by one, by the executor in a copy of the base.  For a transactional
+   migration the hook before COMMIT reads the locks its own backend holds; a non-transactional
+   one is watched from a second connection (``validator.rehearsal_locks.LockObserver``).
+   Relfilenodes before and after tell which tables were rewritten.  After the first failure the
+   remaining new migrations are not rehearsed (they may depend on it) and the report says so.
+4. The throwaway database is dropped.
+
+Severities: a migration that fails is an ``error`` (it would fail in production too, and its
+transaction would hold its locks until rollback); a write-blocking lock on an existing table or a
+rewrite is a ``warning`` -- often intended, so it informs the approver rather than blocking the
+bundle (``blocking_severity = "warning"`` turns it into a gate).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+import psycopg2.errors
+from psycopg2 import sql
+from psycopg2.extensions import make_dsn, parse_dsn
+
+from executor.bundle import make_bundle
+from executor.errors import ConfigurationError, ConnectionFailure, SchemagateError
+from executor.manifest import ManifestEntry
+from executor.settings import ExecutorSettings
+from validator.config import ValidatorConfig
+from validator.findings import ERROR, WARNING, Finding, docs_link
+from validator.rehearsal_locks import (
+    LockInfo,
+    LockObserver,
+    RelationState,
+    held_relation_locks,
+    rewritten_tables,
+    snapshot_relations,
+    summarize_locks,
+)
+
+FAMILY = "rehearsal"
+RULE_FAILED = "rehearsal-failed"
+RULE_BASE_FAILED = "rehearsal-base-failed"
+RULE_BLOCKING_LOCK = "rehearsal-blocking-lock"
+RULE_REWRITE = "rehearsal-table-rewrite"
+
+REHEARSAL_PREFIX = "sg_rehearsal_"
+BASE_PREFIX = "sg_base_"
+KEEP_BASES = 4
+# bump when what a base template holds changes meaning (it is part of every base key)
+BASE_FORMAT = 1
+
+Entry = tuple[ManifestEntry, bytes]
+
+
+# -- results -------------------------------------------------------------------------------------
+
+
+@dataclass
+class RehearsedMigration:
+    file: str
+    duration_ms: int | None
+    transactional: bool
+    locks: list[LockInfo] = field(default_factory=list)
+    rewritten: list[str] = field(default_factory=list)  # relations whose relfilenode changed
+    note: str | None = None
+    status: str = "applied"  # "applied" | "failed" | "not rehearsed"
+    error: dict[str, Any] | None = None  # {"sqlstate", "message", "line", "column"} when failed
+
+    @property
+    def flagged(self) -> list[LockInfo]:
+        return [li for li in self.locks if li.flagged]
+
+    def headline(self) -> str:
+        """One sentence for the approver: what this migration does to existing tables."""
+        if self.status == "failed":
+            err = self.error or {}
+            return f"{self.file} fails: {err.get('sqlstate') or ''} {err.get('message') or ''}".rstrip()
+        if self.status != "applied":
+            return f"{self.file} was not rehearsed: {self.note}"
+        parts = []
+        for li in self.flagged:
+            text = f"takes {li.mode} on {li.relation}"
+            if li.relation in self.rewritten:
+                text += " and rewrites it"
+            parts.append(text)
+        locked = {li.relation for li in self.flagged}
+        parts.extend(f"rewrites {rel}" for rel in self.rewritten if rel not in locked)
+        if not parts:
+            return f"{self.file} takes no lock that blocks writes on an existing table"
+        return f"{self.file} " + "; ".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "status": self.status,
+            "duration_ms": self.duration_ms,
+            "transactional": self.transactional,
+            "locks": [li.to_dict() for li in self.locks],
+            "rewritten": list(self.rewritten),
+            "note": self.note,
+            "error": self.error,
+            "summary": self.headline(),
+        }
+
+
+@dataclass
+class RehearsalResult:
+    findings: list[Finding]
+    migrations: list[RehearsedMigration]
+    base_reused: bool
+    base_seconds: float
+    base_files: int = 0
+    server: str = ""  # "embedded PostgreSQL under ..." or host:port (never a password)
+    server_version: str = ""
+    total_seconds: float = 0.0
+
+    title = "Rehearsal"
+
+    def markdown(self) -> str:
+        lines = [f"## {self.title}", ""]
+        base = (
+            f"{self.base_files} base migration(s) copied from a cached template in {self.base_seconds:.2f} s"
+            if self.base_reused
+            else f"{self.base_files} base migration(s) applied in {self.base_seconds:.2f} s (now cached)"
+        )
+        lines.append(
+            f"{len(self.migrations)} new migration(s) rehearsed on PostgreSQL {self.server_version} "
+            f"({self.server}) after {base}; total {self.total_seconds:.2f} s."
+        )
+        lines.append("")
+        for m in self.migrations:
+            kind = "transactional" if m.transactional else "non-transactional"
+            took = f"{m.duration_ms} ms" if m.duration_ms is not None else "-"
+            lines.append(f"### `{m.file}` — {m.status}, {took}, {kind}")
+            lines.append("")
+            lines.append(f"**{_md(m.headline())}**")
+            lines.append("")
+            if m.note and m.status == "applied":
+                lines.append(f"_{_md(m.note)}_")
+                lines.append("")
+            if m.locks:
+                lines.append("| relation | kind | strongest lock | existed before | rewritten | |")
+                lines.append("|---|---|---|---|---|---|")
+                for li in m.locks:
+                    warn = _lock_effect(li.mode) if li.flagged else ""
+                    existed = "yes" if li.existed_before else "no (new)"
+                    rewritten = "yes" if li.relation in m.rewritten else ""
+                    cells = (f"`{li.relation}`", li.kind, li.mode, existed, rewritten, warn)
+                    lines.append("| " + " | ".join(cells) + " |")
+                lines.append("")
+        return "\n".join(lines).rstrip() + "\n"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "base_reused": self.base_reused,
+            "base_seconds": round(self.base_seconds, 3),
+            "base_files": self.base_files,
+            "server": self.server,
+            "server_version": self.server_version,
+            "total_seconds": round(self.total_seconds, 3),
+            "migrations": [m.to_dict() for m in self.migrations],
+            "findings": [f.to_dict() for f in self.findings],
+        }
+
+    def junit_suite(self) -> tuple[str, list[Any]]:
+        from validator.reports import JUnitCase
+
+        cases = []
+        for m in self.migrations:
+            mine = [f for f in self.findings if f.file == m.file]
+            failures = [f for f in mine if f.severity == ERROR] or [f for f in mine if f.severity == WARNING]
+            cases.append(_junit_case(JUnitCase, m, failures))
+        return FAMILY, cases
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _lock_effect(mode: str) -> str:
+    return "blocks reads and writes" if mode == "ACCESS EXCLUSIVE" else "blocks writes"
+
+
+def _junit_case(case_type: Any, m: RehearsedMigration, failures: list[Finding]) -> Any:
+    return case_type(
+        name=f"{m.file} rehearsal",
+        classname=FAMILY,
+        file=m.file,
+        time_s=(m.duration_ms or 0) / 1000,
+        failures=failures,
+        skipped=m.note if m.status == "not rehearsed" else None,
+        output=m.headline(),
+    )
+
+
+# -- the rehearsal server ------------------------------------------------------------------------
+
+
+def _with_dbname(url: str, dbname: str) -> str:
+    return make_dsn(url, dbname=dbname)
+
+
+def describe_server(url: str) -> str:
+    """host:port of a connection string, never its password."""
+    params = parse_dsn(url)
+    return f"{params.get('host') or 'local socket'}:{params.get('port') or 5432}"
+
+
+@contextmanager
+def rehearsal_server(config: ValidatorConfig, database_url: str | None) -> Iterator[tuple[str, str]]:
+    """(admin URL, description) of the server the rehearsal may create databases on."""
+    if database_url:
+        try:
+            parse_dsn(database_url)
+        except psycopg2.ProgrammingError:
+            raise ConfigurationError(
+                "--rehearsal-database-url is not a PostgreSQL connection string",
+                remedy="pass a URL like postgresql://user@host:5432/postgres of a server where schemagate "
+                "may create throwaway databases",
+            ) from None
+        deploy_target = os.environ.get("DATABASE_URL")
+        if deploy_target and parse_dsn(deploy_target) == parse_dsn(database_url):
+            raise ConfigurationError(
+                "--rehearsal-database-url is the database DATABASE_URL deploys to",
+                remedy="rehearse on a separate server (or leave the option out to use an embedded one): "
+                "the rehearsal creates and drops databases there",
+            )
+        yield database_url, describe_server(database_url)
+        return
+    from schemagate.embedded import EmbeddedPostgres
+
+    home = config.project_root / ".schemagate" / "rehearsal"
+    try:
+        home.parent.mkdir(parents=True, exist_ok=True)
+        writable = os.access(home.parent, os.W_OK)
+    except OSError:
+        writable = False
+    if not writable:  # a read-only checkout: keep the server (and its cached bases) in the temp dir
+        import tempfile
+
+        home = Path(tempfile.gettempdir()) / f"schemagate-rehearsal-{os.geteuid()}"
+    server = EmbeddedPostgres(home)
+    url = server.start()
+    yield url, f"embedded server under {home}"
+
+
+def _connect(url: str, *, autocommit: bool = True) -> Any:
+    try:
+        conn = psycopg2.connect(url, application_name="schemagate-rehearsal")
+    except psycopg2.OperationalError as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConnectionFailure(
+            f"cannot connect to the rehearsal server {describe_server(url)}: {reason}",
+            remedy="check --rehearsal-database-url (a server where schemagate may CREATE DATABASE), "
+            "or leave it out to use the embedded server",
+        ) from None
+    conn.autocommit = autocommit
+    return conn
+
+
+def _drop_database(cur: Any, name: str) -> None:
+    cur.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        " WHERE datname = %s AND pid <> pg_backend_pid()",
+        (name,),
+    )
+    with suppress(psycopg2.Error):
+        cur.execute(sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE false").format(sql.Identifier(name)))
+    cur.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+
+
+# -- base state cache ----------------------------------------------------------------------------
+
+
+def base_key(entries: list[Entry], settings: ExecutorSettings) -> str:
+    """What the base template holds: the base files (names, checksums, flags) and the history table."""
+    material = {
+        "format": BASE_FORMAT,
+        "history": [settings.schema, settings.table, settings.search_path],
+        "files": [
+            [e.file, e.kind, e.version, e.sha256, e.transactional, sorted(e.settings.items())]
+            for e, _ in entries
+        ],
+    }
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
+
+
+def base_template_name(key: str) -> str:
+    return f"{BASE_PREFIX}{key[:24]}"
+
+
+class BaseStore:
+    """Template databases of base states on the rehearsal server (admin connection, autocommit)."""
+
+    def __init__(self, admin: Any) -> None:
+        self.admin = admin
+
+    def exists(self, name: str) -> bool:
+        with self.admin.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s AND datistemplate", (name,))
+            return cur.fetchone() is not None
+
+    def clone(self, template: str, target: str) -> None:
+        with self.admin.cursor() as cur:
+            create = sql.SQL("CREATE DATABASE {} TEMPLATE {}")
+            cur.execute(create.format(sql.Identifier(target), sql.Identifier(template)))
+            cur.execute(
+                sql.SQL("COMMENT ON DATABASE {} IS %s").format(sql.Identifier(template)),
+                (f"schemagate rehearsal base; last used {time.time():.0f}",),
+            )
+
+    def create_empty(self, name: str) -> None:
+        with self.admin.cursor() as cur:
+            cur.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name)))
+
+    def publish(self, build: str, template: str) -> None:
+        """Turn a finished build database into the template (a concurrent run may have won)."""
+        with self.admin.cursor() as cur:
+            ident = sql.Identifier(build)
+            cur.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false").format(ident))
+            cur.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (build,)
+            )
+            try:
+                cur.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(ident, sql.Identifier(template)))
+            except psycopg2.errors.DuplicateDatabase:
+                _drop_database(cur, build)
+                return
+            cur.execute(sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE true").format(sql.Identifier(template)))
+            cur.execute(
+                sql.SQL("COMMENT ON DATABASE {} IS %s").format(sql.Identifier(template)),
+                (f"schemagate rehearsal base; last used {time.time():.0f}",),
+            )
+        self.evict(keep=template)
+
+    def evict(self, *, keep: str, limit: int = KEEP_BASES) -> list[str]:
+        """Drop the least recently used base templates beyond ``limit``."""
+        with self.admin.cursor() as cur:
+            cur.execute(
+                "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database "
+                "WHERE datname LIKE %s AND datistemplate",
+                (BASE_PREFIX.replace("_", "\\_") + "%",),
+            )
+            rows = cur.fetchall()
+
+            def last_used(comment: str | None) -> float:
+                with suppress(AttributeError, ValueError, IndexError):
+                    return float(comment.rsplit(" ", 1)[1])  # type: ignore[union-attr]
+                return 0.0
+
+            ranked = sorted(rows, key=lambda r: last_used(r[1]), reverse=True)
+            dropped = [name for name, _ in ranked[limit:] if name != keep]
+            for name in dropped:
+                with suppress(psycopg2.Error):  # being copied by another run right now: next time
+                    _drop_database(cur, name)
+        return dropped
+
+    def forget(self, key: str) -> None:
+        """Drop the template of one base (the next run builds it again: a cold run)."""
+        with self.admin.cursor() as cur:
+            _drop_database(cur, base_template_name(key))
+
+
+# -- applying through the executor --------------------------------------------------------------
+
+
+class _Probe:
+    """Reads locks and relfilenodes around one migration (hooks given to the executor)."""
+
+    def __init__(self, url: str, settings: ExecutorSettings, watched: set[str]) -> None:
+        self.url = url
+        self.watched = watched  # files whose locks we want (the new ones)
+        self.exclude = {f"{settings.schema}.{settings.table}", f'"{settings.schema}"."{settings.table}"'}
+        self.before: dict[int, RelationState] = {}
+        self.held: dict = {}
+        self.after: dict[int, RelationState] = {}
+        self.observer: LockObserver | None = None
+        self.started = 0.0
+        self.elapsed_ms: int | None = None
+        self.read_inside = False
+
+    def before_migration(self, conn: Any, entry: ManifestEntry) -> None:
+        if entry.file not in self.watched:
+            return
+        self.started = time.perf_counter()
+        with conn.cursor() as cur:
+            self.before = snapshot_relations(cur)
+            if not entry.transactional:
+                cur.execute("SELECT pg_backend_pid()")
+                pid = cur.fetchone()[0]
+                self.observer = LockObserver(lambda: _connect(self.url))
+                self.observer.start(pid)
+        self.started = time.perf_counter()
+
+    def before_commit(self, conn: Any, entry: ManifestEntry) -> None:
+        if entry.file not in self.watched or not entry.transactional:
+            return
+        self.elapsed_ms = round((time.perf_counter() - self.started) * 1000)
+        with conn.cursor() as cur:
+            self.held = held_relation_locks(cur)
+            self.after = snapshot_relations(cur)
+        self.read_inside = True
+
+    def after_migration(self, conn: Any, entry: ManifestEntry) -> None:
+        if entry.file not in self.watched:
+            return
+        if self.elapsed_ms is None:
+            self.elapsed_ms = round((time.perf_counter() - self.started) * 1000)
+        if self.observer is not None:
+            self.observer.stop()
+            self.held = self.observer.held
+        if not self.after:
+            with conn.cursor() as cur:
+                self.after = snapshot_relations(cur)
+
+    def stop(self) -> None:
+        if self.observer is not None:
+            self.observer.stop()
+
+    def result(self, entry: ManifestEntry) -> RehearsedMigration:
+        note = None
+        if not entry.transactional:
+            obs = self.observer
+            if obs is not None and obs.error:
+                note = f"non-transactional: locks could not be observed ({obs.error})"
+            elif obs is not None and obs.paused_on_gate:
+                note = (
+                    "non-transactional: locks observed from a second connection while it ran "
+                    "(read while it waited for older snapshots, with all its locks held)"
+                )
+            else:
+                note = (
+                    "non-transactional: locks sampled from a second connection while it ran "
+                    f"({obs.samples if obs else 0} samples); a lock held only briefly may be missing"
+                )
+        return RehearsedMigration(
+            file=entry.file,
+            duration_ms=self.elapsed_ms,
+            transactional=entry.transactional,
+            locks=summarize_locks(self.held, self.before, self.after, exclude=self.exclude),
+            rewritten=rewritten_tables(self.before, self.after),
+            note=note,
+        )
+
+
+def _apply(url: str, entries: list[Entry], settings: ExecutorSettings, probe: _Probe | None) -> None:
+    """Apply whatever of ``entries`` is pending in the database at ``url`` with the executor."""
+    bundle = make_bundle(entries, source={"rehearsal": True}, origin="rehearsal")
+    try:
+        from executor import apply as executor_apply
+    except ImportError:  # TEMPORARY until executor/apply.py lands
+        _apply_interim(url, bundle, settings, probe)
+        return
+
+    hooks = None
+    if probe is not None:
+        hooks = executor_apply.ApplyHooks(
+            before_migration=probe.before_migration,
+            before_commit=probe.before_commit,
+            after_migration=probe.after_migration,
+        )
+    executor_apply.apply(url, bundle, settings=settings, hooks=hooks)
+
+
+def _rehearsal_settings(config: ValidatorConfig) -> ExecutorSettings:
+    # order is the structural checks' business: rehearse a new file even when it is out of order;
+    # nobody else uses the throwaway database, so a lock wait is not worth retrying
+    return config.executor.with_overrides(
+        allow_out_of_order=True, lock_retries=0, run_id="rehearsal", advisory_lock_wait_s=5.0, dry_run=False
+    )
+
+
+# -- the rehearsal -------------------------------------------------------------------------------
+
+
+def _ordered(entries: list[Entry]) -> list[Entry]:
+    """Application order: versioned by version, then repeatables by name; undo files never."""
+    versioned = sorted((e for e in entries if e[0].kind == "versioned"), key=lambda e: e[0].parsed_version)
+    repeatable = sorted((e for e in entries if e[0].kind == "repeatable"), key=lambda e: e[0].file)
+    return versioned + repeatable
+
+
+def _entries(config: ValidatorConfig, structural: Any) -> list[Entry]:
+    out: list[Entry] = []
+    for item in structural.manifest_entries():
+        if isinstance(item, tuple):
+            out.append((item[0], item[1]))
+        else:
+            out.append((item, (config.migrations / item.file).read_bytes()))
+    return _ordered(out)
+
+
+def _failure_finding(
+    err: SchemagateError, file: str, *, rule: str, base: bool
+) -> tuple[Finding, dict[str, Any]]:
+    sqlstate = err.context.get("sqlstate") or getattr(err, "sqlstate", None)
+    detail = {"sqlstate": sqlstate, "message": err.message, "line": err.line, "column": err.column}
+    prefix = f"SQLSTATE {sqlstate}: " if sqlstate else ""
+    if base:
+        message = f"{prefix}{err.message} (applying the existing history to an empty database)"
+        help_text = (
+            "the history on the base ref does not apply to an empty PostgreSQL: make it reproducible "
+            "(create roles/extensions it needs in a migration), otherwise new migrations cannot be rehearsed"
+        )
+    else:
+        message = f"{prefix}{err.message}"
+        help_text = (
+            "this migration fails on a database built from the history, so it would fail in production too: "
+            "fix the statement at this line (the rehearsal database was built from every earlier migration)"
+        )
+    finding = Finding(
+        rule=rule,
+        family=FAMILY,
+        severity=ERROR,
+        file=err.file or file,
+        line=err.line,
+        column=err.column,
+        message=message,
+        help=help_text,
+        docs=docs_link("rehearsal.md", rule),
+    )
+    return finding, detail
+
+
+def _lock_findings(m: RehearsedMigration) -> list[Finding]:
+    findings = []
+    flagged = {li.relation: li for li in m.flagged}
+    for rel in m.rewritten:
+        lock = flagged.pop(rel, None)
+        mode = lock.mode if lock else "ACCESS EXCLUSIVE"
+        findings.append(
+            Finding(
+                rule=RULE_REWRITE,
+                family=FAMILY,
+                severity=WARNING,
+                file=m.file,
+                line=None,
+                column=None,
+                message=f"{m.file} takes {mode} on {rel} and rewrites it: reads and writes wait for a full "
+                f"copy of the table and its indexes (took {m.duration_ms} ms on the rehearsal data)",
+                help="avoid the rewrite (add the column without a volatile default and backfill in batches; "
+                "change types compatibly), or schedule it in a maintenance window",
+                docs=docs_link("rehearsal.md", RULE_REWRITE),
+            )
+        )
+    for li in flagged.values():
+        findings.append(
+            Finding(
+                rule=RULE_BLOCKING_LOCK,
+                family=FAMILY,
+                severity=WARNING,
+                file=m.file,
+                line=None,
+                column=None,
+                message=f"{m.file} takes {li.mode} on {li.relation}, which existed before: it "
+                f"{_lock_effect(li.mode)} on the table until the migration commits",
+                help="use the non-blocking form where there is one (CREATE INDEX CONCURRENTLY, "
+                "ADD CONSTRAINT ... NOT VALID then VALIDATE CONSTRAINT), keep the migration short, "
+                "and rely on lock_timeout",
+                docs=docs_link("rehearsal.md", RULE_BLOCKING_LOCK),
+            )
+        )
+    return findings
+
+
+def rehearse(
+    config: ValidatorConfig,
+    structural: Any,
+    *,
+    new: set[str] | None,
+    database_url: str | None,
+    reuse_base: bool = True,
+) -> RehearsalResult:
+    """Rehearse the new migrations (``new``: rel paths new relative to --base-ref; None: all files)
+    on a throwaway database of the rehearsal server (``database_url``, else an embedded server).
+
+    ``reuse_base=False`` drops a cached base template first (a cold run; used by bench/rehearse.py).
+    """
+    started = time.perf_counter()
+    entries = _entries(config, structural)
+    base = [e for e in entries if new is not None and e[0].file not in new]
+    fresh = [e for e in entries if new is None or e[0].file in new]
+    settings = _rehearsal_settings(config)
+    findings: list[Finding] = []
+    migrations: list[RehearsedMigration] = []
+
+    with rehearsal_server(config, database_url) as (admin_url, server):
+        admin = _connect(admin_url)
+        store = BaseStore(admin)
+        token = uuid.uuid4().hex[:12]
+        target = f"{REHEARSAL_PREFIX}{token}"
+        target_url = _with_dbname(admin_url, target)
+        try:
+            with admin.cursor() as cur:
+                cur.execute("SHOW server_version")
+                server_version = cur.fetchone()[0]
+            base_started = time.perf_counter()
+            key = base_key(base, settings)
+            template = base_template_name(key)
+            base_reused = False
+            base_error: Finding | None = None
+            if not base:
+                store.create_empty(target)
+            else:
+                if not reuse_base:
+                    store.forget(key)
+                if store.exists(template):
+                    try:
+                        store.clone(template, target)
+                        base_reused = True
+                    except psycopg2.Error:
+                        base_reused = False  # dropped or busy in between: build it
+                if not base_reused:
+                    base_error = _build_base(store, admin_url, base, settings, template, token)
+                    if base_error is None:
+                        store.clone(template, target)
+            base_seconds = time.perf_counter() - base_started
+
+            if base_error is not None:
+                findings.append(base_error)
+                migrations = [
+                    RehearsedMigration(e.file, None, e.transactional, status="not rehearsed",
+                                       note=f"the existing history failed to apply ({base_error.file})")
+                    for e, _ in fresh
+                ]
+            else:
+                migrations, more = _rehearse_new(target_url, base, fresh, settings)
+                findings.extend(more)
+        finally:
+            with admin.cursor() as cur:
+                _drop_database(cur, target)
+            admin.close()
+
+    return RehearsalResult(
+        findings=sorted(findings, key=Finding.sort_key),
+        migrations=migrations,
+        base_reused=base_reused,
+        base_seconds=base_seconds,
+        base_files=len(base),
+        server=server,
+        server_version=server_version,
+        total_seconds=time.perf_counter() - started,
+    )
+
+
+def _build_base(
+    store: BaseStore, admin_url: str, base: list[Entry], settings: ExecutorSettings, template: str, token: str
+) -> Finding | None:
+    """Apply the base history into a build database and publish it as ``template``."""
+    build = f"{template}_build_{token[:8]}"
+    store.create_empty(build)
+    try:
+        _apply(_with_dbname(admin_url, build), base, settings, None)
+    except SchemagateError as err:
+        with store.admin.cursor() as cur:
+            _drop_database(cur, build)
+        finding, _ = _failure_finding(err, err.file or base[0][0].file, rule=RULE_BASE_FAILED, base=True)
+        return finding
+    except BaseException:
+        with store.admin.cursor() as cur:
+            _drop_database(cur, build)
+        raise
+    store.publish(build, template)
+    return None
+
+
+def _rehearse_new(
+    url: str, base: list[Entry], fresh: list[Entry], settings: ExecutorSettings
+) -> tuple[list[RehearsedMigration], list[Finding]]:
+    migrations: list[RehearsedMigration] = []
+    findings: list[Finding] = []
+    applied = list(base)
+    failed: str | None = None
+    for entry, data in fresh:
+        if failed is not None:
+            migrations.append(
+                RehearsedMigration(entry.file, None, entry.transactional, status="not rehearsed",
+                                   note=f"{failed} failed before it")
+            )
+            continue
+        probe = _Probe(url, settings, {entry.file})
+        applied.append((entry, data))
+        try:
+            _apply(url, _ordered(applied), settings, probe)
+        except SchemagateError as err:
+            probe.stop()
+            finding, detail = _failure_finding(err, entry.file, rule=RULE_FAILED, base=False)
+            findings.append(finding)
+            migrations.append(
+                RehearsedMigration(
+                    entry.file,
+                    round((time.perf_counter() - probe.started) * 1000) if probe.started else None,
+                    entry.transactional,
+                    status="failed",
+                    error=detail,
+                    note=str(err.remedy) if err.remedy else None,
+                )
+            )
+            failed = entry.file
+            continue
+        finally:
+            probe.stop()
+        result = probe.result(entry)
+        migrations.append(result)
+        findings.extend(_lock_findings(result))
+    return migrations, findings
+
+
+def _apply_interim(url: str, bundle: Any, settings: ExecutorSettings, probe: _Probe | None) -> None:
+    """TEMPORARY stand-in for executor.apply while it is being written: pending files in order,
+    each in its own transaction with its history row (autocommit when non-transactional)."""
+    from executor.errors import SqlError
+
+    conn = psycopg2.connect(url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                sql.SQL(
+                    "CREATE TABLE IF NOT EXISTS {}.{} (installed_rank int PRIMARY KEY, version text, "
+                    "description text, type text, script text, checksum char(64), installed_by text, "
+                    "installed_on timestamptz DEFAULT now(), execution_time_ms int, success boolean, "
+                    "bundle_sha256 char(64), run_id text)"
+                ).format(sql.Identifier(settings.schema), sql.Identifier(settings.table))
+            )
+            cur.execute(sql.SQL("SELECT script FROM {}.{}").format(sql.Identifier(settings.schema),
+                                                                   sql.Identifier(settings.table)))
+            done = {r[0] for r in cur.fetchall()}
+        conn.commit()
+        for entry in bundle.manifest.migrations:
+            if entry.file in done:
+                continue
+            text = bundle.sql(entry)
+            conn.autocommit = not entry.transactional
+            started = time.perf_counter()
+            if probe:
+                probe.before_migration(conn, entry)
+            try:
+                with conn.cursor() as cur:
+                    cur.execute(f"SET lock_timeout = '{settings.lock_timeout}'")
+                    cur.execute(text)
+            except psycopg2.Error as exc:
+                if not conn.autocommit:
+                    conn.rollback()
+                pos = int(exc.diag.statement_position) if exc.diag.statement_position else None
+                line = column = None
+                if pos:
+                    line = text[: pos - 1].count("\n") + 1
+                    column = pos - (text[: pos - 1].rfind("\n") + 1)
+                raise SqlError(
+                    (exc.diag.message_primary or str(exc)).strip(),
+                    file=entry.file, line=line, column=column,
+                    context={"sqlstate": exc.pgcode},
+                ) from None
+            if probe and entry.transactional:
+                probe.before_commit(conn, entry)
+            with conn.cursor() as cur:
+                cur.execute(
+                    sql.SQL(
+                        "INSERT INTO {}.{} (installed_rank, version, description, type, script, checksum, "
+                        "installed_by, execution_time_ms, success, bundle_sha256, run_id) "
+                        "SELECT coalesce(max(installed_rank), 0) + 1, %s, %s, %s, %s, %s, current_user, %s, "
+                        "true, %s, %s FROM {}.{}"
+                    ).format(sql.Identifier(settings.schema), sql.Identifier(settings.table),
+                             sql.Identifier(settings.schema), sql.Identifier(settings.table)),
+                    (entry.version, entry.description, "SQL" if entry.kind == "versioned" else "REPEATABLE",
+                     entry.file, entry.sha256, round((time.perf_counter() - started) * 1000),
+                     bundle.bundle_sha256, settings.run_id),
+                )
+            if not conn.autocommit:
+                conn.commit()
+            if probe:
+                probe.after_migration(conn, entry)
+    finally:
+        conn.close()
