@@ -1,0 +1,95 @@
+"""A file cache of sqlfluff results, so an unchanged migration is never linted twice.
+
+An entry is keyed by what decides sqlfluff's answer and nothing else:
+
+* the file's checksum (``executor.checksum.file_checksum``: BOM and CRLF do not matter),
+* the sqlfluff version,
+* a hash of the effective sqlfluff configuration (schemagate's defaults + the project's
+  ``.sqlfluff`` / ``[tool.sqlfluff]``), plus ``CACHE_FORMAT`` of this module.
+
+The file name is not part of the key (a renamed file with the same bytes is a hit), and neither
+is the severity schemagate gives lint findings: entries hold sqlfluff's raw violations, which are
+turned into findings each run.  Layout: ``<dir>/<config key[:24]>/<checksum>.json``; the default
+directory is ``.schemagate/cache/lint`` under the project root (``[tool.schemagate.lint]
+cache_dir`` changes it, ``cache = false`` turns the cache off).  Entries are written atomically
+(temporary file + rename), so parallel builds sharing a cache directory never read half a file;
+an unreadable entry is a miss, never an error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+CACHE_FORMAT = 1
+DEFAULT_CACHE_DIR = Path(".schemagate") / "cache" / "lint"
+
+Violation = dict[str, Any]  # {"code", "line", "column", "description", "name", "warning"}
+
+
+def config_key(sqlfluff_version: str, effective_config: dict[str, Any]) -> str:
+    """SHA-256 over the sqlfluff version, the effective configuration and the cache format."""
+    payload = json.dumps(
+        {"format": CACHE_FORMAT, "sqlfluff": sqlfluff_version, "config": effective_config},
+        sort_keys=True,
+        default=str,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+class LintCache:
+    """Violations by file checksum for one configuration key (``directory=None``: no caching)."""
+
+    def __init__(self, directory: Path | None, key: str) -> None:
+        self.key = key
+        self.directory = (Path(directory) / key[:24]) if directory is not None else None
+        self.hits = 0
+        self.misses = 0
+        self.writes = 0
+
+    def _entry(self, checksum: str) -> Path | None:
+        if self.directory is None or not checksum.isalnum():
+            return None
+        return self.directory / f"{checksum}.json"
+
+    def get(self, checksum: str) -> list[Violation] | None:
+        path = self._entry(checksum)
+        if path is None:
+            self.misses += 1
+            return None
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            self.misses += 1
+            return None
+        if not isinstance(data, dict) or data.get("key") != self.key or not isinstance(data.get("violations"), list):
+            self.misses += 1
+            return None
+        self.hits += 1
+        return data["violations"]
+
+    def put(self, checksum: str, violations: list[Violation]) -> None:
+        path = self._entry(checksum)
+        if path is None:
+            return
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                json.dump({"key": self.key, "violations": violations}, out, sort_keys=True)
+            os.replace(tmp, path)
+            self.writes += 1
+        except OSError:
+            # a read-only or full disk makes the cache useless, never the validation wrong
+            return
+
+    def entries(self) -> list[Path]:
+        """The entry files of this configuration (for tests and `--verbose` output)."""
+        if self.directory is None or not self.directory.is_dir():
+            return []
+        return sorted(self.directory.glob("*.json"))

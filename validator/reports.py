@@ -1,0 +1,375 @@
+"""Every reporter renders the same data: one list of findings (STYLE.md practice 2).
+
+``write_reports(data, DIR)`` writes
+
+* ``junit.xml`` -- for a CodeBuild report group of type JUNITXML.  One ``<testsuite>`` per check
+  family that ran (naming, order, syntax, lint, safety, rehearsal, integrity), one ``<testcase>``
+  per file and family (name = the file, classname = ``schemagate.<family>``).  A case *fails*
+  when the file has a *blocking* finding of that family (severity ``error``, or also ``warning``
+  when ``blocking_severity = "warning"``): ``<failure message="file:line:col rule: message">``
+  with every blocking finding, its help and docs link in the body.  Non-blocking warnings keep the
+  case passing (the build passes, so the report must too) and are listed in the case's
+  ``<system-out>``; they are always in report.md and report.json.  A CodeBuild report holds at
+  most 500 test cases, so when there would be more, each suite's passing cases without output are
+  folded into one case ("N files without findings"); failing and warning cases are never folded.
+  A finding about the whole run (no file) is a case named ``(all files)``.  A section (e.g. the
+  rehearsal) may supply its own suite; it then replaces the one built from findings of that name.
+* ``report.md`` -- ready to paste as a PR comment: verdict, counts per family, the findings
+  table (location, rule, message, help), every inline suppression with its reason (so the
+  approver sees what was waved through), the bundle hash, then each section's own Markdown.
+* ``report.json`` -- ``{"summary": {"files", "errors", "warnings"}, "findings": [...]}`` (DESIGN.md)
+  plus ``passed``, ``blocking_severity``, ``checks``, ``suppressions``, ``bundle``, ``sections``,
+  ``timings`` and ``tool``.
+
+The console reporter (``console_lines``) prints a line per finding (``file:line:col rule
+message``), a summary and where the reports are; ``schemagate.console`` adds colour.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from validator.findings import ERROR, FAMILIES, WARNING, Finding, count_by_severity
+
+JUNIT_FILE = "junit.xml"
+MARKDOWN_FILE = "report.md"
+JSON_FILE = "report.json"
+CODEBUILD_MAX_CASES = 500  # "A test report can have a maximum of 500 test case results"
+MARKDOWN_MAX_ROWS = 200  # findings listed in report.md; the rest are in report.json
+MARKDOWN_MAX_CHARS = 60_000  # GitHub refuses comments over 65,536 characters
+WHOLE_RUN = "(all files)"
+
+
+@dataclass(frozen=True)
+class JUnitCase:
+    name: str
+    classname: str
+    failure_message: str | None = None
+    failure_text: str | None = None
+    time_s: float = 0.0
+    system_out: str | None = None
+
+
+@runtime_checkable
+class ReportSection(Protocol):
+    """A part of the report owned by another check (the rehearsal implements it)."""
+
+    title: str
+
+    def markdown(self) -> str: ...
+
+    def to_json(self) -> dict: ...
+
+    def junit_suite(self) -> tuple[str, list[JUnitCase]]: ...
+
+
+@dataclass
+class BundleInfo:
+    path: str
+    bundle_sha256: str
+    migrations: int
+    signed_with: str | None = None  # KMS key id when the manifest carries a signature
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class ReportData:
+    files: list[str]  # every migration file checked, relative to the migrations directory
+    findings: list[Finding]
+    checks: list[str] = field(default_factory=lambda: ["naming", "order", "syntax", "integrity"])
+    suppressions: list[Any] = field(default_factory=list)  # validator.safety Suppression objects
+    sections: list[Any] = field(default_factory=list)  # ReportSection implementations
+    blocking_severity: str = ERROR
+    bundle: BundleInfo | None = None
+    bundle_note: str | None = None  # why no bundle was written, when one was asked for
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per check family
+    migrations_dir: str | None = None
+    source: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, int]:
+        counts = count_by_severity(self.findings)
+        return {"files": len(self.files), "errors": counts[ERROR], "warnings": counts[WARNING]}
+
+    def is_blocking(self, finding: Finding) -> bool:
+        return finding.severity == ERROR or self.blocking_severity == WARNING
+
+    @property
+    def blocking(self) -> list[Finding]:
+        return [f for f in self.findings if self.is_blocking(f)]
+
+    @property
+    def passed(self) -> bool:
+        return not self.blocking
+
+    def sorted_findings(self) -> list[Finding]:
+        return sorted(self.findings, key=lambda f: (0 if f.severity == ERROR else 1, *f.sort_key()))
+
+
+def tool_version() -> str:
+    try:
+        return metadata.version("schemagate")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+def finding_line(f: Finding) -> str:
+    """``file:line:col rule message`` -- the one-line form used by the console and JUnit."""
+    return f"{f.location} {f.rule} {f.message}"
+
+
+def suppression_dict(s: Any) -> dict[str, Any]:
+    if dataclasses.is_dataclass(s) and not isinstance(s, type):
+        data = dataclasses.asdict(s)
+    elif isinstance(s, dict):
+        data = dict(s)
+    else:
+        data = {k: getattr(s, k, None) for k in ("file", "line", "rules", "reason", "used")}
+    rules = data.get("rules")
+    if rules is not None and not isinstance(rules, list):
+        data["rules"] = sorted(rules) if isinstance(rules, set | frozenset) else list(rules)
+    return data
+
+
+# ---------------------------------------------------------------------------------------------
+# JUnit
+
+
+def _case_for(family: str, name: str, findings: list[Finding], data: ReportData) -> JUnitCase:
+    blocking = [f for f in findings if data.is_blocking(f)]
+    other = [f for f in findings if not data.is_blocking(f)]
+    message = text = out = None
+    if blocking:
+        first = blocking[0]
+        message = f"{first.location} {first.rule}: {first.message}"
+        if len(blocking) > 1:
+            message += f" (and {len(blocking) - 1} more)"
+        text = "\n\n".join(_finding_block(f) for f in blocking)
+    if other:
+        out = "\n\n".join(_finding_block(f) for f in other)
+    return JUnitCase(name=name, classname=f"schemagate.{family}", failure_message=message, failure_text=text,
+                     system_out=out)
+
+
+def _finding_block(f: Finding) -> str:
+    lines = [f"{f.severity}: {f.location} {f.rule}: {f.message}"]
+    if f.help:
+        lines.append(f"help: {f.help}")
+    if f.docs:
+        lines.append(f"docs: {f.docs}")
+    return "\n".join(lines)
+
+
+def junit_suites(data: ReportData, max_cases: int = CODEBUILD_MAX_CASES) -> list[tuple[str, list[JUnitCase], float]]:
+    """(suite name, cases, seconds) for every check that ran, in FAMILIES order."""
+    by_section: dict[str, list[JUnitCase]] = {}
+    for section in data.sections:
+        name, cases = section.junit_suite()
+        by_section[name] = list(cases)
+    families = [f for f in FAMILIES if f in data.checks or f in by_section]
+    families += [n for n in by_section if n not in families]
+    # findings of a family that was not listed as run still get a suite: nothing is hidden
+    families += [f for f in FAMILIES if f not in families and any(x.family == f for x in data.findings)]
+    suites: list[tuple[str, list[JUnitCase], float]] = []
+    for family in families:
+        if family in by_section:
+            cases = by_section[family]
+        else:
+            per_file: dict[str, list[Finding]] = {name: [] for name in data.files}
+            for f in data.findings:
+                if f.family == family:
+                    per_file.setdefault(f.file or WHOLE_RUN, []).append(f)
+            cases = [_case_for(family, name, sorted(fs, key=Finding.sort_key), data) for name, fs in per_file.items()]
+        suites.append((family, cases, float(data.timings.get(family, 0.0))))
+    total = sum(len(c) for _, c, _ in suites)
+    if total > max_cases:
+        folded = []
+        for name, cases, seconds in suites:
+            quiet = [c for c in cases if c.failure_message is None and c.system_out is None]
+            loud = [c for c in cases if c not in quiet]
+            if len(quiet) > 1:
+                loud.append(JUnitCase(name=f"{len(quiet)} files without findings", classname=f"schemagate.{name}",
+                                      time_s=sum(c.time_s for c in quiet)))
+            else:
+                loud.extend(quiet)
+            folded.append((name, loud, seconds))
+        suites = folded
+    return suites
+
+
+def render_junit(data: ReportData, max_cases: int = CODEBUILD_MAX_CASES) -> bytes:
+    timestamp = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+    root = ET.Element("testsuites", name="schemagate validate")
+    all_tests = all_failures = 0
+    all_time = 0.0
+    for name, cases, seconds in junit_suites(data, max_cases):
+        failures = sum(1 for c in cases if c.failure_message is not None)
+        case_time = sum(c.time_s for c in cases)
+        suite_time = seconds or case_time
+        per_case = (suite_time / len(cases)) if cases and not case_time else None
+        suite = ET.SubElement(root, "testsuite", name=name, tests=str(len(cases)), failures=str(failures),
+                              errors="0", skipped="0", time=f"{suite_time:.3f}", timestamp=timestamp)
+        for case in cases:
+            el = ET.SubElement(suite, "testcase", name=case.name, classname=case.classname,
+                               time=f"{per_case if per_case is not None else case.time_s:.3f}")
+            if case.failure_message is not None:
+                failure = ET.SubElement(el, "failure", message=case.failure_message, type=name)
+                failure.text = case.failure_text or case.failure_message
+            if case.system_out:
+                ET.SubElement(el, "system-out").text = case.system_out
+        all_tests += len(cases)
+        all_failures += failures
+        all_time += suite_time
+    root.set("tests", str(all_tests))
+    root.set("failures", str(all_failures))
+    root.set("errors", "0")
+    root.set("time", f"{all_time:.3f}")
+    ET.indent(root)
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON
+
+
+def render_json(data: ReportData) -> dict[str, Any]:
+    return {
+        "summary": data.summary(),
+        "findings": [f.to_dict() for f in sorted(data.findings, key=Finding.sort_key)],
+        "passed": data.passed,
+        "blocking_severity": data.blocking_severity,
+        "checks": [f for f in FAMILIES if f in data.checks],
+        "suppressions": [suppression_dict(s) for s in data.suppressions],
+        "bundle": data.bundle.to_json() if data.bundle else None,
+        "bundle_note": data.bundle_note,
+        "sections": [{"title": s.title, "data": s.to_json()} for s in data.sections],
+        "source": data.source,
+        "timings": {k: round(v, 3) for k, v in data.timings.items()},
+        "tool": {"name": "schemagate", "version": tool_version()},
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Markdown
+
+
+def _cell(text: Any) -> str:
+    return str(text if text is not None else "").replace("|", "\\|").replace("\r", "").replace("\n", "<br>")
+
+
+SEVERITY_MARK = {ERROR: "❌ error", WARNING: "⚠️ warning"}
+
+
+def render_markdown(data: ReportData) -> str:
+    s = data.summary()
+    verdict = "✅ passed" if data.passed else "❌ failed"
+    out = [
+        f"## schemagate validate: {verdict}",
+        "",
+        f"**{s['files']}** migration files checked: **{s['errors']}** errors, **{s['warnings']}** warnings"
+        + (" (warnings block: `blocking_severity = \"warning\"`)" if data.blocking_severity == WARNING else "")
+        + ".",
+        "",
+    ]
+    if data.source:
+        described = ", ".join(f"{k} `{v}`" for k, v in data.source.items() if k in ("repository", "branch", "commit") and v)
+        if described:
+            out += [f"Source: {described}.", ""]
+    checks = [f for f in FAMILIES if f in data.checks or any(x.family == f for x in data.findings)]
+    out += ["| check | errors | warnings |", "|---|---:|---:|"]
+    for family in checks:
+        fam = [f for f in data.findings if f.family == family]
+        counts = count_by_severity(fam)
+        out.append(f"| {family} | {counts[ERROR]} | {counts[WARNING]} |")
+    out.append("")
+
+    findings = data.sorted_findings()
+    out += [f"### Findings ({len(findings)})", ""]
+    if not findings:
+        out += ["No findings.", ""]
+    else:
+        out += ["| severity | location | rule | message | what to do |", "|---|---|---|---|---|"]
+        for f in findings[:MARKDOWN_MAX_ROWS]:
+            rule = f"[`{f.rule}`]({f.docs})" if f.docs else f"`{f.rule}`"
+            out.append(f"| {SEVERITY_MARK[f.severity]} | `{_cell(f.location)}` | {rule} | {_cell(f.message)} | {_cell(f.help)} |")
+        if len(findings) > MARKDOWN_MAX_ROWS:
+            out.append(f"\n… and {len(findings) - MARKDOWN_MAX_ROWS} more findings: see report.json or junit.xml.")
+        out.append("")
+
+    if data.suppressions:
+        out += [f"### Suppressions ({len(data.suppressions)})", "",
+                "Inline ignores in these migrations; each one waves a rule through, for the reason given.", "",
+                "| location | rules | reason | used |", "|---|---|---|---|"]
+        for sup in data.suppressions:
+            d = suppression_dict(sup)
+            loc = f"{d.get('file') or '-'}" + (f":{d['line']}" if d.get("line") else "")
+            rules = ", ".join(f"`{r}`" for r in d.get("rules") or [])
+            used = "yes" if d.get("used") else "**no: suppresses nothing**"
+            out.append(f"| `{_cell(loc)}` | {rules} | {_cell(d.get('reason') or '(no reason given)')} | {used} |")
+        out.append("")
+
+    out += ["### Bundle", ""]
+    if data.bundle is not None:
+        b = data.bundle
+        signed = f", signed with KMS key `{b.signed_with}`" if b.signed_with else ""
+        out += [f"`bundle_sha256`: `{b.bundle_sha256}`", "",
+                f"{b.migrations} migrations written to `{b.path}`{signed}. The approver compares this hash with the "
+                "one shown at the approval gate.", ""]
+    else:
+        out += [data.bundle_note or "No bundle was requested (`--bundle DIR`).", ""]
+
+    for section in data.sections:
+        out += [f"### {section.title}", "", section.markdown().rstrip(), ""]
+    text = "\n".join(out).rstrip() + "\n"
+    if len(text) > MARKDOWN_MAX_CHARS:
+        text = text[:MARKDOWN_MAX_CHARS].rsplit("\n", 1)[0] + "\n\n… (truncated: the full report is report.json)\n"
+    return text
+
+
+# ---------------------------------------------------------------------------------------------
+# console
+
+
+def console_lines(data: ReportData, report_paths: dict[str, Path] | None = None) -> list[tuple[str, str | None]]:
+    """(text, severity or None) lines for the terminal: findings, a summary, where the reports are."""
+    lines: list[tuple[str, str | None]] = []
+    for f in sorted(data.findings, key=Finding.sort_key):
+        lines.append((f"{finding_line(f)}", f.severity))
+    s = data.summary()
+    verdict = "passed" if data.passed else "failed"
+    lines.append((f"{s['files']} files checked ({', '.join(c for c in FAMILIES if c in data.checks)}): "
+                  f"{s['errors']} errors, {s['warnings']} warnings -- {verdict}", None if data.passed else ERROR))
+    unused = [d for d in map(suppression_dict, data.suppressions) if not d.get("used")]
+    if data.suppressions:
+        lines.append((f"{len(data.suppressions)} suppressions ({len(unused)} unused), listed in report.md", None))
+    if data.bundle is not None:
+        lines.append((f"bundle: {data.bundle.path} (bundle_sha256 {data.bundle.bundle_sha256})", None))
+    elif data.bundle_note:
+        lines.append((data.bundle_note, ERROR if not data.passed else None))
+    if report_paths:
+        lines.append(("reports: " + ", ".join(str(p) for p in report_paths.values()), None))
+    return lines
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def write_reports(data: ReportData, directory: str | Path) -> dict[str, Path]:
+    """Write junit.xml, report.md and report.json into ``directory``; returns their paths."""
+    root = Path(directory)
+    root.mkdir(parents=True, exist_ok=True)
+    paths = {"junit": root / JUNIT_FILE, "markdown": root / MARKDOWN_FILE, "json": root / JSON_FILE}
+    paths["junit"].write_bytes(render_junit(data))
+    paths["markdown"].write_text(render_markdown(data), encoding="utf-8")
+    paths["json"].write_text(json.dumps(render_json(data), indent=2, ensure_ascii=False, default=str) + "\n",
+                             encoding="utf-8")
+    return paths
+
