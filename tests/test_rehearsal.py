@@ -6,9 +6,20 @@ rehearsal itself on the test server (``pg_admin_url``) through ``rehearse``.
 
 from __future__ import annotations
 
+import re
+import time
+import uuid
+from pathlib import Path
+
 import psycopg2
 import pytest
 
+from executor.checksum import file_checksum
+from executor.errors import ConfigurationError
+from executor.manifest import ManifestEntry
+from executor.naming import parse_name
+from validator.config import load_config
+from validator.rehearsal import BaseStore, rehearse
 from validator.rehearsal_locks import (
     LockObserver,
     held_relation_locks,
@@ -106,18 +117,6 @@ def test_create_index_concurrently_is_observed_from_a_second_connection(fresh_db
 
 # -- the rehearsal -------------------------------------------------------------------------------
 
-import os  # noqa: E402
-import re  # noqa: E402
-import uuid  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-from executor.checksum import file_checksum  # noqa: E402
-from executor.errors import ConfigurationError  # noqa: E402
-from executor.manifest import ManifestEntry  # noqa: E402
-from executor.naming import parse_name  # noqa: E402
-from validator.config import load_config  # noqa: E402
-from validator.rehearsal import BaseStore, base_key, rehearse  # noqa: E402
-
 
 class _Structural:
     """Stand-in for validator.structural's result until it lands: the manifest entries of a directory."""
@@ -163,28 +162,31 @@ def test_missing_table_fails_at_the_line_postgresql_names(tmp_path: Path, pg_adm
     assert _by_file(result)["V2__invoices.sql"].status == "failed"
 
 
-def test_volatile_default_is_reported_as_a_rewrite_under_access_exclusive(tmp_path: Path, pg_admin_url: str) -> None:
+def test_volatile_default_is_reported_as_a_rewrite_under_access_exclusive(tmp_path: Path, pg_admin_url: str):
     config, structural = _project(tmp_path, {
-        "V1__orders.sql": "CREATE TABLE orders (id int PRIMARY KEY);\nINSERT INTO orders SELECT generate_series(1, 100);\n",
-        "V2__seen_at.sql": "ALTER TABLE orders ADD COLUMN seen_at timestamptz NOT NULL DEFAULT clock_timestamp();\n",
+        "V1__orders.sql": "CREATE TABLE orders (id int PRIMARY KEY);\n"
+                          "INSERT INTO orders SELECT generate_series(1, 100);\n",
+        "V2__seen_at.sql": "ALTER TABLE orders\n"
+                           "  ADD COLUMN seen_at timestamptz NOT NULL DEFAULT clock_timestamp();\n",
     })
     result = rehearse(config, structural, new={"V2__seen_at.sql"}, database_url=pg_admin_url)
     m = _by_file(result)["V2__seen_at.sql"]
     assert m.rewritten == ["public.orders"]
-    assert [(li.relation, li.mode, li.flagged) for li in m.flagged] == [("public.orders", "ACCESS EXCLUSIVE", True)]
+    assert [(li.relation, li.mode) for li in m.flagged] == [("public.orders", "ACCESS EXCLUSIVE")]
     assert [f.rule for f in result.findings] == ["rehearsal-table-rewrite"]
     assert result.findings[0].severity == "warning"
     assert "V2__seen_at.sql takes ACCESS EXCLUSIVE on public.orders and rewrites it" in result.markdown()
     assert m.duration_ms is not None and m.duration_ms >= 0
 
 
-def test_create_index_and_create_index_concurrently_take_different_locks(tmp_path: Path, pg_admin_url: str) -> None:
+def test_create_index_and_create_index_concurrently_take_different_locks(tmp_path: Path, pg_admin_url: str):
     config, structural = _project(tmp_path, {
         "V1__orders.sql": "CREATE TABLE orders (id int PRIMARY KEY, customer int, placed date);\n",
         "V2__by_customer.sql": "CREATE INDEX orders_customer ON orders (customer);\n",
         "V3__by_date.sql": "CREATE INDEX CONCURRENTLY orders_placed ON orders (placed);\n",
     })
-    result = rehearse(config, structural, new={"V2__by_customer.sql", "V3__by_date.sql"}, database_url=pg_admin_url)
+    new = {"V2__by_customer.sql", "V3__by_date.sql"}
+    result = rehearse(config, structural, new=new, database_url=pg_admin_url)
     plain, concurrent = _by_file(result)["V2__by_customer.sql"], _by_file(result)["V3__by_date.sql"]
     assert {li.relation: li.mode for li in plain.locks}["public.orders"] == "SHARE"
     assert {li.relation: li.mode for li in concurrent.locks}["public.orders"] == "SHARE UPDATE EXCLUSIVE"
@@ -207,3 +209,90 @@ def test_a_table_created_in_the_same_migration_is_not_flagged(tmp_path: Path, pg
     invoices = {li.relation: li for li in m.locks}["public.invoices"]
     assert invoices.mode == "ACCESS EXCLUSIVE" and not invoices.existed_before and not invoices.flagged
     assert m.rewritten == [] and result.findings == []
+
+
+def _history(count: int, salt: str) -> dict[str, str]:
+    """A history of ``count`` migrations of the usual shapes (tables, columns, indexes, data)."""
+    files = {}
+    for i in range(1, count + 1):
+        t = f"t{(i - 1) // 4}"
+        shape = (i - 1) % 4
+        if shape == 0:
+            body = f"-- {salt}\nCREATE TABLE {t} (id bigint PRIMARY KEY, name text NOT NULL);\n"
+        elif shape == 1:
+            body = f"ALTER TABLE {t} ADD COLUMN created_at timestamptz NOT NULL DEFAULT now();\n"
+        elif shape == 2:
+            body = f"CREATE INDEX {t}_name ON {t} (name);\n"
+        else:
+            body = f"INSERT INTO {t} (id, name) SELECT g, 'n' || g FROM generate_series(1, 20) g;\n"
+        files[f"V{i:04d}__step_{i}.sql"] = body
+    return files
+
+
+def test_a_long_history_is_built_once_and_then_copied(tmp_path: Path, pg_admin_url: str) -> None:
+    files = _history(400, salt=uuid.uuid4().hex)  # a base no earlier run has cached
+    files["V0401__orders_status.sql"] = "ALTER TABLE t0 ADD COLUMN status text;\n"
+    config, structural = _project(tmp_path, files)
+    new = {"V0401__orders_status.sql"}
+    cold = rehearse(config, structural, new=new, database_url=pg_admin_url)
+    try:
+        started = time.perf_counter()
+        warm = rehearse(config, structural, new=new, database_url=pg_admin_url)
+        warm_total = time.perf_counter() - started
+    finally:
+        admin = psycopg2.connect(pg_admin_url)
+        admin.autocommit = True
+        BaseStore(admin).forget(cold.base_key)
+        admin.close()
+    assert (cold.base_reused, warm.base_reused) == (False, True)
+    assert cold.base_files == warm.base_files == 400
+    for result in (cold, warm):
+        [m] = result.migrations
+        assert m.status == "applied"
+        assert {li.relation: li.mode for li in m.locks}["public.t0"] == "ACCESS EXCLUSIVE"
+    assert warm.base_seconds < cold.base_seconds / 2, (cold.base_seconds, warm.base_seconds)
+    assert warm_total < 10
+
+
+def test_the_deployment_database_is_never_touched(tmp_path: Path, pg_admin_url: str, fresh_db: str,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """DATABASE_URL points at a database that refuses every connection while the rehearsal runs:
+    the rehearsal succeeds anyway, and afterwards that database holds exactly what it held."""
+    with psycopg2.connect(fresh_db) as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE customers (id int PRIMARY KEY); INSERT INTO customers VALUES (1)")
+    conn.close()
+    monkeypatch.setenv("DATABASE_URL", fresh_db)
+    target = fresh_db.rsplit("/", 1)[1]
+    admin = psycopg2.connect(pg_admin_url)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'ALTER DATABASE "{target}" WITH ALLOW_CONNECTIONS false')
+    try:
+        config, structural = _project(tmp_path, {
+            "V1__customers.sql": "CREATE TABLE customers (id int PRIMARY KEY, name text);\n",
+            "V2__drop.sql": "DROP TABLE customers;\n",
+        })
+        result = rehearse(config, structural, new=None, database_url=pg_admin_url)
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'ALTER DATABASE "{target}" WITH ALLOW_CONNECTIONS true')
+    with admin.cursor() as cur:
+        cur.execute("SELECT count(*) FROM pg_database WHERE datname = %s", (result.database,))
+        assert cur.fetchone()[0] == 0, "the throwaway database is dropped"
+    admin.close()
+    assert result.database.startswith("sg_rehearsal_")
+    assert [m.status for m in result.migrations] == ["applied", "applied"]
+    with psycopg2.connect(fresh_db) as conn, conn.cursor() as cur:
+        cur.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")
+        assert cur.fetchall() == [("customers",)]
+        cur.execute("SELECT column_name FROM information_schema.columns WHERE table_name = 'customers'")
+        assert cur.fetchall() == [("id",)]
+    conn.close()
+
+
+def test_rehearsing_on_the_deployment_database_is_refused(tmp_path: Path, pg_admin_url: str,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", pg_admin_url)
+    config, structural = _project(tmp_path, {"V1__a.sql": "SELECT 1;\n"})
+    with pytest.raises(ConfigurationError, match="DATABASE_URL"):
+        rehearse(config, structural, new=None, database_url=pg_admin_url)

@@ -138,6 +138,8 @@ class RehearsalResult:
     server: str = ""  # "embedded PostgreSQL under ..." or host:port (never a password)
     server_version: str = ""
     total_seconds: float = 0.0
+    database: str = ""  # the throwaway database (dropped when rehearse returns)
+    base_key: str = ""  # key of the cached base state (BaseStore.forget(key) drops it)
 
     title = "Rehearsal"
 
@@ -183,6 +185,7 @@ class RehearsalResult:
             "server": self.server,
             "server_version": self.server_version,
             "total_seconds": round(self.total_seconds, 3),
+            "base_template": base_template_name(self.base_key) if self.base_key else None,
             "migrations": [m.to_dict() for m in self.migrations],
             "findings": [f.to_dict() for f in self.findings],
         }
@@ -665,6 +668,8 @@ def rehearse(
         server=server,
         server_version=server_version,
         total_seconds=time.perf_counter() - started,
+        database=target,
+        base_key=key if base else "",
     )
 
 
