@@ -144,7 +144,9 @@ class RehearsalResult:
     title = "Rehearsal"
 
     def markdown(self) -> str:
-        lines = [f"## {self.title}", ""]
+        """The section body (the report adds the "Rehearsal" heading): a sentence and a lock table
+        per new migration."""
+        lines: list[str] = []
         base = (
             f"{self.base_files} base migration(s) copied from a cached template in {self.base_seconds:.2f} s"
             if self.base_reused
@@ -158,7 +160,7 @@ class RehearsalResult:
         for m in self.migrations:
             kind = "transactional" if m.transactional else "non-transactional"
             took = f"{m.duration_ms} ms" if m.duration_ms is not None else "-"
-            lines.append(f"### `{m.file}` — {m.status}, {took}, {kind}")
+            lines.append(f"#### `{m.file}` — {m.status}, {took}, {kind}")
             lines.append("")
             lines.append(f"**{_md(m.headline())}**")
             lines.append("")
@@ -191,13 +193,37 @@ class RehearsalResult:
         }
 
     def junit_suite(self) -> tuple[str, list[Any]]:
+        """Suite "rehearsal": a case per new migration, failing when the migration failed or took a
+        write-blocking lock on (or rewrote) an existing table; the lock summary is its output."""
         from validator.reports import JUnitCase
 
         cases = []
         for m in self.migrations:
-            mine = [f for f in self.findings if f.file == m.file]
-            failures = [f for f in mine if f.severity == ERROR] or [f for f in mine if f.severity == WARNING]
-            cases.append(_junit_case(JUnitCase, m, failures))
+            mine = sorted((f for f in self.findings if f.file == m.file), key=lambda f: f.severity != ERROR)
+            message = text = None
+            if mine:
+                message = f"{mine[0].location} {mine[0].rule}: {mine[0].message}"
+                if len(mine) > 1:
+                    message += f" (and {len(mine) - 1} more)"
+                text = "\n\n".join(
+                    f"{f.severity}: {f.location} {f.rule}: {f.message}\nhelp: {f.help}\ndocs: {f.docs}"
+                    for f in mine
+                )
+            cases.append(
+                JUnitCase(
+                    name=m.file,
+                    classname=f"schemagate.{FAMILY}",
+                    failure_message=message,
+                    failure_text=text,
+                    time_s=(m.duration_ms or 0) / 1000,
+                    system_out=_junit_output(m),
+                )
+            )
+        for f in self.findings:  # a failure in the base history is about a file that is not new
+            if f.rule == RULE_BASE_FAILED:
+                cases.append(JUnitCase(name=f.file or "(base history)", classname=f"schemagate.{FAMILY}",
+                                       failure_message=f"{f.location} {f.rule}: {f.message}",
+                                       failure_text=f"{f.message}\nhelp: {f.help}"))
         return FAMILY, cases
 
 
@@ -209,16 +235,15 @@ def _lock_effect(mode: str) -> str:
     return "blocks reads and writes" if mode == "ACCESS EXCLUSIVE" else "blocks writes"
 
 
-def _junit_case(case_type: Any, m: RehearsedMigration, failures: list[Finding]) -> Any:
-    return case_type(
-        name=f"{m.file} rehearsal",
-        classname=FAMILY,
-        file=m.file,
-        time_s=(m.duration_ms or 0) / 1000,
-        failures=failures,
-        skipped=m.note if m.status == "not rehearsed" else None,
-        output=m.headline(),
-    )
+def _junit_output(m: RehearsedMigration) -> str:
+    lines = [m.headline()]
+    if m.note:
+        lines.append(m.note)
+    for li in m.locks:
+        new = "" if li.existed_before else " (created by this migration)"
+        rewritten = ", rewritten" if li.relation in m.rewritten else ""
+        lines.append(f"  {li.mode:<22} {li.relation} ({li.kind}{new}{rewritten})")
+    return "\n".join(lines)
 
 
 # -- the rehearsal server ------------------------------------------------------------------------

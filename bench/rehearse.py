@@ -1,0 +1,110 @@
+"""Rehearsal with a long history: cold (the base history applied from scratch) against warm (the
+base copied from its cached template), for N base migrations plus one new file.
+
+    .venv/bin/python bench/rehearse.py [--files 500] [--database-url URL] [--runs 3]
+
+The server is --database-url, else $SCHEMAGATE_TEST_DATABASE_URL, else the embedded PostgreSQL
+(``.schemagate/rehearsal``).  ``$DATABASE_URL`` is never used.  Prints the time of each phase, the
+warm/cold ratio and the per-migration report of the new file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import psycopg2  # noqa: E402
+
+from validator.config import load_config  # noqa: E402
+from validator.rehearsal import BaseStore, rehearse  # noqa: E402
+
+
+def history(count: int, salt: str) -> dict[str, str]:
+    """``count`` migrations of realistic shapes: tables with keys, columns, indexes, enums, data."""
+    files: dict[str, str] = {}
+    for i in range(1, count + 1):
+        t = f"entity_{(i - 1) // 5}"
+        shape = (i - 1) % 5
+        if shape == 0:
+            body = (
+                f"-- {salt}\nCREATE TABLE {t} (\n  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n"
+                "  name text NOT NULL,\n  created_at timestamptz NOT NULL DEFAULT now()\n);\n"
+            )
+        elif shape == 1:
+            body = f"CREATE TYPE {t}_state AS ENUM ('new', 'active', 'gone');\n" \
+                   f"ALTER TABLE {t} ADD COLUMN state {t}_state NOT NULL DEFAULT 'new';\n"
+        elif shape == 2:
+            body = f"INSERT INTO {t} (name) SELECT 'row ' || g FROM generate_series(1, 200) g;\n"
+        elif shape == 3:
+            body = f"CREATE INDEX {t}_name ON {t} (name);\n"
+        else:
+            body = f"UPDATE {t} SET state = 'active' WHERE id % 2 = 0;\n" \
+                   f"COMMENT ON TABLE {t} IS 'entity {i}';\n"
+        files[f"V{i:04d}__step_{i}.sql"] = body
+    return files
+
+
+def structural_for(config):  # the structural checks' manifest entries of the generated directory
+    from validator.structural import check_structure
+
+    return check_structure(config)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--files", type=int, default=500, help="base migrations (default 500)")
+    parser.add_argument("--runs", type=int, default=3, help="warm runs to take the median of")
+    parser.add_argument("--database-url", default=os.environ.get("SCHEMAGATE_TEST_DATABASE_URL"))
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "pyproject.toml").write_text("[project]\nname = 'bench'\n")
+        mig = root / "migrations"
+        mig.mkdir()
+        files = history(args.files, uuid.uuid4().hex)
+        new_file = f"V{args.files + 1:04d}__entity_0_archived.sql"
+        files[new_file] = "ALTER TABLE entity_0 ADD COLUMN archived_at timestamptz DEFAULT clock_timestamp();\n"
+        for name, text in files.items():
+            (mig / name).write_text(text)
+        config = load_config(root, migrations=mig)
+        structural = structural_for(config)
+
+        started = time.perf_counter()
+        cold = rehearse(config, structural, new={new_file}, database_url=args.database_url, reuse_base=False)
+        cold_s = time.perf_counter() - started
+        warm_times = []
+        warm = cold
+        try:
+            for _ in range(args.runs):
+                started = time.perf_counter()
+                warm = rehearse(config, structural, new={new_file}, database_url=args.database_url)
+                warm_times.append(time.perf_counter() - started)
+        finally:
+            if args.database_url:  # leave no template of a generated history behind
+                admin = psycopg2.connect(args.database_url)
+                admin.autocommit = True
+                BaseStore(admin).forget(cold.base_key)
+                admin.close()
+        assert not cold.base_reused and warm.base_reused, "the warm run did not reuse the base"
+        warm_s = statistics.median(warm_times)
+        print(f"rehearsal server: {cold.server} (PostgreSQL {cold.server_version})")
+        print(f"history: {args.files} base migrations + 1 new ({new_file})")
+        print(f"cold (base applied, then cached): {cold_s:7.2f} s  (base {cold.base_seconds:.2f} s)")
+        print(f"warm (base copied from template): {warm_s:7.2f} s  (base {warm.base_seconds:.2f} s; "
+              f"median of {len(warm_times)}: {', '.join(f'{t:.2f}' for t in warm_times)})")
+        print(f"warm / cold: {warm_s / cold_s:.3f}  ({cold_s / warm_s:.1f}x faster)")
+        [m] = warm.migrations
+        print(f"new migration: {m.headline()} ({m.duration_ms} ms)")
+
+
+if __name__ == "__main__":
+    main()
