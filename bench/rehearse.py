@@ -21,10 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import psycopg2  # noqa: E402
+import psycopg2
 
-from validator.config import load_config  # noqa: E402
-from validator.rehearsal import BaseStore, rehearse  # noqa: E402
+from validator.config import load_config
+from validator.rehearsal import BaseStore, rehearse
 
 
 def history(count: int, salt: str) -> dict[str, str]:
@@ -59,7 +59,9 @@ def structural_for(config):  # the structural checks' manifest entries of the ge
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--files", type=int, default=500, help="base migrations (default 500)")
     parser.add_argument("--runs", type=int, default=3, help="warm runs to take the median of")
     parser.add_argument("--database-url", default=os.environ.get("SCHEMAGATE_TEST_DATABASE_URL"))
@@ -72,7 +74,10 @@ def main() -> None:
         mig.mkdir()
         files = history(args.files, uuid.uuid4().hex)
         new_file = f"V{args.files + 1:04d}__entity_0_archived.sql"
-        files[new_file] = "ALTER TABLE entity_0 ADD COLUMN archived_at timestamptz DEFAULT clock_timestamp();\n"
+        files[new_file] = (
+            "ALTER TABLE entity_0\n"
+            "  ADD COLUMN archived_at timestamptz DEFAULT clock_timestamp();\n"
+        )
         for name, text in files.items():
             (mig / name).write_text(text)
         config = load_config(root, migrations=mig)
