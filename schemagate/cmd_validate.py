@@ -14,24 +14,57 @@ from schemagate.console import echo_lines
 
 
 @click.command("validate")
-@click.option("--migrations", "migrations", type=click.Path(path_type=Path, file_okay=False),
-              help="Migrations directory (default: [tool.schemagate] migrations, else ./migrations).")
-@click.option("--reports", "reports", type=click.Path(path_type=Path, file_okay=False),
-              help="Write junit.xml, report.md and report.json into DIR.")
-@click.option("--bundle", "bundle", type=click.Path(path_type=Path, file_okay=False),
-              help="Write the bundle (manifest.json + migrations/) into DIR when nothing blocks.")
-@click.option("--base-ref", "base_ref", metavar="REF",
-              help="Git ref the change is based on (immutability and order checks); "
-                   "default: $CODEBUILD_WEBHOOK_BASE_REF in CodeBuild PR builds.")
+@click.option(
+    "--migrations",
+    "migrations",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Migrations directory (default: [tool.schemagate] migrations, else ./migrations).",
+)
+@click.option(
+    "--reports",
+    "reports",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Write junit.xml, report.md and report.json into DIR.",
+)
+@click.option(
+    "--bundle",
+    "bundle",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Write the bundle (manifest.json + migrations/) into DIR when nothing blocks.",
+)
+@click.option(
+    "--base-ref",
+    "base_ref",
+    metavar="REF",
+    help="Git ref the change is based on (immutability and order checks); "
+    "default: $CODEBUILD_WEBHOOK_BASE_REF in CodeBuild PR builds.",
+)
 @click.option("--no-lint", "no_lint", is_flag=True, help="Skip sqlfluff.")
-@click.option("--rehearse", is_flag=True, help="Apply the migrations to a throwaway PostgreSQL and report locks.")
-@click.option("--rehearsal-database-url", "rehearsal_database_url", metavar="URL",
-              help="Server for --rehearse (default: the embedded PostgreSQL).")
-@click.option("--sign-with-kms", "sign_with_kms", metavar="KEY",
-              help="Sign the bundle manifest with this KMS key (id, ARN or alias).")
-def validate_command(migrations: Path | None, reports: Path | None, bundle: Path | None, base_ref: str | None,
-                     no_lint: bool, rehearse: bool, rehearsal_database_url: str | None,
-                     sign_with_kms: str | None) -> None:
+@click.option(
+    "--rehearse", is_flag=True, help="Apply the migrations to a throwaway PostgreSQL and report locks."
+)
+@click.option(
+    "--rehearsal-database-url",
+    "rehearsal_database_url",
+    metavar="URL",
+    help="Server for --rehearse (default: the embedded PostgreSQL).",
+)
+@click.option(
+    "--sign-with-kms",
+    "sign_with_kms",
+    metavar="KEY",
+    help="Sign the bundle manifest with this KMS key (id, ARN or alias).",
+)
+def validate_command(
+    migrations: Path | None,
+    reports: Path | None,
+    bundle: Path | None,
+    base_ref: str | None,
+    no_lint: bool,
+    rehearse: bool,
+    rehearsal_database_url: str | None,
+    sign_with_kms: str | None,
+) -> None:
     """Check the migrations: naming, order, syntax, lint, safety; write reports and the bundle."""
     from validator.config import load_config
     from validator.reports import console_lines

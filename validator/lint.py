@@ -123,7 +123,10 @@ def _pyproject_sqlfluff_table(path: Path) -> Any:
 def config_sources(config: ValidatorConfig, directory: Path) -> list[tuple[str, Any]]:
     """What the effective configuration is made of, cheaply (no sqlfluff import): the defaults and
     every project configuration file's content.  The cache key is a hash of this."""
-    sources: list[tuple[str, Any]] = [("<schemagate defaults>", defaults_text()), ("<forced>", FORCED_DIALECT)]
+    sources: list[tuple[str, Any]] = [
+        ("<schemagate defaults>", defaults_text()),
+        ("<forced>", FORCED_DIALECT),
+    ]
     for d in config_directories(config, directory):
         for name in CONFIG_FILES:
             path = d / name
@@ -143,12 +146,18 @@ def config_sources(config: ValidatorConfig, directory: Path) -> list[tuple[str, 
 
 def effective_sqlfluff_config(config: ValidatorConfig, directory: Path) -> dict[str, Any]:
     """The nested sqlfluff configuration mapping used for files in ``directory`` (imports sqlfluff)."""
-    from sqlfluff.core.config.loader import load_config_at_path, load_config_string
+    from sqlfluff.core.config.file import load_config_file_as_dict
+    from sqlfluff.core.config.loader import load_config_string
     from sqlfluff.core.helpers.dict import nested_combine
 
+    # sqlfluff caches files by path for the life of the process; a long-lived caller (tests,
+    # `schemagate run`) must see an edited .sqlfluff, so read them uncached
+    load_file = getattr(load_config_file_as_dict, "__wrapped__", load_config_file_as_dict)
     configs = load_config_string(defaults_text(), working_path=str(config.project_root))
     for d in config_directories(config, directory):
-        configs = nested_combine(configs, load_config_at_path(str(d)))
+        for name in CONFIG_FILES:
+            if (d / name).is_file():
+                configs = nested_combine(configs, load_file(str(d / name)))
     configs.setdefault("core", {})["dialect"] = FORCED_DIALECT
     return configs
 
@@ -200,8 +209,16 @@ def _violations(linter: Any, rel: str, text: str) -> list[Violation]:
     try:
         linted = linter.lint_string(text, fname=rel)
     except Exception as exc:  # a sqlfluff crash on one file must not hide the other findings
-        return [{"code": "CRASH", "line": None, "column": None, "name": "sqlfluff",
-                 "description": f"sqlfluff failed on this file: {type(exc).__name__}: {exc}", "warning": True}]
+        return [
+            {
+                "code": "CRASH",
+                "line": None,
+                "column": None,
+                "name": "sqlfluff",
+                "description": f"sqlfluff failed on this file: {type(exc).__name__}: {exc}",
+                "warning": True,
+            }
+        ]
     out: list[Violation] = []
     for v in linted.get_violations():
         rule = getattr(v, "rule", None)
@@ -251,13 +268,20 @@ def _run_sqlfluff(
     # build the linter here first: forked workers inherit it (and sqlfluff's imports)
     _linter(key, configs)
     if workers <= 1:
-        return {i: v for (i, _, _), v in zip(items, _lint_chunk(key, configs, [(r, t) for _, r, t in items]), strict=True)}
+        return {
+            i: v
+            for (i, _, _), v in zip(
+                items, _lint_chunk(key, configs, [(r, t) for _, r, t in items]), strict=True
+            )
+        }
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods and sys.platform == "linux" else None)
     results: dict[int, list[Violation]] = {}
     chunks = _split(items, workers)
     with ProcessPoolExecutor(max_workers=len(chunks), mp_context=context) as pool:
-        futures = [(chunk, pool.submit(_lint_chunk, key, configs, [(r, t) for _, r, t in chunk])) for chunk in chunks]
+        futures = [
+            (chunk, pool.submit(_lint_chunk, key, configs, [(r, t) for _, r, t in chunk])) for chunk in chunks
+        ]
         for chunk, future in futures:
             for (i, _, _), violations in zip(chunk, future.result(), strict=True):
                 results[i] = violations
@@ -280,7 +304,9 @@ def violation_finding(v: Violation, rel: str, severity: str) -> Finding:
             f"sqlfluff rule {label}: change the statement, silence this line with `-- noqa: {code}`, "
             "or configure the rule in the project's .sqlfluff"
         ),
-        docs=f"{RULES_DOCS}#sqlfluff.rules.sphinx.Rule_{code}" if code[:2].isalpha() and code[2:].isdigit() else RULES_DOCS,
+        docs=f"{RULES_DOCS}#sqlfluff.rules.sphinx.Rule_{code}"
+        if code[:2].isalpha() and code[2:].isdigit()
+        else RULES_DOCS,
     )
 
 

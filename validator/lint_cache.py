@@ -67,7 +67,11 @@ class LintCache:
         except (OSError, ValueError):
             self.misses += 1
             return None
-        if not isinstance(data, dict) or data.get("key") != self.key or not isinstance(data.get("violations"), list):
+        if (
+            not isinstance(data, dict)
+            or data.get("key") != self.key
+            or not isinstance(data.get("violations"), list)
+        ):
             self.misses += 1
             return None
         self.hits += 1

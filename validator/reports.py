@@ -31,7 +31,7 @@ import dataclasses
 import json
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -155,8 +155,13 @@ def _case_for(family: str, name: str, findings: list[Finding], data: ReportData)
         text = "\n\n".join(_finding_block(f) for f in blocking)
     if other:
         out = "\n\n".join(_finding_block(f) for f in other)
-    return JUnitCase(name=name, classname=f"schemagate.{family}", failure_message=message, failure_text=text,
-                     system_out=out)
+    return JUnitCase(
+        name=name,
+        classname=f"schemagate.{family}",
+        failure_message=message,
+        failure_text=text,
+        system_out=out,
+    )
 
 
 def _finding_block(f: Finding) -> str:
@@ -168,7 +173,9 @@ def _finding_block(f: Finding) -> str:
     return "\n".join(lines)
 
 
-def junit_suites(data: ReportData, max_cases: int = CODEBUILD_MAX_CASES) -> list[tuple[str, list[JUnitCase], float]]:
+def junit_suites(
+    data: ReportData, max_cases: int = CODEBUILD_MAX_CASES
+) -> list[tuple[str, list[JUnitCase], float]]:
     """(suite name, cases, seconds) for every check that ran, in FAMILIES order."""
     by_section: dict[str, list[JUnitCase]] = {}
     for section in data.sections:
@@ -187,7 +194,10 @@ def junit_suites(data: ReportData, max_cases: int = CODEBUILD_MAX_CASES) -> list
             for f in data.findings:
                 if f.family == family:
                     per_file.setdefault(f.file or WHOLE_RUN, []).append(f)
-            cases = [_case_for(family, name, sorted(fs, key=Finding.sort_key), data) for name, fs in per_file.items()]
+            cases = [
+                _case_for(family, name, sorted(fs, key=Finding.sort_key), data)
+                for name, fs in per_file.items()
+            ]
         suites.append((family, cases, float(data.timings.get(family, 0.0))))
     total = sum(len(c) for _, c, _ in suites)
     if total > max_cases:
@@ -196,8 +206,13 @@ def junit_suites(data: ReportData, max_cases: int = CODEBUILD_MAX_CASES) -> list
             quiet = [c for c in cases if c.failure_message is None and c.system_out is None]
             loud = [c for c in cases if c not in quiet]
             if len(quiet) > 1:
-                loud.append(JUnitCase(name=f"{len(quiet)} files without findings", classname=f"schemagate.{name}",
-                                      time_s=sum(c.time_s for c in quiet)))
+                loud.append(
+                    JUnitCase(
+                        name=f"{len(quiet)} files without findings",
+                        classname=f"schemagate.{name}",
+                        time_s=sum(c.time_s for c in quiet),
+                    )
+                )
             else:
                 loud.extend(quiet)
             folded.append((name, loud, seconds))
@@ -206,7 +221,7 @@ def junit_suites(data: ReportData, max_cases: int = CODEBUILD_MAX_CASES) -> list
 
 
 def render_junit(data: ReportData, max_cases: int = CODEBUILD_MAX_CASES) -> bytes:
-    timestamp = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+    timestamp = datetime.now(UTC).replace(microsecond=0).isoformat()
     root = ET.Element("testsuites", name="schemagate validate")
     all_tests = all_failures = 0
     all_time = 0.0
@@ -215,11 +230,25 @@ def render_junit(data: ReportData, max_cases: int = CODEBUILD_MAX_CASES) -> byte
         case_time = sum(c.time_s for c in cases)
         suite_time = seconds or case_time
         per_case = (suite_time / len(cases)) if cases and not case_time else None
-        suite = ET.SubElement(root, "testsuite", name=name, tests=str(len(cases)), failures=str(failures),
-                              errors="0", skipped="0", time=f"{suite_time:.3f}", timestamp=timestamp)
+        suite = ET.SubElement(
+            root,
+            "testsuite",
+            name=name,
+            tests=str(len(cases)),
+            failures=str(failures),
+            errors="0",
+            skipped="0",
+            time=f"{suite_time:.3f}",
+            timestamp=timestamp,
+        )
         for case in cases:
-            el = ET.SubElement(suite, "testcase", name=case.name, classname=case.classname,
-                               time=f"{per_case if per_case is not None else case.time_s:.3f}")
+            el = ET.SubElement(
+                suite,
+                "testcase",
+                name=case.name,
+                classname=case.classname,
+                time=f"{per_case if per_case is not None else case.time_s:.3f}",
+            )
             if case.failure_message is not None:
                 failure = ET.SubElement(el, "failure", message=case.failure_message, type=name)
                 failure.text = case.failure_text or case.failure_message
@@ -275,12 +304,14 @@ def render_markdown(data: ReportData) -> str:
         f"## schemagate validate: {verdict}",
         "",
         f"**{s['files']}** migration files checked: **{s['errors']}** errors, **{s['warnings']}** warnings"
-        + (" (warnings block: `blocking_severity = \"warning\"`)" if data.blocking_severity == WARNING else "")
+        + (' (warnings block: `blocking_severity = "warning"`)' if data.blocking_severity == WARNING else "")
         + ".",
         "",
     ]
     if data.source:
-        described = ", ".join(f"{k} `{v}`" for k, v in data.source.items() if k in ("repository", "branch", "commit") and v)
+        described = ", ".join(
+            f"{k} `{v}`" for k, v in data.source.items() if k in ("repository", "branch", "commit") and v
+        )
         if described:
             out += [f"Source: {described}.", ""]
     checks = [f for f in FAMILIES if f in data.checks or any(x.family == f for x in data.findings)]
@@ -299,38 +330,58 @@ def render_markdown(data: ReportData) -> str:
         out += ["| severity | location | rule | message | what to do |", "|---|---|---|---|---|"]
         for f in findings[:MARKDOWN_MAX_ROWS]:
             rule = f"[`{f.rule}`]({f.docs})" if f.docs else f"`{f.rule}`"
-            out.append(f"| {SEVERITY_MARK[f.severity]} | `{_cell(f.location)}` | {rule} | {_cell(f.message)} | {_cell(f.help)} |")
+            where = f"`{_cell(f.location)}`"
+            cells = (SEVERITY_MARK[f.severity], where, rule, _cell(f.message), _cell(f.help))
+            out.append("| " + " | ".join(cells) + " |")
         if len(findings) > MARKDOWN_MAX_ROWS:
-            out.append(f"\n… and {len(findings) - MARKDOWN_MAX_ROWS} more findings: see report.json or junit.xml.")
+            out.append(
+                f"\n… and {len(findings) - MARKDOWN_MAX_ROWS} more findings: see report.json or junit.xml."
+            )
         out.append("")
 
     if data.suppressions:
-        out += [f"### Suppressions ({len(data.suppressions)})", "",
-                "Inline ignores in these migrations; each one waves a rule through, for the reason given.", "",
-                "| location | rules | reason | used |", "|---|---|---|---|"]
+        out += [
+            f"### Suppressions ({len(data.suppressions)})",
+            "",
+            "Inline ignores in these migrations; each one waves a rule through, for the reason given.",
+            "",
+            "| location | rules | reason | used |",
+            "|---|---|---|---|",
+        ]
         for sup in data.suppressions:
             d = suppression_dict(sup)
             loc = f"{d.get('file') or '-'}" + (f":{d['line']}" if d.get("line") else "")
             rules = ", ".join(f"`{r}`" for r in d.get("rules") or [])
             used = "yes" if d.get("used") else "**no: suppresses nothing**"
-            out.append(f"| `{_cell(loc)}` | {rules} | {_cell(d.get('reason') or '(no reason given)')} | {used} |")
+            out.append(
+                f"| `{_cell(loc)}` | {rules} | {_cell(d.get('reason') or '(no reason given)')} | {used} |"
+            )
         out.append("")
 
     out += ["### Bundle", ""]
     if data.bundle is not None:
         b = data.bundle
         signed = f", signed with KMS key `{b.signed_with}`" if b.signed_with else ""
-        out += [f"`bundle_sha256`: `{b.bundle_sha256}`", "",
-                f"{b.migrations} migrations written to `{b.path}`{signed}. The approver compares this hash with the "
-                "one shown at the approval gate.", ""]
+        out += [
+            f"`bundle_sha256`: `{b.bundle_sha256}`",
+            "",
+            f"{b.migrations} migrations written to `{b.path}`{signed}. The approver compares this "
+            "hash with the one shown at the approval gate.",
+            "",
+        ]
     else:
         out += [data.bundle_note or "No bundle was requested (`--bundle DIR`).", ""]
 
     for section in data.sections:
-        out += [f"### {section.title}", "", section.markdown().rstrip(), ""]
+        body = section.markdown().strip()
+        heading = [] if body.startswith("#") else [f"### {section.title}", ""]
+        out += [*heading, body, ""]
     text = "\n".join(out).rstrip() + "\n"
     if len(text) > MARKDOWN_MAX_CHARS:
-        text = text[:MARKDOWN_MAX_CHARS].rsplit("\n", 1)[0] + "\n\n… (truncated: the full report is report.json)\n"
+        text = (
+            text[:MARKDOWN_MAX_CHARS].rsplit("\n", 1)[0]
+            + "\n\n… (truncated: the full report is report.json)\n"
+        )
     return text
 
 
@@ -338,18 +389,27 @@ def render_markdown(data: ReportData) -> str:
 # console
 
 
-def console_lines(data: ReportData, report_paths: dict[str, Path] | None = None) -> list[tuple[str, str | None]]:
+def console_lines(
+    data: ReportData, report_paths: dict[str, Path] | None = None
+) -> list[tuple[str, str | None]]:
     """(text, severity or None) lines for the terminal: findings, a summary, where the reports are."""
     lines: list[tuple[str, str | None]] = []
     for f in sorted(data.findings, key=Finding.sort_key):
         lines.append((f"{finding_line(f)}", f.severity))
     s = data.summary()
     verdict = "passed" if data.passed else "failed"
-    lines.append((f"{s['files']} files checked ({', '.join(c for c in FAMILIES if c in data.checks)}): "
-                  f"{s['errors']} errors, {s['warnings']} warnings -- {verdict}", None if data.passed else ERROR))
+    lines.append(
+        (
+            f"{s['files']} files checked ({', '.join(c for c in FAMILIES if c in data.checks)}): "
+            f"{s['errors']} errors, {s['warnings']} warnings -- {verdict}",
+            None if data.passed else ERROR,
+        )
+    )
     unused = [d for d in map(suppression_dict, data.suppressions) if not d.get("used")]
     if data.suppressions:
-        lines.append((f"{len(data.suppressions)} suppressions ({len(unused)} unused), listed in report.md", None))
+        lines.append(
+            (f"{len(data.suppressions)} suppressions ({len(unused)} unused), listed in report.md", None)
+        )
     if data.bundle is not None:
         lines.append((f"bundle: {data.bundle.path} (bundle_sha256 {data.bundle.bundle_sha256})", None))
     elif data.bundle_note:
@@ -369,7 +429,7 @@ def write_reports(data: ReportData, directory: str | Path) -> dict[str, Path]:
     paths = {"junit": root / JUNIT_FILE, "markdown": root / MARKDOWN_FILE, "json": root / JSON_FILE}
     paths["junit"].write_bytes(render_junit(data))
     paths["markdown"].write_text(render_markdown(data), encoding="utf-8")
-    paths["json"].write_text(json.dumps(render_json(data), indent=2, ensure_ascii=False, default=str) + "\n",
-                             encoding="utf-8")
+    paths["json"].write_text(
+        json.dumps(render_json(data), indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8"
+    )
     return paths
-

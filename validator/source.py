@@ -6,7 +6,7 @@ Nothing here fails a validation: a source that cannot be determined is simply le
 | key | CodeBuild | git |
 |---|---|---|
 | repository | CODEBUILD_SOURCE_REPO_URL | `git remote get-url origin` |
-| commit | CODEBUILD_RESOLVED_SOURCE_VERSION (or CODEBUILD_SOURCE_VERSION when it is a SHA) | `git rev-parse HEAD` |
+| commit | CODEBUILD_RESOLVED_SOURCE_VERSION (or CODEBUILD_SOURCE_VERSION if a SHA) | `git rev-parse HEAD` |
 | branch | CODEBUILD_WEBHOOK_HEAD_REF (refs/heads/ stripped) | `git rev-parse --abbrev-ref HEAD` |
 | base_ref | CODEBUILD_WEBHOOK_BASE_REF | the `--base-ref` given |
 | pull_request | CODEBUILD_WEBHOOK_TRIGGER `pr/N` | |
@@ -45,13 +45,15 @@ def scrub_url(url: str) -> str:
 def _strip_ref(ref: str) -> str:
     for prefix in ("refs/heads/", "refs/tags/"):
         if ref.startswith(prefix):
-            return ref[len(prefix):]
+            return ref[len(prefix) :]
     return ref
 
 
 def _git(args: list[str], cwd: Path) -> str | None:
     try:
-        done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10, check=False)
+        done = subprocess.run(
+            ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10, check=False
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     out = done.stdout.strip()
@@ -99,8 +101,9 @@ def git_source(directory: Path) -> dict[str, object]:
     return source
 
 
-def detect_source(migrations_dir: Path, *, base_ref: str | None = None,
-                  env: Mapping[str, str] | None = None) -> dict[str, object]:
+def detect_source(
+    migrations_dir: Path, *, base_ref: str | None = None, env: Mapping[str, str] | None = None
+) -> dict[str, object]:
     """Repository, commit and branch of the migrations (CodeBuild variables first, then git)."""
     env = os.environ if env is None else env
     source: dict[str, object] = {}

@@ -127,7 +127,8 @@ def run_validation(
     if not structural.files and not structural.findings:
         raise ConfigurationError(
             f"no migration files in {config.migrations}",
-            remedy="add one with `schemagate new <description>`, or point --migrations at the directory holding them",
+            remedy="add one with `schemagate new <description>`, "
+            "or point --migrations at the directory that holds them",
             file=str(config.migrations),
         )
     findings: list[Finding] = list(structural.findings)
@@ -175,8 +176,9 @@ def run_validation(
     bundle_info: BundleInfo | None = None
     bundle_note: str | None = None
     if not blocking:
-        bundle = make_bundle(structural.manifest_entries(), source=source, findings=counts,
-                             origin=str(config.migrations))
+        bundle = make_bundle(
+            structural.manifest_entries(), source=source, findings=counts, origin=str(config.migrations)
+        )
         if sign_with_kms:
             from executor.signing import sign_manifest
 
@@ -184,14 +186,18 @@ def run_validation(
         if bundle_dir is not None:
             bundle_path = Path(bundle_dir)
             write_bundle(bundle, bundle_path)
-            bundle_info = BundleInfo(path=str(bundle_path), bundle_sha256=bundle.bundle_sha256,
-                                     migrations=len(bundle.manifest.migrations),
-                                     signed_with=sign_with_kms if bundle.manifest.signature else None)
+            bundle_info = BundleInfo(
+                path=str(bundle_path),
+                bundle_sha256=bundle.bundle_sha256,
+                migrations=len(bundle.manifest.migrations),
+                signed_with=sign_with_kms if bundle.manifest.signature else None,
+            )
     elif bundle_dir is not None:
         n = sum(1 for f in findings if f.severity == "error" or config.blocking_severity == "warning")
         removed = _remove_stale_bundle(Path(bundle_dir))
-        bundle_note = (f"bundle not written: {n} blocking finding{'s' if n != 1 else ''}"
-                       + (f" (the earlier bundle in {bundle_dir} was removed)" if removed else ""))
+        bundle_note = f"bundle not written: {n} blocking finding{'s' if n != 1 else ''}" + (
+            f" (the earlier bundle in {bundle_dir} was removed)" if removed else ""
+        )
 
     report = ReportData(
         files=[f.rel for f in structural.files],

@@ -1,0 +1,197 @@
+"""sqlfluff lint: default rule set for migrations, project configuration, cache, findings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from executor.checksum import file_checksum
+from executor.errors import ConfigurationError
+from validator.config import load_config
+from validator.lint import LintTarget, effective_rules, lint_files
+from validator.lint_cache import LintCache
+
+SELECT_STAR_VIEW = "CREATE VIEW active_customers AS SELECT * FROM customers;\n"
+NULL_COMPARISON = "UPDATE customers SET status = 'open' WHERE closed_at = NULL;\n"
+# lower-case keywords and a long line: style, not a problem in a migration
+STYLE_ONLY = (
+    "create table invoices (id bigint generated always as identity primary key, customer_id bigint not null, "
+    "amount numeric(12, 2) not null);\n"
+)
+
+
+def project(
+    tmp_path: Path, files: dict[str, str], *, pyproject: str = "", sqlfluff: str | None = None
+) -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "pyproject.toml").write_text('[tool.schemagate]\nmigrations = "migrations"\n' + pyproject)
+    if sqlfluff is not None:
+        (tmp_path / ".sqlfluff").write_text(sqlfluff)
+    mig = tmp_path / "migrations"
+    mig.mkdir(exist_ok=True)
+    for name, text in files.items():
+        (mig / name).write_text(text)
+    return tmp_path
+
+
+def targets(root: Path) -> list[LintTarget]:
+    out = []
+    for p in sorted((root / "migrations").rglob("*.sql")):
+        out.append(
+            LintTarget(
+                p.relative_to(root / "migrations").as_posix(), p.read_text(), file_checksum(p.read_bytes())
+            )
+        )
+    return out
+
+
+def rules_by_file(findings) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for f in findings:
+        out.setdefault(f.file, []).append(f.rule)
+    return out
+
+
+def test_default_rules_find_bugs_not_style(tmp_path):
+    root = project(
+        tmp_path,
+        {"V1__view.sql": SELECT_STAR_VIEW, "V2__fix.sql": NULL_COMPARISON, "V3__style.sql": STYLE_ONLY},
+    )
+    result = lint_files(load_config(root), targets(root))
+    assert rules_by_file(result.findings) == {"V1__view.sql": ["lint-AM04"], "V2__fix.sql": ["lint-CV05"]}
+    am04 = result.findings[0]
+    assert (am04.family, am04.severity, am04.line, am04.column) == ("lint", "warning", 1, 40)
+    assert "noqa: AM04" in am04.help and am04.docs.endswith("Rule_AM04")
+    rules = effective_rules(load_config(root))
+    assert "AM04" in rules and not any(r.startswith(("LT", "CP")) for r in rules)
+
+
+def test_project_sqlfluff_file_is_honoured(tmp_path):
+    root = project(
+        tmp_path,
+        {"V1__style.sql": STYLE_ONLY, "V2__view.sql": SELECT_STAR_VIEW},
+        sqlfluff="[sqlfluff]\nrules = CP01,AM04\nexclude_rules = AM04\n"
+        "[sqlfluff:rules:capitalisation.keywords]\ncapitalisation_policy = upper\n",
+    )
+    result = lint_files(load_config(root), targets(root))
+    assert set(rules_by_file(result.findings)) == {"V1__style.sql"}
+    assert {f.rule for f in result.findings} == {"lint-CP01"}
+
+
+def test_pyproject_tool_sqlfluff_is_honoured(tmp_path):
+    root = project(
+        tmp_path,
+        {"V1__style.sql": STYLE_ONLY},
+        pyproject='\n[tool.sqlfluff.core]\nrules = "LT05"\nmax_line_length = 60\n',
+    )
+    result = lint_files(load_config(root), targets(root))
+    assert [f.rule for f in result.findings] == ["lint-LT05"]
+
+
+def test_noqa_and_severity_configuration(tmp_path):
+    root = project(
+        tmp_path,
+        {
+            "V1__view.sql": SELECT_STAR_VIEW,
+            "V2__ok.sql": "CREATE VIEW v2 AS SELECT * FROM customers;  -- noqa: AM04\n",
+        },
+        pyproject='\n[tool.schemagate.lint]\nseverity = "error"\n',
+    )
+    result = lint_files(load_config(root), targets(root))
+    assert [(f.file, f.severity) for f in result.findings] == [("V1__view.sql", "error")]
+
+    (tmp_path / "bad").mkdir()
+    bad = project(
+        tmp_path / "bad",
+        {"V1__view.sql": SELECT_STAR_VIEW},
+        pyproject='\n[tool.schemagate.lint]\nseverity = "fatal"\n',
+    )
+    with pytest.raises(ConfigurationError) as exc:
+        lint_files(load_config(bad), targets(bad))
+    assert exc.value.exit_code == 2 and "severity" in str(exc.value)
+
+
+def test_skip_codes_and_unparsable_sections(tmp_path):
+    # sqlfluff's grammar does not know every PostgreSQL statement; pglast judges syntax, not sqlfluff
+    root = project(tmp_path, {"V1__view.sql": SELECT_STAR_VIEW, "V2__odd.sql": "SELEC 1 FRM nothing;\n"})
+    cfg = load_config(root)
+    assert lint_files(cfg, targets(root), skip_codes={"AM04"}).findings == []
+    cfg.lint["report_unparsable"] = True
+    assert [f.rule for f in lint_files(cfg, targets(root)).findings] == ["lint-AM04", "lint-PRS"]
+
+
+def test_second_run_reads_the_cache_instead_of_linting(tmp_path):
+    root = project(tmp_path, {"V1__view.sql": SELECT_STAR_VIEW, "V2__fix.sql": NULL_COMPARISON})
+    cfg = load_config(root)
+    first = lint_files(cfg, targets(root))
+    assert (first.stats.cached, first.stats.linted) == (0, 2)
+    cache_dir = root / ".schemagate" / "cache" / "lint"
+    entries = sorted(cache_dir.rglob("*.json"))
+    assert len(entries) == 2
+
+    # plant a violation sqlfluff would never produce in one entry: if the second run reported it,
+    # the answer came from the cache and sqlfluff was not asked
+    checksum = file_checksum((root / "migrations" / "V2__fix.sql").read_bytes())
+    entry = next(p for p in entries if p.stem == checksum)
+    data = json.loads(entry.read_text())
+    data["violations"] = [
+        {
+            "code": "ZZ99",
+            "line": 1,
+            "column": 1,
+            "description": "from the cache",
+            "name": "",
+            "warning": False,
+        }
+    ]
+    entry.write_text(json.dumps(data))
+
+    second = lint_files(cfg, targets(root))
+    assert (second.stats.cached, second.stats.linted) == (2, 0)
+    assert [(f.file, f.rule, f.message) for f in second.findings] == [
+        ("V1__view.sql", "lint-AM04", "Query produces an unknown number of result columns."),
+        ("V2__fix.sql", "lint-ZZ99", "from the cache"),
+    ]
+
+    # a file with new content is linted; the unchanged one still comes from the cache
+    (root / "migrations" / "V1__view.sql").write_text(SELECT_STAR_VIEW + NULL_COMPARISON)
+    third = lint_files(cfg, targets(root))
+    assert (third.stats.cached, third.stats.linted) == (1, 1)
+
+
+def test_cache_is_keyed_by_configuration(tmp_path):
+    root = project(tmp_path, {"V1__view.sql": SELECT_STAR_VIEW})
+    assert lint_files(load_config(root), targets(root)).stats.linted == 1
+    (root / ".sqlfluff").write_text("[sqlfluff]\nexclude_rules = AM04\n")
+    after = lint_files(load_config(root), targets(root))
+    assert after.stats.linted == 1 and after.findings == []
+    # turning the cache off lints every time and writes nothing
+    nocache = project(
+        tmp_path / "nocache",
+        {"V1__view.sql": SELECT_STAR_VIEW},
+        pyproject="\n[tool.schemagate.lint]\ncache = false\n",
+    )
+    for _ in range(2):
+        assert lint_files(load_config(nocache), targets(nocache)).stats.linted == 1
+    assert not (nocache / ".schemagate").exists()
+
+
+def test_unreadable_cache_entry_is_a_miss(tmp_path):
+    cache = LintCache(tmp_path, "k" * 64)
+    cache.put("abc", [{"code": "AM04"}])
+    assert cache.get("abc") == [{"code": "AM04"}]
+    (tmp_path / ("k" * 24) / "abc.json").write_text("{not json")
+    assert cache.get("abc") is None and cache.misses == 1
+    assert LintCache(None, "k" * 64).get("abc") is None
+
+
+def test_worker_pool_gives_the_same_findings(tmp_path):
+    files = {f"V{i}__t.sql": (SELECT_STAR_VIEW if i % 2 else NULL_COMPARISON) for i in range(1, 17)}
+    root = project(tmp_path, files, pyproject="\n[tool.schemagate.lint]\ncache = false\n")
+    cfg = load_config(root)
+    serial = lint_files(cfg, targets(root), processes=1)
+    parallel = lint_files(cfg, targets(root), processes=2)
+    assert parallel.stats.processes == 2 and serial.stats.processes == 0
+    assert parallel.findings == serial.findings and len(serial.findings) == 16
