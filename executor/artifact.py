@@ -108,7 +108,7 @@ def _check_entry(info: zipfile.ZipInfo, origin: str, limits: ZipLimits) -> None:
     mode = info.external_attr >> 16
     if _is_symlink(info):
         raise SecurityViolation(f"{name} in {origin} is a symbolic link", file=name, remedy=REMEDY_REBUILD)
-    if mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+    if stat.S_IFMT(mode) not in (0, stat.S_IFREG, stat.S_IFDIR):  # 0: no type recorded (most tools)
         raise SecurityViolation(f"{name} in {origin} is not a regular file", file=name, remedy=REMEDY_REBUILD)
     safe_relative_path(name.rstrip("/") if info.is_dir() else name, what=f"zip entry in {origin}")
     if info.flag_bits & 0x1:
