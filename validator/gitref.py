@@ -1,0 +1,303 @@
+"""Applied migrations are immutable: compare the migrations directory with a git base ref.
+
+``schemagate validate --base-ref origin/main`` (in a CodeBuild PR build the ref comes from
+``CODEBUILD_WEBHOOK_BASE_REF``, e.g. ``refs/heads/main``).  Findings (family ``order``, errors):
+
+- ``migration-modified``: a versioned file that exists on the base ref has different content
+  (checksums compare, so CRLF/BOM-only changes are not modifications);
+- ``migration-deleted``: a versioned file that exists on the base ref is gone;
+- ``migration-renamed``: a versioned file of the base ref is gone and a new file holds its content;
+- ``version-not-increasing``: a new versioned file's version is not greater than the highest
+  version on the base ref (unless ``out_of_order = true``).
+
+Repeatable (``R__``) files are meant to change and undo (``U``) files are only run on request, so
+both may be edited; their deletion is not an error either.
+
+"Exists on the base ref" is judged at the merge base of ``HEAD`` and the ref when git can compute
+it, so a migration merged to the base branch after this branch was cut does not count as deleted
+here; versions are compared with the ref's tip, which is what the branch will be merged into.
+Git runs a fixed handful of processes (resolve, merge-base, ls-tree, one ``cat-file --batch``),
+never one per file.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from executor.checksum import file_checksum
+from executor.errors import ConfigurationError
+from executor.naming import VERSIONED, MigrationName, Version, parse_name
+from validator.config import ValidatorConfig
+from validator.discovery import NAMING_DOCS, MigrationFile
+from validator.findings import ERROR, Finding
+
+FAMILY = "order"
+BASE_REF_ENV = "CODEBUILD_WEBHOOK_BASE_REF"
+
+
+def resolve_base_ref(cli_value: str | None) -> str | None:
+    """The base ref to compare with: the CLI value, else ``$CODEBUILD_WEBHOOK_BASE_REF`` (set by
+    CodeBuild for pull-request builds), else None (no immutability check)."""
+    for value in (cli_value, os.environ.get(BASE_REF_ENV)):
+        if value and value.strip():
+            return value.strip()
+    return None
+
+
+def _git(repo: Path, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    try:
+        return subprocess.run(["git", "-C", str(repo), *args], input=stdin, capture_output=True, check=False)
+    except FileNotFoundError:
+        raise ConfigurationError(
+            "git is not installed, so --base-ref cannot be checked",
+            remedy="install git, or run without --base-ref",
+        ) from None
+
+
+def repo_root_of(path: Path) -> Path:
+    """The top of the git work tree holding ``path``; ConfigurationError when there is none."""
+    probe = path if path.is_dir() else path.parent
+    result = _git(probe, "rev-parse", "--show-toplevel")
+    if result.returncode != 0:
+        raise ConfigurationError(
+            f"{path} is not inside a git repository, so --base-ref cannot be compared with it",
+            remedy="run validate in a git clone (CodeBuild: use a git-clone source, not a zip), "
+            "or drop --base-ref",
+        )
+    return Path(result.stdout.decode().strip())
+
+
+def _candidates(ref: str) -> list[str]:
+    """Spellings to try for a ref: as given; a branch as the remote-tracking branch too."""
+    names = [ref]
+    branch = None
+    if ref.startswith("refs/heads/"):
+        branch = ref.removeprefix("refs/heads/")
+        names.append(branch)
+    elif not ref.startswith(("refs/", "origin/")):
+        branch = ref
+    if branch:
+        names += [f"origin/{branch}", f"refs/remotes/origin/{branch}"]
+    return names
+
+
+def _fetch_hint(ref: str) -> str:
+    branch = ref.removeprefix("refs/heads/").removeprefix("origin/")
+    return (
+        f"fetch it first: `git fetch origin {branch}` (in a shallow CodeBuild clone: "
+        f"`git fetch --depth=50 origin {branch}:refs/remotes/origin/{branch}`), "
+        f"then pass --base-ref origin/{branch}"
+    )
+
+
+def resolve_commit(repo_root: Path, base_ref: str) -> str:
+    """The commit id of ``base_ref`` (trying ``origin/<branch>`` too); ConfigurationError if unknown."""
+    if base_ref.startswith("-") or any(c in base_ref for c in "\n\0 "):
+        raise ConfigurationError(
+            f"{base_ref!r} is not a git ref", remedy="pass a branch, tag or commit, e.g. origin/main"
+        )
+    names = _candidates(base_ref)
+    query = "".join(f"{n}^{{commit}}\n" for n in names).encode()
+    result = _git(repo_root, "cat-file", "--batch-check", stdin=query)
+    for line in result.stdout.decode(errors="replace").splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[1] == "commit":
+            return parts[0]
+    raise ConfigurationError(
+        f"git ref {base_ref!r} is unknown in {repo_root} (tried {', '.join(names)})",
+        remedy=_fetch_hint(base_ref),
+    )
+
+
+def _merge_base(repo_root: Path, commit: str) -> str | None:
+    result = _git(repo_root, "merge-base", "HEAD", commit)
+    if result.returncode != 0:  # no HEAD yet, unrelated histories, or a shallow clone
+        return None
+    return result.stdout.decode().strip() or None
+
+
+def _prefix(repo_root: Path, migrations_dir: Path) -> str:
+    try:
+        rel = Path(migrations_dir).resolve().relative_to(repo_root.resolve()).as_posix()
+    except ValueError:
+        raise ConfigurationError(
+            f"migrations directory {migrations_dir} is outside the git repository {repo_root}",
+            remedy="run validate from the repository that holds the migrations, or drop --base-ref",
+        ) from None
+    return "" if rel == "." else rel + "/"
+
+
+@lru_cache(maxsize=16)
+def _tree_checksums(repo_root: str, commit: str, prefix: str) -> dict[str, str]:
+    """rel -> checksum of every well-named migration under ``prefix`` at ``commit`` (immutable, so cached)."""
+    root = Path(repo_root)
+    args = ["ls-tree", "-r", "-z", "--full-tree", commit]
+    if prefix:
+        args += ["--", prefix]
+    listing = _git(root, *args)
+    if listing.returncode != 0:
+        raise ConfigurationError(
+            f"git could not list {prefix or '.'} at {commit}: "
+            f"{listing.stderr.decode(errors='replace').strip()}",
+            remedy="make sure the base ref's history is fetched (`git fetch origin main`)",
+        )
+    blobs: list[tuple[str, str]] = []
+    for entry in listing.stdout.decode("utf-8", errors="surrogateescape").split("\0"):
+        if not entry:
+            continue
+        meta, _, path = entry.partition("\t")
+        mode, kind, sha = meta.split()
+        rel = path[len(prefix):]
+        if kind != "blob" or mode == "120000" or any(p.startswith(".") for p in rel.split("/")):
+            continue
+        if parse_name(rel).ok:
+            blobs.append((rel, sha))
+    if not blobs:
+        return {}
+    batch = _git(root, "cat-file", "--batch", stdin="".join(f"{sha}\n" for _, sha in blobs).encode())
+    out = batch.stdout
+    checksums: dict[str, str] = {}
+    pos = 0
+    for rel, _sha in blobs:
+        header_end = out.index(b"\n", pos)
+        header = out[pos:header_end].split()
+        size = int(header[2])
+        data = out[header_end + 1 : header_end + 1 + size]
+        pos = header_end + 1 + size + 1  # the content is followed by a newline
+        checksums[rel] = file_checksum(data)
+    return checksums
+
+
+def files_at_ref(repo_root: Path, base_ref: str, migrations_dir: Path) -> dict[str, str]:
+    """Migration files under ``migrations_dir`` at ``base_ref``: rel path -> checksum (of the blob
+    bytes, as executor.checksum.file_checksum computes it).  Only well-named migrations are listed."""
+    commit = resolve_commit(repo_root, base_ref)
+    return _tree_checksums(str(repo_root), commit, _prefix(repo_root, migrations_dir))
+
+
+@dataclass
+class _RefState:
+    tip: dict[str, str]  # at the ref itself
+    base: dict[str, str]  # at the merge base with HEAD (the tip when there is none)
+
+
+def _ref_state(migrations_dir: Path, base_ref: str) -> _RefState:
+    repo_root = repo_root_of(Path(migrations_dir))
+    commit = resolve_commit(repo_root, base_ref)
+    prefix = _prefix(repo_root, migrations_dir)
+    tip = _tree_checksums(str(repo_root), commit, prefix)
+    merge_base = _merge_base(repo_root, commit)
+    base = tip if merge_base in (None, commit) else _tree_checksums(str(repo_root), merge_base, prefix)
+    return _RefState(tip=tip, base=base)
+
+
+def new_files(files: list[MigrationFile], migrations_dir: Path, base_ref: str | None) -> set[str]:
+    """Rel paths of the migration files that are not on the base ref (all of them without one)."""
+    if base_ref is None:
+        return {mf.rel for mf in files}
+    state = _ref_state(migrations_dir, base_ref)
+    return {mf.rel for mf in files if mf.rel not in state.tip and mf.rel not in state.base}
+
+
+def check_immutability(
+    files: list[MigrationFile],
+    migrations_dir: Path,
+    base_ref: str | None,
+    config: ValidatorConfig | None = None,
+) -> list[Finding]:
+    """Findings for versioned files changed, deleted or renamed since ``base_ref``, and for new
+    versions that do not come after the ref's highest version."""
+    if base_ref is None:
+        return []
+    state = _ref_state(migrations_dir, base_ref)
+    out_of_order = bool(config and config.out_of_order)
+    findings: list[Finding] = []
+    current = {mf.rel: mf for mf in files}
+
+    def finding(rule: str, rel: str, message: str, help_: str) -> Finding:
+        return Finding(rule=rule, family=FAMILY, severity=ERROR, file=rel, line=None, column=None,
+                       message=message, help=help_, docs=NAMING_DOCS)
+
+    # modified
+    for mf in files:
+        if mf.name.kind != VERSIONED:
+            continue
+        recorded = state.tip.get(mf.rel) or state.base.get(mf.rel)
+        if recorded is not None and recorded != mf.checksum:
+            findings.append(finding(
+                "migration-modified", mf.rel,
+                f"{mf.rel} was changed after it was merged to {base_ref} (checksum {recorded[:12]} there, "
+                f"{mf.checksum[:12]} here); databases that already applied it would not get the change, "
+                "and the executor refuses the changed checksum (drift)",
+                f"restore it (`git checkout {base_ref} -- <path>`) and put the change into a new migration "
+                "(`schemagate new <description>`)",
+            ))
+
+    # deleted or renamed: versioned files at the merge base that are gone now
+    new_by_checksum: dict[str, list[MigrationFile]] = {}
+    for mf in files:
+        if mf.rel not in state.tip and mf.rel not in state.base:
+            new_by_checksum.setdefault(mf.checksum, []).append(mf)
+    renamed_to: set[str] = set()
+    for rel, checksum in sorted(state.base.items()):
+        if rel in current:
+            continue
+        old = _name(rel)
+        if old is None or old.kind != VERSIONED:
+            continue
+        twins = new_by_checksum.get(checksum)
+        if twins:
+            target = twins[0]
+            renamed_to.add(target.rel)
+            findings.append(finding(
+                "migration-renamed", target.rel,
+                f"{target.rel} is {rel} of {base_ref} renamed; databases record migrations by version and "
+                "name, so the executor would apply it again",
+                f"keep the name {rel}: `git mv {target.rel} {rel}`",
+            ))
+        else:
+            findings.append(finding(
+                "migration-deleted", rel,
+                f"{rel} exists on {base_ref} but was deleted; databases that applied it keep its changes and "
+                "the executor refuses a history whose applied version is missing",
+                f"restore it (`git checkout {base_ref} -- <path>`); to reverse it, add a new migration",
+            ))
+
+    # new versions must come after the highest version already on the ref
+    highest = _highest_version(state.tip)
+    if highest is not None and not out_of_order:
+        version_text, highest_rel = highest
+        for mf in files:
+            if (mf.name.kind != VERSIONED or mf.rel in renamed_to or mf.rel in state.tip
+                    or mf.rel in state.base or mf.name.version is None):
+                continue
+            if mf.name.version <= version_text:
+                findings.append(finding(
+                    "version-not-increasing", mf.rel,
+                    f"{mf.rel} is new but its version {mf.name.version} is not greater than "
+                    f"{highest_rel}, the highest version on {base_ref}; databases already past that "
+                    "version would refuse it (out of order)",
+                    "renumber it after the highest version (`schemagate new <description>` picks the next "
+                    "number), or set out_of_order = true under [tool.schemagate] if applying it late "
+                    "is intended",
+                ))
+    return findings
+
+
+def _name(rel: str) -> MigrationName | None:
+    return parse_name(rel).name
+
+
+def _highest_version(tree: dict[str, str]) -> tuple[Version, str] | None:
+    best: tuple[Version, str] | None = None
+    for rel in tree:
+        name = _name(rel)
+        if name is None or name.kind != VERSIONED or name.version is None:
+            continue
+        if best is None or name.version > best[0]:
+            best = (name.version, rel)
+    return best

@@ -1,0 +1,536 @@
+"""Parse every migration with PostgreSQL's own parser (pglast / libpg_query), once per file.
+
+What this module finds (family ``syntax``):
+
+- ``syntax-error``: the SQL does not parse; at the 1-based line and column of the file;
+- ``plpgsql-syntax-error``: the PL/pgSQL body of a ``DO`` block or of ``CREATE FUNCTION/PROCEDURE
+  ... LANGUAGE plpgsql`` does not parse; at the body line where the parser stopped (the
+  statement's position when that cannot be found);
+- ``non-transactional-mixed``: a statement that cannot run in a transaction block shares its file
+  with other statements;
+- ``explicit-transaction-control``: ``BEGIN``/``COMMIT``/``ROLLBACK``/``SAVEPOINT``... at top level
+  (the executor owns transactions);
+- ``bad-header-setting``: a ``-- schemagate:set key=value`` header line with an unknown key or a
+  bad value.
+
+All are errors.
+
+A file is ``transactional: false`` when it holds a statement PostgreSQL refuses inside a transaction
+block: ``CREATE/DROP INDEX CONCURRENTLY``, ``REINDEX ... CONCURRENTLY`` (and ``REINDEX SYSTEM/DATABASE``),
+``VACUUM``, ``CREATE/DROP DATABASE``, ``ALTER DATABASE ... SET TABLESPACE``, ``ALTER SYSTEM``,
+``CREATE/DROP TABLESPACE``, ``ALTER TABLE ... DETACH PARTITION ... CONCURRENTLY``, ``CLUSTER`` without
+a table, ``CREATE SUBSCRIPTION`` (unless ``create_slot = false``), ``DROP SUBSCRIPTION``, a ``DO``
+block whose PL/pgSQL body issues ``COMMIT``/``ROLLBACK``, and a ``CALL`` of a procedure whose body
+does (when the procedure is created in one of the migrations: see ``mark_committing_calls``).
+Creating such a procedure is itself transactional.  ``ALTER TYPE ... ADD VALUE`` is transactional on
+PostgreSQL 12 and later, the only versions schemagate supports.
+
+Per-file settings for the executor sit in the leading comment block::
+
+    -- schemagate:set lock_timeout=10s statement_timeout=1h lock_retries=5
+
+Positions: pglast reports statement locations and error positions as 0-based *character* indexes
+into the text (it converts libpg_query's byte offsets), so lines and columns are right for
+non-ASCII files; the text is the file decoded with its BOM removed and CRLF turned into LF, which
+keeps line numbers and columns as an editor shows them.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from pglast import ast, enums
+from pglast.parser import ParseError, parse_plpgsql_json, parse_sql, scan
+
+from executor.errors import ConfigurationError
+from executor.settings import ExecutorSettings
+from validator.discovery import MigrationFile, skip_sql_trivia
+from validator.findings import ERROR, Finding
+
+FAMILY = "syntax"
+PG_DOCS = "https://www.postgresql.org/docs/current"
+HEADER_KEYS = ("lock_timeout", "statement_timeout", "lock_retries")
+_POISON = "\n;\n!!schemagate!!"  # ends any open statement, then fails with a message of its own
+_HEADER_RE = re.compile(r"^[ \t]*--[ \t]*schemagate:set\b(?P<rest>.*)$", re.MULTILINE)
+
+
+@dataclass
+class Statement:
+    index: int  # 0-based position in the file
+    text: str  # the statement without its terminating semicolon
+    node: Any  # the pglast AST node (RawStmt.stmt)
+    start: int  # character offsets into ParsedFile.text
+    end: int
+    line: int  # 1-based position of the statement's first token
+    column: int
+    # why the statement cannot run inside a transaction block (None: it can)
+    non_transactional: str | None = None
+
+    @property
+    def transactional(self) -> bool:
+        return self.non_transactional is None
+
+
+@dataclass
+class ParsedFile:
+    file: MigrationFile
+    text: str
+    statements: list[Statement]
+    transactional: bool
+    findings: list[Finding]
+    settings: dict[str, str]
+    # lower-cased names of procedures created in this file whose PL/pgSQL body commits or rolls back
+    committing_procedures: set[str] = field(default_factory=set)
+
+    @property
+    def rel(self) -> str:
+        return self.file.rel
+
+
+def offset_to_line_col(text: str, offset: int) -> tuple[int, int]:
+    """1-based (line, column) of the character at ``offset`` (0-based) in ``text``."""
+    offset = max(0, min(offset, len(text)))
+    line = text.count("\n", 0, offset) + 1
+    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
+
+
+class _Lines:
+    """Line starts of a text, for many offset -> (line, column) look-ups in one file."""
+
+    def __init__(self, text: str) -> None:
+        self.starts = [0] + [m.end() for m in re.finditer("\n", text)]
+
+    def position(self, offset: int) -> tuple[int, int]:
+        index = bisect.bisect_right(self.starts, offset) - 1
+        return index + 1, offset - self.starts[index] + 1
+
+
+def parse_file(mf: MigrationFile) -> ParsedFile:
+    """Parse one migration file: statements, syntax findings, transactional flag, header settings."""
+    text = mf.text
+    if text is None:  # not UTF-8: discovery already reported it
+        return ParsedFile(file=mf, text="", statements=[], transactional=True, findings=[], settings={})
+    lines = _Lines(text)
+    settings, findings = read_header_settings(mf.rel, text, lines)
+    parsed = ParsedFile(
+        file=mf, text=text, statements=[], transactional=True, findings=findings, settings=settings
+    )
+    try:
+        raw_statements = parse_sql(text)
+    except ParseError as exc:
+        parsed.findings.append(_syntax_error(mf.rel, text, lines, exc))
+        return parsed
+
+    for index, raw in enumerate(raw_statements):
+        start = skip_sql_trivia(text, raw.stmt_location)
+        end = raw.stmt_location + raw.stmt_len if raw.stmt_len else _end_of_last_statement(text, start)
+        line, column = lines.position(start)
+        stmt = Statement(index=index, text=text[start:end], node=raw.stmt, start=start, end=end, line=line,
+                         column=column)
+        parsed.statements.append(stmt)
+        _classify(parsed, stmt, lines)
+    mark_committing_calls(parsed, parsed.committing_procedures)
+    return parsed
+
+
+def apply_transaction_rules(parsed: ParsedFile) -> None:
+    """Set ``parsed.transactional`` and the ``non-transactional-mixed`` finding from the statements."""
+    parsed.findings = [f for f in parsed.findings if f.rule != "non-transactional-mixed"]
+    outside = [s for s in parsed.statements if not s.transactional]
+    parsed.transactional = not outside
+    if outside and len(parsed.statements) > 1:
+        first = outside[0]
+        others = len(parsed.statements) - 1
+        parsed.findings.append(
+            Finding(
+                rule="non-transactional-mixed",
+                family=FAMILY,
+                severity=ERROR,
+                file=parsed.rel,
+                line=first.line,
+                column=first.column,
+                message=f"{first.non_transactional} cannot run inside a transaction block, so this file runs "
+                f"without one, but it holds {others} other statement{'s' if others != 1 else ''}: if one "
+                "fails, the file is left half-applied and cannot simply be retried",
+                help="move this statement into a migration file of its own (`schemagate new ...`); set "
+                "timeouts for it with a `-- schemagate:set statement_timeout=1h` header line instead of SET",
+                docs=f"{PG_DOCS}/sql-createindex.html#SQL-CREATEINDEX-CONCURRENTLY",
+            )
+        )
+
+
+def mark_committing_calls(parsed: ParsedFile, procedures: set[str]) -> None:
+    """Mark ``CALL p()`` non-transactional when ``p`` (by unqualified name) commits, then re-apply
+    the transaction rules.  ``check_structure`` calls this again with the procedures of all files."""
+    for stmt in parsed.statements:
+        if isinstance(stmt.node, ast.CallStmt) and stmt.transactional:
+            name = _last_name(stmt.node.funccall.funcname)
+            if name in procedures:
+                stmt.non_transactional = f"CALL {name}() (its body issues COMMIT/ROLLBACK)"
+    apply_transaction_rules(parsed)
+
+
+def _end_of_last_statement(text: str, start: int) -> int:
+    """End offset of a statement that runs to the end of the text (pglast's stmt_len == 0):
+    after its last token, not counting a trailing semicolon or comments."""
+    end = start
+    for token in scan(text[start:]):
+        if token.name in ("SQL_COMMENT", "C_COMMENT") or token.name == "ASCII_59":
+            continue
+        end = start + token.end + 1
+    return end
+
+
+# --- statements that cannot run inside a transaction block ----------------------------------
+
+
+def _classify(parsed: ParsedFile, stmt: Statement, lines: _Lines) -> None:
+    node = stmt.node
+    if isinstance(node, ast.TransactionStmt):
+        keyword = _transaction_keyword(node)
+        parsed.findings.append(
+            Finding(
+                rule="explicit-transaction-control",
+                family=FAMILY,
+                severity=ERROR,
+                file=parsed.rel,
+                line=stmt.line,
+                column=stmt.column,
+                message=f"{keyword} in a migration: the executor runs each file in a transaction of its own "
+                "and records it in the same transaction; a file that opens, ends or splits transactions "
+                "breaks that guarantee",
+                help=f"remove the {keyword} statement; a file whose statements cannot run in a transaction "
+                "(CREATE INDEX CONCURRENTLY, ...) is detected and run without one automatically",
+                docs=f"{PG_DOCS}/tutorial-transactions.html",
+            )
+        )
+        return
+    if isinstance(node, (ast.DoStmt, ast.CreateFunctionStmt)):
+        _check_plpgsql(parsed, stmt, lines)
+        return
+    stmt.non_transactional = non_transactional_reason(node)
+
+
+def non_transactional_reason(node: Any) -> str | None:
+    """Why PostgreSQL refuses ``node`` inside a transaction block, or None."""
+    if isinstance(node, ast.IndexStmt) and node.concurrent:
+        return "CREATE INDEX CONCURRENTLY"
+    if isinstance(node, ast.DropStmt) and node.concurrent:
+        return "DROP INDEX CONCURRENTLY"
+    if isinstance(node, ast.ReindexStmt):
+        if any(_defname(opt) == "concurrently" and _bool_option(opt) for opt in node.params or ()):
+            return "REINDEX ... CONCURRENTLY"
+        kind = enums.ReindexObjectType
+        if node.kind in (kind.REINDEX_OBJECT_SYSTEM, kind.REINDEX_OBJECT_DATABASE):
+            return f"REINDEX {node.kind.name.removeprefix('REINDEX_OBJECT_')}"
+        return None
+    if isinstance(node, ast.VacuumStmt) and node.is_vacuumcmd:
+        return "VACUUM"
+    if isinstance(node, ast.CreatedbStmt):
+        return "CREATE DATABASE"
+    if isinstance(node, ast.DropdbStmt):
+        return "DROP DATABASE"
+    if isinstance(node, ast.AlterDatabaseStmt) and _option(node.options, "tablespace") is not None:
+        return "ALTER DATABASE ... SET TABLESPACE"
+    if isinstance(node, ast.AlterSystemStmt):
+        return "ALTER SYSTEM"
+    if isinstance(node, ast.CreateTableSpaceStmt):
+        return "CREATE TABLESPACE"
+    if isinstance(node, ast.DropTableSpaceStmt):
+        return "DROP TABLESPACE"
+    if isinstance(node, ast.ClusterStmt) and node.relation is None:
+        return "CLUSTER (without a table)"
+    if isinstance(node, ast.CreateSubscriptionStmt):
+        creates_slot = all(
+            not (_defname(o) == "create_slot" and not _bool_option(o)) for o in node.options or ()
+        )
+        return "CREATE SUBSCRIPTION (it creates a replication slot)" if creates_slot else None
+    if isinstance(node, ast.DropSubscriptionStmt):
+        return "DROP SUBSCRIPTION"
+    if isinstance(node, ast.AlterTableStmt):
+        for cmd in node.cmds or ():
+            if (
+                isinstance(cmd, ast.AlterTableCmd)
+                and cmd.subtype == enums.AlterTableType.AT_DetachPartition
+                and isinstance(cmd.def_, ast.PartitionCmd)
+                and cmd.def_.concurrent
+            ):
+                return "ALTER TABLE ... DETACH PARTITION ... CONCURRENTLY"
+    return None
+
+
+def _transaction_keyword(node: ast.TransactionStmt) -> str:
+    kind = enums.TransactionStmtKind
+    return {
+        kind.TRANS_STMT_BEGIN: "BEGIN",
+        kind.TRANS_STMT_START: "START TRANSACTION",
+        kind.TRANS_STMT_COMMIT: "COMMIT",
+        kind.TRANS_STMT_ROLLBACK: "ROLLBACK",
+        kind.TRANS_STMT_SAVEPOINT: "SAVEPOINT",
+        kind.TRANS_STMT_RELEASE: "RELEASE SAVEPOINT",
+        kind.TRANS_STMT_ROLLBACK_TO: "ROLLBACK TO SAVEPOINT",
+        kind.TRANS_STMT_PREPARE: "PREPARE TRANSACTION",
+        kind.TRANS_STMT_COMMIT_PREPARED: "COMMIT PREPARED",
+        kind.TRANS_STMT_ROLLBACK_PREPARED: "ROLLBACK PREPARED",
+    }.get(node.kind, "transaction control")
+
+
+def _defname(option: Any) -> str | None:
+    return option.defname if isinstance(option, ast.DefElem) else None
+
+
+def _bool_option(option: ast.DefElem) -> bool:
+    """The value of a boolean option (``concurrently``, ``create_slot = false``); absent means true."""
+    arg = option.arg
+    if arg is None:
+        return True
+    if isinstance(arg, ast.Boolean):
+        return bool(arg.boolval)
+    if isinstance(arg, ast.Integer):
+        return arg.ival != 0
+    if isinstance(arg, ast.String):
+        return arg.sval.lower() not in ("false", "off", "no", "0")
+    return True
+
+
+def _last_name(names: Any) -> str:
+    parts = [n.sval for n in names or () if isinstance(n, ast.String)]
+    return parts[-1].lower() if parts else ""
+
+
+# --- PL/pgSQL bodies --------------------------------------------------------------------------
+
+
+def _option(options: Any, name: str) -> ast.DefElem | None:
+    for opt in options or ():
+        if _defname(opt) == name:
+            return opt
+    return None
+
+
+def _check_plpgsql(parsed: ParsedFile, stmt: Statement, lines: _Lines) -> None:
+    node = stmt.node
+    options = node.args if isinstance(node, ast.DoStmt) else node.options
+    language = _option(options, "language")
+    lang = "plpgsql" if language is None and isinstance(node, ast.DoStmt) else ""
+    if language is not None and isinstance(language.arg, ast.String):
+        lang = language.arg.sval.lower()
+    body_opt = _option(options, "as")
+    if lang != "plpgsql" or body_opt is None:
+        return
+    body_arg = body_opt.arg
+    if isinstance(body_arg, tuple):
+        body_arg = body_arg[0] if body_arg else None
+    if not isinstance(body_arg, ast.String):
+        return
+    try:
+        functions = json.loads(parse_plpgsql_json(stmt.text))
+    except ParseError as exc:
+        message = exc.args[0]
+        line, column = _plpgsql_error_position(stmt, body_opt, body_arg.sval, message, lines)
+        what = "DO block" if isinstance(node, ast.DoStmt) else (
+            "procedure" if node.is_procedure else "function") + f" {_last_name(node.funcname)}"
+        parsed.findings.append(
+            Finding(
+                rule="plpgsql-syntax-error",
+                family=FAMILY,
+                severity=ERROR,
+                file=parsed.rel,
+                line=line,
+                column=column,
+                message=f"PL/pgSQL body of the {what}: {message}; PostgreSQL would refuse the statement",
+                help="fix the PL/pgSQL code at this line (the statement starts at line "
+                f"{stmt.line}); see the PL/pgSQL manual for the statement's syntax",
+                docs=f"{PG_DOCS}/plpgsql-statements.html",
+            )
+        )
+        return
+    if not _commits(functions):
+        return
+    if isinstance(node, ast.DoStmt):
+        stmt.non_transactional = "a DO block whose body issues COMMIT/ROLLBACK"
+    elif node.is_procedure:
+        parsed.committing_procedures.add(_last_name(node.funcname))
+
+
+def _commits(tree: Any) -> bool:
+    stack = [tree]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if "PLpgSQL_stmt_commit" in item or "PLpgSQL_stmt_rollback" in item:
+                return True
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+def _plpgsql_error_position(
+    stmt: Statement, body_opt: ast.DefElem, body: str, message: str, lines: _Lines
+) -> tuple[int, int]:
+    """The file position of a PL/pgSQL error.
+
+    libpg_query gives no position for errors inside the body, so: find the body's string constant
+    in the statement, then find the shortest prefix of the body (in lines) that fails with the
+    same message (a parser stops at its first error, so prefixes are monotone); that line is where
+    the error is.  Falls back to the statement's own position.
+    """
+    token = _body_token(stmt, body_opt, body)
+    if token is None:
+        return stmt.line, stmt.column
+    tok_start, tok_end = token  # offsets into stmt.text, end exclusive
+    raw = stmt.text[tok_start:tok_end]
+    opening = re.match(r"\$[^$]*\$|[Ee]?'", raw)
+    content_start = stmt.start + tok_start + (len(opening.group(0)) if opening else 0)
+    body_lines = body.split("\n")
+    tag = "$sgbody$"
+    while tag in body:
+        tag = tag[:-1] + "x$"
+
+    def fails_same(k: int) -> bool:
+        # the first k lines, then a line that is an error wherever the parser is
+        prefix = "\n".join(body_lines[:k]) + _POISON
+        candidate = stmt.text[:tok_start] + tag + prefix + tag + stmt.text[tok_end:]
+        try:
+            parse_plpgsql_json(candidate)
+        except ParseError as exc:
+            return exc.args[0] == message
+        return False
+
+    low, high = 1, len(body_lines)
+    if not fails_same(high):
+        if "end of input" not in message:
+            return stmt.line, stmt.column
+        low = high  # the body ends too early (a missing END): point at its last line
+    while low < high:
+        mid = (low + high) // 2
+        if fails_same(mid):
+            high = mid
+        else:
+            low = mid + 1
+    body_line = body_lines[low - 1]
+    line_in_body = low - 1
+    line_no, first_col = lines.position(content_start)
+    line_no += line_in_body
+    near = re.search(r'at or near "(.*)"$', message)
+    index = body_line.find(near.group(1)) if near else -1
+    if index < 0:
+        index = len(body_line) - len(body_line.lstrip())
+    column = index + 1 + (first_col - 1 if line_in_body == 0 else 0)
+    return line_no, column
+
+
+def _body_token(stmt: Statement, body_opt: ast.DefElem, body: str) -> tuple[int, int] | None:
+    """Offsets (in stmt.text, end exclusive) of the string constant holding the body."""
+    location = getattr(body_opt, "arg_location", None)
+    try:
+        tokens = [t for t in scan(stmt.text) if t.name == "SCONST"]
+    except ParseError:
+        return None
+    for token in tokens:
+        if location is not None and stmt.start + token.start == location:
+            return token.start, token.end + 1
+    for token in tokens:
+        if body in stmt.text[token.start:token.end + 1]:
+            return token.start, token.end + 1
+    return None
+
+
+# --- syntax errors --------------------------------------------------------------------------
+
+
+def _syntax_error(rel: str, text: str, lines: _Lines, exc: ParseError) -> Finding:
+    message, location = exc.args[0], exc.args[1] if len(exc.args) > 1 else None
+    if location is None:  # "at end of input": point just after the last character
+        location = len(text.rstrip())
+    line, column = lines.position(location)
+    return Finding(
+        rule="syntax-error",
+        family=FAMILY,
+        severity=ERROR,
+        file=rel,
+        line=line,
+        column=column,
+        message=f"{message}; PostgreSQL would refuse this file",
+        help="fix the SQL at this position (PostgreSQL's own parser reads the file the way the server will); "
+        "psql meta-commands such as \\set or \\i are not SQL and cannot be used in a migration",
+        docs=f"{PG_DOCS}/sql-syntax.html",
+    )
+
+
+# --- header settings ------------------------------------------------------------------------
+
+
+def read_header_settings(
+    rel: str, text: str, lines: _Lines | None = None
+) -> tuple[dict[str, str], list[Finding]]:
+    """``-- schemagate:set key=value ...`` lines of the leading comment block.
+
+    Returns the settings and ``bad-header-setting`` findings (unknown key, bad value, repeated key,
+    a setting line after the first statement, where it would be silently ignored).
+    """
+    lines = lines or _Lines(text)
+    first_token = skip_sql_trivia(text)
+    settings: dict[str, str] = {}
+    findings: list[Finding] = []
+
+    def bad(offset: int, message: str, help_: str) -> None:
+        line, column = lines.position(offset)
+        findings.append(
+            Finding(
+                rule="bad-header-setting",
+                family=FAMILY,
+                severity=ERROR,
+                file=rel,
+                line=line,
+                column=column,
+                message=message,
+                help=help_,
+                docs="https://github.com/schemagate/schemagate/blob/main/README.md#configuration",
+            )
+        )
+
+    example = "-- schemagate:set lock_timeout=10s statement_timeout=1h lock_retries=5"
+    for match in _HEADER_RE.finditer(text):
+        if match.start() > first_token:
+            bad(match.start(), "a `schemagate:set` line after the first statement is ignored by the executor",
+                "move it into the comment block at the top of the file, before the first statement")
+            continue
+        rest = match.group("rest")
+        items = rest.split()
+        if not items:
+            bad(match.start(), "`schemagate:set` without any setting", f"write it like: {example}")
+        for item in items:
+            offset = match.start("rest") + rest.find(item)
+            key, eq, value = item.partition("=")
+            if key not in HEADER_KEYS:
+                bad(offset, f"unknown header setting {key!r}: the executor would not apply it",
+                    f"known settings: {', '.join(HEADER_KEYS)}; write them like: {example}")
+            elif not eq or not value:
+                bad(offset, f"header setting {key!r} has no value", f"write it as key=value: {example}")
+            elif key in settings:
+                bad(offset, f"header setting {key!r} is given twice", "keep one of them")
+            else:
+                problem = _setting_problem(key, value)
+                if problem:
+                    bad(offset, f"header setting {key}={value}: {problem}", f"for example: {example}")
+                else:
+                    settings[key] = value
+    return settings, findings
+
+
+def _setting_problem(key: str, value: str) -> str | None:
+    if key == "lock_retries":
+        if not value.isdigit():
+            return "must be a whole number of retries, 0 or more"
+        return None
+    try:
+        ExecutorSettings().with_overrides(**{key: value})
+    except ConfigurationError:
+        return "not a PostgreSQL duration (like 500ms, 10s, 5min, 1h or 0)"
+    return None
