@@ -1,0 +1,683 @@
+"""Apply a verified bundle to PostgreSQL: plan, refusals, the apply loop, repair and baseline.
+
+How a run goes (``apply``):
+
+1. one connection in autocommit; the executor's session-level advisory lock is taken (waiting up
+   to ``advisory_lock_wait_s``), so no transaction is open while we wait or while a
+   ``CREATE INDEX CONCURRENTLY`` runs;
+2. the history table is created if absent, then read *after* taking the lock (another executor
+   may have applied migrations while we waited);
+3. the plan joins bundle and history (``executor.state``); any refusal (drift, missing, out of
+   order, failed row, a header error, BEGIN/COMMIT inside a file) is raised before anything runs;
+4. each migration runs statement by statement, as psql would run it:
+   - transactional (the default): ``BEGIN`` and ``SET LOCAL`` lock_timeout / statement_timeout /
+     search_path travel with the first statement, the history row with the last one, then
+     ``COMMIT``; a failure rolls back migration *and* history row together;
+   - ``transactional: false``: autocommit, session-level timeouts reset afterwards, history row
+     written after the last statement succeeded.  **Any failure of such a file writes a
+     ``success = false`` row** (it may have changed something, e.g. left an INVALID index), which
+     blocks later runs until a person checks the database and runs ``schemagate repair``;
+   - a lock_timeout (SQLSTATE 55P03) is retried ``lock_retries`` times with doubling back-off
+     (for a non-transactional file only while nothing of it has run yet and the statement is not
+     CONCURRENTLY);
+5. ``should_continue()`` is asked between migrations (the Lambda stops before its time runs out);
+6. the lock is released in ``finally``; if the process dies, the session ends and PostgreSQL
+   rolls back the open transaction and releases the lock.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg2
+import psycopg2.extensions
+
+from executor import history as history_table
+from executor.bundle import Bundle
+from executor.errors import (
+    ConfigurationError,
+    ConnectionFailure,
+    LockTimeout,
+    MigrationRefused,
+    PermissionDenied,
+    SchemagateError,
+    SqlError,
+)
+from executor.headers import Statement, line_and_column, parse_header_settings, split_statements
+from executor.history import (
+    BASELINE_SCRIPT,
+    TYPE_BASELINE,
+    TYPE_REPEATABLE,
+    TYPE_SQL,
+    ensure_history_table,
+    insert_row,
+    insert_row_sql,
+    read_history,
+)
+from executor.lock import AdvisoryLock, rollback_if_open
+from executor.manifest import ManifestEntry
+from executor.naming import REPEATABLE, Version
+from executor.settings import ExecutorSettings
+from executor.state import MigrationInfo, MigrationState, build_info, refusals
+
+_IDLE = psycopg2.extensions.TRANSACTION_STATUS_IDLE
+LOCK_NOT_AVAILABLE = "55P03"
+DEAD_CLIENT_CHECK = "2s"  # client_connection_check_interval (PostgreSQL 14+) for the executor's session
+
+WHY_PENDING = "pending"
+WHY_OUT_OF_ORDER = "out of order"
+WHY_REPEATABLE_CHANGED = "repeatable changed"
+WHY_REPEATABLE_NEW = "repeatable new"
+
+
+@dataclass
+class Event:
+    """Progress of a run: waiting_for_lock, lock_acquired, start, notice, retry, applied, failed, stopped."""
+
+    kind: str
+    file: str | None = None
+    message: str = ""
+    duration_ms: int | None = None
+
+
+@dataclass
+class AppliedMigration:
+    entry: ManifestEntry
+    duration_ms: int
+    notices: list[str] = field(default_factory=list)
+    attempts: int = 1
+
+
+@dataclass
+class ApplyHooks:
+    """Optional calls around each migration (the rehearsal uses them).
+
+    before_migration(conn, entry): before the migration starts, no transaction open.
+    before_commit(cursor, entry): transactional migrations only — after its SQL and its history row,
+        inside its transaction, before COMMIT; raising rolls the migration back and stops the run.
+    after_migration(conn, entry, applied): after it was committed.
+    """
+
+    before_migration: Callable[[Any, ManifestEntry], None] | None = None
+    before_commit: Callable[[Any, ManifestEntry], None] | None = None
+    after_migration: Callable[[Any, ManifestEntry, AppliedMigration], None] | None = None
+
+
+@dataclass
+class Plan:
+    infos: list[MigrationInfo]
+    to_apply: list[tuple[ManifestEntry, str]]  # (entry, why): pending | out of order | repeatable changed/new
+    refusals: list[SchemagateError]
+
+    def summary(self) -> str:
+        if self.refusals:
+            return f"{len(self.refusals)} refusal(s): nothing will be applied"
+        if not self.to_apply:
+            return "the database is up to date: nothing to apply"
+        return f"{len(self.to_apply)} migration(s) to apply: " + ", ".join(e.file for e, _ in self.to_apply)
+
+
+@dataclass
+class ApplyResult:
+    plan: Plan
+    applied: list[AppliedMigration]
+    stopped_early: bool
+    remaining: list[ManifestEntry]
+
+    @property
+    def up_to_date(self) -> bool:
+        return not self.plan.to_apply
+
+    def summary(self) -> str:
+        if self.up_to_date:
+            return "the database is up to date: nothing to apply"
+        text = f"applied {len(self.applied)} migration(s) in {sum(a.duration_ms for a in self.applied)} ms"
+        if self.stopped_early:
+            text += f"; stopped early, {len(self.remaining)} left for the next run"
+        return text
+
+
+@dataclass
+class RepairResult:
+    removed_failed: list[str]
+    realigned: list[str]
+
+
+# --------------------------------------------------------------------------------------------
+# session handling
+
+
+@contextmanager
+def _autocommit(conn, *, exclusive: bool) -> Iterator[None]:
+    """Run in autocommit on an idle connection; restores the caller's setting afterwards.
+
+    ``exclusive``: the caller must not be inside a transaction (apply, repair, baseline).  A read
+    (plan, info) inside the caller's transaction is allowed and left to the caller.
+    """
+    if conn.get_transaction_status() != _IDLE:
+        if exclusive:
+            raise ConfigurationError(
+                "the connection has an open transaction; the executor manages its own transactions",
+                remedy="commit or roll back first, or pass a fresh connection from executor.connection.connect()",
+            )
+        yield
+        return
+    saved = conn.autocommit
+    conn.autocommit = True
+    try:
+        yield
+    finally:
+        if not conn.closed:
+            try:
+                rollback_if_open(conn)
+                conn.autocommit = saved
+            except psycopg2.Error:
+                pass
+
+
+class _NoticeSink:
+    """Stands in for ``conn.notices``: psycopg2 appends every server notice here."""
+
+    def __init__(self, emit: Callable[[Event], None]) -> None:
+        self.emit = emit
+        self.file: str | None = None
+        self.collected: list[str] = []
+
+    def append(self, notice: str) -> None:
+        text = " ".join(notice.split())
+        self.collected.append(text)
+        self.emit(Event("notice", file=self.file, message=text))
+
+
+@contextmanager
+def _notices_to(conn, sink: _NoticeSink) -> Iterator[None]:
+    saved = conn.notices
+    conn.notices = sink
+    try:
+        yield
+    finally:
+        conn.notices = saved
+
+
+def _combined(errors: list[SchemagateError]) -> SchemagateError:
+    first = errors[0]
+    if len(errors) > 1:
+        others = ", ".join(e.file or "?" for e in errors[1:6]) + (", …" if len(errors) > 6 else "")
+        first.message += f" (and {len(errors) - 1} more refusal(s): {others}; `schemagate info` lists them all)"
+        first.args = (first.message,)
+        first.context["refusals"] = [e.to_dict() for e in errors]
+    return first
+
+
+# --------------------------------------------------------------------------------------------
+# plan and info
+
+
+def _plan_from(infos: list[MigrationInfo], settings: ExecutorSettings) -> Plan:
+    versioned: list[tuple[Version, ManifestEntry, str]] = []
+    repeatable: list[tuple[ManifestEntry, str]] = []
+    for i in infos:
+        if i.entry is None:
+            continue
+        if i.state is MigrationState.PENDING and i.kind != REPEATABLE:
+            versioned.append((i.entry.parsed_version, i.entry, WHY_PENDING))  # type: ignore[arg-type]
+        elif i.state is MigrationState.OUT_OF_ORDER and settings.allow_out_of_order:
+            versioned.append((i.entry.parsed_version, i.entry, WHY_OUT_OF_ORDER))  # type: ignore[arg-type]
+        elif i.state is MigrationState.PENDING:
+            repeatable.append((i.entry, WHY_REPEATABLE_NEW))
+        elif i.state is MigrationState.OUTDATED:
+            repeatable.append((i.entry, WHY_REPEATABLE_CHANGED))
+    versioned.sort(key=lambda t: t[0])
+    return Plan(
+        infos=infos,
+        to_apply=[(e, why) for _, e, why in versioned] + repeatable,
+        refusals=refusals(infos, settings),
+    )
+
+
+def info(conn, bundle: Bundle | None, settings: ExecutorSettings) -> list[MigrationInfo]:
+    """The info list; ``bundle=None`` describes the history alone.  Changes nothing."""
+    with _autocommit(conn, exclusive=False):
+        rows = read_history(conn, settings)
+    return build_info(bundle.manifest if bundle else None, rows, settings)
+
+
+def plan(conn, bundle: Bundle, settings: ExecutorSettings) -> Plan:
+    """What ``apply`` would do and why, with its refusals.  Changes nothing, creates no table."""
+    return _plan_from(info(conn, bundle, settings), settings)
+
+
+# --------------------------------------------------------------------------------------------
+# apply
+
+
+@dataclass
+class _Prepared:
+    entry: ManifestEntry
+    why: str
+    sql: str
+    statements: list[Statement]
+    lock_timeout: str
+    statement_timeout: str
+    lock_retries: int
+
+
+def _prepare(bundle: Bundle, entry: ManifestEntry, why: str, settings: ExecutorSettings, scs: bool) -> _Prepared:
+    """Read one file's SQL, header settings and statements; refuse what must not run."""
+    sql = bundle.sql(entry)
+    header = dict(entry.settings)
+    header.update(parse_header_settings(sql, file=entry.file))
+    statements = split_statements(sql, standard_conforming_strings=scs)
+    for st in statements:
+        if st.is_transaction_control:
+            line, _ = line_and_column(sql, st.start)
+            raise MigrationRefused(
+                f"{entry.file} contains the transaction control statement {st.text.strip()[:40]!r}; it would "
+                "break the all-or-nothing application of the file and its history row",
+                file=entry.file,
+                line=line,
+                rule="transaction-control",
+                remedy=(
+                    "remove BEGIN/COMMIT/ROLLBACK from the file: schemagate runs each migration in a transaction "
+                    "of its own (statements that cannot run in one make the file `transactional: false`)"
+                ),
+            )
+    try:
+        retries = int(header.get("lock_retries", settings.lock_retries))
+    except ValueError:
+        raise ConfigurationError(f"lock_retries {header['lock_retries']!r} is not a number", file=entry.file) from None
+    return _Prepared(
+        entry=entry,
+        why=why,
+        sql=sql,
+        statements=statements,
+        lock_timeout=header.get("lock_timeout", settings.lock_timeout),
+        statement_timeout=header.get("statement_timeout", settings.statement_timeout),
+        lock_retries=retries,
+    )
+
+
+class _StatementFailed(Exception):
+    """Internal: a statement (or COMMIT) failed; carries what the error mapping needs."""
+
+    def __init__(self, exc: psycopg2.Error, statement: Statement | None, prefix_len: int,
+                 *, retryable: bool, at_commit: bool = False) -> None:
+        super().__init__(str(exc))
+        self.exc = exc
+        self.statement = statement
+        self.prefix_len = prefix_len
+        self.retryable = retryable
+        self.at_commit = at_commit
+
+
+class _Runner:
+    """Applies prepared migrations on one autocommit connection holding the lock."""
+
+    def __init__(self, conn, bundle: Bundle, settings: ExecutorSettings, emit: Callable[[Event], None],
+                 hooks: ApplyHooks, sink: _NoticeSink) -> None:
+        self.conn = conn
+        self.bundle = bundle
+        self.settings = settings
+        self.emit = emit
+        self.hooks = hooks
+        self.sink = sink
+        self.cur = conn.cursor()
+
+    def _settings_sql(self, p: _Prepared, *, local: bool) -> str:
+        flag = "true" if local else "false"
+        parts = [f"set_config('lock_timeout', %s, {flag})", f"set_config('statement_timeout', %s, {flag})"]
+        params = [p.lock_timeout, p.statement_timeout]
+        if self.settings.search_path:
+            parts.append(f"set_config('search_path', %s, {flag})")
+            params.append(self.settings.search_path)
+        return self.cur.mogrify("SELECT " + ", ".join(parts) + ";", params).decode("utf-8")
+
+    def _history_sql(self, p: _Prepared, *, success: bool, execution_time_ms: int | None) -> str:
+        e = p.entry
+        return insert_row_sql(
+            self.cur,
+            self.settings,
+            version=e.version,
+            description=e.description,
+            type=TYPE_REPEATABLE if e.kind == REPEATABLE else TYPE_SQL,
+            script=e.script,
+            checksum=e.sha256,
+            execution_time_ms=execution_time_ms,
+            success=success,
+            bundle_sha256=self.bundle.manifest.bundle_sha256,
+        )
+
+    def run(self, p: _Prepared) -> AppliedMigration:
+        entry = p.entry
+        if self.hooks.before_migration is not None:
+            self.hooks.before_migration(self.conn, entry)
+        self.emit(Event("start", file=entry.file, message=f"applying {entry.file} ({p.why})"))
+        attempt = 0
+        self.sink.file = entry.file
+        self.sink.collected = []
+        try:
+            while True:
+                started = time.monotonic()
+                try:
+                    if entry.transactional:
+                        self._transactional(p)
+                    else:
+                        self._autocommit(p, started)
+                    break
+                except _StatementFailed as failed:
+                    code = failed.exc.pgcode
+                    if code == LOCK_NOT_AVAILABLE and failed.retryable and attempt < p.lock_retries:
+                        delay = self.settings.lock_retry_backoff_s * (2**attempt)
+                        attempt += 1
+                        self.emit(Event("retry", file=entry.file, message=(
+                            f"lock_timeout ({p.lock_timeout}) expired waiting for a lock; retry {attempt} of "
+                            f"{p.lock_retries} in {delay:g}s")))
+                        time.sleep(delay)
+                        continue
+                    error = self._error(p, failed, attempts=attempt + 1)
+                    if not entry.transactional:
+                        self._record_failure(p, started, error)
+                    self.emit(Event("failed", file=entry.file, message=str(error),
+                                    duration_ms=int((time.monotonic() - started) * 1000)))
+                    raise error from None
+        finally:
+            self.sink.file = None
+        duration = int((time.monotonic() - started) * 1000)
+        applied = AppliedMigration(entry=entry, duration_ms=duration, notices=list(self.sink.collected),
+                                   attempts=attempt + 1)
+        self.emit(Event("applied", file=entry.file, message=f"applied {entry.file} in {duration} ms",
+                        duration_ms=duration))
+        if self.hooks.after_migration is not None:
+            self.hooks.after_migration(self.conn, entry, applied)
+        return applied
+
+    def _transactional(self, p: _Prepared) -> None:
+        """BEGIN + settings with the first statement, history row with the last, then COMMIT."""
+        prefix = "BEGIN;" + self._settings_sql(p, local=True) + "\n"
+        history_sql = self._history_sql(p, success=True, execution_time_ms=None)
+        queries: list[tuple[str, Statement | None, int]] = []
+        statements = p.statements
+        if not statements:
+            queries.append((prefix + history_sql, None, len(prefix)))
+        for index, st in enumerate(statements):
+            head = prefix if index == 0 else ""
+            text = head + st.text
+            if index == len(statements) - 1:
+                text += ("\n" if st.text.rstrip().endswith(";") else "\n;") + history_sql
+            queries.append((text, st, len(head)))
+        cur = self.cur
+        try:
+            for text, st, prefix_len in queries:
+                try:
+                    cur.execute(text)
+                except psycopg2.Error as exc:
+                    raise _StatementFailed(exc, st, prefix_len, retryable=True) from None
+            if self.hooks.before_commit is not None:
+                self.hooks.before_commit(cur, p.entry)
+            try:
+                cur.execute("COMMIT")
+            except psycopg2.Error as exc:
+                raise _StatementFailed(exc, None, 0, retryable=True, at_commit=True) from None
+        except BaseException:
+            self._rollback()
+            raise
+
+    def _autocommit(self, p: _Prepared, started: float) -> None:
+        """A ``transactional: false`` file: each statement commits on its own."""
+        cur = self.cur
+        cur.execute(self._settings_sql(p, local=False))
+        try:
+            for index, st in enumerate(p.statements):
+                try:
+                    cur.execute(st.text)
+                except psycopg2.Error as exc:
+                    raise _StatementFailed(exc, st, 0, retryable=index == 0 and not st.is_concurrent) from None
+            elapsed = int((time.monotonic() - started) * 1000)
+            try:
+                cur.execute(self._history_sql(p, success=True, execution_time_ms=elapsed))
+            except psycopg2.Error as exc:
+                raise _StatementFailed(exc, None, 0, retryable=False) from None
+        finally:
+            self._reset_session(p)
+
+    def _reset_session(self, p: _Prepared) -> None:
+        if self.conn.closed:
+            return
+        resets = "RESET lock_timeout; RESET statement_timeout;" + (" RESET search_path;" if self.settings.search_path
+                                                                     else "")
+        try:
+            self.cur.execute(resets)
+        except psycopg2.Error:
+            pass
+
+    def _rollback(self) -> None:
+        if self.conn.closed:
+            return
+        try:
+            rollback_if_open(self.conn)
+        except psycopg2.Error:
+            pass
+
+    def _record_failure(self, p: _Prepared, started: float, error: SchemagateError) -> None:
+        """Write the success=false row of a non-transactional file (it may have changed something)."""
+        elapsed = int((time.monotonic() - started) * 1000)
+        try:
+            self._rollback()
+            self.cur.execute(self._history_sql(p, success=False, execution_time_ms=elapsed))
+            error.context["failed_row_written"] = True
+        except psycopg2.Error as exc:
+            error.context["failed_row_written"] = False
+            error.message += (f" (the success = false history row could not be written either: "
+                              f"{(exc.pgerror or str(exc)).strip()})")
+            error.args = (error.message,)
+
+    def _error(self, p: _Prepared, failed: _StatementFailed, *, attempts: int) -> SchemagateError:
+        exc, entry, sql = failed.exc, p.entry, p.sql
+        if exc.pgcode is None:
+            return ConnectionFailure(
+                f"lost the connection to the database while applying {entry.file}: {' '.join(str(exc).split())}",
+                file=entry.file,
+                remedy=(
+                    "PostgreSQL rolls back the open transaction of a session whose client is gone; check the "
+                    "server and the network, then apply again"
+                    if entry.transactional
+                    else "the file runs outside a transaction: check which of its statements took effect, "
+                    "fix the database by hand, then apply again"
+                ),
+            )
+        diag = exc.diag
+        line, column, where = self._locate(sql, failed, diag)
+        primary = (diag.message_primary or exc.pgerror or str(exc)).strip()
+        message = f"{primary} (SQLSTATE {exc.pgcode})"
+        if diag.message_detail:
+            message += f"; detail: {diag.message_detail.strip()}"
+        if diag.message_hint:
+            message += f"; hint: {diag.message_hint.strip()}"
+        if where:
+            message += f"; {where}"
+        if entry.transactional:
+            message += f"; {entry.file} was rolled back: the database is as it was before it"
+        else:
+            message += (f"; {entry.file} is not transactional: statements before the failing one stayed applied "
+                        "and a success = false history row records the failure")
+        context = {
+            "sqlstate": exc.pgcode,
+            "message": primary,
+            "detail": diag.message_detail,
+            "hint": diag.message_hint,
+            "where": diag.context,
+            "statement_line": (line_and_column(sql, failed.statement.start)[0] if failed.statement else None),
+            "transactional": entry.transactional,
+            "attempts": attempts,
+        }
+        if not entry.transactional:
+            remedy = ("inspect the database and undo or finish what the file changed (a failed CREATE INDEX "
+                      "CONCURRENTLY leaves an INVALID index: DROP INDEX CONCURRENTLY it), fix the file, then run "
+                      "`schemagate repair` and apply again")
+        elif exc.pgcode == LOCK_NOT_AVAILABLE:
+            remedy = (f"another session held a conflicting lock for longer than lock_timeout ({p.lock_timeout}) "
+                      f"on {attempts} attempt(s): find it in pg_stat_activity / pg_locks, apply at a quieter time, "
+                      "or raise the limit with `-- schemagate:set lock_timeout=30s lock_retries=5` in the file header")
+        elif exc.pgcode == "57014":
+            remedy = (f"the statement ran longer than statement_timeout ({p.statement_timeout}): raise it for this "
+                      "file with `-- schemagate:set statement_timeout=2h`, or split the work into smaller migrations")
+        elif exc.pgcode == "25001":
+            remedy = ("this statement cannot run inside a transaction: the file must be `transactional: false` in "
+                      "the bundle (`schemagate validate` marks files with CREATE INDEX CONCURRENTLY and similar), "
+                      "ideally holding that one statement")
+        else:
+            remedy = (f"fix {entry.file} (it was not applied, so it may still be edited), build and approve a new "
+                      "bundle, and apply again")
+        cls: type[SchemagateError] = SqlError
+        if exc.pgcode == LOCK_NOT_AVAILABLE:
+            cls = LockTimeout
+        elif exc.pgcode == "42501":
+            cls = PermissionDenied
+        return cls(message, file=entry.file, line=line, column=column, remedy=remedy, context=context)
+
+    @staticmethod
+    def _locate(sql: str, failed: _StatementFailed, diag) -> tuple[int | None, int | None, str]:
+        """Line and column in the file of the failure, and a phrase saying how precise that is."""
+        st = failed.statement
+        if failed.at_commit:
+            return None, None, "at COMMIT (a deferred constraint or trigger failed; the line is unknown)"
+        if st is None:
+            return None, None, "while writing the history row (the line is unknown)"
+        position = diag.statement_position
+        if position and position.isdigit():
+            offset = st.start + int(position) - 1 - failed.prefix_len
+            if st.start <= offset <= st.end:
+                line, column = line_and_column(sql, offset)
+                return line, column, ""
+        if diag.context and st.body_start is not None:
+            m = re.search(r"\bline (\d+)\b", diag.context)
+            if m:
+                line = line_and_column(sql, st.body_start)[0] + int(m.group(1)) - 1
+                return line, None, f"at line {line} (inside the function body: {' '.join(diag.context.split())})"
+        line = line_and_column(sql, st.start)[0]
+        return line, None, f"in the statement starting at line {line}"
+
+
+def _enable_dead_client_check(conn) -> None:
+    """PostgreSQL 14+: notice a vanished client during a long statement, end the session, release the lock."""
+    if conn.server_version >= 140000:
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT set_config('client_connection_check_interval', %s, false)", (DEAD_CLIENT_CHECK,))
+        except psycopg2.Error:
+            rollback_if_open(conn)
+
+
+def apply(
+    conn,
+    bundle: Bundle,
+    settings: ExecutorSettings,
+    *,
+    on_event: Callable[[Event], None] | None = None,
+    should_continue: Callable[[], bool] | None = None,
+    hooks: ApplyHooks | None = None,
+) -> ApplyResult:
+    """Apply the bundle's pending migrations (see the module docstring for the protocol).
+
+    Raises the first refusal (with the others in its context) before applying anything;
+    SqlError / LockTimeout / PermissionDenied / ConnectionFailure when a migration fails (that
+    migration is rolled back; earlier ones of this run stay applied and are listed in the error's
+    ``context["applied_before_failure"]``).  ``settings.dry_run`` only plans (refusals are in
+    ``result.plan.refusals``, nothing is raised or changed).
+    """
+    emit = on_event or (lambda event: None)
+    hooks = hooks or ApplyHooks()
+    if settings.dry_run:
+        p = plan(conn, bundle, settings)
+        return ApplyResult(plan=p, applied=[], stopped_early=False, remaining=[e for e, _ in p.to_apply])
+    sink = _NoticeSink(emit)
+    with _autocommit(conn, exclusive=True), _notices_to(conn, sink):
+        _enable_dead_client_check(conn)
+        lock = AdvisoryLock(conn, settings, on_wait=lambda message: emit(Event("waiting_for_lock", message=message)))
+        with lock:
+            emit(Event("lock_acquired", message=f"holding the migration lock on {settings.qualified_table}",
+                       duration_ms=int(lock.waited_s * 1000)))
+            ensure_history_table(conn, settings)
+            p = _plan_from(build_info(bundle.manifest, read_history(conn, settings), settings), settings)
+            if p.refusals:
+                raise _combined(p.refusals)
+            scs = conn.get_parameter_status("standard_conforming_strings") != "off"
+            prepared = [_prepare(bundle, entry, why, settings, scs) for entry, why in p.to_apply]
+            runner = _Runner(conn, bundle, settings, emit, hooks, sink)
+            applied: list[AppliedMigration] = []
+            for index, item in enumerate(prepared):
+                if applied and should_continue is not None and not should_continue():
+                    remaining = [x.entry for x in prepared[index:]]
+                    emit(Event("stopped", file=item.entry.file, message=(
+                        f"stopped before {item.entry.file}: {len(remaining)} migration(s) left for the next run")))
+                    return ApplyResult(plan=p, applied=applied, stopped_early=True, remaining=remaining)
+                try:
+                    applied.append(runner.run(item))
+                except SchemagateError as error:
+                    error.context["applied_before_failure"] = [a.entry.file for a in applied]
+                    raise
+            return ApplyResult(plan=p, applied=applied, stopped_early=False, remaining=[])
+
+
+# --------------------------------------------------------------------------------------------
+# repair and baseline
+
+
+def repair(
+    conn, bundle: Bundle | None, settings: ExecutorSettings, *, realign_checksums: bool = False
+) -> RepairResult:
+    """Remove ``success = false`` rows (after a person fixed the database); with
+    ``realign_checksums`` also record the bundle's checksum for drifted files."""
+    if realign_checksums and bundle is None:
+        raise ConfigurationError("realigning checksums needs the bundle", remedy="pass --bundle DIR or --migrations DIR")
+    with _autocommit(conn, exclusive=True), AdvisoryLock(conn, settings):
+        rows = read_history(conn, settings)
+        failed = [r for r in rows if not r.success]
+        drifted: list[MigrationInfo] = []
+        if realign_checksums and bundle is not None:
+            infos = build_info(bundle.manifest, rows, settings)
+            drifted = [i for i in infos if i.state is MigrationState.DRIFTED]
+        if not failed and not drifted:
+            return RepairResult(removed_failed=[], realigned=[])
+        with conn.cursor() as cur:
+            cur.execute("BEGIN")
+            try:
+                if failed:
+                    history_table.delete_rows(cur, settings, [r.installed_rank for r in failed])
+                for i in drifted:
+                    assert i.installed_rank is not None and i.bundle_checksum is not None
+                    history_table.update_checksum(cur, settings, i.installed_rank, i.bundle_checksum)
+                cur.execute("COMMIT")
+            except BaseException:
+                rollback_if_open(conn)
+                raise
+        return RepairResult(removed_failed=[r.script for r in failed], realigned=[i.file for i in drifted])
+
+
+def baseline(conn, version: str, description: str, settings: ExecutorSettings) -> None:
+    """Mark an existing database as being at ``version``: files up to it are never applied.
+
+    Refuses when the history already has rows (a baseline only starts a history)."""
+    try:
+        Version.parse(version)
+    except ValueError as exc:
+        raise ConfigurationError(str(exc), remedy="give a version like 1, 42 or 2024.05.01") from None
+    with _autocommit(conn, exclusive=True), AdvisoryLock(conn, settings):
+        ensure_history_table(conn, settings)
+        rows = read_history(conn, settings)
+        if rows:
+            latest = rows[-1]
+            raise MigrationRefused(
+                f"cannot baseline at version {version}: {settings.qualified_table} already has {len(rows)} row(s) "
+                f"(the latest: {latest.script}, version {latest.version})",
+                rule="baseline-not-empty",
+                remedy="baseline only a database schemagate has never migrated; this one already has a history",
+            )
+        with conn.cursor() as cur:
+            insert_row(cur, settings, version=version, description=description or "baseline", type=TYPE_BASELINE,
+                       script=BASELINE_SCRIPT, checksum=None, execution_time_ms=0, success=True, bundle_sha256=None)
