@@ -1,0 +1,2 @@
+-- The life cycle of an invoice.
+CREATE TYPE invoice_status AS ENUM ('draft', 'open', 'paid', 'void');
