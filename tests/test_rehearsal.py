@@ -296,3 +296,41 @@ def test_rehearsing_on_the_deployment_database_is_refused(tmp_path: Path, pg_adm
     config, structural = _project(tmp_path, {"V1__a.sql": "SELECT 1;\n"})
     with pytest.raises(ConfigurationError, match="DATABASE_URL"):
         rehearse(config, structural, new=None, database_url=pg_admin_url)
+
+
+def test_leftovers_of_a_killed_run_are_swept_but_a_live_runs_database_is_not(pg_admin_url: str) -> None:
+    dead, live = f"sg_rehearsal_dead{uuid.uuid4().hex[:8]}", f"sg_rehearsal_live{uuid.uuid4().hex[:8]}"
+    owner, sweeper = psycopg2.connect(pg_admin_url), psycopg2.connect(pg_admin_url)
+    owner.autocommit = sweeper.autocommit = True
+    try:
+        BaseStore(owner).claim(live)
+        with owner.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{dead}"')
+            cur.execute(f'CREATE DATABASE "{live}"')
+        dropped = BaseStore(sweeper).sweep()
+        with sweeper.cursor() as cur:
+            cur.execute("SELECT datname FROM pg_database WHERE datname IN (%s, %s)", (dead, live))
+            remaining = [r[0] for r in cur.fetchall()]
+    finally:
+        with owner.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{dead}"')
+            cur.execute(f'DROP DATABASE IF EXISTS "{live}"')
+        owner.close()
+        sweeper.close()
+    assert dead in dropped and remaining == [live]
+
+
+def test_rehearsal_runs_on_the_embedded_server_when_no_url_is_given(tmp_path: Path) -> None:
+    from schemagate.embedded import EmbeddedPostgres
+
+    config, structural = _project(tmp_path, {
+        "V1__orders.sql": "CREATE TABLE orders (id int PRIMARY KEY);\n",
+        "V2__orders_total.sql": "ALTER TABLE orders ADD COLUMN total numeric DEFAULT random();\n",
+    })
+    try:
+        result = rehearse(config, structural, new={"V2__orders_total.sql"}, database_url=None)
+    finally:
+        EmbeddedPostgres(tmp_path / ".schemagate" / "rehearsal").stop()
+    assert "embedded" in result.server and result.server_version.startswith("16")
+    [m] = result.migrations
+    assert m.rewritten == ["public.orders"]

@@ -46,8 +46,11 @@ import psycopg2.errors
 from psycopg2 import sql
 from psycopg2.extensions import make_dsn, parse_dsn
 
+from executor.apply import AppliedMigration, ApplyHooks
+from executor.apply import apply as executor_apply
 from executor.bundle import make_bundle
-from executor.errors import ConfigurationError, ConnectionFailure, SchemagateError
+from executor.connection import connect as executor_connect
+from executor.errors import ConfigurationError, SchemagateError
 from executor.manifest import ManifestEntry
 from executor.settings import ExecutorSettings
 from validator.config import ValidatorConfig
@@ -55,6 +58,7 @@ from validator.findings import ERROR, WARNING, Finding, docs_link
 from validator.rehearsal_locks import (
     LockInfo,
     LockObserver,
+    LockSample,
     RelationState,
     held_relation_locks,
     rewritten_tables,
@@ -70,6 +74,9 @@ RULE_REWRITE = "rehearsal-table-rewrite"
 
 REHEARSAL_PREFIX = "sg_rehearsal_"
 BASE_PREFIX = "sg_base_"
+BUILD_INFIX = "_build_"
+# first key of the session advisory lock by which a run owns the databases it creates ("SG")
+OWNER_LOCK_CLASS = 0x5347
 KEEP_BASES = 4
 # bump when what a base template holds changes meaning (it is part of every base key)
 BASE_FORMAT = 1
@@ -298,17 +305,15 @@ def rehearsal_server(config: ValidatorConfig, database_url: str | None) -> Itera
 
 
 def _connect(url: str, *, autocommit: bool = True) -> Any:
-    try:
-        conn = psycopg2.connect(url, application_name="schemagate-rehearsal")
-    except psycopg2.OperationalError as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConnectionFailure(
-            f"cannot connect to the rehearsal server {describe_server(url)}: {reason}",
-            remedy="check --rehearsal-database-url (a server where schemagate may CREATE DATABASE), "
-            "or leave it out to use the embedded server",
-        ) from None
+    """A connection to ``url`` (always explicit: never $DATABASE_URL), password masked in errors."""
+    conn = executor_connect(url, application_name="schemagate-rehearsal")
     conn.autocommit = autocommit
     return conn
+
+
+def _like(literal: str) -> str:
+    """``literal`` as a LIKE pattern matching itself (``_`` is a wildcard in LIKE)."""
+    return literal.replace("\\", "\\\\").replace("_", "\\_").replace("%", "\\%")
 
 
 def _drop_database(cur: Any, name: str) -> None:
@@ -343,10 +348,41 @@ def base_template_name(key: str) -> str:
 
 
 class BaseStore:
-    """Template databases of base states on the rehearsal server (admin connection, autocommit)."""
+    """Template databases of base states on the rehearsal server (admin connection, autocommit).
+
+    Every database a run creates is *claimed* first: a session advisory lock on its name, held by
+    the admin connection until the run ends.  ``sweep`` drops throwaway and half-built databases
+    whose claim is gone (their run was killed) and that nobody is connected to.
+    """
 
     def __init__(self, admin: Any) -> None:
         self.admin = admin
+
+    def claim(self, name: str) -> None:
+        with self.admin.cursor() as cur:
+            cur.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (OWNER_LOCK_CLASS, name))
+
+    def sweep(self) -> list[str]:
+        """Drop leftovers of killed runs; returns their names."""
+        dropped = []
+        with self.admin.cursor() as cur:
+            cur.execute(
+                "SELECT d.datname FROM pg_database d WHERE (d.datname LIKE %s OR d.datname LIKE %s) "
+                "AND NOT d.datistemplate "
+                "AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datname = d.datname)",
+                (_like(REHEARSAL_PREFIX) + "%", _like(BASE_PREFIX) + "%" + _like(BUILD_INFIX) + "%"),
+            )
+            for (name,) in cur.fetchall():
+                cur.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", (OWNER_LOCK_CLASS, name))
+                if not cur.fetchone()[0]:
+                    continue  # a live run owns it
+                try:
+                    with suppress(psycopg2.Error):
+                        _drop_database(cur, name)
+                        dropped.append(name)
+                finally:
+                    cur.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", (OWNER_LOCK_CLASS, name))
+        return dropped
 
     def exists(self, name: str) -> bool:
         with self.admin.cursor() as cur:
@@ -392,7 +428,7 @@ class BaseStore:
             cur.execute(
                 "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database "
                 "WHERE datname LIKE %s AND datistemplate",
-                (BASE_PREFIX.replace("_", "\\_") + "%",),
+                (_like(BASE_PREFIX) + "%",),
             )
             rows = cur.fetchall()
 
@@ -417,69 +453,93 @@ class BaseStore:
 # -- applying through the executor --------------------------------------------------------------
 
 
+@dataclass
+class _Watch:
+    """What was seen of one new migration."""
+
+    before: dict[int, RelationState] = field(default_factory=dict)
+    held: LockSample = field(default_factory=dict)
+    after: dict[int, RelationState] = field(default_factory=dict)
+    observer: LockObserver | None = None
+    started: float = 0.0
+    probe_s: float = 0.0  # time spent in our own catalog queries inside the migration's transaction
+    duration_ms: int | None = None
+    done: bool = False
+
+
 class _Probe:
-    """Reads locks and relfilenodes around one migration (hooks given to the executor)."""
+    """The executor's ApplyHooks for a rehearsal: snapshots and locks around each new migration."""
 
     def __init__(self, url: str, settings: ExecutorSettings, watched: set[str]) -> None:
         self.url = url
-        self.watched = watched  # files whose locks we want (the new ones)
-        self.exclude = {f"{settings.schema}.{settings.table}", f'"{settings.schema}"."{settings.table}"'}
-        self.before: dict[int, RelationState] = {}
-        self.held: dict = {}
-        self.after: dict[int, RelationState] = {}
-        self.observer: LockObserver | None = None
-        self.started = 0.0
-        self.elapsed_ms: int | None = None
-        self.read_inside = False
+        self.watched = watched
+        self.exclude = {f"{settings.schema}.{settings.table}"}  # the executor's own history row
+        self.watches: dict[str, _Watch] = {}
+        self.current: str | None = None
+
+    def hooks(self) -> ApplyHooks:
+        return ApplyHooks(
+            before_migration=self.before_migration,
+            before_commit=self.before_commit,
+            after_migration=self.after_migration,
+        )
 
     def before_migration(self, conn: Any, entry: ManifestEntry) -> None:
+        self.current = entry.file
         if entry.file not in self.watched:
             return
-        self.started = time.perf_counter()
+        watch = self.watches[entry.file] = _Watch()
         with conn.cursor() as cur:
-            self.before = snapshot_relations(cur)
+            watch.before = snapshot_relations(cur)
             if not entry.transactional:
                 cur.execute("SELECT pg_backend_pid()")
                 pid = cur.fetchone()[0]
-                self.observer = LockObserver(lambda: _connect(self.url))
-                self.observer.start(pid)
-        self.started = time.perf_counter()
+                watch.observer = LockObserver(lambda: _connect(self.url))
+                watch.observer.start(pid)
+        watch.started = time.perf_counter()
 
-    def before_commit(self, conn: Any, entry: ManifestEntry) -> None:
-        if entry.file not in self.watched or not entry.transactional:
+    def before_commit(self, cur: Any, entry: ManifestEntry) -> None:
+        watch = self.watches.get(entry.file)
+        if watch is None:
             return
-        self.elapsed_ms = round((time.perf_counter() - self.started) * 1000)
-        with conn.cursor() as cur:
-            self.held = held_relation_locks(cur)
-            self.after = snapshot_relations(cur)
-        self.read_inside = True
+        started = time.perf_counter()
+        watch.held = held_relation_locks(cur)
+        watch.after = snapshot_relations(cur)
+        watch.probe_s += time.perf_counter() - started
 
-    def after_migration(self, conn: Any, entry: ManifestEntry) -> None:
-        if entry.file not in self.watched:
+    def after_migration(self, conn: Any, entry: ManifestEntry, applied: AppliedMigration) -> None:
+        watch = self.watches.get(entry.file)
+        if watch is None:
             return
-        if self.elapsed_ms is None:
-            self.elapsed_ms = round((time.perf_counter() - self.started) * 1000)
-        if self.observer is not None:
-            self.observer.stop()
-            self.held = self.observer.held
-        if not self.after:
+        watch.duration_ms = max(0, applied.duration_ms - round(watch.probe_s * 1000))
+        if watch.observer is not None:
+            watch.observer.stop()
+            watch.held = watch.observer.held
+        if not entry.transactional:
             with conn.cursor() as cur:
-                self.after = snapshot_relations(cur)
+                watch.after = snapshot_relations(cur)
+        watch.done = True
 
     def stop(self) -> None:
-        if self.observer is not None:
-            self.observer.stop()
+        for watch in self.watches.values():
+            if watch.observer is not None:
+                watch.observer.stop()
+
+    def elapsed_ms(self, file: str) -> int | None:
+        watch = self.watches.get(file)
+        return round((time.perf_counter() - watch.started) * 1000) if watch and watch.started else None
 
     def result(self, entry: ManifestEntry) -> RehearsedMigration:
+        watch = self.watches[entry.file]
         note = None
+        obs = watch.observer
         if not entry.transactional:
-            obs = self.observer
             if obs is not None and obs.error:
                 note = f"non-transactional: locks could not be observed ({obs.error})"
             elif obs is not None and obs.paused_on_gate:
                 note = (
                     "non-transactional: locks observed from a second connection while it ran "
-                    "(read while it waited for older snapshots, with all its locks held)"
+                    "(read while it waited for older snapshots to end, with all its locks held)"
                 )
             else:
                 note = (
@@ -488,10 +548,10 @@ class _Probe:
                 )
         return RehearsedMigration(
             file=entry.file,
-            duration_ms=self.elapsed_ms,
+            duration_ms=watch.duration_ms,
             transactional=entry.transactional,
-            locks=summarize_locks(self.held, self.before, self.after, exclude=self.exclude),
-            rewritten=rewritten_tables(self.before, self.after),
+            locks=summarize_locks(watch.held, watch.before, watch.after, exclude=self.exclude),
+            rewritten=rewritten_tables(watch.before, watch.after),
             note=note,
         )
 
@@ -499,20 +559,11 @@ class _Probe:
 def _apply(url: str, entries: list[Entry], settings: ExecutorSettings, probe: _Probe | None) -> None:
     """Apply whatever of ``entries`` is pending in the database at ``url`` with the executor."""
     bundle = make_bundle(entries, source={"rehearsal": True}, origin="rehearsal")
+    conn = executor_connect(url, application_name="schemagate-rehearsal")
     try:
-        from executor import apply as executor_apply
-    except ImportError:  # TEMPORARY until executor/apply.py lands
-        _apply_interim(url, bundle, settings, probe)
-        return
-
-    hooks = None
-    if probe is not None:
-        hooks = executor_apply.ApplyHooks(
-            before_migration=probe.before_migration,
-            before_commit=probe.before_commit,
-            after_migration=probe.after_migration,
-        )
-    executor_apply.apply(url, bundle, settings=settings, hooks=hooks)
+        executor_apply(conn, bundle, settings, hooks=probe.hooks() if probe else None)
+    finally:
+        conn.close()
 
 
 def _rehearsal_settings(config: ValidatorConfig) -> ExecutorSettings:
@@ -546,26 +597,38 @@ def _entries(config: ValidatorConfig, structural: Any) -> list[Entry]:
 def _failure_finding(
     err: SchemagateError, file: str, *, rule: str, base: bool
 ) -> tuple[Finding, dict[str, Any]]:
-    sqlstate = err.context.get("sqlstate") or getattr(err, "sqlstate", None)
-    detail = {"sqlstate": sqlstate, "message": err.message, "line": err.line, "column": err.column}
-    prefix = f"SQLSTATE {sqlstate}: " if sqlstate else ""
+    """An error finding at the file and line PostgreSQL (or the executor) named."""
+    ctx = err.context
+    sqlstate = ctx.get("sqlstate")
+    if sqlstate:
+        message = f"{ctx.get('message') or err.message} (SQLSTATE {sqlstate})"
+        for label in ("detail", "hint"):
+            if ctx.get(label):
+                message += f"; {label}: {' '.join(str(ctx[label]).split())}"
+        if err.line is not None and err.column is None and ctx.get("where"):
+            message += f"; context: {' '.join(str(ctx['where']).split())}"
+    else:  # a refusal of the executor (e.g. BEGIN/COMMIT in the file), or a connection failure
+        message = err.message
+    detail = {"sqlstate": sqlstate, "message": ctx.get("message") or err.message, "line": err.line,
+              "column": err.column, "category": err.category.value}
     if base:
-        message = f"{prefix}{err.message} (applying the existing history to an empty database)"
+        message += " (while applying the existing history to an empty database)"
         help_text = (
-            "the history on the base ref does not apply to an empty PostgreSQL: make it reproducible "
-            "(create roles/extensions it needs in a migration), otherwise new migrations cannot be rehearsed"
+            "the history on the base ref does not apply to an empty PostgreSQL, so the new migrations could "
+            "not be rehearsed: make it reproducible (create the roles/extensions it relies on in a migration)"
         )
     else:
-        message = f"{prefix}{err.message}"
         help_text = (
-            "this migration fails on a database built from the history, so it would fail in production too: "
-            "fix the statement at this line (the rehearsal database was built from every earlier migration)"
+            "this migration fails on a database built from every earlier migration, so it would fail in "
+            "production too: fix it at this line"
         )
+        if err.remedy and not sqlstate:
+            help_text = err.remedy
     finding = Finding(
         rule=rule,
         family=FAMILY,
         severity=ERROR,
-        file=err.file or file,
+        file=err.file or file or None,
         line=err.line,
         column=err.column,
         message=message,
@@ -647,6 +710,8 @@ def rehearse(
             with admin.cursor() as cur:
                 cur.execute("SHOW server_version")
                 server_version = cur.fetchone()[0]
+            store.sweep()
+            store.claim(target)
             base_started = time.perf_counter()
             key = base_key(base, settings)
             template = base_template_name(key)
@@ -702,7 +767,8 @@ def _build_base(
     store: BaseStore, admin_url: str, base: list[Entry], settings: ExecutorSettings, template: str, token: str
 ) -> Finding | None:
     """Apply the base history into a build database and publish it as ``template``."""
-    build = f"{template}_build_{token[:8]}"
+    build = f"{template}{BUILD_INFIX}{token[:8]}"
+    store.claim(build)
     store.create_empty(build)
     try:
         _apply(_with_dbname(admin_url, build), base, settings, None)
@@ -722,108 +788,40 @@ def _build_base(
 def _rehearse_new(
     url: str, base: list[Entry], fresh: list[Entry], settings: ExecutorSettings
 ) -> tuple[list[RehearsedMigration], list[Finding]]:
+    """Apply the new migrations on top of the base (one executor run, hooks around each) and
+    describe each: applied with its locks, failed, or not rehearsed after a failure."""
+    probe = _Probe(url, settings, {e.file for e, _ in fresh})
+    failure: SchemagateError | None = None
+    try:
+        _apply(url, _ordered(base + fresh), settings, probe)
+    except SchemagateError as err:
+        failure = err
+    finally:
+        probe.stop()
+    failed_file = None
+    if failure is not None:
+        failed_file = failure.file if failure.file in probe.watched else probe.current
     migrations: list[RehearsedMigration] = []
     findings: list[Finding] = []
-    applied = list(base)
-    failed: str | None = None
-    for entry, data in fresh:
-        if failed is not None:
-            migrations.append(
-                RehearsedMigration(entry.file, None, entry.transactional, status="not rehearsed",
-                                   note=f"{failed} failed before it")
-            )
-            continue
-        probe = _Probe(url, settings, {entry.file})
-        applied.append((entry, data))
-        try:
-            _apply(url, _ordered(applied), settings, probe)
-        except SchemagateError as err:
-            probe.stop()
-            finding, detail = _failure_finding(err, entry.file, rule=RULE_FAILED, base=False)
+    for entry, _ in fresh:
+        watch = probe.watches.get(entry.file)
+        if watch is not None and watch.done:
+            result = probe.result(entry)
+            migrations.append(result)
+            findings.extend(_lock_findings(result))
+        elif failure is not None and entry.file == failed_file:
+            finding, detail = _failure_finding(failure, entry.file, rule=RULE_FAILED, base=False)
             findings.append(finding)
             migrations.append(
-                RehearsedMigration(
-                    entry.file,
-                    round((time.perf_counter() - probe.started) * 1000) if probe.started else None,
-                    entry.transactional,
-                    status="failed",
-                    error=detail,
-                    note=str(err.remedy) if err.remedy else None,
-                )
+                RehearsedMigration(entry.file, probe.elapsed_ms(entry.file), entry.transactional,
+                                   status="failed", error=detail, note=failure.remedy)
             )
-            failed = entry.file
-            continue
-        finally:
-            probe.stop()
-        result = probe.result(entry)
-        migrations.append(result)
-        findings.extend(_lock_findings(result))
+        else:
+            why = f"{failed_file} failed before it" if failed_file else "the executor stopped before it"
+            migrations.append(
+                RehearsedMigration(entry.file, None, entry.transactional, status="not rehearsed", note=why)
+            )
+    if failure is not None and failed_file is None:  # a refusal about no new file in particular
+        finding, _ = _failure_finding(failure, failure.file or "", rule=RULE_FAILED, base=False)
+        findings.append(finding)
     return migrations, findings
-
-
-def _apply_interim(url: str, bundle: Any, settings: ExecutorSettings, probe: _Probe | None) -> None:
-    """TEMPORARY stand-in for executor.apply while it is being written: pending files in order,
-    each in its own transaction with its history row (autocommit when non-transactional)."""
-    from executor.errors import SqlError
-
-    conn = psycopg2.connect(url)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(
-                sql.SQL(
-                    "CREATE TABLE IF NOT EXISTS {}.{} (installed_rank int PRIMARY KEY, version text, "
-                    "description text, type text, script text, checksum char(64), installed_by text, "
-                    "installed_on timestamptz DEFAULT now(), execution_time_ms int, success boolean, "
-                    "bundle_sha256 char(64), run_id text)"
-                ).format(sql.Identifier(settings.schema), sql.Identifier(settings.table))
-            )
-            cur.execute(sql.SQL("SELECT script FROM {}.{}").format(sql.Identifier(settings.schema),
-                                                                   sql.Identifier(settings.table)))
-            done = {r[0] for r in cur.fetchall()}
-        conn.commit()
-        for entry in bundle.manifest.migrations:
-            if entry.file in done:
-                continue
-            text = bundle.sql(entry)
-            conn.autocommit = not entry.transactional
-            started = time.perf_counter()
-            if probe:
-                probe.before_migration(conn, entry)
-            try:
-                with conn.cursor() as cur:
-                    cur.execute(f"SET lock_timeout = '{settings.lock_timeout}'")
-                    cur.execute(text)
-            except psycopg2.Error as exc:
-                if not conn.autocommit:
-                    conn.rollback()
-                pos = int(exc.diag.statement_position) if exc.diag.statement_position else None
-                line = column = None
-                if pos:
-                    line = text[: pos - 1].count("\n") + 1
-                    column = pos - (text[: pos - 1].rfind("\n") + 1)
-                raise SqlError(
-                    (exc.diag.message_primary or str(exc)).strip(),
-                    file=entry.file, line=line, column=column,
-                    context={"sqlstate": exc.pgcode},
-                ) from None
-            if probe and entry.transactional:
-                probe.before_commit(conn, entry)
-            with conn.cursor() as cur:
-                cur.execute(
-                    sql.SQL(
-                        "INSERT INTO {}.{} (installed_rank, version, description, type, script, checksum, "
-                        "installed_by, execution_time_ms, success, bundle_sha256, run_id) "
-                        "SELECT coalesce(max(installed_rank), 0) + 1, %s, %s, %s, %s, %s, current_user, %s, "
-                        "true, %s, %s FROM {}.{}"
-                    ).format(sql.Identifier(settings.schema), sql.Identifier(settings.table),
-                             sql.Identifier(settings.schema), sql.Identifier(settings.table)),
-                    (entry.version, entry.description, "SQL" if entry.kind == "versioned" else "REPEATABLE",
-                     entry.file, entry.sha256, round((time.perf_counter() - started) * 1000),
-                     bundle.bundle_sha256, settings.run_id),
-                )
-            if not conn.autocommit:
-                conn.commit()
-            if probe:
-                probe.after_migration(conn, entry)
-    finally:
-        conn.close()
