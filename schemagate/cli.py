@@ -32,7 +32,8 @@ _register()
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        cli.main(args=argv, prog_name="schemagate", standalone_mode=False)
+        # non-standalone click returns (not raises) the code of a command's `raise click.exceptions.Exit(n)`
+        code = cli.main(args=argv, prog_name="schemagate", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         return 1
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except click.exceptions.Exit as exc:
         return exc.exit_code
-    return 0
+    return code if isinstance(code, int) and not isinstance(code, bool) else 0
 
 
 def entry() -> None:  # pragma: no cover - console script wrapper
