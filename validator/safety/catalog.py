@@ -1,0 +1,160 @@
+"""What the migrations already did, as far as the safety rules need to know.
+
+The engine feeds every statement of every file, in apply order, into one ``Catalog`` after the
+rules have looked at it.  Rules then ask questions the pipeline can answer and a single-file
+linter cannot: was this table created earlier in the same file (new and empty, so exempt from
+lock rules)?  Which type did this column have (so widening ``varchar(50)`` to ``text`` is known not
+to rewrite)?  Is there a validated ``CHECK (col IS NOT NULL)`` from an earlier migration (so
+``SET NOT NULL`` skips its scan on PostgreSQL 12+)?
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pglast import ast
+from pglast.enums import AlterTableType, ConstrType, NullTestType, ObjectType
+
+
+def type_name(tn: Any) -> str:
+    """The last part of a TypeName, lower case: ``int4``, ``varchar``, ``timestamptz``, ``serial``."""
+    if tn is None or not tn.names:
+        return ""
+    return tn.names[-1].sval.lower()
+
+
+def type_mods(tn: Any) -> tuple[int, ...] | None:
+    """Integer type modifiers (``varchar(20)`` -> ``(20,)``); None when there are none or not literal."""
+    if tn is None or not tn.typmods:
+        return None
+    mods = []
+    for m in tn.typmods:
+        val = getattr(m, "val", None)
+        if not isinstance(val, ast.Integer):
+            return None
+        mods.append(val.ival)
+    return tuple(mods)
+
+
+def not_null_column(expr: Any) -> str | None:
+    """``col IS NOT NULL`` -> ``col``; anything else -> None."""
+    if (
+        isinstance(expr, ast.NullTest)
+        and expr.nulltesttype == NullTestType.IS_NOT_NULL
+        and isinstance(expr.arg, ast.ColumnRef)
+        and len(expr.arg.fields) == 1
+        and isinstance(expr.arg.fields[0], ast.String)
+    ):
+        return expr.arg.fields[0].sval
+    return None
+
+
+@dataclass
+class CheckConstraint:
+    table: str
+    name: str
+    not_null_column: str | None
+    validated: bool
+    tx: object  # the transaction it was added in (None: its own)
+
+
+@dataclass
+class Catalog:
+    columns: dict[str, dict[str, Any]] = field(default_factory=dict)  # table -> column -> TypeName
+    checks: dict[tuple[str, str], CheckConstraint] = field(default_factory=dict)
+    # per file (reset by start_file)
+    new_tables: set[str] = field(default_factory=set)
+    new_indexes: set[str] = field(default_factory=set)
+    new_types: set[str] = field(default_factory=set)
+
+    def start_file(self) -> None:
+        self.new_tables = set()
+        self.new_indexes = set()
+        self.new_types = set()
+
+    # ---- questions -------------------------------------------------------------------------
+    def is_new_table(self, relation: Any) -> bool:
+        """True when ``relation`` (a RangeVar or a name) was created earlier in the current file."""
+        name = relation if isinstance(relation, str) else getattr(relation, "relname", None)
+        return name is not None and name in self.new_tables
+
+    def column_type(self, table: str, column: str) -> Any | None:
+        return self.columns.get(table, {}).get(column)
+
+    def validated_not_null_check(self, table: str, column: str, tx: object) -> CheckConstraint | None:
+        """A CHECK (column IS NOT NULL) validated in an earlier transaction than ``tx``."""
+        for check in self.checks.values():
+            if (
+                check.table == table
+                and check.not_null_column == column
+                and check.validated
+                and (tx is None or check.tx != tx)
+            ):
+                return check
+        return None
+
+    # ---- recording -------------------------------------------------------------------------
+    def record(self, node: Any, tx: object) -> None:
+        if isinstance(node, ast.CreateStmt):
+            self._record_create(node, tx)
+        elif isinstance(node, ast.CreateTableAsStmt) and node.into and node.into.rel:
+            self.new_tables.add(node.into.rel.relname)
+        elif isinstance(node, ast.IndexStmt) and node.idxname:
+            self.new_indexes.add(node.idxname)
+        elif isinstance(node, ast.CreateEnumStmt):
+            self.new_types.add(node.typeName[-1].sval)
+        elif isinstance(node, ast.CreateDomainStmt):
+            self.new_types.add(node.domainname[-1].sval)
+        elif isinstance(node, ast.CompositeTypeStmt) and node.typevar:
+            self.new_types.add(node.typevar.relname)
+        elif isinstance(node, ast.AlterTableStmt) and node.relation is not None:
+            self._record_alter(node, tx)
+        elif (
+            isinstance(node, ast.RenameStmt) and node.renameType == ObjectType.OBJECT_TABLE and node.relation
+        ):
+            old = node.relation.relname
+            if old in self.new_tables:
+                self.new_tables.add(node.newname)
+            if old in self.columns:
+                self.columns[node.newname] = self.columns.pop(old)
+        elif isinstance(node, ast.DropStmt) and node.removeType == ObjectType.OBJECT_TABLE:
+            for obj in node.objects or ():
+                self.columns.pop(obj[-1].sval, None)
+
+    def _record_create(self, node: Any, tx: object) -> None:
+        table = node.relation.relname
+        self.new_tables.add(table)
+        cols: dict[str, Any] = {}
+        for elt in node.tableElts or ():
+            if isinstance(elt, ast.ColumnDef) and elt.colname:
+                cols[elt.colname] = elt.typeName
+            elif isinstance(elt, ast.Constraint):
+                self._record_constraint(table, elt, tx, validated=True)
+        self.columns[table] = cols
+
+    def _record_alter(self, node: Any, tx: object) -> None:
+        table = node.relation.relname
+        cols = self.columns.setdefault(table, {})
+        for cmd in node.cmds or ():
+            if cmd.subtype == AlterTableType.AT_AddColumn and isinstance(cmd.def_, ast.ColumnDef):
+                cols[cmd.def_.colname] = cmd.def_.typeName
+            elif cmd.subtype == AlterTableType.AT_AlterColumnType and isinstance(cmd.def_, ast.ColumnDef):
+                cols[cmd.name] = cmd.def_.typeName
+            elif cmd.subtype == AlterTableType.AT_DropColumn:
+                cols.pop(cmd.name, None)
+            elif cmd.subtype == AlterTableType.AT_AddConstraint and isinstance(cmd.def_, ast.Constraint):
+                self._record_constraint(table, cmd.def_, tx, validated=not cmd.def_.skip_validation)
+            elif cmd.subtype == AlterTableType.AT_ValidateConstraint:
+                check = self.checks.get((table, cmd.name))
+                if check is not None:
+                    check.validated = True
+                    check.tx = tx
+            elif cmd.subtype == AlterTableType.AT_DropConstraint:
+                self.checks.pop((table, cmd.name), None)
+
+    def _record_constraint(self, table: str, con: Any, tx: object, *, validated: bool) -> None:
+        if con.contype == ConstrType.CONSTR_CHECK and con.conname:
+            self.checks[(table, con.conname)] = CheckConstraint(
+                table, con.conname, not_null_column(con.raw_expr), validated, tx
+            )

@@ -1,0 +1,185 @@
+"""The rule engine: each file's statements walked once, node by node, dispatched to the rules.
+
+For every statement the engine runs one ``pglast.visitors.Visitor`` over the AST; the visitor's
+fallback ``visit`` looks up the node's class in a table built from the enabled rules'
+``visit_<NodeClass>`` methods and calls each with pglast's ancestor chain.  Rules report through
+the ``FileContext``; the engine records locations, then tells the ``Catalog`` what the statement
+did so later statements (and later files) can ask.  Findings come back as data.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from pglast import ast
+from pglast.enums import TransactionStmtKind
+from pglast.parser import scan
+from pglast.visitors import Visitor
+
+from validator.safety.catalog import Catalog
+from validator.safety.rule import Rule
+
+_OPEN = (TransactionStmtKind.TRANS_STMT_BEGIN, TransactionStmtKind.TRANS_STMT_START)
+_CLOSE = (
+    TransactionStmtKind.TRANS_STMT_COMMIT,
+    TransactionStmtKind.TRANS_STMT_ROLLBACK,
+    TransactionStmtKind.TRANS_STMT_COMMIT_PREPARED,
+    TransactionStmtKind.TRANS_STMT_ROLLBACK_PREPARED,
+    TransactionStmtKind.TRANS_STMT_PREPARE,
+)
+
+
+@dataclass(frozen=True)
+class RawFinding:
+    rule: str
+    statement: int  # index of the statement it is about
+    offset: int  # character offset in the file text
+    message: str
+    help: str
+
+
+def transaction_keys(file: Any) -> list[object]:
+    """For each statement, which transaction it runs in: the whole file when the executor wraps it
+    in one, else the explicit ``BEGIN ... COMMIT`` block around it, else None (autocommit)."""
+    keys: list[object] = []
+    block: object = None
+    for stmt in file.statements:
+        node = stmt.node
+        if isinstance(node, ast.TransactionStmt) and node.kind in _OPEN:
+            block = ("block", file.rel, stmt.index)
+        keys.append(("file", file.rel) if file.transactional else block)
+        if isinstance(node, ast.TransactionStmt) and node.kind in _CLOSE:
+            block = None
+    return keys
+
+
+class _Dispatcher(Visitor):
+    """One walk over a statement, calling every subscribed rule method for each node."""
+
+    def __init__(self, table: dict[type, list[Callable[[Any, Any], None]]]) -> None:
+        self.table = table
+
+    def visit(self, ancestors: Any, node: Any) -> None:
+        for method in self.table.get(type(node), ()):
+            method(ancestors, node)
+
+
+@dataclass
+class FileContext:
+    """What a rule may ask about the file and the statement being visited."""
+
+    file: Any
+    target_postgres: int
+    catalog: Catalog
+    findings: list[RawFinding] = field(default_factory=list)
+    statement: Any = None
+    tx: object = None
+    tx_keys: list[object] = field(default_factory=list)
+    base: int = 0  # added to node locations to make them offsets into file.text
+
+    # ---- questions rules ask --------------------------------------------------------------
+    @property
+    def in_transaction(self) -> bool:
+        return self.tx is not None
+
+    def is_new_table(self, relation: Any) -> bool:
+        return self.catalog.is_new_table(relation)
+
+    def later_statements_in_same_transaction(self) -> Iterable[Any]:
+        if self.tx is None:
+            return
+        for stmt in self.file.statements[self.statement.index + 1 :]:
+            if self.tx_keys[stmt.index] != self.tx:
+                return
+            yield stmt
+
+    @cached_property
+    def tokens(self) -> Sequence[Any]:
+        """pglast scanner tokens of the whole file (offsets into file.text), or () if it will not scan."""
+        try:
+            return scan(self.file.text)
+        except Exception:  # the parser accepted the file, so this is not expected
+            return ()
+
+    def statement_tokens(self, stmt: Any) -> list[Any]:
+        starts = [t.start for t in self.tokens]
+        lo = bisect.bisect_left(starts, stmt.start)
+        hi = bisect.bisect_left(starts, stmt.end)
+        return list(self.tokens[lo:hi])
+
+    # ---- reporting ------------------------------------------------------------------------
+    def report(self, rule: str, node: Any, message: str, help: str, *, offset: int | None = None) -> None:
+        if offset is None:
+            loc = getattr(node, "location", None) if node is not None else None
+            offset = self.statement.start if not isinstance(loc, int) or loc < 0 else self.base + loc
+        self.findings.append(RawFinding(rule, self.statement.index, offset, message, help))
+
+
+def location_base(file: Any, stmt: Any) -> int:
+    """Node locations are offsets into whatever string was parsed: the whole file (base 0) or the
+    statement alone (base ``stmt.start``).  Tell which from where the statement's nodes sit."""
+    first = _first_location(stmt.node)
+    if first is None or stmt.start == 0:
+        return 0
+    if first < stmt.start:
+        return stmt.start  # cannot be a file offset inside this statement
+    return 0  # inside the statement's span of the file (or past a short statement's length)
+
+
+def _first_location(node: Any) -> int | None:
+    best: int | None = None
+
+    class _Find(Visitor):
+        def visit(self, ancestors: Any, n: Any) -> None:
+            nonlocal best
+            loc = getattr(n, "location", None)
+            if isinstance(loc, int) and loc >= 0 and (best is None or loc < best):
+                best = loc
+
+    _Find()(node)
+    return best
+
+
+def run_rules(
+    files: Sequence[Any],
+    rules: Sequence[type[Rule]],
+    *,
+    target_postgres: int,
+    parsed_absolute: bool | None = None,
+) -> dict[str, list[RawFinding]]:
+    """Run ``rules`` over ``files`` (in apply order); raw findings per file ``rel``."""
+    catalog = Catalog()
+    out: dict[str, list[RawFinding]] = {}
+    for file in files:
+        catalog.start_file()
+        ctx = FileContext(file=file, target_postgres=target_postgres, catalog=catalog)
+        ctx.tx_keys = transaction_keys(file)
+        instances = [cls(ctx) for cls in rules]
+        table: dict[type, list[Callable[[Any, Any], None]]] = defaultdict(list)
+        statement_hooks = []
+        for rule in instances:
+            for name in rule.node_types():
+                node_cls = getattr(ast, name, None)
+                if node_cls is None:
+                    raise ValueError(f"{rule.id}: visit_{name} names no pglast.ast node class")
+                table[node_cls].append(getattr(rule, f"visit_{name}"))
+            if hasattr(rule, "check_statement"):
+                statement_hooks.append(rule.check_statement)
+        dispatcher = _Dispatcher(dict(table))
+        for stmt in file.statements:
+            if stmt.node is None:
+                continue
+            ctx.statement = stmt
+            ctx.tx = ctx.tx_keys[stmt.index]
+            ctx.base = 0 if parsed_absolute else location_base(file, stmt)
+            for hook in statement_hooks:
+                hook(stmt)
+            dispatcher(stmt.node)
+            catalog.record(stmt.node, ctx.tx)
+        out[file.rel] = ctx.findings
+    return out

@@ -1,0 +1,89 @@
+"""What a safety rule is: identity, default severity, documentation, examples, and visitors.
+
+A rule is a small class (one per module under ``validator/safety/rules/``).  The engine walks each
+statement's pglast AST once and calls ``visit_<NodeClass>(ancestors, node)`` on every rule that
+defines it, the way ``pglast.visitors.Visitor`` dispatches; ``ancestors`` is pglast's
+``Ancestor`` chain, so a rule asks "am I inside a CREATE TABLE?" with
+``ancestors.find_nearest(ast.CreateStmt)`` instead of keeping state.  What the file or earlier
+files did (tables created in this file, constraints validated before) is on ``self.ctx``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+from validator.findings import ERROR, SEVERITIES
+
+if TYPE_CHECKING:  # pragma: no cover
+    from validator.safety.engine import FileContext
+
+RULE_ID = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)+$")
+CATEGORIES = ("locking", "breaking", "robustness", "style", "suppressions")
+
+
+@dataclass(frozen=True)
+class Example:
+    """A migration that must (``triggers=True``) or must not trigger the rule.
+
+    ``target_postgres`` and ``transactional`` say under which conditions; ``file`` lets an example
+    of several files be written as ``{"V1__a.sql": ..., "V2__b.sql": ...}`` (the rule is expected
+    to trigger, or not, in the last file).  Every example is run by one parametrized test.
+    """
+
+    sql: str | dict[str, str]
+    triggers: bool
+    title: str = ""
+    target_postgres: int | None = None
+    transactional: bool | None = None
+
+    @property
+    def files(self) -> dict[str, str]:
+        return self.sql if isinstance(self.sql, dict) else {"V1__example.sql": self.sql}
+
+
+@dataclass(frozen=True)
+class RuleDocs:
+    why: str  # why it is dangerous: what breaks, for how long
+    lock: str  # the lock it takes (or "none")
+    anti_pattern: str  # SQL
+    best_practice: str  # SQL (or prose when there is no SQL fix)
+    manual: str  # link to the PostgreSQL manual
+
+
+class Rule:
+    id: ClassVar[str]
+    severity: ClassVar[str] = ERROR  # default; [tool.schemagate.rules] overrides
+    category: ClassVar[str]
+    summary: ClassVar[str]
+    squawk: ClassVar[str | None] = None  # corresponding squawk rule id(s), for docs/rules.md
+    docs: ClassVar[RuleDocs]
+    examples: ClassVar[tuple[Example, ...]]
+
+    def __init__(self, ctx: FileContext) -> None:
+        self.ctx = ctx
+
+    @classmethod
+    def node_types(cls) -> tuple[str, ...]:
+        """The pglast node classes this rule subscribes to (from its ``visit_<NodeClass>`` methods)."""
+        return tuple(name[len("visit_") :] for name in dir(cls) if name.startswith("visit_"))
+
+    @classmethod
+    def check_definition(cls) -> None:
+        """Raise ValueError when the class is not a complete rule (used by the registry)."""
+        for attr in ("id", "category", "summary", "docs", "examples"):
+            if not hasattr(cls, attr):
+                raise ValueError(f"{cls.__name__} has no {attr}")
+        if not RULE_ID.match(cls.id):
+            raise ValueError(f"rule id {cls.id!r} is not kebab-case")
+        if cls.severity not in SEVERITIES:
+            raise ValueError(f"{cls.id}: default severity {cls.severity!r} is not one of {SEVERITIES}")
+        if cls.category not in CATEGORIES:
+            raise ValueError(f"{cls.id}: category {cls.category!r} is not one of {CATEGORIES}")
+        if not any(e.triggers for e in cls.examples) or all(e.triggers for e in cls.examples):
+            raise ValueError(f"{cls.id}: needs at least one triggering and one non-triggering example")
+
+    def report(self, node: object | None, message: str, help: str, *, offset: int | None = None) -> None:
+        """Report a finding at ``node`` (its location), at ``offset`` in the file, or at the statement."""
+        self.ctx.report(self.id, node, message, help, offset=offset)

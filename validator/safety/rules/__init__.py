@@ -1,0 +1,1 @@
+"""One module per safety rule; the registry (validator/safety/registry.py) lists them."""

@@ -1,0 +1,58 @@
+"""adding-required-field: ADD COLUMN ... NOT NULL without a default fails on a table with rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pglast.enums import ConstrType
+
+from validator.safety.nodes import altered_table, constraints, is_added_column, manual, qualified
+from validator.safety.rule import Example, Rule, RuleDocs
+from validator.safety.rules.adding_field_with_default import SERIAL_TYPES
+
+
+class AddingRequiredField(Rule):
+    id = "adding-required-field"
+    category = "breaking"
+    squawk = "adding-required-field"
+    summary = "A NOT NULL column added to an existing table needs a default."
+    docs = RuleDocs(
+        why="Existing rows have no value for the new column, so ADD COLUMN ... NOT NULL without a DEFAULT "
+        "fails on any table that has rows: the migration passes on an empty development database and "
+        "fails in production.  Application code that inserts without the column breaks too.",
+        lock="ACCESS EXCLUSIVE (the statement fails while holding it).",
+        anti_pattern="ALTER TABLE orders ADD COLUMN currency text NOT NULL;",
+        best_practice="ALTER TABLE orders ADD COLUMN currency text NOT NULL DEFAULT 'EUR';\n"
+        "-- or: add it nullable, backfill, then add a NOT NULL check (see adding-not-nullable-field)",
+        manual=manual("sql-altertable", "SQL-ALTERTABLE-DESC-ADD-COLUMN"),
+    )
+    examples = (
+        Example("ALTER TABLE orders ADD COLUMN currency text NOT NULL;", True),
+        Example("ALTER TABLE orders ADD COLUMN currency text NOT NULL DEFAULT 'EUR';", False),
+        Example("ALTER TABLE orders ADD COLUMN note text;", False),
+    )
+
+    def visit_ColumnDef(self, ancestors: Any, node: Any) -> None:
+        if not is_added_column(ancestors) or not (
+            node.is_not_null or constraints(node, ConstrType.CONSTR_NOTNULL)
+        ):
+            return
+        if constraints(
+            node,
+            ConstrType.CONSTR_DEFAULT,
+            ConstrType.CONSTR_IDENTITY,
+            ConstrType.CONSTR_GENERATED,
+            ConstrType.CONSTR_PRIMARY,
+        ):
+            return  # filled for every row (or reported by the rule about primary keys)
+        if node.typeName and node.typeName.names[-1].sval.lower() in SERIAL_TYPES:
+            return
+        table = altered_table(ancestors)
+        if table is None or self.ctx.is_new_table(table):
+            return
+        self.report(
+            node,
+            f"Adding NOT NULL column {qualified(table)}.{node.colname} without a default fails "
+            "as soon as the table has a row.",
+            "Give it a DEFAULT, or add it nullable, backfill, and make it NOT NULL later.",
+        )

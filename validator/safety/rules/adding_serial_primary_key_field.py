@@ -1,0 +1,54 @@
+"""adding-serial-primary-key-field: a primary key added to an existing table without USING INDEX."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pglast.enums import AlterTableType, ConstrType
+
+from validator.safety.nodes import altered_table, enclosing_cmd, manual, qualified
+from validator.safety.rule import Example, Rule, RuleDocs
+
+
+class AddingSerialPrimaryKeyField(Rule):
+    id = "adding-serial-primary-key-field"
+    category = "locking"
+    squawk = "adding-serial-primary-key-field, adding-primary-key-constraint"
+    summary = "Add primary keys to existing tables USING INDEX built concurrently beforehand."
+    docs = RuleDocs(
+        why="ADD PRIMARY KEY (or ADD COLUMN id bigserial PRIMARY KEY) builds the unique index under an "
+        "ACCESS EXCLUSIVE lock and, for a new column, first rewrites the table to fill it: the table "
+        "is unavailable for the whole time.",
+        lock="ACCESS EXCLUSIVE on the table.",
+        anti_pattern="ALTER TABLE events ADD COLUMN id bigserial PRIMARY KEY;",
+        best_practice="-- migration 1 (non-transactional)\n"
+        "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS events_pkey ON events (id);\n"
+        "-- migration 2 (the column is already NOT NULL)\n"
+        "ALTER TABLE events ADD CONSTRAINT events_pkey PRIMARY KEY USING INDEX events_pkey;",
+        manual=manual("sql-altertable", "SQL-ALTERTABLE-DESC-ADD-TABLE-CONSTRAINT-USING-INDEX"),
+    )
+    examples = (
+        Example("ALTER TABLE events ADD COLUMN id bigserial PRIMARY KEY;", True),
+        Example("ALTER TABLE events ADD PRIMARY KEY (id);", True),
+        Example("ALTER TABLE events ADD CONSTRAINT events_pkey PRIMARY KEY USING INDEX events_pkey;", False),
+        Example(
+            "CREATE TABLE events (payload jsonb);\nALTER TABLE events ADD COLUMN id bigserial PRIMARY KEY;",
+            False,
+        ),
+    )
+
+    def visit_Constraint(self, ancestors: Any, node: Any) -> None:
+        if node.contype != ConstrType.CONSTR_PRIMARY or node.indexname:
+            return
+        cmd = enclosing_cmd(ancestors)
+        table = altered_table(ancestors)
+        if cmd is None or table is None or self.ctx.is_new_table(table):
+            return
+        if cmd.subtype in (AlterTableType.AT_AddConstraint, AlterTableType.AT_AddColumn):
+            self.report(
+                node,
+                f"Adding a primary key to {qualified(table)} builds its index while blocking all "
+                "reads and writes of the table.",
+                "CREATE UNIQUE INDEX CONCURRENTLY on NOT NULL columns first, then ADD CONSTRAINT ... "
+                "PRIMARY KEY USING INDEX.",
+            )

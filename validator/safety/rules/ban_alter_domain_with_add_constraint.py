@@ -1,0 +1,54 @@
+"""ban-alter-domain-with-add-constraint: ALTER DOMAIN ... ADD CONSTRAINT."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pglast import ast
+
+from validator.safety.nodes import manual
+from validator.safety.rule import Example, Rule, RuleDocs
+
+
+class BanAlterDomainWithAddConstraint(Rule):
+    id = "ban-alter-domain-with-add-constraint"
+    category = "locking"
+    squawk = "ban-alter-domain-with-add-constraint"
+    summary = "Adding a constraint to a domain checks every column that uses it, under lock."
+    docs = RuleDocs(
+        why="ALTER DOMAIN ... ADD CONSTRAINT verifies every value of every column of the domain's type in "
+        "every table, blocking writes to all of them for the duration.",
+        lock="SHARE on every table that has a column of the domain (writes wait).",
+        anti_pattern="ALTER DOMAIN amount ADD CONSTRAINT amount_positive CHECK (VALUE > 0);",
+        best_practice="ALTER TABLE invoices ADD CONSTRAINT invoices_amount_positive\n"
+        "    CHECK (amount > 0) NOT VALID;\n"
+        "-- next migration\nALTER TABLE invoices VALIDATE CONSTRAINT invoices_amount_positive;",
+        manual=manual("sql-alterdomain"),
+    )
+    examples = (
+        Example("ALTER DOMAIN amount ADD CONSTRAINT amount_positive CHECK (VALUE > 0);", True),
+        Example(
+            "ALTER DOMAIN amount ADD CONSTRAINT amount_positive CHECK (VALUE > 0) NOT VALID;",
+            False,
+            title="NOT VALID skips the check of existing values",
+        ),
+        Example(
+            "CREATE DOMAIN amount AS numeric;\n"
+            "ALTER DOMAIN amount ADD CONSTRAINT amount_positive CHECK (VALUE > 0);",
+            False,
+            title="a domain created in the same file is not used by any table yet",
+        ),
+    )
+
+    def visit_AlterDomainStmt(self, ancestors: Any, node: Any) -> None:
+        if node.subtype != "C" or not isinstance(node.def_, ast.Constraint) or node.def_.skip_validation:
+            return
+        if node.typeName[-1].sval in self.ctx.catalog.new_types:
+            return
+        self.report(
+            node.def_,
+            f"Adding a constraint to domain {node.typeName[-1].sval} checks every column using "
+            "it while blocking writes to those tables.",
+            "Add the constraint with NOT VALID and VALIDATE it later, or put the CHECK on the table "
+            "columns instead.",
+        )

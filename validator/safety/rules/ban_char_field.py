@@ -1,0 +1,41 @@
+"""ban-char-field: char(n) pads with spaces."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from validator.safety.catalog import type_name
+from validator.safety.nodes import column_name, manual, table_column_context
+from validator.safety.rule import Example, Rule, RuleDocs
+
+
+class BanCharField(Rule):
+    id = "ban-char-field"
+    category = "style"
+    squawk = "ban-char-field"
+    severity = "warning"
+    summary = "Use text (with a CHECK if needed) instead of char(n)."
+    docs = RuleDocs(
+        why="char(n) pads values with spaces, which are ignored in some comparisons and not in others "
+        "(LIKE, concatenation, client code), is not faster than text, and changing n later can "
+        "rewrite the table.",
+        lock="none now; a later length change may take ACCESS EXCLUSIVE.",
+        anti_pattern="CREATE TABLE countries (code char(2) PRIMARY KEY);",
+        best_practice="CREATE TABLE countries (code text PRIMARY KEY CHECK (length(code) = 2));",
+        manual=manual("datatype-character"),
+    )
+    examples = (
+        Example("CREATE TABLE countries (code char(2) PRIMARY KEY);", True),
+        Example("CREATE TABLE countries (code text PRIMARY KEY CHECK (length(code) = 2));", False),
+    )
+
+    def visit_ColumnDef(self, ancestors: Any, node: Any) -> None:
+        if table_column_context(ancestors) is None or node.typeName is None:
+            return
+        if type_name(node.typeName) == "bpchar":
+            self.report(
+                node.typeName,
+                f"Column {column_name(ancestors, node)} is char(n), which pads values with "
+                "spaces that some comparisons ignore and others do not.",
+                "Use text, with CHECK (length(col) = n) if the length matters.",
+            )

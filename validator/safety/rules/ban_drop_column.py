@@ -1,0 +1,56 @@
+"""ban-drop-column: DROP COLUMN breaks the running application."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pglast.enums import AlterTableType
+
+from validator.safety.nodes import altered_table, manual, qualified
+from validator.safety.rule import Example, Rule, RuleDocs
+
+
+class BanDropColumn(Rule):
+    id = "ban-drop-column"
+    category = "breaking"
+    squawk = "ban-drop-column"
+    summary = "Dropping a column breaks running clients that still select or insert it."
+    docs = RuleDocs(
+        why="The application version running during the deploy may still read or write the column "
+        "(including `SELECT *` mapped by an ORM); its queries fail once the drop commits.  The data "
+        "is gone, so rolling back the application does not help.",
+        lock="ACCESS EXCLUSIVE on the table (brief; the space is reclaimed later).",
+        anti_pattern="ALTER TABLE users DROP COLUMN legacy_flag;",
+        best_practice="-- 1. release code that no longer uses the column; 2. then drop it, saying so:\n"
+        "-- schemagate:ignore ban-drop-column -- unused since release 4.2\n"
+        "ALTER TABLE users DROP COLUMN legacy_flag;",
+        manual=manual("sql-altertable", "SQL-ALTERTABLE-DESC-DROP-COLUMN"),
+    )
+    examples = (
+        Example("ALTER TABLE users DROP COLUMN legacy_flag;", True),
+        Example(
+            "-- schemagate:ignore ban-drop-column -- unused since release 4.2\n"
+            "ALTER TABLE users DROP COLUMN legacy_flag;",
+            False,
+            title="a reasoned suppression",
+        ),
+        Example(
+            "CREATE TABLE users (id bigint, legacy_flag boolean);\n"
+            "ALTER TABLE users DROP COLUMN legacy_flag;",
+            False,
+        ),
+    )
+
+    def visit_AlterTableCmd(self, ancestors: Any, node: Any) -> None:
+        if node.subtype != AlterTableType.AT_DropColumn:
+            return
+        table = altered_table(ancestors)
+        if table is None or self.ctx.is_new_table(table):
+            return
+        self.report(
+            table,
+            f"Dropping {qualified(table)}.{node.name} breaks running code that still reads or "
+            "writes it, and the data cannot be restored by a rollback.",
+            "Release code that no longer uses the column first, then drop it with a suppression "
+            "that names the release.",
+        )

@@ -1,0 +1,34 @@
+"""ban-drop-database: DROP DATABASE in a migration."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from validator.safety.nodes import manual
+from validator.safety.rule import Example, Rule, RuleDocs
+
+
+class BanDropDatabase(Rule):
+    id = "ban-drop-database"
+    category = "breaking"
+    squawk = "ban-drop-database"
+    summary = "A migration must not drop a database."
+    docs = RuleDocs(
+        why="Dropping a database destroys all of its data irrecoverably and terminates (or waits for) every "
+        "connection to it; it is never a schema change.",
+        lock="exclusive access to the whole database.",
+        anti_pattern="DROP DATABASE analytics;",
+        best_practice="-- drop databases by hand, with a backup, outside the migration pipeline",
+        manual=manual("sql-dropdatabase"),
+    )
+    examples = (
+        Example("DROP DATABASE analytics;", True),
+        Example("DROP SCHEMA IF EXISTS scratch;", False),
+    )
+
+    def visit_DropdbStmt(self, ancestors: Any, node: Any) -> None:
+        self.report(
+            node,
+            f"Dropping database {node.dbname} destroys all of its data.",
+            "Remove the statement; drop databases by hand, with a backup, outside migrations.",
+        )

@@ -1,0 +1,46 @@
+"""ban-drop-not-null: DROP NOT NULL lets NULLs reach code that assumes there are none."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pglast.enums import AlterTableType
+
+from validator.safety.nodes import altered_table, manual, qualified
+from validator.safety.rule import Example, Rule, RuleDocs
+
+
+class BanDropNotNull(Rule):
+    id = "ban-drop-not-null"
+    category = "breaking"
+    squawk = "ban-drop-not-null"
+    severity = "warning"
+    summary = "Dropping NOT NULL lets NULLs reach readers that assume a value."
+    docs = RuleDocs(
+        why="Code (and reports, and other services) written against a NOT NULL column does not expect NULL; "
+        "once new writers store NULLs, those readers fail.  It is a contract change, so it is a warning "
+        "for the reviewer to confirm.",
+        lock="ACCESS EXCLUSIVE on the table (brief, no scan).",
+        anti_pattern="ALTER TABLE orders ALTER COLUMN currency DROP NOT NULL;",
+        best_practice="-- confirm every reader handles NULL, then say so:\n"
+        "-- schemagate:ignore ban-drop-not-null -- readers handle NULL since release 4.2\n"
+        "ALTER TABLE orders ALTER COLUMN currency DROP NOT NULL;",
+        manual=manual("sql-altertable", "SQL-ALTERTABLE-DESC-SET-DROP-NOT-NULL"),
+    )
+    examples = (
+        Example("ALTER TABLE orders ALTER COLUMN currency DROP NOT NULL;", True),
+        Example("ALTER TABLE orders ALTER COLUMN currency SET DEFAULT 'EUR';", False),
+    )
+
+    def visit_AlterTableCmd(self, ancestors: Any, node: Any) -> None:
+        if node.subtype != AlterTableType.AT_DropNotNull:
+            return
+        table = altered_table(ancestors)
+        if table is None or self.ctx.is_new_table(table):
+            return
+        self.report(
+            table,
+            f"Dropping NOT NULL on {qualified(table)}.{node.name} lets NULLs reach code that "
+            "assumes a value.",
+            "Make sure every reader handles NULL before dropping the constraint.",
+        )

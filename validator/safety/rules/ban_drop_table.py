@@ -1,0 +1,52 @@
+"""ban-drop-table: DROP TABLE breaks the running application and loses data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pglast.enums import ObjectType
+
+from validator.safety.nodes import manual
+from validator.safety.rule import Example, Rule, RuleDocs
+
+
+class BanDropTable(Rule):
+    id = "ban-drop-table"
+    category = "breaking"
+    squawk = "ban-drop-table"
+    summary = "Dropping a table breaks running clients and destroys its data."
+    docs = RuleDocs(
+        why="Running code that still uses the table fails, and the data is gone: a rollback of the "
+        "application cannot bring it back.",
+        lock="ACCESS EXCLUSIVE on the table (and on tables referencing it with CASCADE).",
+        anti_pattern="DROP TABLE legacy_sessions;",
+        best_practice="-- after a release that no longer uses it, with a backup:\n"
+        "-- schemagate:ignore ban-drop-table -- unused since release 4.2, archived to S3\n"
+        "DROP TABLE legacy_sessions;",
+        manual=manual("sql-droptable"),
+    )
+    examples = (
+        Example("DROP TABLE legacy_sessions;", True),
+        Example(
+            "CREATE TABLE tmp_import (line text);\nDROP TABLE tmp_import;",
+            False,
+            title="a table created in the same file",
+        ),
+    )
+
+    def visit_DropStmt(self, ancestors: Any, node: Any) -> None:
+        if node.removeType != ObjectType.OBJECT_TABLE:
+            return
+        names = [".".join(p.sval for p in obj) for obj in node.objects or ()]
+        old = [
+            n
+            for n, obj in zip(names, node.objects or (), strict=True)
+            if not self.ctx.is_new_table(obj[-1].sval)
+        ]
+        if old:
+            self.report(
+                node,
+                f"Dropping table {', '.join(old)} breaks running code that uses it and destroys its data.",
+                "Release code that no longer uses the table first; then drop it with a suppression "
+                "giving the release (and where the data was archived).",
+            )

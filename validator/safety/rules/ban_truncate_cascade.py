@@ -1,0 +1,39 @@
+"""ban-truncate-cascade: TRUNCATE ... CASCADE empties every referencing table too."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pglast.enums import DropBehavior
+
+from validator.safety.nodes import manual, qualified
+from validator.safety.rule import Example, Rule, RuleDocs
+
+
+class BanTruncateCascade(Rule):
+    id = "ban-truncate-cascade"
+    category = "breaking"
+    squawk = "ban-truncate-cascade"
+    summary = "TRUNCATE ... CASCADE silently empties every table that references the truncated ones."
+    docs = RuleDocs(
+        why="CASCADE truncates all tables with foreign keys to the named tables, and their referencing "
+        "tables in turn, so one statement can empty much of the database.",
+        lock="ACCESS EXCLUSIVE on every truncated table.",
+        anti_pattern="TRUNCATE import_batches CASCADE;",
+        best_practice="-- name every table to empty, so the reviewer sees them\n"
+        "TRUNCATE import_rows, import_batches;",
+        manual=manual("sql-truncate"),
+    )
+    examples = (
+        Example("TRUNCATE import_batches CASCADE;", True),
+        Example("TRUNCATE import_rows, import_batches;", False),
+    )
+
+    def visit_TruncateStmt(self, ancestors: Any, node: Any) -> None:
+        if node.behavior == DropBehavior.DROP_CASCADE:
+            tables = ", ".join(qualified(r) for r in node.relations or ())
+            self.report(
+                node,
+                f"TRUNCATE {tables} CASCADE also empties every table that references them.",
+                "List every table to empty explicitly and drop CASCADE.",
+            )

@@ -1,0 +1,55 @@
+"""disallowed-unique-constraint: a UNIQUE constraint that builds its index under lock."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pglast.enums import AlterTableType, ConstrType
+
+from validator.safety.nodes import altered_table, enclosing_cmd, manual, qualified
+from validator.safety.rule import Example, Rule, RuleDocs
+
+
+class DisallowedUniqueConstraint(Rule):
+    id = "disallowed-unique-constraint"
+    category = "locking"
+    squawk = "disallowed-unique-constraint"
+    summary = "Add UNIQUE constraints USING INDEX built concurrently beforehand."
+    docs = RuleDocs(
+        why="ADD CONSTRAINT ... UNIQUE builds the unique index while holding an ACCESS EXCLUSIVE lock, so "
+        "the table is unreadable and unwritable for the whole build.",
+        lock="ACCESS EXCLUSIVE on the table for the index build (brief with USING INDEX).",
+        anti_pattern="ALTER TABLE users ADD CONSTRAINT users_email_key UNIQUE (email);",
+        best_practice="-- migration 1 (non-transactional)\n"
+        "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS users_email_key ON users (email);\n"
+        "-- migration 2\n"
+        "ALTER TABLE users ADD CONSTRAINT users_email_key UNIQUE USING INDEX users_email_key;",
+        manual=manual("sql-altertable", "SQL-ALTERTABLE-DESC-ADD-TABLE-CONSTRAINT-USING-INDEX"),
+    )
+    examples = (
+        Example("ALTER TABLE users ADD CONSTRAINT users_email_key UNIQUE (email);", True),
+        Example("ALTER TABLE users ADD COLUMN handle text UNIQUE;", True),
+        Example(
+            "ALTER TABLE users ADD CONSTRAINT users_email_key UNIQUE USING INDEX users_email_key;", False
+        ),
+        Example(
+            "CREATE TABLE users (id bigint, email text);\n"
+            "ALTER TABLE users ADD CONSTRAINT users_email_key UNIQUE (email);",
+            False,
+        ),
+    )
+
+    def visit_Constraint(self, ancestors: Any, node: Any) -> None:
+        if node.contype != ConstrType.CONSTR_UNIQUE or node.indexname:
+            return
+        cmd = enclosing_cmd(ancestors)
+        table = altered_table(ancestors)
+        if cmd is None or table is None or self.ctx.is_new_table(table):
+            return
+        if cmd.subtype in (AlterTableType.AT_AddConstraint, AlterTableType.AT_AddColumn):
+            self.report(
+                node,
+                f"Adding a UNIQUE constraint to {qualified(table)} builds its index while blocking "
+                "all reads and writes of the table.",
+                "CREATE UNIQUE INDEX CONCURRENTLY first, then ADD CONSTRAINT ... UNIQUE USING INDEX.",
+            )

@@ -1,0 +1,68 @@
+"""identifier-too-long: names longer than 63 bytes are silently truncated."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from validator.safety.nodes import manual
+from validator.safety.rule import Example, Rule, RuleDocs
+
+MAX_IDENTIFIER_BYTES = 63  # NAMEDATALEN - 1
+
+
+def identifier_value(raw: str) -> str:
+    if raw.startswith('"') and raw.endswith('"') and len(raw) >= 2:
+        return raw[1:-1].replace('""', '"')
+    return raw
+
+
+class IdentifierTooLong(Rule):
+    id = "identifier-too-long"
+    category = "breaking"
+    squawk = "identifier-too-long"
+    summary = "Identifiers longer than 63 bytes are silently truncated by PostgreSQL."
+    docs = RuleDocs(
+        why="PostgreSQL cuts names to 63 bytes with only a NOTICE.  Two long names with the same first 63 "
+        "bytes become the same name: the second CREATE fails, or with IF NOT EXISTS is silently "
+        "skipped (a missing index or constraint in production), and the object's real name differs "
+        "from the one in the migration.",
+        lock="none.",
+        anti_pattern="CREATE INDEX index_on_customer_orders_by_customer_id_and_created_at_and_status\n"
+        "    ON customer_orders (customer_id, created_at, status);",
+        best_practice="CREATE INDEX customer_orders_customer_created_status_idx\n"
+        "    ON customer_orders (customer_id, created_at, status);",
+        manual=manual("sql-syntax-lexical", "SQL-SYNTAX-IDENTIFIERS"),
+    )
+    examples = (
+        Example(
+            "CREATE INDEX index_on_customer_orders_by_customer_id_and_created_at_and_status\n"
+            "    ON customer_orders (customer_id, created_at, status);",
+            True,
+        ),
+        Example(
+            'CREATE TABLE "überlange_tabelle_mit_umlauten_äöü_und_noch_mehr_zeichen_xyz" (id bigint);',
+            True,
+            title="the limit is in bytes, not characters",
+        ),
+        Example(
+            "CREATE INDEX customer_orders_customer_created_status_idx\n"
+            "    ON customer_orders (customer_id, created_at, status);",
+            False,
+        ),
+    )
+
+    def check_statement(self, stmt: Any) -> None:
+        text = self.ctx.file.text
+        for token in self.ctx.statement_tokens(stmt):
+            if token.name != "IDENT":
+                continue
+            name = identifier_value(text[token.start : token.end + 1])
+            size = len(name.encode("utf-8"))
+            if size > MAX_IDENTIFIER_BYTES:
+                self.report(
+                    None,
+                    f"`{name}` is {size} bytes; PostgreSQL truncates it to {MAX_IDENTIFIER_BYTES}, "
+                    "so the object gets a different name and may collide with another.",
+                    f"Use a name of at most {MAX_IDENTIFIER_BYTES} bytes.",
+                    offset=token.start,
+                )

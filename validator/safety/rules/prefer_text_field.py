@@ -1,0 +1,44 @@
+"""prefer-text-field: varchar(n) instead of text with a check constraint."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from validator.safety.catalog import type_mods, type_name
+from validator.safety.nodes import column_name, manual, table_column_context
+from validator.safety.rule import Example, Rule, RuleDocs
+
+
+class PreferTextField(Rule):
+    id = "prefer-text-field"
+    category = "style"
+    squawk = "prefer-text-field"
+    severity = "warning"
+    summary = "Use text (with a CHECK on length if needed) instead of varchar(n)."
+    docs = RuleDocs(
+        why="Raising a varchar(n) limit is cheap, but lowering it, or changing it where the old type is "
+        "not known, rewrites the table under an ACCESS EXCLUSIVE lock.  A CHECK (length(col) <= n) "
+        "constraint can be replaced with NOT VALID + VALIDATE without blocking.  text and varchar "
+        "perform the same.",
+        lock="none now; a later length change may take ACCESS EXCLUSIVE.",
+        anti_pattern="CREATE TABLE users (email varchar(255));",
+        best_practice="CREATE TABLE users (\n"
+        "    email text CONSTRAINT users_email_length CHECK (length(email) <= 255)\n);",
+        manual=manual("datatype-character"),
+    )
+    examples = (
+        Example("CREATE TABLE users (email varchar(255));", True),
+        Example("CREATE TABLE users (email text CHECK (length(email) <= 255));", False),
+        Example("CREATE TABLE users (email varchar);", False, title="varchar without a limit is text"),
+    )
+
+    def visit_ColumnDef(self, ancestors: Any, node: Any) -> None:
+        if table_column_context(ancestors) is None or node.typeName is None:
+            return
+        if type_name(node.typeName) == "varchar" and type_mods(node.typeName):
+            self.report(
+                node.typeName,
+                f"Column {column_name(ancestors, node)} is varchar({type_mods(node.typeName)[0]}); "
+                "changing that limit later can rewrite the table under an exclusive lock.",
+                "Use text with a CHECK (length(col) <= n) constraint.",
+            )

@@ -1,0 +1,42 @@
+"""prefer-timestamptz: timestamp without time zone."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from validator.safety.catalog import type_name
+from validator.safety.nodes import column_name, manual, table_column_context
+from validator.safety.rule import Example, Rule, RuleDocs
+
+
+class PreferTimestamptz(Rule):
+    id = "prefer-timestamptz"
+    category = "style"
+    squawk = "prefer-timestamptz"
+    severity = "warning"
+    summary = "Use timestamptz instead of timestamp without time zone."
+    docs = RuleDocs(
+        why="timestamp stores a wall-clock time without a zone: values written by servers or sessions in "
+        "different time zones (or across a DST change) silently mean different instants, and "
+        "converting the column later rewrites the table.",
+        lock="none now; converting later takes ACCESS EXCLUSIVE (a rewrite unless the zone is UTC, 12+).",
+        anti_pattern="CREATE TABLE events (happened_at timestamp NOT NULL);",
+        best_practice="CREATE TABLE events (happened_at timestamptz NOT NULL);",
+        manual=manual("datatype-datetime"),
+    )
+    examples = (
+        Example("CREATE TABLE events (happened_at timestamp NOT NULL);", True),
+        Example("ALTER TABLE events ADD COLUMN seen_at timestamp(3) without time zone;", True),
+        Example("CREATE TABLE events (happened_at timestamptz NOT NULL);", False),
+    )
+
+    def visit_ColumnDef(self, ancestors: Any, node: Any) -> None:
+        if table_column_context(ancestors) is None or node.typeName is None:
+            return
+        if type_name(node.typeName) == "timestamp":
+            self.report(
+                node.typeName,
+                f"Column {column_name(ancestors, node)} is timestamp without time zone: "
+                "its values do not say which instant they mean.",
+                "Use timestamptz.",
+            )

@@ -1,0 +1,45 @@
+"""renaming-column: RENAME COLUMN breaks the running application."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pglast.enums import ObjectType
+
+from validator.safety.nodes import manual, qualified
+from validator.safety.rule import Example, Rule, RuleDocs
+
+
+class RenamingColumn(Rule):
+    id = "renaming-column"
+    category = "breaking"
+    squawk = "renaming-column"
+    summary = "Renaming a column breaks every running client that uses the old name."
+    docs = RuleDocs(
+        why="The application version that is running while the migration is applied still uses the old "
+        "name; its queries fail from the moment the rename commits until the new version is deployed.",
+        lock="ACCESS EXCLUSIVE on the table (brief).",
+        anti_pattern="ALTER TABLE users RENAME COLUMN mail TO email;",
+        best_practice="-- expand/contract: add the new column, write both, backfill, switch reads,\n"
+        "-- and drop the old column in a later release\n"
+        "ALTER TABLE users ADD COLUMN email text;",
+        manual=manual("sql-altertable", "SQL-ALTERTABLE-DESC-RENAME"),
+    )
+    examples = (
+        Example("ALTER TABLE users RENAME COLUMN mail TO email;", True),
+        Example("ALTER TABLE users ADD COLUMN email text;", False),
+        Example("CREATE TABLE users (mail text);\nALTER TABLE users RENAME COLUMN mail TO email;", False),
+    )
+
+    def visit_RenameStmt(self, ancestors: Any, node: Any) -> None:
+        if node.renameType != ObjectType.OBJECT_COLUMN or node.relationType != ObjectType.OBJECT_TABLE:
+            return
+        if self.ctx.is_new_table(node.relation):
+            return
+        self.report(
+            node.relation,
+            f"Renaming {qualified(node.relation)}.{node.subname} to {node.newname} breaks "
+            "every running query that uses the old name.",
+            "Add a new column and migrate in steps (expand/contract), or deploy code that handles "
+            "both names first.",
+        )

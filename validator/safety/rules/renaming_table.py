@@ -1,0 +1,42 @@
+"""renaming-table: RENAME TO on a table breaks the running application."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pglast.enums import ObjectType
+
+from validator.safety.nodes import manual, qualified
+from validator.safety.rule import Example, Rule, RuleDocs
+
+
+class RenamingTable(Rule):
+    id = "renaming-table"
+    category = "breaking"
+    squawk = "renaming-table"
+    summary = "Renaming a table breaks every running client that uses the old name."
+    docs = RuleDocs(
+        why="Queries of the application version still running use the old name and fail from the moment "
+        "the rename commits.",
+        lock="ACCESS EXCLUSIVE on the table (brief).",
+        anti_pattern="ALTER TABLE customer RENAME TO customers;",
+        best_practice="-- rename, and keep the old name working until no client uses it\n"
+        "ALTER TABLE customer RENAME TO customers;\n"
+        "CREATE VIEW customer AS SELECT * FROM customers;",
+        manual=manual("sql-altertable", "SQL-ALTERTABLE-DESC-RENAME"),
+    )
+    examples = (
+        Example("ALTER TABLE customer RENAME TO customers;", True),
+        Example("CREATE TABLE customer (id bigint);\nALTER TABLE customer RENAME TO customers;", False),
+    )
+
+    def visit_RenameStmt(self, ancestors: Any, node: Any) -> None:
+        if node.renameType != ObjectType.OBJECT_TABLE or self.ctx.is_new_table(node.relation):
+            return
+        self.report(
+            node.relation,
+            f"Renaming {qualified(node.relation)} to {node.newname} breaks every running "
+            "query that uses the old name.",
+            "Keep the old name working (an updatable view with the old name) until every client "
+            "uses the new one, or suppress this with the reason why no client uses the table.",
+        )

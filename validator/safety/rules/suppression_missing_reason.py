@@ -1,0 +1,29 @@
+"""suppression-missing-reason: an ignore comment without a reason."""
+
+from __future__ import annotations
+
+from validator.safety.rule import Example, Rule, RuleDocs
+
+_OK = (
+    "-- schemagate:ignore ban-drop-column -- unused since release 4.2\n"
+    "ALTER TABLE users DROP COLUMN legacy_flag;"
+)
+
+
+class SuppressionMissingReason(Rule):
+    id = "suppression-missing-reason"
+    category = "suppressions"
+    summary = "An ignore comment must say why the rule is waived."
+    docs = RuleDocs(
+        why="The approver sees every suppression in the report; without a reason they cannot tell a "
+        "considered waiver from a silenced alarm.  The suppression still applies, but the bundle is "
+        "blocked until the reason is written.",
+        lock="not applicable.",
+        anti_pattern="-- schemagate:ignore ban-drop-column\nALTER TABLE users DROP COLUMN legacy_flag;",
+        best_practice=_OK,
+        manual="https://www.postgresql.org/docs/current/sql-syntax-lexical.html#SQL-SYNTAX-COMMENTS",
+    )
+    examples = (
+        Example("-- schemagate:ignore ban-drop-column\nALTER TABLE users DROP COLUMN legacy_flag;", True),
+        Example(_OK, False),
+    )
