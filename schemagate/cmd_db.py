@@ -1,7 +1,512 @@
-"""Placeholder: commands are registered here by the owner of this module."""
+"""The commands that talk to a database: plan, apply, info, repair, baseline and run.
+
+They are a thin edge over ``executor.apply``: resolve the target database, load the bundle (an
+approved ``--bundle DIR``, or ``--migrations DIR`` checked structurally), build the settings from
+``[tool.schemagate.executor]`` plus flags, call one core function, and print its result.
+
+Which database (first match wins):
+
+1. ``--database-url URL``
+2. ``$DATABASE_URL``
+3. libpq's own variables, when ``PGHOST``, ``PGSERVICE`` or ``PGDATABASE`` is set (``PGUSER`` or
+   ``PGPASSWORD`` alone do not name a server); ``PGPORT``, ``PGSSLMODE``... apply as usual
+4. otherwise the embedded PostgreSQL under ``.schemagate/postgres`` in the working directory,
+   database ``schemagate`` (schemagate/embedded.py).  The command says so on stderr, and stops the
+   server again when it was the one that started it.
+
+Output: progress and tables on stdout, notices about the target on stderr (so ``--json`` output
+is clean JSON).  Passwords are masked in everything printed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import enum
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
 
 import click
 
+from executor.errors import ConfigurationError, MigrationRefused
+from schemagate.tables import render_table
+
+EMBEDDED_DATABASE = "schemagate"
+LIBPQ_SERVER_VARIABLES = ("PGHOST", "PGSERVICE", "PGDATABASE")
+
+
+# -- the target database ----------------------------------------------------------------------
+
+
+@dataclass
+class Target:
+    url: str  # what executor.connection.connect receives ("" = libpq defaults from PG* variables)
+    label: str  # what the user reads: a masked URL, or "embedded PostgreSQL 16 (database schemagate)"
+
+
+def _mask(url: str) -> str:
+    from executor.connection import mask_url
+
+    return mask_url(url)
+
+
+def _note(message: str) -> None:
+    click.echo(message, err=True)
+
+
+@contextlib.contextmanager
+def target_database(database_url: str | None) -> Iterator[Target]:
+    """Resolve the database (see the module docstring); start the embedded server when needed."""
+    url = database_url or os.environ.get("DATABASE_URL")
+    if url:
+        yield Target(url, _mask(url))
+        return
+    if any(os.environ.get(v) for v in LIBPQ_SERVER_VARIABLES):
+        named = ", ".join(f"{v}={os.environ[v]}" for v in LIBPQ_SERVER_VARIABLES if os.environ.get(v))
+        _note(f"no database URL given: using libpq's PG* variables ({named})")
+        yield Target("", f"the database named by PG* variables ({named})")
+        return
+
+    from schemagate.embedded import default_local_server
+
+    server = default_local_server(Path.cwd())
+    started_here = not server.is_running
+    server.start()
+    try:
+        relative = os.path.relpath(server.data_dir, Path.cwd())
+        _note(
+            f"no database configured: using embedded PostgreSQL {server.major} at {relative} "
+            f"(database {EMBEDDED_DATABASE})"
+        )
+        if server.notice:
+            _note(f"note: {server.notice}")
+        db_url = server.ensure_database(EMBEDDED_DATABASE)
+        yield Target(db_url, f"embedded PostgreSQL {server.major} (database {EMBEDDED_DATABASE})")
+    finally:
+        if started_here:
+            server.stop()
+
+
+@contextlib.contextmanager
+def connected(target: Target) -> Iterator[Any]:
+    from executor.connection import connect
+
+    conn = connect(target.url)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+# -- the bundle and the settings --------------------------------------------------------------
+
+
+def load_config(migrations: Path | None):
+    from validator.config import load_config as load
+
+    return load(Path.cwd(), migrations=migrations)
+
+
+def load_migrations(
+    bundle_dir: Path | None, migrations: Path | None, config, *, optional: bool = False
+) -> Any:
+    """An approved bundle (fully verified) or the migrations directory (structural checks only).
+
+    ``optional``: without --bundle/--migrations and no migrations directory, return None (``info``
+    and ``repair`` then look at the history alone).
+    """
+    if bundle_dir is not None and migrations is not None:
+        raise click.UsageError("pass either --bundle DIR or --migrations DIR, not both")
+    if bundle_dir is not None:
+        from executor.bundle import load_bundle
+
+        return load_bundle(bundle_dir)
+    if not config.migrations.is_dir():
+        if optional and migrations is None:
+            return None
+        raise ConfigurationError(
+            f"migrations directory {config.migrations} does not exist",
+            remedy='pass --migrations DIR or --bundle DIR, or set migrations = "..." in [tool.schemagate]',
+        )
+    from validator.structural import bundle_from_directory
+
+    return bundle_from_directory(config)
+
+
+def executor_settings(config, **flags: Any):
+    return config.executor.with_overrides(**flags)
+
+
+# -- rendering ---------------------------------------------------------------------------------
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "to_dict"):
+        return _jsonable(value.to_dict())
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
+
+
+def _ms(value: int | float | None) -> str:
+    if value is None:
+        return ""
+    return f"{value / 1000:.2f} s" if value >= 10_000 else f"{round(value)} ms"
+
+
+def _state(info: Any) -> str:
+    state = info.state
+    return str(state.value if isinstance(state, enum.Enum) else state)
+
+
+def info_rows(infos: list[Any]) -> list[list[Any]]:
+    rows = []
+    for i in infos:
+        installed = i.installed_on.strftime("%Y-%m-%d %H:%M:%S") if getattr(i, "installed_on", None) else ""
+        rows.append([i.version or "", i.description, i.kind, _state(i), installed, _ms(i.execution_time_ms)])
+    return rows
+
+
+def info_table(infos: list[Any]) -> str:
+    if not infos:
+        return "(no migrations in the bundle and none recorded in the database)"
+    headers = ["Version", "Description", "Kind", "State", "Installed on", "Time"]
+    return render_table(headers, info_rows(infos), right=["Time"])
+
+
+def state_counts(infos: list[Any]) -> str:
+    counts: dict[str, int] = {}
+    for i in infos:
+        counts[_state(i)] = counts.get(_state(i), 0) + 1
+    return ", ".join(f"{n} {state}" for state, n in counts.items()) or "nothing"
+
+
+def describe_plan(plan: Any) -> str:
+    width = max((len(entry.file) for entry, _ in plan.to_apply), default=0)
+    return "\n".join(f"  {entry.file.ljust(width)}  ({why})" for entry, why in plan.to_apply)
+
+
+def refusal_error(refusals: list[Any]) -> Exception:
+    """One refusal as it is; several as one MigrationRefused listing each with its remedy."""
+    if len(refusals) == 1:
+        return refusals[0]
+    text = "\n".join(f"  - {r}".replace("\n", "\n    ") for r in refusals)
+    return MigrationRefused(
+        f"{len(refusals)} refusals; nothing was applied:\n{text}",
+        remedy="fix each refusal above as its remedy says, then run again (`schemagate info` shows all)",
+        context={"refusals": [r.to_dict() for r in refusals if hasattr(r, "to_dict")]},
+    )
+
+
+def applied_count(infos: list[Any]) -> int:
+    return sum(1 for i in infos if _state(i) == "applied")
+
+
+class Progress:
+    """Prints the executor's events (``on_event`` of ``executor.apply.apply``) as they happen.
+
+    One line per migration with its duration; the server's notices of a migration are printed
+    under its line (they arrive while it runs, before its duration is known).
+    """
+
+    def __init__(self, width: int = 0) -> None:
+        self.width = width  # file names are padded to this, so the durations line up
+        self.notices: list[str] = []
+
+    def __call__(self, event: Any) -> None:
+        kind = event.kind
+        if kind == "notice":
+            self.notices.append(event.message)
+            return
+        if kind == "start":
+            self.notices = []
+        elif kind == "applied":
+            click.echo(f"  {event.file.ljust(self.width)}  {_ms(event.duration_ms):>7}")
+            self._flush()
+        elif kind == "failed":
+            click.echo(f"  {event.file.ljust(self.width)}  FAILED after {_ms(event.duration_ms)}")
+            self._flush()
+        elif kind == "lock_acquired":
+            if event.duration_ms and event.duration_ms >= 1000:
+                click.echo(f"  lock acquired after {_ms(event.duration_ms)}")
+        elif kind in ("waiting_for_lock", "retry", "stopped"):
+            click.echo(f"  {event.message}")
+
+    def _flush(self) -> None:
+        for notice in self.notices:
+            click.echo(f"      {notice}")
+        self.notices = []
+
+
+def confirm_or_refuse(question: str, yes: bool) -> bool:
+    """``--yes`` skips the question; without a terminal and without ``--yes`` refuse (exit 2)."""
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        raise ConfigurationError(
+            f'not applied: stdin is not a terminal, so nobody can answer "{question}"',
+            remedy="pass --yes to apply without asking",
+        )
+    return click.confirm(question, default=False)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def do_apply(conn, bundle, settings, target: Target, *, yes: bool) -> Any:
+    """plan -> (prompt) -> apply, printing progress; returns the ApplyResult, or None when up to date."""
+    from executor import apply as core
+
+    plan = core.plan(conn, bundle, settings)
+    if plan.refusals:
+        raise refusal_error(plan.refusals)
+    if not plan.to_apply:
+        click.echo(f"nothing to apply: database is up to date ({applied_count(plan.infos)} applied)")
+        return None
+    count = len(plan.to_apply)
+    click.echo(f"{_plural(count, 'migration')} to apply to {target.label}:")
+    click.echo(describe_plan(plan))
+    if not confirm_or_refuse(f"apply {_plural(count, 'migration')} to {target.label}?", yes):
+        click.echo("not applied: declined at the prompt")
+        raise click.exceptions.Exit(1)
+    click.echo("applying:")
+    started = time.monotonic()
+    width = max(len(entry.file) for entry, _ in plan.to_apply)
+    result = core.apply(conn, bundle, settings, on_event=Progress(width))
+    elapsed = time.monotonic() - started
+    summary = f"applied {_plural(len(result.applied), 'migration')} in {elapsed:.2f} s"
+    if result.stopped_early:
+        summary += f"; stopped early, {len(result.remaining)} left for the next run"
+    elif not result.applied:
+        summary = "nothing to apply: another executor applied them meanwhile"
+    click.echo(summary)
+    return result
+
+
+# -- commands ----------------------------------------------------------------------------------
+
+
+def _database_option(f):
+    return click.option(
+        "--database-url",
+        metavar="URL",
+        help="libpq URL (default: $DATABASE_URL, then PG* variables, then the embedded PostgreSQL)",
+    )(f)
+
+
+def _source_options(f):
+    f = click.option(
+        "--migrations",
+        "migrations",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="migrations directory, checked structurally (default: [tool.schemagate] migrations)",
+    )(f)
+    return click.option(
+        "--bundle",
+        "bundle_dir",
+        type=click.Path(exists=True, file_okay=False, path_type=Path),
+        help="an approved bundle written by `schemagate validate --bundle DIR`",
+    )(f)
+
+
+def _print_json(data: Any) -> None:
+    click.echo(json.dumps(_jsonable(data), indent=2, sort_keys=False))
+
 
 def register(group: click.Group) -> None:
-    """Add this module's commands to the `schemagate` group."""
+    """Add plan, apply, info, repair, baseline and run to the `schemagate` group."""
+
+    @group.command("plan")
+    @_database_option
+    @_source_options
+    @click.option("--json", "as_json", is_flag=True, help="print the plan as JSON")
+    def plan_cmd(
+        database_url: str | None, bundle_dir: Path | None, migrations: Path | None, as_json: bool
+    ) -> None:
+        """Show what `apply` would do and why; changes nothing."""
+        from executor import apply as core
+
+        config = load_config(migrations)
+        bundle = load_migrations(bundle_dir, migrations, config)
+        settings = executor_settings(config)
+        with target_database(database_url) as target, connected(target) as conn:
+            plan = core.plan(conn, bundle, settings)
+            if as_json:
+                _print_json(
+                    {
+                        "target": target.label,
+                        "to_apply": [{"file": e.file, "why": why} for e, why in plan.to_apply],
+                        "refusals": [r.to_dict() for r in plan.refusals],
+                        "migrations": plan.infos,
+                    }
+                )
+            else:
+                click.echo(f"target: {target.label}")
+                if plan.to_apply:
+                    click.echo(f"{len(plan.to_apply)} to apply:")
+                    click.echo(describe_plan(plan))
+                elif not plan.refusals:
+                    click.echo(
+                        f"nothing to apply: database is up to date ({applied_count(plan.infos)} applied)"
+                    )
+            if plan.refusals:
+                raise refusal_error(plan.refusals)
+
+    @group.command("apply")
+    @_database_option
+    @_source_options
+    @click.option("--yes", "-y", is_flag=True, help="apply without asking")
+    @click.option(
+        "--out-of-order", is_flag=True, default=None, help="allow pending versions below the highest applied"
+    )
+    @click.option(
+        "--allow-missing", is_flag=True, default=None, help="tolerate applied versions absent from the bundle"
+    )
+    @click.option("--schema", metavar="S", help="schema of the history table (default public)")
+    @click.option("--lock-timeout", metavar="D", help="lock_timeout for every migration (e.g. 5s)")
+    @click.option(
+        "--statement-timeout", metavar="D", help="statement_timeout for every migration (e.g. 30min)"
+    )
+    def apply_cmd(
+        database_url: str | None,
+        bundle_dir: Path | None,
+        migrations: Path | None,
+        yes: bool,
+        out_of_order: bool | None,
+        allow_missing: bool | None,
+        schema: str | None,
+        lock_timeout: str | None,
+        statement_timeout: str | None,
+    ) -> None:
+        """Apply pending migrations (asks first unless --yes)."""
+        config = load_config(migrations)
+        bundle = load_migrations(bundle_dir, migrations, config)
+        settings = executor_settings(
+            config,
+            allow_out_of_order=out_of_order or None,
+            allow_missing=allow_missing or None,
+            schema=schema,
+            lock_timeout=lock_timeout,
+            statement_timeout=statement_timeout,
+        )
+        with target_database(database_url) as target, connected(target) as conn:
+            do_apply(conn, bundle, settings, target, yes=yes)
+
+    @group.command("info")
+    @_database_option
+    @_source_options
+    @click.option("--json", "as_json", is_flag=True, help="print the state as JSON")
+    def info_cmd(
+        database_url: str | None, bundle_dir: Path | None, migrations: Path | None, as_json: bool
+    ) -> None:
+        """Applied / pending / failed migrations, as a table."""
+        from executor import apply as core
+
+        config = load_config(migrations)
+        bundle = load_migrations(bundle_dir, migrations, config, optional=True)
+        settings = executor_settings(config)
+        with target_database(database_url) as target, connected(target) as conn:
+            infos = core.info(conn, bundle, settings)
+        if as_json:
+            _print_json({"target": target.label, "migrations": infos})
+            return
+        click.echo(info_table(infos))
+        click.echo(f"\n{state_counts(infos)}")
+
+    @group.command("repair")
+    @_database_option
+    @_source_options
+    @click.option(
+        "--realign-checksums", is_flag=True, help="also record the bundle's checksums for drifted rows"
+    )
+    def repair_cmd(
+        database_url: str | None, bundle_dir: Path | None, migrations: Path | None, realign_checksums: bool
+    ) -> None:
+        """Remove failed history rows (after a person fixed the database)."""
+        from executor import apply as core
+
+        config = load_config(migrations)
+        bundle = load_migrations(bundle_dir, migrations, config, optional=not realign_checksums)
+        settings = executor_settings(config)
+        with target_database(database_url) as target, connected(target) as conn:
+            result = core.repair(conn, bundle, settings, realign_checksums=realign_checksums)
+        if not result.removed_failed and not result.realigned:
+            click.echo(
+                f"nothing to repair in {target.label}: no failed rows"
+                + (", no drifted checksums" if realign_checksums else "")
+            )
+            return
+        for script in result.removed_failed:
+            click.echo(f"  removed the failed row of {script}")
+        for script in result.realigned:
+            click.echo(f"  realigned the checksum of {script} to the bundle's")
+        click.echo(
+            f"repaired {target.label}: {_plural(len(result.removed_failed), 'failed row')} removed, "
+            f"{_plural(len(result.realigned), 'checksum')} realigned"
+        )
+
+    @group.command("baseline")
+    @click.option("--version", "version", required=True, metavar="V", help="the version the database is at")
+    @click.option("--description", default="baseline", show_default=True, metavar="TEXT")
+    @_database_option
+    def baseline_cmd(version: str, description: str, database_url: str | None) -> None:
+        """Mark an existing database as being at version V (adopting an existing schema)."""
+        from executor import apply as core
+
+        config = load_config(None)
+        settings = executor_settings(config)
+        with target_database(database_url) as target, connected(target) as conn:
+            core.baseline(conn, version, description, settings)
+        click.echo(
+            f"baselined {target.label} at version {version}: versions up to {version} count as applied"
+        )
+
+    @group.command("run")
+    @_database_option
+    @click.option("--yes", "-y", is_flag=True, help="apply without asking")
+    def run_cmd(database_url: str | None, yes: bool) -> None:
+        """Validate -> show the plan -> ask -> apply -> print the state, on this machine."""
+        from executor import apply as core
+
+        config = load_config(None)
+        bundle = validate_for_run(config)
+        settings = executor_settings(config)
+        with target_database(database_url) as target, connected(target) as conn:
+            do_apply(conn, bundle, settings, target, yes=yes)
+            infos = core.info(conn, bundle, settings)
+        click.echo("")
+        click.echo(info_table(infos))
+
+
+def validate_for_run(config) -> Any:
+    """Run the full validation (what `schemagate validate` runs); exit 1 on blocking findings."""
+    from schemagate.console import echo_lines
+    from validator.reports import console_lines
+    from validator.validate import run_validation
+
+    click.echo(f"validating {os.path.relpath(config.migrations, Path.cwd())}:")
+    result = run_validation(config)
+    assert result.report is not None
+    echo_lines(console_lines(result.report))
+    if result.exit_code or result.bundle is None:
+        click.echo("not applied: validation found blocking problems (above); nothing touched the database")
+        raise click.exceptions.Exit(result.exit_code or 1)
+    return result.bundle
