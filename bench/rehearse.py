@@ -25,6 +25,7 @@ import psycopg2
 
 from validator.config import load_config
 from validator.rehearsal import BaseStore, rehearse
+from validator.structural import check_structure
 
 
 def history(count: int, salt: str) -> dict[str, str]:
@@ -52,12 +53,6 @@ def history(count: int, salt: str) -> dict[str, str]:
     return files
 
 
-def structural_for(config):  # the structural checks' manifest entries of the generated directory
-    from validator.structural import check_structure
-
-    return check_structure(config)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -81,7 +76,7 @@ def main() -> None:
         for name, text in files.items():
             (mig / name).write_text(text)
         config = load_config(root, migrations=mig)
-        structural = structural_for(config)
+        structural = check_structure(config)
 
         started = time.perf_counter()
         cold = rehearse(config, structural, new={new_file}, database_url=args.database_url, reuse_base=False)

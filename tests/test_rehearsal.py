@@ -6,7 +6,6 @@ rehearsal itself on the test server (``pg_admin_url``) through ``rehearse``.
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
 from pathlib import Path
@@ -14,10 +13,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from executor.checksum import file_checksum
 from executor.errors import ConfigurationError
-from executor.manifest import ManifestEntry
-from executor.naming import parse_name
 from validator.config import load_config
 from validator.rehearsal import BaseStore, rehearse
 from validator.rehearsal_locks import (
@@ -28,6 +24,7 @@ from validator.rehearsal_locks import (
     snapshot_relations,
     summarize_locks,
 )
+from validator.structural import check_structure
 
 
 def _transactional_probe(url: str, setup: str, migration: str):
@@ -118,31 +115,15 @@ def test_create_index_concurrently_is_observed_from_a_second_connection(fresh_db
 # -- the rehearsal -------------------------------------------------------------------------------
 
 
-class _Structural:
-    """Stand-in for validator.structural's result until it lands: the manifest entries of a directory."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-
-    def manifest_entries(self):
-        out = []
-        for path in sorted(self.directory.iterdir()):
-            name = parse_name(path.name).name
-            data = path.read_bytes()
-            transactional = not re.search(rb"CONCURRENTLY", data, re.I)
-            version = name.version.text if name.version else None
-            out.append((ManifestEntry(path.name, name.kind, version, name.description, file_checksum(data),
-                                      transactional), data))
-        return out
-
-
 def _project(tmp_path: Path, files: dict[str, str]):
     mig = tmp_path / "migrations"
     mig.mkdir()
     for name, text in files.items():
         (mig / name).write_text(text)
     config = load_config(tmp_path, migrations=mig)
-    return config, _Structural(mig)
+    structural = check_structure(config)
+    assert not [f for f in structural.findings if f.severity == "error"], structural.findings
+    return config, structural
 
 
 def _by_file(result):

@@ -578,20 +578,18 @@ def _rehearsal_settings(config: ValidatorConfig) -> ExecutorSettings:
 
 
 def _ordered(entries: list[Entry]) -> list[Entry]:
-    """Application order: versioned by version, then repeatables by name; undo files never."""
+    """Application order (as validator.structural orders the manifest): versioned by version, then
+    repeatables by description; undo files are never rehearsed."""
     versioned = sorted((e for e in entries if e[0].kind == "versioned"), key=lambda e: e[0].parsed_version)
-    repeatable = sorted((e for e in entries if e[0].kind == "repeatable"), key=lambda e: e[0].file)
+    repeatable = sorted(
+        (e for e in entries if e[0].kind == "repeatable"), key=lambda e: (e[0].description, e[0].file)
+    )
     return versioned + repeatable
 
 
-def _entries(config: ValidatorConfig, structural: Any) -> list[Entry]:
-    out: list[Entry] = []
-    for item in structural.manifest_entries():
-        if isinstance(item, tuple):
-            out.append((item[0], item[1]))
-        else:
-            out.append((item, (config.migrations / item.file).read_bytes()))
-    return _ordered(out)
+def _entries(structural: Any) -> list[Entry]:
+    """The manifest entries (with their bytes) of validator.structural's result, in application order."""
+    return _ordered([(entry, data) for entry, data in structural.manifest_entries()])
 
 
 def _failure_finding(
@@ -693,7 +691,7 @@ def rehearse(
     ``reuse_base=False`` drops a cached base template first (a cold run; used by bench/rehearse.py).
     """
     started = time.perf_counter()
-    entries = _entries(config, structural)
+    entries = _entries(structural)
     base = [e for e in entries if new is not None and e[0].file not in new]
     fresh = [e for e in entries if new is None or e[0].file in new]
     settings = _rehearsal_settings(config)
