@@ -1,0 +1,294 @@
+"""Benchmark: `schemagate validate` on a generated 500-file migration history.
+
+Prints, all measured in the same run on the same files:
+
+* cold   -- `schemagate validate --reports --bundle` with an empty lint cache (everything linted)
+* warm   -- the PR case: one new file added to the 500, cache filled by the cold run
+* noop   -- nothing changed since the warm run
+* sqlfluff alone -- `sqlfluff lint` (the CLI, same rules, `--processes N`) on the same 500 files,
+  and sqlfluff's in-process API on one core (the work schemagate's lint step has to do cold)
+
+Every schemagate time is the wall time of a fresh `python -m schemagate` process, imports included,
+because that is what a developer or CodeBuild waits for.  Target: warm < 3 s on a 2-core machine.
+
+    .venv/bin/python bench/validate.py [--files 500] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+
+WORDS = [
+    "customer",
+    "invoice",
+    "order",
+    "product",
+    "payment",
+    "shipment",
+    "account",
+    "address",
+    "tenant",
+    "subscription",
+    "refund",
+    "coupon",
+    "warehouse",
+    "supplier",
+    "review",
+    "session",
+    "event",
+    "audit",
+]
+COLUMN_TYPES = [
+    "text",
+    "bigint",
+    "integer",
+    "boolean NOT NULL DEFAULT false",
+    "timestamptz",
+    "numeric(12, 2)",
+    "jsonb NOT NULL DEFAULT '{}'::jsonb",
+    "varchar(200)",
+    "date",
+    "uuid",
+]
+
+
+class History:
+    """A plausible history: tables first, then columns, indexes, enums, backfills, functions."""
+
+    def __init__(self, seed: int = 42) -> None:
+        self.rng = random.Random(seed)
+        self.tables: dict[str, list[str]] = {}
+        self.enums: dict[str, list[str]] = {}
+        self.n = 0
+
+    def _name(self, base: str) -> str:
+        return f"{base}_{self.n}"
+
+    def create_table(self) -> tuple[str, str]:
+        word = self.rng.choice(WORDS)
+        table = f"{word}s_{self.n}"
+        cols = [
+            f"    {c} {self.rng.choice(COLUMN_TYPES)}"
+            for c in self.rng.sample(
+                [
+                    "name",
+                    "email",
+                    "status_text",
+                    "amount",
+                    "notes",
+                    "due_on",
+                    "external_id",
+                    "payload",
+                    "is_active",
+                    "closed_at",
+                    "quantity",
+                    "reference",
+                ],
+                5,
+            )
+        ]
+        fk = ""
+        if self.tables and self.rng.random() < 0.6:
+            parent = self.rng.choice(list(self.tables))
+            fk = f",\n    {parent}_id bigint NOT NULL REFERENCES {parent} (id)"
+        sql = (
+            f"-- {word} records\nCREATE TABLE {table} (\n"
+            "    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n"
+            + ",\n".join(cols)
+            + fk
+            + ",\n    created_at timestamptz NOT NULL DEFAULT now(),\n"
+            "    updated_at timestamptz NOT NULL DEFAULT now()\n);\n\n"
+            f"COMMENT ON TABLE {table} IS 'One row per {word}.';\n"
+        )
+        self.tables[table] = ["name", "created_at"]
+        return f"create_{table}", sql
+
+    def add_column(self) -> tuple[str, str]:
+        table = self.rng.choice(list(self.tables))
+        col = self._name("extra")
+        self.tables[table].append(col)
+        return f"add_{col}_to_{table}", (
+            f"ALTER TABLE {table} ADD COLUMN {col} "
+            f"{self.rng.choice(['text', 'integer', 'timestamptz', 'boolean'])};\n"
+            f"COMMENT ON COLUMN {table}.{col} IS 'Added for reporting.';\n"
+        )
+
+    def create_index(self) -> tuple[str, str]:
+        table = self.rng.choice(list(self.tables))
+        col = self.rng.choice(self.tables[table])
+        return f"index_{table}_{col}", (
+            "-- built without blocking writes; CONCURRENTLY cannot run in a transaction: alone here\n"
+            f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {table}_{col}_idx ON {table} ({col});\n"
+        )
+
+    def enum(self) -> tuple[str, str]:
+        if self.enums and self.rng.random() < 0.5:
+            name = self.rng.choice(list(self.enums))
+            value = self._name("state")
+            self.enums[name].append(value)
+            return f"add_{value}_to_{name}", f"ALTER TYPE {name} ADD VALUE IF NOT EXISTS '{value}';\n"
+        name = self._name("status")
+        self.enums[name] = ["open", "closed"]
+        table = self.rng.choice(list(self.tables))
+        return f"create_{name}", (
+            f"CREATE TYPE {name} AS ENUM ('open', 'pending', 'closed');\n\n"
+            f"ALTER TABLE {table} ADD COLUMN {name} {name};\n"
+        )
+
+    def backfill(self) -> tuple[str, str]:
+        table = self.rng.choice(list(self.tables))
+        col = self.rng.choice(self.tables[table])
+        return f"backfill_{table}", (
+            f"-- backfill in one pass; {table} is small\n"
+            f"UPDATE {table}\nSET updated_at = now()\nWHERE {col} IS NOT NULL\n  AND id IN (\n"
+            f"    SELECT t.id FROM {table} AS t WHERE t.created_at < now() - interval '30 days'\n  );\n"
+        )
+
+    def function(self) -> tuple[str, str]:
+        table = self.rng.choice(list(self.tables))
+        fn = self._name("touch")
+        return f"trigger_{fn}", (
+            f"CREATE OR REPLACE FUNCTION {fn}() RETURNS trigger\nLANGUAGE plpgsql AS $$\nBEGIN\n"
+            "    NEW.updated_at := now();\n    RETURN NEW;\nEND;\n$$;\n\n"
+            f"CREATE TRIGGER {fn}_trg BEFORE UPDATE ON {table}\n    FOR EACH ROW EXECUTE FUNCTION {fn}();\n"
+        )
+
+    def next(self) -> tuple[str, str]:
+        self.n += 1
+        if len(self.tables) < 5:
+            return self.create_table()
+        pick = self.rng.choices(
+            [self.create_table, self.add_column, self.create_index, self.enum, self.backfill, self.function],
+            weights=[25, 25, 15, 10, 15, 10],
+        )[0]
+        return pick()
+
+
+def generate(directory: Path, count: int) -> History:
+    directory.mkdir(parents=True, exist_ok=True)
+    history = History()
+    for i in range(1, count + 1):
+        description, sql = history.next()
+        (directory / f"V{i:04d}__{description}.sql").write_text(sql)
+    return history
+
+
+def run(
+    cmd: list[str], cwd: Path, env: dict[str, str] | None = None
+) -> tuple[float, subprocess.CompletedProcess]:
+    started = time.perf_counter()
+    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env, check=False)
+    return time.perf_counter() - started, done
+
+
+def validate(project: Path) -> tuple[float, subprocess.CompletedProcess]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    seconds, done = run(
+        [PYTHON, "-m", "schemagate", "validate", "--reports", "reports", "--bundle", "bundle"], project, env
+    )
+    if done.returncode not in (0, 1):
+        sys.exit(f"validate failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    return seconds, done
+
+
+def sqlfluff_api_serial(project: Path) -> float:
+    """sqlfluff's in-process API on one core, schemagate's effective configuration."""
+    sys.path.insert(0, str(REPO))
+    from sqlfluff.core import FluffConfig, Linter
+
+    from validator.config import load_config
+    from validator.lint import effective_sqlfluff_config
+
+    cfg = load_config(project)
+    started = time.perf_counter()
+    linter = Linter(config=FluffConfig(configs=effective_sqlfluff_config(cfg, cfg.migrations)))
+    for path in sorted(cfg.migrations.glob("*.sql")):
+        linter.lint_string(path.read_text(), fname=path.name)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--files", type=int, default=500)
+    parser.add_argument("--keep", type=Path, help="generate into DIR and keep it")
+    args = parser.parse_args()
+    cpus = os.cpu_count() or 1
+
+    root = args.keep or Path(tempfile.mkdtemp(prefix="schemagate-bench-"))
+    if root.exists() and args.keep:
+        shutil.rmtree(root)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "pyproject.toml").write_text(
+        '[project]\nname = "bench"\nversion = "0"\n\n[tool.schemagate]\nmigrations = "migrations"\n'
+    )
+    history = generate(root / "migrations", args.files)
+    for cmd in (
+        ["git", "init", "-q", "-b", "main"],
+        ["git", "add", "-A"],
+        ["git", "-c", "user.name=bench", "-c", "user.email=bench@example.test", "commit", "-qm", "history"],
+    ):
+        subprocess.run(cmd, cwd=root, check=True)
+    size = sum(p.stat().st_size for p in (root / "migrations").glob("*.sql"))
+    print(f"history: {args.files} files, {size / 1024:.0f} KiB, in {root} ({cpus} CPUs)")
+
+    cold, done = validate(root)
+    summary = [line for line in done.stdout.splitlines() if "files checked" in line]
+    last = summary[-1] if summary else ""
+    print(f"cold   validate (empty lint cache)        {cold:6.2f} s   exit {done.returncode}  {last}")
+
+    description, sql = history.next()
+    (root / "migrations" / f"V{args.files + 1:04d}__{description}.sql").write_text(sql)
+    warm, done = validate(root)
+    print(f"warm   validate (PR adds one file)        {warm:6.2f} s   exit {done.returncode}")
+    noop, _ = validate(root)
+    print(f"noop   validate (nothing changed)         {noop:6.2f} s")
+
+    defaults = REPO / "validator" / "sqlfluff_defaults.cfg"
+    (root / "migrations" / f"V{args.files + 1:04d}__{description}.sql").unlink()
+    cli, done = run(
+        [
+            PYTHON,
+            "-m",
+            "sqlfluff",
+            "lint",
+            "--config",
+            str(defaults),
+            "--dialect",
+            "postgres",
+            "--processes",
+            str(cpus),
+            "--nofail",
+            "--format",
+            "none",
+            "migrations",
+        ],
+        root,
+    )
+    print(f"sqlfluff lint CLI ({cpus} processes, same rules) {cli:6.2f} s")
+    api = sqlfluff_api_serial(root)
+    print(f"sqlfluff API, 1 core (lint work only)     {api:6.2f} s")
+    print()
+    print(f"cold / sqlfluff CLI  = {cold / cli:5.2f}")
+    print(f"warm / sqlfluff CLI  = {warm / cli:5.2f}")
+    print(f"warm / cold          = {warm / cold:5.2f}")
+    verdict = "met" if warm < 3.0 else "MISSED"
+    print(
+        f"target: one new file on a {args.files}-file history validates in < 3 s -> {warm:.2f} s ({verdict})"
+    )
+    if not args.keep:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
