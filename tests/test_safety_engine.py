@@ -43,7 +43,8 @@ def test_registry_rejects_a_rule_without_both_kinds_of_example() -> None:
 
 def test_docs_rules_md_is_current() -> None:
     assert rules_docs.DOCS_PATH.read_text(encoding="utf-8") == rules_docs.render(), (
-        "docs/rules.md is out of date: run `python -m validator.safety.docs`")
+        "docs/rules.md is out of date: run `python -m validator.safety.docs`"
+    )
 
 
 def test_every_rule_has_a_section_in_the_docs() -> None:
@@ -55,9 +56,12 @@ def test_every_rule_has_a_section_in_the_docs() -> None:
 # ---- configuration -------------------------------------------------------------------------
 def test_rules_can_be_switched_off_and_their_severity_changed() -> None:
     sql = "ALTER TABLE users DROP COLUMN x;\nCREATE INDEX i ON users (a);"
-    result = check_sql(sql, config=config(rules={"ban-drop-column": "off",
-                                                 "require-concurrent-index-creation": "warning"}))
-    assert [(f.rule, f.severity) for f in result.findings] == [("require-concurrent-index-creation", "warning")]
+    result = check_sql(
+        sql, config=config(rules={"ban-drop-column": "off", "require-concurrent-index-creation": "warning"})
+    )
+    assert [(f.rule, f.severity) for f in result.findings] == [
+        ("require-concurrent-index-creation", "warning")
+    ]
 
 
 def test_unknown_rule_in_configuration_is_a_configuration_error() -> None:
@@ -68,10 +72,18 @@ def test_unknown_rule_in_configuration_is_a_configuration_error() -> None:
 
 
 def test_default_severities_errors_for_dangers_warnings_for_style() -> None:
-    sql = "CREATE TABLE t (id serial PRIMARY KEY, at timestamp, name varchar(20));\nALTER TABLE u DROP COLUMN c;"
+    sql = (
+        "CREATE TABLE t (id serial PRIMARY KEY, at timestamp, name varchar(20));\n"
+        "ALTER TABLE u DROP COLUMN c;"
+    )
     sev = {f.rule: f.severity for f in check_sql(sql).findings}
-    assert sev == {"prefer-identity": "warning", "prefer-bigint": "warning", "prefer-timestamptz": "warning",
-                   "prefer-text-field": "warning", "ban-drop-column": "error"}
+    assert sev == {
+        "prefer-identity": "warning",
+        "prefer-bigint": "warning",
+        "prefer-timestamptz": "warning",
+        "prefer-text-field": "warning",
+        "ban-drop-column": "error",
+    }
 
 
 def test_sqlfluff_overlap_follows_enabled_rules() -> None:
@@ -81,11 +93,14 @@ def test_sqlfluff_overlap_follows_enabled_rules() -> None:
 
 
 # ---- version awareness ---------------------------------------------------------------------
-@pytest.mark.parametrize(("sql", "rule", "reported_on", "quiet_on"), [
-    ("ALTER TABLE t ADD COLUMN c text DEFAULT 'x';", "adding-field-with-default", 10, 11),
-    ("ALTER TABLE events DETACH PARTITION e2019;", "require-concurrent-partition-detach", 14, 14),
-    ("ALTER TYPE s ADD VALUE 'x' AFTER 'y';", "enum-value-in-transaction", 11, 12),
-])
+@pytest.mark.parametrize(
+    ("sql", "rule", "reported_on", "quiet_on"),
+    [
+        ("ALTER TABLE t ADD COLUMN c text DEFAULT 'x';", "adding-field-with-default", 10, 11),
+        ("ALTER TABLE events DETACH PARTITION e2019;", "require-concurrent-partition-detach", 14, 14),
+        ("ALTER TYPE s ADD VALUE 'x' AFTER 'y';", "enum-value-in-transaction", 11, 12),
+    ],
+)
 def test_version_differences(sql: str, rule: str, reported_on: int, quiet_on: int) -> None:
     assert rule in rules_of(check_sql(sql, config=config(target_postgres=reported_on)))
     if quiet_on != reported_on:
@@ -100,9 +115,11 @@ def test_detach_partition_advice_depends_on_version() -> None:
 
 
 def test_set_not_null_uses_a_check_validated_in_an_earlier_file_only_from_pg12() -> None:
-    files = {"V1__c.sql": "ALTER TABLE o ADD CONSTRAINT o_c_nn CHECK (c IS NOT NULL) NOT VALID;",
-             "V2__v.sql": "ALTER TABLE o VALIDATE CONSTRAINT o_c_nn;",
-             "V3__n.sql": "ALTER TABLE o ALTER COLUMN c SET NOT NULL;"}
+    files = {
+        "V1__c.sql": "ALTER TABLE o ADD CONSTRAINT o_c_nn CHECK (c IS NOT NULL) NOT VALID;",
+        "V2__v.sql": "ALTER TABLE o VALIDATE CONSTRAINT o_c_nn;",
+        "V3__n.sql": "ALTER TABLE o ALTER COLUMN c SET NOT NULL;",
+    }
     assert rules_of(check_sql(files, config=config(target_postgres=12))) == []
     assert rules_of(check_sql(files, config=config(target_postgres=11))) == ["adding-not-nullable-field"]
     same_tx = {"V1__all.sql": "\n".join(files.values())}
@@ -111,7 +128,7 @@ def test_set_not_null_uses_a_check_validated_in_an_earlier_file_only_from_pg12()
 
 # ---- same-file exemption and location ------------------------------------------------------
 def test_tables_created_in_the_same_file_are_exempt_from_lock_rules() -> None:
-    sql = """CREATE TABLE invoices (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, total numeric, c text);
+    sql = """CREATE TABLE invoices (id bigint PRIMARY KEY, total numeric, c text);
 CREATE INDEX invoices_total_idx ON invoices (total);
 ALTER TABLE invoices ADD CONSTRAINT invoices_total_positive CHECK (total >= 0);
 ALTER TABLE invoices ADD COLUMN token uuid DEFAULT gen_random_uuid();
@@ -122,9 +139,14 @@ ALTER TABLE invoices ADD CONSTRAINT invoices_c_key UNIQUE (c);
     assert rules_of(check_sql(sql)) == []
     # the same statements against a table of an earlier migration are all reported
     later = check_sql({"V1__t.sql": sql.split("\n", 1)[0], "V2__x.sql": sql.split("\n", 1)[1]})
-    assert set(rules_of(later)) == {"require-concurrent-index-creation", "constraint-missing-not-valid",
-                                    "adding-field-with-default", "adding-not-nullable-field",
-                                    "changing-column-type", "disallowed-unique-constraint"}
+    assert set(rules_of(later)) == {
+        "require-concurrent-index-creation",
+        "constraint-missing-not-valid",
+        "adding-field-with-default",
+        "adding-not-nullable-field",
+        "changing-column-type",
+        "disallowed-unique-constraint",
+    }
 
 
 def test_findings_point_at_the_node() -> None:
@@ -134,7 +156,9 @@ def test_findings_point_at_the_node() -> None:
 
 
 def test_check_safety_takes_parsed_files_in_apply_order() -> None:
-    files = [source_file("CREATE TABLE a (id bigint, n varchar(10));", file="V1__a.sql"),
-             source_file("ALTER TABLE a ALTER COLUMN n TYPE text;", file="V2__b.sql")]
+    files = [
+        source_file("CREATE TABLE a (id bigint, n varchar(10));", file="V1__a.sql"),
+        source_file("ALTER TABLE a ALTER COLUMN n TYPE text;", file="V2__b.sql"),
+    ]
     result = check_safety(files, config())
     assert [(f.rule, f.file) for f in result.findings] == [("prefer-text-field", "V1__a.sql")]

@@ -17,7 +17,12 @@ def test_next_statement_form_suppresses_only_the_next_statement() -> None:
     assert [(f.rule, f.line) for f in result.findings] == [("ban-drop-column", 3)]
     [s] = result.suppressions
     assert (s.line, s.rules, s.reason, s.scope, s.used) == (
-        1, ("ban-drop-column",), "unused since release 4.2", "statement", True)
+        1,
+        ("ban-drop-column",),
+        "unused since release 4.2",
+        "statement",
+        True,
+    )
 
 
 def test_trailing_form_suppresses_its_own_statement() -> None:
@@ -33,7 +38,7 @@ def test_file_form_suppresses_every_statement_of_the_file() -> None:
 
 
 def test_several_rules_in_one_ignore_and_unused_one_is_reported() -> None:
-    sql = ("-- schemagate:ignore ban-drop-column, renaming-column -- cleanup after 4.2\n" + DROP)
+    sql = "-- schemagate:ignore ban-drop-column, renaming-column -- cleanup after 4.2\n" + DROP
     result = check_sql(sql)
     assert [(f.rule, f.line, f.severity) for f in result.findings] == [("suppression-unused", 1, "warning")]
     assert "renaming-column" in result.findings[0].message
@@ -48,7 +53,9 @@ def test_missing_reason_is_reported_and_still_applied() -> None:
 def test_unknown_rule_is_reported_and_the_finding_stays() -> None:
     result = check_sql(f"-- schemagate:ignore ban-drop-colum -- typo\n{DROP}")
     assert sorted(rules_of(result)) == ["ban-drop-column", "suppression-unknown-rule"]
-    assert "ban-drop-colum`" in next(f.message for f in result.findings if f.rule == "suppression-unknown-rule")
+    assert "ban-drop-colum`" in next(
+        f.message for f in result.findings if f.rule == "suppression-unknown-rule"
+    )
 
 
 def test_malformed_directive_is_reported() -> None:
@@ -57,7 +64,9 @@ def test_malformed_directive_is_reported() -> None:
 
 
 def test_unused_suppression_is_reported() -> None:
-    result = check_sql("-- schemagate:ignore ban-drop-column -- unused since 4.2\nALTER TABLE t ADD COLUMN c text;")
+    result = check_sql(
+        "-- schemagate:ignore ban-drop-column -- unused since 4.2\nALTER TABLE t ADD COLUMN c text;"
+    )
     assert rules_of(result) == ["suppression-unused"] and not result.suppressions[0].used
 
 
@@ -67,14 +76,23 @@ def test_ignore_after_the_last_statement_is_unused() -> None:
 
 
 def test_directive_inside_a_string_or_function_body_is_not_a_comment() -> None:
-    sql = ("CREATE FUNCTION f() RETURNS text LANGUAGE sql AS $$ SELECT '-- schemagate:ignore x' $$;\n"
-           "SELECT '-- schemagate:ignore ban-drop-column -- no';\n" + DROP)
+    sql = (
+        "CREATE FUNCTION f() RETURNS text LANGUAGE sql AS $$ SELECT '-- schemagate:ignore x' $$;\n"
+        "SELECT '-- schemagate:ignore ban-drop-column -- no';\n" + DROP
+    )
     result = check_sql(sql)
     assert rules_of(result) == ["ban-drop-column"] and result.suppressions == []
 
 
 def test_suppressions_serialise_for_the_report() -> None:
-    result = check_sql(f"-- schemagate:ignore ban-drop-column -- unused since 4.2\n{DROP}", file="V7__drop.sql")
+    result = check_sql(
+        f"-- schemagate:ignore ban-drop-column -- unused since 4.2\n{DROP}", file="V7__drop.sql"
+    )
     assert result.suppressions[0].to_dict() == {
-        "file": "V7__drop.sql", "line": 1, "rules": ["ban-drop-column"], "reason": "unused since 4.2",
-        "scope": "statement", "used": True}
+        "file": "V7__drop.sql",
+        "line": 1,
+        "rules": ["ban-drop-column"],
+        "reason": "unused since 4.2",
+        "scope": "statement",
+        "used": True,
+    }
