@@ -6,6 +6,8 @@ rehearsal itself on the test server (``pg_admin_url``) through ``rehearse``.
 
 from __future__ import annotations
 
+import json
+import shutil
 import time
 import uuid
 from pathlib import Path
@@ -308,10 +310,17 @@ def test_rehearsal_runs_on_the_embedded_server_when_no_url_is_given(tmp_path: Pa
         "V1__orders.sql": "CREATE TABLE orders (id int PRIMARY KEY);\n",
         "V2__orders_total.sql": "ALTER TABLE orders ADD COLUMN total numeric DEFAULT random();\n",
     })
+    home = tmp_path / ".schemagate" / "rehearsal"
     try:
         result = rehearse(config, structural, new={"V2__orders_total.sql"}, database_url=None)
+        stopped = not EmbeddedPostgres(home).is_running
     finally:
-        EmbeddedPostgres(tmp_path / ".schemagate" / "rehearsal").stop()
+        EmbeddedPostgres(home).stop()
+        # as root the cluster may live outside tmp_path (schemagate/embedded.py): remove it too
+        state = json.loads((home / "server.json").read_text()) if (home / "server.json").exists() else {}
+        if state.get("pgdata") and not Path(state["pgdata"]).is_relative_to(tmp_path):
+            shutil.rmtree(Path(state["pgdata"]).parent, ignore_errors=True)
     assert "embedded" in result.server and result.server_version.startswith("16")
+    assert stopped, "the server rehearse() started is stopped again"
     [m] = result.migrations
     assert m.rewritten == ["public.orders"]

@@ -5,7 +5,8 @@ locks it held, the tables it rewrote and how long it took.
 How a run goes (``rehearse``):
 
 1. A *rehearsal server*: ``--rehearsal-database-url`` (any server where we may CREATE DATABASE),
-   otherwise the embedded PostgreSQL under ``.schemagate/rehearsal``.  ``$DATABASE_URL`` is never
+   otherwise the embedded PostgreSQL under ``.schemagate/rehearsal`` (started for the run and
+   stopped afterwards unless it was already running).  ``$DATABASE_URL`` is never
    read, let alone connected to; the only databases this module connects to are the ones it
    created (``sg_rehearsal_<token>`` and ``sg_base_<key>_build_<token>``); on the server's
    maintenance database it only issues CREATE/ALTER/DROP DATABASE for names with those prefixes.
@@ -300,8 +301,13 @@ def rehearsal_server(config: ValidatorConfig, database_url: str | None) -> Itera
 
         home = Path(tempfile.gettempdir()) / f"schemagate-rehearsal-{os.geteuid()}"
     server = EmbeddedPostgres(home)
+    was_running = server.is_running
     url = server.start()
-    yield url, f"embedded server under {home}"
+    try:
+        yield url, f"embedded PostgreSQL under {home}"
+    finally:
+        if not was_running:  # leave the machine as we found it; the cached bases stay on disk
+            server.stop()
 
 
 def _connect(url: str, *, autocommit: bool = True) -> Any:
