@@ -66,6 +66,9 @@ class _StdoutHandler(logging.StreamHandler):
 
 
 logger = Logger(service=SERVICE, logger_handler=_StdoutHandler(), json_serializer=_serialize)
+# one line per event: the Lambda runtime's root handler would print every record a second time,
+# unformatted and unredacted
+logging.getLogger(SERVICE).propagate = False
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 
 RUN_KEYS = ("pipeline_execution_id", "bundle_sha256", "invocation", "job_id", "database")

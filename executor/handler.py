@@ -1,0 +1,584 @@
+"""The Lambda entry point: ``executor.handler.handle(event, context)``.
+
+A thin edge (STYLE.md): the event is parsed into a typed invocation (``executor.events``), one core
+function (``execute``) fetches and verifies the bundle, resolves the database and runs
+``executor.apply``, and each kind of invocation turns the typed outcome into its own answer:
+
+- CodePipeline job    -> ``PutJobSuccessResult`` (with a ``continuationToken`` when the Lambda's
+                         time ran short between migrations) or ``PutJobFailureResult``;
+- direct invocation   -> a JSON document returned to the caller;
+- custom resource     -> a ``PUT`` of the response document to the pre-signed ``ResponseURL``.
+
+Every failure carries a category (DESIGN.md), is logged once with it, counted in the metrics,
+and told to the SNS topic.  The event is never logged whole: it carries the pipeline's temporary
+artifact credentials (and the custom resource's pre-signed URL).
+
+Environment, besides DESIGN.md's ``SCHEMAGATE_DB_SECRET_ARN``, ``SCHEMAGATE_SIGNING_KEY_ID``,
+``SCHEMAGATE_NOTIFY_TOPIC_ARN``, ``SCHEMAGATE_SCHEMA`` and ``executor.credentials``' variables:
+``SCHEMAGATE_CONTINUATION_MARGIN_MS`` (default 120000): when less than this is left of the
+Lambda's time after a migration, the run stops and continues in the next invocation.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from executor import credentials as db_credentials
+from executor import notify
+from executor import observability as obs
+from executor.apply import ApplyResult, Event, apply, info, plan
+from executor.artifact import S3Location, fetch_bundle
+from executor.bundle import Bundle
+from executor.connection import connect
+from executor.credentials import DatabaseTarget
+from executor.errors import (
+    Category,
+    ConfigurationError,
+    ConnectionFailure,
+    PermissionDenied,
+    SchemagateError,
+    SecurityViolation,
+    SqlError,
+)
+from executor.events import (
+    CODEPIPELINE_KEY,
+    CodePipelineJob,
+    Continuation,
+    CustomResourceRequest,
+    DirectInvocation,
+    RunOptions,
+    codepipeline_job_id,
+    parse_event,
+)
+from executor.settings import ExecutorSettings
+from executor.signing import KmsSignatureVerifier
+
+logger = obs.logger
+DEFAULT_CONTINUATION_MARGIN_MS = 120_000
+FAILURE_MESSAGE_MAX = 1000  # PutJobFailureResult allows 5000; the console shows the start
+CFN_REASON_MAX = 1000  # the whole response document must stay under 4096 bytes
+_AWS_CONFIG = Config(connect_timeout=5, read_timeout=20, retries={"max_attempts": 3, "mode": "standard"})
+
+FAILURE_TYPES = {
+    Category.CONFIGURATION_ERROR: "ConfigurationError",
+    Category.PERMISSION_DENIED: "PermissionError",
+}
+
+
+# --------------------------------------------------------------------------------------------
+# the core: one run against one bundle
+
+
+@dataclass
+class Outcome:
+    action: str
+    run_id: str
+    bundle: Bundle | None
+    target: DatabaseTarget
+    duration_ms: float
+    dry_run: bool = False
+    result: ApplyResult | None = None  # apply / plan (dry run)
+    infos: list[Any] | None = None  # info
+
+    @property
+    def stopped_early(self) -> bool:
+        return bool(self.result and self.result.stopped_early)
+
+    def applied(self) -> list[dict[str, Any]]:
+        if self.result is None:
+            return []
+        return [
+            {"script": a.entry.file, "version": a.entry.version, "duration_ms": a.duration_ms}
+            for a in self.result.applied
+        ]
+
+    def remaining(self) -> list[str]:
+        """Left for the next invocation (apply), or what would be applied (plan, dry run)."""
+        if self.result is None:
+            return []
+        if self.action == "apply" and not self.dry_run:
+            return [e.file for e in self.result.remaining]
+        return [e.file for e, _ in self.result.plan.to_apply]
+
+
+def base_settings(options: RunOptions, run_id: str) -> ExecutorSettings:
+    schema = os.environ.get("SCHEMAGATE_SCHEMA") or "public"
+    return ExecutorSettings(schema=schema).with_overrides(run_id=run_id, **options.settings_overrides())
+
+
+def signature_verifier() -> KmsSignatureVerifier | None:
+    key_id = os.environ.get("SCHEMAGATE_SIGNING_KEY_ID", "").strip()
+    return KmsSignatureVerifier(key_id, boto3.client("kms", config=_AWS_CONFIG)) if key_id else None
+
+
+def _on_event(event: Event) -> None:
+    fields = {"event": event.kind, "file": event.file, "duration_ms": event.duration_ms}
+    logger.info(event.message or event.kind, extra={k: v for k, v in fields.items() if v is not None})
+
+
+def _connect(target: DatabaseTarget, *, refreshed: bool = False) -> tuple[Any, DatabaseTarget]:
+    try:
+        return connect(target.dsn(), connect_timeout=target.connect_timeout), target
+    except ConnectionFailure as exc:
+        # a rotated password makes the cached secret stale: read it again, once
+        if not refreshed and not target.iam_auth and "password authentication failed" in exc.message:
+            fresh = db_credentials.resolve_target(refresh=True)
+            obs.register_secret(*fresh.secrets)
+            return _connect(fresh, refreshed=True)
+        raise
+
+
+def execute(
+    action: str,
+    location: S3Location | None,
+    s3_client: Any,
+    options: RunOptions,
+    run_id: str,
+    *,
+    should_continue: Any = None,
+    expected_bundle_sha256: str | None = None,
+) -> Outcome:
+    """Verify the bundle (before any database access), then info / plan / apply it."""
+    started = time.monotonic()
+    settings = base_settings(options, run_id)
+    bundle = None
+    if location is not None:
+        bundle = fetch_bundle(location, s3_client, signature_verifier=signature_verifier())
+        obs.bind_run(bundle_sha256=bundle.bundle_sha256)
+        logger.info(
+            f"verified bundle {location.url}: {len(bundle.manifest.migrations)} file(s)",
+            extra={"signed": bundle.manifest.signature is not None},
+        )
+        if expected_bundle_sha256 and bundle.bundle_sha256 != expected_bundle_sha256:
+            raise SecurityViolation(
+                f"the bundle changed between invocations of run {run_id} "
+                f"(was {expected_bundle_sha256}, now {bundle.bundle_sha256})",
+                remedy="re-run the pipeline from the Validate stage; never replace an approved artifact",
+            )
+    target = db_credentials.resolve_target()
+    obs.register_secret(*target.secrets)
+    obs.bind_run(database=target.describe())
+    conn, target = _connect(target)
+    try:
+        outcome = Outcome(
+            action=action,
+            run_id=run_id,
+            bundle=bundle,
+            target=target,
+            duration_ms=0.0,
+            dry_run=settings.dry_run,
+        )
+        if action == "info":
+            outcome.infos = info(conn, bundle, settings)
+        elif action == "plan" or settings.dry_run:
+            assert bundle is not None
+            p = plan(conn, bundle, settings)
+            outcome.result = ApplyResult(
+                plan=p, applied=[], stopped_early=False, remaining=[e for e, _ in p.to_apply]
+            )
+        else:
+            assert bundle is not None
+            outcome.result = apply(
+                conn, bundle, settings, on_event=_on_event, should_continue=should_continue
+            )
+    finally:
+        conn.close()
+    outcome.duration_ms = (time.monotonic() - started) * 1000
+    return outcome
+
+
+# --------------------------------------------------------------------------------------------
+# failures: one shape for every invocation kind
+
+
+def as_schemagate_error(exc: BaseException) -> SchemagateError:
+    """Every failure has a category; unexpected exceptions are mapped, and logged with their trace."""
+    if isinstance(exc, SchemagateError):
+        return exc
+    code = str((getattr(exc, "response", None) or {}).get("Error", {}).get("Code", ""))
+    logger.exception(f"unexpected {type(exc).__name__}")
+    if "AccessDenied" in code or code in ("UnrecognizedClientException", "ExpiredTokenException"):
+        return PermissionDenied(
+            f"AWS refused a call ({code})", remedy="check the executor role's permissions"
+        )
+    import psycopg2
+
+    if isinstance(exc, psycopg2.OperationalError | psycopg2.InterfaceError):
+        return ConnectionFailure(
+            f"the database connection failed: {type(exc).__name__}", remedy="retry the stage"
+        )
+    if isinstance(exc, psycopg2.Error):
+        return SqlError(
+            f"the database refused a statement: {type(exc).__name__}", remedy="see the executor's log"
+        )
+    return ConfigurationError(
+        f"the executor failed unexpectedly ({type(exc).__name__})",
+        remedy="see the executor's log for the stack trace and report it",
+    )
+
+
+def failure_text(error: SchemagateError, limit: int = FAILURE_MESSAGE_MAX) -> str:
+    """``[CATEGORY] file:line:col: message — remedy: ...``, short and without secrets."""
+    text = f"[{error.category.value}] {error}".replace("\n  remedy: ", " — remedy: ")
+    text = obs.redact(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _succeeded(invocation: str, outcome: Outcome) -> notify.RunReport:
+    applied = outcome.applied()
+    status = "IN_PROGRESS" if outcome.stopped_early else ("SUCCEEDED" if applied else "NOTHING_TO_DO")
+    report = notify.RunReport(
+        status=status,
+        invocation=invocation,
+        run_id=outcome.run_id,
+        database=outcome.target.describe(),
+        bundle_sha256=outcome.bundle.bundle_sha256 if outcome.bundle else None,
+        applied=applied,
+        remaining=outcome.remaining(),
+        duration_ms=outcome.duration_ms,
+        dry_run=outcome.dry_run or outcome.action != "apply",
+    )
+    logger.info(
+        outcome.result.summary() if outcome.result else f"{outcome.action} done",
+        extra={
+            "status": status,
+            "applied": [a["script"] for a in applied],
+            "remaining": report.remaining,
+            "duration_ms": round(outcome.duration_ms, 1),
+        },
+    )
+    if outcome.action == "apply" and not outcome.dry_run:
+        obs.record_success(applied=len(applied), duration_ms=outcome.duration_ms)
+    if status != "IN_PROGRESS":  # the continuation's last invocation reports the whole run
+        notify.publish(report, os.environ.get("SCHEMAGATE_NOTIFY_TOPIC_ARN"))
+    return report
+
+
+def _failed(invocation: str, run_id: str, error: SchemagateError, started: float) -> notify.RunReport:
+    duration_ms = (time.monotonic() - started) * 1000
+    applied = list(error.context.get("applied_before_failure", []))
+    obs.log_failure(error, applied_before_failure=applied or None)
+    obs.record_failure(error.category.value, applied=len(applied), duration_ms=duration_ms)
+    report = notify.RunReport(
+        status="FAILED",
+        invocation=invocation,
+        run_id=run_id,
+        duration_ms=duration_ms,
+        applied=[{"script": f, "duration_ms": 0} for f in applied],
+        category=error.category.value,
+        message=error.message,
+        remedy=error.remedy,
+        file=error.location(),
+    )
+    notify.publish(report, os.environ.get("SCHEMAGATE_NOTIFY_TOPIC_ARN"))
+    return report
+
+
+# --------------------------------------------------------------------------------------------
+# the three adapters
+
+
+def _margin_ms() -> int:
+    try:
+        return int(os.environ.get("SCHEMAGATE_CONTINUATION_MARGIN_MS") or DEFAULT_CONTINUATION_MARGIN_MS)
+    except ValueError:
+        return DEFAULT_CONTINUATION_MARGIN_MS
+
+
+def _time_left(context: Any) -> Any:
+    if context is None or not hasattr(context, "get_remaining_time_in_millis"):
+        return None
+    margin = _margin_ms()
+    return lambda: context.get_remaining_time_in_millis() > margin
+
+
+def _codepipeline_client() -> Any:
+    return boto3.client("codepipeline", config=_AWS_CONFIG)
+
+
+def _artifact_s3_client(job: CodePipelineJob) -> Any:
+    if job.credentials is None:  # fall back to the function's own role
+        return boto3.client("s3", config=_AWS_CONFIG)
+    return boto3.client(
+        "s3",
+        aws_access_key_id=job.credentials.access_key_id,
+        aws_secret_access_key=job.credentials.secret_access_key,
+        aws_session_token=job.credentials.session_token,
+        config=Config(
+            signature_version="s3v4", connect_timeout=5, read_timeout=20, retries={"max_attempts": 3}
+        ),
+    )
+
+
+def handle_codepipeline(job: CodePipelineJob, context: Any) -> dict[str, Any]:
+    started = time.monotonic()
+    run_id = (
+        (job.continuation.run_id if job.continuation else None)
+        or job.options.pipeline_execution_id
+        or f"codepipeline-job-{job.job_id}"
+    )
+    invocation_no = job.continuation.invocation + 1 if job.continuation else 1
+    obs.bind_run(invocation="codepipeline", job_id=job.job_id, pipeline_execution_id=run_id)
+    logger.info(
+        f"CodePipeline job {job.job_id}: bundle {job.bundle.url}"
+        + (f" (continuing, invocation {invocation_no})" if job.continuation else ""),
+        extra={"artifact": job.artifact_name, "dry_run": job.options.dry_run},
+    )
+    codepipeline = _codepipeline_client()
+    try:
+        outcome = execute(
+            "apply",
+            job.bundle,
+            _artifact_s3_client(job),
+            job.options,
+            run_id,
+            should_continue=_time_left(context),
+            expected_bundle_sha256=job.continuation.bundle_sha256 if job.continuation else None,
+        )
+    except Exception as exc:
+        error = as_schemagate_error(exc)
+        _failed("codepipeline", run_id, error, started)
+        codepipeline.put_job_failure_result(
+            jobId=job.job_id,
+            failureDetails={
+                "type": FAILURE_TYPES.get(error.category, "JobFailed"),
+                "message": failure_text(error),
+                "externalExecutionId": run_id[:1500],
+            },
+        )
+        return {"status": "FAILED", "category": error.category.value, "message": failure_text(error)}
+
+    report = _succeeded("codepipeline", outcome)
+    applied = len(report.applied)
+    if outcome.stopped_early:
+        token = Continuation(
+            run_id=run_id,
+            bundle_sha256=outcome.bundle.bundle_sha256,  # type: ignore[union-attr]
+            invocation=invocation_no,
+        ).to_token()
+        done = applied / max(1, applied + len(report.remaining))
+        codepipeline.put_job_success_result(
+            jobId=job.job_id,
+            continuationToken=token,
+            executionDetails={
+                "summary": obs.redact(f"applied {applied}, {len(report.remaining)} left: continuing")[:2048],
+                "externalExecutionId": run_id[:1500],
+                "percentComplete": int(done * 100),
+            },
+        )
+        return {"status": "IN_PROGRESS", "applied": report.applied, "remaining": report.remaining}
+    summary = outcome.result.summary() if outcome.result else "done"
+    if job.options.dry_run:
+        summary = f"dry run: {len(report.remaining)} migration(s) would be applied"
+    codepipeline.put_job_success_result(
+        jobId=job.job_id,
+        executionDetails={
+            "summary": obs.redact(f"{summary} (bundle {outcome.bundle.bundle_sha256[:12]})")[:2048],  # type: ignore[union-attr]
+            "externalExecutionId": run_id[:1500],
+            "percentComplete": 100,
+        },
+    )
+    return {"status": report.status, "applied": report.applied, "remaining": report.remaining}
+
+
+def handle_direct(request: DirectInvocation, context: Any) -> dict[str, Any]:
+    started = time.monotonic()
+    run_id = request.options.pipeline_execution_id or f"lambda-{getattr(context, 'aws_request_id', 'local')}"
+    obs.bind_run(invocation="direct", pipeline_execution_id=run_id)
+    try:
+        outcome = execute(
+            request.action,
+            request.bundle,
+            boto3.client("s3", config=_AWS_CONFIG),
+            request.options,
+            run_id,
+            should_continue=_time_left(context),
+        )
+    except Exception as exc:
+        error = as_schemagate_error(exc)
+        if request.action == "apply":
+            _failed("direct", run_id, error, started)
+        else:
+            obs.log_failure(error)
+        return {
+            "ok": False,
+            "action": request.action,
+            "run_id": run_id,
+            **{
+                k: (obs.redact(v) if isinstance(v, str) else v)
+                for k, v in error.to_dict().items()
+                if k != "context"
+            },
+        }
+    body: dict[str, Any] = {
+        "ok": True,
+        "action": request.action,
+        "run_id": run_id,
+        "database": outcome.target.describe(),
+        "bundle_sha256": outcome.bundle.bundle_sha256 if outcome.bundle else None,
+        "duration_ms": round(outcome.duration_ms, 1),
+    }
+    if outcome.infos is not None:
+        body["migrations"] = [i.to_dict() for i in outcome.infos]
+    if outcome.result is not None:
+        if request.action == "apply":
+            _succeeded("direct", outcome)
+        applying = request.action == "apply" and not outcome.dry_run
+        body.update(
+            summary=outcome.result.summary() if applying else outcome.result.plan.summary(),
+            applied=outcome.applied(),
+            pending=outcome.remaining(),
+            stopped_early=outcome.stopped_early,
+            refusals=[failure_text(r) for r in outcome.result.plan.refusals],
+        )
+    return json.loads(obs.redact(json.dumps(body, default=str)))
+
+
+def _physical_id(request: CustomResourceRequest) -> str:
+    if request.physical_resource_id:
+        return request.physical_resource_id
+    stack_name = (
+        request.stack_id.split(":stack/")[-1].split("/")[0] if ":stack/" in request.stack_id else "stack"
+    )
+    return f"schemagate:{stack_name}:{request.logical_resource_id}"[:1024]
+
+
+def send_cfn_response(response_url: str, document: dict[str, Any]) -> None:
+    """PUT the response document to the pre-signed URL (no Content-Type: it is not signed)."""
+    body = json.dumps(document).encode("utf-8")
+    if urllib.parse.urlsplit(response_url).scheme not in ("https", "http"):
+        logger.error(
+            "the custom resource ResponseURL is not an http(s) URL", extra={"category": "CONFIGURATION_ERROR"}
+        )
+        return
+    request = urllib.request.Request(  # noqa: S310 (scheme checked above)
+        response_url, data=body, method="PUT", headers={"Content-Type": "", "Content-Length": str(len(body))}
+    )
+    last: Exception | None = None
+    for attempt in range(3):
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+                logger.info(f"custom resource response sent: {document['Status']} (HTTP {response.status})")
+                return
+        except Exception as exc:
+            last = exc
+            time.sleep(0.5 * (attempt + 1))
+    logger.error(
+        f"could not send the custom resource response: {type(last).__name__}",
+        extra={"category": Category.CONNECTION_ERROR.value},
+    )
+
+
+def handle_custom_resource(request: CustomResourceRequest, context: Any) -> dict[str, Any]:
+    started = time.monotonic()
+    run_id = request.options.pipeline_execution_id or f"cloudformation-{request.request_id}"
+    obs.bind_run(invocation="custom-resource", pipeline_execution_id=run_id)
+    document: dict[str, Any] = {
+        "Status": "SUCCESS",
+        "PhysicalResourceId": _physical_id(request),
+        "StackId": request.stack_id,
+        "RequestId": request.request_id,
+        "LogicalResourceId": request.logical_resource_id,
+        "NoEcho": False,
+    }
+    if request.request_type == "Delete":
+        logger.info("custom resource Delete: migrations are never reverted by a stack deletion")
+        send_cfn_response(request.response_url, document)
+        return document
+    try:
+        outcome = execute(
+            "apply",
+            request.bundle,
+            boto3.client("s3", config=_AWS_CONFIG),
+            request.options,
+            run_id,
+            should_continue=_time_left(context),
+        )
+        if outcome.stopped_early:
+            raise ConfigurationError(
+                f"the Lambda ran short of time: {len(outcome.applied())} migration(s) applied, "
+                f"{len(outcome.remaining())} left",
+                remedy="raise the function's timeout, or deploy again (applied migrations stay applied)",
+                context={"applied_before_failure": [a["script"] for a in outcome.applied()]},
+            )
+        report = _succeeded("custom-resource", outcome)
+        document["Data"] = {
+            "BundleSha256": outcome.bundle.bundle_sha256 if outcome.bundle else "",
+            "Applied": str(len(report.applied)),
+        }
+    except Exception as exc:
+        error = as_schemagate_error(exc)
+        _failed("custom-resource", run_id, error, started)
+        document.update(Status="FAILED", Reason=failure_text(error, CFN_REASON_MAX))
+    send_cfn_response(request.response_url, document)
+    return document
+
+
+# --------------------------------------------------------------------------------------------
+# the entry point
+
+
+def _unparseable(event: Any, error: SchemagateError) -> dict[str, Any]:
+    """The event could not be parsed: still answer whoever waits for an answer."""
+    started = time.monotonic()
+    job_id = codepipeline_job_id(event)
+    if job_id:
+        obs.bind_run(invocation="codepipeline", job_id=job_id)
+        _failed("codepipeline", f"codepipeline-job-{job_id}", error, started)
+        _codepipeline_client().put_job_failure_result(
+            jobId=job_id,
+            failureDetails={
+                "type": FAILURE_TYPES.get(error.category, "JobFailed"),
+                "message": failure_text(error),
+            },
+        )
+        return {"status": "FAILED", "category": error.category.value, "message": failure_text(error)}
+    if isinstance(event, dict) and isinstance(event.get("ResponseURL"), str) and "RequestId" in event:
+        obs.log_failure(error)
+        send_cfn_response(
+            event["ResponseURL"],
+            {
+                "Status": "FAILED",
+                "Reason": failure_text(error, CFN_REASON_MAX),
+                "PhysicalResourceId": str(
+                    event.get("PhysicalResourceId") or f"schemagate:{event.get('LogicalResourceId')}"
+                ),
+                "StackId": event.get("StackId"),
+                "RequestId": event.get("RequestId"),
+                "LogicalResourceId": event.get("LogicalResourceId"),
+            },
+        )
+        return {"Status": "FAILED"}
+    obs.log_failure(error)
+    return {"ok": False, **{k: v for k, v in error.to_dict().items() if k != "context"}}
+
+
+def handle(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    """Lambda handler.  Never logs ``event``; always answers CodePipeline / CloudFormation."""
+    try:
+        if isinstance(event, dict) and isinstance(event.get(CODEPIPELINE_KEY), dict):
+            creds = event[CODEPIPELINE_KEY].get("data", {}).get("artifactCredentials") or {}
+            obs.register_secret(*(str(v) for k, v in creds.items() if k != "accessKeyId" and v))
+        if isinstance(event, dict) and isinstance(event.get("ResponseURL"), str):
+            obs.register_secret(event["ResponseURL"])
+        try:
+            invocation = parse_event(event)
+        except SchemagateError as error:
+            return _unparseable(event, error)
+        if isinstance(invocation, CodePipelineJob):
+            return handle_codepipeline(invocation, context)
+        if isinstance(invocation, CustomResourceRequest):
+            return handle_custom_resource(invocation, context)
+        return handle_direct(invocation, context)
+    finally:
+        obs.flush()
+        obs.clear_run()
