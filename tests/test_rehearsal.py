@@ -10,6 +10,7 @@ import json
 import shutil
 import time
 import uuid
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import psycopg2
@@ -324,3 +325,36 @@ def test_rehearsal_runs_on_the_embedded_server_when_no_url_is_given(tmp_path: Pa
     assert stopped, "the server rehearse() started is stopped again"
     [m] = result.migrations
     assert m.rewritten == ["public.orders"]
+
+
+def test_validate_rehearse_puts_the_lock_report_into_all_three_reports(tmp_path: Path, pg_admin_url: str):
+    from click.testing import CliRunner
+
+    from schemagate.cli import cli
+
+    _project(tmp_path, {
+        "V1__orders.sql": "CREATE TABLE orders (id bigint PRIMARY KEY);\n",
+        "V2__orders_seen.sql": "ALTER TABLE orders\n"
+                               "  ADD COLUMN seen_at timestamptz DEFAULT clock_timestamp();\n",
+        "V3__orders_fk.sql": "CREATE INDEX CONCURRENTLY IF NOT EXISTS orders_seen ON orders (seen_at);\n",
+    })
+    reports = tmp_path / "reports"
+    run = CliRunner().invoke(cli, [
+        "validate", "--migrations", str(tmp_path / "migrations"), "--reports", str(reports), "--no-lint",
+        "--rehearse", "--rehearsal-database-url", pg_admin_url,
+    ])
+    assert run.exit_code == 1, run.output  # safety rule adding-field-with-default blocks; rehearsal warns
+    markdown = (reports / "report.md").read_text()
+    assert "V2__orders_seen.sql takes ACCESS EXCLUSIVE on public.orders and rewrites it" in markdown
+    assert "| `public.orders` | table | SHARE UPDATE EXCLUSIVE | yes |" in markdown
+    suite = ET.parse(reports / "junit.xml").getroot().find("testsuite[@name='rehearsal']")
+    cases = {c.get("name"): c for c in suite.iter("testcase")}
+    assert set(cases) == {"V1__orders.sql", "V2__orders_seen.sql", "V3__orders_fk.sql"}
+    assert cases["V2__orders_seen.sql"].find("failure") is not None
+    assert cases["V3__orders_fk.sql"].find("failure") is None
+    data = json.loads((reports / "report.json").read_text())
+    [section] = [s for s in data["sections"] if s["title"] == "Rehearsal"]
+    assert [m["status"] for m in section["data"]["migrations"]] == ["applied"] * 3
+    rehearsal = [(f["rule"], f["severity"]) for f in data["findings"] if f["family"] == "rehearsal"]
+    assert rehearsal == [("rehearsal-table-rewrite", "warning")]
+    assert {f["family"] for f in data["findings"] if f["severity"] == "error"} == {"safety"}

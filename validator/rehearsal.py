@@ -79,6 +79,8 @@ BUILD_INFIX = "_build_"
 # first key of the session advisory lock by which a run owns the databases it creates ("SG")
 OWNER_LOCK_CLASS = 0x5347
 KEEP_BASES = 4
+MARKDOWN_MAX_ROWS = 100  # migrations listed in report.md (failed and blocking ones first); all in report.json
+MARKDOWN_MAX_DETAILS = 25  # lock tables in report.md
 # bump when what a base template holds changes meaning (it is part of every base key)
 BASE_FORMAT = 1
 
@@ -103,24 +105,31 @@ class RehearsedMigration:
     def flagged(self) -> list[LockInfo]:
         return [li for li in self.locks if li.flagged]
 
-    def headline(self) -> str:
-        """One sentence for the approver: what this migration does to existing tables."""
+    @property
+    def notable(self) -> bool:
+        """Worth a lock table of its own in report.md."""
+        return self.status != "applied" or bool(self.flagged or self.rewritten) or not self.transactional
+
+    def effect(self) -> str:
+        """What it does, as the end of a sentence starting with the file name."""
         if self.status == "failed":
             err = self.error or {}
-            return f"{self.file} fails: {err.get('sqlstate') or ''} {err.get('message') or ''}".rstrip()
+            where = f" at line {err['line']}" if err.get("line") else ""
+            state = f" (SQLSTATE {err['sqlstate']})" if err.get("sqlstate") else ""
+            return f"fails{where}: {err.get('message') or ''}{state}".rstrip()
         if self.status != "applied":
-            return f"{self.file} was not rehearsed: {self.note}"
+            return f"was not rehearsed: {self.note}"
+        locked = {li.relation for li in self.flagged}
         parts = []
         for li in self.flagged:
-            text = f"takes {li.mode} on {li.relation}"
-            if li.relation in self.rewritten:
-                text += " and rewrites it"
-            parts.append(text)
-        locked = {li.relation for li in self.flagged}
+            rewrite = " and rewrites it" if li.relation in self.rewritten else ""
+            parts.append(f"takes {li.mode} on {li.relation}{rewrite}")
         parts.extend(f"rewrites {rel}" for rel in self.rewritten if rel not in locked)
-        if not parts:
-            return f"{self.file} takes no lock that blocks writes on an existing table"
-        return f"{self.file} " + "; ".join(parts)
+        return "; ".join(parts) if parts else "takes no lock that blocks writes on an existing table"
+
+    def headline(self) -> str:
+        """One sentence for the approver: "V044 takes ACCESS EXCLUSIVE on public.orders and rewrites it"."""
+        return f"{self.file} {self.effect()}"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -152,39 +161,52 @@ class RehearsalResult:
     title = "Rehearsal"
 
     def markdown(self) -> str:
-        """The section body (the report adds the "Rehearsal" heading): a sentence and a lock table
-        per new migration."""
-        lines: list[str] = []
-        base = (
-            f"{self.base_files} base migration(s) copied from a cached template in {self.base_seconds:.2f} s"
-            if self.base_reused
-            else f"{self.base_files} base migration(s) applied in {self.base_seconds:.2f} s (now cached)"
-        )
-        lines.append(
+        """The section body (the report adds the "Rehearsal" heading): what the run was, a table
+        with one row per new migration, and the lock table of every migration worth a look
+        (failed, write-blocking, rewriting, non-transactional; all of them when there are few)."""
+        n, took = self.base_files, f"{self.base_seconds:.2f} s"
+        if n == 0:
+            base = "on an empty database"
+        elif self.base_reused:
+            base = f"after {n} base migration(s), copied from a cached template in {took}"
+        else:
+            base = f"after {n} base migration(s), applied in {took} (now cached)"
+        lines = [
             f"{len(self.migrations)} new migration(s) rehearsed on PostgreSQL {self.server_version} "
-            f"({self.server}) after {base}; total {self.total_seconds:.2f} s."
-        )
+            f"({self.server}) {base}; total {self.total_seconds:.2f} s.",
+            "",
+        ]
+        if not self.migrations:
+            return lines[0] + "\n"
+        ordered = sorted(self.migrations, key=lambda m: not m.notable)
+        shown = ordered[:MARKDOWN_MAX_ROWS]
+        lines += ["| migration | result | time | what it does to existing tables |", "|---|---|---:|---|"]
+        for m in shown:
+            lines.append(f"| `{m.file}` | {_result_cell(m)} | {_took(m)} | {_md(m.effect())} |")
+        if len(ordered) > len(shown):
+            more = len(ordered) - len(shown)
+            lines.append(f"| … | {more} more, none failed or blocking writes | | (in report.json) |")
         lines.append("")
-        for m in self.migrations:
+        detailed = [m for m in self.migrations if m.locks and (m.notable or len(self.migrations) <= 5)]
+        for m in detailed[:MARKDOWN_MAX_DETAILS]:
             kind = "transactional" if m.transactional else "non-transactional"
-            took = f"{m.duration_ms} ms" if m.duration_ms is not None else "-"
-            lines.append(f"#### `{m.file}` — {m.status}, {took}, {kind}")
-            lines.append("")
-            lines.append(f"**{_md(m.headline())}**")
-            lines.append("")
+            lines += [f"#### `{m.file}` — {m.status}, {_took(m)}, {kind}", "", f"**{_md(m.headline())}**", ""]
             if m.note and m.status == "applied":
-                lines.append(f"_{_md(m.note)}_")
-                lines.append("")
-            if m.locks:
-                lines.append("| relation | kind | strongest lock | existed before | rewritten | |")
-                lines.append("|---|---|---|---|---|---|")
-                for li in m.locks:
-                    warn = _lock_effect(li.mode) if li.flagged else ""
-                    existed = "yes" if li.existed_before else "no (new)"
-                    rewritten = "yes" if li.relation in m.rewritten else ""
-                    cells = (f"`{li.relation}`", li.kind, li.mode, existed, rewritten, warn)
-                    lines.append("| " + " | ".join(cells) + " |")
-                lines.append("")
+                lines += [f"_{_md(m.note)}_", ""]
+            lines += [
+                "| relation | kind | strongest lock | existed before | rewritten | |",
+                "|---|---|---|---|---|---|",
+            ]
+            for li in m.locks:
+                warn = _lock_effect(li.mode) if li.flagged else ""
+                existed = "yes" if li.existed_before else "no (new)"
+                rewritten = "yes" if li.relation in m.rewritten else ""
+                cells = (f"`{li.relation}`", li.kind, li.mode, existed, rewritten, warn)
+                lines.append("| " + " | ".join(_md(c) for c in cells) + " |")
+            lines.append("")
+        if len(detailed) > MARKDOWN_MAX_DETAILS:
+            more = len(detailed) - MARKDOWN_MAX_DETAILS
+            lines += [f"Lock tables of {more} more migration(s) are in report.json.", ""]
         return "\n".join(lines).rstrip() + "\n"
 
     def to_json(self) -> dict[str, Any]:
@@ -233,6 +255,19 @@ class RehearsalResult:
                                        failure_message=f"{f.location} {f.rule}: {f.message}",
                                        failure_text=f"{f.message}\nhelp: {f.help}"))
         return FAMILY, cases
+
+
+def _result_cell(m: RehearsedMigration) -> str:
+    if m.status == "failed":
+        return "❌ failed"
+    if m.status != "applied":
+        return "not rehearsed"
+    mark = "⚠️ " if m.flagged or m.rewritten else ""
+    return f"{mark}applied" + ("" if m.transactional else " (non-transactional)")
+
+
+def _took(m: RehearsedMigration) -> str:
+    return f"{m.duration_ms} ms" if m.duration_ms is not None else "–"
 
 
 def _md(text: str) -> str:
