@@ -1,0 +1,66 @@
+"""The CDK app: ``cdk synth`` (cdk.json) or ``python -m pipeline.app`` synthesizes it.
+
+Stacks: ``SchemagatePipeline`` and, with ``demoDatabase: true``, ``SchemagateDemoDatabase``.
+cdk-nag's AwsSolutions checks run on every synth; an unacknowledged finding is an error.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from aws_cdk import App, Environment, Tags
+
+from pipeline import inlined_buildspec
+from pipeline.config import PipelineConfig
+from pipeline.nag_policy import check_app
+from pipeline.stacks import DemoDatabaseStack, PipelineStack
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def build_app(app: App, *, project_root: Path = REPO_ROOT) -> dict[str, object]:
+    """Add the stacks the configuration asks for to ``app``; returns them by name."""
+    config = PipelineConfig.from_context(app.node.try_get_context)
+    buildspec_path = Path(config.buildspec_path)
+    if not buildspec_path.is_absolute():
+        buildspec_path = project_root / buildspec_path
+    buildspec = inlined_buildspec.load_buildspec(buildspec_path)
+    env = Environment(
+        account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION")
+    )
+    stacks: dict[str, object] = {}
+    target = None
+    if config.demo_database:
+        demo = DemoDatabaseStack(
+            app,
+            "SchemagateDemoDatabase",
+            config=config,
+            env=env,
+            description="schemagate demo: RDS PostgreSQL in private subnets",
+        )
+        stacks["SchemagateDemoDatabase"] = demo
+        target = demo.target
+    stacks["SchemagatePipeline"] = PipelineStack(
+        app,
+        "SchemagatePipeline",
+        config=config,
+        buildspec=buildspec,
+        buildspec_path=buildspec_path,
+        target=target,
+        env=env,
+        description="schemagate: gated PostgreSQL migration pipeline",
+    )
+    Tags.of(app).add("project", "schemagate")
+    check_app(app)
+    return stacks
+
+
+def main() -> None:
+    app = App()
+    build_app(app)
+    app.synth()
+
+
+if __name__ == "__main__":
+    main()

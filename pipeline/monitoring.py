@@ -1,0 +1,125 @@
+"""What the team looks at: alarms into the notification topic, and one dashboard."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_codepipeline as codepipeline
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sns as sns
+from constructs import Construct
+
+# The executor's embedded-metric-format metrics (coordinated with executor/handler.py).
+NAMESPACE = "schemagate"
+MIGRATIONS_APPLIED = "MigrationsApplied"
+DURATION = "Duration"
+FAILURES = "Failures"
+FAILURE_DIMENSION = "Category"
+_PERIOD = Duration.minutes(5)
+
+
+def _search(metric_name: str, statistic: str, label: str) -> cloudwatch.MathExpression:
+    """Every series of one executor metric, whatever extra dimensions (service) it carries."""
+    return cloudwatch.MathExpression(
+        expression=(
+            f"SEARCH('Namespace=\"{NAMESPACE}\" MetricName=\"{metric_name}\"', '{statistic}', "
+            f"{int(_PERIOD.to_seconds())})"
+        ),
+        label=label,
+        period=_PERIOD,
+        using_metrics={},
+    )
+
+
+class Monitoring(Construct):
+    """Alarms on executor errors and pipeline failures (to ``topic``) and a dashboard.
+
+    Exposes ``executor_errors_alarm``, ``pipeline_failed_rule`` and ``dashboard``.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        function: lambda_.IFunction,
+        pipeline: codepipeline.IPipeline,
+        topic: sns.ITopic,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        alarm_action = cloudwatch_actions.SnsAction(topic)
+        self.executor_errors_alarm = cloudwatch.Alarm(
+            self,
+            "ExecutorErrors",
+            alarm_description="The schemagate executor Lambda failed (an exception, a timeout or a crash).",
+            metric=function.metric_errors(period=_PERIOD, statistic="Sum"),
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        self.executor_errors_alarm.add_alarm_action(alarm_action)
+        self.executor_throttles_alarm = cloudwatch.Alarm(
+            self,
+            "ExecutorThrottled",
+            alarm_description="A schemagate execution was throttled: another one was still running.",
+            metric=function.metric_throttles(period=_PERIOD, statistic="Sum"),
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        self.executor_throttles_alarm.add_alarm_action(alarm_action)
+        # CodePipeline publishes no failure metric; its state-change event is the alarm.
+        self.pipeline_failed_rule = pipeline.on_state_change(
+            "PipelineFailed",
+            description="schemagate: a pipeline execution failed",
+            event_pattern=events.EventPattern(detail={"state": ["FAILED"]}),
+            target=targets.SnsTopic(
+                topic,
+                message=events.RuleTargetInput.from_text(
+                    f"schemagate pipeline {events.EventField.from_path('$.detail.pipeline')} execution "
+                    f"{events.EventField.from_path('$.detail.execution-id')} FAILED. "
+                    "Open the pipeline in the CodePipeline console for the failing action and its log."
+                ),
+            ),
+        )
+        self.dashboard = cloudwatch.Dashboard(self, "Dashboard", default_interval=Duration.days(7))
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Executions",
+                left=[
+                    function.metric_invocations(period=_PERIOD, statistic="Sum", label="executor runs"),
+                    function.metric_errors(period=_PERIOD, statistic="Sum", label="executor errors"),
+                    function.metric_throttles(period=_PERIOD, statistic="Sum", label="throttled"),
+                ],
+                width=12,
+            ),
+            cloudwatch.GraphWidget(
+                title="Migrations applied",
+                left=[_search(MIGRATIONS_APPLIED, "Sum", "migrations applied")],
+                width=12,
+            ),
+        )
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Durations",
+                left=[_search(DURATION, "Average", "apply duration (avg)")],
+                right=[function.metric_duration(period=_PERIOD, statistic="Maximum", label="Lambda max")],
+                width=12,
+            ),
+            cloudwatch.GraphWidget(
+                title="Failures by category",
+                left=[_search(FAILURES, "Sum", "")],
+                stacked=True,
+                width=12,
+            ),
+        )
+        self.dashboard.add_widgets(
+            cloudwatch.AlarmStatusWidget(
+                title="Alarms", alarms=[self.executor_errors_alarm, self.executor_throttles_alarm], width=24
+            )
+        )

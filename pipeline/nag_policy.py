@@ -1,0 +1,75 @@
+"""cdk-nag (v3: a CDK policy-validation plugin) and how we acknowledge its findings.
+
+Every acknowledgment carries a reason.  Granular findings use the ``RuleId[FindingId]`` form,
+e.g. ``AwsSolutions-IAM5[Resource::*]``, so acknowledging one wildcard never hides another.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Acknowledgment, App, CfnElement, Stack, Validations
+from cdk_nag import AwsSolutionsChecks
+from constructs import IConstruct
+
+
+def check_app(app: App) -> None:
+    """Run the AwsSolutions pack on every synth; unacknowledged findings fail synthesis."""
+    Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=True))
+
+
+def acknowledge(scope: IConstruct, rule_id: str, reason: str) -> None:
+    if not reason.strip():
+        raise ValueError(f"acknowledging {rule_id} needs a reason")
+    Validations.of(scope).acknowledge(Acknowledgment(id=rule_id, reason=reason))
+
+
+def logical_id(construct: IConstruct) -> str:
+    """The CloudFormation logical id cdk-nag uses in finding ids, e.g. ``<Bucket83908E77.Arn>``."""
+    element = construct.node.default_child if not isinstance(construct, CfnElement) else construct
+    return Stack.of(construct).get_logical_id(element)
+
+
+# What CDK's grant helpers emit: prefix wildcards on actions, scoped to one bucket / one key.
+_S3_GRANT_ACTIONS = ("s3:GetObject*", "s3:GetBucket*", "s3:List*", "s3:DeleteObject*", "s3:Abort*")
+_KMS_GRANT_ACTIONS = ("kms:GenerateDataKey*", "kms:ReEncrypt*")
+
+
+def acknowledge_artifact_grants(scope: IConstruct, *, bucket: IConstruct, who: str) -> None:
+    """CDK's read/write grants on the artifact bucket and its key, for ``who``."""
+    for action in _S3_GRANT_ACTIONS:
+        acknowledge(
+            scope,
+            f"AwsSolutions-IAM5[Action::{action}]",
+            f"CDK's artifact-bucket grant for {who}: object actions on the one artifact bucket only.",
+        )
+    acknowledge(
+        scope,
+        f"AwsSolutions-IAM5[Resource::<{logical_id(bucket)}.Arn>/*]",
+        f"{who} reads/writes pipeline artifacts, whose object keys CodePipeline generates per execution.",
+    )
+    acknowledge_key_grants(scope, who=who)
+
+
+def acknowledge_key_grants(scope: IConstruct, *, who: str) -> None:
+    for action in _KMS_GRANT_ACTIONS:
+        acknowledge(
+            scope,
+            f"AwsSolutions-IAM5[Action::{action}]",
+            f"CDK's KMS grant for {who}: data-key actions, scoped to the one key resource.",
+        )
+
+
+def acknowledge_codebuild_defaults(scope: IConstruct, *, project: IConstruct) -> None:
+    """CodeBuild's default log-stream and report-group permissions, named after the project."""
+    project_id = logical_id(project)
+    acknowledge(
+        scope,
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:"
+        f"/aws/codebuild/<{project_id}>:*]",
+        "CDK's default CodeBuild logging grant: streams of this project's own log group.",
+    )
+    acknowledge(
+        scope,
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:codebuild:<AWS::Region>:<AWS::AccountId>:"
+        f"report-group/<{project_id}>-*]",
+        "CDK's default CodeBuild report grant: report groups named after this project only.",
+    )

@@ -1,0 +1,177 @@
+"""Pull-request validation: the same inlined buildspec, run on every PR that touches migrations/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import Duration
+from aws_cdk import aws_codebuild as codebuild
+from aws_cdk import aws_codecommit as codecommit
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from pipeline import inlined_buildspec
+from pipeline.config import SourceConfig, SourceProvider
+from pipeline.nag_policy import acknowledge_artifact_grants, acknowledge_codebuild_defaults
+from pipeline.report_store import JunitReportGroup
+from pipeline.validation_project import BUILD_IMAGE
+
+MIGRATIONS_PATH_PATTERN = "^migrations/"
+PR_EVENTS = (
+    codebuild.EventAction.PULL_REQUEST_CREATED,
+    codebuild.EventAction.PULL_REQUEST_UPDATED,
+    codebuild.EventAction.PULL_REQUEST_REOPENED,
+)
+# CodeCommit pull request events that mean "there is new code to validate".
+CODECOMMIT_PR_EVENTS = ("pullRequestCreated", "pullRequestSourceBranchUpdated", "pullRequestStatusChanged")
+_HOSTS = {
+    SourceProvider.GITHUB: ("GITHUB", "https://github.com"),
+    SourceProvider.GITLAB: ("GITLAB", "https://gitlab.com"),
+    SourceProvider.BITBUCKET: ("BITBUCKET", "https://bitbucket.org"),
+}
+
+
+class PullRequestValidation(Construct):
+    """A CodeBuild project validating pull requests, with its own report group.
+
+    GitHub/GitLab/Bitbucket (through the CodeStar connection): a webhook with one filter group,
+    PR created/updated/reopened AND a changed file under ``migrations/``; the build status is
+    reported back to the PR.  CodeCommit: an EventBridge rule on the repository's pull request
+    events starts the build at the PR's source commit, with ``SCHEMAGATE_BASE_REF`` set to the
+    destination commit.  This project never signs (it has no access to the signing key).
+
+    Exposes ``project``, ``report_group`` and, for CodeCommit, ``rule``.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        source: SourceConfig,
+        repository: codecommit.IRepository | None,
+        buildspec: dict[str, Any],
+        buildspec_path: Path,
+        artifact_bucket: s3.IBucket,
+        encryption_key: kms.IKey,
+        log_retention: logs.RetentionDays,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.report_group = JunitReportGroup(
+            self, "Reports", bucket=artifact_bucket, prefix="reports/pull-requests"
+        ).report_group
+        bound = inlined_buildspec.for_project(
+            buildspec,
+            report_group_arn=self.report_group.report_group_arn,
+            require_artifacts=False,
+            path=buildspec_path,
+        )
+        bound.pop("artifacts", None)  # a PR build produces reports, never a bundle
+        self.rule: events.Rule | None = None
+        if source.provider is SourceProvider.CODECOMMIT:
+            assert repository is not None
+            build_source = codebuild.Source.code_commit(repository=repository)
+        else:
+            # Bitbucket sends no "reopened" event; a reopened PR there arrives as an update.
+            pr_events = PR_EVENTS if source.provider is not SourceProvider.BITBUCKET else PR_EVENTS[:2]
+            filters = [
+                codebuild.FilterGroup.in_event_of(*pr_events).and_file_path_is(MIGRATIONS_PATH_PATTERN)
+            ]
+            if source.provider is SourceProvider.BITBUCKET:
+                build_source = codebuild.Source.bit_bucket(
+                    owner=source.owner, repo=source.repo, webhook=True, webhook_filters=filters,
+                    report_build_status=True,
+                )
+            else:
+                build_source = codebuild.Source.git_hub(
+                    owner=source.owner, repo=source.repo, webhook=True, webhook_filters=filters,
+                    report_build_status=True,
+                )
+        self.project = codebuild.Project(
+            self,
+            "Project",
+            description="schemagate: validate the migrations of a pull request (no database access)",
+            source=build_source,
+            build_spec=codebuild.BuildSpec.from_object(bound),
+            environment=codebuild.BuildEnvironment(
+                build_image=BUILD_IMAGE, compute_type=codebuild.ComputeType.SMALL
+            ),
+            encryption_key=encryption_key,
+            timeout=Duration.minutes(30),
+            logging=codebuild.LoggingOptions(
+                cloud_watch=codebuild.CloudWatchLoggingOptions(
+                    log_group=logs.LogGroup(self, "Logs", retention=log_retention)
+                )
+            ),
+        )
+        self.report_group.grant_write(self.project)
+        if source.provider is SourceProvider.CODECOMMIT:
+            self.rule = self._start_on_codecommit_pull_requests(repository)
+        else:
+            self._use_connection(source)
+        acknowledge_artifact_grants(self, bucket=artifact_bucket, who="the pull-request build")
+        acknowledge_codebuild_defaults(self, project=self.project)
+
+    def _use_connection(self, source: SourceConfig) -> None:
+        """Authenticate the webhook and the clone through the CodeStar connection."""
+        source_type, host = _HOSTS[source.provider]
+        cfn = self.project.node.default_child
+        cfn.add_property_override("Source.Type", source_type)
+        cfn.add_property_override("Source.Location", f"{host}/{source.owner}/{source.repo}.git")
+        cfn.add_property_override(
+            "Source.Auth", {"Type": "CODECONNECTIONS", "Resource": source.connection_arn}
+        )
+        self.project.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "codeconnections:UseConnection",
+                    "codeconnections:GetConnectionToken",
+                    "codeconnections:GetConnection",
+                    "codestar-connections:UseConnection",
+                    "codestar-connections:GetConnectionToken",
+                    "codestar-connections:GetConnection",
+                ],
+                resources=[source.connection_arn],
+            )
+        )
+
+    def _start_on_codecommit_pull_requests(self, repository: codecommit.IRepository) -> events.Rule:
+        return events.Rule(
+            self,
+            "OnPullRequest",
+            description="schemagate: validate CodeCommit pull requests",
+            event_pattern=events.EventPattern(
+                source=["aws.codecommit"],
+                detail_type=["CodeCommit Pull Request State Change"],
+                resources=[repository.repository_arn],
+                detail={"event": list(CODECOMMIT_PR_EVENTS), "pullRequestStatus": ["Open"]},
+            ),
+            targets=[
+                targets.CodeBuildProject(
+                    self.project,
+                    event=events.RuleTargetInput.from_object(
+                        {
+                            "sourceVersion": events.EventField.from_path("$.detail.sourceCommit"),
+                            "environmentVariablesOverride": [
+                                {
+                                    "name": "SCHEMAGATE_BASE_REF",
+                                    "value": events.EventField.from_path("$.detail.destinationCommit"),
+                                    "type": "PLAINTEXT",
+                                },
+                                {
+                                    "name": "SCHEMAGATE_PULL_REQUEST_ID",
+                                    "value": events.EventField.from_path("$.detail.pullRequestId"),
+                                    "type": "PLAINTEXT",
+                                },
+                            ],
+                        }
+                    ),
+                )
+            ],
+        )

@@ -1,0 +1,178 @@
+"""Stacks only compose constructs and wire grants; every resource lives in a construct."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import Annotations, Duration, Fn, Stack
+from aws_cdk import aws_codecommit as codecommit
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
+
+from pipeline.approval_gate import ApprovalGate
+from pipeline.artifact_store import ArtifactStore
+from pipeline.config import DatabaseTargetConfig, PipelineConfig, SourceProvider
+from pipeline.delivery_pipeline import (
+    BUNDLE_ARTIFACT,
+    SOURCE_NAMESPACE,
+    VALIDATE_NAMESPACE,
+    DeliveryPipeline,
+)
+from pipeline.demo_database import DemoDatabase
+from pipeline.executor_function import DatabaseTarget, ExecutorFunction
+from pipeline.monitoring import Monitoring
+from pipeline.notifications import NotificationTopic
+from pipeline.pr_validation import PullRequestValidation
+from pipeline.validation_project import ValidationProject
+
+_COMPLETE_SECRET_ARN = re.compile(r"-[A-Za-z0-9]{6}$")
+_RETENTION = {
+    1: "ONE_DAY", 3: "THREE_DAYS", 5: "FIVE_DAYS", 7: "ONE_WEEK", 14: "TWO_WEEKS", 30: "ONE_MONTH",
+    60: "TWO_MONTHS", 90: "THREE_MONTHS", 120: "FOUR_MONTHS", 150: "FIVE_MONTHS", 180: "SIX_MONTHS",
+    365: "ONE_YEAR", 400: "THIRTEEN_MONTHS", 545: "EIGHTEEN_MONTHS", 731: "TWO_YEARS", 1096: "THREE_YEARS",
+    1827: "FIVE_YEARS", 2192: "SIX_YEARS", 2557: "SEVEN_YEARS", 2922: "EIGHT_YEARS", 3288: "NINE_YEARS",
+    3653: "TEN_YEARS",
+}
+
+
+def log_retention(days: int) -> logs.RetentionDays:
+    return getattr(logs.RetentionDays, _RETENTION[days])
+
+
+class DemoDatabaseStack(Stack):
+    """The optional demo database (deploy it first; the pipeline stack references it)."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: PipelineConfig, **kwargs: Any) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self.database = DemoDatabase(
+            self, "Demo", log_retention=log_retention(config.log_retention_days)
+        )
+        self.target = self.database.target
+
+
+class PipelineStack(Stack):
+    """Artifact store, notifications, validation (pipeline and PRs), approval, executor, monitoring."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: PipelineConfig,
+        buildspec: dict[str, Any],
+        buildspec_path: Path,
+        target: DatabaseTarget | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        retention = log_retention(config.log_retention_days)
+        if target is None:
+            assert config.database is not None
+            target = self._import_target(config.database, config.database_port)
+        repository = None
+        if config.source.provider is SourceProvider.CODECOMMIT:
+            repository = codecommit.Repository.from_repository_name(
+                self, "Repository", config.source.repository_name
+            )
+
+        store = ArtifactStore(self, "Artifacts")
+        notifications = NotificationTopic(self, "Notifications", emails=config.approval_emails)
+        validation = ValidationProject(
+            self,
+            "Validation",
+            buildspec=buildspec,
+            buildspec_path=buildspec_path,
+            artifact_bucket=store.bucket,
+            encryption_key=store.key,
+            log_retention=retention,
+        )
+        self.pull_requests = PullRequestValidation(
+            self,
+            "PullRequests",
+            source=config.source,
+            repository=repository,
+            buildspec=buildspec,
+            buildspec_path=buildspec_path,
+            artifact_bucket=store.bucket,
+            encryption_key=store.key,
+            log_retention=retention,
+        )
+        self.executor = ExecutorFunction(
+            self,
+            "Executor",
+            target=target,
+            signing_key=validation.signing_key,
+            topic=notifications.topic,
+            schema=config.schema,
+            timeout=Duration.minutes(config.executor_timeout_minutes),
+            architecture=config.executor_architecture.value,
+            log_retention=retention,
+            prebuilt_code_dir=config.executor_asset_dir,
+        )
+        approval = ApprovalGate(
+            self,
+            "Approval",
+            topic=notifications.topic,
+            validation_project=validation.project,
+            report_location=f"s3://{store.bucket.bucket_name}/reports/validation",
+            bundle_artifact_name=BUNDLE_ARTIFACT,
+            source_namespace=SOURCE_NAMESPACE,
+            validate_namespace=VALIDATE_NAMESPACE,
+            validate_exports=validation.exported_variables,
+            timeout=Duration.minutes(config.approval_timeout_minutes),
+        )
+        self.delivery = DeliveryPipeline(
+            self,
+            "Delivery",
+            pipeline_name=config.pipeline_name,
+            source=config.source,
+            repository=repository,
+            artifact_bucket=store.bucket,
+            validation=validation,
+            approval=approval,
+            executor=self.executor.function,
+        )
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            function=self.executor.function,
+            pipeline=self.delivery.pipeline,
+            topic=notifications.topic,
+        )
+        self.artifacts = store
+        self.notifications = notifications
+        self.validation = validation
+        self.approval = approval
+
+    def _import_target(self, database: DatabaseTargetConfig, port: int) -> DatabaseTarget:
+        # from_vpc_attributes wants one AZ per subnet; nothing here reads them (the executor's
+        # subnets are selected by id), so they stay unresolved rather than guessed.
+        vpc = ec2.Vpc.from_vpc_attributes(
+            self,
+            "Vpc",
+            vpc_id=database.vpc_id,
+            availability_zones=[Fn.select(i, Fn.get_azs()) for i in range(len(database.private_subnet_ids))],
+            private_subnet_ids=list(database.private_subnet_ids),
+        )
+        Annotations.of(vpc).acknowledge_warning(
+            "@aws-cdk/aws-ec2:noSubnetRouteTableId",
+            "Imported subnets are only used to place the executor; no route table is read.",
+        )
+        arn = database.secret_arn
+        if _COMPLETE_SECRET_ARN.search(arn):
+            secret = secretsmanager.Secret.from_secret_complete_arn(self, "DatabaseSecret", arn)
+        else:
+            secret = secretsmanager.Secret.from_secret_partial_arn(self, "DatabaseSecret", arn)
+        return DatabaseTarget(
+            vpc=vpc,
+            subnets=ec2.SubnetSelection(subnets=vpc.private_subnets),
+            security_group=ec2.SecurityGroup.from_security_group_id(
+                self, "DatabaseSecurityGroup", database.security_group_id
+            ),
+            port=port,
+            secret=secret,
+        )

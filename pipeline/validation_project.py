@@ -1,0 +1,106 @@
+"""The pipeline's Validate step: CodeBuild running the inlined buildspec, signing the bundle."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_codebuild as codebuild
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from pipeline import inlined_buildspec
+from pipeline.nag_policy import acknowledge, acknowledge_artifact_grants, acknowledge_codebuild_defaults
+from pipeline.report_store import JunitReportGroup
+
+SIGNING_KEY_ENV = "SCHEMAGATE_SIGNING_KEY_ID"
+SIGNING_ALGORITHM_ENV = "SCHEMAGATE_SIGNING_ALGORITHM"
+SIGNING_ALGORITHM = "ECDSA_SHA_256"
+BUILD_IMAGE = codebuild.LinuxBuildImage.STANDARD_8_0
+
+
+class ValidationProject(Construct):
+    """CodeBuild project for the pipeline's Validate stage (source: the pipeline, no webhook).
+
+    - runs the repository's buildspec, inlined at synth time;
+    - writes JUnit results to its own report group, raw reports exported to ``artifact_bucket``;
+    - outputs the bundle (the buildspec's ``artifacts``);
+    - owns the asymmetric signing key: only this project's role may ``kms:Sign`` with it (the key
+      policy denies everyone else), the build gets its id in ``SCHEMAGATE_SIGNING_KEY_ID``.
+
+    Exposes ``project``, ``report_group``, ``signing_key``, ``exported_variables``.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        buildspec: dict[str, Any],
+        buildspec_path: Path,
+        artifact_bucket: s3.IBucket,
+        encryption_key: kms.IKey,
+        log_retention: logs.RetentionDays,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.report_group = JunitReportGroup(
+            self, "Reports", bucket=artifact_bucket, prefix="reports/validation"
+        ).report_group
+        self.signing_key = kms.Key(
+            self,
+            "SigningKey",
+            description="schemagate: signs the bundle manifest in the Validate stage",
+            key_spec=kms.KeySpec.ECC_NIST_P256,
+            key_usage=kms.KeyUsage.SIGN_VERIFY,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        bound = inlined_buildspec.for_project(
+            buildspec,
+            report_group_arn=self.report_group.report_group_arn,
+            require_artifacts=True,
+            path=buildspec_path,
+        )
+        self.exported_variables = tuple(bound["env"]["exported-variables"])
+        self.project = codebuild.PipelineProject(
+            self,
+            "Project",
+            description="schemagate: validate migrations and write the signed bundle",
+            build_spec=codebuild.BuildSpec.from_object(bound),
+            environment=codebuild.BuildEnvironment(
+                build_image=BUILD_IMAGE, compute_type=codebuild.ComputeType.SMALL
+            ),
+            environment_variables={
+                SIGNING_KEY_ENV: codebuild.BuildEnvironmentVariable(value=self.signing_key.key_arn),
+                SIGNING_ALGORITHM_ENV: codebuild.BuildEnvironmentVariable(value=SIGNING_ALGORITHM),
+            },
+            encryption_key=encryption_key,
+            timeout=Duration.minutes(30),
+            logging=codebuild.LoggingOptions(
+                cloud_watch=codebuild.CloudWatchLoggingOptions(
+                    log_group=logs.LogGroup(self, "Logs", retention=log_retention)
+                )
+            ),
+        )
+        self.report_group.grant_write(self.project)
+        self.signing_key.grant(self.project, "kms:Sign")
+        self.signing_key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="OnlyTheValidationProjectSigns",
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=["kms:Sign"],
+                resources=["*"],
+                conditions={"ArnNotEquals": {"aws:PrincipalArn": self.project.role.role_arn}},
+            )
+        )
+        acknowledge(
+            self.signing_key,
+            "AwsSolutions-KMS5",
+            "Asymmetric (SIGN_VERIFY) KMS keys do not support automatic rotation.",
+        )
+        acknowledge_artifact_grants(self, bucket=artifact_bucket, who="the validation build")
+        acknowledge_codebuild_defaults(self, project=self.project)
