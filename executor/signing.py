@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
 from typing import Any
 
 from executor.errors import ConfigurationError, PermissionDenied, SecurityViolation
@@ -22,6 +23,8 @@ from executor.manifest import MANIFEST_FILE, Manifest
 # Algorithms that sign a SHA-256 digest, in order of preference.  The digest is always SHA-256
 # (bundle_sha256), so *_SHA_384 / *_SHA_512 algorithms cannot be used with MessageType=DIGEST.
 SHA256_ALGORITHMS = ("ECDSA_SHA_256", "RSASSA_PSS_SHA_256", "RSASSA_PKCS1_V1_5_SHA_256")
+# optional pin, for the signer (no kms:DescribeKey needed) and the verifier (nothing else accepted)
+ALGORITHM_ENV = "SCHEMAGATE_SIGNING_ALGORITHM"
 
 REMEDY_SIGN = (
     "rebuild the bundle with `schemagate validate --bundle DIR --sign-with-kms KEY`, using the key the "
@@ -64,10 +67,23 @@ def _error_code(exc: Exception) -> str:
     return str(response.get("Error", {}).get("Code", type(exc).__name__))
 
 
+def _pinned_algorithm() -> str | None:
+    pinned = os.environ.get(ALGORITHM_ENV, "").strip() or None
+    if pinned is not None and pinned not in SHA256_ALGORITHMS:
+        raise ConfigurationError(
+            f"{ALGORITHM_ENV}={pinned} does not sign a SHA-256 digest",
+            remedy=f"set it to one of {', '.join(SHA256_ALGORITHMS)}",
+        )
+    return pinned
+
+
 def _choose_algorithm(kms: Any, key_id: str) -> str:
     try:
         meta = kms.describe_key(KeyId=key_id)["KeyMetadata"]
     except Exception as exc:  # botocore ClientError and friends
+        if _error_code(exc) in ("AccessDeniedException", "AccessDenied"):
+            # a role allowed only kms:Sign: try the default; KMS refuses a key it does not fit
+            return SHA256_ALGORITHMS[0]
         raise _kms_error(exc, key_id, "describe") from None
     if meta.get("KeyUsage") != "SIGN_VERIFY":
         raise ConfigurationError(
@@ -103,8 +119,9 @@ def sign_manifest(
 ) -> dict[str, str]:
     """Sign ``manifest.bundle_sha256`` with the KMS key; stores and returns ``manifest.signature``.
 
-    The manifest must be sealed (``bundle_sha256`` set).  ``algorithm`` defaults to the first of
-    ``SHA256_ALGORITHMS`` that the key offers (needs ``kms:DescribeKey`` as well as ``kms:Sign``).
+    The manifest must be sealed (``bundle_sha256`` set).  ``algorithm`` defaults to
+    ``$SCHEMAGATE_SIGNING_ALGORITHM``, else to the first of ``SHA256_ALGORITHMS`` the key offers
+    (asked with ``kms:DescribeKey``; without that permission, ``ECDSA_SHA_256``).
     """
     kms = _kms(kms_client)
     digest = _digest(manifest)
@@ -116,7 +133,7 @@ def sign_manifest(
             remedy="call manifest.seal() after the last change, then sign",
         )
     if algorithm is None:
-        algorithm = _choose_algorithm(kms, key_id)
+        algorithm = _pinned_algorithm() or _choose_algorithm(kms, key_id)
     elif algorithm not in SHA256_ALGORITHMS:
         raise ConfigurationError(
             f"signing algorithm {algorithm} does not sign a SHA-256 digest",
@@ -141,10 +158,11 @@ class KmsSignatureVerifier:
     ``load_bundle`` as ``signature_verifier``.
     """
 
-    def __init__(self, key_id: str, kms_client: Any | None = None) -> None:
+    def __init__(self, key_id: str, kms_client: Any | None = None, *, algorithm: str | None = None) -> None:
         if not key_id:
             raise ConfigurationError("no KMS key given to verify bundle signatures", remedy=REMEDY_KEY)
         self.key_id = key_id
+        self.algorithm = algorithm or _pinned_algorithm()  # None: any of SHA256_ALGORITHMS
         self._kms_client = kms_client
 
     def __repr__(self) -> str:
@@ -168,7 +186,7 @@ class KmsSignatureVerifier:
             )
         algorithm = str(signature.get("algorithm") or "")
         signed_by = str(signature.get("key_id") or "an unnamed key")
-        if algorithm not in SHA256_ALGORITHMS:
+        if algorithm not in SHA256_ALGORITHMS or (self.algorithm and algorithm != self.algorithm):
             raise SecurityViolation(
                 f"the bundle signature uses algorithm {algorithm or '(none)'}, "
                 "which this executor does not accept",

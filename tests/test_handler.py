@@ -150,6 +150,7 @@ def world(fresh_db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
         monkeypatch.setenv("SCHEMAGATE_DB_SSLMODE", "disable")  # the local server has no TLS
         monkeypatch.setenv("SCHEMAGATE_DB_CONNECT_TIMEOUT", "2")
         monkeypatch.delenv("SCHEMAGATE_SIGNING_KEY_ID", raising=False)
+        monkeypatch.delenv("SCHEMAGATE_SIGNING_ALGORITHM", raising=False)
         monkeypatch.delenv("SCHEMAGATE_SCHEMA", raising=False)
         s3 = boto3.client("s3", region_name=REGION)
         s3.create_bucket(Bucket=ARTIFACT["bucketName"])

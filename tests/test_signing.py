@@ -122,3 +122,35 @@ def test_requests_use_digest_message_type(kms) -> None:
     assert [p["MessageType"] for p in signing] == ["DIGEST", "DIGEST"]
     assert all(p["Message"] == bytes.fromhex(manifest.bundle_sha256) for p in signing)
     assert signing[1]["KeyId"] == key  # verified with the configured key, not the manifest's
+
+
+def test_pinned_algorithm_needs_no_describe_key(kms, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the pipeline's CodeBuild role may only kms:Sign; SCHEMAGATE_SIGNING_ALGORITHM spares DescribeKey
+    key = _key(kms, "RSA_2048")
+    monkeypatch.setenv("SCHEMAGATE_SIGNING_ALGORITHM", "RSASSA_PKCS1_V1_5_SHA_256")
+    called: list[str] = []
+    kms.meta.events.register("before-call.kms.DescribeKey", lambda **_: called.append("DescribeKey"))
+    manifest = _manifest()
+    assert sign_manifest(manifest, key, kms)["algorithm"] == "RSASSA_PKCS1_V1_5_SHA_256"
+    assert called == []
+    KmsSignatureVerifier(key, kms)(manifest)
+    # the verifier pinned to another algorithm accepts nothing else
+    with pytest.raises(SecurityViolation, match="does not accept"):
+        KmsSignatureVerifier(key, kms, algorithm="RSASSA_PSS_SHA_256")(manifest)
+    monkeypatch.setenv("SCHEMAGATE_SIGNING_ALGORITHM", "ECDSA_SHA_384")
+    with pytest.raises(ConfigurationError, match="SHA-256"):
+        sign_manifest(_manifest(), key, kms)
+
+
+def test_describe_key_denied_falls_back_to_ecdsa(kms) -> None:
+    from botocore.exceptions import ClientError
+
+    key = _key(kms)
+
+    def deny(**_):
+        raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "DescribeKey")
+
+    kms.meta.events.register("before-call.kms.DescribeKey", deny)
+    manifest = _manifest()
+    assert sign_manifest(manifest, key, kms)["algorithm"] == "ECDSA_SHA_256"
+    KmsSignatureVerifier(key, kms)(manifest)
