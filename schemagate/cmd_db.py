@@ -35,11 +35,12 @@ from typing import Any
 
 import click
 
-from executor.errors import ConfigurationError, MigrationRefused
+from executor.errors import ConfigurationError, MigrationRefused, SchemagateError
 from schemagate.tables import render_table
 
 EMBEDDED_DATABASE = "schemagate"
 LIBPQ_SERVER_VARIABLES = ("PGHOST", "PGSERVICE", "PGDATABASE")
+PLAN_LINES_SHOWN = 20  # before `apply` asks; `plan` lists everything
 
 
 # -- the target database ----------------------------------------------------------------------
@@ -140,6 +141,51 @@ def load_migrations(
     return bundle_from_directory(config)
 
 
+def already_applied(conn, config, settings) -> int | None:
+    """``apply --migrations DIR`` fast path: the number of applied migrations when every file on disk
+    is already applied with the same checksum (nothing pending, failed, drifted or missing), else None.
+
+    It skips parsing: a file applied with these exact bytes has run on PostgreSQL already, and an
+    up-to-date database runs nothing, so the syntax check could not change the outcome.  Anything
+    else (a new file, a misnamed one, any refusal) returns None and takes the full structural path,
+    which reports it.
+    """
+    from executor.history import read_history
+    from executor.manifest import Manifest, ManifestEntry
+    from executor.state import MigrationState, build_info, refusals
+    from validator.discovery import discover
+
+    files, findings = discover(config.migrations)
+    if not files or any(f.severity == "error" for f in findings):
+        return None
+    manifest = Manifest(
+        migrations=[
+            ManifestEntry(
+                file=mf.rel,
+                kind=mf.name.kind,
+                version=mf.name.version.text if mf.name.version is not None else None,
+                description=mf.name.description,
+                sha256=mf.checksum,
+            )
+            for mf in files
+        ]
+    )
+    try:
+        rows = read_history(conn, settings)
+    finally:
+        conn.rollback()  # leave no transaction open: the executor manages its own
+    infos = build_info(manifest, rows, settings)
+    settled = {
+        MigrationState.APPLIED,
+        MigrationState.BASELINE,
+        MigrationState.BELOW_BASELINE,
+        MigrationState.UNDO,
+    }
+    if refusals(infos, settings) or any(i.state not in settled for i in infos):
+        return None
+    return applied_count(infos)
+
+
 def executor_settings(config, **flags: Any):
     return config.executor.with_overrides(**flags)
 
@@ -198,9 +244,16 @@ def state_counts(infos: list[Any]) -> str:
     return ", ".join(f"{n} {state}" for state, n in counts.items()) or "nothing"
 
 
-def describe_plan(plan: Any) -> str:
-    width = max((len(entry.file) for entry, _ in plan.to_apply), default=0)
-    return "\n".join(f"  {entry.file.ljust(width)}  ({why})" for entry, why in plan.to_apply)
+def describe_plan(plan: Any, *, limit: int | None = None) -> str:
+    """One line per migration to apply; with ``limit``, a long plan shows its head and tail."""
+    items = plan.to_apply
+    width = max((len(entry.file) for entry, _ in items), default=0)
+    lines = [f"  {entry.file.ljust(width)}  ({why})" for entry, why in items]
+    if limit is not None and len(lines) > limit:
+        keep = limit // 2
+        hidden = len(lines) - 2 * keep
+        lines = [*lines[:keep], f"  ... {hidden} more (`schemagate plan` lists them all) ...", *lines[-keep:]]
+    return "\n".join(lines)
 
 
 def refusal_error(refusals: list[Any]) -> Exception:
@@ -283,14 +336,20 @@ def do_apply(conn, bundle, settings, target: Target, *, yes: bool) -> Any:
         return None
     count = len(plan.to_apply)
     click.echo(f"{_plural(count, 'migration')} to apply to {target.label}:")
-    click.echo(describe_plan(plan))
+    click.echo(describe_plan(plan, limit=PLAN_LINES_SHOWN))
     if not confirm_or_refuse(f"apply {_plural(count, 'migration')} to {target.label}?", yes):
         click.echo("not applied: declined at the prompt")
         raise click.exceptions.Exit(1)
     click.echo("applying:")
     started = time.monotonic()
     width = max(len(entry.file) for entry, _ in plan.to_apply)
-    result = core.apply(conn, bundle, settings, on_event=Progress(width))
+    try:
+        result = core.apply(conn, bundle, settings, on_event=Progress(width))
+    except SchemagateError as error:
+        before = error.context.get("applied_before_failure") or []
+        if before:
+            click.echo(f"{_plural(len(before), 'migration')} applied before the failure stay applied")
+        raise
     elapsed = time.monotonic() - started
     summary = f"applied {_plural(len(result.applied), 'migration')} in {elapsed:.2f} s"
     if result.stopped_early:
@@ -398,7 +457,10 @@ def register(group: click.Group) -> None:
     ) -> None:
         """Apply pending migrations (asks first unless --yes)."""
         config = load_config(migrations)
-        bundle = load_migrations(bundle_dir, migrations, config)
+        if bundle_dir is not None or not config.migrations.is_dir():
+            bundle = load_migrations(bundle_dir, migrations, config)  # verified before any connection
+        else:
+            bundle = None  # checked after a look at the history: see already_applied
         settings = executor_settings(
             config,
             allow_out_of_order=out_of_order or None,
@@ -408,6 +470,12 @@ def register(group: click.Group) -> None:
             statement_timeout=statement_timeout,
         )
         with target_database(database_url) as target, connected(target) as conn:
+            if bundle is None:
+                applied = already_applied(conn, config, settings)
+                if applied is not None:
+                    click.echo(f"nothing to apply: database is up to date ({applied} applied)")
+                    return
+                bundle = load_migrations(None, migrations, config)
             do_apply(conn, bundle, settings, target, yes=yes)
 
     @group.command("info")
@@ -494,6 +562,7 @@ def register(group: click.Group) -> None:
             infos = core.info(conn, bundle, settings)
         click.echo("")
         click.echo(info_table(infos))
+        click.echo(f"\n{state_counts(infos)}")
 
 
 def validate_for_run(config) -> Any:
