@@ -1,0 +1,1 @@
+CALL archive_in_batches(500);
