@@ -18,8 +18,9 @@ import pytest
 
 from executor.errors import ConfigurationError
 from validator.config import load_config
-from validator.rehearsal import BaseStore, rehearse
+from validator.rehearsal import BaseStore, RehearsalResult, RehearsedMigration, rehearse
 from validator.rehearsal_locks import (
+    LockInfo,
     LockObserver,
     held_relation_locks,
     mode_label,
@@ -137,13 +138,18 @@ def test_missing_table_fails_at_the_line_postgresql_names(tmp_path: Path, pg_adm
     config, structural = _project(tmp_path, {
         "V1__customers.sql": "CREATE TABLE customers (id int PRIMARY KEY);\n",
         "V2__invoices.sql": "-- invoices need a customer\n\nINSERT INTO invoices (id)\nVALUES (1);\n",
+        "V3__invoice_index.sql": "CREATE INDEX invoices_id ON invoices (id);\n",
     })
-    result = rehearse(config, structural, new={"V2__invoices.sql"}, database_url=pg_admin_url)
+    new = {"V2__invoices.sql", "V3__invoice_index.sql"}
+    result = rehearse(config, structural, new=new, database_url=pg_admin_url)
     [finding] = result.findings
     assert (finding.rule, finding.severity, finding.family) == ("rehearsal-failed", "error", "rehearsal")
-    assert (finding.file, finding.line) == ("V2__invoices.sql", 3)
+    assert (finding.file, finding.line, finding.column) == ("V2__invoices.sql", 3, 13)
     assert "42P01" in finding.message and "invoices" in finding.message
-    assert _by_file(result)["V2__invoices.sql"].status == "failed"
+    statuses = {m.file: m.status for m in result.migrations}
+    assert statuses == {"V2__invoices.sql": "failed", "V3__invoice_index.sql": "not rehearsed"}
+    assert "| `V2__invoices.sql` | ❌ failed |" in result.markdown()
+    assert "fails at line 3: relation \"invoices\" does not exist (SQLSTATE 42P01)" in result.markdown()
 
 
 def test_volatile_default_is_reported_as_a_rewrite_under_access_exclusive(tmp_path: Path, pg_admin_url: str):
@@ -358,3 +364,13 @@ def test_validate_rehearse_puts_the_lock_report_into_all_three_reports(tmp_path:
     rehearsal = [(f["rule"], f["severity"]) for f in data["findings"] if f["family"] == "rehearsal"]
     assert rehearsal == [("rehearsal-table-rewrite", "warning")]
     assert {f["family"] for f in data["findings"] if f["severity"] == "error"} == {"safety"}
+
+
+def test_a_long_list_of_new_migrations_keeps_report_md_readable() -> None:
+    quiet = [RehearsedMigration(f"V{i}__step.sql", 1, True) for i in range(1, 151)]
+    flagged = LockInfo("public.t", "SHARE", existed_before=True, flagged=True)
+    quiet[119] = RehearsedMigration("V120__step.sql", 5, True, locks=[flagged])
+    markdown = RehearsalResult([], quiet, base_reused=True, base_seconds=0.1, base_files=3).markdown()
+    rows = [line for line in markdown.splitlines() if line.startswith("| `V")]
+    assert len(rows) == 100 and any("V120__step.sql" in r and "takes SHARE on public.t" in r for r in rows)
+    assert "50 more, none failed or blocking writes" in markdown

@@ -178,8 +178,9 @@ class RehearsalResult:
         ]
         if not self.migrations:
             return lines[0] + "\n"
-        ordered = sorted(self.migrations, key=lambda m: not m.notable)
-        shown = ordered[:MARKDOWN_MAX_ROWS]
+        ordered = self.migrations  # application order; past the cap, the notable ones are kept
+        keep = set(sorted(range(len(ordered)), key=lambda i: not ordered[i].notable)[:MARKDOWN_MAX_ROWS])
+        shown = [m for i, m in enumerate(ordered) if i in keep]
         lines += ["| migration | result | time | what it does to existing tables |", "|---|---|---:|---|"]
         for m in shown:
             lines.append(f"| `{m.file}` | {_result_cell(m)} | {_took(m)} | {_md(m.effect())} |")
