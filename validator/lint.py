@@ -24,15 +24,12 @@ of them to pay for the workers (sqlfluff is pure Python and single-threaded).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import multiprocessing
 import os
 import sys
 import time
 import tomllib
 from collections.abc import Iterable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from importlib import metadata, resources
 from pathlib import Path, PurePosixPath
@@ -100,10 +97,14 @@ def defaults_text() -> str:
 
 def config_directories(config: ValidatorConfig, directory: Path) -> list[Path]:
     """Directories whose sqlfluff configuration applies to files in ``directory``, outermost first."""
+    return _config_directories(config.project_root, config.migrations, directory)
+
+
+def _config_directories(project_root: Path, migrations: Path, directory: Path) -> list[Path]:
     directory = directory.resolve()
-    root = config.project_root.resolve()
+    root = project_root.resolve()
     if directory != root and root not in directory.parents:
-        root = config.migrations.resolve()
+        root = migrations.resolve()
         if directory != root and root not in directory.parents:
             return [directory]
     chain = [directory]
@@ -146,6 +147,10 @@ def config_sources(config: ValidatorConfig, directory: Path) -> list[tuple[str, 
 
 def effective_sqlfluff_config(config: ValidatorConfig, directory: Path) -> dict[str, Any]:
     """The nested sqlfluff configuration mapping used for files in ``directory`` (imports sqlfluff)."""
+    return _effective_config(config.project_root, config.migrations, directory)
+
+
+def _effective_config(project_root: Path, migrations: Path, directory: Path) -> dict[str, Any]:
     from sqlfluff.core.config.file import load_config_file_as_dict
     from sqlfluff.core.config.loader import load_config_string
     from sqlfluff.core.helpers.dict import nested_combine
@@ -153,8 +158,8 @@ def effective_sqlfluff_config(config: ValidatorConfig, directory: Path) -> dict[
     # sqlfluff caches files by path for the life of the process; a long-lived caller (tests,
     # `schemagate run`) must see an edited .sqlfluff, so read them uncached
     load_file = getattr(load_config_file_as_dict, "__wrapped__", load_config_file_as_dict)
-    configs = load_config_string(defaults_text(), working_path=str(config.project_root))
-    for d in config_directories(config, directory):
+    configs = load_config_string(defaults_text(), working_path=str(project_root))
+    for d in _config_directories(project_root, migrations, directory):
         for name in CONFIG_FILES:
             if (d / name).is_file():
                 configs = nested_combine(configs, load_file(str(d / name)))
@@ -184,15 +189,27 @@ def cache_directory(config: ValidatorConfig) -> Path | None:
 # ---------------------------------------------------------------------------------------------
 # the worker side: everything here runs in the pool's processes (or in this one)
 
+
+@dataclass(frozen=True)
+class ConfigSpec:
+    """Where the sqlfluff configuration of one directory comes from (picklable, cheap)."""
+
+    project_root: Path
+    migrations: Path
+    directory: Path
+    key: str  # hash of the configuration sources (the cache key)
+
+
 _LINTERS: dict[str, Any] = {}
 
 
-def _linter(key: str, configs: dict[str, Any]) -> Any:
-    linter = _LINTERS.get(key)
+def _linter(spec: ConfigSpec) -> Any:
+    linter = _LINTERS.get(spec.key)
     if linter is None:
         from sqlfluff.core import FluffConfig, Linter
         from sqlfluff.core.errors import SQLFluffUserError
 
+        configs = _effective_config(spec.project_root, spec.migrations, spec.directory)
         try:
             linter = Linter(config=FluffConfig(configs=configs))
         except SQLFluffUserError as exc:
@@ -201,7 +218,7 @@ def _linter(key: str, configs: dict[str, Any]) -> Any:
                 remedy="fix the project's .sqlfluff / [tool.sqlfluff] (see validator/sqlfluff_defaults.cfg)",
                 rule="lint",
             ) from None
-        _LINTERS[key] = linter
+        _LINTERS[spec.key] = linter
     return linter
 
 
@@ -235,8 +252,12 @@ def _violations(linter: Any, rel: str, text: str) -> list[Violation]:
     return out
 
 
-def _lint_chunk(key: str, configs: dict[str, Any], items: list[tuple[str, str]]) -> list[list[Violation]]:
-    linter = _linter(key, configs)
+def _lint_chunk(spec: ConfigSpec, items: list[tuple[str, str]]) -> list[list[Violation]] | str:
+    """Violations per item; a configuration problem comes back as its message (a str)."""
+    try:
+        linter = _linter(spec)
+    except ConfigurationError as exc:
+        return exc.message
     return [_violations(linter, rel, text) for rel, text in items]
 
 
@@ -244,11 +265,9 @@ def _lint_chunk(key: str, configs: dict[str, Any], items: list[tuple[str, str]])
 # orchestration
 
 
-def _worker_count(config: ValidatorConfig, misses: int, processes: int | None = None) -> int:
+def _worker_cap(config: ValidatorConfig, processes: int | None) -> int:
     configured = int(processes if processes is not None else config.lint.get("processes", 0) or 0)
-    cpus = os.cpu_count() or 1
-    ceiling = cpus if configured <= 0 else configured
-    return max(1, min(ceiling, misses // MIN_FILES_PER_WORKER))
+    return (os.cpu_count() or 1) if configured <= 0 else configured
 
 
 def _split(items: list[tuple[int, str, str]], parts: int) -> list[list[tuple[int, str, str]]]:
@@ -262,30 +281,120 @@ def _split(items: list[tuple[int, str, str]], parts: int) -> list[list[tuple[int
     return [c for c in chunks if c]
 
 
-def _run_sqlfluff(
-    key: str, configs: dict[str, Any], items: list[tuple[int, str, str]], workers: int
-) -> dict[int, list[Violation]]:
-    # build the linter here first: forked workers inherit it (and sqlfluff's imports)
-    _linter(key, configs)
-    if workers <= 1:
-        return {
-            i: v
-            for (i, _, _), v in zip(
-                items, _lint_chunk(key, configs, [(r, t) for _, r, t in items]), strict=True
-            )
-        }
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("fork" if "fork" in methods and sys.platform == "linux" else None)
-    results: dict[int, list[Violation]] = {}
-    chunks = _split(items, workers)
-    with ProcessPoolExecutor(max_workers=len(chunks), mp_context=context) as pool:
-        futures = [
-            (chunk, pool.submit(_lint_chunk, key, configs, [(r, t) for _, r, t in chunk])) for chunk in chunks
-        ]
-        for chunk, future in futures:
-            for (i, _, _), violations in zip(chunk, future.result(), strict=True):
-                results[i] = violations
-    return results
+def _pool_context() -> Any:
+    # fork: workers start in milliseconds and inherit what this process already imported
+    if sys.platform == "linux" and "fork" in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context()
+
+
+def _config_error(message: str) -> ConfigurationError:
+    return ConfigurationError(
+        message,
+        remedy="fix the project's .sqlfluff / [tool.sqlfluff] (see validator/sqlfluff_defaults.cfg)",
+        rule="lint",
+    )
+
+
+class LintJob:
+    """Lint work under way: cache hits are resolved, misses run in worker processes (or run in
+    ``result()`` when there are too few to be worth a worker).  Call ``result()`` once, or
+    ``close()`` to abandon it (workers are terminated)."""
+
+    def __init__(
+        self,
+        config: ValidatorConfig,
+        targets: list[LintTarget],
+        *,
+        skip_codes: Iterable[str],
+        processes: int | None,
+        background: bool,
+    ) -> None:
+        self.started = time.perf_counter()
+        self.config = config
+        self.targets = targets
+        self.severity = lint_severity(config)
+        self.skip = {c.upper() for c in skip_codes}
+        self.report_unparsable = bool(config.lint.get("report_unparsable", False))
+        self.stats = LintStats(files=len(targets))
+        self.violations: dict[int, list[Violation]] = {}
+        self._pool: Any = None
+        self._pending: list[tuple[LintCache, ConfigSpec, list[tuple[int, str, str]], Any]] = []
+        version = sqlfluff_version()
+        cache_dir = cache_directory(config)
+
+        # group by directory: nested .sqlfluff files may configure sub-directories differently
+        groups: dict[Path, list[int]] = {}
+        for i, t in enumerate(targets):
+            groups.setdefault((config.migrations / PurePosixPath(t.rel)).parent, []).append(i)
+        work: list[tuple[LintCache, ConfigSpec, list[tuple[int, str, str]]]] = []
+        for directory, indexes in groups.items():
+            key = config_key(version, {"sources": config_sources(config, directory)})
+            cache = LintCache(cache_dir, key)
+            misses = []
+            for i in indexes:
+                cached = cache.get(targets[i].checksum)
+                if cached is None:
+                    misses.append((i, targets[i].rel, targets[i].text))
+                else:
+                    self.violations[i] = cached
+            self.stats.cached += len(indexes) - len(misses)
+            if misses:
+                spec = ConfigSpec(config.project_root, config.migrations, directory, key)
+                work.append((cache, spec, misses))
+        total = sum(len(m) for _, _, m in work)
+        self.stats.linted = total
+        if not total:
+            return
+        cap = _worker_cap(config, processes)
+        if background:
+            workers = max(1, min(cap, -(-total // MIN_FILES_PER_WORKER)))
+        else:
+            workers = max(1, min(cap, total // MIN_FILES_PER_WORKER))
+            if workers > 1:
+                for _, spec, _ in work:  # forked workers inherit the built linter and the imports
+                    self._check(_lint_chunk(spec, []))
+        if workers == 1 and not background:
+            self._pending = [(cache, spec, misses, None) for cache, spec, misses in work]
+            return
+        self.stats.processes = workers
+        self._pool = _pool_context().Pool(processes=workers)
+        for cache, spec, misses in work:
+            for chunk in _split(misses, workers):
+                future = self._pool.apply_async(_lint_chunk, (spec, [(r, t) for _, r, t in chunk]))
+                self._pending.append((cache, spec, chunk, future))
+
+    @staticmethod
+    def _check(answer: list[list[Violation]] | str) -> list[list[Violation]]:
+        if isinstance(answer, str):
+            raise _config_error(answer)
+        return answer
+
+    def result(self) -> LintResult:
+        try:
+            for cache, spec, chunk, future in self._pending:
+                answer = _lint_chunk(spec, [(r, t) for _, r, t in chunk]) if future is None else future.get()
+                for (i, _, _), found in zip(chunk, self._check(answer), strict=True):
+                    self.violations[i] = found
+                    cache.put(self.targets[i].checksum, found)
+        finally:
+            self.close()
+        findings: list[Finding] = []
+        for i, found in sorted(self.violations.items()):
+            for v in found:
+                code = str(v.get("code") or "").upper()
+                if code in self.skip or (code in UNPARSABLE_CODES and not self.report_unparsable):
+                    continue
+                findings.append(violation_finding(v, self.targets[i].rel, self.severity))
+        findings.sort(key=Finding.sort_key)
+        self.stats.seconds = time.perf_counter() - self.started
+        return LintResult(findings=findings, stats=self.stats)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool.join()
+            self._pool = None
 
 
 def violation_finding(v: Violation, rel: str, severity: str) -> Finding:
@@ -310,6 +419,22 @@ def violation_finding(v: Violation, rel: str, severity: str) -> Finding:
     )
 
 
+def start_lint(
+    config: ValidatorConfig,
+    targets: Iterable[LintTarget],
+    *,
+    skip_codes: Iterable[str] = (),
+    processes: int | None = None,
+    background: bool = True,
+) -> LintJob:
+    """Start linting ``targets``; the caller does other work and then calls ``job.result()``.
+
+    With ``background`` every uncached file goes to worker processes at once (even one file:
+    importing sqlfluff in a worker overlaps with the caller's parsing and safety checks).
+    """
+    return LintJob(config, list(targets), skip_codes=skip_codes, processes=processes, background=background)
+
+
 def lint_files(
     config: ValidatorConfig,
     targets: Iterable[LintTarget],
@@ -320,75 +445,31 @@ def lint_files(
     """Lint ``targets`` (files under ``config.migrations``) and return their findings.
 
     ``skip_codes``: sqlfluff codes whose problems another check already reports (see
-    ``validator.safety.sqlfluff_overlap``); their violations are dropped.
+    ``validator.safety.sqlfluff_overlap``); their violations are dropped.  Fewer than
+    ``MIN_FILES_PER_WORKER`` uncached files per worker are linted in this process.
     """
-    started = time.perf_counter()
-    targets = list(targets)
-    severity = lint_severity(config)
-    skip = {c.upper() for c in skip_codes}
-    report_unparsable = bool(config.lint.get("report_unparsable", False))
-    version = sqlfluff_version()
-    cache_dir = cache_directory(config)
-    stats = LintStats(files=len(targets))
-
-    # group by directory: nested .sqlfluff files may configure sub-directories differently
-    groups: dict[Path, list[int]] = {}
-    for i, t in enumerate(targets):
-        directory = (config.migrations / PurePosixPath(t.rel)).parent
-        groups.setdefault(directory, []).append(i)
-
-    violations: dict[int, list[Violation]] = {}
-    for directory, indexes in groups.items():
-        sources_key = config_key(version, {"sources": config_sources(config, directory)})
-        cache = LintCache(cache_dir, sources_key)
-        misses: list[tuple[int, str, str]] = []
-        for i in indexes:
-            cached = cache.get(targets[i].checksum)
-            if cached is None:
-                misses.append((i, targets[i].rel, targets[i].text))
-            else:
-                violations[i] = cached
-        stats.cached += len(indexes) - len(misses)
-        if not misses:
-            continue
-        configs = effective_sqlfluff_config(config, directory)
-        key = hashlib.sha256(json.dumps(configs, sort_keys=True, default=str).encode()).hexdigest()
-        workers = _worker_count(config, len(misses), processes)
-        fresh = _run_sqlfluff(key, configs, misses, workers)
-        stats.linted += len(misses)
-        stats.processes = max(stats.processes, workers if workers > 1 else 0)
-        for i, found in fresh.items():
-            violations[i] = found
-            cache.put(targets[i].checksum, found)
-
-    findings: list[Finding] = []
-    for i, found in sorted(violations.items()):
-        for v in found:
-            code = str(v.get("code") or "").upper()
-            if code in skip or (code in UNPARSABLE_CODES and not report_unparsable):
-                continue
-            findings.append(violation_finding(v, targets[i].rel, severity))
-    findings.sort(key=Finding.sort_key)
-    stats.seconds = time.perf_counter() - started
-    return LintResult(findings=findings, stats=stats)
+    return LintJob(
+        config, list(targets), skip_codes=skip_codes, processes=processes, background=False
+    ).result()
 
 
 def effective_rules(config: ValidatorConfig, directory: Path | None = None) -> list[str]:
     """The sqlfluff rule codes that run for files in ``directory`` (for docs and tests)."""
-    configs = effective_sqlfluff_config(config, directory or config.migrations)
-    linter = _linter(
-        hashlib.sha256(json.dumps(configs, sort_keys=True, default=str).encode()).hexdigest(), configs
-    )
+    directory = directory or config.migrations
+    key = config_key(sqlfluff_version(), {"sources": config_sources(config, directory)})
+    linter = _linter(ConfigSpec(config.project_root, config.migrations, directory, key))
     return sorted(rule.code for rule in linter.get_rulepack().rules)
 
 
 __all__ = [
     "ERROR",
     "WARNING",
+    "LintJob",
     "LintResult",
     "LintStats",
     "LintTarget",
     "effective_rules",
     "effective_sqlfluff_config",
     "lint_files",
+    "start_lint",
 ]

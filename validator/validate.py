@@ -78,8 +78,11 @@ def _remove_stale_bundle(directory: Path) -> bool:
     return True
 
 
-def _lint(config: ValidatorConfig, structural: Any, findings: list[Finding]) -> tuple[list[Finding], Any]:
-    from validator.lint import LintTarget, lint_files
+def _start_lint(config: ValidatorConfig) -> Any:
+    """Start sqlfluff on every readable migration file *before* the structural checks: its workers
+    run while this process parses and applies the safety rules (sqlfluff is the slow part)."""
+    from validator.discovery import discover
+    from validator.lint import LintTarget, start_lint
 
     try:
         from validator.safety import sqlfluff_overlap
@@ -87,59 +90,30 @@ def _lint(config: ValidatorConfig, structural: Any, findings: list[Finding]) -> 
         skip = sqlfluff_overlap(config)
     except ImportError:  # safety rules not installed: nothing to de-duplicate against
         skip = set()
-    checksums = {f.rel: f.checksum for f in structural.files}
+    files, _ = discover(config.migrations)
+    targets = [LintTarget(rel=f.rel, text=f.text, checksum=f.checksum) for f in files if f.text is not None]
+    return start_lint(config, targets, skip_codes=skip)
+
+
+def _lint_findings(job: Any, structural: Any, findings: list[Finding]) -> list[Finding]:
+    """The job's findings for files that parsed (a file with a syntax error gets that error only)."""
+    parsed = {p.rel for p in structural.parsed}
     broken = {f.file for f in findings if f.family == "syntax" and f.severity == "error"}
-    targets = [
-        LintTarget(rel=p.rel, text=p.text, checksum=checksums.get(p.rel) or "")
-        for p in structural.parsed
-        if p.rel not in broken and checksums.get(p.rel)
-    ]
-    result = lint_files(config, targets, skip_codes=skip)
-    return result.findings, result.stats
+    return [f for f in job.result().findings if f.file in parsed and f.file not in broken]
 
 
-def run_validation(
+def _review_checks(
     config: ValidatorConfig,
-    *,
-    base_ref: str | None = None,
-    lint: bool = True,
-    rehearse: bool = False,
-    rehearsal_database_url: str | None = None,
-    sign_with_kms: str | None = None,
-    bundle_dir: str | Path | None = None,
-    reports_dir: str | Path | None = None,
-) -> ValidationResult:
-    from validator.gitref import new_files, resolve_base_ref
-    from validator.structural import check_structure
-
-    _require_migrations_dir(config)
-    if sign_with_kms and bundle_dir is None:
-        raise ConfigurationError(
-            "--sign-with-kms signs the bundle, but no bundle was asked for", remedy="add --bundle DIR"
-        )
-    base_ref = resolve_base_ref(base_ref)
-    timings: dict[str, float] = {}
-    checks = list(STRUCTURAL_FAMILIES)
-
-    started = time.perf_counter()
-    structural = check_structure(config, base_ref=base_ref)
-    timings["structural"] = time.perf_counter() - started
-    if not structural.files and not structural.findings:
-        raise ConfigurationError(
-            f"no migration files in {config.migrations}",
-            remedy="add one with `schemagate new <description>`, "
-            "or point --migrations at the directory that holds them",
-            file=str(config.migrations),
-        )
-    findings: list[Finding] = list(structural.findings)
-
-    lint_stats = None
-    if lint and config.lint.get("enabled", True):
-        started = time.perf_counter()
-        lint_findings, lint_stats = _lint(config, structural, findings)
-        findings += lint_findings
-        timings["lint"] = time.perf_counter() - started
-        checks.append("lint")
+    structural: Any,
+    findings: list[Finding],
+    timings: dict[str, float],
+    checks: list[str],
+    base_ref: str | None,
+    rehearse: bool,
+    rehearsal_database_url: str | None,
+) -> tuple[list[Any], list[Any]]:
+    """Safety rules and the rehearsal; appends to ``findings``, ``timings`` and ``checks``."""
+    from validator.gitref import new_files
 
     suppressions: list[Any] = []
     try:
@@ -165,6 +139,59 @@ def run_validation(
         sections.append(rehearsal)
         timings["rehearsal"] = time.perf_counter() - started
         checks.append("rehearsal")
+    return suppressions, sections
+
+
+def run_validation(
+    config: ValidatorConfig,
+    *,
+    base_ref: str | None = None,
+    lint: bool = True,
+    rehearse: bool = False,
+    rehearsal_database_url: str | None = None,
+    sign_with_kms: str | None = None,
+    bundle_dir: str | Path | None = None,
+    reports_dir: str | Path | None = None,
+) -> ValidationResult:
+    from validator.gitref import resolve_base_ref
+    from validator.structural import check_structure
+
+    _require_migrations_dir(config)
+    if sign_with_kms and bundle_dir is None:
+        raise ConfigurationError(
+            "--sign-with-kms signs the bundle, but no bundle was asked for", remedy="add --bundle DIR"
+        )
+    base_ref = resolve_base_ref(base_ref)
+    timings: dict[str, float] = {}
+    checks = list(STRUCTURAL_FAMILIES)
+
+    lint_job = _start_lint(config) if lint and config.lint.get("enabled", True) else None
+    try:
+        started = time.perf_counter()
+        structural = check_structure(config, base_ref=base_ref)
+        timings["structural"] = time.perf_counter() - started
+        if not structural.files and not structural.findings:
+            raise ConfigurationError(
+                f"no migration files in {config.migrations}",
+                remedy="add one with `schemagate new <description>`, "
+                "or point --migrations at the directory that holds them",
+                file=str(config.migrations),
+            )
+        findings: list[Finding] = list(structural.findings)
+        suppressions, sections = _review_checks(
+            config, structural, findings, timings, checks, base_ref, rehearse, rehearsal_database_url
+        )
+        lint_stats = None
+        if lint_job is not None:
+            started = time.perf_counter()
+            findings += _lint_findings(lint_job, structural, findings)
+            lint_stats = lint_job.stats
+            timings["lint"] = lint_stats.seconds
+            timings["lint_wait"] = time.perf_counter() - started
+            checks.append("lint")
+    finally:
+        if lint_job is not None:
+            lint_job.close()
 
     findings.sort(key=Finding.sort_key)
     blocking = has_errors(findings, config.blocking_severity)
