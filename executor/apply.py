@@ -30,7 +30,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +54,7 @@ from executor.history import (
     TYPE_BASELINE,
     TYPE_REPEATABLE,
     TYPE_SQL,
+    TYPE_UNDO,
     ensure_history_table,
     insert_row,
     insert_row_sql,
@@ -61,7 +62,7 @@ from executor.history import (
 )
 from executor.lock import AdvisoryLock, rollback_if_open
 from executor.manifest import ManifestEntry
-from executor.naming import REPEATABLE, Version
+from executor.naming import REPEATABLE, UNDO, VERSIONED, Version
 from executor.settings import ExecutorSettings
 from executor.state import MigrationInfo, MigrationState, build_info, refusals
 
@@ -163,7 +164,7 @@ def _autocommit(conn, *, exclusive: bool) -> Iterator[None]:
         if exclusive:
             raise ConfigurationError(
                 "the connection has an open transaction; the executor manages its own transactions",
-                remedy="commit or roll back first, or pass a fresh connection from executor.connection.connect()",
+                remedy="commit or roll back first, or pass a fresh connection (executor.connection.connect)",
             )
         yield
         return
@@ -208,7 +209,9 @@ def _combined(errors: list[SchemagateError]) -> SchemagateError:
     first = errors[0]
     if len(errors) > 1:
         others = ", ".join(e.file or "?" for e in errors[1:6]) + (", …" if len(errors) > 6 else "")
-        first.message += f" (and {len(errors) - 1} more refusal(s): {others}; `schemagate info` lists them all)"
+        first.message += (
+            f" (and {len(errors) - 1} more refusal(s): {others}; `schemagate info` lists them all)"
+        )
         first.args = (first.message,)
         first.context["refusals"] = [e.to_dict() for e in errors]
     return first
@@ -267,7 +270,9 @@ class _Prepared:
     lock_retries: int
 
 
-def _prepare(bundle: Bundle, entry: ManifestEntry, why: str, settings: ExecutorSettings, scs: bool) -> _Prepared:
+def _prepare(
+    bundle: Bundle, entry: ManifestEntry, why: str, settings: ExecutorSettings, scs: bool
+) -> _Prepared:
     """Read one file's SQL, header settings and statements; refuse what must not run."""
     sql = bundle.sql(entry)
     header = dict(entry.settings)
@@ -283,14 +288,17 @@ def _prepare(bundle: Bundle, entry: ManifestEntry, why: str, settings: ExecutorS
                 line=line,
                 rule="transaction-control",
                 remedy=(
-                    "remove BEGIN/COMMIT/ROLLBACK from the file: schemagate runs each migration in a transaction "
+                    "remove BEGIN/COMMIT/ROLLBACK from the file: schemagate runs each migration in a "
+                    "transaction "
                     "of its own (statements that cannot run in one make the file `transactional: false`)"
                 ),
             )
     try:
         retries = int(header.get("lock_retries", settings.lock_retries))
     except ValueError:
-        raise ConfigurationError(f"lock_retries {header['lock_retries']!r} is not a number", file=entry.file) from None
+        raise ConfigurationError(
+            f"lock_retries {header['lock_retries']!r} is not a number", file=entry.file
+        ) from None
     return _Prepared(
         entry=entry,
         why=why,
@@ -305,8 +313,15 @@ def _prepare(bundle: Bundle, entry: ManifestEntry, why: str, settings: ExecutorS
 class _StatementFailed(Exception):
     """Internal: a statement (or COMMIT) failed; carries what the error mapping needs."""
 
-    def __init__(self, exc: psycopg2.Error, statement: Statement | None, prefix_len: int,
-                 *, retryable: bool, at_commit: bool = False) -> None:
+    def __init__(
+        self,
+        exc: psycopg2.Error,
+        statement: Statement | None,
+        prefix_len: int,
+        *,
+        retryable: bool,
+        at_commit: bool = False,
+    ) -> None:
         super().__init__(str(exc))
         self.exc = exc
         self.statement = statement
@@ -318,8 +333,15 @@ class _StatementFailed(Exception):
 class _Runner:
     """Applies prepared migrations on one autocommit connection holding the lock."""
 
-    def __init__(self, conn, bundle: Bundle, settings: ExecutorSettings, emit: Callable[[Event], None],
-                 hooks: ApplyHooks, sink: _NoticeSink) -> None:
+    def __init__(
+        self,
+        conn,
+        bundle: Bundle,
+        settings: ExecutorSettings,
+        emit: Callable[[Event], None],
+        hooks: ApplyHooks,
+        sink: _NoticeSink,
+    ) -> None:
         self.conn = conn
         self.bundle = bundle
         self.settings = settings
@@ -344,7 +366,7 @@ class _Runner:
             self.settings,
             version=e.version,
             description=e.description,
-            type=TYPE_REPEATABLE if e.kind == REPEATABLE else TYPE_SQL,
+            type={REPEATABLE: TYPE_REPEATABLE, UNDO: TYPE_UNDO}.get(e.kind, TYPE_SQL),
             script=e.script,
             checksum=e.sha256,
             execution_time_ms=execution_time_ms,
@@ -374,24 +396,45 @@ class _Runner:
                     if code == LOCK_NOT_AVAILABLE and failed.retryable and attempt < p.lock_retries:
                         delay = self.settings.lock_retry_backoff_s * (2**attempt)
                         attempt += 1
-                        self.emit(Event("retry", file=entry.file, message=(
-                            f"lock_timeout ({p.lock_timeout}) expired waiting for a lock; retry {attempt} of "
-                            f"{p.lock_retries} in {delay:g}s")))
+                        self.emit(
+                            Event(
+                                "retry",
+                                file=entry.file,
+                                message=(
+                                    f"lock_timeout ({p.lock_timeout}) expired waiting for a lock; retry "
+                                    f"{attempt} of "
+                                    f"{p.lock_retries} in {delay:g}s"
+                                ),
+                            )
+                        )
                         time.sleep(delay)
                         continue
                     error = self._error(p, failed, attempts=attempt + 1)
                     if not entry.transactional:
                         self._record_failure(p, started, error)
-                    self.emit(Event("failed", file=entry.file, message=str(error),
-                                    duration_ms=int((time.monotonic() - started) * 1000)))
+                    self.emit(
+                        Event(
+                            "failed",
+                            file=entry.file,
+                            message=str(error),
+                            duration_ms=int((time.monotonic() - started) * 1000),
+                        )
+                    )
                     raise error from None
         finally:
             self.sink.file = None
         duration = int((time.monotonic() - started) * 1000)
-        applied = AppliedMigration(entry=entry, duration_ms=duration, notices=list(self.sink.collected),
-                                   attempts=attempt + 1)
-        self.emit(Event("applied", file=entry.file, message=f"applied {entry.file} in {duration} ms",
-                        duration_ms=duration))
+        applied = AppliedMigration(
+            entry=entry, duration_ms=duration, notices=list(self.sink.collected), attempts=attempt + 1
+        )
+        self.emit(
+            Event(
+                "applied",
+                file=entry.file,
+                message=f"applied {entry.file} in {duration} ms",
+                duration_ms=duration,
+            )
+        )
         if self.hooks.after_migration is not None:
             self.hooks.after_migration(self.conn, entry, applied)
         return applied
@@ -436,7 +479,9 @@ class _Runner:
                 try:
                     cur.execute(st.text)
                 except psycopg2.Error as exc:
-                    raise _StatementFailed(exc, st, 0, retryable=index == 0 and not st.is_concurrent) from None
+                    raise _StatementFailed(
+                        exc, st, 0, retryable=index == 0 and not st.is_concurrent
+                    ) from None
             elapsed = int((time.monotonic() - started) * 1000)
             try:
                 cur.execute(self._history_sql(p, success=True, execution_time_ms=elapsed))
@@ -448,20 +493,17 @@ class _Runner:
     def _reset_session(self, p: _Prepared) -> None:
         if self.conn.closed:
             return
-        resets = "RESET lock_timeout; RESET statement_timeout;" + (" RESET search_path;" if self.settings.search_path
-                                                                     else "")
-        try:
+        resets = "RESET lock_timeout; RESET statement_timeout;" + (
+            " RESET search_path;" if self.settings.search_path else ""
+        )
+        with suppress(psycopg2.Error):
             self.cur.execute(resets)
-        except psycopg2.Error:
-            pass
 
     def _rollback(self) -> None:
         if self.conn.closed:
             return
-        try:
+        with suppress(psycopg2.Error):
             rollback_if_open(self.conn)
-        except psycopg2.Error:
-            pass
 
     def _record_failure(self, p: _Prepared, started: float, error: SchemagateError) -> None:
         """Write the success=false row of a non-transactional file (it may have changed something)."""
@@ -472,15 +514,18 @@ class _Runner:
             error.context["failed_row_written"] = True
         except psycopg2.Error as exc:
             error.context["failed_row_written"] = False
-            error.message += (f" (the success = false history row could not be written either: "
-                              f"{(exc.pgerror or str(exc)).strip()})")
+            error.message += (
+                f" (the success = false history row could not be written either: "
+                f"{(exc.pgerror or str(exc)).strip()})"
+            )
             error.args = (error.message,)
 
     def _error(self, p: _Prepared, failed: _StatementFailed, *, attempts: int) -> SchemagateError:
         exc, entry, sql = failed.exc, p.entry, p.sql
         if exc.pgcode is None:
             return ConnectionFailure(
-                f"lost the connection to the database while applying {entry.file}: {' '.join(str(exc).split())}",
+                f"lost the connection to the database while applying {entry.file}: "
+                f"{' '.join(str(exc).split())}",
                 file=entry.file,
                 remedy=(
                     "PostgreSQL rolls back the open transaction of a session whose client is gone; check the "
@@ -503,8 +548,10 @@ class _Runner:
         if entry.transactional:
             message += f"; {entry.file} was rolled back: the database is as it was before it"
         else:
-            message += (f"; {entry.file} is not transactional: statements before the failing one stayed applied "
-                        "and a success = false history row records the failure")
+            message += (
+                f"; {entry.file} is not transactional: statements before the failing one stayed applied "
+                "and a success = false history row records the failure"
+            )
         context = {
             "sqlstate": exc.pgcode,
             "message": primary,
@@ -516,23 +563,35 @@ class _Runner:
             "attempts": attempts,
         }
         if not entry.transactional:
-            remedy = ("inspect the database and undo or finish what the file changed (a failed CREATE INDEX "
-                      "CONCURRENTLY leaves an INVALID index: DROP INDEX CONCURRENTLY it), fix the file, then run "
-                      "`schemagate repair` and apply again")
+            remedy = (
+                "inspect the database and undo or finish what the file changed (a failed CREATE INDEX "
+                "CONCURRENTLY leaves an INVALID index: DROP INDEX CONCURRENTLY it), fix the file, then run "
+                "`schemagate repair` and apply again"
+            )
         elif exc.pgcode == LOCK_NOT_AVAILABLE:
-            remedy = (f"another session held a conflicting lock for longer than lock_timeout ({p.lock_timeout}) "
-                      f"on {attempts} attempt(s): find it in pg_stat_activity / pg_locks, apply at a quieter time, "
-                      "or raise the limit with `-- schemagate:set lock_timeout=30s lock_retries=5` in the file header")
+            remedy = (
+                f"another session held a conflicting lock for longer than lock_timeout ({p.lock_timeout}) "
+                f"on {attempts} attempt(s): find it in pg_stat_activity / pg_locks, apply at a quieter time, "
+                "or raise the limit with `-- schemagate:set lock_timeout=30s lock_retries=5` in the file "
+                "header"
+            )
         elif exc.pgcode == "57014":
-            remedy = (f"the statement ran longer than statement_timeout ({p.statement_timeout}): raise it for this "
-                      "file with `-- schemagate:set statement_timeout=2h`, or split the work into smaller migrations")
+            remedy = (
+                f"the statement ran longer than statement_timeout ({p.statement_timeout}): raise it for this "
+                "file with `-- schemagate:set statement_timeout=2h`, or split the work into smaller "
+                "migrations"
+            )
         elif exc.pgcode == "25001":
-            remedy = ("this statement cannot run inside a transaction: the file must be `transactional: false` in "
-                      "the bundle (`schemagate validate` marks files with CREATE INDEX CONCURRENTLY and similar), "
-                      "ideally holding that one statement")
+            remedy = (
+                "this statement cannot run inside a transaction: the file must be `transactional: false` in "
+                "the bundle (`schemagate validate` marks files with CREATE INDEX CONCURRENTLY and similar), "
+                "ideally holding that one statement"
+            )
         else:
-            remedy = (f"fix {entry.file} (it was not applied, so it may still be edited), build and approve a new "
-                      "bundle, and apply again")
+            remedy = (
+                f"fix {entry.file} (it was not applied, so it may still be edited), build and approve a new "
+                "bundle, and apply again"
+            )
         cls: type[SchemagateError] = SqlError
         if exc.pgcode == LOCK_NOT_AVAILABLE:
             cls = LockTimeout
@@ -558,7 +617,11 @@ class _Runner:
             m = re.search(r"\bline (\d+)\b", diag.context)
             if m:
                 line = line_and_column(sql, st.body_start)[0] + int(m.group(1)) - 1
-                return line, None, f"at line {line} (inside the function body: {' '.join(diag.context.split())})"
+                return (
+                    line,
+                    None,
+                    f"at line {line} (inside the function body: {' '.join(diag.context.split())})",
+                )
         line = line_and_column(sql, st.start)[0]
         return line, None, f"in the statement starting at line {line}"
 
@@ -568,7 +631,9 @@ def _enable_dead_client_check(conn) -> None:
     if conn.server_version >= 140000:
         try:
             with conn.cursor() as cur:
-                cur.execute("SELECT set_config('client_connection_check_interval', %s, false)", (DEAD_CLIENT_CHECK,))
+                cur.execute(
+                    "SELECT set_config('client_connection_check_interval', %s, false)", (DEAD_CLIENT_CHECK,)
+                )
         except psycopg2.Error:
             rollback_if_open(conn)
 
@@ -598,10 +663,17 @@ def apply(
     sink = _NoticeSink(emit)
     with _autocommit(conn, exclusive=True), _notices_to(conn, sink):
         _enable_dead_client_check(conn)
-        lock = AdvisoryLock(conn, settings, on_wait=lambda message: emit(Event("waiting_for_lock", message=message)))
+        lock = AdvisoryLock(
+            conn, settings, on_wait=lambda message: emit(Event("waiting_for_lock", message=message))
+        )
         with lock:
-            emit(Event("lock_acquired", message=f"holding the migration lock on {settings.qualified_table}",
-                       duration_ms=int(lock.waited_s * 1000)))
+            emit(
+                Event(
+                    "lock_acquired",
+                    message=f"holding the migration lock on {settings.qualified_table}",
+                    duration_ms=int(lock.waited_s * 1000),
+                )
+            )
             ensure_history_table(conn, settings)
             p = _plan_from(build_info(bundle.manifest, read_history(conn, settings), settings), settings)
             if p.refusals:
@@ -613,8 +685,16 @@ def apply(
             for index, item in enumerate(prepared):
                 if applied and should_continue is not None and not should_continue():
                     remaining = [x.entry for x in prepared[index:]]
-                    emit(Event("stopped", file=item.entry.file, message=(
-                        f"stopped before {item.entry.file}: {len(remaining)} migration(s) left for the next run")))
+                    emit(
+                        Event(
+                            "stopped",
+                            file=item.entry.file,
+                            message=(
+                                f"stopped before {item.entry.file}: {len(remaining)} migration(s) left for "
+                                "the next run"
+                            ),
+                        )
+                    )
                     return ApplyResult(plan=p, applied=applied, stopped_early=True, remaining=remaining)
                 try:
                     applied.append(runner.run(item))
@@ -622,6 +702,63 @@ def apply(
                     error.context["applied_before_failure"] = [a.entry.file for a in applied]
                     raise
             return ApplyResult(plan=p, applied=applied, stopped_early=False, remaining=[])
+
+
+def undo(
+    conn,
+    bundle: Bundle,
+    settings: ExecutorSettings,
+    *,
+    version: str | None = None,
+    on_event: Callable[[Event], None] | None = None,
+) -> AppliedMigration:
+    """Apply ``U<version>`` to reverse the most recently applied versioned migration (explicit request).
+
+    Only the latest applied version can be undone (undoing an older one would run its reversal
+    under changes made after it).  The undo is recorded as an ``UNDO`` history row, after which
+    ``V<version>`` is pending again.  Refuses while the history has any refusal.
+    """
+    emit = on_event or (lambda event: None)
+    sink = _NoticeSink(emit)
+    with _autocommit(conn, exclusive=True), _notices_to(conn, sink):
+        _enable_dead_client_check(conn)
+        with AdvisoryLock(
+            conn, settings, on_wait=lambda message: emit(Event("waiting_for_lock", message=message))
+        ):
+            ensure_history_table(conn, settings)
+            infos = build_info(bundle.manifest, read_history(conn, settings), settings)
+            problems = refusals(infos, settings)
+            if problems:
+                raise _combined(problems)
+            applied = [i for i in infos if i.kind == VERSIONED and i.state is MigrationState.APPLIED]
+            if not applied:
+                raise MigrationRefused(
+                    "nothing to undo: no versioned migration is applied",
+                    rule="undo-target",
+                    remedy="check `schemagate info`",
+                )
+            latest = max(applied, key=lambda i: i.installed_rank or 0)
+            if version is not None and Version.parse(version) != Version.parse(latest.version or "0"):
+                raise MigrationRefused(
+                    f"only the most recently applied version ({latest.version}, {latest.file}) can be "
+                    "undone, "
+                    f"not {version}",
+                    file=latest.file,
+                    rule="undo-target",
+                    remedy=f"undo {latest.version} first, or write a new forward migration",
+                )
+            target = Version.parse(latest.version or "0")
+            entry = next((e for e in bundle.manifest.undo if e.parsed_version == target), None)
+            if entry is None:
+                raise MigrationRefused(
+                    f"the bundle has no undo file for version {latest.version} ({latest.file})",
+                    file=latest.file,
+                    rule="undo-target",
+                    remedy=f"add U{latest.version}__<description>.sql that reverses {latest.file}",
+                )
+            scs = conn.get_parameter_status("standard_conforming_strings") != "off"
+            runner = _Runner(conn, bundle, settings, emit, ApplyHooks(), sink)
+            return runner.run(_prepare(bundle, entry, f"undo of {latest.file}", settings, scs))
 
 
 # --------------------------------------------------------------------------------------------
@@ -634,7 +771,9 @@ def repair(
     """Remove ``success = false`` rows (after a person fixed the database); with
     ``realign_checksums`` also record the bundle's checksum for drifted files."""
     if realign_checksums and bundle is None:
-        raise ConfigurationError("realigning checksums needs the bundle", remedy="pass --bundle DIR or --migrations DIR")
+        raise ConfigurationError(
+            "realigning checksums needs the bundle", remedy="pass --bundle DIR or --migrations DIR"
+        )
     with _autocommit(conn, exclusive=True), AdvisoryLock(conn, settings):
         rows = read_history(conn, settings)
         failed = [r for r in rows if not r.success]
@@ -673,11 +812,22 @@ def baseline(conn, version: str, description: str, settings: ExecutorSettings) -
         if rows:
             latest = rows[-1]
             raise MigrationRefused(
-                f"cannot baseline at version {version}: {settings.qualified_table} already has {len(rows)} row(s) "
+                f"cannot baseline at version {version}: {settings.qualified_table} already has {len(rows)} "
+                "row(s) "
                 f"(the latest: {latest.script}, version {latest.version})",
                 rule="baseline-not-empty",
-                remedy="baseline only a database schemagate has never migrated; this one already has a history",
+                remedy="baseline only a database that schemagate has never migrated (this one has a history)",
             )
         with conn.cursor() as cur:
-            insert_row(cur, settings, version=version, description=description or "baseline", type=TYPE_BASELINE,
-                       script=BASELINE_SCRIPT, checksum=None, execution_time_ms=0, success=True, bundle_sha256=None)
+            insert_row(
+                cur,
+                settings,
+                version=version,
+                description=description or "baseline",
+                type=TYPE_BASELINE,
+                script=BASELINE_SCRIPT,
+                checksum=None,
+                execution_time_ms=0,
+                success=True,
+                bundle_sha256=None,
+            )

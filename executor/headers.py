@@ -70,7 +70,7 @@ def parse_header_settings(sql: str, *, file: str | None = None) -> dict[str, str
                 file=file,
                 line=lineno,
                 rule="header-setting",
-                remedy=f"write key=value pairs, e.g. `-- {SET_DIRECTIVE} lock_timeout=10s statement_timeout=1h`",
+                remedy=f"write key=value pairs, e.g. `-- {SET_DIRECTIVE} lock_timeout=10s lock_retries=5`",
             )
         for token in tokens:
             key, sep, value = token.partition("=")
@@ -166,8 +166,12 @@ _ESCAPE_STRING_END = re.compile(r"(?:[^'\\]|\\.|'')*'", re.DOTALL)
 _QUOTED_IDENT_END = re.compile(r'(?:[^"]|"")*"')
 _COMMENT_MARK = re.compile(r"/\*|\*/")
 _NON_SPACE = re.compile(r"\S")
-_ROUTINE_HEADS = (("create", "function"), ("create", "procedure"), ("create", "or", "replace", "function"),
-                  ("create", "or", "replace", "procedure"))
+_ROUTINE_HEADS = (
+    ("create", "function"),
+    ("create", "procedure"),
+    ("create", "or", "replace", "function"),
+    ("create", "or", "replace", "procedure"),
+)
 
 
 def split_statements(sql: str, *, standard_conforming_strings: bool = True) -> list[Statement]:
@@ -235,9 +239,7 @@ def split_statements(sql: str, *, standard_conforming_strings: bool = True) -> l
                 heads.append(word)
             in_routine = paren_depth == 0 and any(tuple(heads[: len(h)]) == h for h in _ROUTINE_HEADS)
             if in_routine:
-                if word == "begin":
-                    begin_depth += 1
-                elif word == "case" and begin_depth >= 1:
+                if word == "begin" or (word == "case" and begin_depth >= 1):
                     begin_depth += 1
                 elif word == "end" and begin_depth > 0:
                     begin_depth -= 1
@@ -248,7 +250,7 @@ def split_statements(sql: str, *, standard_conforming_strings: bool = True) -> l
                 paren_depth -= 1
         elif kind == "semicolon" and paren_depth == 0 and begin_depth == 0:
             assert code_start is not None
-            if sql[code_start:m.start()].strip():
+            if sql[code_start : m.start()].strip():
                 statements.append(Statement(code_start, pos, sql[code_start:pos], tuple(words), body_start))
             code_start, body_start, words, heads = None, None, [], []
     if code_start is not None:

@@ -79,7 +79,8 @@ def _permission_error(exc: psycopg2.Error, settings: ExecutorSettings, doing: st
     return PermissionDenied(
         f"permission denied while {doing} {settings.qualified_table}: {(exc.pgerror or str(exc)).strip()}",
         remedy=(
-            f"grant the executor's role USAGE and CREATE on schema {settings.schema} and SELECT, INSERT, UPDATE, "
+            f"grant the executor's role USAGE and CREATE on schema {settings.schema} and SELECT, INSERT, "
+            "UPDATE, "
             f"DELETE on {settings.qualified_table}, or run it as the schema owner"
         ),
         context={"sqlstate": exc.pgcode},
@@ -106,7 +107,9 @@ def ensure_history_table(conn, settings: ExecutorSettings) -> bool:
             if cur.fetchone() is None:
                 cur.execute(f'CREATE SCHEMA "{settings.schema}"')
             cur.execute(_CREATE_TABLE.format(table=table))
-            cur.execute(f"COMMENT ON TABLE {table} IS 'schemagate migration history: one row per applied script'")
+            cur.execute(
+                f"COMMENT ON TABLE {table} IS 'schemagate migration history: one row per applied script'"
+            )
         if not conn.autocommit:
             conn.commit()
     except psycopg2.errors.InsufficientPrivilege as exc:
@@ -122,7 +125,9 @@ def read_history(conn, settings: ExecutorSettings) -> list[HistoryRow]:
         return []
     try:
         with conn.cursor() as cur:
-            cur.execute(f"SELECT {', '.join(COLUMNS)} FROM {settings.qualified_table} ORDER BY installed_rank")
+            cur.execute(
+                f"SELECT {', '.join(COLUMNS)} FROM {settings.qualified_table} ORDER BY installed_rank"
+            )
             rows = cur.fetchall()
     except psycopg2.errors.UndefinedColumn as exc:
         if not conn.autocommit:
@@ -182,7 +187,8 @@ def insert_row_sql(
     query = (
         f"INSERT INTO {table} (installed_rank, version, description, type, script, checksum, installed_by, "
         f"execution_time_ms, success, bundle_sha256, run_id) "
-        f"SELECT coalesce(max(installed_rank), 0) + 1, %s, %s, %s, %s, %s, current_user, {elapsed}, %s, %s, %s "
+        f"SELECT coalesce(max(installed_rank), 0) + 1, %s, %s, %s, %s, %s, current_user, {elapsed}, %s, %s, "
+        "%s "
         f"FROM {table}"
     )
     params = (version, description, type, script, checksum, success, bundle_sha256, settings.run_id)
@@ -199,4 +205,6 @@ def delete_rows(cur, settings: ExecutorSettings, ranks: list[int]) -> None:
 
 
 def update_checksum(cur, settings: ExecutorSettings, rank: int, checksum: str) -> None:
-    cur.execute(f"UPDATE {settings.qualified_table} SET checksum = %s WHERE installed_rank = %s", (checksum, rank))
+    cur.execute(
+        f"UPDATE {settings.qualified_table} SET checksum = %s WHERE installed_rank = %s", (checksum, rank)
+    )

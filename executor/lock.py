@@ -148,8 +148,8 @@ class AdvisoryLock:
         holders = describe_holders(self.conn, self.settings)
         who = "; ".join(format_holder(h) for h in holders) or "a session that has since released it"
         raise LockTimeout(
-            f"another executor has held the migration lock on {self.settings.qualified_table} for more than "
-            f"{waited:.1f}s: {who}",
+            f"the migration lock on {self.settings.qualified_table} is held by another session (waited "
+            f"{waited:.1f}s): {who}",
             remedy=(
                 "wait for that run to finish and retry, or raise advisory_lock_wait_s; if its client is gone "
                 "(a killed process), end the session with SELECT pg_terminate_backend(<pid>) — its open "

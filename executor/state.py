@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from executor.errors import ChecksumMismatch, MigrationRefused, SchemagateError
@@ -19,7 +19,7 @@ from executor.naming import REPEATABLE, UNDO, VERSIONED, Version
 from executor.settings import ExecutorSettings
 
 
-class MigrationState(str, Enum):
+class MigrationState(StrEnum):
     PENDING = "pending"  # in the bundle, not applied yet
     APPLIED = "applied"  # applied, checksum matches (or history only: applied)
     FAILED = "failed"  # a success=false row: a non-transactional migration failed part-way
@@ -82,7 +82,9 @@ def _version(text: str | None) -> Version | None:
         return None
 
 
-def _from_row(row: HistoryRow, state: MigrationState, reason: str, entry: ManifestEntry | None) -> MigrationInfo:
+def _from_row(
+    row: HistoryRow, state: MigrationState, reason: str, entry: ManifestEntry | None
+) -> MigrationInfo:
     return MigrationInfo(
         file=row.script,
         kind=_KIND_OF_TYPE.get(row.type, row.type.lower()),
@@ -115,7 +117,11 @@ def _from_entry(entry: ManifestEntry, state: MigrationState, reason: str) -> Mig
 
 
 def _applied_sentence(row: HistoryRow) -> str:
-    when = row.installed_on.strftime("%Y-%m-%d %H:%M:%S %Z").strip() if row.installed_on else "at an unknown time"
+    when = (
+        row.installed_on.strftime("%Y-%m-%d %H:%M:%S %Z").strip()
+        if row.installed_on
+        else "at an unknown time"
+    )
     return f"applied {when} by {row.installed_by} in {row.execution_time_ms} ms (run {row.run_id})"
 
 
@@ -165,11 +171,21 @@ def build_info(
     infos: list[MigrationInfo] = []
     for r in rows:
         if r.type == TYPE_BASELINE:
-            infos.append(_from_row(r, MigrationState.BASELINE, f"baseline: the database was adopted at version "
-                                   f"{r.version}; files up to it are not applied", None))
+            infos.append(
+                _from_row(
+                    r,
+                    MigrationState.BASELINE,
+                    f"baseline: the database was adopted at version "
+                    f"{r.version}; files up to it are not applied",
+                    None,
+                )
+            )
         elif r.type == TYPE_UNDO:
-            infos.append(_from_row(r, MigrationState.APPLIED, f"undo of version {r.version} "
-                                   + _applied_sentence(r), None))
+            infos.append(
+                _from_row(
+                    r, MigrationState.APPLIED, f"undo of version {r.version} " + _applied_sentence(r), None
+                )
+            )
         elif id(r) not in counted:
             continue  # superseded by a later row for the same version or repeatable
         elif r.type == TYPE_SQL:
@@ -186,54 +202,101 @@ def build_info(
             continue
         e = versioned[v]
         if baseline_version is not None and v <= baseline_version:
-            infos.append(_from_entry(e, MigrationState.BELOW_BASELINE,
-                                     f"at or below the baseline version {baseline.version}: not applied"))
+            infos.append(
+                _from_entry(
+                    e,
+                    MigrationState.BELOW_BASELINE,
+                    f"at or below the baseline version {baseline.version}: not applied",
+                )
+            )
         elif highest_applied is not None and v < highest_applied:
-            infos.append(_from_entry(e, MigrationState.OUT_OF_ORDER,
-                                     f"not applied, but version {e.version} is lower than the highest applied "
-                                     f"version {highest_applied}"))
+            infos.append(
+                _from_entry(
+                    e,
+                    MigrationState.OUT_OF_ORDER,
+                    f"not applied, but version {e.version} is lower than the highest applied "
+                    f"version {highest_applied}",
+                )
+            )
         else:
             infos.append(_from_entry(e, MigrationState.PENDING, "not applied yet"))
     for file, e in repeatables.items():
         if file not in latest_repeatable:
             infos.append(_from_entry(e, MigrationState.PENDING, "repeatable, not applied yet"))
     for e in manifest.undo:
-        infos.append(_from_entry(e, MigrationState.UNDO, f"undo of version {e.version}: applied only on request"))
+        infos.append(
+            _from_entry(e, MigrationState.UNDO, f"undo of version {e.version}: applied only on request")
+        )
     return infos
 
 
 def _versioned_row_info(
-    r: HistoryRow, v: Version | None, entry: ManifestEntry | None, with_bundle: bool, max_bundle: Version | None
+    r: HistoryRow,
+    v: Version | None,
+    entry: ManifestEntry | None,
+    with_bundle: bool,
+    max_bundle: Version | None,
 ) -> MigrationInfo:
     if not r.success:
-        return _from_row(r, MigrationState.FAILED, "failed part-way outside a transaction: the database may hold "
-                         "part of its changes", entry)
+        return _from_row(
+            r,
+            MigrationState.FAILED,
+            "failed part-way outside a transaction: the database may hold part of its changes",
+            entry,
+        )
     if not with_bundle:
         return _from_row(r, MigrationState.APPLIED, _applied_sentence(r), None)
     if entry is None:
         if v is not None and max_bundle is not None and v > max_bundle:
-            return _from_row(r, MigrationState.FUTURE, f"{_applied_sentence(r)}; newer than every file in the "
-                             "bundle (the database is ahead of this bundle)", None)
-        return _from_row(r, MigrationState.MISSING, f"{_applied_sentence(r)}; the bundle has no file with "
-                         f"version {r.version}", None)
+            return _from_row(
+                r,
+                MigrationState.FUTURE,
+                f"{_applied_sentence(r)}; newer than every file in the "
+                "bundle (the database is ahead of this bundle)",
+                None,
+            )
+        return _from_row(
+            r,
+            MigrationState.MISSING,
+            f"{_applied_sentence(r)}; the bundle has no file with version {r.version}",
+            None,
+        )
     if entry.sha256 != r.checksum:
-        return _from_row(r, MigrationState.DRIFTED, f"the file changed after it was applied (applied checksum "
-                         f"{(r.checksum or '')[:12]}…, bundle {entry.sha256[:12]}…)", entry)
+        return _from_row(
+            r,
+            MigrationState.DRIFTED,
+            f"the file changed after it was applied (applied checksum "
+            f"{(r.checksum or '')[:12]}…, bundle {entry.sha256[:12]}…)",
+            entry,
+        )
     return _from_row(r, MigrationState.APPLIED, _applied_sentence(r), entry)
 
 
 def _repeatable_row_info(r: HistoryRow, entry: ManifestEntry | None, with_bundle: bool) -> MigrationInfo:
     if not r.success:
-        return _from_row(r, MigrationState.FAILED, "failed part-way outside a transaction: the database may hold "
-                         "part of its changes", entry)
+        return _from_row(
+            r,
+            MigrationState.FAILED,
+            "failed part-way outside a transaction: the database may hold part of its changes",
+            entry,
+        )
     if not with_bundle:
         return _from_row(r, MigrationState.APPLIED, _applied_sentence(r), None)
     if entry is None:
-        return _from_row(r, MigrationState.MISSING, f"{_applied_sentence(r)}; the file is no longer in the "
-                         "bundle (its objects stay in the database; this does not block a run)", None)
+        return _from_row(
+            r,
+            MigrationState.MISSING,
+            f"{_applied_sentence(r)}; the file is no longer in the "
+            "bundle (its objects stay in the database; this does not block a run)",
+            None,
+        )
     if entry.sha256 != r.checksum:
-        return _from_row(r, MigrationState.OUTDATED, "the file changed since it was last applied: it will be "
-                         "applied again", entry)
+        return _from_row(
+            r,
+            MigrationState.OUTDATED,
+            "the file changed since it was last applied: it will be applied again",
+            entry,
+        )
     return _from_row(r, MigrationState.APPLIED, _applied_sentence(r), entry)
 
 
@@ -244,50 +307,64 @@ def refusals(infos: list[MigrationInfo], settings: ExecutorSettings) -> list[Sch
         version = f"version {i.version}" if i.version else "repeatable"
         context = {"version": i.version, "state": i.state.value, "installed_rank": i.installed_rank}
         if i.state is MigrationState.FAILED:
-            errors.append(MigrationRefused(
-                f"{i.file} ({version}) failed part-way in an earlier run (history row {i.installed_rank} has "
-                "success = false); the database may hold part of its changes",
-                file=i.file,
-                rule="failed-migration",
-                remedy=(
-                    "inspect the database and undo or complete the partial change by hand (a failed CREATE INDEX "
-                    "CONCURRENTLY leaves an INVALID index: drop it), then run `schemagate repair` and apply again"
-                ),
-                context=context,
-            ))
+            errors.append(
+                MigrationRefused(
+                    f"{i.file} ({version}) failed part-way in an earlier run (history row "
+                    f"{i.installed_rank} has "
+                    "success = false); the database may hold part of its changes",
+                    file=i.file,
+                    rule="failed-migration",
+                    remedy=(
+                        "inspect the database and undo or complete the partial change by hand (a failed "
+                        "CREATE INDEX "
+                        "CONCURRENTLY leaves an INVALID index: drop it), then run `schemagate repair` and "
+                        "apply again"
+                    ),
+                    context=context,
+                )
+            )
         elif i.state is MigrationState.DRIFTED:
-            errors.append(ChecksumMismatch(
-                f"{i.file} ({version}) was changed after it was applied: the database recorded checksum "
-                f"{i.applied_checksum}, the bundle has {i.bundle_checksum}",
-                file=i.file,
-                rule="checksum-drift",
-                remedy=(
-                    "restore the file exactly as it was applied and put the change in a new migration "
-                    "(`schemagate new <description>`); if the edit changes nothing in the database (a comment, "
-                    "white space), run `schemagate repair --realign-checksums`"
-                ),
-                context={**context, "expected": i.applied_checksum, "actual": i.bundle_checksum},
-            ))
+            errors.append(
+                ChecksumMismatch(
+                    f"{i.file} ({version}) was changed after it was applied: the database recorded checksum "
+                    f"{i.applied_checksum}, the bundle has {i.bundle_checksum}",
+                    file=i.file,
+                    rule="checksum-drift",
+                    remedy=(
+                        "restore the file exactly as it was applied and put the change in a new migration "
+                        "(`schemagate new <description>`); if the edit changes nothing in the database (a "
+                        "comment, "
+                        "white space), run `schemagate repair --realign-checksums`"
+                    ),
+                    context={**context, "expected": i.applied_checksum, "actual": i.bundle_checksum},
+                )
+            )
         elif i.state is MigrationState.MISSING and i.kind == VERSIONED and not settings.allow_missing:
-            errors.append(MigrationRefused(
-                f"{i.file} ({version}) is applied to the database but missing from the bundle",
-                file=i.file,
-                rule="missing-migration",
-                remedy=(
-                    "restore the file in the migrations directory (applied migrations are never deleted), or, "
-                    "if it was removed on purpose, allow missing migrations (allow_missing)"
-                ),
-                context=context,
-            ))
+            errors.append(
+                MigrationRefused(
+                    f"{i.file} ({version}) is applied to the database but missing from the bundle",
+                    file=i.file,
+                    rule="missing-migration",
+                    remedy=(
+                        "restore the file in the migrations directory (applied migrations are never "
+                        "deleted), or, "
+                        "if it was removed on purpose, allow missing migrations (allow_missing)"
+                    ),
+                    context=context,
+                )
+            )
         elif i.state is MigrationState.OUT_OF_ORDER and not settings.allow_out_of_order:
-            errors.append(MigrationRefused(
-                f"{i.file} ({version}) is pending but lower than the highest applied version: {i.reason}",
-                file=i.file,
-                rule="out-of-order",
-                remedy=(
-                    "rename it above the highest applied version (`schemagate new` picks the next number), or "
-                    "enable out-of-order migrations (allow_out_of_order) if applying it late is safe"
-                ),
-                context=context,
-            ))
+            errors.append(
+                MigrationRefused(
+                    f"{i.file} ({version}) is pending but lower than the highest applied version: {i.reason}",
+                    file=i.file,
+                    rule="out-of-order",
+                    remedy=(
+                        "rename it above the highest applied version (`schemagate new` picks the next "
+                        "number), or "
+                        "enable out-of-order migrations (allow_out_of_order) if applying it late is safe"
+                    ),
+                    context=context,
+                )
+            )
     return errors

@@ -23,15 +23,23 @@ def migration(file: str, sql: str | bytes, *, transactional: bool = True) -> tup
     kind = {"V": "versioned", "R": "repeatable", "U": "undo"}[file[0]]
     version = None if kind == "repeatable" else file[1:].split("__")[0]
     description = file.split("__", 1)[1].rsplit(".", 1)[0].replace("_", " ")
-    entry = ManifestEntry(file=file, kind=kind, version=version, description=description,
-                          sha256=file_checksum(data), transactional=transactional)
+    entry = ManifestEntry(
+        file=file,
+        kind=kind,
+        version=version,
+        description=description,
+        sha256=file_checksum(data),
+        transactional=transactional,
+    )
     return entry, data
 
 
 def bundle_of(files: dict[str, str], *, non_transactional: tuple[str, ...] = ()) -> Bundle:
     """A sealed bundle of ``{file name: SQL}`` in the given order."""
-    return make_bundle([migration(f, sql, transactional=f not in non_transactional) for f, sql in files.items()],
-                       source={"repository": "tests"})
+    return make_bundle(
+        [migration(f, sql, transactional=f not in non_transactional) for f, sql in files.items()],
+        source={"repository": "tests"},
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,8 +69,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         conn.close()
-    print(json.dumps({"applied": [a.entry.file for a in result.applied], "up_to_date": result.up_to_date}),
-          flush=True)
+    print(
+        json.dumps({"applied": [a.entry.file for a in result.applied], "up_to_date": result.up_to_date}),
+        flush=True,
+    )
     return 0
 
 

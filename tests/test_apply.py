@@ -11,7 +11,7 @@ import time
 import psycopg2
 import pytest
 
-from executor.apply import ApplyHooks, apply, baseline, info, plan, repair
+from executor.apply import ApplyHooks, apply, baseline, info, plan, repair, undo
 from executor.connection import connect, describe_target, mask_url
 from executor.errors import (
     ChecksumMismatch,
@@ -69,13 +69,22 @@ def catalog_snapshot(conn) -> dict[str, list[tuple]]:
     """Everything a migration could leave behind in the user's schemas, plus the history rows."""
     user = "n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')"
     snapshot = {
-        "relations": query(conn, f"SELECT n.nspname, c.relname, c.relkind FROM pg_class c JOIN pg_namespace n "
-                                 f"ON n.oid = c.relnamespace WHERE {user} ORDER BY 1, 2"),
-        "columns": query(conn, f"SELECT c.relname, a.attname, a.atttypid::regtype::text, a.attnotnull "
-                               f"FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n "
-                               f"ON n.oid = c.relnamespace WHERE {user} AND a.attnum > 0 ORDER BY 1, 2"),
-        "types": query(conn, f"SELECT t.typname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace "
-                             f"WHERE {user} ORDER BY 1"),
+        "relations": query(
+            conn,
+            f"SELECT n.nspname, c.relname, c.relkind FROM pg_class c JOIN pg_namespace n "
+            f"ON n.oid = c.relnamespace WHERE {user} ORDER BY 1, 2",
+        ),
+        "columns": query(
+            conn,
+            f"SELECT c.relname, a.attname, a.atttypid::regtype::text, a.attnotnull "
+            f"FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n "
+            f"ON n.oid = c.relnamespace WHERE {user} AND a.attnum > 0 ORDER BY 1, 2",
+        ),
+        "types": query(
+            conn,
+            f"SELECT t.typname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace "
+            f"WHERE {user} ORDER BY 1",
+        ),
         "schemas": query(conn, "SELECT nspname FROM pg_namespace ORDER BY 1"),
     }
     snapshot["history"] = [(r.installed_rank, r.script, r.checksum) for r in read_history(conn, FAST)]
@@ -90,8 +99,11 @@ def test_apply_runs_versioned_then_repeatable_and_a_second_apply_does_nothing(db
     bundle = bundle_of(SCHEMA)
     events = []
     result = apply(db, bundle, FAST.with_overrides(run_id="pipeline-7"), on_event=events.append)
-    assert [(a.entry.file) for a in result.applied] == ["V1__create_customers.sql", "V2__create_invoices.sql",
-                                                        "R__customer_view.sql"]
+    assert [(a.entry.file) for a in result.applied] == [
+        "V1__create_customers.sql",
+        "V2__create_invoices.sql",
+        "R__customer_view.sql",
+    ]
     assert [why for _, why in result.plan.to_apply] == ["pending", "pending", "repeatable new"]
     assert not result.stopped_early and result.remaining == []
     assert [e.kind for e in events if e.file == "V2__create_invoices.sql"] == ["start", "applied"]
@@ -102,7 +114,8 @@ def test_apply_runs_versioned_then_repeatable_and_a_second_apply_does_nothing(db
         (3, None, "REPEATABLE", "R__customer_view.sql", True),
     ]
     assert {(r.installed_by, r.bundle_sha256, r.run_id) for r in rows} == {
-        ("postgres", bundle.bundle_sha256, "pipeline-7")}
+        ("postgres", bundle.bundle_sha256, "pipeline-7")
+    }
     assert [r.checksum for r in rows] == [e.sha256 for e in bundle.manifest.migrations]
     assert all(r.execution_time_ms >= 0 for r in rows)
     assert query(db, "SELECT count(*) FROM customer_names") == [(0,)]
@@ -119,9 +132,11 @@ def test_apply_runs_versioned_then_repeatable_and_a_second_apply_does_nothing(db
 def test_plan_and_info_change_nothing_and_dry_run_only_plans(db) -> None:
     bundle = bundle_of(SCHEMA)
     p = plan(db, bundle, FAST)
-    assert [(e.file, why) for e, why in p.to_apply] == [("V1__create_customers.sql", "pending"),
-                                                       ("V2__create_invoices.sql", "pending"),
-                                                       ("R__customer_view.sql", "repeatable new")]
+    assert [(e.file, why) for e, why in p.to_apply] == [
+        ("V1__create_customers.sql", "pending"),
+        ("V2__create_invoices.sql", "pending"),
+        ("R__customer_view.sql", "repeatable new"),
+    ]
     assert p.refusals == []
     assert {i.state for i in info(db, bundle, FAST)} == {MigrationState.PENDING}
     dry = apply(db, bundle, FAST.with_overrides(dry_run=True))
@@ -133,13 +148,26 @@ def test_a_changed_repeatable_is_applied_again_after_the_versioned_ones(db) -> N
     apply(db, bundle_of(SCHEMA), FAST)
     changed = dict(SCHEMA)
     changed["V3__add_email.sql"] = "ALTER TABLE customers ADD COLUMN email text;\n"
-    changed["R__customer_view.sql"] = "CREATE OR REPLACE VIEW customer_names AS SELECT name, email FROM customers;\n"
-    changed = {k: changed[k] for k in ["V1__create_customers.sql", "V2__create_invoices.sql", "V3__add_email.sql",
-                                       "R__customer_view.sql"]}
+    changed["R__customer_view.sql"] = (
+        "CREATE OR REPLACE VIEW customer_names AS SELECT name, email FROM customers;\n"
+    )
+    changed = {
+        k: changed[k]
+        for k in [
+            "V1__create_customers.sql",
+            "V2__create_invoices.sql",
+            "V3__add_email.sql",
+            "R__customer_view.sql",
+        ]
+    }
     result = apply(db, bundle_of(changed), FAST)
-    assert [(e.file, why) for e, why in result.plan.to_apply] == [("V3__add_email.sql", "pending"),
-                                                                 ("R__customer_view.sql", "repeatable changed")]
-    assert query(db, "SELECT count(*) FROM information_schema.columns WHERE table_name = 'customer_names'") == [(2,)]
+    assert [(e.file, why) for e, why in result.plan.to_apply] == [
+        ("V3__add_email.sql", "pending"),
+        ("R__customer_view.sql", "repeatable changed"),
+    ]
+    assert query(
+        db, "SELECT count(*) FROM information_schema.columns WHERE table_name = 'customer_names'"
+    ) == [(2,)]
     states = [(i.file, i.state) for i in info(db, bundle_of(changed), FAST)]
     assert ("R__customer_view.sql", MigrationState.APPLIED) in states and len(states) == 4
 
@@ -180,7 +208,11 @@ def test_the_failing_line_is_found_from_the_error_position_and_statement(db) -> 
     files = {"V1__t.sql": "CREATE TABLE t (id int);\n\nCREATE TABLE\n  t (id int);\n"}
     with pytest.raises(SqlError) as caught:
         apply(db, bundle_of(files), FAST)
-    assert (caught.value.file, caught.value.line, caught.value.context["sqlstate"]) == ("V1__t.sql", 3, "42P07")
+    assert (caught.value.file, caught.value.line, caught.value.context["sqlstate"]) == (
+        "V1__t.sql",
+        3,
+        "42P07",
+    )
     assert "starting at line 3" in caught.value.message
     # inside a DO block: the PL/pgSQL line mapped back into the file
     files = {"V1__t.sql": "SELECT 1;\nDO $$\nBEGIN\n  PERFORM 1;\n  RAISE EXCEPTION 'bad data';\nEND $$;\n"}
@@ -192,14 +224,22 @@ def test_the_failing_line_is_found_from_the_error_position_and_statement(db) -> 
 
 def test_create_index_concurrently_applies_outside_a_transaction(db) -> None:
     files = {
-        "V1__t.sql": "CREATE TABLE t (id int, email text);\nINSERT INTO t SELECT g, 'x' || g FROM generate_series(1, 50) g;",
-        "V2__idx.sql": "-- schemagate:set lock_timeout=10s\nCREATE INDEX CONCURRENTLY t_email_idx ON t (email);\n",
+        "V1__t.sql": "CREATE TABLE t (id int, email text);\n"
+        "INSERT INTO t SELECT g, 'x' || g FROM generate_series(1, 50) g;",
+        "V2__idx.sql": "-- schemagate:set lock_timeout=10s\n"
+        "CREATE INDEX CONCURRENTLY t_email_idx ON t (email);\n",
         "V3__more.sql": "ALTER TABLE t ADD COLUMN note text;",
     }
     result = apply(db, bundle_of(files, non_transactional=("V2__idx.sql",)), FAST)
     assert len(result.applied) == 3
-    assert query(db, "SELECT indisvalid FROM pg_index WHERE indexrelid = 't_email_idx'::regclass") == [(True,)]
-    assert history(db) == [("V1__t.sql", "SQL", True), ("V2__idx.sql", "SQL", True), ("V3__more.sql", "SQL", True)]
+    assert query(db, "SELECT indisvalid FROM pg_index WHERE indexrelid = 't_email_idx'::regclass") == [
+        (True,)
+    ]
+    assert history(db) == [
+        ("V1__t.sql", "SQL", True),
+        ("V2__idx.sql", "SQL", True),
+        ("V3__more.sql", "SQL", True),
+    ]
     # session settings of the non-transactional file were reset afterwards
     assert query(db, "SELECT current_setting('lock_timeout')") == [("0",)]
 
@@ -242,8 +282,11 @@ def test_a_failed_non_transactional_migration_is_recorded_blocks_and_is_repaired
 def test_a_lock_timeout_is_retried_with_backoff_then_succeeds_or_fails(db, fresh_db: str) -> None:
     apply(db, bundle_of({"V1__t.sql": "CREATE TABLE t (id int);"}), FAST)
     blocker = psycopg2.connect(fresh_db)
-    files = {"V1__t.sql": "CREATE TABLE t (id int);",
-             "V2__alter.sql": "-- schemagate:set lock_timeout=100ms lock_retries=2\nALTER TABLE t ADD COLUMN c int;"}
+    files = {
+        "V1__t.sql": "CREATE TABLE t (id int);",
+        "V2__alter.sql": "-- schemagate:set lock_timeout=100ms lock_retries=2\n"
+        "ALTER TABLE t ADD COLUMN c int;",
+    }
     try:
         with blocker.cursor() as cur:
             cur.execute("LOCK TABLE t IN ACCESS SHARE MODE")  # an open transaction reading t
@@ -259,7 +302,9 @@ def test_a_lock_timeout_is_retried_with_backoff_then_succeeds_or_fails(db, fresh
         # the blocker finishes during the back-off: the retry succeeds
         threading.Timer(0.15, blocker.rollback).start()
         events.clear()
-        result = apply(db, bundle_of(files), FAST.with_overrides(lock_retry_backoff_s=0.3), on_event=events.append)
+        result = apply(
+            db, bundle_of(files), FAST.with_overrides(lock_retry_backoff_s=0.3), on_event=events.append
+        )
         assert result.applied[0].attempts == 2
         assert [e.kind for e in events if e.file == "V2__alter.sql"] == ["start", "retry", "applied"]
     finally:
@@ -268,10 +313,11 @@ def test_a_lock_timeout_is_retried_with_backoff_then_succeeds_or_fails(db, fresh
 
 def test_statement_timeout_from_a_header_and_notices_are_forwarded(db) -> None:
     files = {
-        "V1__notice.sql": "DO $$ BEGIN RAISE NOTICE 'lock_timeout is %', current_setting('lock_timeout'); END $$;",
+        "V1__notice.sql": "DO $$ BEGIN RAISE NOTICE 'lock_timeout is %', "
+        "current_setting('lock_timeout'); END $$;",
         "V2__slow.sql": "-- schemagate:set statement_timeout=100ms lock_timeout=7s\n"
-                        "DO $$ BEGIN RAISE NOTICE 'lock_timeout is %', current_setting('lock_timeout'); END $$;\n"
-                        "SELECT pg_sleep(2);\n",
+        "DO $$ BEGIN RAISE NOTICE 'lock_timeout is %', current_setting('lock_timeout'); END $$;\n"
+        "SELECT pg_sleep(2);\n",
     }
     events = []
     started = time.monotonic()
@@ -281,7 +327,10 @@ def test_statement_timeout_from_a_header_and_notices_are_forwarded(db) -> None:
     assert caught.value.context["sqlstate"] == "57014" and caught.value.line == 3
     assert "statement_timeout" in caught.value.remedy
     notices = [(e.file, e.message) for e in events if e.kind == "notice"]
-    assert notices == [("V1__notice.sql", "NOTICE: lock_timeout is 3s"), ("V2__slow.sql", "NOTICE: lock_timeout is 7s")]
+    assert notices == [
+        ("V1__notice.sql", "NOTICE: lock_timeout is 3s"),
+        ("V2__slow.sql", "NOTICE: lock_timeout is 7s"),
+    ]
 
 
 def test_search_path_is_set_for_every_migration(db) -> None:
@@ -319,8 +368,13 @@ def test_hooks_run_around_each_migration_and_before_commit_can_veto(db) -> None:
     files = {"V1__t1.sql": "CREATE TABLE t1 (id int);", "V2__t2.sql": "CREATE TABLE t2 (id int);"}
     with pytest.raises(RuntimeError):
         apply(db, bundle_of(files), FAST, hooks=hooks)
-    assert calls == [("before", "V1__t1.sql"), ("before_commit", "V1__t1.sql", 0), ("after", "V1__t1.sql"),
-                     ("before", "V2__t2.sql"), ("before_commit", "V2__t2.sql", 1)]
+    assert calls == [
+        ("before", "V1__t1.sql"),
+        ("before_commit", "V1__t1.sql", 0),
+        ("after", "V1__t1.sql"),
+        ("before", "V2__t2.sql"),
+        ("before_commit", "V2__t2.sql", 1),
+    ]
     assert history(db) == [("V1__t1.sql", "SQL", True)]
     assert query(db, "SELECT to_regclass('t2')") == [(None,)]
 
@@ -344,14 +398,19 @@ def test_drift_is_refused_before_anything_is_applied(db) -> None:
 def test_missing_and_out_of_order_are_refused_unless_allowed(db) -> None:
     apply(db, bundle_of({"V1__a.sql": "SELECT 1;", "V3__c.sql": "SELECT 3;"}), FAST)
     with pytest.raises(MigrationRefused) as caught:
-        apply(db, bundle_of({"V1__a.sql": "SELECT 1;", "V2__b.sql": "SELECT 2;", "V3__c.sql": "SELECT 3;"}), FAST)
+        apply(
+            db,
+            bundle_of({"V1__a.sql": "SELECT 1;", "V2__b.sql": "SELECT 2;", "V3__c.sql": "SELECT 3;"}),
+            FAST,
+        )
     assert caught.value.rule == "out-of-order"
     with pytest.raises(MigrationRefused) as caught:
         apply(db, bundle_of({"V1__a.sql": "SELECT 1;", "V4__d.sql": "SELECT 4;"}), FAST)
     assert caught.value.rule == "missing-migration" and caught.value.file == "V3__c.sql"
     allowed = FAST.with_overrides(allow_out_of_order=True)
-    result = apply(db, bundle_of({"V1__a.sql": "SELECT 1;", "V2__b.sql": "SELECT 2;", "V3__c.sql": "SELECT 3;"}),
-                   allowed)
+    result = apply(
+        db, bundle_of({"V1__a.sql": "SELECT 1;", "V2__b.sql": "SELECT 2;", "V3__c.sql": "SELECT 3;"}), allowed
+    )
     assert [(e.file, why) for e, why in result.plan.to_apply] == [("V2__b.sql", "out of order")]
 
 
@@ -364,15 +423,25 @@ def test_several_refusals_are_raised_together(db) -> None:
 
 
 def test_transaction_control_inside_a_file_is_refused_before_anything_runs(db) -> None:
-    files = {"V1__ok.sql": "CREATE TABLE ok (id int);", "V2__own_tx.sql": "BEGIN;\nCREATE TABLE t (id int);\nCOMMIT;\n"}
+    files = {
+        "V1__ok.sql": "CREATE TABLE ok (id int);",
+        "V2__own_tx.sql": "BEGIN;\nCREATE TABLE t (id int);\nCOMMIT;\n",
+    }
     with pytest.raises(MigrationRefused) as caught:
         apply(db, bundle_of(files), FAST)
-    assert (caught.value.file, caught.value.line, caught.value.rule) == ("V2__own_tx.sql", 1, "transaction-control")
+    assert (caught.value.file, caught.value.line, caught.value.rule) == (
+        "V2__own_tx.sql",
+        1,
+        "transaction-control",
+    )
     assert query(db, "SELECT to_regclass('ok')") == [(None,)]
 
 
 def test_a_bad_header_is_refused_before_anything_runs(db) -> None:
-    files = {"V1__ok.sql": "CREATE TABLE ok (id int);", "V2__bad.sql": "-- schemagate:set lock_timeout=forever\nSELECT 1;"}
+    files = {
+        "V1__ok.sql": "CREATE TABLE ok (id int);",
+        "V2__bad.sql": "-- schemagate:set lock_timeout=forever\nSELECT 1;",
+    }
     with pytest.raises(ConfigurationError) as caught:
         apply(db, bundle_of(files), FAST)
     assert (caught.value.file, caught.value.line) == ("V2__bad.sql", 1)
@@ -387,12 +456,19 @@ def test_baseline_adopts_an_existing_database_and_is_refused_once_there_is_histo
         cur.execute("CREATE TABLE legacy (id int)")
     db.commit()
     baseline(db, "2", "existing schema", FAST)
-    files = {"V1__legacy.sql": "CREATE TABLE legacy (id int);", "V2__more.sql": "CREATE TABLE legacy2 (id int);",
-             "V3__new.sql": "CREATE TABLE fresh (id int);"}
+    files = {
+        "V1__legacy.sql": "CREATE TABLE legacy (id int);",
+        "V2__more.sql": "CREATE TABLE legacy2 (id int);",
+        "V3__new.sql": "CREATE TABLE fresh (id int);",
+    }
     result = apply(db, bundle_of(files), FAST)
     assert [a.entry.file for a in result.applied] == ["V3__new.sql"]
     assert [i.state for i in info(db, bundle_of(files), FAST)] == [
-        MigrationState.BASELINE, MigrationState.APPLIED, MigrationState.BELOW_BASELINE, MigrationState.BELOW_BASELINE]
+        MigrationState.BASELINE,
+        MigrationState.APPLIED,
+        MigrationState.BELOW_BASELINE,
+        MigrationState.BELOW_BASELINE,
+    ]
     with pytest.raises(MigrationRefused) as caught:
         baseline(db, "5", "again", FAST)
     assert caught.value.rule == "baseline-not-empty"
@@ -416,11 +492,15 @@ def test_apply_refuses_a_connection_inside_a_transaction(db) -> None:
 @pytest.mark.parametrize(
     ("url", "masked"),
     [
-        ("postgresql://app:s3cr%40t@db.example.com:5432/prod?sslmode=verify-full",
-         "postgresql://app:***@db.example.com:5432/prod?sslmode=verify-full"),
+        (
+            "postgresql://app:s3cr%40t@db.example.com:5432/prod?sslmode=verify-full",
+            "postgresql://app:***@db.example.com:5432/prod?sslmode=verify-full",
+        ),
         ("postgres://app:p@ss/w@rd@host/db", "postgres://app:***@host/db"),
-        ("postgresql://app@host/db?password=hunter22&sslmode=require",
-         "postgresql://app@host/db?password=***&sslmode=require"),
+        (
+            "postgresql://app@host/db?password=hunter22&sslmode=require",
+            "postgresql://app@host/db?password=***&sslmode=require",
+        ),
         ("postgresql://host/db", "postgresql://host/db"),
         ("host=db user=app password=hunter22 dbname=prod", "host=db user=app password=*** dbname=prod"),
         ("host=db password = 'with space' dbname=prod", "host=db password = *** dbname=prod"),
@@ -462,13 +542,39 @@ def test_connect_uses_database_url_then_pg_variables(fresh_db: str, monkeypatch:
     from urllib.parse import urlsplit
 
     parts = urlsplit(fresh_db)
-    for name, value in {"PGHOST": parts.hostname, "PGPORT": str(parts.port or 5432), "PGUSER": parts.username,
-                        "PGDATABASE": parts.path.lstrip("/")}.items():
+    for name, value in {
+        "PGHOST": parts.hostname,
+        "PGPORT": str(parts.port or 5432),
+        "PGUSER": parts.username,
+        "PGDATABASE": parts.path.lstrip("/"),
+    }.items():
         monkeypatch.setenv(name, value)
     conn = connect(application_name="from-env")
     try:
         assert query(conn, "SELECT current_database(), current_setting('application_name')") == [
-            (parts.path.lstrip("/"), "from-env")]
+            (parts.path.lstrip("/"), "from-env")
+        ]
     finally:
         conn.close()
     assert os.environ.get("DATABASE_URL") is None
+
+
+def test_undo_reverses_the_latest_version_which_becomes_pending_again(db) -> None:
+    files = {
+        "V1__a.sql": "CREATE TABLE a (id int);",
+        "V2__b.sql": "CREATE TABLE b (id int);",
+        "U2__b.sql": "DROP TABLE b;",
+    }
+    bundle = bundle_of(files)
+    apply(db, bundle, FAST)
+    with pytest.raises(MigrationRefused) as caught:
+        undo(db, bundle, FAST, version="1")
+    assert caught.value.rule == "undo-target"
+    applied = undo(db, bundle, FAST)
+    assert applied.entry.file == "U2__b.sql"
+    assert query(db, "SELECT to_regclass('b')") == [(None,)]
+    assert history(db)[-1] == ("U2__b.sql", "UNDO", True)
+    assert [(e.file, why) for e, why in plan(db, bundle, FAST).to_apply] == [("V2__b.sql", "pending")]
+    with pytest.raises(MigrationRefused):  # V1 has no undo file
+        undo(db, bundle, FAST)
+    assert [a.entry.file for a in apply(db, bundle, FAST).applied] == ["V2__b.sql"]

@@ -23,27 +23,39 @@ from tests.executor_worker import bundle_of
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-FILES = {f"V{i}__step_{i}.sql": f"CREATE TABLE step_{i} (id int);\nINSERT INTO steps VALUES ({i});\n"
-         for i in range(2, 7)}
-FILES = {"V1__steps.sql": "CREATE TABLE steps (n int PRIMARY KEY);\n", **FILES,
-         "R__step_count.sql": "CREATE OR REPLACE VIEW step_count AS SELECT count(*) AS n FROM steps;\n"}
+FILES = {
+    f"V{i}__step_{i}.sql": f"CREATE TABLE step_{i} (id int);\nINSERT INTO steps VALUES ({i});\n"
+    for i in range(2, 7)
+}
+FILES = {
+    "V1__steps.sql": "CREATE TABLE steps (n int PRIMARY KEY);\n",
+    **FILES,
+    "R__step_count.sql": "CREATE OR REPLACE VIEW step_count AS SELECT count(*) AS n FROM steps;\n",
+}
 
 
 def start_worker(url: str, bundle_dir: Path, *args: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     return subprocess.Popen(
         [sys.executable, "-m", "tests.executor_worker", url, str(bundle_dir), *args],
-        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
 @pytest.mark.parametrize("processes", [2, 8])
-def test_executors_started_at_once_apply_each_migration_exactly_once(fresh_db: str, tmp_path: Path,
-                                                                     processes: int) -> None:
+def test_executors_started_at_once_apply_each_migration_exactly_once(
+    fresh_db: str, tmp_path: Path, processes: int
+) -> None:
     write_bundle(bundle_of(FILES), tmp_path / "bundle")
     start_at = time.time() + 1.5  # every process is connected and waiting by then
-    workers = [start_worker(fresh_db, tmp_path / "bundle", "--start-at", str(start_at), "--app-name", f"w{i}")
-               for i in range(processes)]
+    workers = [
+        start_worker(fresh_db, tmp_path / "bundle", "--start-at", str(start_at), "--app-name", f"w{i}")
+        for i in range(processes)
+    ]
     results = []
     for w in workers:
         out, err = w.communicate(timeout=60)
@@ -74,7 +86,9 @@ def _wait_for(predicate, timeout: float, what: str) -> float:
     return time.monotonic() - started
 
 
-def test_an_executor_killed_half_way_leaves_a_database_the_next_apply_finishes(fresh_db: str, tmp_path: Path) -> None:
+def test_an_executor_killed_half_way_leaves_a_database_the_next_apply_finishes(
+    fresh_db: str, tmp_path: Path
+) -> None:
     files = {
         "V1__first.sql": "CREATE TABLE first (id int);\n",
         # long only for the process that is about to be killed (application_name 'doomed')
@@ -93,8 +107,11 @@ def test_an_executor_killed_half_way_leaves_a_database_the_next_apply_finishes(f
 
     def doomed_pids() -> list[int]:
         with watcher.cursor() as cur:
-            cur.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s AND application_name = 'doomed' "
-                        "AND query LIKE '%%pg_sleep%%' AND state = 'active'", (dbname,))
+            cur.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND application_name = 'doomed' "
+                "AND query LIKE '%%pg_sleep%%' AND state = 'active'",
+                (dbname,),
+            )
             return [r[0] for r in cur.fetchall()]
 
     worker = start_worker(fresh_db, tmp_path / "bundle", "--app-name", "doomed")

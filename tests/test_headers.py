@@ -23,7 +23,11 @@ def test_header_settings_are_read_from_the_leading_comment_lines() -> None:
         "--schemagate:set lock_retries=5\n"
         "CREATE INDEX CONCURRENTLY i ON t (a);\n"
     )
-    assert parse_header_settings(sql) == {"lock_timeout": "10s", "statement_timeout": "1h", "lock_retries": "5"}
+    assert parse_header_settings(sql) == {
+        "lock_timeout": "10s",
+        "statement_timeout": "1h",
+        "lock_retries": "5",
+    }
 
 
 def test_a_file_without_header_has_no_settings() -> None:
@@ -88,7 +92,9 @@ def test_semicolons_inside_strings_identifiers_comments_and_dollar_quotes_do_not
 def test_backslash_escapes_only_count_in_escape_strings() -> None:
     # with standard_conforming_strings on, '\' ends a string; a backslash is an ordinary character
     assert texts("SELECT '\\'; SELECT 2;") == ["SELECT '\\';", "SELECT 2;"]
-    assert texts("SELECT '\\'; SELECT 2;';", standard_conforming_strings=False) == ["SELECT '\\'; SELECT 2;';"]
+    assert texts("SELECT '\\'; SELECT 2;';", standard_conforming_strings=False) == [
+        "SELECT '\\'; SELECT 2;';"
+    ]
 
 
 def test_begin_atomic_bodies_and_parentheses_keep_their_semicolons_as_psql_does() -> None:
@@ -105,7 +111,9 @@ def test_begin_atomic_bodies_and_parentheses_keep_their_semicolons_as_psql_does(
     assert [s.is_transaction_control for s in statements] == [False, False, True, True]
 
 
-def test_empty_statements_and_comment_only_tails_are_dropped_and_a_last_statement_needs_no_semicolon() -> None:
+def test_empty_statements_and_comment_only_tails_are_dropped_and_a_last_statement_needs_no_semicolon() -> (
+    None
+):
     assert texts(";;\n-- nothing\n/* nothing */\n") == []
     assert texts("SELECT 1;\n;\nSELECT 2 -- no semicolon") == ["SELECT 1;", "SELECT 2 -- no semicolon"]
 

@@ -38,8 +38,11 @@ def conn(fresh_db: str):
 
 def columns(conn, schema: str, table: str) -> list[tuple[str, str]]:
     with conn.cursor() as cur:
-        cur.execute("SELECT column_name, data_type FROM information_schema.columns "
-                    "WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position", (schema, table))
+        cur.execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
+            (schema, table),
+        )
         return cur.fetchall()
 
 
@@ -53,9 +56,11 @@ def test_the_table_has_exactly_the_design_columns_and_primary_key(conn) -> None:
     assert ensure_history_table(conn, ExecutorSettings()) is False  # idempotent
     assert columns(conn, "public", "schemagate_history") == DESIGN_COLUMNS
     with conn.cursor() as cur:
-        cur.execute("SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
-                    "AND a.attnum = ANY(i.indkey) WHERE i.indrelid = 'public.schemagate_history'::regclass "
-                    "AND i.indisprimary")
+        cur.execute(
+            "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
+            "AND a.attnum = ANY(i.indkey) WHERE i.indrelid = 'public.schemagate_history'::regclass "
+            "AND i.indisprimary"
+        )
         assert cur.fetchall() == [("installed_rank",)]
 
 
@@ -64,8 +69,18 @@ def test_rows_are_numbered_and_record_the_current_user(conn) -> None:
     ensure_history_table(conn, settings)  # creates the schema too
     with conn.cursor() as cur:
         for version in ("1", "2"):
-            insert_row(cur, settings, version=version, description="d", type="SQL", script=f"V{version}__d.sql",
-                       checksum="a" * 64, execution_time_ms=7, success=True, bundle_sha256="b" * 64)
+            insert_row(
+                cur,
+                settings,
+                version=version,
+                description="d",
+                type="SQL",
+                script=f"V{version}__d.sql",
+                checksum="a" * 64,
+                execution_time_ms=7,
+                success=True,
+                bundle_sha256="b" * 64,
+            )
     rows = read_history(conn, settings)
     assert [(r.installed_rank, r.version, r.installed_by, r.run_id, r.checksum) for r in rows] == [
         (1, "1", "postgres", "pipeline-42", "a" * 64),

@@ -20,12 +20,24 @@ SETTINGS = ExecutorSettings()
 def entry(file: str, sql: str | None = None) -> ManifestEntry:
     kind = {"V": "versioned", "R": "repeatable", "U": "undo"}[file[0]]
     version = None if kind == "repeatable" else file[1:].split("__")[0]
-    return ManifestEntry(file=file, kind=kind, version=version, description=file.split("__")[1][:-4],
-                         sha256=file_checksum((sql or file).encode()))
+    return ManifestEntry(
+        file=file,
+        kind=kind,
+        version=version,
+        description=file.split("__")[1][:-4],
+        sha256=file_checksum((sql or file).encode()),
+    )
 
 
-def row(rank: int, file: str, *, type: str | None = None, sql: str | None = None, success: bool = True,
-        version: str | None = None) -> HistoryRow:
+def row(
+    rank: int,
+    file: str,
+    *,
+    type: str | None = None,
+    sql: str | None = None,
+    success: bool = True,
+    version: str | None = None,
+) -> HistoryRow:
     e = entry(file, sql) if file[0] in "VRU" and "__" in file else None
     rtype = type or ("REPEATABLE" if file.startswith("R__") else "SQL")
     return HistoryRow(
@@ -57,14 +69,21 @@ def test_pending_and_applied() -> None:
     infos = build_info(m, [row(1, "V1__a.sql")], SETTINGS)
     assert states(infos) == {"V1__a.sql": S.APPLIED, "V2__b.sql": S.PENDING, "R__view.sql": S.PENDING}
     applied = infos[0]
-    assert (applied.installed_rank, applied.installed_by, applied.applied_checksum) == (1, "app", applied.bundle_checksum)
+    assert (applied.installed_rank, applied.installed_by, applied.applied_checksum) == (
+        1,
+        "app",
+        applied.bundle_checksum,
+    )
     assert "applied 2026-01-01" in applied.reason
     assert refusals(infos, SETTINGS) == []
 
 
 def test_versions_compare_numerically_so_001_is_1() -> None:
-    infos = build_info(manifest(entry("V001__a.sql"), entry("V1.10__c.sql"), entry("V1.9__b.sql")),
-                       [row(1, "V001__a.sql", version="1")], SETTINGS)
+    infos = build_info(
+        manifest(entry("V001__a.sql"), entry("V1.10__c.sql"), entry("V1.9__b.sql")),
+        [row(1, "V001__a.sql", version="1")],
+        SETTINGS,
+    )
     assert states(infos)["V001__a.sql"] is S.APPLIED
     pending = [i.file for i in infos if i.state is S.PENDING]
     assert pending == ["V1.9__b.sql", "V1.10__c.sql"]
@@ -88,7 +107,11 @@ def test_an_applied_version_absent_from_the_bundle_is_missing_unless_allowed() -
     infos = build_info(m, [row(1, "V1__a.sql"), row(2, "V2__b.sql")], SETTINGS)
     assert states(infos)["V2__b.sql"] is S.MISSING
     (error,) = refusals(infos, SETTINGS)
-    assert isinstance(error, MigrationRefused) and error.rule == "missing-migration" and error.file == "V2__b.sql"
+    assert (
+        isinstance(error, MigrationRefused)
+        and error.rule == "missing-migration"
+        and error.file == "V2__b.sql"
+    )
     assert refusals(infos, SETTINGS.with_overrides(allow_missing=True)) == []
 
 
@@ -150,14 +173,21 @@ def test_undo_files_are_available_and_an_applied_undo_makes_its_version_pending_
     m = manifest(entry("V1__a.sql"), entry("V2__b.sql"), entry("U2__b.sql"))
     infos = build_info(m, [row(1, "V1__a.sql"), row(2, "V2__b.sql")], SETTINGS)
     assert states(infos)["U2__b.sql"] is S.UNDO
-    undone = build_info(m, [row(1, "V1__a.sql"), row(2, "V2__b.sql"), row(3, "U2__b.sql", type="UNDO")], SETTINGS)
-    assert [(i.file, i.state) for i in undone if i.kind == "versioned"] == [("V1__a.sql", S.APPLIED),
-                                                                          ("V2__b.sql", S.PENDING)]
+    undone = build_info(
+        m, [row(1, "V1__a.sql"), row(2, "V2__b.sql"), row(3, "U2__b.sql", type="UNDO")], SETTINGS
+    )
+    assert [(i.file, i.state) for i in undone if i.kind == "versioned"] == [
+        ("V1__a.sql", S.APPLIED),
+        ("V2__b.sql", S.PENDING),
+    ]
 
 
 def test_history_alone_shows_applied_failed_and_baseline() -> None:
-    history = [row(1, "<< baseline >>", type="BASELINE", version="1"), row(2, "V2__b.sql"),
-               row(3, "V3__c.sql", success=False)]
+    history = [
+        row(1, "<< baseline >>", type="BASELINE", version="1"),
+        row(2, "V2__b.sql"),
+        row(3, "V3__c.sql", success=False),
+    ]
     infos = build_info(None, history, SETTINGS)
     assert [i.state for i in infos] == [S.BASELINE, S.APPLIED, S.FAILED]
     assert infos[1].to_dict()["state"] == "applied"
@@ -166,10 +196,20 @@ def test_history_alone_shows_applied_failed_and_baseline() -> None:
 @pytest.mark.parametrize("allow", [False, True])
 def test_every_problem_is_reported_not_just_the_first(allow: bool) -> None:
     m = manifest(entry("V1__a.sql", "changed"), entry("V2__b.sql"), entry("V4__d.sql"))
-    history = [row(1, "V1__a.sql"), row(2, "V3__c.sql"), row(3, "V4__d.sql"), row(4, "V5__e.sql", success=False)]
+    history = [
+        row(1, "V1__a.sql"),
+        row(2, "V3__c.sql"),
+        row(3, "V4__d.sql"),
+        row(4, "V5__e.sql", success=False),
+    ]
     infos = build_info(m, history, SETTINGS)
-    assert states(infos) == {"V1__a.sql": S.DRIFTED, "V3__c.sql": S.MISSING, "V4__d.sql": S.APPLIED,
-                             "V5__e.sql": S.FAILED, "V2__b.sql": S.OUT_OF_ORDER}
+    assert states(infos) == {
+        "V1__a.sql": S.DRIFTED,
+        "V3__c.sql": S.MISSING,
+        "V4__d.sql": S.APPLIED,
+        "V5__e.sql": S.FAILED,
+        "V2__b.sql": S.OUT_OF_ORDER,
+    }
     settings = SETTINGS.with_overrides(allow_missing=allow, allow_out_of_order=allow)
     rules = sorted(e.rule for e in refusals(infos, settings))
     expected = ["checksum-drift", "failed-migration"]
