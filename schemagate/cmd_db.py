@@ -248,7 +248,10 @@ def describe_plan(plan: Any, *, limit: int | None = None) -> str:
     """One line per migration to apply; with ``limit``, a long plan shows its head and tail."""
     items = plan.to_apply
     width = max((len(entry.file) for entry, _ in items), default=0)
-    lines = [f"  {entry.file.ljust(width)}  ({why})" for entry, why in items]
+    lines = [
+        f"  {entry.file.ljust(width)}  ({why}{'' if entry.transactional else '; runs outside a transaction'})"
+        for entry, why in items
+    ]
     if limit is not None and len(lines) > limit:
         keep = limit // 2
         hidden = len(lines) - 2 * keep
