@@ -374,3 +374,17 @@ def test_a_long_list_of_new_migrations_keeps_report_md_readable() -> None:
     rows = [line for line in markdown.splitlines() if line.startswith("| `V")]
     assert len(rows) == 100 and any("V120__step.sql" in r and "takes SHARE on public.t" in r for r in rows)
     assert "50 more, none failed or blocking writes" in markdown
+
+
+def test_a_new_file_with_a_syntax_error_is_not_rehearsed_again(tmp_path: Path, pg_admin_url: str) -> None:
+    mig = tmp_path / "migrations"
+    mig.mkdir()
+    (mig / "V1__orders.sql").write_text("CREATE TABLE orders (id bigint PRIMARY KEY);\n")
+    (mig / "V2__broken.sql").write_text("ALTER TABLE orders ADD COLUMN;\n")
+    config = load_config(tmp_path, migrations=mig)
+    structural = check_structure(config)
+    result = rehearse(config, structural, new={"V2__broken.sql"}, database_url=pg_admin_url)
+    assert result.findings == [] and result.server_version == ""  # no server was started
+    assert [(m.file, m.status, m.note) for m in result.migrations] == [
+        ("V2__broken.sql", "not rehearsed", "it has syntax errors")]
+    assert result.markdown().startswith("Nothing was rehearsed: the first new migration has syntax errors.")

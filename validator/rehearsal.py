@@ -173,7 +173,10 @@ class RehearsalResult:
             base = f"after {n} base migration(s), applied in {took} (now cached)"
         lines = [
             f"{len(self.migrations)} new migration(s) rehearsed on PostgreSQL {self.server_version} "
-            f"({self.server}) {base}; total {self.total_seconds:.2f} s.",
+            f"({self.server}) {base}; total {self.total_seconds:.2f} s."
+            if self.server_version
+            else "Nothing was rehearsed: "
+            + ("the first new migration has syntax errors." if self.migrations else "no new migration."),
             "",
         ]
         if not self.migrations:
@@ -736,10 +739,20 @@ def rehearse(
     entries = _entries(structural)
     base = [e for e in entries if new is not None and e[0].file not in new]
     fresh = [e for e in entries if new is None or e[0].file in new]
+    # a new file PostgreSQL's parser already rejected would only fail again: stop before it
+    unparsable = {f.file for f in structural.findings if f.severity == ERROR and f.family == "syntax"}
+    cut = next((i for i, (e, _) in enumerate(fresh) if e.file in unparsable), len(fresh))
+    fresh, held_back = fresh[:cut], fresh[cut:]
     settings = _rehearsal_settings(config)
     findings: list[Finding] = []
     migrations: list[RehearsedMigration] = []
 
+    if not fresh:  # nothing to rehearse: no server, no database
+        return RehearsalResult(
+            findings=[], migrations=_held_back(held_back), base_reused=False, base_seconds=0.0,
+            base_files=len(base), server="not started (no new migration to rehearse)",
+            total_seconds=time.perf_counter() - started,
+        )
     with rehearsal_server(config, database_url) as (admin_url, server):
         admin = _connect(admin_url)
         store = BaseStore(admin)
@@ -784,6 +797,7 @@ def rehearse(
             else:
                 migrations, more = _rehearse_new(target_url, base, fresh, settings)
                 findings.extend(more)
+            migrations += _held_back(held_back)
         finally:
             with admin.cursor() as cur:
                 _drop_database(cur, target)
@@ -801,6 +815,15 @@ def rehearse(
         database=target,
         base_key=key if base else "",
     )
+
+
+def _held_back(entries: list[Entry]) -> list[RehearsedMigration]:
+    out = []
+    for e, _ in entries:
+        first = entries[0][0].file
+        note = "it has syntax errors" if e.file == first else f"{first} before it has syntax errors"
+        out.append(RehearsedMigration(e.file, None, e.transactional, status="not rehearsed", note=note))
+    return out
 
 
 def _build_base(
