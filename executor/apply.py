@@ -48,7 +48,7 @@ from executor.errors import (
     SchemagateError,
     SqlError,
 )
-from executor.headers import Statement, line_and_column, parse_header_settings, split_statements
+from executor.headers import HEADER_KEYS, Statement, line_and_column, parse_header_settings, split_statements
 from executor.history import (
     BASELINE_SCRIPT,
     TYPE_BASELINE,
@@ -275,7 +275,19 @@ def _prepare(
 ) -> _Prepared:
     """Read one file's SQL, header settings and statements; refuse what must not run."""
     sql = bundle.sql(entry)
-    header = dict(entry.settings)
+    header = {}
+    for key, value in entry.settings.items():  # settings the validator recorded in the manifest
+        check = HEADER_KEYS.get(key)
+        problem = check(str(value)) if check else None
+        if problem:
+            raise ConfigurationError(
+                f"the manifest gives {entry.file} the setting {key}={value!r}; it needs {problem}",
+                file=entry.file,
+                rule="header-setting",
+                remedy="fix the file's `-- schemagate:set` header and rebuild the bundle",
+            )
+        if check:
+            header[key] = str(value)
     header.update(parse_header_settings(sql, file=entry.file))
     statements = split_statements(sql, standard_conforming_strings=scs)
     for st in statements:
@@ -401,9 +413,8 @@ class _Runner:
                                 "retry",
                                 file=entry.file,
                                 message=(
-                                    f"lock_timeout ({p.lock_timeout}) expired waiting for a lock; retry "
-                                    f"{attempt} of "
-                                    f"{p.lock_retries} in {delay:g}s"
+                                    f"lock_timeout ({p.lock_timeout}) expired waiting for a lock; "
+                                    f"retry {attempt} of {p.lock_retries} in {delay:g}s"
                                 ),
                             )
                         )
@@ -421,6 +432,11 @@ class _Runner:
                         )
                     )
                     raise error from None
+                except Exception as exc:  # a hook refused, or something unexpected: rolled back already
+                    self.emit(
+                        Event("failed", file=entry.file, message=f"{entry.file} was rolled back: {exc}")
+                    )
+                    raise
         finally:
             self.sink.file = None
         duration = int((time.monotonic() - started) * 1000)

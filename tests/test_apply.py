@@ -578,3 +578,17 @@ def test_undo_reverses_the_latest_version_which_becomes_pending_again(db) -> Non
     with pytest.raises(MigrationRefused):  # V1 has no undo file
         undo(db, bundle, FAST)
     assert [a.entry.file for a in apply(db, bundle, FAST).applied] == ["V2__b.sql"]
+
+
+def test_bad_settings_in_the_manifest_are_refused_before_anything_runs(db) -> None:
+    from dataclasses import replace
+
+    from executor.bundle import make_bundle
+    from tests.executor_worker import migration
+
+    entry, data = migration("V1__t.sql", "CREATE TABLE t (id int);")
+    bundle = make_bundle([(replace(entry, settings={"lock_timeout": "forever"}), data)])
+    with pytest.raises(ConfigurationError) as caught:
+        apply(db, bundle, FAST)
+    assert caught.value.file == "V1__t.sql" and "lock_timeout" in caught.value.message
+    assert history(db) == []
