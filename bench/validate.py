@@ -247,15 +247,23 @@ def main() -> None:
     last = summary[-1] if summary else ""
     print(f"cold   validate (empty lint cache)        {cold:6.2f} s   exit {done.returncode}  {last}")
 
+    # the PR case, three times (a different new file each time: never in the cache), best and median
     description, sql = history.next()
-    (root / "migrations" / f"V{args.files + 1:04d}__{description}.sql").write_text(sql)
-    warm, done = validate(root)
-    print(f"warm   validate (PR adds one file)        {warm:6.2f} s   exit {done.returncode}")
-    noop, _ = validate(root)
-    print(f"noop   validate (nothing changed)         {noop:6.2f} s")
+    new_file = root / "migrations" / f"V{args.files + 1:04d}__{description}.sql"
+    warms = []
+    for attempt in range(3):
+        new_file.write_text(f"-- attempt {attempt}\n{sql}")
+        seconds, done = validate(root)
+        warms.append(seconds)
+    warm = sorted(warms)[1]
+    runs = ", ".join(f"{w:.2f}" for w in warms)
+    print(f"warm   validate (PR adds one file)        {warm:6.2f} s   median of {runs}")
+    noops = sorted(validate(root)[0] for _ in range(3))
+    noop = noops[1]
+    print(f"noop   validate (nothing changed)         {noop:6.2f} s   median of 3")
 
     defaults = REPO / "validator" / "sqlfluff_defaults.cfg"
-    (root / "migrations" / f"V{args.files + 1:04d}__{description}.sql").unlink()
+    new_file.unlink()
     cli, done = run(
         [
             PYTHON,
