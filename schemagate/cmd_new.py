@@ -123,7 +123,10 @@ def header(version: str, description: str, now: datetime) -> str:
 
 
 def create_migration(
-    migrations_dir: Path, words: tuple[str, ...] | list[str], *, version: str | None = None,
+    migrations_dir: Path,
+    words: tuple[str, ...] | list[str],
+    *,
+    version: str | None = None,
     now: datetime | None = None,
 ) -> Path:
     """Create ``V<next>__<description>.sql`` in ``migrations_dir`` and return its path."""
@@ -158,7 +161,10 @@ def register(group: click.Group) -> None:
     @group.command("new")
     @click.argument("description", nargs=-1, required=True)
     @click.option(
-        "--migrations", "migrations_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+        "--migrations",
+        "migrations_dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
         help="migrations directory (default: [tool.schemagate] migrations, else ./migrations)",
     )
     @click.option("--version", "version", default=None, help="use this version instead of the next one")

@@ -245,20 +245,60 @@ def test_header_settings_are_read_from_the_leading_comment_block() -> None:
 @pytest.mark.parametrize(
     ("header", "column", "problem"),
     [
-        ("-- schemagate:set lock_timout=5s", 19, "unknown header setting 'lock_timout'"),
-        ("-- schemagate:set lock_timeout=soon", 19, "not a PostgreSQL duration"),
-        ("-- schemagate:set lock_retries=-1", 19, "whole number"),
-        ("-- schemagate:set lock_timeout", 19, "has no value"),
-        ("-- schemagate:set lock_timeout=1s lock_timeout=2s", 35, "given twice"),
-        ("-- schemagate:set", 1, "without any setting"),
+        ("-- schemagate:set lock_timout=5s", 19, "unknown setting 'lock_timout'"),
+        ("-- schemagate:set lock_timeout=soon", 19, "bad value 'soon' for lock_timeout"),
+        ("-- schemagate:set statement_timeout=1h lock_retries=-1", 40, "bad value '-1' for lock_retries"),
+        ("-- schemagate:set lock_timeout", 19, "bad value '' for lock_timeout"),
+        ("  -- schemagate:set", 3, "nothing to set"),
     ],
 )
 def test_bad_header_settings(header: str, column: int, problem: str) -> None:
     p = parsed(f"-- first line\n{header}\nselect 1;")
     error = only(p, "bad-header-setting")
     assert (error.line, error.column) == (2, column) and problem in error.message
+    assert "executor would refuse" in error.message and "schemagate:set" in error.help
+
+
+def test_header_settings_are_read_exactly_as_the_executor_reads_them() -> None:
+    """executor.headers parses the header at run time; the validator uses the same parser."""
+    assert parsed("-- schemagate:set lock_timeout=1s lock_timeout=2s\nselect 1;").settings == {
+        "lock_timeout": "2s"
+    }
+    late = parsed(
+        "/* block comment */\n-- schemagate:set lock_timeout=1s\nselect 1;"
+    )  # the header is `--` lines
+    assert only(late, "bad-header-setting").line == 2
 
 
 def test_header_setting_after_the_first_statement_is_an_error() -> None:
     p = parsed("select 1;\n-- schemagate:set lock_timeout=1s\nselect 2;")
     assert only(p, "bad-header-setting").line == 2 and p.settings == {}
+
+
+# --- the executor's statement splitter -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "create function f() returns int language sql\nbegin atomic\n  select case when true then 1 end;\n"
+        "  select 2;\nend;\nselect 3;",
+        "create function f() returns table (a int) language sql\nbegin atomic\n"
+        "  select t.end from (select 1 as end) as t;\nend;\nselect 5;",
+        "create function f() returns setof int language sql\nbegin atomic\n"
+        "  with begin as (select 1) select * from begin;\nend;\nselect 8;",
+    ],
+)
+def test_begin_atomic_files_are_checked_against_the_executor_splitter(sql: str) -> None:
+    """The executor sends statements one by one, cut by executor.headers.split_statements; where it
+    would cut a BEGIN ATOMIC body elsewhere than the parser, validation stops the file."""
+    from executor.headers import split_statements
+
+    p = parsed(sql)
+    executor_cuts = [s.start for s in split_statements(p.text)]
+    agrees = executor_cuts == [s.start for s in p.statements]
+    mismatches = [f for f in p.findings if f.rule == "executor-split-mismatch"]
+    assert len(p.statements) == 2
+    assert (not mismatches) == agrees
+    if mismatches:
+        assert (mismatches[0].line, mismatches[0].column) == (1, 1)

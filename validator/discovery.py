@@ -53,7 +53,7 @@ def discover(migrations_dir: Path) -> tuple[list[MigrationFile], list[Finding]]:
     if not root.exists():
         raise ConfigurationError(
             f"migrations directory {root} does not exist",
-            remedy="pass --migrations DIR, set `migrations = \"...\"` under [tool.schemagate] in "
+            remedy='pass --migrations DIR, set `migrations = "..."` under [tool.schemagate] in '
             "pyproject.toml, or create the first migration with `schemagate new <description>`",
         )
     if not root.is_dir():

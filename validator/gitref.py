@@ -151,7 +151,7 @@ def _tree_checksums(repo_root: str, commit: str, prefix: str) -> dict[str, str]:
             continue
         meta, _, path = entry.partition("\t")
         mode, kind, sha = meta.split()
-        rel = path[len(prefix):]
+        rel = path[len(prefix) :]
         if kind != "blob" or mode == "120000" or any(p.startswith(".") for p in rel.split("/")):
             continue
         if parse_name(rel).ok:
@@ -219,8 +219,17 @@ def check_immutability(
     current = {mf.rel: mf for mf in files}
 
     def finding(rule: str, rel: str, message: str, help_: str) -> Finding:
-        return Finding(rule=rule, family=FAMILY, severity=ERROR, file=rel, line=None, column=None,
-                       message=message, help=help_, docs=NAMING_DOCS)
+        return Finding(
+            rule=rule,
+            family=FAMILY,
+            severity=ERROR,
+            file=rel,
+            line=None,
+            column=None,
+            message=message,
+            help=help_,
+            docs=NAMING_DOCS,
+        )
 
     # modified
     for mf in files:
@@ -228,14 +237,19 @@ def check_immutability(
             continue
         recorded = state.tip.get(mf.rel) or state.base.get(mf.rel)
         if recorded is not None and recorded != mf.checksum:
-            findings.append(finding(
-                "migration-modified", mf.rel,
-                f"{mf.rel} was changed after it was merged to {base_ref} (checksum {recorded[:12]} there, "
-                f"{mf.checksum[:12]} here); databases that already applied it would not get the change, "
-                "and the executor refuses the changed checksum (drift)",
-                f"restore it (`git checkout {base_ref} -- <path>`) and put the change into a new migration "
-                "(`schemagate new <description>`)",
-            ))
+            findings.append(
+                finding(
+                    "migration-modified",
+                    mf.rel,
+                    f"{mf.rel} was changed after it was merged to {base_ref} "
+                    f"(checksum {recorded[:12]} there, "
+                    f"{mf.checksum[:12]} here); databases that already applied it would not get the change, "
+                    "and the executor refuses the changed checksum (drift)",
+                    f"restore it (`git checkout {base_ref} -- <path>`) and put the change into a new "
+                    "migration "
+                    "(`schemagate new <description>`)",
+                )
+            )
 
     # deleted or renamed: versioned files at the merge base that are gone now
     new_by_checksum: dict[str, list[MigrationFile]] = {}
@@ -253,38 +267,55 @@ def check_immutability(
         if twins:
             target = twins[0]
             renamed_to.add(target.rel)
-            findings.append(finding(
-                "migration-renamed", target.rel,
-                f"{target.rel} is {rel} of {base_ref} renamed; databases record migrations by version and "
-                "name, so the executor would apply it again",
-                f"keep the name {rel}: `git mv {target.rel} {rel}`",
-            ))
+            findings.append(
+                finding(
+                    "migration-renamed",
+                    target.rel,
+                    f"{target.rel} is {rel} of {base_ref} renamed; databases record migrations by "
+                    "version and "
+                    "name, so the executor would apply it again",
+                    f"keep the name {rel}: `git mv {target.rel} {rel}`",
+                )
+            )
         else:
-            findings.append(finding(
-                "migration-deleted", rel,
-                f"{rel} exists on {base_ref} but was deleted; databases that applied it keep its changes and "
-                "the executor refuses a history whose applied version is missing",
-                f"restore it (`git checkout {base_ref} -- <path>`); to reverse it, add a new migration",
-            ))
+            findings.append(
+                finding(
+                    "migration-deleted",
+                    rel,
+                    f"{rel} exists on {base_ref} but was deleted; databases that applied it keep its "
+                    "changes and "
+                    "the executor refuses a history whose applied version is missing",
+                    f"restore it (`git checkout {base_ref} -- <path>`); to reverse it, add a new migration",
+                )
+            )
 
     # new versions must come after the highest version already on the ref
     highest = _highest_version(state.tip)
     if highest is not None and not out_of_order:
         version_text, highest_rel = highest
         for mf in files:
-            if (mf.name.kind != VERSIONED or mf.rel in renamed_to or mf.rel in state.tip
-                    or mf.rel in state.base or mf.name.version is None):
+            if (
+                mf.name.kind != VERSIONED
+                or mf.rel in renamed_to
+                or mf.rel in state.tip
+                or mf.rel in state.base
+                or mf.name.version is None
+            ):
                 continue
             if mf.name.version <= version_text:
-                findings.append(finding(
-                    "version-not-increasing", mf.rel,
-                    f"{mf.rel} is new but its version {mf.name.version} is not greater than "
-                    f"{highest_rel}, the highest version on {base_ref}; databases already past that "
-                    "version would refuse it (out of order)",
-                    "renumber it after the highest version (`schemagate new <description>` picks the next "
-                    "number), or set out_of_order = true under [tool.schemagate] if applying it late "
-                    "is intended",
-                ))
+                findings.append(
+                    finding(
+                        "version-not-increasing",
+                        mf.rel,
+                        f"{mf.rel} is new but its version {mf.name.version} is not greater than "
+                        f"{highest_rel}, the highest version on {base_ref}; databases already past that "
+                        "version would refuse it (out of order)",
+                        "renumber it after the highest version (`schemagate new <description>` picks "
+                        "the next "
+                        "number), or set out_of_order = true under [tool.schemagate] if applying it late "
+                        "is intended",
+                    )
+                )
     return findings
 
 

@@ -47,15 +47,13 @@ from pglast import ast, enums
 from pglast.parser import ParseError, parse_plpgsql_json, parse_sql, scan
 
 from executor.errors import ConfigurationError
-from executor.settings import ExecutorSettings
+from executor.headers import SET_DIRECTIVE, parse_header_settings, split_statements
 from validator.discovery import MigrationFile, skip_sql_trivia
 from validator.findings import ERROR, Finding
 
 FAMILY = "syntax"
 PG_DOCS = "https://www.postgresql.org/docs/current"
-HEADER_KEYS = ("lock_timeout", "statement_timeout", "lock_retries")
 _POISON = "\n;\n!!schemagate!!"  # ends any open statement, then fails with a message of its own
-_HEADER_RE = re.compile(r"^[ \t]*--[ \t]*schemagate:set\b(?P<rest>.*)$", re.MULTILINE)
 
 
 @dataclass
@@ -115,7 +113,7 @@ def parse_file(mf: MigrationFile) -> ParsedFile:
     if text is None:  # not UTF-8: discovery already reported it
         return ParsedFile(file=mf, text="", statements=[], transactional=True, findings=[], settings={})
     lines = _Lines(text)
-    settings, findings = read_header_settings(mf.rel, text, lines)
+    settings, findings = read_header_settings(mf.rel, text)
     parsed = ParsedFile(
         file=mf, text=text, statements=[], transactional=True, findings=findings, settings=settings
     )
@@ -129,12 +127,47 @@ def parse_file(mf: MigrationFile) -> ParsedFile:
         start = skip_sql_trivia(text, raw.stmt_location)
         end = raw.stmt_location + raw.stmt_len if raw.stmt_len else _end_of_last_statement(text, start)
         line, column = lines.position(start)
-        stmt = Statement(index=index, text=text[start:end], node=raw.stmt, start=start, end=end, line=line,
-                         column=column)
+        stmt = Statement(
+            index=index, text=text[start:end], node=raw.stmt, start=start, end=end, line=line, column=column
+        )
         parsed.statements.append(stmt)
         _classify(parsed, stmt, lines)
     mark_committing_calls(parsed, parsed.committing_procedures)
+    atomic = (
+        isinstance(s.node, ast.CreateFunctionStmt) and s.node.sql_body is not None for s in parsed.statements
+    )
+    if any(atomic):
+        _check_executor_split(parsed)
     return parsed
+
+
+def _check_executor_split(parsed: ParsedFile) -> None:
+    """The executor sends a file statement by statement, split by its own lexer (executor.headers);
+    where that lexer needs a heuristic (``BEGIN ATOMIC ... END`` bodies hold semicolons), make sure
+    it cuts where PostgreSQL's parser does, so no fragment of a statement is ever sent."""
+    ours = [s.start for s in parsed.statements]
+    theirs = [s.start for s in split_statements(parsed.text)]
+    if ours == theirs:
+        return
+    pairs = enumerate(zip(ours, theirs, strict=False))
+    first = next((i for i, (a, b) in pairs if a != b), min(len(ours), len(theirs)))
+    stmt = parsed.statements[max(first - 1, 0)]  # the statement whose end the executor gets wrong
+    line, column = stmt.line, stmt.column
+    parsed.findings.append(
+        Finding(
+            rule="executor-split-mismatch",
+            family=FAMILY,
+            severity=ERROR,
+            file=parsed.rel,
+            line=line,
+            column=column,
+            message="the executor would cut this statement somewhere else than PostgreSQL's parser does and "
+            "send a fragment of it on its own (a schemagate limitation with BEGIN ATOMIC bodies)",
+            help="quote identifiers named like the keywords BEGIN, END or CASE inside the BEGIN ATOMIC body "
+            '(e.g. "end"), or write the function body as a dollar-quoted string; please report the file',
+            docs=f"{PG_DOCS}/sql-createfunction.html",
+        )
+    )
 
 
 def apply_transaction_rules(parsed: ParsedFile) -> None:
@@ -332,8 +365,11 @@ def _check_plpgsql(parsed: ParsedFile, stmt: Statement, lines: _Lines) -> None:
     except ParseError as exc:
         message = exc.args[0]
         line, column = _plpgsql_error_position(stmt, body_opt, body_arg.sval, message, lines)
-        what = "DO block" if isinstance(node, ast.DoStmt) else (
-            "procedure" if node.is_procedure else "function") + f" {_last_name(node.funcname)}"
+        what = (
+            "DO block"
+            if isinstance(node, ast.DoStmt)
+            else ("procedure" if node.is_procedure else "function") + f" {_last_name(node.funcname)}"
+        )
         parsed.findings.append(
             Finding(
                 rule="plpgsql-syntax-error",
@@ -436,7 +472,7 @@ def _body_token(stmt: Statement, body_opt: ast.DefElem, body: str) -> tuple[int,
         if location is not None and stmt.start + token.start == location:
             return token.start, token.end + 1
     for token in tokens:
-        if body in stmt.text[token.start:token.end + 1]:
+        if body in stmt.text[token.start : token.end + 1]:
             return token.start, token.end + 1
     return None
 
@@ -466,22 +502,24 @@ def _syntax_error(rel: str, text: str, lines: _Lines, exc: ParseError) -> Findin
 # --- header settings ------------------------------------------------------------------------
 
 
-def read_header_settings(
-    rel: str, text: str, lines: _Lines | None = None
-) -> tuple[dict[str, str], list[Finding]]:
-    """``-- schemagate:set key=value ...`` lines of the leading comment block.
-
-    Returns the settings and ``bad-header-setting`` findings (unknown key, bad value, repeated key,
-    a setting line after the first statement, where it would be silently ignored).
-    """
-    lines = lines or _Lines(text)
-    first_token = skip_sql_trivia(text)
-    settings: dict[str, str] = {}
-    findings: list[Finding] = []
-
-    def bad(offset: int, message: str, help_: str) -> None:
-        line, column = lines.position(offset)
-        findings.append(
+def read_header_settings(rel: str, text: str) -> tuple[dict[str, str], list[Finding]]:
+    """``-- schemagate:set key=value ...`` lines of the leading comment block, read by the
+    executor's own parser (executor.headers) so that validation accepts exactly what the executor
+    will apply; its refusal becomes a ``bad-header-setting`` finding."""
+    try:
+        return parse_header_settings(text, file=rel), []
+    except ConfigurationError as exc:
+        line = exc.line or 1
+        line_text = text.split("\n")[line - 1] if line <= text.count("\n") + 1 else ""
+        column = len(line_text) - len(line_text.lstrip()) + 1
+        directive = line_text.find(SET_DIRECTIVE)
+        for token in re.finditer(
+            r"\S+", line_text[directive + len(SET_DIRECTIVE) :] if directive >= 0 else ""
+        ):
+            if token.group().partition("=")[0] in exc.message:  # the key the executor complains about
+                column = directive + len(SET_DIRECTIVE) + token.start() + 1
+                break
+        return {}, [
             Finding(
                 rule="bad-header-setting",
                 family=FAMILY,
@@ -489,48 +527,9 @@ def read_header_settings(
                 file=rel,
                 line=line,
                 column=column,
-                message=message,
-                help=help_,
+                message=f"{exc.message}: the executor would refuse this file",
+                help=f"{exc.remedy}; for example: -- {SET_DIRECTIVE} lock_timeout=10s statement_timeout=1h "
+                "lock_retries=5",
                 docs="https://github.com/schemagate/schemagate/blob/main/README.md#configuration",
             )
-        )
-
-    example = "-- schemagate:set lock_timeout=10s statement_timeout=1h lock_retries=5"
-    for match in _HEADER_RE.finditer(text):
-        if match.start() > first_token:
-            bad(match.start(), "a `schemagate:set` line after the first statement is ignored by the executor",
-                "move it into the comment block at the top of the file, before the first statement")
-            continue
-        rest = match.group("rest")
-        items = rest.split()
-        if not items:
-            bad(match.start(), "`schemagate:set` without any setting", f"write it like: {example}")
-        for item in items:
-            offset = match.start("rest") + rest.find(item)
-            key, eq, value = item.partition("=")
-            if key not in HEADER_KEYS:
-                bad(offset, f"unknown header setting {key!r}: the executor would not apply it",
-                    f"known settings: {', '.join(HEADER_KEYS)}; write them like: {example}")
-            elif not eq or not value:
-                bad(offset, f"header setting {key!r} has no value", f"write it as key=value: {example}")
-            elif key in settings:
-                bad(offset, f"header setting {key!r} is given twice", "keep one of them")
-            else:
-                problem = _setting_problem(key, value)
-                if problem:
-                    bad(offset, f"header setting {key}={value}: {problem}", f"for example: {example}")
-                else:
-                    settings[key] = value
-    return settings, findings
-
-
-def _setting_problem(key: str, value: str) -> str | None:
-    if key == "lock_retries":
-        if not value.isdigit():
-            return "must be a whole number of retries, 0 or more"
-        return None
-    try:
-        ExecutorSettings().with_overrides(**{key: value})
-    except ConfigurationError:
-        return "not a PostgreSQL duration (like 500ms, 10s, 5min, 1h or 0)"
-    return None
+        ]
