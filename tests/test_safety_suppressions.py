@@ -96,3 +96,9 @@ def test_suppressions_serialise_for_the_report() -> None:
         "scope": "statement",
         "used": True,
     }
+
+
+def test_header_settings_are_not_suppressions() -> None:
+    sql = "-- schemagate:set lock_timeout=10s\nCREATE INDEX CONCURRENTLY IF NOT EXISTS i ON t (a);"
+    result = check_sql(sql)
+    assert rules_of(result) == [] and result.suppressions == []

@@ -26,12 +26,13 @@ __all__ = ["REGISTRY", "SafetyResult", "Suppression", "check_safety", "check_sql
 # these schemagate rules is enabled, the sqlfluff code is dropped from lint findings, so a problem
 # is reported once, by the rule that knows about same-file tables and the target version.
 SQLFLUFF_EQUIVALENTS: dict[str, tuple[str, ...]] = {
-    # PG01 postgres.excessive_locks: CREATE/DROP INDEX, REINDEX without CONCURRENTLY
-    # (also REFRESH MATERIALIZED VIEW, which no schemagate rule covers; PG01 is off by default)
+    # PG01 postgres.excessive_locks: CREATE/DROP INDEX, REINDEX and REFRESH MATERIALIZED VIEW
+    # without CONCURRENTLY
     "PG01": (
         "require-concurrent-index-creation",
         "require-concurrent-index-deletion",
         "require-concurrent-reindex",
+        "require-concurrent-refresh",
     ),
     # PG02 postgres.not_valid_foreign_key: ADD CONSTRAINT ... FOREIGN KEY without NOT VALID
     "PG02": ("adding-foreign-key-constraint",),

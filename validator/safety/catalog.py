@@ -99,6 +99,7 @@ class Catalog:
         if isinstance(node, ast.CreateStmt):
             self._record_create(node, tx)
         elif isinstance(node, ast.CreateTableAsStmt) and node.into and node.into.rel:
+            # CREATE TABLE AS, SELECT INTO and CREATE MATERIALIZED VIEW
             self.new_tables.add(node.into.rel.relname)
         elif isinstance(node, ast.IndexStmt) and node.idxname:
             self.new_indexes.add(node.idxname)
@@ -118,6 +119,12 @@ class Catalog:
                 self.new_tables.add(node.newname)
             if old in self.columns:
                 self.columns[node.newname] = self.columns.pop(old)
+        elif (
+            isinstance(node, ast.RenameStmt) and node.renameType == ObjectType.OBJECT_COLUMN and node.relation
+        ):
+            cols = self.columns.get(node.relation.relname, {})
+            if node.subname in cols:
+                cols[node.newname] = cols.pop(node.subname)
         elif isinstance(node, ast.DropStmt) and node.removeType == ObjectType.OBJECT_TABLE:
             for obj in node.objects or ():
                 self.columns.pop(obj[-1].sval, None)

@@ -1,9 +1,10 @@
 """The rule engine: each file's statements walked once, node by node, dispatched to the rules.
 
-For every statement the engine runs one ``pglast.visitors.Visitor`` over the AST; the visitor's
-fallback ``visit`` looks up the node's class in a table built from the enabled rules'
-``visit_<NodeClass>`` methods and calls each with pglast's ancestor chain.  Rules report through
-the ``FileContext``; the engine records locations, then tells the ``Catalog`` what the statement
+For every statement the engine walks the AST once with pglast's visitor iteration and looks up each
+node's class in a table built from the enabled rules' ``visit_<NodeClass>`` methods, calling each
+with pglast's ancestor chain.  Rules report through the ``FileContext``; the engine records
+locations (node ``location`` values are character offsets into the file text, as
+``validator.parse`` parses the whole file at once), then tells the ``Catalog`` what the statement
 did so later statements (and later files) can ask.  Findings come back as data.
 """
 
@@ -19,7 +20,7 @@ from typing import Any
 from pglast import ast
 from pglast.enums import TransactionStmtKind
 from pglast.parser import scan
-from pglast.visitors import Visitor
+from pglast.visitors import Continue, Visitor
 
 from validator.safety.catalog import Catalog
 from validator.safety.rule import Rule
@@ -59,14 +60,22 @@ def transaction_keys(file: Any) -> list[object]:
 
 
 class _Dispatcher(Visitor):
-    """One walk over a statement, calling every subscribed rule method for each node."""
+    """One walk over a statement (pglast's breadth-first ``iterate``), calling every subscribed
+    rule method for each node.  The table is built once per file, not per statement."""
 
     def __init__(self, table: dict[type, list[Callable[[Any, Any], None]]]) -> None:
         self.table = table
 
-    def visit(self, ancestors: Any, node: Any) -> None:
-        for method in self.table.get(type(node), ()):
-            method(ancestors, node)
+    def walk(self, node: Any) -> None:
+        walker = self.iterate(node)
+        try:
+            ancestors, current = walker.send(None)
+            while True:
+                for method in self.table.get(type(current), ()):
+                    method(ancestors, current)
+                ancestors, current = walker.send(Continue)
+        except StopIteration:
+            return
 
 
 @dataclass
@@ -80,7 +89,6 @@ class FileContext:
     statement: Any = None
     tx: object = None
     tx_keys: list[object] = field(default_factory=list)
-    base: int = 0  # added to node locations to make them offsets into file.text
 
     # ---- questions rules ask --------------------------------------------------------------
     @property
@@ -106,8 +114,12 @@ class FileContext:
         except Exception:  # the parser accepted the file, so this is not expected
             return ()
 
+    @cached_property
+    def _token_starts(self) -> list[int]:
+        return [t.start for t in self.tokens]
+
     def statement_tokens(self, stmt: Any) -> list[Any]:
-        starts = [t.start for t in self.tokens]
+        starts = self._token_starts
         lo = bisect.bisect_left(starts, stmt.start)
         hi = bisect.bisect_left(starts, stmt.end)
         return list(self.tokens[lo:hi])
@@ -116,33 +128,8 @@ class FileContext:
     def report(self, rule: str, node: Any, message: str, help: str, *, offset: int | None = None) -> None:
         if offset is None:
             loc = getattr(node, "location", None) if node is not None else None
-            offset = self.statement.start if not isinstance(loc, int) or loc < 0 else self.base + loc
+            offset = self.statement.start if not isinstance(loc, int) or loc < 0 else loc
         self.findings.append(RawFinding(rule, self.statement.index, offset, message, help))
-
-
-def location_base(file: Any, stmt: Any) -> int:
-    """Node locations are offsets into whatever string was parsed: the whole file (base 0) or the
-    statement alone (base ``stmt.start``).  Tell which from where the statement's nodes sit."""
-    first = _first_location(stmt.node)
-    if first is None or stmt.start == 0:
-        return 0
-    if first < stmt.start:
-        return stmt.start  # cannot be a file offset inside this statement
-    return 0  # inside the statement's span of the file (or past a short statement's length)
-
-
-def _first_location(node: Any) -> int | None:
-    best: int | None = None
-
-    class _Find(Visitor):
-        def visit(self, ancestors: Any, n: Any) -> None:
-            nonlocal best
-            loc = getattr(n, "location", None)
-            if isinstance(loc, int) and loc >= 0 and (best is None or loc < best):
-                best = loc
-
-    _Find()(node)
-    return best
 
 
 def run_rules(
@@ -150,7 +137,6 @@ def run_rules(
     rules: Sequence[type[Rule]],
     *,
     target_postgres: int,
-    parsed_absolute: bool | None = None,
 ) -> dict[str, list[RawFinding]]:
     """Run ``rules`` over ``files`` (in apply order); raw findings per file ``rel``."""
     catalog = Catalog()
@@ -176,10 +162,9 @@ def run_rules(
                 continue
             ctx.statement = stmt
             ctx.tx = ctx.tx_keys[stmt.index]
-            ctx.base = 0 if parsed_absolute else location_base(file, stmt)
             for hook in statement_hooks:
                 hook(stmt)
-            dispatcher(stmt.node)
+            dispatcher.walk(stmt.node)
             catalog.record(stmt.node, ctx.tx)
         out[file.rel] = ctx.findings
     return out

@@ -23,8 +23,14 @@ class SqlParseError(ValueError):
 
 def source_file(sql: str, *, file: str = "V1__test.sql", transactional: bool | None = None) -> Any:
     data = sql.encode("utf-8")
-    mf = MigrationFile(path=Path(file).resolve(), rel=file, name=parse_name(file).name, data=data,
-                       checksum=file_checksum(data), text=sql)
+    mf = MigrationFile(
+        path=Path(file).resolve(),
+        rel=file,
+        name=parse_name(file).name,
+        data=data,
+        checksum=file_checksum(data),
+        text=sql,
+    )
     parsed = parse_file(mf)
     syntax = [f for f in parsed.findings if f.rule in ("syntax-error",)]
     if syntax:

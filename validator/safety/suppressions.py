@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 DIRECTIVE = re.compile(r"--[ \t]*schemagate:(?P<kind>[\w-]*)(?P<rest>[^\n]*)")
+# ``-- schemagate:<kind>`` comments that belong to other parts (validator.parse reads ``set``)
+OTHER_DIRECTIVES = ("set",)
 _RULES_AND_REASON = re.compile(r"^(?P<rules>.*?)(?:--(?P<reason>.*))?$")
 
 
@@ -94,6 +96,8 @@ def find_suppressions(
         line = text.count("\n", 0, offset) + 1
         column = offset - line_start + 1
         kind = m.group("kind")
+        if kind in OTHER_DIRECTIVES:
+            continue
         parts = _RULES_AND_REASON.match(m.group("rest").strip())
         rules = tuple(r for r in re.split(r"[\s,]+", parts.group("rules").strip()) if r) if parts else ()
         reason = (parts.group("reason") or "").strip() if parts else ""

@@ -1,0 +1,1 @@
+"""Corpora for the safety rules: real DDL on this machine, a generated labelled history."""
