@@ -144,23 +144,27 @@ class Statement:
         return "concurrently" in self.text.lower()
 
 
-_TOKEN_RE = re.compile(
-    r"""
+_TOKENS = r"""
      (?P<line_comment>--[^\n]*)
     |(?P<block_comment>/\*)
-    |(?P<estring>[eE]')
+    |(?P<estring>(?<![\w$])[eE]')
     |(?P<string>')
     |(?P<quoted_ident>")
-    |(?P<dollar>\$(?:[A-Za-z_\u0080-\U0010ffff][A-Za-z0-9_\u0080-\U0010ffff]*)?\$)
-    |(?P<param>\$\d+)
-    |(?P<word>[A-Za-z_\u0080-\U0010ffff][A-Za-z0-9_$\u0080-\U0010ffff]*)
-    |(?P<number>\d+)
+    |(?P<dollar>(?<![\w$])\$(?:[A-Za-z_\u0080-\U0010ffff][A-Za-z0-9_\u0080-\U0010ffff]*)?\$)
+    |(?P<param>(?<![\w$])\$\d+)
     |(?P<semicolon>;)
     |(?P<open>\()
     |(?P<close>\))
-    """,
-    re.VERBOSE,
-)
+"""
+_WORDS = r"""
+    |(?P<word>[A-Za-z_\u0080-\U0010ffff][A-Za-z0-9_$\u0080-\U0010ffff]*)
+    |(?P<number>\d+)
+"""
+# while the first words of a statement matter (its kind; BEGIN ... END in a routine) every word is a
+# token; after that only quotes, comments, parentheses and ';' are (the lookbehinds keep '$' and E'
+# inside identifiers from being taken for quotes)
+_TOKEN_RE = re.compile(_TOKENS + _WORDS, re.VERBOSE)
+_FAST_TOKEN_RE = re.compile(_TOKENS, re.VERBOSE)
 _STANDARD_STRING_END = re.compile(r"(?:[^']|'')*'")
 _ESCAPE_STRING_END = re.compile(r"(?:[^'\\]|\\.|'')*'", re.DOTALL)
 _QUOTED_IDENT_END = re.compile(r'(?:[^"]|"")*"')
@@ -186,7 +190,8 @@ def split_statements(sql: str, *, standard_conforming_strings: bool = True) -> l
     code_start: int | None = None
     body_start: int | None = None
     words: list[str] = []
-    heads: list[str] = []  # the first words when they could still be CREATE [OR REPLACE] FUNCTION|PROCEDURE
+    heads: list[str] = []  # the first four words: CREATE [OR REPLACE] FUNCTION|PROCEDURE?
+    routine = False
     paren_depth = 0
     begin_depth = 0
     string_end = _STANDARD_STRING_END if standard_conforming_strings else _ESCAPE_STRING_END
@@ -197,7 +202,7 @@ def split_statements(sql: str, *, standard_conforming_strings: bool = True) -> l
             code_start = at
 
     while pos < n:
-        m = _TOKEN_RE.search(sql, pos)
+        m = (_TOKEN_RE if routine or len(heads) < 4 else _FAST_TOKEN_RE).search(sql, pos)
         gap_end = m.start() if m else n
         if code_start is None and gap_end > pos:
             code = _NON_SPACE.search(sql, pos, gap_end)
@@ -235,10 +240,10 @@ def split_statements(sql: str, *, standard_conforming_strings: bool = True) -> l
             word = m.group().lower()
             if len(words) < 3:
                 words.append(word)
-            if heads is not None and len(heads) < 4:
+            if len(heads) < 4:
                 heads.append(word)
-            in_routine = paren_depth == 0 and any(tuple(heads[: len(h)]) == h for h in _ROUTINE_HEADS)
-            if in_routine:
+                routine = heads[0] == "create" and _is_routine(heads)
+            if routine and paren_depth == 0:
                 if word == "begin" or (word == "case" and begin_depth >= 1):
                     begin_depth += 1
                 elif word == "end" and begin_depth > 0:
@@ -252,10 +257,15 @@ def split_statements(sql: str, *, standard_conforming_strings: bool = True) -> l
             assert code_start is not None
             if sql[code_start : m.start()].strip():
                 statements.append(Statement(code_start, pos, sql[code_start:pos], tuple(words), body_start))
-            code_start, body_start, words, heads = None, None, [], []
+            code_start, body_start, words, heads, routine = None, None, [], [], False
     if code_start is not None:
         statements.append(Statement(code_start, n, sql[code_start:n], tuple(words), body_start))
     return statements
+
+
+def _is_routine(heads: list[str]) -> bool:
+    """The statement starts CREATE [OR REPLACE] FUNCTION|PROCEDURE (psql's test for BEGIN ATOMIC bodies)."""
+    return any(tuple(heads[: len(h)]) == h for h in _ROUTINE_HEADS)
 
 
 def line_and_column(sql: str, offset: int) -> tuple[int, int]:
