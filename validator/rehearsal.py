@@ -34,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -51,7 +52,7 @@ from executor.apply import AppliedMigration, ApplyHooks
 from executor.apply import apply as executor_apply
 from executor.bundle import make_bundle
 from executor.connection import connect as executor_connect
-from executor.errors import ConfigurationError, SchemagateError
+from executor.errors import ConfigurationError, ConnectionFailure, SchemagateError
 from executor.manifest import ManifestEntry
 from executor.settings import ExecutorSettings
 from validator.config import ValidatorConfig
@@ -79,6 +80,7 @@ BUILD_INFIX = "_build_"
 # first key of the session advisory lock by which a run owns the databases it creates ("SG")
 OWNER_LOCK_CLASS = 0x5347
 KEEP_BASES = 4
+GATE_TIMEOUT_S = 1.0  # longest a non-transactional migration is held at the snapshot gate
 MARKDOWN_MAX_ROWS = 100  # migrations listed in report.md (failed and blocking ones first); all in report.json
 MARKDOWN_MAX_DETAILS = 25  # lock tables in report.md
 # bump when what a base template holds changes meaning (it is part of every base key)
@@ -356,6 +358,11 @@ def _connect(url: str, *, autocommit: bool = True) -> Any:
     return conn
 
 
+def _quote_ident(name: str) -> str:
+    """As PostgreSQL's quote_ident shows a (non-keyword) identifier."""
+    return name if re.fullmatch(r"[a-z_][a-z0-9_$]*", name) else '"' + name.replace('"', '""') + '"'
+
+
 def _like(literal: str) -> str:
     """``literal`` as a LIKE pattern matching itself (``_`` is a wildcard in LIKE)."""
     return literal.replace("\\", "\\\\").replace("_", "\\_").replace("%", "\\%")
@@ -434,14 +441,21 @@ class BaseStore:
             cur.execute("SELECT 1 FROM pg_database WHERE datname = %s AND datistemplate", (name,))
             return cur.fetchone() is not None
 
-    def clone(self, template: str, target: str) -> None:
+    def clone(self, template: str, target: str) -> bool:
+        """Create ``target`` as a copy of ``template``; False when the template is gone (evicted by
+        another run in between) or busy."""
         with self.admin.cursor() as cur:
             create = sql.SQL("CREATE DATABASE {} TEMPLATE {}")
-            cur.execute(create.format(sql.Identifier(target), sql.Identifier(template)))
-            cur.execute(
-                sql.SQL("COMMENT ON DATABASE {} IS %s").format(sql.Identifier(template)),
-                (f"schemagate rehearsal base; last used {time.time():.0f}",),
-            )
+            try:
+                cur.execute(create.format(sql.Identifier(target), sql.Identifier(template)))
+            except (psycopg2.errors.InvalidCatalogName, psycopg2.errors.ObjectInUse):
+                return False
+            with suppress(psycopg2.Error):  # LRU mark; the template may be dropped right now
+                cur.execute(
+                    sql.SQL("COMMENT ON DATABASE {} IS %s").format(sql.Identifier(template)),
+                    (f"schemagate rehearsal base; last used {time.time():.0f}",),
+                )
+        return True
 
     def create_empty(self, name: str) -> None:
         with self.admin.cursor() as cur:
@@ -518,7 +532,8 @@ class _Probe:
     def __init__(self, url: str, settings: ExecutorSettings, watched: set[str]) -> None:
         self.url = url
         self.watched = watched
-        self.exclude = {f"{settings.schema}.{settings.table}"}  # the executor's own history row
+        # the executor's own history table (its row goes in with each migration)
+        self.exclude = {f"{_quote_ident(settings.schema)}.{_quote_ident(settings.table)}"}
         self.watches: dict[str, _Watch] = {}
         self.current: str | None = None
 
@@ -539,7 +554,8 @@ class _Probe:
             if not entry.transactional:
                 cur.execute("SELECT pg_backend_pid()")
                 pid = cur.fetchone()[0]
-                watch.observer = LockObserver(lambda: _connect(self.url))
+                # the gate must open well within lock_timeout: the statement waits on it
+                watch.observer = LockObserver(lambda: _connect(self.url), gate_timeout_s=GATE_TIMEOUT_S)
                 watch.observer.start(pid)
         watch.started = time.perf_counter()
 
@@ -775,16 +791,18 @@ def rehearse(
             else:
                 if not reuse_base:
                     store.forget(key)
-                if store.exists(template):
-                    try:
-                        store.clone(template, target)
-                        base_reused = True
-                    except psycopg2.Error:
-                        base_reused = False  # dropped or busy in between: build it
-                if not base_reused:
+                for attempt in range(3):  # another run may evict the template between two steps
+                    if store.exists(template) and store.clone(template, target):
+                        base_reused = attempt == 0
+                        break
                     base_error = _build_base(store, admin_url, base, settings, template, token)
-                    if base_error is None:
-                        store.clone(template, target)
+                    if base_error is not None:
+                        break
+                else:
+                    raise ConnectionFailure(
+                        f"could not copy the base template {template} on {server} three times",
+                        remedy="other rehearsals on this server keep evicting it: raise KEEP_BASES or retry",
+                    )
             base_seconds = time.perf_counter() - base_started
 
             if base_error is not None:
