@@ -8,6 +8,7 @@ runs as, so the cluster lands in the documented /tmp/schemagate-0/... fallback: 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -36,11 +37,20 @@ def _postmaster_pid(server: EmbeddedPostgres) -> int:
     return int((server._pgdata() / "postmaster.pid").read_text().splitlines()[0])
 
 
-@pytest.fixture
-def server(tmp_path: Path):
-    srv = EmbeddedPostgres(tmp_path / "project" / ".schemagate" / "postgres")
+def _remove(server: EmbeddedPostgres) -> None:
+    """Stop the server and delete a cluster that lives outside its data dir (the /tmp fallback)."""
+    server.stop()
+    pgdata = server._pgdata()
+    if not pgdata.is_relative_to(server.data_dir):
+        shutil.rmtree(pgdata.parent, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory):
+    """One cluster for the tests of this module (initdb is the slow part); each test starts it as it needs."""
+    srv = EmbeddedPostgres(tmp_path_factory.mktemp("embedded") / "project" / ".schemagate" / "postgres")
     yield srv
-    srv.stop()
+    _remove(srv)
 
 
 def test_start_reuse_stop_keeps_data(server: EmbeddedPostgres) -> None:
@@ -114,24 +124,28 @@ def test_concurrent_starts_share_one_server(tmp_path: Path) -> None:
         assert server.log_file.read_text().count("initdb") == 1
         assert _query(urls.pop(), "SELECT 1") == 1
     finally:
-        server.stop()
+        _remove(server)
 
 
-def test_start_failure_shows_the_log_tail(tmp_path: Path) -> None:
-    # given the requested port is taken by another listener
+def test_start_failure_shows_the_log_tail(server: EmbeddedPostgres) -> None:
+    # given a stopped cluster whose requested port is taken by another listener
+    server.start()
+    server.stop()
     with socket.socket() as blocker:
         blocker.bind(("127.0.0.1", 0))
         blocker.listen()
         port = blocker.getsockname()[1]
-        server = EmbeddedPostgres(tmp_path / "busy", port=port)
+        busy = EmbeddedPostgres(server.data_dir, port=port)
         with pytest.raises(EmbeddedServerError) as excinfo:
-            server.start()
+            busy.start()
     message = str(excinfo.value)
     assert "pg_ctl start failed" in message
     assert "could not" in message  # PostgreSQL's own words from the log tail
     assert str(server.log_file) in message
     assert excinfo.value.exit_code == 1
-    assert not server.is_running
+    assert not busy.is_running
+    # and the next start on a free port works again
+    assert server.start().startswith("postgresql://postgres@127.0.0.1:")
 
 
 def test_default_local_server_lives_under_dot_schemagate(tmp_path: Path) -> None:
