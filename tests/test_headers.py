@@ -1,7 +1,11 @@
-"""Header settings and statement splitting (pure: no database)."""
+"""Header settings and statement splitting (pure: no database; pglast, the PostgreSQL parser, is the
+oracle for statement boundaries)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pglast.parser
 import pytest
 
 from executor.errors import ConfigurationError
@@ -150,3 +154,42 @@ def test_line_and_column() -> None:
     sql = "ab\ncd\n"
     assert line_and_column(sql, 0) == (1, 1)
     assert line_and_column(sql, 4) == (2, 2)
+
+
+# -- the splitter agrees with PostgreSQL's own parser (pglast) ---------------------------------
+
+CORPUS = [
+    "SELECT 'a;b', 'it''s;', E'x\\';y', \"we;ird\"\"id\" FROM t",
+    "CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $body$ BEGIN RETURN 1; END $body$",
+    "CREATE OR REPLACE FUNCTION add(a int, b int) RETURNS int LANGUAGE sql\n"
+    "BEGIN ATOMIC\n  SELECT CASE WHEN a > 0 THEN a ELSE 0 END;\n  SELECT a + b;\nEND",
+    "CREATE PROCEDURE p() LANGUAGE sql BEGIN ATOMIC INSERT INTO t VALUES (1); INSERT INTO t VALUES (2); END",
+    "DO $$ BEGIN PERFORM 1; RAISE NOTICE '%', 'x;y'; END $$",
+    "DO $outer$ BEGIN EXECUTE $inner$ SELECT ';' $inner$; END $outer$",
+    "CREATE RULE r AS ON INSERT TO t DO ALSO (INSERT INTO u VALUES (1); INSERT INTO u VALUES (2))",
+    "SELECT a$b$c, d$$e, f$1 FROM t WHERE name = E'\\\\' AND x = 'e''' AND y = U&'d\\0061t\\+000061'",
+    "SELECT one, two, three, four, five$x$, six FROM t /* a; /* nested; */ comment; */",
+    "SELECT 1, 2, 3, 4, somee'x' FROM t",
+    "COMMENT ON TABLE t IS 'semi; colon'",
+    'CREATE TABLE "odd;name" ("col;1" int DEFAULT 1, note text DEFAULT \';\')',
+    "INSERT INTO t (a, b, c, d) VALUES (1, $$;$$, $tag$ $$ ; $tag$, E'\\'')",
+    "ALTER TYPE mood ADD VALUE 'meh'",
+    "CREATE INDEX CONCURRENTLY i ON t (lower(name))",
+]
+
+
+@pytest.mark.parametrize("separator", [";\n", " ; -- note; with semicolon\n", ";\n/* between; */\n"])
+def test_statements_split_exactly_where_postgresql_splits_them(separator: str) -> None:
+    sql = separator.join(CORPUS) + ";\n"
+    mine = [s.text.rstrip(";").strip() for s in split_statements(sql)]
+    theirs = [s.strip() for s in pglast.parser.split(sql)]
+    assert mine == theirs
+
+
+def test_the_project_migrations_split_like_postgresql_splits_them() -> None:
+    files = sorted((Path(__file__).resolve().parent.parent / "migrations").rglob("*.sql"))
+    for path in files:
+        sql = path.read_text(encoding="utf-8")
+        mine = [s.text.rstrip(";").strip() for s in split_statements(sql)]
+        theirs = [s.strip() for s in pglast.parser.split(sql)]
+        assert mine == theirs, path.name
