@@ -200,3 +200,20 @@ def test_bundle_from_directory_builds_a_sealed_bundle(tmp_path: Path) -> None:
     ]
     assert bundle.files["V1__t.sql"] == b"create table t (a bigint);\r\n"  # byte for byte
     assert bundle.manifest.bundle_sha256 == bundle.manifest.compute_sha256()
+
+
+def test_call_of_a_committing_procedure_from_an_earlier_file_is_not_transactional(tmp_path: Path) -> None:
+    (tmp_path / "V1__proc.sql").write_text(
+        "create procedure purge() language plpgsql as $$ begin delete from t; commit; end $$;\n"
+    )
+    (tmp_path / "V2__call.sql").write_text("call purge();\n")
+    (tmp_path / "V3__call_mixed.sql").write_text("create table x (a bigint);\ncall public.purge();\n")
+    result = check_structure(ValidatorConfig(project_root=tmp_path, migrations=tmp_path))
+    assert [(p.rel, p.transactional) for p in result.parsed] == [
+        ("V1__proc.sql", True),
+        ("V2__call.sql", False),
+        ("V3__call_mixed.sql", False),
+    ]
+    assert [(f.file, f.line, f.rule) for f in result.findings] == [
+        ("V3__call_mixed.sql", 2, "non-transactional-mixed")
+    ]

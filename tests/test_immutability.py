@@ -189,3 +189,18 @@ def test_files_at_ref_lists_migrations_with_blob_checksums(repo: Path) -> None:
     assert at_ref == {
         name: file_checksum(text.encode()) for name, text in BASE.items() if name.endswith(".sql")
     }
+
+
+def test_check_structure_runs_the_immutability_check_with_a_base_ref(repo: Path) -> None:
+    from validator.structural import check_structure
+
+    mig = repo / "db" / "migrations"
+    (mig / "V002__invoices.sql").write_text("create table invoices (id bigint, note text);\n")
+    (mig / "V2.5__between.sql").write_text("select 1;\n")
+    config = ValidatorConfig(project_root=repo, migrations=mig)
+    assert check_structure(config).findings == []  # no base ref: no immutability check
+    found = check_structure(config, base_ref="main").findings
+    assert [(f.rule, f.file) for f in found] == [
+        ("migration-modified", "V002__invoices.sql"),
+        ("version-not-increasing", "V2.5__between.sql"),
+    ]

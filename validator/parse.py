@@ -37,7 +37,6 @@ keeps line numbers and columns as an editor shows them.
 
 from __future__ import annotations
 
-import bisect
 import json
 import re
 from dataclasses import dataclass, field
@@ -97,14 +96,22 @@ def offset_to_line_col(text: str, offset: int) -> tuple[int, int]:
 
 
 class _Lines:
-    """Line starts of a text, for many offset -> (line, column) look-ups in one file."""
+    """offset -> (line, column) for many look-ups in one text, mostly in increasing order (the
+    statements of a file): newlines are counted from the previous look-up, so a file costs one pass."""
 
     def __init__(self, text: str) -> None:
-        self.starts = [0] + [m.end() for m in re.finditer("\n", text)]
+        self.text = text
+        self.offset = 0  # the last offset looked up and its line
+        self.line = 1
 
     def position(self, offset: int) -> tuple[int, int]:
-        index = bisect.bisect_right(self.starts, offset) - 1
-        return index + 1, offset - self.starts[index] + 1
+        offset = max(0, min(offset, len(self.text)))
+        if offset >= self.offset:
+            self.line += self.text.count("\n", self.offset, offset)
+        else:
+            self.line = self.text.count("\n", 0, offset) + 1
+        self.offset = offset
+        return self.line, offset - (self.text.rfind("\n", 0, offset) + 1) + 1
 
 
 def parse_file(mf: MigrationFile) -> ParsedFile:
