@@ -162,3 +162,9 @@ def test_check_safety_takes_parsed_files_in_apply_order() -> None:
     ]
     result = check_safety(files, config())
     assert [(f.rule, f.file) for f in result.findings] == [("prefer-text-field", "V1__a.sql")]
+
+
+def test_alter_foreign_table_is_not_a_table_with_rows() -> None:
+    sql = "ALTER FOREIGN TABLE remote_users ADD COLUMN region text NOT NULL;"
+    assert rules_of(check_sql(sql)) == []
+    assert rules_of(check_sql(sql.replace("FOREIGN TABLE", "TABLE"))) == ["adding-required-field"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pglast import ast
-from pglast.enums import AlterTableType, ConstrType
+from pglast.enums import AlterTableType, ConstrType, ObjectType
 
 MANUAL = "https://www.postgresql.org/docs/current/"
 
@@ -15,9 +15,12 @@ def manual(page: str, anchor: str = "") -> str:
 
 
 def altered_table(ancestors: Any) -> Any | None:
-    """The RangeVar of the ALTER TABLE around this node, if any."""
+    """The RangeVar of the ALTER TABLE around this node, if any.  ALTER INDEX / VIEW / FOREIGN
+    TABLE ... share the node but store no rows, so they are not "a table" for the rules."""
     found = ancestors.find_nearest(ast.AlterTableStmt)
-    return found.node.relation if found is not None else None
+    if found is None or found.node.objtype != ObjectType.OBJECT_TABLE:
+        return None
+    return found.node.relation
 
 
 def enclosing_cmd(ancestors: Any) -> Any | None:

@@ -6,6 +6,8 @@ defines it, the way ``pglast.visitors.Visitor`` dispatches; ``ancestors`` is pgl
 ``Ancestor`` chain, so a rule asks "am I inside a CREATE TABLE?" with
 ``ancestors.find_nearest(ast.CreateStmt)`` instead of keeping state.  What the file or earlier
 files did (tables created in this file, constraints validated before) is on ``self.ctx``.
+A rule about the statement's text rather than its tree (identifier-too-long reads the scanner's
+tokens, because the parser has already truncated long names) defines ``check_statement(stmt)``.
 """
 
 from __future__ import annotations

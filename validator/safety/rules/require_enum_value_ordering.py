@@ -19,7 +19,7 @@ class RequireEnumValueOrdering(Rule):
         "min()/max() all use it.  ADD VALUE without BEFORE or AFTER appends the value at the end, which "
         "is often not where it belongs ('refunded' after 'archived'), and queries comparing statuses "
         "then return the wrong rows.",
-        lock="ACCESS EXCLUSIVE on the type (brief).",
+        lock="a brief lock on the type; no table is scanned or rewritten.",
         anti_pattern="ALTER TYPE order_status ADD VALUE 'refunded';",
         best_practice="ALTER TYPE order_status ADD VALUE IF NOT EXISTS 'refunded' AFTER 'paid';",
         manual=manual("sql-altertype"),
