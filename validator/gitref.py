@@ -165,6 +165,11 @@ def _tree_checksums(repo_root: str, commit: str, prefix: str) -> dict[str, str]:
     for rel, _sha in blobs:
         header_end = out.index(b"\n", pos)
         header = out[pos:header_end].split()
+        if len(header) != 3:  # "<sha> missing": a partial clone without the blob
+            raise ConfigurationError(
+                f"git has no content for {prefix}{rel} at {commit[:12]} (a partial or shallow clone)",
+                remedy="fetch the base ref with its blobs: `git fetch origin main` (without --filter)",
+            )
         size = int(header[2])
         data = out[header_end + 1 : header_end + 1 + size]
         pos = header_end + 1 + size + 1  # the content is followed by a newline
