@@ -14,12 +14,14 @@ How a run goes (``apply``):
      search_path travel with the first statement, the history row with the last one, then
      ``COMMIT``; a failure rolls back migration *and* history row together;
    - ``transactional: false``: autocommit, session-level timeouts reset afterwards, history row
-     written after the last statement succeeded.  **Any failure of such a file writes a
-     ``success = false`` row** (it may have changed something, e.g. left an INVALID index), which
-     blocks later runs until a person checks the database and runs ``schemagate repair``;
+     written after the last statement succeeded.  **A failure after anything of the file may have
+     taken effect writes a ``success = false`` row** — that is, any failure except one of its first
+     statement when that statement is not CONCURRENTLY, CALL or DO (one statement in autocommit is
+     atomic; those three commit part of their work).  The row blocks later runs until a person
+     checks the database (e.g. drops the INVALID index a failed CREATE INDEX CONCURRENTLY leaves)
+     and runs ``schemagate repair``; without a row the file simply stays pending;
    - a lock_timeout (SQLSTATE 55P03) is retried ``lock_retries`` times with doubling back-off
-     (for a non-transactional file only while nothing of it has run yet and the statement is not
-     CONCURRENTLY);
+     (for a non-transactional file only when nothing of it took effect, as above);
 5. ``should_continue()`` is asked between migrations (the Lambda stops before its time runs out);
 6. the lock is released in ``finally``; if the process dies, the session ends and PostgreSQL
    rolls back the open transaction and releases the lock.
@@ -420,8 +422,10 @@ class _Runner:
                         )
                         time.sleep(delay)
                         continue
-                    error = self._error(p, failed, attempts=attempt + 1)
-                    if not entry.transactional:
+                    # retryable == nothing of the file took effect (always so for a transactional one)
+                    partial = not failed.retryable
+                    error = self._error(p, failed, attempts=attempt + 1, partial=partial)
+                    if partial:
                         self._record_failure(p, started, error)
                     self.emit(
                         Event(
@@ -496,7 +500,7 @@ class _Runner:
                     cur.execute(st.text)
                 except psycopg2.Error as exc:
                     raise _StatementFailed(
-                        exc, st, 0, retryable=index == 0 and not st.is_concurrent
+                        exc, st, 0, retryable=index == 0 and not st.may_commit_partially
                     ) from None
             elapsed = int((time.monotonic() - started) * 1000)
             try:
@@ -536,7 +540,9 @@ class _Runner:
             )
             error.args = (error.message,)
 
-    def _error(self, p: _Prepared, failed: _StatementFailed, *, attempts: int) -> SchemagateError:
+    def _error(
+        self, p: _Prepared, failed: _StatementFailed, *, attempts: int, partial: bool
+    ) -> SchemagateError:
         exc, entry, sql = failed.exc, p.entry, p.sql
         if exc.pgcode is None:
             return ConnectionFailure(
@@ -563,11 +569,16 @@ class _Runner:
             message += f"; {where}"
         if entry.transactional:
             message += f"; {entry.file} was rolled back: the database is as it was before it"
-        else:
+        elif partial:
             message += (
-                f"; {entry.file} is not transactional: statements before the failing one stayed applied "
-                "and a success = false history row records the failure"
+                f"; {entry.file} is not transactional: what ran before the failure stayed applied (a "
+                "CONCURRENTLY statement, CALL or DO may have committed part of its work) and a success = "
+                "false "
+                "history row records the failure"
             )
+        else:
+            message += f"; {entry.file} failed on its first statement, which was rolled back: "
+            message += "nothing of it took effect"
         context = {
             "sqlstate": exc.pgcode,
             "message": primary,
@@ -576,9 +587,10 @@ class _Runner:
             "where": diag.context,
             "statement_line": (line_and_column(sql, failed.statement.start)[0] if failed.statement else None),
             "transactional": entry.transactional,
+            "partial": partial,
             "attempts": attempts,
         }
-        if not entry.transactional:
+        if partial:
             remedy = (
                 "inspect the database and undo or finish what the file changed (a failed CREATE INDEX "
                 "CONCURRENTLY leaves an INVALID index: DROP INDEX CONCURRENTLY it), fix the file, then run "

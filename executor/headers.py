@@ -143,6 +143,12 @@ class Statement:
         """CREATE INDEX / REINDEX / DROP INDEX ... CONCURRENTLY: leaves an INVALID index when it fails."""
         return "concurrently" in self.text.lower()
 
+    @property
+    def may_commit_partially(self) -> bool:
+        """Outside a transaction block, can this one statement leave part of its work committed when it
+        fails?  CONCURRENTLY commits between phases; CALL and DO may COMMIT inside."""
+        return self.is_concurrent or self.words[:1] in (("call",), ("do",))
+
 
 _TOKENS = r"""
      (?P<line_comment>--[^\n]*)

@@ -279,6 +279,28 @@ def test_a_failed_non_transactional_migration_is_recorded_blocks_and_is_repaired
     assert history(db) == [("V1__t.sql", "SQL", True), ("V2__unique.sql", "SQL", True)]
 
 
+def test_a_non_transactional_file_failing_on_its_first_plain_statement_stays_pending(db) -> None:
+    files = {
+        "V1__t.sql": "CREATE TABLE t (id int);",
+        "V2__idx.sql": "CREATE INDEX CONCURRENTLY i ON nope (id);",
+    }
+    bundle = bundle_of(files, non_transactional=("V2__idx.sql",))
+    with pytest.raises(SqlError) as caught:
+        apply(db, bundle, FAST)
+    assert caught.value.context["partial"] is True  # CONCURRENTLY: never assumed atomic
+    assert history(db)[-1] == ("V2__idx.sql", "SQL", False)
+    repair(db, bundle, FAST)
+
+    files["V2__idx.sql"] = "ALTER TABLE nope ADD COLUMN c int;\nCREATE INDEX CONCURRENTLY i ON t (id);"
+    bundle = bundle_of(files, non_transactional=("V2__idx.sql",))
+    with pytest.raises(SqlError) as caught:
+        apply(db, bundle, FAST)
+    assert caught.value.context["partial"] is False and "nothing of it took effect" in caught.value.message
+    assert caught.value.line == 1 and caught.value.context["sqlstate"] == "42P01"
+    assert history(db) == [("V1__t.sql", "SQL", True)]
+    assert [i.state for i in info(db, bundle, FAST)] == [MigrationState.APPLIED, MigrationState.PENDING]
+
+
 def test_a_lock_timeout_is_retried_with_backoff_then_succeeds_or_fails(db, fresh_db: str) -> None:
     apply(db, bundle_of({"V1__t.sql": "CREATE TABLE t (id int);"}), FAST)
     blocker = psycopg2.connect(fresh_db)
