@@ -52,6 +52,8 @@ def not_null_column(expr: Any) -> str | None:
 
 @dataclass
 class CheckConstraint:
+    """A CHECK or FOREIGN KEY constraint: both can be added NOT VALID and validated later."""
+
     table: str
     name: str
     not_null_column: str | None
@@ -161,7 +163,7 @@ class Catalog:
                 self.checks.pop((table, cmd.name), None)
 
     def _record_constraint(self, table: str, con: Any, tx: object, *, validated: bool) -> None:
-        if con.contype == ConstrType.CONSTR_CHECK and con.conname:
-            self.checks[(table, con.conname)] = CheckConstraint(
-                table, con.conname, not_null_column(con.raw_expr), validated, tx
-            )
+        # the constraints that can be added NOT VALID and validated later
+        if con.contype in (ConstrType.CONSTR_CHECK, ConstrType.CONSTR_FOREIGN) and con.conname:
+            column = not_null_column(con.raw_expr) if con.contype == ConstrType.CONSTR_CHECK else None
+            self.checks[(table, con.conname)] = CheckConstraint(table, con.conname, column, validated, tx)

@@ -14,7 +14,7 @@ class ConstraintMissingNotValid(Rule):
     id = "constraint-missing-not-valid"
     category = "locking"
     squawk = "constraint-missing-not-valid"
-    summary = "Add CHECK constraints as NOT VALID and validate them in a separate transaction."
+    summary = "Add CHECK constraints NOT VALID; validate CHECKs and foreign keys in a later transaction."
     docs = RuleDocs(
         why="ADD CONSTRAINT ... CHECK scans the whole table under an ACCESS EXCLUSIVE lock: no reads or "
         "writes until every row is checked.  Validating a NOT VALID constraint in the same "
@@ -34,6 +34,13 @@ class ConstraintMissingNotValid(Rule):
             "ALTER TABLE orders VALIDATE CONSTRAINT orders_total_positive;",
             True,
             title="validated in the same transaction",
+        ),
+        Example(
+            "ALTER TABLE orders ADD CONSTRAINT orders_customer_fk\n"
+            "    FOREIGN KEY (customer_id) REFERENCES customers (id) NOT VALID;\n"
+            "ALTER TABLE orders VALIDATE CONSTRAINT orders_customer_fk;",
+            True,
+            title="a foreign key validated in the same transaction",
         ),
         Example(
             "ALTER TABLE orders ADD CONSTRAINT orders_total_positive CHECK (total >= 0) NOT VALID;", False
@@ -63,8 +70,8 @@ class ConstraintMissingNotValid(Rule):
             ):
                 self.report(
                     table,
-                    f"Validating {node.name} in the transaction that added it holds the "
-                    f"ACCESS EXCLUSIVE lock on {qualified(table)} for the whole scan.",
+                    f"Validating {node.name} in the transaction that added it keeps the lock ADD CONSTRAINT "
+                    f"took on {qualified(table)} (ACCESS EXCLUSIVE for a CHECK) for the whole scan.",
                     "Move VALIDATE CONSTRAINT to the next migration.",
                 )
 
