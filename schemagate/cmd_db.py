@@ -12,7 +12,7 @@ Which database (first match wins):
    ``PGPASSWORD`` alone do not name a server); ``PGPORT``, ``PGSSLMODE``... apply as usual
 4. otherwise the embedded PostgreSQL under ``.schemagate/postgres`` in the working directory,
    database ``schemagate`` (schemagate/embedded.py).  The command says so on stderr, and stops the
-   server again when it was the one that started it.
+   server when it ends (unless another `schemagate` command is still using it).
 
 Output: progress and tables on stdout, notices about the target on stderr (so ``--json`` output
 is clean JSON).  Passwords are masked in everything printed.
@@ -78,9 +78,7 @@ def target_database(database_url: str | None) -> Iterator[Target]:
     from schemagate.embedded import default_local_server
 
     server = default_local_server(Path.cwd())
-    started_here = not server.is_running
-    server.start()
-    try:
+    with server.running():
         relative = os.path.relpath(server.data_dir, Path.cwd())
         _note(
             f"no database configured: using embedded PostgreSQL {server.major} at {relative} "
@@ -90,9 +88,6 @@ def target_database(database_url: str | None) -> Iterator[Target]:
             _note(f"note: {server.notice}")
         db_url = server.ensure_database(EMBEDDED_DATABASE)
         yield Target(db_url, f"embedded PostgreSQL {server.major} (database {EMBEDDED_DATABASE})")
-    finally:
-        if started_here:
-            server.stop()
 
 
 @contextlib.contextmanager

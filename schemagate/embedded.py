@@ -17,6 +17,7 @@ What is created, and where (nothing else on the system is touched):
 - ``<data_dir>/postgres.log``     initdb and server output (appended; opened by this process)
 - ``<data_dir>/server.json``      where the cluster lives, the OS user running it, the last port
 - ``<data_dir>/../.<name>.lock``  the start/stop lock file
+- ``<data_dir>/../.<name>.users`` shared locks of the processes inside ``running()``
 - in ``PGDATA``: ``schemagate.conf`` (included from ``postgresql.conf``) with the settings below
 
 The server listens on 127.0.0.1 only, on a free port picked at first start (and kept while it is
@@ -36,7 +37,9 @@ and :attr:`EmbeddedPostgres.notice` says so.  That copy does not survive a reboo
 the next start then runs initdb again.
 
 The server keeps running after ``start()`` returns (in its own session, so Ctrl-C in the calling
-terminal does not stop it); ``stop()`` stops it with ``pg_ctl stop -m fast``.  POSIX only (fcntl).
+terminal does not stop it); ``stop()`` stops it with ``pg_ctl stop -m fast``.  ``with
+server.running() as url:`` scopes it to a block instead: the CLI uses that, so a `schemagate`
+command leaves no server behind.  POSIX only (fcntl).
 """
 
 from __future__ import annotations
@@ -225,7 +228,13 @@ class EmbeddedPostgres:
     # -- public API --------------------------------------------------------------------------
 
     def start(self) -> str:
-        """Start the server unless it runs already (initdb on first use); return the admin URL."""
+        """Start the server unless it runs already (initdb on first use); return the admin URL.
+
+        A server launched here keeps running until ``stop()`` (see ``running()`` for a scoped use).
+        """
+        return self._start(auto_stop=False)
+
+    def _start(self, *, auto_stop: bool) -> str:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with self._locked():
             pgdata = self._pgdata()
@@ -241,8 +250,34 @@ class EmbeddedPostgres:
             if not (pgdata / "PG_VERSION").is_file():
                 self._initdb(bins, pgdata, runner)
             self._launch(bins, pgdata, runner)
+            self._save_state(auto_stop=auto_stop)
             self._major = bins.major
             return self.url()
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[str]:
+        """Start (or reuse) the server for a block; stop it afterwards if the block's start launched it
+        (or another ``running()`` block's did) and no other process is inside a ``running()`` block.
+
+        Every user holds a shared ``flock`` on ``<parent>/.<name>.users`` from before its start
+        until the end of the block; the last one out takes it exclusively and stops the server.  So
+        two `schemagate` commands on the same directory never stop the server under each other, and
+        a server started with plain ``start()`` (the test fixture) is left running.
+        """
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.data_dir.parent / f".{self.data_dir.name}.users", "a") as users:
+            fcntl.flock(users, fcntl.LOCK_SH)
+            try:
+                yield self._start(auto_stop=True)
+            finally:
+                fcntl.flock(users, fcntl.LOCK_UN)
+                try:
+                    fcntl.flock(users, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    pass  # another process still uses the server: it stops it when it is done
+                else:
+                    if self._state().get("auto_stop"):
+                        self.stop()
 
     def url(self, dbname: str = SUPERUSER) -> str:
         port = self._port or self._running_port(self._pgdata())

@@ -148,6 +148,24 @@ def test_start_failure_shows_the_log_tail(server: EmbeddedPostgres) -> None:
     assert server.start().startswith("postgresql://postgres@127.0.0.1:")
 
 
+def test_running_blocks_stop_the_server_only_when_the_last_user_leaves(server: EmbeddedPostgres) -> None:
+    server.stop()
+    # given a block that launches the server, and a second user entering while it runs
+    with server.running() as url:
+        with EmbeddedPostgres(server.data_dir).running() as url2:
+            assert url2 == url
+        # the inner user left, the outer one is still inside: the server keeps running
+        assert server.is_running and _query(url, "SELECT 1") == 1
+    # the last one out stops it
+    assert not server.is_running
+
+    # a server started explicitly (as the test fixture does) is left running by a block
+    server.start()
+    with server.running():
+        pass
+    assert server.is_running
+
+
 def test_default_local_server_lives_under_dot_schemagate(tmp_path: Path) -> None:
     assert default_local_server(tmp_path).data_dir == tmp_path / ".schemagate" / "postgres"
 
