@@ -16,13 +16,15 @@ import json
 import socket
 import threading
 import time
+import uuid
 import zipfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import boto3
 import psycopg2
@@ -140,10 +142,10 @@ class World:
         return [(n[2], n[1]) for n in topic.sent_notifications]  # (subject, message)
 
 
-@pytest.fixture
-def world(fresh_db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+@contextmanager
+def aws_world(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     clear_cache()
-    url = urlsplit(fresh_db)
+    url = urlsplit(db_url)
     with mock_aws(), CodePipelineStub() as stub:
         monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
         monkeypatch.setenv("AWS_ENDPOINT_URL_CODEPIPELINE", stub.url)
@@ -167,8 +169,46 @@ def world(fresh_db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
         topic_arn = boto3.client("sns", region_name=REGION).create_topic(Name="schemagate")["TopicArn"]
         monkeypatch.setenv("SCHEMAGATE_DB_SECRET_ARN", secret_arn)
         monkeypatch.setenv("SCHEMAGATE_NOTIFY_TOPIC_ARN", topic_arn)
-        yield World(stub, s3, boto3.client("kms", region_name=REGION), fresh_db, secret_arn, topic_arn)
+        yield World(stub, s3, boto3.client("kms", region_name=REGION), db_url, secret_arn, topic_arn)
     clear_cache()
+
+
+@pytest.fixture
+def world(fresh_db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    """A fresh database of its own: for the cases that change it."""
+    with aws_world(fresh_db, monkeypatch) as w:
+        yield w
+
+
+@pytest.fixture(scope="module")
+def untouched_db(pg_admin_url: str) -> Iterator[str]:
+    """One database shared by the cases that must be refused before any database access."""
+    name = f"sg_untouched_{uuid.uuid4().hex[:10]}"
+    admin = psycopg2.connect(pg_admin_url)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
+    try:
+        parts = urlsplit(pg_admin_url)
+        yield urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()",
+                (name,),
+            )
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.close()
+
+
+@pytest.fixture
+def refusing_world(untouched_db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    """The shared database, still empty: every case using it asserts it stays so."""
+    with aws_world(untouched_db, monkeypatch) as w:
+        assert w.tables() == set(), "an earlier case wrote to the shared database"
+        yield w
+        assert w.tables() == set(), "a refused run wrote to the database"
 
 
 def json_lines(text: str) -> list[dict]:
@@ -283,21 +323,21 @@ def _refused(world: World, category: str) -> str:
     return message
 
 
-def test_tampered_bundle_is_refused(world: World) -> None:
+def test_tampered_bundle_is_refused(refusing_world: World) -> None:
     bundle = make_test_bundle(GOOD)
     bundle.files["V2__create_invoices.sql"] += b"DROP TABLE customers;\n"
-    world.upload(bundle)
+    refusing_world.upload(bundle)
     handle(job_event(), LambdaContext())
-    assert "V2__create_invoices.sql" in _refused(world, "BUNDLE_INTEGRITY")
+    assert "V2__create_invoices.sql" in _refused(refusing_world, "BUNDLE_INTEGRITY")
 
 
-def test_zip_with_parent_directory_entry_is_refused(world: World) -> None:
+def test_zip_with_parent_directory_entry_is_refused(refusing_world: World) -> None:
     data = io.BytesIO(zip_bundle(make_test_bundle(GOOD)))
     with zipfile.ZipFile(data, "a") as archive:
         archive.writestr("../../tmp/evil.sql", b"DROP SCHEMA public CASCADE;")
-    world.upload(data.getvalue())
+    refusing_world.upload(data.getvalue())
     handle(job_event(), LambdaContext())
-    assert "escapes the bundle" in _refused(world, "SECURITY_VIOLATION")
+    assert "escapes the bundle" in _refused(refusing_world, "SECURITY_VIOLATION")
 
 
 def test_signatures_are_required_when_a_key_is_configured(
@@ -330,11 +370,13 @@ def test_signatures_are_required_when_a_key_is_configured(
     assert len(world.history()) == 3
 
 
-def test_missing_secret_is_a_configuration_error(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
-    world.upload(make_test_bundle(GOOD))
-    monkeypatch.setenv("SCHEMAGATE_DB_SECRET_ARN", world.secret_arn + "-gone")
+def test_missing_secret_is_a_configuration_error(
+    refusing_world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    refusing_world.upload(make_test_bundle(GOOD))
+    monkeypatch.setenv("SCHEMAGATE_DB_SECRET_ARN", refusing_world.secret_arn + "-gone")
     handle(job_event(), LambdaContext())
-    result = world.stub.only(JOB_EVENT["CodePipeline.job"]["id"])
+    result = refusing_world.stub.only(JOB_EVENT["CodePipeline.job"]["id"])
     assert result.params["failureDetails"]["type"] == "ConfigurationError"
     assert result.params["failureDetails"]["message"].startswith("[CONFIGURATION_ERROR]")
     assert "SCHEMAGATE_DB_SECRET_ARN" in result.params["failureDetails"]["message"]
@@ -350,16 +392,28 @@ def blackhole() -> Iterator[int]:
     sock.close()
 
 
+@pytest.fixture
+def closed_port() -> int:
+    """A TCP port nobody listens on: connections are refused at once."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    return port
+
+
 def test_unreachable_database_fails_within_the_connect_timeout(
-    world: World, blackhole: int, monkeypatch: pytest.MonkeyPatch
+    refusing_world: World, blackhole: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    world.upload(make_test_bundle(GOOD))
+    refusing_world.upload(make_test_bundle(GOOD))
     monkeypatch.setenv("SCHEMAGATE_DB_HOST", "127.0.0.1")
     monkeypatch.setenv("SCHEMAGATE_DB_PORT", str(blackhole))
     started = time.monotonic()
     handle(job_event(), LambdaContext())
     elapsed = time.monotonic() - started
-    message = world.stub.only(JOB_EVENT["CodePipeline.job"]["id"]).params["failureDetails"]["message"]
+    message = refusing_world.stub.only(JOB_EVENT["CodePipeline.job"]["id"]).params["failureDetails"][
+        "message"
+    ]
     assert message.startswith("[CONNECTION_ERROR]")
     assert elapsed < 8, f"took {elapsed:.1f}s with connect_timeout=2"
 
@@ -397,22 +451,22 @@ def test_continuation_refuses_a_replaced_bundle(world: World) -> None:
     assert message.startswith("[SECURITY_VIOLATION]") and "changed between invocations" in message
 
 
-def test_user_parameters_dry_run_and_bad_json(world: World) -> None:
-    world.upload(make_test_bundle(GOOD))
+def test_user_parameters_dry_run_and_bad_json(refusing_world: World) -> None:
+    refusing_world.upload(make_test_bundle(GOOD))
     handle(
         job_event(job_id="job-dry", user_parameters={"dry_run": True, "pipeline_execution_id": "e-1"}),
         LambdaContext(),
     )
-    assert "dry run: 3" in world.stub.only("job-dry").params["executionDetails"]["summary"]
-    assert world.history() == []
+    assert "dry run: 3" in refusing_world.stub.only("job-dry").params["executionDetails"]["summary"]
+    assert refusing_world.history() == []
 
     event = job_event(job_id="job-bad")
     event["CodePipeline.job"]["data"]["actionConfiguration"]["configuration"]["UserParameters"] = "{not json"
     handle(event, LambdaContext())
-    details = world.stub.only("job-bad").params["failureDetails"]
+    details = refusing_world.stub.only("job-bad").params["failureDetails"]
     assert details["type"] == "ConfigurationError" and "UserParameters" in details["message"]
     handle(job_event(job_id="job-unknown", user_parameters={"drop_everything": True}), LambdaContext())
-    assert "drop_everything" in world.stub.only("job-unknown").params["failureDetails"]["message"]
+    assert "drop_everything" in refusing_world.stub.only("job-unknown").params["failureDetails"]["message"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -505,7 +559,7 @@ def test_custom_resource_create_applies_and_answers_cloudformation(world: World,
     assert len(world.history()) == 3  # Delete never reverts migrations
 
 
-def test_custom_resource_failure_is_reported_to_cloudformation(world: World, response_url) -> None:
+def test_custom_resource_failure_is_reported_to_cloudformation(refusing_world: World, response_url) -> None:
     url, received = response_url
     event = json.loads((EVENTS / "cloudformation_create.json").read_text())
     event["ResponseURL"] = url
@@ -521,7 +575,11 @@ def test_custom_resource_failure_is_reported_to_cloudformation(world: World, res
 
 
 def test_no_output_log_or_message_contains_a_secret(
-    world: World, blackhole: int, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture, response_url
+    world: World,
+    closed_port: int,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture,
+    response_url,
 ) -> None:
     url, received = response_url
     answers: list[Any] = []
@@ -539,7 +597,7 @@ def test_no_output_log_or_message_contains_a_secret(
     event["ResourceProperties"]["Bundle"] = f"s3://{ARTIFACT['bucketName']}/{ARTIFACT['objectKey']}"
     answers.append(handle(event, LambdaContext()))
     monkeypatch.setenv("SCHEMAGATE_DB_HOST", "127.0.0.1")
-    monkeypatch.setenv("SCHEMAGATE_DB_PORT", str(blackhole))
+    monkeypatch.setenv("SCHEMAGATE_DB_PORT", str(closed_port))
     clear_cache()
     answers.append(handle(job_event(job_id="leak-unreachable"), LambdaContext()))
     answers.append(handle({"action": "info"}, LambdaContext()))
