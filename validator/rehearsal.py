@@ -344,14 +344,10 @@ def rehearsal_server(config: ValidatorConfig, database_url: str | None) -> Itera
         import tempfile
 
         home = Path(tempfile.gettempdir()) / f"schemagate-rehearsal-{os.geteuid()}"
-    server = EmbeddedPostgres(home)
-    was_running = server.is_running
-    url = server.start()
-    try:
+    # started for this run and stopped after it (unless it was running already or another
+    # command still uses it); the cached bases stay on disk for the next run
+    with EmbeddedPostgres(home).running() as url:
         yield url, f"embedded PostgreSQL under {home}"
-    finally:
-        if not was_running:  # leave the machine as we found it; the cached bases stay on disk
-            server.stop()
 
 
 def _connect(url: str, *, autocommit: bool = True) -> Any:
