@@ -544,6 +544,16 @@ class _Runner:
         self, p: _Prepared, failed: _StatementFailed, *, attempts: int, partial: bool
     ) -> SchemagateError:
         exc, entry, sql = failed.exc, p.entry, p.sql
+        if exc.pgcode is None and failed.at_commit:
+            return ConnectionFailure(
+                f"lost the connection to the database during the COMMIT of {entry.file}: it may or may not "
+                f"be applied ({' '.join(str(exc).split())})",
+                file=entry.file,
+                remedy=(
+                    "the migration and its history row commit together: run `schemagate info` to see whether "
+                    "it is applied, then apply again"
+                ),
+            )
         if exc.pgcode is None:
             return ConnectionFailure(
                 f"lost the connection to the database while applying {entry.file}: "

@@ -614,3 +614,38 @@ def test_bad_settings_in_the_manifest_are_refused_before_anything_runs(db) -> No
         apply(db, bundle, FAST)
     assert caught.value.file == "V1__t.sql" and "lock_timeout" in caught.value.message
     assert history(db) == []
+
+
+def test_a_session_terminated_mid_migration_is_rolled_back_and_the_next_apply_finishes(
+    db, fresh_db: str
+) -> None:
+    sleepy = "SELECT pg_sleep(CASE WHEN current_setting('application_name') = 'victim' THEN 10 ELSE 0 END);"
+    bundle = bundle_of({"V1__slow.sql": f"CREATE TABLE t (id int);\n{sleepy}\n"})
+    victim = connect(fresh_db, application_name="victim")
+    killer = psycopg2.connect(fresh_db)
+    killer.autocommit = True
+
+    def terminate_when_sleeping() -> None:
+        for _ in range(200):
+            with killer.cursor() as cur:
+                cur.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE application_name = 'victim' "
+                    "AND wait_event = 'PgSleep'"
+                )
+                if cur.fetchall():
+                    return
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=terminate_when_sleeping)
+    thread.start()
+    try:
+        with pytest.raises((SqlError, ConnectionFailure)) as caught:
+            apply(victim, bundle, FAST)
+    finally:
+        thread.join()
+        killer.close()
+        victim.close()
+    assert caught.value.file == "V1__slow.sql"
+    assert history(db) == [] and query(db, "SELECT to_regclass('t')") == [(None,)]
+    assert [a.entry.file for a in apply(db, bundle, FAST).applied] == ["V1__slow.sql"]
