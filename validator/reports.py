@@ -204,7 +204,7 @@ def junit_suites(
         folded = []
         for name, cases, seconds in suites:
             quiet = [c for c in cases if c.failure_message is None and c.system_out is None]
-            loud = [c for c in cases if c not in quiet]
+            loud = [c for c in cases if c.failure_message is not None or c.system_out is not None]
             if len(quiet) > 1:
                 loud.append(
                     JUnitCase(
