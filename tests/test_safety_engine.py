@@ -168,3 +168,14 @@ def test_alter_foreign_table_is_not_a_table_with_rows() -> None:
     sql = "ALTER FOREIGN TABLE remote_users ADD COLUMN region text NOT NULL;"
     assert rules_of(check_sql(sql)) == []
     assert rules_of(check_sql(sql.replace("FOREIGN TABLE", "TABLE"))) == ["adding-required-field"]
+
+
+def test_registry_rejects_a_visitor_for_a_node_class_pglast_does_not_have() -> None:
+    class Typo(BanDropColumn):
+        id = "typo-rule"
+
+        def visit_AlterTableCommand(self, ancestors: object, node: object) -> None:  # AlterTableCmd
+            pass
+
+    with pytest.raises(ValueError, match="visit_AlterTableCommand"):
+        Registry([Typo])

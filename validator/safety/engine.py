@@ -149,11 +149,8 @@ def run_rules(
         table: dict[type, list[Callable[[Any, Any], None]]] = defaultdict(list)
         statement_hooks = []
         for rule in instances:
-            for name in rule.node_types():
-                node_cls = getattr(ast, name, None)
-                if node_cls is None:
-                    raise ValueError(f"{rule.id}: visit_{name} names no pglast.ast node class")
-                table[node_cls].append(getattr(rule, f"visit_{name}"))
+            for name in rule.node_types():  # names checked by the registry (Rule.check_definition)
+                table[getattr(ast, name)].append(getattr(rule, f"visit_{name}"))
             if hasattr(rule, "check_statement"):
                 statement_hooks.append(rule.check_statement)
         dispatcher = _Dispatcher(dict(table))
@@ -164,7 +161,14 @@ def run_rules(
             ctx.tx = ctx.tx_keys[stmt.index]
             for hook in statement_hooks:
                 hook(stmt)
-            dispatcher.walk(stmt.node)
+            try:
+                dispatcher.walk(stmt.node)
+            except Exception as exc:  # a rule bug: say where, so the statement can be reported
+                raise RuntimeError(
+                    f"a safety rule failed on {file.rel}:{stmt.line}:{stmt.column} "
+                    f"({type(stmt.node).__name__}): {exc!r}; disable the rule in [tool.schemagate.rules] "
+                    "and report the statement"
+                ) from exc
             catalog.record(stmt.node, ctx.tx)
         out[file.rel] = ctx.findings
     return out

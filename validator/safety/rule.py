@@ -16,6 +16,8 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
+from pglast import ast
+
 from validator.findings import ERROR, SEVERITIES
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -83,6 +85,9 @@ class Rule:
             raise ValueError(f"{cls.id}: default severity {cls.severity!r} is not one of {SEVERITIES}")
         if cls.category not in CATEGORIES:
             raise ValueError(f"{cls.id}: category {cls.category!r} is not one of {CATEGORIES}")
+        for name in cls.node_types():
+            if not isinstance(getattr(ast, name, None), type):
+                raise ValueError(f"{cls.id}: visit_{name} names no pglast.ast node class")
         if not any(e.triggers for e in cls.examples) or all(e.triggers for e in cls.examples):
             raise ValueError(f"{cls.id}: needs at least one triggering and one non-triggering example")
 
