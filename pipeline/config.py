@@ -243,7 +243,7 @@ class _Reader:
 
     def _get(self, key: str, required: bool, hint: str | None = None) -> Any:
         value = self._raw.get(key)
-        if value is None or value == "":
+        if value is None or value == "" or value == []:
             if required:
                 problem = "is required but missing"
                 if hint:

@@ -86,7 +86,8 @@ class ValidationProject(Construct):
             ),
         )
         self.report_group.grant_write(self.project)
-        self.signing_key.grant(self.project, "kms:Sign")
+        # DescribeKey lets the signer pick the key's SHA-256 algorithm (executor/signing.py).
+        self.signing_key.grant(self.project, "kms:Sign", "kms:DescribeKey")
         self.signing_key.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="OnlyTheValidationProjectSigns",

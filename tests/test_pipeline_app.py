@@ -1,0 +1,942 @@
+"""The CDK app, synthesized with representative configurations; assertions on intent.
+
+Each configuration is synthesized once per test session (jsii synth is slow).  Under pytest-xdist
+the first worker to need a configuration synthesizes it into a directory shared by the run and the
+others read the templates from there.  The Lambda asset points at a stub package
+(``executorAssetDir``) so synth runs no pip; test_pipeline_bundle.py runs the real local bundling.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+
+from aws_cdk import App
+from aws_cdk.assertions import Capture, Match, Template
+
+from pipeline.app import build_app
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/app-db-AbCdEf"
+CONNECTION_ARN = (
+    "arn:aws:codeconnections:eu-west-1:123456789012:connection/12345678-1234-1234-1234-123456789012"
+)
+SUBNETS = ["subnet-0aaa1111", "subnet-0bbb2222"]
+DB_SG = "sg-0ccc3333"
+
+# A minimal buildspec of the shape the repository's has (H2 owns the real one).
+BUILDSPEC = """\
+version: 0.2
+env:
+  exported-variables: [SCHEMAGATE_BUNDLE_SHA256]
+phases:
+  build:
+    commands:
+      - schemagate validate --reports reports --bundle bundle
+reports:
+  schemagate-validation:
+    file-format: JUNITXML
+    base-directory: reports
+    files: [junit.xml]
+artifacts:
+  base-directory: bundle
+  files: ['**/*']
+"""
+
+CONFIGS: dict[str, dict[str, Any]] = {
+    "codecommit": {
+        "sourceProvider": "codecommit",
+        "repositoryName": "app-migrations",
+        "databaseSecretArn": SECRET_ARN,
+        "vpcId": "vpc-0abc1234",
+        "privateSubnetIds": SUBNETS,
+        "databaseSecurityGroupId": DB_SG,
+        "approvalEmails": ["dba@example.com", "lead@example.com"],
+        "approvalTimeoutMinutes": 720,
+        "schema": "app",
+    },
+    "github-demo": {
+        "sourceProvider": "github",
+        "connectionArn": CONNECTION_ARN,
+        "repositoryOwner": "acme",
+        "repositoryName": "app",
+        "branch": "trunk",
+        "demoDatabase": True,
+    },
+}
+
+
+@dataclass
+class Synthesized:
+    outdir: Path
+    stacks: list[str]
+
+    def template(self, stack: str) -> Template:
+        return Template.from_json(self.raw(stack))
+
+    def raw(self, stack: str) -> dict[str, Any]:
+        return json.loads((self.outdir / f"{stack}.template.json").read_text())
+
+
+def _synthesize(name: str, workdir: Path) -> Synthesized:
+    outdir = workdir / f"cdk.out-{name}"
+    done = outdir / "manifest.json"
+    workdir.mkdir(parents=True, exist_ok=True)
+    with (workdir / f"{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            stub = workdir / "executor-stub"
+            if not stub.exists():
+                shutil.copytree(
+                    REPO_ROOT / "executor", stub / "executor", ignore=shutil.ignore_patterns("__pycache__")
+                )
+            buildspec = workdir / "buildspec.yml"
+            buildspec.write_text(BUILDSPEC)
+            context = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
+            context["schemagate"] = {
+                **CONFIGS[name],
+                "buildspecPath": str(buildspec),
+                "executorAssetDir": str(stub),
+            }
+            app = App(context=context, outdir=str(outdir))
+            build_app(app)
+            app.synth()  # cdk-nag runs here: an unacknowledged finding raises ValidationFailed
+    manifest = json.loads(done.read_text())
+    stacks = [
+        key for key, value in manifest["artifacts"].items() if value["type"] == "aws:cloudformation:stack"
+    ]
+    return Synthesized(outdir=outdir, stacks=stacks)
+
+
+@pytest.fixture(scope="session")
+def synth_dir(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Iterator[Path]:
+    if worker_id == "master":
+        yield tmp_path_factory.mktemp("cdk")
+    else:  # shared by the xdist workers of this run
+        run = os.environ.get("PYTEST_XDIST_TESTRUNUID", "run")
+        yield tmp_path_factory.getbasetemp().parent / f"cdk-{run}"
+
+
+@pytest.fixture(scope="session")
+def codecommit(synth_dir: Path) -> Synthesized:
+    return _synthesize("codecommit", synth_dir)
+
+
+@pytest.fixture(scope="session")
+def github_demo(synth_dir: Path) -> Synthesized:
+    return _synthesize("github-demo", synth_dir)
+
+
+@pytest.fixture(scope="session")
+def pipeline(codecommit: Synthesized) -> Template:
+    return codecommit.template("SchemagatePipeline")
+
+
+@pytest.fixture(scope="session")
+def demo_pipeline(github_demo: Synthesized) -> Template:
+    return github_demo.template("SchemagatePipeline")
+
+
+@pytest.fixture(scope="session")
+def demo_database(github_demo: Synthesized) -> Template:
+    return github_demo.template("SchemagateDemoDatabase")
+
+
+def _logical_id(template: Template, resource_type: str, props: dict[str, Any] | None = None) -> str:
+    found = template.find_resources(resource_type, {"Properties": props} if props else None)
+    assert len(found) == 1, f"expected one {resource_type} matching {props}, found {list(found)}"
+    return next(iter(found))
+
+
+def _statements_of_role(raw: dict[str, Any], role_id: str) -> list[dict[str, Any]]:
+    statements = []
+    for resource in raw["Resources"].values():
+        if resource["Type"] == "AWS::IAM::Policy" and {"Ref": role_id} in resource["Properties"]["Roles"]:
+            statements.extend(resource["Properties"]["PolicyDocument"]["Statement"])
+    return statements
+
+
+def _actions(statement: dict[str, Any]) -> list[str]:
+    action = statement["Action"]
+    return [action] if isinstance(action, str) else action
+
+
+# --- the stacks each configuration produces -------------------------------------------------------
+
+
+def test_each_configuration_synthesizes_the_stacks_it_asks_for(
+    codecommit: Synthesized, github_demo: Synthesized
+) -> None:
+    assert codecommit.stacks == ["SchemagatePipeline"]
+    assert sorted(github_demo.stacks) == ["SchemagateDemoDatabase", "SchemagatePipeline"]
+
+
+# --- the pipeline ---------------------------------------------------------------------------------
+
+
+def test_stages_run_source_validate_approve_execute_in_a_v2_pipeline(pipeline: Template) -> None:
+    pipeline.has_resource_properties(
+        "AWS::CodePipeline::Pipeline",
+        {
+            "PipelineType": "V2",
+            "Stages": [
+                Match.object_like(
+                    {
+                        "Name": "Source",
+                        "Actions": [
+                            Match.object_like(
+                                {
+                                    "ActionTypeId": {
+                                        "Category": "Source",
+                                        "Owner": "AWS",
+                                        "Provider": "CodeCommit",
+                                        "Version": "1",
+                                    },
+                                    "Configuration": Match.object_like(
+                                        {"RepositoryName": "app-migrations", "BranchName": "main"}
+                                    ),
+                                }
+                            )
+                        ],
+                    }
+                ),
+                Match.object_like(
+                    {
+                        "Name": "Validate",
+                        "Actions": [
+                            Match.object_like(
+                                {
+                                    "ActionTypeId": {
+                                        "Category": "Build",
+                                        "Owner": "AWS",
+                                        "Provider": "CodeBuild",
+                                        "Version": "1",
+                                    },
+                                }
+                            )
+                        ],
+                    }
+                ),
+                Match.object_like(
+                    {
+                        "Name": "Approve",
+                        "Actions": [
+                            Match.object_like(
+                                {
+                                    "ActionTypeId": {
+                                        "Category": "Approval",
+                                        "Owner": "AWS",
+                                        "Provider": "Manual",
+                                        "Version": "1",
+                                    },
+                                }
+                            )
+                        ],
+                    }
+                ),
+                Match.object_like(
+                    {
+                        "Name": "Execute",
+                        "Actions": [
+                            Match.object_like(
+                                {
+                                    "ActionTypeId": {
+                                        "Category": "Invoke",
+                                        "Owner": "AWS",
+                                        "Provider": "Lambda",
+                                        "Version": "1",
+                                    },
+                                }
+                            )
+                        ],
+                    }
+                ),
+            ],
+        },
+    )
+
+
+def test_the_validated_bundle_is_what_the_executor_receives(pipeline: Template) -> None:
+    source_out, validate_in, bundle_out, execute_in = Capture(), Capture(), Capture(), Capture()
+    project, function = Capture(), Capture()
+    pipeline.has_resource_properties(
+        "AWS::CodePipeline::Pipeline",
+        {
+            "Stages": [
+                Match.object_like(
+                    {"Actions": [Match.object_like({"OutputArtifacts": [{"Name": source_out}]})]}
+                ),
+                Match.object_like(
+                    {
+                        "Actions": [
+                            Match.object_like(
+                                {
+                                    "InputArtifacts": [{"Name": validate_in}],
+                                    "OutputArtifacts": [{"Name": bundle_out}],
+                                    "Configuration": {"ProjectName": {"Ref": project}},
+                                }
+                            )
+                        ]
+                    }
+                ),
+                Match.any_value(),
+                Match.object_like(
+                    {
+                        "Actions": [
+                            Match.object_like(
+                                {
+                                    "InputArtifacts": [{"Name": execute_in}],
+                                    "Configuration": {"FunctionName": {"Ref": function}},
+                                }
+                            )
+                        ]
+                    }
+                ),
+            ]
+        },
+    )
+    assert validate_in.as_string() == source_out.as_string()
+    assert execute_in.as_string() == bundle_out.as_string() == "Bundle"
+    assert project.as_string() == _logical_id(
+        pipeline, "AWS::CodeBuild::Project", {"Artifacts": {"Type": "CODEPIPELINE"}}
+    )
+    assert function.as_string() == _logical_id(
+        pipeline, "AWS::Lambda::Function", {"Handler": "executor.handler.handle"}
+    )
+
+
+def test_artifacts_live_in_the_store_bucket_encrypted_with_its_key(pipeline: Template) -> None:
+    bucket, key = Capture(), Capture()
+    pipeline.has_resource_properties(
+        "AWS::CodePipeline::Pipeline",
+        {
+            "ArtifactStore": {
+                "Type": "S3",
+                "Location": {"Ref": bucket},
+                "EncryptionKey": {"Type": "KMS", "Id": {"Fn::GetAtt": [key, "Arn"]}},
+            }
+        },
+    )
+    pipeline.has_resource(
+        "AWS::S3::Bucket",
+        {
+            "Properties": Match.object_like(
+                {
+                    "VersioningConfiguration": {"Status": "Enabled"},
+                    "BucketEncryption": {
+                        "ServerSideEncryptionConfiguration": [
+                            Match.object_like(
+                                {
+                                    "ServerSideEncryptionByDefault": {
+                                        "SSEAlgorithm": "aws:kms",
+                                        "KMSMasterKeyID": {"Fn::GetAtt": [key.as_string(), "Arn"]},
+                                    },
+                                }
+                            )
+                        ]
+                    },
+                    "PublicAccessBlockConfiguration": {
+                        "BlockPublicAcls": True,
+                        "BlockPublicPolicy": True,
+                        "IgnorePublicAcls": True,
+                        "RestrictPublicBuckets": True,
+                    },
+                    "LoggingConfiguration": Match.object_like({"DestinationBucketName": Match.any_value()}),
+                }
+            )
+        },
+    )
+    assert bucket.as_string() in pipeline.find_resources("AWS::S3::Bucket")
+    pipeline.has_resource_properties(
+        "AWS::KMS::Key", {"EnableKeyRotation": True, "KeyPolicy": Match.any_value()}
+    )
+    assert pipeline.to_json()["Resources"][key.as_string()]["Properties"]["EnableKeyRotation"] is True
+    pipeline.has_resource_properties(
+        "AWS::S3::BucketPolicy",
+        {
+            "Bucket": {"Ref": bucket.as_string()},
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Effect": "Deny",
+                                "Action": "s3:*",
+                                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                            }
+                        ),
+                    ]
+                )
+            },
+        },
+    )
+
+
+# --- validation ------------------------------------------------------------------------------------
+
+
+def test_the_validation_build_runs_the_inlined_buildspec_and_reports_junit(pipeline: Template) -> None:
+    buildspec = Capture()
+    pipeline.has_resource_properties(
+        "AWS::CodeBuild::Project",
+        {"Artifacts": {"Type": "CODEPIPELINE"}, "Source": {"Type": "CODEPIPELINE", "BuildSpec": buildspec}},
+    )
+    spec = json.loads(_resolve_join(buildspec.as_object()))
+    assert spec["phases"]["build"]["commands"] == ["schemagate validate --reports reports --bundle bundle"]
+    assert spec["artifacts"] == {"base-directory": "bundle", "files": ["**/*"]}
+    (report,) = spec["reports"].values()
+    assert report["file-format"] == "JUNITXML"
+    assert "CODEBUILD_BUILD_ID" in spec["env"]["exported-variables"]
+    report_group = _logical_id(
+        pipeline,
+        "AWS::CodeBuild::ReportGroup",
+        {
+            "ExportConfig": Match.object_like(
+                {"S3Destination": Match.object_like({"Path": "reports/validation"})}
+            )
+        },
+    )
+    assert list(spec["reports"]) == [f"<arn of {report_group}>"]
+
+
+def test_report_groups_are_test_reports_exported_raw_to_the_artifact_bucket(pipeline: Template) -> None:
+    pipeline.has_resource_properties(
+        "AWS::CodeBuild::ReportGroup",
+        {
+            "Type": "TEST",
+            "ExportConfig": {
+                "ExportConfigType": "S3",
+                "S3Destination": Match.object_like(
+                    {
+                        "Bucket": {"Ref": Match.string_like_regexp("^ArtifactsBucket")},
+                        "Packaging": Match.absent(),
+                        "Path": "reports/validation",
+                        "EncryptionDisabled": False,
+                    }
+                ),
+            },
+        },
+    )
+
+
+def test_the_pipeline_validation_project_has_no_webhook(pipeline: Template, demo_pipeline: Template) -> None:
+    for template in (pipeline, demo_pipeline):
+        template.has_resource_properties(
+            "AWS::CodeBuild::Project",
+            {"Source": Match.object_like({"Type": "CODEPIPELINE"}), "Triggers": Match.absent()},
+        )
+
+
+def test_only_the_validation_project_may_sign_with_the_signing_key(pipeline: Template) -> None:
+    raw = pipeline.to_json()
+    key = _logical_id(pipeline, "AWS::KMS::Key", {"KeySpec": "ECC_NIST_P256", "KeyUsage": "SIGN_VERIFY"})
+    project = _logical_id(pipeline, "AWS::CodeBuild::Project", {"Artifacts": {"Type": "CODEPIPELINE"}})
+    project_role = raw["Resources"][project]["Properties"]["ServiceRole"]["Fn::GetAtt"][0]
+    pipeline.has_resource_properties(
+        "AWS::CodeBuild::Project",
+        {
+            "Artifacts": {"Type": "CODEPIPELINE"},
+            "Environment": Match.object_like(
+                {
+                    "EnvironmentVariables": Match.array_with(
+                        [
+                            {
+                                "Name": "SCHEMAGATE_SIGNING_KEY_ID",
+                                "Type": "PLAINTEXT",
+                                "Value": {"Fn::GetAtt": [key, "Arn"]},
+                            },
+                        ]
+                    )
+                }
+            ),
+        },
+    )
+    pipeline.has_resource_properties(
+        "AWS::KMS::Key",
+        {
+            "KeyUsage": "SIGN_VERIFY",
+            "KeyPolicy": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Effect": "Deny",
+                                "Action": "kms:Sign",
+                                "Principal": {"AWS": "*"},
+                                "Condition": {
+                                    "ArnNotEquals": {
+                                        "aws:PrincipalArn": {"Fn::GetAtt": [project_role, "Arn"]}
+                                    }
+                                },
+                            }
+                        )
+                    ]
+                )
+            },
+        },
+    )
+    signers = [
+        role
+        for role in pipeline.find_resources("AWS::IAM::Role")
+        if any("kms:Sign" in _actions(s) for s in _statements_of_role(raw, role))
+    ]
+    assert signers == [project_role]
+
+
+# --- approval --------------------------------------------------------------------------------------
+
+
+def test_the_approval_names_the_bundle_and_links_to_the_report(pipeline: Template) -> None:
+    configuration = Capture()
+    pipeline.has_resource_properties(
+        "AWS::CodePipeline::Pipeline",
+        {
+            "Stages": Match.array_with(
+                [
+                    Match.object_like(
+                        {
+                            "Name": "Approve",
+                            "Actions": [
+                                Match.object_like(
+                                    {
+                                        "Configuration": configuration,
+                                        "TimeoutInMinutes": 720,
+                                    }
+                                )
+                            ],
+                        }
+                    )
+                ]
+            )
+        },
+    )
+    custom_data = _resolve_join(configuration.as_object()["CustomData"])
+    assert "artifact 'Bundle'" in custom_data
+    assert "#{Validate.SCHEMAGATE_BUNDLE_SHA256}" in custom_data  # the buildspec exports it
+    assert "#{Source.CommitId}" in custom_data
+    link = _resolve_join(configuration.as_object()["ExternalEntityLink"])
+    assert link.startswith("https://") and "/build/#{Validate.CODEBUILD_BUILD_ID}/reports" in link
+    topic = configuration.as_object()["NotificationArn"]["Ref"]
+    for email in ("dba@example.com", "lead@example.com"):
+        pipeline.has_resource_properties(
+            "AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": email, "TopicArn": {"Ref": topic}}
+        )
+    pipeline.has_resource_properties("AWS::SNS::Topic", {"KmsMasterKeyId": Match.any_value()})
+
+
+# --- the executor ----------------------------------------------------------------------------------
+
+
+def test_the_executor_runs_python_312_once_at_a_time_for_up_to_15_minutes(pipeline: Template) -> None:
+    log_group = Capture()
+    pipeline.has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "Handler": "executor.handler.handle",
+            "Runtime": "python3.12",
+            "ReservedConcurrentExecutions": 1,
+            "Timeout": 900,
+            "LoggingConfig": {"LogGroup": {"Ref": log_group}},
+            "Environment": {
+                "Variables": Match.object_like(
+                    {
+                        "SCHEMAGATE_DB_SECRET_ARN": SECRET_ARN,
+                        "SCHEMAGATE_SIGNING_KEY_ID": {
+                            "Fn::GetAtt": [Match.string_like_regexp("SigningKey"), "Arn"]
+                        },
+                        "SCHEMAGATE_NOTIFY_TOPIC_ARN": {
+                            "Ref": Match.string_like_regexp("NotificationsTopic")
+                        },
+                        "SCHEMAGATE_SCHEMA": "app",
+                    }
+                )
+            },
+        },
+    )
+    assert pipeline.to_json()["Resources"][log_group.as_string()]["Properties"]["RetentionInDays"] == 90
+
+
+def test_the_executor_runs_in_the_private_subnets_and_reaches_only_the_database(pipeline: Template) -> None:
+    executor_sg = Capture()
+    pipeline.has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "Handler": "executor.handler.handle",
+            "VpcConfig": {
+                "SubnetIds": SUBNETS,
+                "SecurityGroupIds": [{"Fn::GetAtt": [executor_sg, "GroupId"]}],
+            },
+        },
+    )
+    pipeline.has_resource_properties(
+        "AWS::EC2::SecurityGroupIngress",
+        {
+            "GroupId": DB_SG,
+            "IpProtocol": "tcp",
+            "FromPort": 5432,
+            "ToPort": 5432,
+            "SourceSecurityGroupId": {"Fn::GetAtt": [executor_sg.as_string(), "GroupId"]},
+        },
+    )
+    pipeline.has_resource_properties(
+        "AWS::EC2::SecurityGroup",
+        {
+            "VpcId": "vpc-0abc1234",
+            "SecurityGroupEgress": [Match.object_like({"FromPort": 443, "ToPort": 443})],
+        },
+    )
+
+
+def test_the_executor_role_reads_only_its_secret_and_verifies_only_with_its_key(pipeline: Template) -> None:
+    raw = pipeline.to_json()
+    function = _logical_id(pipeline, "AWS::Lambda::Function", {"Handler": "executor.handler.handle"})
+    role = raw["Resources"][function]["Properties"]["Role"]["Fn::GetAtt"][0]
+    key = _logical_id(pipeline, "AWS::KMS::Key", {"KeyUsage": "SIGN_VERIFY"})
+    statements = _statements_of_role(raw, role)
+    secret_statements = [s for s in statements if any(a.startswith("secretsmanager:") for a in _actions(s))]
+    assert secret_statements == [
+        {
+            "Action": ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"],
+            "Effect": "Allow",
+            "Resource": SECRET_ARN,
+        }
+    ]
+    verify = [s for s in statements if "kms:Verify" in _actions(s)]
+    assert verify == [{"Action": "kms:Verify", "Effect": "Allow", "Resource": {"Fn::GetAtt": [key, "Arn"]}}]
+    assert not [s for s in statements if "kms:Sign" in _actions(s)]
+    # nothing that reads data is granted on every resource
+    for statement in statements:
+        if statement["Resource"] == "*":
+            assert set(_actions(statement)) <= {
+                "codepipeline:PutJobSuccessResult",
+                "codepipeline:PutJobFailureResult",
+            }
+
+
+# --- pull requests ---------------------------------------------------------------------------------
+
+
+def test_codecommit_pull_requests_start_the_pr_build_through_eventbridge(pipeline: Template) -> None:
+    pr_project = _logical_id(
+        pipeline, "AWS::CodeBuild::Project", {"Source": Match.object_like({"Type": "CODECOMMIT"})}
+    )
+    input_template = Capture()
+    pipeline.has_resource_properties(
+        "AWS::Events::Rule",
+        {
+            "EventPattern": {
+                "source": ["aws.codecommit"],
+                "detail-type": ["CodeCommit Pull Request State Change"],
+                "resources": [Match.any_value()],
+                "detail": {
+                    "event": [
+                        "pullRequestCreated",
+                        "pullRequestSourceBranchUpdated",
+                        "pullRequestStatusChanged",
+                    ],
+                    "pullRequestStatus": ["Open"],
+                },
+            },
+            "Targets": [
+                Match.object_like(
+                    {
+                        "Arn": {"Fn::GetAtt": [pr_project, "Arn"]},
+                        "InputTransformer": Match.object_like({"InputTemplate": input_template}),
+                    }
+                )
+            ],
+        },
+    )
+    assert '"sourceVersion":<detail-sourceCommit>' in input_template.as_string()
+    pipeline.has_resource_properties(
+        "AWS::CodeBuild::Project",
+        {"Source": Match.object_like({"Type": "CODECOMMIT"}), "Triggers": Match.absent()},
+    )
+
+
+def test_github_pull_requests_touching_migrations_trigger_the_pr_build(demo_pipeline: Template) -> None:
+    demo_pipeline.has_resource_properties(
+        "AWS::CodeBuild::Project",
+        {
+            "Source": Match.object_like(
+                {
+                    "Type": "GITHUB",
+                    "Location": "https://github.com/acme/app.git",
+                    "ReportBuildStatus": True,
+                    "Auth": {"Type": "CODECONNECTIONS", "Resource": CONNECTION_ARN},
+                }
+            ),
+            "Triggers": {
+                "Webhook": True,
+                "FilterGroups": [
+                    [
+                        {
+                            "Type": "EVENT",
+                            "Pattern": "PULL_REQUEST_CREATED, PULL_REQUEST_UPDATED, PULL_REQUEST_REOPENED",
+                        },
+                        {"Type": "FILE_PATH", "Pattern": "^migrations/"},
+                    ]
+                ],
+            },
+        },
+    )
+
+
+def test_a_connection_source_feeds_the_pipeline_on_migration_changes(demo_pipeline: Template) -> None:
+    demo_pipeline.has_resource_properties(
+        "AWS::CodePipeline::Pipeline",
+        {
+            "Stages": Match.array_with(
+                [
+                    Match.object_like(
+                        {
+                            "Name": "Source",
+                            "Actions": [
+                                Match.object_like(
+                                    {
+                                        "ActionTypeId": Match.object_like(
+                                            {"Provider": "CodeStarSourceConnection"}
+                                        ),
+                                        "Configuration": Match.object_like(
+                                            {
+                                                "ConnectionArn": CONNECTION_ARN,
+                                                "FullRepositoryId": "acme/app",
+                                                "BranchName": "trunk",
+                                            }
+                                        ),
+                                    }
+                                )
+                            ],
+                        }
+                    )
+                ]
+            ),
+            "Triggers": [
+                Match.object_like(
+                    {
+                        "ProviderType": "CodeStarSourceConnection",
+                        "GitConfiguration": Match.object_like(
+                            {
+                                "Push": [
+                                    Match.object_like(
+                                        {
+                                            "Branches": {"Includes": ["trunk"]},
+                                            "FilePaths": {"Includes": ["migrations/**", "buildspec.yml"]},
+                                        }
+                                    )
+                                ]
+                            }
+                        ),
+                    }
+                )
+            ],
+        },
+    )
+
+
+# --- monitoring ------------------------------------------------------------------------------------
+
+
+def test_executor_errors_and_pipeline_failures_reach_the_topic(pipeline: Template) -> None:
+    topic = _logical_id(pipeline, "AWS::SNS::Topic")
+    function = _logical_id(pipeline, "AWS::Lambda::Function", {"Handler": "executor.handler.handle"})
+    pipeline.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {
+            "MetricName": "Errors",
+            "Namespace": "AWS/Lambda",
+            "Dimensions": [{"Name": "FunctionName", "Value": {"Ref": function}}],
+            "Threshold": 1,
+            "AlarmActions": [{"Ref": topic}],
+        },
+    )
+    pipeline.has_resource_properties(
+        "AWS::Events::Rule",
+        {
+            "EventPattern": Match.object_like(
+                {
+                    "source": ["aws.codepipeline"],
+                    "detail-type": ["CodePipeline Pipeline Execution State Change"],
+                    "detail": {"state": ["FAILED"]},
+                }
+            ),
+            "Targets": [Match.object_like({"Arn": {"Ref": topic}})],
+        },
+    )
+    # the publishers may use the topic's key
+    pipeline.has_resource_properties(
+        "AWS::KMS::Key",
+        {
+            "KeyPolicy": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Principal": {
+                                    "Service": Match.array_with(
+                                        ["cloudwatch.amazonaws.com", "events.amazonaws.com"]
+                                    )
+                                },
+                                "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+                            }
+                        )
+                    ]
+                )
+            }
+        },
+    )
+
+
+def test_the_dashboard_shows_the_executor_metrics_by_their_names(pipeline: Template) -> None:
+    body = _resolve_join(
+        pipeline.find_resources("AWS::CloudWatch::Dashboard").popitem()[1]["Properties"]["DashboardBody"]
+    )
+    for title in ("Executions", "Migrations applied", "Durations", "Failures by category"):
+        assert f'"title":"{title}"' in body
+    for metric in ("MigrationsApplied", "Duration", "Failures"):
+        assert f'Namespace=\\"schemagate\\" MetricName=\\"{metric}\\"' in body
+
+
+# --- the demo database -----------------------------------------------------------------------------
+
+
+def test_the_demo_database_is_private_with_a_generated_secret(demo_database: Template) -> None:
+    demo_database.has_resource_properties(
+        "AWS::RDS::DBInstance",
+        {
+            "Engine": "postgres",
+            "PubliclyAccessible": False,
+            "StorageEncrypted": True,
+            "DBSubnetGroupName": {"Ref": Match.any_value()},
+        },
+    )
+    demo_database.has_resource_properties(
+        "AWS::SecretsManager::Secret",
+        {
+            "GenerateSecretString": Match.object_like(
+                {"SecretStringTemplate": '{"username":"schemagate_admin"}'}
+            )
+        },
+    )
+    subnet_group = demo_database.find_resources("AWS::RDS::DBSubnetGroup").popitem()[1]["Properties"]
+    private = {
+        lid
+        for lid, r in demo_database.find_resources("AWS::EC2::Subnet").items()
+        if not r["Properties"]["MapPublicIpOnLaunch"]
+    }
+    assert {ref["Ref"] for ref in subnet_group["SubnetIds"]} == private
+
+
+def test_the_demo_executor_runs_in_the_demo_private_subnets_with_the_demo_secret(
+    demo_pipeline: Template,
+) -> None:
+    subnet_ids = Capture()
+    demo_pipeline.has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "Handler": "executor.handler.handle",
+            "VpcConfig": Match.object_like({"SubnetIds": subnet_ids}),
+            "Environment": {"Variables": Match.object_like({"SCHEMAGATE_DB_SECRET_ARN": Match.any_value()})},
+        },
+    )
+    outputs = json.dumps(subnet_ids.as_array())
+    assert outputs.count("privateSubnet") == 2 and "public" not in outputs
+    demo_pipeline.has_resource_properties(
+        "AWS::EC2::SecurityGroupIngress", {"FromPort": 5432, "ToPort": 5432, "IpProtocol": "tcp"}
+    )
+
+
+# --- security checks -------------------------------------------------------------------------------
+
+
+def test_cdk_nag_reports_nothing_unacknowledged(codecommit: Synthesized, github_demo: Synthesized) -> None:
+    for synthesized in (codecommit, github_demo):
+        report = json.loads((synthesized.outdir / "validation-report.json").read_text())
+        violations = [
+            (violation["ruleName"], resource.get("constructPath"))
+            for plugin in report["pluginReports"]
+            for violation in plugin.get("violations", [])
+            for resource in violation.get("violatingResources", [])
+        ]
+        assert violations == []
+
+
+def test_an_unacknowledged_nag_finding_fails_synth(tmp_path: Path) -> None:
+    """The gate the two tests around this one rely on: cdk-nag runs at synth and refuses."""
+    from aws_cdk import Stack
+    from aws_cdk import aws_sqs as sqs
+
+    from pipeline.nag_policy import check_app
+
+    app = App(outdir=str(tmp_path))
+    sqs.Queue(Stack(app, "Careless"), "Queue", enforce_ssl=False)
+    check_app(app)
+    with pytest.raises(RuntimeError, match=r"ValidationFailed(.|\n)*AwsSolutions-SQS4"):
+        app.synth()
+    report = json.loads((tmp_path / "validation-report.json").read_text())
+    rules = {
+        violation["ruleName"] for plugin in report["pluginReports"] for violation in plugin["violations"]
+    }
+    assert "AwsSolutions-SQS4" in rules  # no TLS enforcement on the queue
+
+
+def test_every_acknowledgment_carries_a_reason(codecommit: Synthesized, github_demo: Synthesized) -> None:
+    for synthesized in (codecommit, github_demo):
+        acknowledged = {}
+        for stack in synthesized.stacks:
+            metadata = json.loads((synthesized.outdir / f"{stack}.metadata.json").read_text())
+            for entries in metadata.values():
+                for entry in entries:
+                    if entry["type"] == "aws:cdk:acknowledged-rules":
+                        acknowledged.update(entry["data"])
+        nag = {rule: reason for rule, reason in acknowledged.items() if "AwsSolutions-" in rule}
+        assert len(nag) > 10
+        assert all(len(reason.strip()) > 30 for reason in acknowledged.values()), acknowledged
+
+
+@pytest.mark.parametrize(
+    ("configuration", "stack"),
+    [
+        ("codecommit", "SchemagatePipeline"),
+        ("github_demo", "SchemagatePipeline"),
+        ("github_demo", "SchemagateDemoDatabase"),
+    ],
+)
+def test_cfn_lint_finds_no_errors(request: pytest.FixtureRequest, configuration: str, stack: str) -> None:
+    from cfnlint import api
+
+    synthesized: Synthesized = request.getfixturevalue(configuration)
+    matches = api.lint(
+        (synthesized.outdir / f"{stack}.template.json").read_text(),
+        config=api.ManualArgs(regions=["eu-west-1"]),
+    )
+    errors = [f"{m.rule.id} {m.message} ({m.path})" for m in matches if m.rule.id.startswith("E")]
+    assert errors == []
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+
+
+def _resolve_join(value: Any) -> str:
+    """Flatten an Fn::Join with Ref/GetAtt parts into readable text (``<arn of X>``, ``<X>``)."""
+    if isinstance(value, str):
+        return value
+    if "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return separator.join(_resolve_join(part) for part in parts)
+    if "Ref" in value:
+        return f"<{value['Ref']}>"
+    if "Fn::GetAtt" in value:
+        name, attribute = value["Fn::GetAtt"]
+        return f"<arn of {name}>" if attribute == "Arn" else f"<{attribute} of {name}>"
+    return json.dumps(value)
