@@ -384,6 +384,23 @@ def _source_options(f):
     )(f)
 
 
+def _schema_option(f):
+    return click.option(
+        "--schema",
+        metavar="S",
+        help="schema of the history table (default: [tool.schemagate.executor], else public)",
+    )(f)
+
+
+def _tolerance_options(f):
+    f = click.option(
+        "--allow-missing", is_flag=True, default=None, help="tolerate applied versions absent from the bundle"
+    )(f)
+    return click.option(
+        "--out-of-order", is_flag=True, default=None, help="allow pending versions below the highest applied"
+    )(f)
+
+
 def _print_json(data: Any) -> None:
     click.echo(json.dumps(_jsonable(data), indent=2, sort_keys=False))
 
@@ -394,16 +411,29 @@ def register(group: click.Group) -> None:
     @group.command("plan")
     @_database_option
     @_source_options
+    @_tolerance_options
+    @_schema_option
     @click.option("--json", "as_json", is_flag=True, help="print the plan as JSON")
     def plan_cmd(
-        database_url: str | None, bundle_dir: Path | None, migrations: Path | None, as_json: bool
+        database_url: str | None,
+        bundle_dir: Path | None,
+        migrations: Path | None,
+        out_of_order: bool | None,
+        allow_missing: bool | None,
+        schema: str | None,
+        as_json: bool,
     ) -> None:
         """Show what `apply` would do and why; changes nothing."""
         from executor import apply as core
 
         config = load_config(migrations)
         bundle = load_migrations(bundle_dir, migrations, config)
-        settings = executor_settings(config)
+        settings = executor_settings(
+            config,
+            allow_out_of_order=out_of_order or None,
+            allow_missing=allow_missing or None,
+            schema=schema,
+        )
         with target_database(database_url) as target, connected(target) as conn:
             plan = core.plan(conn, bundle, settings)
             if as_json:
@@ -431,13 +461,8 @@ def register(group: click.Group) -> None:
     @_database_option
     @_source_options
     @click.option("--yes", "-y", is_flag=True, help="apply without asking")
-    @click.option(
-        "--out-of-order", is_flag=True, default=None, help="allow pending versions below the highest applied"
-    )
-    @click.option(
-        "--allow-missing", is_flag=True, default=None, help="tolerate applied versions absent from the bundle"
-    )
-    @click.option("--schema", metavar="S", help="schema of the history table (default public)")
+    @_tolerance_options
+    @_schema_option
     @click.option("--lock-timeout", metavar="D", help="lock_timeout for every migration (e.g. 5s)")
     @click.option(
         "--statement-timeout", metavar="D", help="statement_timeout for every migration (e.g. 30min)"
@@ -479,16 +504,21 @@ def register(group: click.Group) -> None:
     @group.command("info")
     @_database_option
     @_source_options
+    @_schema_option
     @click.option("--json", "as_json", is_flag=True, help="print the state as JSON")
     def info_cmd(
-        database_url: str | None, bundle_dir: Path | None, migrations: Path | None, as_json: bool
+        database_url: str | None,
+        bundle_dir: Path | None,
+        migrations: Path | None,
+        schema: str | None,
+        as_json: bool,
     ) -> None:
         """Applied / pending / failed migrations, as a table."""
         from executor import apply as core
 
         config = load_config(migrations)
         bundle = load_migrations(bundle_dir, migrations, config, optional=True)
-        settings = executor_settings(config)
+        settings = executor_settings(config, schema=schema)
         with target_database(database_url) as target, connected(target) as conn:
             infos = core.info(conn, bundle, settings)
         if as_json:
@@ -500,18 +530,23 @@ def register(group: click.Group) -> None:
     @group.command("repair")
     @_database_option
     @_source_options
+    @_schema_option
     @click.option(
         "--realign-checksums", is_flag=True, help="also record the bundle's checksums for drifted rows"
     )
     def repair_cmd(
-        database_url: str | None, bundle_dir: Path | None, migrations: Path | None, realign_checksums: bool
+        database_url: str | None,
+        bundle_dir: Path | None,
+        migrations: Path | None,
+        schema: str | None,
+        realign_checksums: bool,
     ) -> None:
         """Remove failed history rows (after a person fixed the database)."""
         from executor import apply as core
 
         config = load_config(migrations)
         bundle = load_migrations(bundle_dir, migrations, config, optional=not realign_checksums)
-        settings = executor_settings(config)
+        settings = executor_settings(config, schema=schema)
         with target_database(database_url) as target, connected(target) as conn:
             result = core.repair(conn, bundle, settings, realign_checksums=realign_checksums)
         if not result.removed_failed and not result.realigned:
@@ -533,12 +568,13 @@ def register(group: click.Group) -> None:
     @click.option("--version", "version", required=True, metavar="V", help="the version the database is at")
     @click.option("--description", default="baseline", show_default=True, metavar="TEXT")
     @_database_option
-    def baseline_cmd(version: str, description: str, database_url: str | None) -> None:
+    @_schema_option
+    def baseline_cmd(version: str, description: str, database_url: str | None, schema: str | None) -> None:
         """Mark an existing database as being at version V (adopting an existing schema)."""
         from executor import apply as core
 
         config = load_config(None)
-        settings = executor_settings(config)
+        settings = executor_settings(config, schema=schema)
         with target_database(database_url) as target, connected(target) as conn:
             core.baseline(conn, version, description, settings)
         click.echo(

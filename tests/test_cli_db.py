@@ -268,6 +268,10 @@ def test_schema_and_timeouts_flags(project: Path, fresh_db: str, capsys) -> None
     assert code == 0, out
     assert len(history(fresh_db, "ops.schemagate_history")) == 3
     assert query(fresh_db, "SELECT to_regclass('public.schemagate_history') IS NULL") == [(True,)]
+    code, out = cli(capsys, "info", "--database-url", fresh_db, "--schema", "ops")
+    assert code == 0 and "3 applied" in out
+    code, out = cli(capsys, "plan", "--database-url", fresh_db, "--schema", "ops")
+    assert code == 0 and "nothing to apply" in out
 
 
 def test_usage_and_configuration_errors_exit_2(project: Path, fresh_db: str, capsys) -> None:
