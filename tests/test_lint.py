@@ -195,3 +195,12 @@ def test_worker_pool_gives_the_same_findings(tmp_path):
     parallel = lint_files(cfg, targets(root), processes=2)
     assert parallel.stats.processes == 2 and serial.stats.processes == 0
     assert parallel.findings == serial.findings and len(serial.findings) == 16
+
+
+def test_nested_sqlfluff_configures_its_directory_only(tmp_path):
+    root = project(tmp_path, {"V1__view.sql": SELECT_STAR_VIEW})
+    (root / "migrations" / "legacy").mkdir()
+    (root / "migrations" / "legacy" / "V0_1__old_view.sql").write_text(SELECT_STAR_VIEW)
+    (root / "migrations" / "legacy" / ".sqlfluff").write_text("[sqlfluff]\nexclude_rules = AM04\n")
+    result = lint_files(load_config(root), targets(root))
+    assert [(f.file, f.rule) for f in result.findings] == [("V1__view.sql", "lint-AM04")]
