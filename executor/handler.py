@@ -565,6 +565,7 @@ def _unparseable(event: Any, error: SchemagateError) -> dict[str, Any]:
 def handle(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """Lambda handler.  Never logs ``event``; always answers CodePipeline / CloudFormation."""
     try:
+        obs.bind_run(lambda_request_id=getattr(context, "aws_request_id", None))
         if isinstance(event, dict) and isinstance(event.get(CODEPIPELINE_KEY), dict):
             creds = event[CODEPIPELINE_KEY].get("data", {}).get("artifactCredentials") or {}
             obs.register_secret(*(str(v) for k, v in creds.items() if k != "accessKeyId" and v))

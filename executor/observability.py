@@ -71,7 +71,7 @@ logger = Logger(service=SERVICE, logger_handler=_StdoutHandler(), json_serialize
 logging.getLogger(SERVICE).propagate = False
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 
-RUN_KEYS = ("pipeline_execution_id", "bundle_sha256", "invocation", "job_id", "database")
+RUN_KEYS = ("pipeline_execution_id", "bundle_sha256", "invocation", "job_id", "database", "lambda_request_id")
 
 
 def bind_run(**keys: Any) -> None:

@@ -253,6 +253,7 @@ def test_success_applies_reports_logs_counts_and_notifies(
     out = capsys.readouterr().out
     logs = [line for line in json_lines(out) if "level" in line]
     assert logs and all(line["pipeline_execution_id"] == EXECUTION_ID for line in logs)
+    assert all(line["lambda_request_id"] == LambdaContext().aws_request_id for line in logs)
     verified = next(i for i, line in enumerate(logs) if line["message"].startswith("verified bundle"))
     assert all(line["bundle_sha256"] == bundle.bundle_sha256 for line in logs[verified:])
     metrics = emf_metrics(out)
@@ -451,14 +452,23 @@ def test_continuation_refuses_a_replaced_bundle(world: World) -> None:
     assert message.startswith("[SECURITY_VIOLATION]") and "changed between invocations" in message
 
 
-def test_user_parameters_dry_run_and_bad_json(refusing_world: World) -> None:
+def test_user_parameters_dry_run_and_bad_json(
+    refusing_world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
     refusing_world.upload(make_test_bundle(GOOD))
+    # notifying is best effort: a missing topic does not fail the run
+    monkeypatch.setenv("SCHEMAGATE_NOTIFY_TOPIC_ARN", refusing_world.topic_arn + "-gone")
     handle(
         job_event(job_id="job-dry", user_parameters={"dry_run": True, "pipeline_execution_id": "e-1"}),
         LambdaContext(),
     )
     assert "dry run: 3" in refusing_world.stub.only("job-dry").params["executionDetails"]["summary"]
     assert refusing_world.history() == []
+    assert any(
+        line["message"].startswith("could not notify")
+        for line in json_lines(capsys.readouterr().out)
+        if "message" in line
+    )
 
     event = job_event(job_id="job-bad")
     event["CodePipeline.job"]["data"]["actionConfiguration"]["configuration"]["UserParameters"] = "{not json"
