@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Collection
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -171,10 +172,11 @@ def summarize_locks(
     before: dict[int, RelationState],
     after: dict[int, RelationState],
     *,
-    exclude: set[str] = frozenset(),  # type: ignore[assignment]
+    exclude: Collection[str] = (),
 ) -> list[LockInfo]:
-    """One LockInfo per relation, strongest and flagged first."""
-    out: list[LockInfo] = []
+    """One LockInfo per relation (``exclude``: relation names, and indexes of those, to leave
+    out), flagged ones first, then by strength and name."""
+    ranked: list[tuple[bool, int, str, LockInfo]] = []
     for oid, (mode, name, kind) in held.items():
         state = before.get(oid) or after.get(oid)
         if state is None and name is None:
@@ -186,13 +188,9 @@ def summarize_locks(
             continue
         existed = oid in before
         flagged = existed and rel_kind in TABLE_KINDS and blocks_writes(mode)
-        out.append(LockInfo(rel_name, mode_label(mode), existed, flagged, RELKINDS.get(rel_kind, rel_kind)))
-    out.sort(key=lambda li: (not li.flagged, -_STRENGTH.get(_mode_name(li.mode), 0), li.relation))
-    return out
-
-
-def _mode_name(label: str) -> str:
-    return "".join(word.capitalize() for word in label.split()) + "Lock"
+        info = LockInfo(rel_name, mode_label(mode), existed, flagged, RELKINDS.get(rel_kind, rel_kind))
+        ranked.append((not flagged, -_STRENGTH.get(mode, 0), rel_name, info))
+    return [info for *_, info in sorted(ranked, key=lambda r: r[:3])]
 
 
 def rewritten_tables(before: dict[int, RelationState], after: dict[int, RelationState]) -> list[str]:
