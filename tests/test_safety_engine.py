@@ -12,7 +12,7 @@ from validator.safety import REGISTRY, check_safety, check_sql, sqlfluff_overlap
 from validator.safety import docs as rules_docs
 from validator.safety.registry import DuplicateRuleError, Registry
 from validator.safety.rules.ban_drop_column import BanDropColumn
-from validator.safety.source import source_file
+from validator.safety.source import SqlParseError, source_file
 
 
 def config(**kw: object) -> ValidatorConfig:
@@ -179,3 +179,8 @@ def test_registry_rejects_a_visitor_for_a_node_class_pglast_does_not_have() -> N
 
     with pytest.raises(ValueError, match="visit_AlterTableCommand"):
         Registry([Typo])
+
+
+def test_check_sql_refuses_sql_that_does_not_parse() -> None:
+    with pytest.raises(SqlParseError, match=r"V1__test\.sql:1"):
+        check_sql("ALTER TABLE users DROP COLUMN;")
