@@ -7,7 +7,7 @@ database password, an IAM token, the pipeline's artifact credentials) are replac
 even if some message quotes them by accident.
 
 Metrics use the CloudWatch embedded metric format (printed to stdout, extracted by CloudWatch
-Logs): ``MigrationsApplied`` and ``RunDuration`` per run, ``RunFailures`` with a ``category``
+Logs): ``MigrationsApplied`` and ``Duration`` per run, ``Failures`` with a ``Category``
 dimension per failed run.  Logger and metrics are created once, at import.
 """
 
@@ -99,20 +99,20 @@ def log_failure(error: SchemagateError, message: str | None = None, **extra: Any
 
 def record_success(*, applied: int, duration_ms: float) -> None:
     metrics.add_metric(name="MigrationsApplied", unit=MetricUnit.Count, value=applied)
-    metrics.add_metric(name="RunDuration", unit=MetricUnit.Milliseconds, value=round(duration_ms, 1))
+    metrics.add_metric(name="Duration", unit=MetricUnit.Milliseconds, value=round(duration_ms, 1))
 
 
 def record_failure(category: str, *, applied: int = 0, duration_ms: float | None = None) -> None:
     if applied:
         metrics.add_metric(name="MigrationsApplied", unit=MetricUnit.Count, value=applied)
     if duration_ms is not None:
-        metrics.add_metric(name="RunDuration", unit=MetricUnit.Milliseconds, value=round(duration_ms, 1))
+        metrics.add_metric(name="Duration", unit=MetricUnit.Milliseconds, value=round(duration_ms, 1))
     with single_metric(
-        name="RunFailures",
+        name="Failures",
         unit=MetricUnit.Count,
         value=1,
         namespace=NAMESPACE,
-        default_dimensions={"service": SERVICE, "category": category},
+        default_dimensions={"service": SERVICE, "Category": category},
     ):
         pass
 

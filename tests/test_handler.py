@@ -258,8 +258,8 @@ def test_success_applies_reports_logs_counts_and_notifies(
     assert all(line["bundle_sha256"] == bundle.bundle_sha256 for line in logs[verified:])
     metrics = emf_metrics(out)
     assert metrics["MigrationsApplied"][0][0] == 3
-    assert metrics["RunDuration"][0][0] > 0
-    assert "RunFailures" not in metrics
+    assert metrics["Duration"][0][0] > 0
+    assert "Failures" not in metrics
 
     [(subject, message)] = world.notifications()
     assert "applied 3" in subject and EXECUTION_ID in message
@@ -308,8 +308,8 @@ def test_sql_failure_fails_the_job_and_leaves_the_database_unchanged(
     out = capsys.readouterr().out
     errors = [line for line in json_lines(out) if line.get("level") == "ERROR"]
     assert errors and errors[0]["category"] == "SQL_ERROR"
-    assert emf_metrics(out)["RunFailures"] == [
-        (1.0, {"service": "schemagate-executor", "category": "SQL_ERROR"})
+    assert emf_metrics(out)["Failures"] == [
+        (1.0, {"service": "schemagate-executor", "Category": "SQL_ERROR"})
     ]
     [(subject, message)] = world.notifications()
     assert "FAILED (SQL_ERROR)" in subject and "remedy:" in message
