@@ -564,7 +564,7 @@ def register(group: click.Group) -> None:
             f"{_plural(len(result.realigned), 'checksum')} realigned"
         )
 
-    @group.command("baseline")
+    @group.command("baseline", short_help="Mark an existing database as at version V.")
     @click.option("--version", "version", required=True, metavar="V", help="the version the database is at")
     @click.option("--description", default="baseline", show_default=True, metavar="TEXT")
     @_database_option
@@ -581,7 +581,7 @@ def register(group: click.Group) -> None:
             f"baselined {target.label} at version {version}: versions up to {version} count as applied"
         )
 
-    @group.command("run")
+    @group.command("run", short_help="Validate, ask, apply, then show the state.")
     @_database_option
     @click.option("--yes", "-y", is_flag=True, help="apply without asking")
     def run_cmd(database_url: str | None, yes: bool) -> None:
