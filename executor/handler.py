@@ -182,6 +182,8 @@ def execute(
         elif action == "plan" or settings.dry_run:
             assert bundle is not None
             p = plan(conn, bundle, settings)
+            if action == "apply" and p.refusals:  # a dry run fails where the real run would
+                raise p.refusals[0]
             outcome.result = ApplyResult(
                 plan=p, applied=[], stopped_early=False, remaining=[e for e, _ in p.to_apply]
             )

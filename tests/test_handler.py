@@ -451,6 +451,14 @@ def test_continuation_refuses_a_replaced_bundle(world: World) -> None:
     message = world.stub.only("job-2").params["failureDetails"]["message"]
     assert message.startswith("[SECURITY_VIOLATION]") and "changed between invocations" in message
 
+    # a dry run fails where the real run would: V1 was edited after it was applied
+    world.upload(
+        make_test_bundle({**GOOD, "V1__create_customers.sql": b"CREATE TABLE customers (id int);\n"})
+    )
+    handle(job_event(job_id="job-dry", user_parameters={"dry_run": True}), LambdaContext())
+    message = world.stub.only("job-dry").params["failureDetails"]["message"]
+    assert message.startswith("[CHECKSUM_MISMATCH]") and "V1__create_customers.sql" in message
+
 
 def test_user_parameters_dry_run_and_bad_json(
     refusing_world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
