@@ -233,8 +233,7 @@ def test_report_markdown_lists_findings_suppressions_bundle_and_sections():
     assert "**3** migration files checked: **0** errors, **1** warnings" in md
     assert (
         "| ⚠️ warning | `V2__add_email.sql:7:12` | [`lint-AM04`](https://example.test/rules#lint-AM04) "
-        "| a \\| b |"
-        in md
+        "| a \\| b |" in md
     )
     assert "table is empty in prod" in md
     assert "**no: suppresses nothing**" in md  # the unused ignore is called out
@@ -252,3 +251,23 @@ def test_console_lines_are_short_and_point_at_the_reports(tmp_path):
     assert ("V2__add_email.sql:7:12 lint-AM04 something is wrong", "warning") in lines
     assert any(t.startswith("3 files checked") and "1 errors, 2 warnings -- failed" in t for t in texts)
     assert texts[-1] == f"reports: {paths['junit']}, {paths['markdown']}, {paths['json']}"
+
+
+def test_junit_stays_valid_xml_whatever_a_message_quotes():
+    data = sample(
+        findings=[
+            finding(
+                "syntax-error",
+                "syntax",
+                "error",
+                "V1__create_customers.sql",
+                message='bad byte \x0c near "<tag> & \x00"',
+            )
+        ]
+    )
+    root = parse(data)  # would raise on an invalid character
+    failure = root.find(".//testcase[@name='V1__create_customers.sql']/failure")
+    assert failure.get("message").endswith('bad byte \ufffd near "<tag> & \ufffd"')
+    assert "T" in root.find("testsuite").get("timestamp") and "+" not in root.find("testsuite").get(
+        "timestamp"
+    )

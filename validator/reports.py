@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -220,8 +221,17 @@ def junit_suites(
     return suites
 
 
+# characters XML 1.0 cannot carry at all (a finding may quote a file's stray control characters)
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _xml(text: str) -> str:
+    return _NOT_XML.sub("\ufffd", text)
+
+
 def render_junit(data: ReportData, max_cases: int = CODEBUILD_MAX_CASES) -> bytes:
-    timestamp = datetime.now(UTC).replace(microsecond=0).isoformat()
+    # the JUnit schema's timestamp: ISO 8601 without a zone (it is UTC)
+    timestamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S")
     root = ET.Element("testsuites", name="schemagate validate")
     all_tests = all_failures = 0
     all_time = 0.0
@@ -245,15 +255,15 @@ def render_junit(data: ReportData, max_cases: int = CODEBUILD_MAX_CASES) -> byte
             el = ET.SubElement(
                 suite,
                 "testcase",
-                name=case.name,
-                classname=case.classname,
+                name=_xml(case.name),
+                classname=_xml(case.classname),
                 time=f"{per_case if per_case is not None else case.time_s:.3f}",
             )
             if case.failure_message is not None:
-                failure = ET.SubElement(el, "failure", message=case.failure_message, type=name)
-                failure.text = case.failure_text or case.failure_message
+                failure = ET.SubElement(el, "failure", message=_xml(case.failure_message), type=name)
+                failure.text = _xml(case.failure_text or case.failure_message)
             if case.system_out:
-                ET.SubElement(el, "system-out").text = case.system_out
+                ET.SubElement(el, "system-out").text = _xml(case.system_out)
         all_tests += len(cases)
         all_failures += failures
         all_time += suite_time
