@@ -108,6 +108,7 @@ def test_buildspec_declares_junit_reports_and_the_bundle_artifact(buildspec):
     (group,) = buildspec["reports"].values()
     assert group == {"file-format": "JUNITXML", "base-directory": "reports", "files": ["junit.xml"]}
     assert buildspec["artifacts"] == {"base-directory": "bundle", "files": ["**/*"]}
+    assert buildspec["cache"]["paths"] == [".schemagate/cache/**/*"]  # the lint cache survives builds
     install = " ".join(buildspec["phases"]["install"]["commands"])
     assert "pip install" in install and "[lint]" in install
     build = "\n".join(buildspec["phases"]["build"]["commands"])
@@ -137,6 +138,8 @@ def test_main_branch_build_writes_reports_and_a_verified_bundle(buildspec, check
 
     bundle_dir = artifact_dir(buildspec, work)
     assert any(p.is_file() for p in bundle_dir.glob("**/*"))
+    cached = [p for pattern in buildspec["cache"]["paths"] for p in work.glob(pattern) if p.is_file()]
+    assert any(p.suffix == ".json" for p in cached), "the lint cache is where the buildspec caches it"
     bundle = load_bundle(bundle_dir)
     on_disk = sorted(p.name for p in (work / "migrations").glob("*.sql"))
     assert sorted(m.file for m in bundle.manifest.migrations) == on_disk
