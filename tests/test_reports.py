@@ -249,7 +249,7 @@ def test_console_lines_are_short_and_point_at_the_reports(tmp_path):
     texts = [t for t, _ in lines]
     assert "V3__drop_legacy.sql:2:1 ban-drop-column dropping a column | breaks old readers" in texts
     assert ("V2__add_email.sql:7:12 lint-AM04 something is wrong", "warning") in lines
-    assert any(t.startswith("3 files checked") and "1 errors, 2 warnings -- failed" in t for t in texts)
+    assert any(t.startswith("3 files checked") and "1 error, 2 warnings -- failed" in t for t in texts)
     assert texts[-1] == f"reports: {paths['junit']}, {paths['markdown']}, {paths['json']}"
 
 

@@ -95,6 +95,7 @@ class ReportData:
     timings: dict[str, float] = field(default_factory=dict)  # seconds per check family
     migrations_dir: str | None = None
     source: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # one-line remarks for the console (e.g. lint cache use)
 
     def summary(self) -> dict[str, int]:
         counts = count_by_severity(self.findings)
@@ -399,6 +400,10 @@ def render_markdown(data: ReportData) -> str:
 # console
 
 
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 def console_lines(
     data: ReportData, report_paths: dict[str, Path] | None = None
 ) -> list[tuple[str, str | None]]:
@@ -411,10 +416,11 @@ def console_lines(
     lines.append(
         (
             f"{s['files']} files checked ({', '.join(c for c in FAMILIES if c in data.checks)}): "
-            f"{s['errors']} errors, {s['warnings']} warnings -- {verdict}",
+            f"{_count(s['errors'], 'error')}, {_count(s['warnings'], 'warning')} -- {verdict}",
             None if data.passed else ERROR,
         )
     )
+    lines += [(note, None) for note in data.notes]
     unused = [d for d in map(suppression_dict, data.suppressions) if not d.get("used")]
     if data.suppressions:
         lines.append(

@@ -238,6 +238,12 @@ def run_validation(
         timings=timings,
         migrations_dir=str(config.migrations),
         source=source,
+        notes=[
+            f"lint: {lint_stats.linted} files linted, {lint_stats.cached} from the cache "
+            f"({lint_stats.seconds:.1f} s)"
+        ]
+        if lint_stats is not None
+        else [],
     )
     report_paths = write_reports(report, reports_dir) if reports_dir is not None else {}
     return ValidationResult(
