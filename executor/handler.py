@@ -24,10 +24,9 @@ from __future__ import annotations
 import json
 import os
 import time
-import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 from botocore.config import Config
@@ -456,8 +455,9 @@ def _physical_id(request: CustomResourceRequest) -> str:
 
 def send_cfn_response(response_url: str, document: dict[str, Any]) -> None:
     """PUT the response document to the pre-signed URL (no Content-Type: it is not signed)."""
+    import urllib.request  # only custom resources need it: kept out of the cold start
     body = json.dumps(document).encode("utf-8")
-    if urllib.parse.urlsplit(response_url).scheme not in ("https", "http"):
+    if urlsplit(response_url).scheme not in ("https", "http"):
         logger.error(
             "the custom resource ResponseURL is not an http(s) URL", extra={"category": "CONFIGURATION_ERROR"}
         )
