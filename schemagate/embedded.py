@@ -14,7 +14,8 @@ What is created, and where (nothing else on the system is touched):
 
 - ``<data_dir>/``                 created if missing
 - ``<data_dir>/data/``            the cluster (``PGDATA``, mode 0700)
-- ``<data_dir>/postgres.log``     initdb and server output (appended; opened by this process)
+- ``<data_dir>/postgres.log``     initdb and server output (appended by this process; over 10 MB
+                                  it becomes ``postgres.log.1`` at the next start)
 - ``<data_dir>/server.json``      where the cluster lives, the OS user running it, the last port
 - ``<data_dir>/../.<name>.lock``  the start/stop lock file
 - ``<data_dir>/../.<name>.users`` shared locks of the processes inside ``running()``
@@ -69,6 +70,7 @@ LOG_FILE = "postgres.log"
 STATE_FILE = "server.json"
 CONF_FILE = "schemagate.conf"
 START_TIMEOUT_S = 60
+LOG_ROTATE_BYTES = 10 * 1024 * 1024
 SERVER_SETTINGS = """\
 # Written by schemagate (schemagate/embedded.py): a local development server.
 listen_addresses = '127.0.0.1'
@@ -469,6 +471,8 @@ class EmbeddedPostgres:
         env = {**os.environ, "LC_ALL": "C", "TZ": os.environ.get("TZ", "UTC")}
         for var in ("PGDATA", "PGPORT", "PGHOST", "PGUSER", "PGDATABASE", "PGPASSWORD", "PGOPTIONS"):
             env.pop(var, None)
+        if self.log_file.is_file() and self.log_file.stat().st_size > LOG_ROTATE_BYTES:
+            self.log_file.replace(self.log_file.with_name(LOG_FILE + ".1"))  # keep one previous log
         with open(self.log_file, "ab") as log:
             log.write(f"\n--- schemagate {time.strftime('%Y-%m-%d %H:%M:%S')}: {' '.join(argv)}\n".encode())
             log.flush()

@@ -342,3 +342,18 @@ def test_passwords_are_masked_and_database_url_comes_from_the_environment(
     assert done.returncode == 1
     assert "could not connect" in done.stderr and "***" in done.stderr
     assert "s3cret-pw" not in done.stdout + done.stderr
+
+
+def test_libpq_variables_name_the_database_when_no_url_is_given(
+    project: Path, fresh_db: str, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    p = urlsplit(fresh_db)
+    monkeypatch.setenv("PGHOST", p.hostname)
+    monkeypatch.setenv("PGPORT", str(p.port))
+    monkeypatch.setenv("PGUSER", p.username)
+    monkeypatch.setenv("PGDATABASE", p.path.lstrip("/"))
+    code, out = cli(capsys, "apply", "--yes")
+    assert code == 0, out
+    assert "using libpq's PG* variables" in out and f"PGDATABASE={p.path.lstrip('/')}" in out
+    assert len(history(fresh_db)) == 3
+    assert not (project / ".schemagate").exists()  # the embedded server was not involved
