@@ -508,6 +508,8 @@ def test_direct_plan_info_and_apply(world: World) -> None:
 
     refused = handle({"action": "apply", "bundle": "https://not-s3"}, LambdaContext())
     assert refused == {**refused, "ok": False, "category": "CONFIGURATION_ERROR"}
+    unknown = handle({"hello": "world"}, LambdaContext())
+    assert unknown["ok"] is False and "cannot tell what kind of invocation" in unknown["message"]
 
 
 @pytest.fixture
@@ -586,6 +588,13 @@ def test_custom_resource_failure_is_reported_to_cloudformation(refusing_world: W
     body = received[0]["body"]
     assert body["Status"] == "FAILED" and body["Reason"].startswith("[BUNDLE_INTEGRITY]")
     assert body["PhysicalResourceId"]
+
+    # a request the executor cannot even parse is still answered (CloudFormation would wait an hour)
+    del event["ResourceProperties"]["Bundle"]
+    handle(event, LambdaContext())
+    body = received[1]["body"]
+    assert body["Status"] == "FAILED" and body["Reason"].startswith("[CONFIGURATION_ERROR]")
+    assert body["RequestId"] == event["RequestId"] and "Bundle" in body["Reason"]
 
 
 # --------------------------------------------------------------------------------------------
