@@ -649,3 +649,54 @@ def test_a_session_terminated_mid_migration_is_rolled_back_and_the_next_apply_fi
     assert caught.value.file == "V1__slow.sql"
     assert history(db) == [] and query(db, "SELECT to_regclass('t')") == [(None,)]
     assert [a.entry.file for a in apply(db, bundle, FAST).applied] == ["V1__slow.sql"]
+
+
+def test_every_state_on_a_real_database(db) -> None:
+    baseline(db, "1", "adopted", FAST)
+    applied = {
+        "V2__b.sql": "CREATE TABLE b (id int);",
+        "V3__c.sql": "CREATE TABLE c (id int);",
+        "V5__e.sql": "CREATE TABLE e (id int);",
+        "V7__g.sql": "CREATE TABLE g (id int);",
+        "R__view.sql": "CREATE VIEW v AS SELECT 1 AS one;",
+    }
+    apply(db, bundle_of(applied), FAST)
+    applied["V8__h.sql"] = "CREATE INDEX CONCURRENTLY h_idx ON nope (id);"
+    with pytest.raises(SqlError):
+        apply(db, bundle_of(applied, non_transactional=("V8__h.sql",)), FAST)  # V8 fails: success = false
+    later = bundle_of(
+        {
+            "V1__a.sql": "CREATE TABLE a (id int);",
+            "V2__b.sql": "CREATE TABLE b (id bigint);",  # edited after it was applied
+            "V4__d.sql": "CREATE TABLE d (id int);",  # below the highest applied version
+            "V5__e.sql": "CREATE TABLE e (id int);",
+            "U5__e.sql": "DROP TABLE e;",
+            "R__view.sql": "CREATE OR REPLACE VIEW v AS SELECT 1 AS one, 2 AS two;",
+            "R__new.sql": "CREATE VIEW w AS SELECT 1 AS one;",
+        }
+    )
+    states = {i.file: i.state for i in info(db, later, FAST)}
+    S = MigrationState
+    assert states == {
+        "<< schemagate baseline >>": S.BASELINE,
+        "V1__a.sql": S.BELOW_BASELINE,
+        "V2__b.sql": S.DRIFTED,
+        "V3__c.sql": S.MISSING,
+        "V4__d.sql": S.OUT_OF_ORDER,
+        "V5__e.sql": S.APPLIED,
+        "V7__g.sql": S.FUTURE,  # newer than anything in this bundle
+        "V8__h.sql": S.FAILED,
+        "R__view.sql": S.OUTDATED,
+        "R__new.sql": S.PENDING,
+        "U5__e.sql": S.UNDO,
+    }
+    assert set(states.values()) == set(MigrationState)
+    p = plan(db, later, FAST)
+    assert sorted(e.rule for e in p.refusals) == [
+        "checksum-drift",
+        "failed-migration",
+        "missing-migration",
+        "out-of-order",
+    ]
+    with pytest.raises(ChecksumMismatch):
+        apply(db, later, FAST)
