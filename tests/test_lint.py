@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from executor.checksum import file_checksum
 from executor.errors import ConfigurationError
 from validator.config import load_config
-from validator.lint import LintTarget, effective_rules, lint_files
+from validator.lint import LintTarget, effective_rules, lint_files, start_lint
 from validator.lint_cache import LintCache
 
 SELECT_STAR_VIEW = "CREATE VIEW active_customers AS SELECT * FROM customers;\n"
@@ -204,3 +205,20 @@ def test_nested_sqlfluff_configures_its_directory_only(tmp_path):
     (root / "migrations" / "legacy" / ".sqlfluff").write_text("[sqlfluff]\nexclude_rules = AM04\n")
     result = lint_files(load_config(root), targets(root))
     assert [(f.file, f.rule) for f in result.findings] == [("V1__view.sql", "lint-AM04")]
+
+
+def test_background_job_overlaps_and_can_be_abandoned(tmp_path):
+    files = {f"V{i}__t.sql": SELECT_STAR_VIEW.replace("active_customers", f"v{i}") for i in range(1, 41)}
+    root = project(tmp_path, files)
+    cfg = load_config(root)
+    job = start_lint(cfg, targets(root))  # every miss goes to workers at once
+    assert job.stats.processes >= 1 and job.stats.linted == 40
+    workers = list(job._pool._processes.values())
+    started = time.perf_counter()
+    job.close()  # e.g. the structural checks raised: the workers must not outlive the run
+    assert time.perf_counter() - started < 5
+    assert workers and not any(p.is_alive() for p in workers)
+
+    one = start_lint(cfg, targets(root)[:1])  # a single miss still runs beside the caller
+    assert one.stats.processes == 1
+    assert [f.rule for f in one.result().findings] == ["lint-AM04"]

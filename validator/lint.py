@@ -30,6 +30,7 @@ import sys
 import time
 import tomllib
 from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from importlib import metadata, resources
 from pathlib import Path, PurePosixPath
@@ -358,10 +359,12 @@ class LintJob:
             self._pending = [(cache, spec, misses, None) for cache, spec, misses in work]
             return
         self.stats.processes = workers
-        self._pool = _pool_context().Pool(processes=workers)
+        # concurrent.futures, not multiprocessing.Pool: a worker that dies (OOM kill) turns into
+        # BrokenProcessPool here instead of a result that never arrives
+        self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context())
         for cache, spec, misses in work:
             for chunk in _split(misses, workers):
-                future = self._pool.apply_async(_lint_chunk, (spec, [(r, t) for _, r, t in chunk]))
+                future = self._pool.submit(_lint_chunk, spec, [(r, t) for _, r, t in chunk])
                 self._pending.append((cache, spec, chunk, future))
 
     @staticmethod
@@ -373,7 +376,9 @@ class LintJob:
     def result(self) -> LintResult:
         try:
             for cache, spec, chunk, future in self._pending:
-                answer = _lint_chunk(spec, [(r, t) for _, r, t in chunk]) if future is None else future.get()
+                answer = (
+                    _lint_chunk(spec, [(r, t) for _, r, t in chunk]) if future is None else future.result()
+                )
                 for (i, _, _), found in zip(chunk, self._check(answer), strict=True):
                     self.violations[i] = found
                     cache.put(self.targets[i].checksum, found)
@@ -391,10 +396,17 @@ class LintJob:
         return LintResult(findings=findings, stats=self.stats)
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.terminate()
-            self._pool.join()
-            self._pool = None
+        """Stop the workers (at once: an abandoned job must not hold the caller's exit)."""
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        processes = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+        for process in processes:
+            process.join(timeout=5)
 
 
 def violation_finding(v: Violation, rel: str, severity: str) -> Finding:
