@@ -1,11 +1,14 @@
 """The CDK app: ``cdk synth`` (cdk.json) or ``python -m pipeline.app`` synthesizes it.
 
+Run plainly, it reads ``cdk.json``'s context itself and writes ``cdk.out/``.
+
 Stacks: ``SchemagatePipeline`` and, with ``demoDatabase: true``, ``SchemagateDemoDatabase``.
 cdk-nag's AwsSolutions checks run on every synth; an unacknowledged finding is an error.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -56,8 +59,18 @@ def build_app(app: App, *, project_root: Path = REPO_ROOT) -> dict[str, object]:
     return stacks
 
 
+def _context_when_run_plainly() -> dict[str, object] | None:
+    """``python -m pipeline.app`` outside the CDK CLI: read cdk.json's context like the CLI would."""
+    if any(name.startswith("CDK_CONTEXT") for name in os.environ):
+        return None  # the CLI passes cdk.json context (and -c overrides) itself
+    cdk_json = REPO_ROOT / "cdk.json"
+    return json.loads(cdk_json.read_text(encoding="utf-8")).get("context", {})
+
+
 def main() -> None:
-    app = App()
+    context = _context_when_run_plainly()
+    outdir = None if context is None or "CDK_OUTDIR" in os.environ else str(REPO_ROOT / "cdk.out")
+    app = App(context=context, outdir=outdir)
     build_app(app)
     app.synth()
 

@@ -6,7 +6,7 @@ e.g. ``AwsSolutions-IAM5[Resource::*]``, so acknowledging one wildcard never hid
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, App, CfnElement, Stack, Validations
+from aws_cdk import Acknowledgment, App, CfnElement, Stack, Token, Validations
 from cdk_nag import AwsSolutionsChecks
 from constructs import IConstruct
 
@@ -58,18 +58,37 @@ def acknowledge_key_grants(scope: IConstruct, *, who: str) -> None:
         )
 
 
+def _arn_prefix(scope: IConstruct, service: str) -> str:
+    """``arn:<partition>:<service>:<region>:<account>`` as cdk-nag renders it for this stack.
+
+    An environment-agnostic stack shows pseudo parameters (``<AWS::Region>``); a stack with a
+    concrete region or account shows the value.
+    """
+    stack = Stack.of(scope)
+
+    def shown(value: str, pseudo: str) -> str:
+        return f"<{pseudo}>" if Token.is_unresolved(value) else value
+
+    return ":".join((
+        "arn",
+        shown(stack.partition, "AWS::Partition"),
+        service,
+        shown(stack.region, "AWS::Region"),
+        shown(stack.account, "AWS::AccountId"),
+    ))
+
+
 def acknowledge_codebuild_defaults(scope: IConstruct, *, project: IConstruct) -> None:
     """CodeBuild's default log-stream and report-group permissions, named after the project."""
     project_id = logical_id(project)
+    log_streams = f"{_arn_prefix(scope, 'logs')}:log-group:/aws/codebuild/<{project_id}>:*"
     acknowledge(
         scope,
-        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:"
-        f"/aws/codebuild/<{project_id}>:*]",
+        f"AwsSolutions-IAM5[Resource::{log_streams}]",
         "CDK's default CodeBuild logging grant: streams of this project's own log group.",
     )
     acknowledge(
         scope,
-        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:codebuild:<AWS::Region>:<AWS::AccountId>:"
-        f"report-group/<{project_id}>-*]",
+        f"AwsSolutions-IAM5[Resource::{_arn_prefix(scope, 'codebuild')}:report-group/<{project_id}>-*]",
         "CDK's default CodeBuild report grant: report groups named after this project only.",
     )

@@ -76,6 +76,13 @@ CONFIGS: dict[str, dict[str, Any]] = {
 }
 
 
+# github-demo is synthesized for a concrete account and region, codecommit environment-agnostic.
+ENVIRONMENTS: dict[str, dict[str, str]] = {
+    "codecommit": {},
+    "github-demo": {"CDK_DEFAULT_ACCOUNT": "123456789012", "CDK_DEFAULT_REGION": "eu-west-1"},
+}
+
+
 @dataclass
 class Synthesized:
     outdir: Path
@@ -109,7 +116,16 @@ def _synthesize(name: str, workdir: Path) -> Synthesized:
                 "executorAssetDir": str(stub),
             }
             app = App(context=context, outdir=str(outdir))
-            build_app(app)
+            saved = {key: os.environ.get(key) for key in ENVIRONMENTS[name]}
+            os.environ.update(ENVIRONMENTS[name])  # what the CDK CLI sets from the AWS profile
+            try:
+                build_app(app)
+            finally:
+                for key, value in saved.items():
+                    if value is None:
+                        os.environ.pop(key, None)
+                    else:
+                        os.environ[key] = value
             app.synth()  # cdk-nag runs here: an unacknowledged finding raises ValidationFailed
     manifest = json.loads(done.read_text())
     stacks = [
