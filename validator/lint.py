@@ -31,12 +31,13 @@ import time
 import tomllib
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from importlib import metadata, resources
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from executor.errors import ConfigurationError
+from executor.errors import ConfigurationError, SchemagateError
 from validator.config import ValidatorConfig
 from validator.findings import ERROR, SEVERITIES, WARNING, Finding
 from validator.lint_cache import DEFAULT_CACHE_DIR, LintCache, Violation, config_key
@@ -376,9 +377,16 @@ class LintJob:
     def result(self) -> LintResult:
         try:
             for cache, spec, chunk, future in self._pending:
-                answer = (
-                    _lint_chunk(spec, [(r, t) for _, r, t in chunk]) if future is None else future.result()
-                )
+                try:
+                    items = [(r, t) for _, r, t in chunk]
+                    answer = _lint_chunk(spec, items) if future is None else future.result()
+                except BrokenProcessPool:
+                    raise SchemagateError(
+                        "a sqlfluff worker process died before it finished (killed, or out of memory)",
+                        remedy="run again; if it recurs set [tool.schemagate.lint] processes = 1, "
+                        "or validate with --no-lint",
+                        rule="lint",
+                    ) from None
                 for (i, _, _), found in zip(chunk, self._check(answer), strict=True):
                     self.violations[i] = found
                     cache.put(self.targets[i].checksum, found)
