@@ -456,6 +456,7 @@ def _physical_id(request: CustomResourceRequest) -> str:
 def send_cfn_response(response_url: str, document: dict[str, Any]) -> None:
     """PUT the response document to the pre-signed URL (no Content-Type: it is not signed)."""
     import urllib.request  # only custom resources need it: kept out of the cold start
+
     body = json.dumps(document).encode("utf-8")
     if urlsplit(response_url).scheme not in ("https", "http"):
         logger.error(
