@@ -260,8 +260,12 @@ class LockObserver:
                             "AND NOT granted AND virtualxid = %s",
                             (pid, self._gate_vxid),
                         )
-                        if cur.fetchone() or time.monotonic() > deadline:
-                            self.paused_on_gate = cur.rowcount > 0
+                        waiting = cur.fetchone() is not None
+                        if waiting:  # paused with every lock it took so far: read them, then let it go
+                            merge_samples(self.held, held_relation_locks(cur, pid))
+                            self.samples += 1
+                            self.paused_on_gate = True
+                        if waiting or time.monotonic() > deadline:
                             self._release_gate()
                             self._gate_vxid = None
                     self._stop.wait(self.interval_s)
