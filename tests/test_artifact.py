@@ -157,3 +157,21 @@ def test_fetch_from_s3_with_limits_and_errors() -> None:
 
         with pytest.raises(PermissionDenied, match="not allowed"):
             fetch_bundle(S3Location("artifacts", "bundle.zip"), Denied())
+
+
+def test_directory_zipped_like_codebuild_reads_back(tmp_path) -> None:
+    # CodeBuild zips `base-directory: bundle` with directory entries and real Unix modes
+    from executor.bundle import write_bundle
+
+    bundle = _bundle()
+    root = tmp_path / "bundle"
+    write_bundle(bundle, root)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(root.rglob("*")):
+            archive.write(path, path.relative_to(root).as_posix())
+    infos = zipfile.ZipFile(io.BytesIO(buffer.getvalue())).infolist()
+    names = {i.filename: i.external_attr >> 16 for i in infos}
+    assert stat.S_ISDIR(names["migrations/"]) and stat.S_ISREG(names["manifest.json"])
+    loaded = bundle_from_zip(buffer.getvalue(), origin="codebuild")
+    assert loaded.files == FILES and loaded.bundle_sha256 == bundle.bundle_sha256
