@@ -48,6 +48,7 @@ class Monitoring(Construct):
         function: lambda_.IFunction,
         pipeline: codepipeline.IPipeline,
         topic: sns.ITopic,
+        dashboard_name: str,
     ) -> None:
         super().__init__(scope, construct_id)
         alarm_action = cloudwatch_actions.SnsAction(topic)
@@ -87,7 +88,9 @@ class Monitoring(Construct):
                 ),
             ),
         )
-        self.dashboard = cloudwatch.Dashboard(self, "Dashboard", default_interval=Duration.days(7))
+        self.dashboard = cloudwatch.Dashboard(
+            self, "Dashboard", dashboard_name=dashboard_name, default_interval=Duration.days(7)
+        )
         self.dashboard.add_widgets(
             cloudwatch.GraphWidget(
                 title="Executions",

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import Annotations, Duration, Fn, Stack
+from aws_cdk import Annotations, CfnOutput, Duration, Fn, Stack
 from aws_cdk import aws_codecommit as codecommit
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_logs as logs
@@ -142,11 +142,23 @@ class PipelineStack(Stack):
             function=self.executor.function,
             pipeline=self.delivery.pipeline,
             topic=notifications.topic,
+            dashboard_name=config.pipeline_name,
         )
         self.artifacts = store
         self.notifications = notifications
         self.validation = validation
         self.approval = approval
+        outputs = {
+            "PipelineName": self.delivery.pipeline.pipeline_name,
+            "NotificationTopicArn": notifications.topic.topic_arn,
+            "ArtifactBucketName": store.bucket.bucket_name,
+            "ExecutorFunctionName": self.executor.function.function_name,
+            "ExecutorLogGroupName": self.executor.log_group.log_group_name,
+            "ValidationReportGroupArn": validation.report_group.report_group_arn,
+            "SigningKeyArn": validation.signing_key.key_arn,
+        }
+        for name, value in outputs.items():
+            CfnOutput(self, name, value=value)
 
     def _import_target(self, database: DatabaseTargetConfig, port: int) -> DatabaseTarget:
         # from_vpc_attributes wants one AZ per subnet; nothing here reads them (the executor's
