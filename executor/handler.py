@@ -58,6 +58,7 @@ from executor.events import (
     codepipeline_job_id,
     parse_event,
 )
+from executor.history import read_history
 from executor.settings import ExecutorSettings
 from executor.signing import KmsSignatureVerifier
 
@@ -87,12 +88,16 @@ class Outcome:
     dry_run: bool = False
     result: ApplyResult | None = None  # apply / plan (dry run)
     infos: list[Any] | None = None  # info
+    run_applied: list[dict[str, Any]] | None = None  # a continued run: all its invocations, from history
 
     @property
     def stopped_early(self) -> bool:
         return bool(self.result and self.result.stopped_early)
 
     def applied(self) -> list[dict[str, Any]]:
+        """What this run applied: every invocation of a continued run (the history knows)."""
+        if self.run_applied is not None:
+            return self.run_applied
         if self.result is None:
             return []
         return [
@@ -191,6 +196,12 @@ def execute(
             outcome.result = apply(
                 conn, bundle, settings, on_event=_on_event, should_continue=should_continue
             )
+            if expected_bundle_sha256:  # continued: report the whole run, not this invocation
+                outcome.run_applied = [
+                    {"script": r.script, "version": r.version, "duration_ms": r.execution_time_ms}
+                    for r in read_history(conn, settings)
+                    if r.run_id == run_id and r.success
+                ]
     finally:
         conn.close()
     outcome.duration_ms = (time.monotonic() - started) * 1000
