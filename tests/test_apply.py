@@ -114,7 +114,7 @@ def test_apply_runs_versioned_then_repeatable_and_a_second_apply_does_nothing(db
         (3, None, "REPEATABLE", "R__customer_view.sql", True),
     ]
     assert {(r.installed_by, r.bundle_sha256, r.run_id) for r in rows} == {
-        ("postgres", bundle.bundle_sha256, "pipeline-7")
+        (query(db, "SELECT current_user")[0][0], bundle.bundle_sha256, "pipeline-7")
     }
     assert [r.checksum for r in rows] == [e.sha256 for e in bundle.manifest.migrations]
     assert all(r.execution_time_ms >= 0 for r in rows)
@@ -556,25 +556,25 @@ def test_connect_uses_database_url_then_pg_variables(fresh_db: str, monkeypatch:
     monkeypatch.setenv("DATABASE_URL", fresh_db)
     conn = connect()
     try:
-        assert describe_target(conn) == f"{fresh_db.rsplit('/', 1)[1]} on 127.0.0.1:5432 as postgres"
+        info_ = conn.info
+        target = {
+            "PGHOST": info_.host,
+            "PGPORT": str(info_.port),
+            "PGUSER": info_.user,
+            "PGDATABASE": info_.dbname,
+        }
+        assert describe_target(conn) == f"{info_.dbname} on {info_.host}:{info_.port} as {info_.user}"
+        assert info_.dbname == fresh_db.rsplit("/", 1)[1].split("?")[0]
         assert query(conn, "SELECT current_setting('application_name')") == [("schemagate",)]
     finally:
         conn.close()
     monkeypatch.delenv("DATABASE_URL")
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(fresh_db)
-    for name, value in {
-        "PGHOST": parts.hostname,
-        "PGPORT": str(parts.port or 5432),
-        "PGUSER": parts.username,
-        "PGDATABASE": parts.path.lstrip("/"),
-    }.items():
+    for name, value in target.items():
         monkeypatch.setenv(name, value)
     conn = connect(application_name="from-env")
     try:
         assert query(conn, "SELECT current_database(), current_setting('application_name')") == [
-            (parts.path.lstrip("/"), "from-env")
+            (target["PGDATABASE"], "from-env")
         ]
     finally:
         conn.close()

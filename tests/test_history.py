@@ -83,8 +83,8 @@ def test_rows_are_numbered_and_record_the_current_user(conn) -> None:
             )
     rows = read_history(conn, settings)
     assert [(r.installed_rank, r.version, r.installed_by, r.run_id, r.checksum) for r in rows] == [
-        (1, "1", "postgres", "pipeline-42", "a" * 64),
-        (2, "2", "postgres", "pipeline-42", "a" * 64),
+        (1, "1", conn.info.user, "pipeline-42", "a" * 64),
+        (2, "2", conn.info.user, "pipeline-42", "a" * 64),
     ]
     assert rows[0].installed_on is not None and rows[0].success is True
     assert read_history(conn, ExecutorSettings()) == []  # another schema, another history

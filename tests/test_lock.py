@@ -49,7 +49,7 @@ def test_a_busy_lock_times_out_naming_the_session_that_holds_it(fresh_db: str) -
         error = caught.value
         assert 0.4 <= elapsed < 3
         assert f"pid {holder.info.backend_pid}" in error.message
-        assert "nightly-migration-job" in error.message and "postgres" in error.message
+        assert "nightly-migration-job" in error.message and f"user {holder.info.user}" in error.message
         assert error.context["holders"][0]["application_name"] == "nightly-migration-job"
         assert "pg_terminate_backend" in error.remedy
         assert error.category.value == "LOCK_TIMEOUT"
