@@ -280,10 +280,13 @@ def _failed(invocation: str, run_id: str, error: SchemagateError, started: float
     applied = list(error.context.get("applied_before_failure", []))
     obs.log_failure(error, applied_before_failure=applied or None)
     obs.record_failure(error.category.value, applied=len(applied), duration_ms=duration_ms)
+    known = logger.get_current_keys()  # what the run had established before it failed
     report = notify.RunReport(
         status="FAILED",
         invocation=invocation,
         run_id=run_id,
+        database=known.get("database"),
+        bundle_sha256=known.get("bundle_sha256"),
         duration_ms=duration_ms,
         applied=[{"script": f, "duration_ms": 0} for f in applied],
         category=error.category.value,

@@ -313,6 +313,7 @@ def test_sql_failure_fails_the_job_and_leaves_the_database_unchanged(
     ]
     [(subject, message)] = world.notifications()
     assert "FAILED (SQL_ERROR)" in subject and "remedy:" in message
+    assert "bundle: " in message and "database: " in message
 
 
 def _refused(world: World, category: str) -> str:
