@@ -16,12 +16,18 @@ How a run goes (``rehearse``):
    settings, so the next run with the same base only copies it (``CREATE DATABASE ... TEMPLATE``:
    a file copy, no SQL replayed).  At most ``KEEP_BASES`` templates are kept per server (least
    recently used dropped first).
-3. Each new migration, one by one, by the executor in a copy of the base.  For a transactional
-   migration the hook before COMMIT reads the locks its own backend holds; a non-transactional
-   one is watched from a second connection (``validator.rehearsal_locks.LockObserver``).
-   Relfilenodes before and after tell which tables were rewritten.  After the first failure the
-   remaining new migrations are not rehearsed (they may depend on it) and the report says so.
-4. The throwaway database is dropped.
+3. The new migrations, one by one, by the executor (one ``executor.apply.apply`` run over base +
+   new, so the plan, header settings, statement splitting and error lines are production's) in a
+   copy of the base, with ``ApplyHooks`` around each: ``before_migration`` snapshots every
+   relation's relfilenode; for a transactional migration ``before_commit`` reads the locks its
+   own backend holds (nothing is released before COMMIT); a non-transactional one is watched
+   from a second connection (``validator.rehearsal_locks.LockObserver``).  Relfilenodes before
+   and after tell which tables were rewritten; relations absent before were created by the
+   migration and are exempt.  After the first failure the remaining new migrations are not
+   rehearsed (they may depend on it) and the report says so; a new file with syntax errors stops
+   the rehearsal before it.
+4. The throwaway database is dropped.  A killed run's leftovers are dropped by the next run
+   (``BaseStore.sweep``: each run holds an advisory lock on the names it created).
 
 Severities: a migration that fails is an ``error`` (it would fail in production too, and its
 transaction would hold its locks until rollback); a write-blocking lock on an existing table or a
