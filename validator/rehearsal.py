@@ -87,7 +87,7 @@ BUILD_INFIX = "_build_"
 OWNER_LOCK_CLASS = 0x5347
 KEEP_BASES = 4
 GATE_TIMEOUT_S = 1.0  # longest a non-transactional migration is held at the snapshot gate
-MARKDOWN_MAX_ROWS = 100  # migrations listed in report.md (failed and blocking ones first); all in report.json
+MARKDOWN_MAX_ROWS = 100  # rows in report.md's table (notable ones kept first); report.json has all
 MARKDOWN_MAX_DETAILS = 25  # lock tables in report.md
 # bump when what a base template holds changes meaning (it is part of every base key)
 BASE_FORMAT = 1
@@ -900,7 +900,7 @@ def _rehearse_new(
             findings.append(finding)
             migrations.append(
                 RehearsedMigration(entry.file, probe.elapsed_ms(entry.file), entry.transactional,
-                                   status="failed", error=detail, note=failure.remedy)
+                                   status="failed", error=detail)
             )
         else:
             why = f"{failed_file} failed before it" if failed_file else "the executor stopped before it"
