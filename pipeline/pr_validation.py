@@ -12,13 +12,14 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from pipeline import inlined_buildspec
+from pipeline import codecommit_pr_comment, inlined_buildspec
 from pipeline.config import SourceConfig, SourceProvider
-from pipeline.nag_policy import acknowledge_artifact_grants, acknowledge_codebuild_defaults
+from pipeline.nag_policy import acknowledge, acknowledge_artifact_grants, acknowledge_codebuild_defaults
 from pipeline.report_store import JunitReportGroup
 from pipeline.validation_project import BUILD_IMAGE
 
@@ -30,6 +31,7 @@ PR_EVENTS = (
 )
 # CodeCommit pull request events that mean "there is new code to validate".
 CODECOMMIT_PR_EVENTS = ("pullRequestCreated", "pullRequestSourceBranchUpdated", "pullRequestStatusChanged")
+COMMENTER_RUNTIME = lambda_.Runtime.PYTHON_3_14  # inline, standard library + boto3 only
 _HOSTS = {
     SourceProvider.GITHUB: ("GITHUB", "https://github.com"),
     SourceProvider.GITLAB: ("GITLAB", "https://gitlab.com"),
@@ -111,8 +113,10 @@ class PullRequestValidation(Construct):
             ),
         )
         self.report_group.grant_write(self.project)
+        self.commenter: lambda_.Function | None = None
         if source.provider is SourceProvider.CODECOMMIT:
             self.rule = self._start_on_codecommit_pull_requests(repository)
+            self.commenter = self._comment_results_on_codecommit(repository, log_retention)
         else:
             self._use_connection(source)
         acknowledge_artifact_grants(self, bucket=artifact_bucket, who="the pull-request build")
@@ -165,6 +169,11 @@ class PullRequestValidation(Construct):
                                     "type": "PLAINTEXT",
                                 },
                                 {
+                                    "name": "SCHEMAGATE_SOURCE_COMMIT",
+                                    "value": events.EventField.from_path("$.detail.sourceCommit"),
+                                    "type": "PLAINTEXT",
+                                },
+                                {
                                     "name": "SCHEMAGATE_PULL_REQUEST_ID",
                                     "value": events.EventField.from_path("$.detail.pullRequestId"),
                                     "type": "PLAINTEXT",
@@ -175,3 +184,37 @@ class PullRequestValidation(Construct):
                 )
             ],
         )
+
+    def _comment_results_on_codecommit(
+        self, repository: codecommit.IRepository, log_retention: logs.RetentionDays
+    ) -> lambda_.Function:
+        """CodeCommit has no build-status API: post the result as a comment on the PR instead."""
+        commenter = lambda_.Function(
+            self,
+            "CommentOnPullRequest",
+            description="schemagate: comment a CodeCommit pull request with its validation result",
+            runtime=COMMENTER_RUNTIME,
+            handler="index.handle",
+            code=lambda_.Code.from_inline(Path(codecommit_pr_comment.__file__).read_text(encoding="utf-8")),
+            timeout=Duration.seconds(30),
+            environment={"REPOSITORY_NAME": repository.repository_name},
+            log_group=logs.LogGroup(self, "CommentLogs", retention=log_retention),
+        )
+        commenter.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["codecommit:PostCommentForPullRequest"], resources=[repository.repository_arn]
+            )
+        )
+        self.project.on_state_change(
+            "OnBuildFinished",
+            description="schemagate: report a pull-request build's result on the pull request",
+            event_pattern=events.EventPattern(detail={"build-status": ["SUCCEEDED", "FAILED", "STOPPED"]}),
+            target=targets.LambdaFunction(commenter),
+        )
+        acknowledge(
+            commenter,
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+            "AWSLambdaBasicExecutionRole]",
+            "AWS's minimal managed policy for a Lambda's own logs.",
+        )
+        return commenter

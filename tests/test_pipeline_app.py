@@ -680,6 +680,32 @@ def test_codecommit_pull_requests_start_the_pr_build_through_eventbridge(pipelin
     )
 
 
+def test_codecommit_pull_requests_get_the_result_as_a_comment(pipeline: Template) -> None:
+    pr_project = _logical_id(
+        pipeline, "AWS::CodeBuild::Project", {"Source": Match.object_like({"Type": "CODECOMMIT"})}
+    )
+    commenter = _logical_id(pipeline, "AWS::Lambda::Function", {"Handler": "index.handle"})
+    pipeline.has_resource_properties(
+        "AWS::Events::Rule",
+        {
+            "EventPattern": {
+                "source": ["aws.codebuild"],
+                "detail-type": ["CodeBuild Build State Change"],
+                "detail": {
+                    "project-name": [{"Ref": pr_project}],
+                    "build-status": ["SUCCEEDED", "FAILED", "STOPPED"],
+                },
+            },
+            "Targets": [Match.object_like({"Arn": {"Fn::GetAtt": [commenter, "Arn"]}})],
+        },
+    )
+    raw = pipeline.to_json()
+    role = raw["Resources"][commenter]["Properties"]["Role"]["Fn::GetAtt"][0]
+    (statement,) = _statements_of_role(raw, role)
+    assert statement["Action"] == "codecommit:PostCommentForPullRequest"
+    assert "app-migrations" in json.dumps(statement["Resource"])
+
+
 def test_github_pull_requests_touching_migrations_trigger_the_pr_build(demo_pipeline: Template) -> None:
     demo_pipeline.has_resource_properties(
         "AWS::CodeBuild::Project",
