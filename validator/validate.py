@@ -1,6 +1,10 @@
 """``schemagate validate`` as a function: structural checks -> lint -> safety -> (rehearsal) ->
 bundle -> reports.  The CLI (``schemagate.cmd_validate``) and ``schemagate run`` are thin callers.
 
+sqlfluff is by far the slowest check, so it is *started* first: uncached files go to worker
+processes before the structural checks run, and their findings are collected after the safety
+rules (keeping only files that parsed: a file with a syntax error reports that error alone).
+
 A configuration problem (no migrations directory, no migration files, a bad setting) raises
 ``ConfigurationError`` (exit code 2); problems *in* the migrations are findings, and the result's
 ``exit_code`` is 1 when any of them blocks (``blocking_severity``), else 0.  The bundle is built
