@@ -388,3 +388,36 @@ def test_a_new_file_with_a_syntax_error_is_not_rehearsed_again(tmp_path: Path, p
     assert [(m.file, m.status, m.note) for m in result.migrations] == [
         ("V2__broken.sql", "not rehearsed", "it has syntax errors")]
     assert result.markdown().startswith("Nothing was rehearsed: the first new migration has syntax errors.")
+
+
+def test_a_setup_script_provides_what_no_migration_creates(tmp_path: Path, pg_admin_url: str) -> None:
+    """The history calls a function production has (created outside migrations): without the setup
+    script the base fails to apply; with it the new file is rehearsed, and [tool.schemagate.rules]
+    sets the rehearsal rules' severity."""
+    salt = uuid.uuid4().hex[:8]  # a base of its own, not one an earlier run cached
+    config, structural = _project(tmp_path, {
+        "V1__orders.sql": f"-- {salt}\nCREATE TABLE orders (id bigint PRIMARY KEY DEFAULT ops.next_id());\n",
+        "V2__orders_total.sql": "ALTER TABLE orders ADD COLUMN total numeric DEFAULT random();\n",
+    })
+    new = {"V2__orders_total.sql"}
+    without = rehearse(config, structural, new=new, database_url=pg_admin_url)
+    [failed] = without.findings
+    assert (failed.rule, failed.file, failed.line) == ("rehearsal-base-failed", "V1__orders.sql", 2)
+    assert [m.status for m in without.migrations] == ["not rehearsed"]
+
+    (tmp_path / "rehearsal_setup.sql").write_text(
+        "CREATE SCHEMA ops;\nCREATE SEQUENCE ops.ids;\n"
+        "CREATE FUNCTION ops.next_id() RETURNS bigint LANGUAGE sql AS $$ SELECT nextval('ops.ids') $$;\n"
+    )
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.schemagate.rehearsal]\nsetup = "rehearsal_setup.sql"\n\n'
+        '[tool.schemagate.rules]\nrehearsal-table-rewrite = "error"\n'
+    )
+    config = load_config(tmp_path, migrations=tmp_path / "migrations")
+    with_setup = rehearse(config, structural, new=new, database_url=pg_admin_url)
+    admin = psycopg2.connect(pg_admin_url)
+    admin.autocommit = True
+    BaseStore(admin).forget(with_setup.base_key)
+    admin.close()
+    assert [(f.rule, f.severity) for f in with_setup.findings] == [("rehearsal-table-rewrite", "error")]
+    assert with_setup.migrations[0].rewritten == ["public.orders"]

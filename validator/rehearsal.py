@@ -384,14 +384,75 @@ def _drop_database(cur: Any, name: str) -> None:
     cur.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
 
 
+# -- configuration ([tool.schemagate.rehearsal], [tool.schemagate.rules]) -------------------------
+
+
+@dataclass(frozen=True)
+class Setup:
+    """``[tool.schemagate.rehearsal] setup = "db/rehearsal_setup.sql"``: SQL run in the throwaway
+    database before the history, for what production has but no migration creates (roles,
+    extensions).  Roles are per server, so write it to run twice (``DO ... EXCEPTION WHEN
+    duplicate_object``).  Part of the base key: editing it rebuilds the base."""
+
+    path: str  # as configured, relative to the project root
+    sql: str
+
+    def run(self, url: str) -> None:
+        conn = psycopg2.connect(url)
+        try:
+            with conn, conn.cursor() as cur:
+                cur.execute(self.sql)
+        except psycopg2.Error as exc:
+            position = exc.diag.statement_position
+            line = self.sql[: int(position) - 1].count("\n") + 1 if position and position.isdigit() else None
+            reason = (exc.diag.message_primary or str(exc)).strip()
+            raise ConfigurationError(
+                f"the rehearsal setup script {self.path} failed: {reason} (SQLSTATE {exc.pgcode})",
+                file=self.path,
+                line=line,
+                remedy="fix the script; it runs on every new rehearsal server, so make it idempotent",
+            ) from None
+        finally:
+            conn.close()
+
+
+def load_setup(config: ValidatorConfig) -> Setup | None:
+    table = config.raw.get("rehearsal") or {}
+    if not isinstance(table, dict) or not table.get("setup"):
+        return None
+    path = str(table["setup"])
+    full = config.project_root / path
+    try:
+        return Setup(path, full.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(
+            f"[tool.schemagate.rehearsal] setup = {path!r} cannot be read: {exc}",
+            file="pyproject.toml",
+            remedy="point setup at a UTF-8 SQL file relative to the project root, or remove the key",
+        ) from None
+
+
+def with_configured_levels(findings: list[Finding], rules: dict[str, str]) -> list[Finding]:
+    """``[tool.schemagate.rules]`` applies to the rehearsal's rules too: "off", "warning", "error"."""
+    out = []
+    for f in findings:
+        level = rules.get(f.rule)
+        if level == "off":
+            continue
+        out.append(f.with_severity(level) if level in (ERROR, WARNING) else f)
+    return out
+
+
 # -- base state cache ----------------------------------------------------------------------------
 
 
-def base_key(entries: list[Entry], settings: ExecutorSettings) -> str:
-    """What the base template holds: the base files (names, checksums, flags) and the history table."""
+def base_key(entries: list[Entry], settings: ExecutorSettings, setup: Setup | None = None) -> str:
+    """What the base template holds: the base files (names, checksums, flags), the history table
+    settings and the setup script."""
     material = {
         "format": BASE_FORMAT,
         "history": [settings.schema, settings.table, settings.search_path],
+        "setup": hashlib.sha256(setup.sql.encode()).hexdigest() if setup else None,
         "files": [
             [e.file, e.kind, e.version, e.sha256, e.transactional, sorted(e.settings.items())]
             for e, _ in entries
@@ -765,6 +826,7 @@ def rehearse(
     cut = next((i for i, (e, _) in enumerate(fresh) if e.file in unparsable), len(fresh))
     fresh, held_back = fresh[:cut], fresh[cut:]
     settings = _rehearsal_settings(config)
+    setup = load_setup(config)
     findings: list[Finding] = []
     migrations: list[RehearsedMigration] = []
 
@@ -787,12 +849,14 @@ def rehearse(
             store.sweep()
             store.claim(target)
             base_started = time.perf_counter()
-            key = base_key(base, settings)
+            key = base_key(base, settings, setup)
             template = base_template_name(key)
             base_reused = False
             base_error: Finding | None = None
             if not base:
                 store.create_empty(target)
+                if setup:
+                    setup.run(target_url)
             else:
                 if not reuse_base:
                     store.forget(key)
@@ -800,7 +864,7 @@ def rehearse(
                     if store.exists(template) and store.clone(template, target):
                         base_reused = attempt == 0
                         break
-                    base_error = _build_base(store, admin_url, base, settings, template, token)
+                    base_error = _build_base(store, admin_url, base, settings, template, token, setup)
                     if base_error is not None:
                         break
                 else:
@@ -827,7 +891,7 @@ def rehearse(
             admin.close()
 
     return RehearsalResult(
-        findings=sorted(findings, key=Finding.sort_key),
+        findings=sorted(with_configured_levels(findings, config.rules), key=Finding.sort_key),
         migrations=migrations,
         base_reused=base_reused,
         base_seconds=base_seconds,
@@ -850,23 +914,36 @@ def _held_back(entries: list[Entry]) -> list[RehearsedMigration]:
 
 
 def _build_base(
-    store: BaseStore, admin_url: str, base: list[Entry], settings: ExecutorSettings, template: str, token: str
+    store: BaseStore,
+    admin_url: str,
+    base: list[Entry],
+    settings: ExecutorSettings,
+    template: str,
+    token: str,
+    setup: Setup | None = None,
 ) -> Finding | None:
-    """Apply the base history into a build database and publish it as ``template``."""
+    """Apply the setup script and the base history into a build database and publish it as
+    ``template``; a finding when the history does not apply."""
     build = f"{template}{BUILD_INFIX}{token[:8]}"
+    build_url = _with_dbname(admin_url, build)
     store.claim(build)
     store.create_empty(build)
+    finding = None
     try:
-        _apply(_with_dbname(admin_url, build), base, settings, None)
-    except SchemagateError as err:
-        with store.admin.cursor() as cur:
-            _drop_database(cur, build)
-        finding, _ = _failure_finding(err, err.file or base[0][0].file, rule=RULE_BASE_FAILED, base=True)
-        return finding
+        if setup:
+            setup.run(build_url)  # its failure is a configuration error (exit 2), not a finding
+        try:
+            _apply(build_url, base, settings, None)
+        except SchemagateError as err:
+            finding, _ = _failure_finding(err, err.file or base[0][0].file, rule=RULE_BASE_FAILED, base=True)
     except BaseException:
         with store.admin.cursor() as cur:
             _drop_database(cur, build)
         raise
+    if finding is not None:
+        with store.admin.cursor() as cur:
+            _drop_database(cur, build)
+        return finding
     store.publish(build, template)
     return None
 
