@@ -258,7 +258,8 @@ class RehearsalResult:
                     failure_message=message,
                     failure_text=text,
                     time_s=(m.duration_ms or 0) / 1000,
-                    system_out=_junit_output(m),
+                    # quiet cases carry no output, so the report may fold them (CodeBuild: 500 cases)
+                    system_out=_junit_output(m) if m.notable else None,
                 )
             )
         for f in self.findings:  # a failure in the base history is about a file that is not new
