@@ -32,6 +32,7 @@ _CONNECTION_ARN = re.compile(
     r"^arn:aws[a-z-]*:(codestar-connections|codeconnections):[a-z0-9-]+:\d{12}:connection/[0-9a-f-]{36}$"
 )
 _SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[\w/+=.@-]+$")
+_KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[0-9a-f-]{36}$")
 _VPC_ID = re.compile(r"^vpc-([0-9a-f]{8}|[0-9a-f]{17})$")
 _SUBNET_ID = re.compile(r"^subnet-([0-9a-f]{8}|[0-9a-f]{17})$")
 _SG_ID = re.compile(r"^sg-([0-9a-f]{8}|[0-9a-f]{17})$")
@@ -90,6 +91,7 @@ class DatabaseTargetConfig:
     """An existing database: where it is and how the executor reaches it."""
 
     secret_arn: str
+    secret_key_arn: str | None  # the CMK encrypting the secret, when not aws/secretsmanager
     vpc_id: str
     private_subnet_ids: tuple[str, ...]
     security_group_id: str
@@ -162,7 +164,13 @@ class PipelineConfig:
             )
         demo = reader.boolean("demoDatabase", default=False)
         database: DatabaseTargetConfig | None = None
-        target_keys = ("databaseSecretArn", "vpcId", "privateSubnetIds", "databaseSecurityGroupId")
+        target_keys = (
+            "databaseSecretArn",
+            "databaseSecretKmsKeyArn",
+            "vpcId",
+            "privateSubnetIds",
+            "databaseSecurityGroupId",
+        )
         if demo:
             given = [key for key in target_keys if raw.get(key) not in (None, "", [])]
             if given:
@@ -179,6 +187,11 @@ class PipelineConfig:
                     pattern=_SECRET_ARN,
                     example="arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/db-AbCdEf",
                     hint="or set demoDatabase to true for a demo database",
+                ),
+                secret_key_arn=reader.string(
+                    "databaseSecretKmsKeyArn",
+                    pattern=_KMS_KEY_ARN,
+                    example="arn:aws:kms:eu-west-1:123456789012:key/<uuid>",
                 ),
                 vpc_id=reader.string("vpcId", required=True, pattern=_VPC_ID, example="vpc-0abc1234"),
                 private_subnet_ids=reader.string_list(
@@ -219,6 +232,7 @@ _KNOWN_KEYS = (
     "branch",
     "demoDatabase",
     "databaseSecretArn",
+    "databaseSecretKmsKeyArn",
     "vpcId",
     "privateSubnetIds",
     "databaseSecurityGroupId",

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import jsii
-from aws_cdk import BundlingOptions, DockerImage, Duration, ILocalBundling, RemovalPolicy
+from aws_cdk import Aws, BundlingOptions, DockerImage, Duration, ILocalBundling, RemovalPolicy
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -34,6 +35,7 @@ class DatabaseTarget:
     security_group: ec2.ISecurityGroup  # the database's; the executor is allowed into it
     port: int
     secret: secretsmanager.ISecret  # RDS-format secret: host, port, username, password, dbname
+    secret_key: kms.IKey | None = None  # its customer-managed key, if any
 
 
 @jsii.implements(ILocalBundling)
@@ -136,6 +138,17 @@ class ExecutorFunction(Construct):
             target.security_group, ec2.Port.tcp(target.port), "schemagate executor to the database"
         )
         target.secret.grant_read(self.function)
+        if target.secret_key is not None:
+            # decrypt the secret through Secrets Manager only, not arbitrary data under that key
+            self.function.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["kms:Decrypt"],
+                    resources=[target.secret_key.key_arn],
+                    conditions={
+                        "StringEquals": {"kms:ViaService": f"secretsmanager.{Aws.REGION}.amazonaws.com"}
+                    },
+                )
+            )
         signing_key.grant(self.function, "kms:Verify")
         topic.grant_publish(self.function)
         self._acknowledge_findings()

@@ -9,6 +9,7 @@ from typing import Any
 from aws_cdk import Annotations, CfnOutput, Duration, Fn, Stack
 from aws_cdk import aws_codecommit as codecommit
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
@@ -187,4 +188,9 @@ class PipelineStack(Stack):
             ),
             port=port,
             secret=secret,
+            secret_key=(
+                kms.Key.from_key_arn(self, "DatabaseSecretKey", database.secret_key_arn)
+                if database.secret_key_arn
+                else None
+            ),
         )

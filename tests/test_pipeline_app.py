@@ -31,6 +31,7 @@ SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/app-db-A
 CONNECTION_ARN = (
     "arn:aws:codeconnections:eu-west-1:123456789012:connection/12345678-1234-1234-1234-123456789012"
 )
+SECRET_KEY_ARN = "arn:aws:kms:eu-west-1:123456789012:key/0b5a1f7e-1234-4321-abcd-0123456789ab"
 SUBNETS = ["subnet-0aaa1111", "subnet-0bbb2222"]
 DB_SG = "sg-0ccc3333"
 
@@ -58,6 +59,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
         "sourceProvider": "codecommit",
         "repositoryName": "app-migrations",
         "databaseSecretArn": SECRET_ARN,
+        "databaseSecretKmsKeyArn": SECRET_KEY_ARN,
         "vpcId": "vpc-0abc1234",
         "privateSubnetIds": SUBNETS,
         "databaseSecurityGroupId": DB_SG,
@@ -625,6 +627,21 @@ def test_the_executor_role_reads_only_its_secret_and_verifies_only_with_its_key(
             "Action": ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"],
             "Effect": "Allow",
             "Resource": SECRET_ARN,
+        }
+    ]
+    decrypt = [s for s in statements if s["Resource"] == SECRET_KEY_ARN]
+    assert decrypt == [
+        {
+            "Action": "kms:Decrypt",
+            "Effect": "Allow",
+            "Resource": SECRET_KEY_ARN,
+            "Condition": {
+                "StringEquals": {
+                    "kms:ViaService": {
+                        "Fn::Join": ["", ["secretsmanager.", {"Ref": "AWS::Region"}, ".amazonaws.com"]]
+                    }
+                }
+            },
         }
     ]
     verify = [s for s in statements if "kms:Verify" in _actions(s)]
