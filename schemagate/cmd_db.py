@@ -612,4 +612,5 @@ def validate_for_run(config) -> Any:
     if result.exit_code or result.bundle is None:
         click.echo("not applied: validation found blocking problems (above); nothing touched the database")
         raise click.exceptions.Exit(result.exit_code or 1)
+    click.echo("")
     return result.bundle
