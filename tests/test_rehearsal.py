@@ -421,3 +421,27 @@ def test_a_setup_script_provides_what_no_migration_creates(tmp_path: Path, pg_ad
     admin.close()
     assert [(f.rule, f.severity) for f in with_setup.findings] == [("rehearsal-table-rewrite", "error")]
     assert with_setup.migrations[0].rewritten == ["public.orders"]
+
+
+def test_two_runs_building_the_same_base_at_once_both_succeed(tmp_path: Path, pg_admin_url: str) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    files = _history(12, salt=uuid.uuid4().hex)
+    files["V0013__t0_note.sql"] = "ALTER TABLE t0 ADD COLUMN note text;\n"
+    config, structural = _project(tmp_path, files)
+    new = {"V0013__t0_note.sql"}
+    def run(_: str):
+        return rehearse(config, structural, new=new, database_url=pg_admin_url)
+
+    with ThreadPoolExecutor(2) as pool:
+        runs = list(pool.map(run, "ab"))
+    admin = psycopg2.connect(pg_admin_url)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        prefix = f"sg\\_base\\_{runs[0].base_key[:24]}%"  # the template and any build of it
+        cur.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", (prefix,))
+        bases = [r[0] for r in cur.fetchall()]
+    BaseStore(admin).forget(runs[0].base_key)
+    admin.close()
+    assert [m.status for r in runs for m in r.migrations] == ["applied", "applied"]
+    assert runs[0].base_key == runs[1].base_key and len(bases) == 1  # one template, no build left over
