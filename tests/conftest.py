@@ -35,8 +35,9 @@ def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     from schemagate.embedded import EmbeddedPostgres
 
     # one embedded server shared by all xdist workers: the data directory is the repository's
-    server = EmbeddedPostgres(REPO_ROOT / ".schemagate" / "test-server")
-    yield server.start()
+    # the last xdist worker to leave stops the server it started
+    with EmbeddedPostgres(REPO_ROOT / ".schemagate" / "test-server").running() as url:
+        yield url
 
 
 @pytest.fixture
