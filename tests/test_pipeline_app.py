@@ -12,7 +12,6 @@ import fcntl
 import json
 import os
 import shutil
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -137,12 +136,13 @@ def _synthesize(name: str, workdir: Path) -> Synthesized:
 
 
 @pytest.fixture(scope="session")
-def synth_dir(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Iterator[Path]:
-    if worker_id == "master":
-        yield tmp_path_factory.mktemp("cdk")
-    else:  # shared by the xdist workers of this run
-        run = os.environ.get("PYTEST_XDIST_TESTRUNUID", "run")
-        yield tmp_path_factory.getbasetemp().parent / f"cdk-{run}"
+def synth_dir(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
+    worker = getattr(request.config, "workerinput", {}).get("workerid")
+    if worker is None:
+        return tmp_path_factory.mktemp("cdk")
+    # shared by the xdist workers of this run
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID", "run")
+    return tmp_path_factory.getbasetemp().parent / f"cdk-{run}"
 
 
 @pytest.fixture(scope="session")
