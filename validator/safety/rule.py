@@ -70,8 +70,14 @@ class Rule:
 
     @classmethod
     def node_types(cls) -> tuple[str, ...]:
-        """The pglast node classes this rule subscribes to (from its ``visit_<NodeClass>`` methods)."""
-        return tuple(name[len("visit_") :] for name in dir(cls) if name.startswith("visit_"))
+        """The pglast node classes this rule subscribes to (from its ``visit_<NodeClass>`` methods).
+
+        Computed once per class: the engine asks for every statement of every file."""
+        cached = cls.__dict__.get("_node_types")
+        if cached is None:
+            cached = tuple(name[len("visit_") :] for name in dir(cls) if name.startswith("visit_"))
+            cls._node_types = cached
+        return cached
 
     @classmethod
     def check_definition(cls) -> None:
