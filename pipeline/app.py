@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 from aws_cdk import App, Environment, Tags
 
 from pipeline import inlined_buildspec
-from pipeline.config import PipelineConfig
+from pipeline.config import PipelineConfig, PipelineConfigError
 from pipeline.nag_policy import check_app
 from pipeline.stacks import DemoDatabaseStack, PipelineStack
 
@@ -67,13 +68,18 @@ def _context_when_run_plainly() -> dict[str, object] | None:
     return json.loads(cdk_json.read_text(encoding="utf-8")).get("context", {})
 
 
-def main() -> None:
+def main() -> int:
     context = _context_when_run_plainly()
     outdir = None if context is None or "CDK_OUTDIR" in os.environ else str(REPO_ROOT / "cdk.out")
     app = App(context=context, outdir=outdir)
-    build_app(app)
+    try:
+        build_app(app)
+    except PipelineConfigError as error:
+        print(f"error: {error}", file=sys.stderr)  # no traceback: the message names the key and the fix
+        return error.exit_code
     app.synth()
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

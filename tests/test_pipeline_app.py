@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")  # this machine's Node
 
 from aws_cdk import App
 from aws_cdk.assertions import Capture, Match, Template

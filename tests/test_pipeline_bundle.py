@@ -27,7 +27,7 @@ def test_the_app_synthesizes_from_cdk_json_with_local_bundling_and_no_docker(tmp
         PATH="/usr/bin:/bin",  # node, but not /usr/local/bin/docker
         CDK_DOCKER=str(tmp_path / "no-docker-here"),  # what CDK would run if it fell back to Docker
         CDK_OUTDIR=str(outdir),
-        JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION="1",
+        JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION="20",
         PIP_DISABLE_PIP_VERSION_CHECK="1",
     )
     result = subprocess.run(
