@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Annotations, Duration, RemovalPolicy
 from aws_cdk import aws_codebuild as codebuild
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -65,6 +66,13 @@ class ValidationProject(Construct):
             path=buildspec_path,
         )
         self.exported_variables = tuple(bound["env"]["exported-variables"])
+        if SIGNING_KEY_ENV not in json.dumps(buildspec):
+            Annotations.of(self).add_warning_v2(
+                "schemagate:unsignedBundle",
+                f"{buildspec_path} never uses ${SIGNING_KEY_ENV}, so the bundle is not signed and the "
+                f"executor (which verifies with that key) will refuse it. Pass it to validate: "
+                f'${{{SIGNING_KEY_ENV}:+--sign-with-kms "${SIGNING_KEY_ENV}"}}',
+            )
         self.project = codebuild.PipelineProject(
             self,
             "Project",

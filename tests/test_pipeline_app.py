@@ -42,7 +42,7 @@ env:
 phases:
   build:
     commands:
-      - schemagate validate --reports reports --bundle bundle
+      - schemagate validate --reports reports --bundle bundle --sign-with-kms "$SCHEMAGATE_SIGNING_KEY_ID"
 reports:
   schemagate-validation:
     file-format: JUNITXML
@@ -410,7 +410,9 @@ def test_the_validation_build_runs_the_inlined_buildspec_and_reports_junit(pipel
         {"Artifacts": {"Type": "CODEPIPELINE"}, "Source": {"Type": "CODEPIPELINE", "BuildSpec": buildspec}},
     )
     spec = json.loads(_resolve_join(buildspec.as_object()))
-    assert spec["phases"]["build"]["commands"] == ["schemagate validate --reports reports --bundle bundle"]
+    assert spec["phases"]["build"]["commands"] == [
+        'schemagate validate --reports reports --bundle bundle --sign-with-kms "$SCHEMAGATE_SIGNING_KEY_ID"'
+    ]
     assert spec["artifacts"] == {"base-directory": "bundle", "files": ["**/*"]}
     (report,) = spec["reports"].values()
     assert report["file-format"] == "JUNITXML"
@@ -928,6 +930,12 @@ def test_cdk_nag_reports_nothing_unacknowledged(codecommit: Synthesized, github_
             for resource in violation.get("violatingResources", [])
         ]
         assert violations == []
+
+
+def test_a_buildspec_that_signs_raises_no_unsigned_bundle_warning(codecommit: Synthesized) -> None:
+    metadata = (codecommit.outdir / "SchemagatePipeline.metadata.json").read_text()
+    assert "schemagate:unsignedBundle" not in metadata
+    assert "aws:cdk:warning" not in metadata
 
 
 def test_an_unacknowledged_nag_finding_fails_synth(tmp_path: Path) -> None:
