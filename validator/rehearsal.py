@@ -538,7 +538,9 @@ class BaseStore:
             )
             try:
                 cur.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(ident, sql.Identifier(template)))
-            except psycopg2.errors.DuplicateDatabase:
+            except (psycopg2.errors.DuplicateDatabase, psycopg2.errors.UniqueViolation):
+                # another run published the same base first (two renames at the same instant
+                # surface as the catalog's unique violation)
                 _drop_database(cur, build)
                 return
             cur.execute(sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE true").format(sql.Identifier(template)))
