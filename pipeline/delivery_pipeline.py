@@ -87,7 +87,14 @@ class DeliveryPipeline(Construct):
                     stage_name="Execute",
                     actions=[
                         actions.LambdaInvokeAction(
-                            action_name="ApplyMigrations", lambda_=executor, inputs=[self.bundle_artifact]
+                            action_name="ApplyMigrations",
+                            lambda_=executor,
+                            inputs=[self.bundle_artifact],
+                            # the job event carries no execution id: the history table's run_id and
+                            # every log line name the pipeline execution through this parameter
+                            user_parameters={
+                                "pipeline_execution_id": codepipeline.GlobalVariables.EXECUTION_ID
+                            },
                         )
                     ],
                 ),

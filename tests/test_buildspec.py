@@ -70,6 +70,12 @@ def checkout(tmp_path_factory) -> tuple[Path, Path]:
     return work, bindir
 
 
+@pytest.fixture(autouse=True)
+def rehearsal_server(pg_admin_url, monkeypatch):
+    """The buildspec rehearses (--rehearse); in tests it uses the test server, not an embedded one."""
+    monkeypatch.setenv("SCHEMAGATE_REHEARSAL_DATABASE_URL", pg_admin_url)
+
+
 def run_phases(spec: dict, work: Path, bindir: Path, codebuild_env: dict[str, str]) -> list[int]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CODEBUILD_")}
     env.update({k: str(v) for k, v in (spec.get("env", {}).get("variables") or {}).items()})
@@ -110,7 +116,9 @@ def test_buildspec_declares_junit_reports_and_the_bundle_artifact(buildspec):
     assert buildspec["artifacts"] == {"base-directory": "bundle", "files": ["**/*"]}
     assert buildspec["cache"]["paths"] == [".schemagate/cache/**/*"]  # the lint cache survives builds
     install = " ".join(buildspec["phases"]["install"]["commands"])
-    assert "pip install" in install and "[lint]" in install
+    assert "pip install" in install and "[lint,local]" in install  # local: the rehearsal's PostgreSQL
+    assert "--rehearse" in buildspec["env"]["variables"]["SCHEMAGATE_VALIDATE_OPTIONS"]
+    assert buildspec["env"]["exported-variables"] == ["SCHEMAGATE_BUNDLE_SHA256"]
     build = "\n".join(buildspec["phases"]["build"]["commands"])
     assert "schemagate validate --reports reports --bundle bundle" in build
 
@@ -134,7 +142,7 @@ def test_main_branch_build_writes_reports_and_a_verified_bundle(buildspec, check
     reports = declared_report_files(buildspec, work)
     assert [p.name for p in reports] == ["junit.xml"]
     suites = [s.get("name") for s in ET.parse(reports[0]).getroot()]
-    assert {"naming", "order", "syntax", "lint", "integrity"} <= set(suites)
+    assert {"naming", "order", "syntax", "lint", "integrity", "rehearsal"} <= set(suites)
 
     bundle_dir = artifact_dir(buildspec, work)
     assert any(p.is_file() for p in bundle_dir.glob("**/*"))

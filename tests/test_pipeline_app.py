@@ -1007,3 +1007,26 @@ def _resolve_join(value: Any) -> str:
         name, attribute = value["Fn::GetAtt"]
         return f"<arn of {name}>" if attribute == "Arn" else f"<{attribute} of {name}>"
     return json.dumps(value)
+
+
+def test_the_executor_is_told_the_pipeline_execution_id(pipeline: Template) -> None:
+    """The job event has no execution id; the history's run_id comes from UserParameters."""
+    params = Capture()
+    pipeline.has_resource_properties(
+        "AWS::CodePipeline::Pipeline",
+        {
+            "Stages": Match.array_with(
+                [
+                    Match.object_like(
+                        {
+                            "Name": "Execute",
+                            "Actions": [Match.object_like({"Configuration": {"FunctionName": Match.any_value(),
+                                                                             "UserParameters": params}})],
+                        }
+                    )
+                ]
+            )
+        },
+    )
+    assert "pipeline_execution_id" in params.as_string()
+    assert "#{codepipeline.PipelineExecutionId}" in params.as_string()
