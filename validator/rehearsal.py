@@ -797,7 +797,9 @@ def _lock_findings(m: RehearsedMigration) -> list[Finding]:
                 line=None,
                 column=None,
                 message=f"{m.file} takes {li.mode} on {li.relation}, which existed before: it "
-                f"{_lock_effect(li.mode)} on the table until the migration commits",
+                f"{_lock_effect(li.mode)} on the table until the migration "
+                + ("commits" if m.transactional else "ends")
+                + (f" ({m.duration_ms} ms on the rehearsal data)" if m.duration_ms is not None else ""),
                 help="use the non-blocking form where there is one (CREATE INDEX CONCURRENTLY, "
                 "ADD CONSTRAINT ... NOT VALID then VALIDATE CONSTRAINT), keep the migration short, "
                 "and rely on lock_timeout",
