@@ -16,12 +16,21 @@ from pathlib import Path, PurePosixPath
 
 from executor.checksum import decode_sql, file_checksum, sha256_hex
 from executor.errors import BundleIntegrityError, SecurityViolation
-from executor.manifest import FORMAT, MANIFEST_FILE, MIGRATIONS_DIR, UNHASHED_KEYS, Manifest, ManifestEntry, canonical_json
+from executor.manifest import (
+    FORMAT,
+    MANIFEST_FILE,
+    MIGRATIONS_DIR,
+    UNHASHED_KEYS,
+    Manifest,
+    ManifestEntry,
+    canonical_json,
+)
 
 SignatureVerifier = Callable[[Manifest], None]
 
 REMEDY_REBUILD = (
-    "do not edit a bundle by hand: rebuild it with `schemagate validate --bundle DIR` from the approved commit"
+    "do not edit a bundle by hand: rebuild it with `schemagate validate --bundle DIR` "
+    "from the approved commit"
 )
 
 
@@ -77,7 +86,8 @@ def parse_manifest(raw: bytes, *, origin: str) -> tuple[Manifest, dict]:
         raise BundleIntegrityError(f"{MANIFEST_FILE} in {origin} is not a JSON object", remedy=REMEDY_REBUILD)
     if data.get("format") != FORMAT:
         raise BundleIntegrityError(
-            f"{MANIFEST_FILE} in {origin} has format {data.get('format')!r}; this executor reads format {FORMAT}",
+            f"{MANIFEST_FILE} in {origin} has format {data.get('format')!r}; "
+            f"this executor reads format {FORMAT}",
             file=MANIFEST_FILE,
             remedy="build the bundle with a schemagate version that writes format 1, or upgrade the executor",
         )
@@ -103,7 +113,8 @@ def verify_contents(
     if manifest.bundle_sha256 != actual_hash:
         raise BundleIntegrityError(
             f"bundle_sha256 in {MANIFEST_FILE} does not match its content "
-            f"(recorded {manifest.bundle_sha256}, computed {actual_hash}): the manifest was changed after it was written",
+            f"(recorded {manifest.bundle_sha256}, computed {actual_hash}): "
+            "the manifest was changed after it was written",
             file=MANIFEST_FILE,
             remedy=REMEDY_REBUILD,
             context={"expected": manifest.bundle_sha256, "actual": actual_hash},
@@ -112,7 +123,9 @@ def verify_contents(
     for entry in manifest.migrations:
         safe_relative_path(entry.file, what="manifest entry")
         if entry.file in listed:
-            raise BundleIntegrityError(f"{entry.file} is listed twice in {MANIFEST_FILE}", remedy=REMEDY_REBUILD)
+            raise BundleIntegrityError(
+                f"{entry.file} is listed twice in {MANIFEST_FILE}", remedy=REMEDY_REBUILD
+            )
         listed.add(entry.file)
         if entry.file not in files:
             raise BundleIntegrityError(
@@ -169,19 +182,25 @@ def load_bundle(path: str | os.PathLike, *, signature_verifier: SignatureVerifie
             rel = full.relative_to(root).as_posix()
             mode = os.lstat(full).st_mode
             if stat.S_ISLNK(mode):
-                raise SecurityViolation(f"{rel} in bundle {origin} is a symbolic link", file=rel, remedy=REMEDY_REBUILD)
+                raise SecurityViolation(
+                    f"{rel} in bundle {origin} is a symbolic link", file=rel, remedy=REMEDY_REBUILD
+                )
             if name in dirnames:
                 continue
             if not stat.S_ISREG(mode):
-                raise SecurityViolation(f"{rel} in bundle {origin} is not a regular file", file=rel, remedy=REMEDY_REBUILD)
+                raise SecurityViolation(
+                    f"{rel} in bundle {origin} is not a regular file", file=rel, remedy=REMEDY_REBUILD
+                )
             if rel == MANIFEST_FILE:
                 continue
             prefix = MIGRATIONS_DIR + "/"
             if not rel.startswith(prefix):
                 raise BundleIntegrityError(
-                    f"{rel} is in the bundle but not listed in {MANIFEST_FILE}", file=rel, remedy=REMEDY_REBUILD
+                    f"{rel} is in the bundle but not listed in {MANIFEST_FILE}",
+                    file=rel,
+                    remedy=REMEDY_REBUILD,
                 )
-            files[rel[len(prefix):]] = full.read_bytes()
+            files[rel[len(prefix) :]] = full.read_bytes()
     return verify_contents(manifest, raw, files, origin=origin, signature_verifier=signature_verifier)
 
 

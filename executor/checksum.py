@@ -11,7 +11,7 @@ UTF8_BOM = b"\xef\xbb\xbf"
 def normalize(data: bytes) -> bytes:
     """The bytes a checksum is computed over: no UTF-8 BOM, LF line endings."""
     if data.startswith(UTF8_BOM):
-        data = data[len(UTF8_BOM):]
+        data = data[len(UTF8_BOM) :]
     return data.replace(b"\r\n", b"\n")
 
 

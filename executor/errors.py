@@ -7,11 +7,11 @@ refused, 2: bad usage or configuration).
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 
-class Category(str, Enum):
+class Category(StrEnum):
     BUNDLE_INTEGRITY = "BUNDLE_INTEGRITY"
     SECURITY_VIOLATION = "SECURITY_VIOLATION"
     CHECKSUM_MISMATCH = "CHECKSUM_MISMATCH"

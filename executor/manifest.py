@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from executor.checksum import sha256_hex
@@ -65,7 +65,7 @@ class ManifestEntry:
 @dataclass
 class Manifest:
     migrations: list[ManifestEntry]
-    created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     source: dict[str, Any] = field(default_factory=dict)
     findings: dict[str, int] = field(default_factory=lambda: {"error": 0, "warning": 0})
     format: int = FORMAT
@@ -103,7 +103,9 @@ class Manifest:
 
     def to_json(self) -> bytes:
         """Pretty (but deterministic) JSON for manifest.json."""
-        return (json.dumps(self.to_dict(), indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+        return (json.dumps(self.to_dict(), indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode(
+            "utf-8"
+        )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Manifest:

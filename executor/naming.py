@@ -185,7 +185,10 @@ def _explain(base: str) -> str:
             return "a repeatable migration has no version: 'R__<description>.sql'"
     elif not VERSION_RE.match(head[1:]):
         return "the version must be digits separated by '.' or '_' (for example 1, 001, 1.2, 2024_05_01_1200)"
-    return "the name does not match V<version>__<description>.sql, R__<description>.sql or U<version>__<description>.sql"
+    return (
+        "the name does not match V<version>__<description>.sql, R__<description>.sql "
+        "or U<version>__<description>.sql"
+    )
 
 
 def format_version_like(previous: str | None, number: int) -> str:

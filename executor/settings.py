@@ -39,7 +39,8 @@ class ExecutorSettings:
             value = getattr(self, name)
             if not _DURATION_RE.match(str(value).strip()):
                 raise ConfigurationError(
-                    f"{name} {value!r} is not a PostgreSQL duration", remedy="write it like 5s, 500ms, 10min or 0"
+                    f"{name} {value!r} is not a PostgreSQL duration",
+                    remedy="write it like 5s, 500ms, 10min or 0",
                 )
         if self.lock_retries < 0:
             raise ConfigurationError("lock_retries must be 0 or more", remedy="set lock_retries = 3")

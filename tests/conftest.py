@@ -53,7 +53,8 @@ def fresh_db(pg_admin_url: str) -> Iterator[str]:
     finally:
         with admin.cursor() as cur:
             cur.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = %s AND pid <> pg_backend_pid()",
                 (name,),
             )
             cur.execute(f'DROP DATABASE IF EXISTS "{name}"')

@@ -23,7 +23,10 @@ def test_defaults_without_pyproject(tmp_path: Path) -> None:
 
 
 def test_values_are_read(tmp_path: Path) -> None:
-    cfg = load_config(_project(tmp_path, """
+    cfg = load_config(
+        _project(
+            tmp_path,
+            """
 [tool.schemagate]
 migrations = "db/migrations"
 out_of_order = true
@@ -33,7 +36,9 @@ ban-drop-column = "warning"
 [tool.schemagate.executor]
 schema = "ops"
 lock_timeout = "2s"
-"""))
+""",
+        )
+    )
     assert cfg.migrations == tmp_path.resolve() / "db/migrations"
     assert cfg.out_of_order and cfg.target_postgres == 16
     assert cfg.rules == {"ban-drop-column": "warning"}

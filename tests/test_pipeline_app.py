@@ -1020,8 +1020,11 @@ def test_the_executor_is_told_the_pipeline_execution_id(pipeline: Template) -> N
                     Match.object_like(
                         {
                             "Name": "Execute",
-                            "Actions": [Match.object_like({"Configuration": {"FunctionName": Match.any_value(),
-                                                                             "UserParameters": params}})],
+                            "Actions": [
+                                Match.object_like(
+                                    {"Configuration": Match.object_like({"UserParameters": params})}
+                                )
+                            ],
                         }
                     )
                 ]

@@ -135,11 +135,14 @@ def _by_file(result):
 
 
 def test_missing_table_fails_at_the_line_postgresql_names(tmp_path: Path, pg_admin_url: str) -> None:
-    config, structural = _project(tmp_path, {
-        "V1__customers.sql": "CREATE TABLE customers (id int PRIMARY KEY);\n",
-        "V2__invoices.sql": "-- invoices need a customer\n\nINSERT INTO invoices (id)\nVALUES (1);\n",
-        "V3__invoice_index.sql": "CREATE INDEX invoices_id ON invoices (id);\n",
-    })
+    config, structural = _project(
+        tmp_path,
+        {
+            "V1__customers.sql": "CREATE TABLE customers (id int PRIMARY KEY);\n",
+            "V2__invoices.sql": "-- invoices need a customer\n\nINSERT INTO invoices (id)\nVALUES (1);\n",
+            "V3__invoice_index.sql": "CREATE INDEX invoices_id ON invoices (id);\n",
+        },
+    )
     new = {"V2__invoices.sql", "V3__invoice_index.sql"}
     result = rehearse(config, structural, new=new, database_url=pg_admin_url)
     [finding] = result.findings
@@ -149,16 +152,19 @@ def test_missing_table_fails_at_the_line_postgresql_names(tmp_path: Path, pg_adm
     statuses = {m.file: m.status for m in result.migrations}
     assert statuses == {"V2__invoices.sql": "failed", "V3__invoice_index.sql": "not rehearsed"}
     assert "| `V2__invoices.sql` | ❌ failed |" in result.markdown()
-    assert "fails at line 3: relation \"invoices\" does not exist (SQLSTATE 42P01)" in result.markdown()
+    assert 'fails at line 3: relation "invoices" does not exist (SQLSTATE 42P01)' in result.markdown()
 
 
 def test_volatile_default_is_reported_as_a_rewrite_under_access_exclusive(tmp_path: Path, pg_admin_url: str):
-    config, structural = _project(tmp_path, {
-        "V1__orders.sql": "CREATE TABLE orders (id int PRIMARY KEY);\n"
-                          "INSERT INTO orders SELECT generate_series(1, 100);\n",
-        "V2__seen_at.sql": "ALTER TABLE orders\n"
-                           "  ADD COLUMN seen_at timestamptz NOT NULL DEFAULT clock_timestamp();\n",
-    })
+    config, structural = _project(
+        tmp_path,
+        {
+            "V1__orders.sql": "CREATE TABLE orders (id int PRIMARY KEY);\n"
+            "INSERT INTO orders SELECT generate_series(1, 100);\n",
+            "V2__seen_at.sql": "ALTER TABLE orders\n"
+            "  ADD COLUMN seen_at timestamptz NOT NULL DEFAULT clock_timestamp();\n",
+        },
+    )
     result = rehearse(config, structural, new={"V2__seen_at.sql"}, database_url=pg_admin_url)
     m = _by_file(result)["V2__seen_at.sql"]
     assert m.rewritten == ["public.orders"]
@@ -170,11 +176,14 @@ def test_volatile_default_is_reported_as_a_rewrite_under_access_exclusive(tmp_pa
 
 
 def test_create_index_and_create_index_concurrently_take_different_locks(tmp_path: Path, pg_admin_url: str):
-    config, structural = _project(tmp_path, {
-        "V1__orders.sql": "CREATE TABLE orders (id int PRIMARY KEY, customer int, placed date);\n",
-        "V2__by_customer.sql": "CREATE INDEX orders_customer ON orders (customer);\n",
-        "V3__by_date.sql": "CREATE INDEX CONCURRENTLY orders_placed ON orders (placed);\n",
-    })
+    config, structural = _project(
+        tmp_path,
+        {
+            "V1__orders.sql": "CREATE TABLE orders (id int PRIMARY KEY, customer int, placed date);\n",
+            "V2__by_customer.sql": "CREATE INDEX orders_customer ON orders (customer);\n",
+            "V3__by_date.sql": "CREATE INDEX CONCURRENTLY orders_placed ON orders (placed);\n",
+        },
+    )
     new = {"V2__by_customer.sql", "V3__by_date.sql"}
     result = rehearse(config, structural, new=new, database_url=pg_admin_url)
     plain, concurrent = _by_file(result)["V2__by_customer.sql"], _by_file(result)["V3__by_date.sql"]
@@ -187,13 +196,16 @@ def test_create_index_and_create_index_concurrently_take_different_locks(tmp_pat
 
 
 def test_a_table_created_in_the_same_migration_is_not_flagged(tmp_path: Path, pg_admin_url: str) -> None:
-    config, structural = _project(tmp_path, {
-        "V1__customers.sql": "CREATE TABLE customers (id int PRIMARY KEY);\n",
-        "V2__invoices.sql": "CREATE TABLE invoices (id int PRIMARY KEY, total numeric DEFAULT random());\n"
-                            "CREATE INDEX invoices_total ON invoices (total);\n"
-                            "INSERT INTO invoices (id) SELECT generate_series(1, 10);\n"
-                            "ALTER TABLE invoices ADD COLUMN at timestamptz DEFAULT clock_timestamp();\n",
-    })
+    config, structural = _project(
+        tmp_path,
+        {
+            "V1__customers.sql": "CREATE TABLE customers (id int PRIMARY KEY);\n",
+            "V2__invoices.sql": "CREATE TABLE invoices (id int PRIMARY KEY, total numeric DEFAULT random());\n"
+            "CREATE INDEX invoices_total ON invoices (total);\n"
+            "INSERT INTO invoices (id) SELECT generate_series(1, 10);\n"
+            "ALTER TABLE invoices ADD COLUMN at timestamptz DEFAULT clock_timestamp();\n",
+        },
+    )
     result = rehearse(config, structural, new={"V2__invoices.sql"}, database_url=pg_admin_url)
     m = _by_file(result)["V2__invoices.sql"]
     invoices = {li.relation: li for li in m.locks}["public.invoices"]
@@ -244,8 +256,9 @@ def test_a_long_history_is_built_once_and_then_copied(tmp_path: Path, pg_admin_u
     assert warm_total < 10
 
 
-def test_the_deployment_database_is_never_touched(tmp_path: Path, pg_admin_url: str, fresh_db: str,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_deployment_database_is_never_touched(
+    tmp_path: Path, pg_admin_url: str, fresh_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """DATABASE_URL points at a database that refuses every connection while the rehearsal runs:
     the rehearsal succeeds anyway, and afterwards that database holds exactly what it held."""
     with psycopg2.connect(fresh_db) as conn, conn.cursor() as cur:
@@ -258,10 +271,13 @@ def test_the_deployment_database_is_never_touched(tmp_path: Path, pg_admin_url: 
     with admin.cursor() as cur:
         cur.execute(f'ALTER DATABASE "{target}" WITH ALLOW_CONNECTIONS false')
     try:
-        config, structural = _project(tmp_path, {
-            "V1__customers.sql": "CREATE TABLE customers (id int PRIMARY KEY, name text);\n",
-            "V2__drop.sql": "DROP TABLE customers;\n",
-        })
+        config, structural = _project(
+            tmp_path,
+            {
+                "V1__customers.sql": "CREATE TABLE customers (id int PRIMARY KEY, name text);\n",
+                "V2__drop.sql": "DROP TABLE customers;\n",
+            },
+        )
         result = rehearse(config, structural, new=None, database_url=pg_admin_url)
     finally:
         with admin.cursor() as cur:
@@ -280,8 +296,9 @@ def test_the_deployment_database_is_never_touched(tmp_path: Path, pg_admin_url: 
     conn.close()
 
 
-def test_rehearsing_on_the_deployment_database_is_refused(tmp_path: Path, pg_admin_url: str,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_rehearsing_on_the_deployment_database_is_refused(
+    tmp_path: Path, pg_admin_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("DATABASE_URL", pg_admin_url)
     config, structural = _project(tmp_path, {"V1__a.sql": "SELECT 1;\n"})
     with pytest.raises(ConfigurationError, match="DATABASE_URL"):
@@ -313,10 +330,13 @@ def test_leftovers_of_a_killed_run_are_swept_but_a_live_runs_database_is_not(pg_
 def test_rehearsal_runs_on_the_embedded_server_when_no_url_is_given(tmp_path: Path) -> None:
     from schemagate.embedded import EmbeddedPostgres
 
-    config, structural = _project(tmp_path, {
-        "V1__orders.sql": "CREATE TABLE orders (id int PRIMARY KEY);\n",
-        "V2__orders_total.sql": "ALTER TABLE orders ADD COLUMN total numeric DEFAULT random();\n",
-    })
+    config, structural = _project(
+        tmp_path,
+        {
+            "V1__orders.sql": "CREATE TABLE orders (id int PRIMARY KEY);\n",
+            "V2__orders_total.sql": "ALTER TABLE orders ADD COLUMN total numeric DEFAULT random();\n",
+        },
+    )
     home = tmp_path / ".schemagate" / "rehearsal"
     try:
         result = rehearse(config, structural, new={"V2__orders_total.sql"}, database_url=None)
@@ -338,17 +358,30 @@ def test_validate_rehearse_puts_the_lock_report_into_all_three_reports(tmp_path:
 
     from schemagate.cli import cli
 
-    _project(tmp_path, {
-        "V1__orders.sql": "CREATE TABLE orders (id bigint PRIMARY KEY);\n",
-        "V2__orders_seen.sql": "ALTER TABLE orders\n"
-                               "  ADD COLUMN seen_at timestamptz DEFAULT clock_timestamp();\n",
-        "V3__orders_fk.sql": "CREATE INDEX CONCURRENTLY IF NOT EXISTS orders_seen ON orders (seen_at);\n",
-    })
+    _project(
+        tmp_path,
+        {
+            "V1__orders.sql": "CREATE TABLE orders (id bigint PRIMARY KEY);\n",
+            "V2__orders_seen.sql": "ALTER TABLE orders\n"
+            "  ADD COLUMN seen_at timestamptz DEFAULT clock_timestamp();\n",
+            "V3__orders_fk.sql": "CREATE INDEX CONCURRENTLY IF NOT EXISTS orders_seen ON orders (seen_at);\n",
+        },
+    )
     reports = tmp_path / "reports"
-    run = CliRunner().invoke(cli, [
-        "validate", "--migrations", str(tmp_path / "migrations"), "--reports", str(reports), "--no-lint",
-        "--rehearse", "--rehearsal-database-url", pg_admin_url,
-    ])
+    run = CliRunner().invoke(
+        cli,
+        [
+            "validate",
+            "--migrations",
+            str(tmp_path / "migrations"),
+            "--reports",
+            str(reports),
+            "--no-lint",
+            "--rehearse",
+            "--rehearsal-database-url",
+            pg_admin_url,
+        ],
+    )
     assert run.exit_code == 1, run.output  # safety rule adding-field-with-default blocks; rehearsal warns
     markdown = (reports / "report.md").read_text()
     assert "V2__orders_seen.sql takes ACCESS EXCLUSIVE on public.orders and rewrites it" in markdown
@@ -356,7 +389,9 @@ def test_validate_rehearse_puts_the_lock_report_into_all_three_reports(tmp_path:
     suite = ET.parse(reports / "junit.xml").getroot().find("testsuite[@name='rehearsal']")
     cases = {c.get("name"): c for c in suite.iter("testcase")}
     assert set(cases) == {"V1__orders.sql", "V2__orders_seen.sql", "V3__orders_fk.sql"}
-    assert cases["V2__orders_seen.sql"].find("failure") is not None
+    # the rewrite is a warning: like every suite, the case passes and says so in its output
+    assert cases["V2__orders_seen.sql"].find("failure") is None
+    assert "rehearsal-table-rewrite" in cases["V2__orders_seen.sql"].find("system-out").text
     assert cases["V3__orders_fk.sql"].find("failure") is None
     data = json.loads((reports / "report.json").read_text())
     [section] = [s for s in data["sections"] if s["title"] == "Rehearsal"]
@@ -386,7 +421,8 @@ def test_a_new_file_with_a_syntax_error_is_not_rehearsed_again(tmp_path: Path, p
     result = rehearse(config, structural, new={"V2__broken.sql"}, database_url=pg_admin_url)
     assert result.findings == [] and result.server_version == ""  # no server was started
     assert [(m.file, m.status, m.note) for m in result.migrations] == [
-        ("V2__broken.sql", "not rehearsed", "it has syntax errors")]
+        ("V2__broken.sql", "not rehearsed", "it has syntax errors")
+    ]
     assert result.markdown().startswith("Nothing was rehearsed: the first new migration has syntax errors.")
 
 
@@ -395,10 +431,13 @@ def test_a_setup_script_provides_what_no_migration_creates(tmp_path: Path, pg_ad
     script the base fails to apply; with it the new file is rehearsed, and [tool.schemagate.rules]
     sets the rehearsal rules' severity."""
     salt = uuid.uuid4().hex[:8]  # a base of its own, not one an earlier run cached
-    config, structural = _project(tmp_path, {
-        "V1__orders.sql": f"-- {salt}\nCREATE TABLE orders (id bigint PRIMARY KEY DEFAULT ops.next_id());\n",
-        "V2__orders_total.sql": "ALTER TABLE orders ADD COLUMN total numeric DEFAULT random();\n",
-    })
+    config, structural = _project(
+        tmp_path,
+        {
+            "V1__orders.sql": f"-- {salt}\nCREATE TABLE orders (id bigint PRIMARY KEY DEFAULT ops.next_id());\n",
+            "V2__orders_total.sql": "ALTER TABLE orders ADD COLUMN total numeric DEFAULT random();\n",
+        },
+    )
     new = {"V2__orders_total.sql"}
     without = rehearse(config, structural, new=new, database_url=pg_admin_url)
     [failed] = without.findings
@@ -430,6 +469,7 @@ def test_two_runs_building_the_same_base_at_once_both_succeed(tmp_path: Path, pg
     files["V0013__t0_note.sql"] = "ALTER TABLE t0 ADD COLUMN note text;\n"
     config, structural = _project(tmp_path, files)
     new = {"V0013__t0_note.sql"}
+
     def run(_: str):
         return rehearse(config, structural, new=new, database_url=pg_admin_url)
 
@@ -445,3 +485,36 @@ def test_two_runs_building_the_same_base_at_once_both_succeed(tmp_path: Path, pg
     admin.close()
     assert [m.status for r in runs for m in r.migrations] == ["applied", "applied"]
     assert runs[0].base_key == runs[1].base_key and len(bases) == 1  # one template, no build left over
+
+
+def test_junit_cases_fail_only_on_blocking_findings() -> None:
+    """Same policy as every other suite: warnings pass with output, errors (or warnings when
+    blocking_severity = "warning") fail."""
+    from validator.findings import Finding
+    from validator.rehearsal import RehearsalResult, RehearsedMigration
+    from validator.rehearsal_locks import LockInfo
+
+    lock = LockInfo(relation="public.orders", mode="ACCESS EXCLUSIVE", existed_before=True, flagged=True)
+    migrations = [
+        RehearsedMigration(file="V2__a.sql", duration_ms=5, transactional=True, locks=[lock]),
+        RehearsedMigration(file="V3__b.sql", duration_ms=5, transactional=True, status="failed"),
+    ]
+    findings = [
+        Finding("rehearsal-blocking-lock", "rehearsal", "warning", "V2__a.sql", None, None, "takes a lock"),
+        Finding("rehearsal-failed", "rehearsal", "error", "V3__b.sql", 1, 1, "relation does not exist"),
+    ]
+
+    def failures(blocking: str) -> dict[str, bool]:
+        result = RehearsalResult(
+            findings=findings,
+            migrations=migrations,
+            base_reused=False,
+            base_seconds=0.0,
+            blocking_severity=blocking,
+        )
+        name, cases = result.junit_suite()
+        assert name == "rehearsal"
+        return {c.name: c.failure_message is not None for c in cases}
+
+    assert failures("error") == {"V2__a.sql": False, "V3__b.sql": True}
+    assert failures("warning") == {"V2__a.sql": True, "V3__b.sql": True}

@@ -69,11 +69,17 @@ def load_config(project_root: Path | None = None, *, migrations: Path | None = N
         try:
             data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigurationError(f"pyproject.toml is not valid TOML: {exc}", file=str(pyproject)) from None
+            raise ConfigurationError(
+                f"pyproject.toml is not valid TOML: {exc}", file=str(pyproject)
+            ) from None
         table = data.get("tool", {}).get("schemagate", {}) or {}
     mig = migrations if migrations is not None else root / str(table.get("migrations", "migrations"))
-    cfg = ValidatorConfig(project_root=root, migrations=Path(mig), pyproject=pyproject if pyproject.is_file() else None,
-                          raw=table)
+    cfg = ValidatorConfig(
+        project_root=root,
+        migrations=Path(mig),
+        pyproject=pyproject if pyproject.is_file() else None,
+        raw=table,
+    )
     if "out_of_order" in table:
         if not isinstance(table["out_of_order"], bool):
             raise _key_error("out_of_order", "must be true or false", "out_of_order = false")
@@ -81,19 +87,25 @@ def load_config(project_root: Path | None = None, *, migrations: Path | None = N
     if "target_postgres" in table:
         tp = table["target_postgres"]
         if not isinstance(tp, int) or tp not in SUPPORTED_POSTGRES:
-            raise _key_error("target_postgres", f"{tp!r} is not a supported major version",
-                             f"one of {', '.join(map(str, SUPPORTED_POSTGRES))}")
+            raise _key_error(
+                "target_postgres",
+                f"{tp!r} is not a supported major version",
+                f"one of {', '.join(map(str, SUPPORTED_POSTGRES))}",
+            )
         cfg.target_postgres = tp
     if "blocking_severity" in table:
         bs = table["blocking_severity"]
         if bs not in ("error", "warning"):
-            raise _key_error("blocking_severity", f"{bs!r} is neither 'error' nor 'warning'", 'blocking_severity = "error"')
+            raise _key_error(
+                "blocking_severity", f"{bs!r} is neither 'error' nor 'warning'", 'blocking_severity = "error"'
+            )
         cfg.blocking_severity = bs
     rules = table.get("rules", {}) or {}
     for rule_id, level in rules.items():
         if level not in ("off", "warning", "error"):
-            raise _key_error(f"rules.{rule_id}", f"{level!r} is not 'off', 'warning' or 'error'",
-                             f'{rule_id} = "warning"')
+            raise _key_error(
+                f"rules.{rule_id}", f"{level!r} is not 'off', 'warning' or 'error'", f'{rule_id} = "warning"'
+            )
     cfg.rules = dict(rules)
     lint = table.get("lint", {}) or {}
     cfg.lint = {"enabled": True, "severity": "warning", **lint}

@@ -165,6 +165,7 @@ class RehearsalResult:
     total_seconds: float = 0.0
     database: str = ""  # the throwaway database (dropped when rehearse returns)
     base_key: str = ""  # key of the cached base state (BaseStore.forget(key) drops it)
+    blocking_severity: str = ERROR  # config.blocking_severity: which findings fail a JUnit case
 
     title = "Rehearsal"
 
@@ -235,15 +236,23 @@ class RehearsalResult:
         }
 
     def junit_suite(self) -> tuple[str, list[Any]]:
-        """Suite "rehearsal": a case per new migration, failing when the migration failed or took a
-        write-blocking lock on (or rewrote) an existing table; the lock summary is its output."""
+        """Suite "rehearsal": a case per new migration.  Like every other suite, a case fails only when
+        one of its findings blocks the build (a failed migration; flagged locks and rewrites too
+        when ``blocking_severity = "warning"``), so a passing build never shows failed cases;
+        warnings and the lock summary are the case's output."""
         from validator.reports import JUnitCase
 
         cases = []
         for m in self.migrations:
             mine = sorted((f for f in self.findings if f.file == m.file), key=lambda f: f.severity != ERROR)
+            blocking = [f for f in mine if f.severity == ERROR or self.blocking_severity == WARNING]
             message = text = None
-            if mine:
+            output = _junit_output(m) if m.notable else None
+            if mine and not blocking:
+                warnings = "\n".join(f"{f.severity}: {f.location} {f.rule}: {f.message}" for f in mine)
+                output = f"{output}\n\n{warnings}" if output else warnings
+            if blocking:
+                mine = blocking
                 message = f"{mine[0].location} {mine[0].rule}: {mine[0].message}"
                 if len(mine) > 1:
                     message += f" (and {len(mine) - 1} more)"
@@ -259,7 +268,7 @@ class RehearsalResult:
                     failure_text=text,
                     time_s=(m.duration_ms or 0) / 1000,
                     # quiet cases carry no output, so the report may fold them (CodeBuild: 500 cases)
-                    system_out=_junit_output(m) if m.notable else None,
+                    system_out=output,
                 )
             )
         for f in self.findings:  # a failure in the base history is about a file that is not new
@@ -906,6 +915,7 @@ def rehearse(
         total_seconds=time.perf_counter() - started,
         database=target,
         base_key=key if base else "",
+        blocking_severity=config.blocking_severity,
     )
 
 
