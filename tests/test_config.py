@@ -49,6 +49,7 @@ lock_timeout = "2s"
     ("body", "key"),
     [
         ("[tool.schemagate]\ntarget_postgres = 9\n", "target_postgres"),
+        ("[tool.schemagate]\ntarget_postgres = 19\n", "target_postgres"),
         ("[tool.schemagate]\nout_of_order = 'yes'\n", "out_of_order"),
         ("[tool.schemagate]\nblocking_severity = 'info'\n", "blocking_severity"),
         ("[tool.schemagate.rules]\nban-drop-column = 'loud'\n", "rules.ban-drop-column"),
@@ -68,3 +69,15 @@ def test_executor_settings_validate_identifiers_and_durations() -> None:
     with pytest.raises(ConfigurationError, match="unknown executor setting"):
         ExecutorSettings().with_overrides(lock_timout="1s")
     assert ExecutorSettings().with_overrides(lock_timeout="1s").lock_timeout == "1s"
+
+
+def test_an_old_target_version_reaches_the_safety_rules(tmp_path: Path) -> None:
+    """ADD COLUMN with a constant default rewrote the table before PostgreSQL 11."""
+    from validator.safety import check_sql
+
+    sql = "ALTER TABLE orders ADD COLUMN flag boolean DEFAULT false;\n"
+    old = load_config(_project(tmp_path, "[tool.schemagate]\ntarget_postgres = 10\n"))
+    assert old.target_postgres == 10
+    assert "adding-field-with-default" in {f.rule for f in check_sql(sql, config=old).findings}
+    new = load_config(_project(tmp_path, "[tool.schemagate]\ntarget_postgres = 16\n"))
+    assert "adding-field-with-default" not in {f.rule for f in check_sql(sql, config=new).findings}

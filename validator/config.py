@@ -30,7 +30,10 @@ from typing import Any
 from executor.errors import ConfigurationError
 from executor.settings import ExecutorSettings
 
-SUPPORTED_POSTGRES = (13, 14, 15, 16, 17, 18)
+# majors the safety rules know the behaviour of; 10-13 are past community support but still run
+# (for example under RDS extended support), and several dangers differ there (ADD COLUMN ... DEFAULT
+# rewrites before 11, ALTER TYPE ... ADD VALUE cannot run in a transaction before 12)
+SUPPORTED_POSTGRES = tuple(range(10, 19))
 DEFAULT_TARGET_POSTGRES = 14  # the oldest major still supported by the PostgreSQL project (Nov 2026)
 
 
