@@ -72,3 +72,18 @@ def has_reindex_concurrently(node: Any) -> bool:
 
 
 PRIMARY_OR_UNIQUE = (ConstrType.CONSTR_PRIMARY, ConstrType.CONSTR_UNIQUE)
+
+
+def table_gaining_indexed_constraint(ctx: Any, ancestors: Any, node: Any, contype: ConstrType) -> Any | None:
+    """The existing table an ``ALTER TABLE ... ADD [COLUMN ...] <contype>`` constraint builds an index
+    on while holding ACCESS EXCLUSIVE, or None (another constraint type, ``USING INDEX``, not an
+    ALTER TABLE, or a table created earlier in the same file)."""
+    if node.contype != contype or node.indexname:
+        return None
+    cmd = enclosing_cmd(ancestors)
+    table = altered_table(ancestors)
+    if cmd is None or table is None or ctx.is_new_table(table):
+        return None
+    if cmd.subtype not in (AlterTableType.AT_AddConstraint, AlterTableType.AT_AddColumn):
+        return None
+    return table

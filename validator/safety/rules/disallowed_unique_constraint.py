@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pglast.enums import AlterTableType, ConstrType
+from pglast.enums import ConstrType
 
-from validator.safety.nodes import altered_table, enclosing_cmd, manual, qualified
+from validator.safety.nodes import manual, qualified, table_gaining_indexed_constraint
 from validator.safety.rule import Example, Rule, RuleDocs
 
 
@@ -40,13 +40,8 @@ class DisallowedUniqueConstraint(Rule):
     )
 
     def visit_Constraint(self, ancestors: Any, node: Any) -> None:
-        if node.contype != ConstrType.CONSTR_UNIQUE or node.indexname:
-            return
-        cmd = enclosing_cmd(ancestors)
-        table = altered_table(ancestors)
-        if cmd is None or table is None or self.ctx.is_new_table(table):
-            return
-        if cmd.subtype in (AlterTableType.AT_AddConstraint, AlterTableType.AT_AddColumn):
+        table = table_gaining_indexed_constraint(self.ctx, ancestors, node, ConstrType.CONSTR_UNIQUE)
+        if table is not None:
             self.report(
                 node,
                 f"Adding a UNIQUE constraint to {qualified(table)} builds its index while blocking "
