@@ -43,15 +43,18 @@ def history(count: int, salt: str) -> dict[str, str]:
                 "  name text NOT NULL,\n  created_at timestamptz NOT NULL DEFAULT now()\n);\n"
             )
         elif shape == 1:
-            body = f"CREATE TYPE {t}_state AS ENUM ('new', 'active', 'gone');\n" \
-                   f"ALTER TABLE {t} ADD COLUMN state {t}_state NOT NULL DEFAULT 'new';\n"
+            body = (
+                f"CREATE TYPE {t}_state AS ENUM ('new', 'active', 'gone');\n"
+                f"ALTER TABLE {t} ADD COLUMN state {t}_state NOT NULL DEFAULT 'new';\n"
+            )
         elif shape == 2:
             body = f"INSERT INTO {t} (name) SELECT 'row ' || g FROM generate_series(1, 200) g;\n"
         elif shape == 3:
             body = f"CREATE INDEX {t}_name ON {t} (name);\n"
         else:
-            body = f"UPDATE {t} SET state = 'active' WHERE id % 2 = 0;\n" \
-                   f"COMMENT ON TABLE {t} IS 'entity {i}';\n"
+            body = (
+                f"UPDATE {t} SET state = 'active' WHERE id % 2 = 0;\nCOMMENT ON TABLE {t} IS 'entity {i}';\n"
+            )
         files[f"V{i:04d}__step_{i}.sql"] = body
     return files
 
@@ -73,8 +76,7 @@ def main() -> None:
         files = history(args.files, uuid.uuid4().hex)
         new_file = f"V{args.files + 1:04d}__entity_0_archived.sql"
         files[new_file] = (
-            "ALTER TABLE entity_0\n"
-            "  ADD COLUMN archived_at timestamptz DEFAULT clock_timestamp();\n"
+            "ALTER TABLE entity_0\n  ADD COLUMN archived_at timestamptz DEFAULT clock_timestamp();\n"
         )
         for name, text in files.items():
             (mig / name).write_text(text)
@@ -103,8 +105,10 @@ def main() -> None:
         print(f"rehearsal server: {cold.server} (PostgreSQL {cold.server_version}){server_note}")
         print(f"history: {args.files} base migrations + 1 new ({new_file})")
         print(f"cold (base applied, then cached): {cold_s:7.2f} s  (base state {cold.base_seconds:.2f} s)")
-        print(f"warm (base copied from template): {warm_s:7.2f} s  (base state {warm_base:.2f} s; "
-              f"median of {len(runs)} runs: {', '.join(f'{t:.2f}' for t, _ in runs)})")
+        print(
+            f"warm (base copied from template): {warm_s:7.2f} s  (base state {warm_base:.2f} s; "
+            f"median of {len(runs)} runs: {', '.join(f'{t:.2f}' for t, _ in runs)})"
+        )
         print(f"warm / cold: {warm_s / cold_s:.3f}  ({cold_s / warm_s:.1f}x faster)")
         m = runs[-1][1].migrations[0]
         print(f"new migration: {m.headline()} ({m.duration_ms} ms)")

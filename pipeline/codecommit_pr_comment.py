@@ -25,9 +25,9 @@ def comment_request(event: dict[str, Any], repository_name: str) -> dict[str, st
     detail = event["detail"]
     variables = {
         item["name"]: item["value"]
-        for item in detail.get("additional-information", {}).get("environment", {}).get(
-            "environment-variables", []
-        )
+        for item in detail.get("additional-information", {})
+        .get("environment", {})
+        .get("environment-variables", [])
     }
     pull_request = variables.get("SCHEMAGATE_PULL_REQUEST_ID")
     before, after = variables.get("SCHEMAGATE_BASE_REF"), variables.get("SCHEMAGATE_SOURCE_COMMIT")

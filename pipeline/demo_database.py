@@ -43,7 +43,10 @@ class DemoDatabase(Construct):
         )
         subnets = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)
         self.security_group = ec2.SecurityGroup(
-            self, "DatabaseSecurityGroup", vpc=self.vpc, description="schemagate demo database",
+            self,
+            "DatabaseSecurityGroup",
+            vpc=self.vpc,
+            description="schemagate demo database",
             allow_all_outbound=False,
         )
         self.instance = rds.DatabaseInstance(

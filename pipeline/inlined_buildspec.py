@@ -39,8 +39,10 @@ def load_buildspec(path: Path) -> dict[str, Any]:
         spec = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise PipelineConfigError("buildspecPath", f"{path} is not valid YAML: {exc}") from None
-    if not isinstance(spec, dict) or str(spec.get("version")) != "0.2" or not isinstance(
-        spec.get("phases"), dict
+    if (
+        not isinstance(spec, dict)
+        or str(spec.get("version")) != "0.2"
+        or not isinstance(spec.get("phases"), dict)
     ):
         raise PipelineConfigError(
             "buildspecPath",

@@ -45,14 +45,23 @@ def build_lambda_package(out_dir: str | Path, *, arch: str = "x86_64", python_ve
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     command = [
-        sys.executable, "-m", "pip", "install",
-        "--quiet", "--disable-pip-version-check", "--no-compile",
-        "--platform", _PLATFORMS[arch],
-        "--implementation", "cp",
-        "--python-version", python_version,
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--no-compile",
+        "--platform",
+        _PLATFORMS[arch],
+        "--implementation",
+        "cp",
+        "--python-version",
+        python_version,
         "--only-binary=:all:",
         "--upgrade",
-        "--target", str(out),
+        "--target",
+        str(out),
         *RUNTIME_REQUIREMENTS,
     ]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -91,7 +100,9 @@ def _precompile(out: Path, python_version: str) -> bool:
         return False
     result = subprocess.run(
         [interpreter, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash", str(out)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     return result.returncode == 0
 

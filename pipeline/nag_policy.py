@@ -69,13 +69,15 @@ def _arn_prefix(scope: IConstruct, service: str) -> str:
     def shown(value: str, pseudo: str) -> str:
         return f"<{pseudo}>" if Token.is_unresolved(value) else value
 
-    return ":".join((
-        "arn",
-        shown(stack.partition, "AWS::Partition"),
-        service,
-        shown(stack.region, "AWS::Region"),
-        shown(stack.account, "AWS::AccountId"),
-    ))
+    return ":".join(
+        (
+            "arn",
+            shown(stack.partition, "AWS::Partition"),
+            service,
+            shown(stack.region, "AWS::Region"),
+            shown(stack.account, "AWS::AccountId"),
+        )
+    )
 
 
 def acknowledge_codebuild_defaults(scope: IConstruct, *, project: IConstruct) -> None:

@@ -87,12 +87,18 @@ class PullRequestValidation(Construct):
             ]
             if source.provider is SourceProvider.BITBUCKET:
                 build_source = codebuild.Source.bit_bucket(
-                    owner=source.owner, repo=source.repo, webhook=True, webhook_filters=filters,
+                    owner=source.owner,
+                    repo=source.repo,
+                    webhook=True,
+                    webhook_filters=filters,
                     report_build_status=True,
                 )
             else:
                 build_source = codebuild.Source.git_hub(
-                    owner=source.owner, repo=source.repo, webhook=True, webhook_filters=filters,
+                    owner=source.owner,
+                    repo=source.repo,
+                    webhook=True,
+                    webhook_filters=filters,
                     report_build_status=True,
                 )
         self.project = codebuild.Project(

@@ -49,11 +49,15 @@ def test_the_validated_signed_bundle_is_exactly_what_the_executor_applies(
     key = world.kms.create_key(KeyUsage="SIGN_VERIFY", KeySpec="ECC_NIST_P256")["KeyMetadata"]["KeyId"]
     project = tmp_path / "project"
     shutil.copytree(REPO_ROOT / "migrations", project / "migrations")
-    (project / "pyproject.toml").write_text('[project]\nname = "app"\n\n[tool.schemagate]\nmigrations = "migrations"\n')
+    (project / "pyproject.toml").write_text(
+        '[project]\nname = "app"\n\n[tool.schemagate]\nmigrations = "migrations"\n'
+    )
     monkeypatch.chdir(project)
 
     # build: the validation step writes and signs the bundle
-    code = main(["validate", "--no-lint", "--bundle", "bundle", "--reports", "reports", "--sign-with-kms", key])
+    code = main(
+        ["validate", "--no-lint", "--bundle", "bundle", "--reports", "reports", "--sign-with-kms", key]
+    )
     assert code == 0
     manifest = json.loads((project / "bundle" / "manifest.json").read_text())
     assert manifest["signature"]["key_id"] and manifest["bundle_sha256"]
@@ -84,8 +88,15 @@ def test_the_validated_signed_bundle_is_exactly_what_the_executor_applies(
     (tampered / "migrations" / "V010__cleanup.sql").write_bytes(extra)
     manifest["migrations"].insert(
         len([m for m in manifest["migrations"] if m["kind"] == "versioned"]),
-        {"file": "V010__cleanup.sql", "kind": "versioned", "version": "010", "description": "cleanup",
-         "sha256": file_checksum(extra), "transactional": True, "settings": {}},
+        {
+            "file": "V010__cleanup.sql",
+            "kind": "versioned",
+            "version": "010",
+            "description": "cleanup",
+            "sha256": file_checksum(extra),
+            "transactional": True,
+            "settings": {},
+        },
     )
     from executor.bundle import raw_manifest_sha256
 

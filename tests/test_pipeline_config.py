@@ -33,8 +33,14 @@ def _error(**raw: object) -> PipelineConfigError:
 
 def test_codecommit_with_an_existing_database_reads_every_key() -> None:
     config = _config(
-        sourceProvider="codecommit", repositoryName="app-db", branch="release", schema="app",
-        approvalEmails=["dba@example.com"], executorTimeoutMinutes=10, logRetentionDays=30, **EXTERNAL_DB,
+        sourceProvider="codecommit",
+        repositoryName="app-db",
+        branch="release",
+        schema="app",
+        approvalEmails=["dba@example.com"],
+        executorTimeoutMinutes=10,
+        logRetentionDays=30,
+        **EXTERNAL_DB,
     )
     assert config.source.provider is SourceProvider.CODECOMMIT
     assert config.source.repository_name == "app-db"
@@ -63,8 +69,10 @@ def test_defaults_follow_the_issue() -> None:
         ({"sourceProvider": "gitlab", "connectionArn": CONNECTION, "repositoryName": "r"}, "repositoryOwner"),
         ({"sourceProvider": "codecommit", "repositoryName": "r"}, "databaseSecretArn"),
         ({"sourceProvider": "codecommit", "repositoryName": "r", **EXTERNAL_DB, "vpcId": None}, "vpcId"),
-        ({"sourceProvider": "codecommit", "repositoryName": "r", **EXTERNAL_DB, "privateSubnetIds": []},
-         "privateSubnetIds"),
+        (
+            {"sourceProvider": "codecommit", "repositoryName": "r", **EXTERNAL_DB, "privateSubnetIds": []},
+            "privateSubnetIds",
+        ),
     ],
 )
 def test_a_missing_key_fails_naming_the_key(raw: dict[str, object], key: str) -> None:
@@ -108,7 +116,9 @@ def test_demo_database_and_an_existing_database_are_exclusive() -> None:
 def test_command_line_overrides_are_strings_and_win_over_cdk_json() -> None:
     context = {
         "schemagate": {
-            "sourceProvider": "codecommit", "repositoryName": "from-cdk-json", "demoDatabase": True
+            "sourceProvider": "codecommit",
+            "repositoryName": "from-cdk-json",
+            "demoDatabase": True,
         },
         "schemagate:repositoryName": "from-command-line",
         "schemagate:approvalEmails": "a@example.com, b@example.com",

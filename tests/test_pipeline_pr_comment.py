@@ -7,9 +7,7 @@ from typing import Any
 
 from pipeline.codecommit_pr_comment import comment_request
 
-BUILD_ARN = (
-    "arn:aws:codebuild:eu-west-1:123456789012:build/PullRequestsProject-abc:1b2c3d4e-0000-1111-2222-333344445555"
-)
+BUILD_ARN = "arn:aws:codebuild:eu-west-1:123456789012:build/PullRequestsProject-abc:1b2c3d4e-0000-1111-2222-333344445555"
 
 # The shape of a "CodeBuild Build State Change" event (trimmed to what matters).
 EVENT: dict[str, Any] = {

@@ -273,9 +273,14 @@ class RehearsalResult:
             )
         for f in self.findings:  # a failure in the base history is about a file that is not new
             if f.rule == RULE_BASE_FAILED:
-                cases.append(JUnitCase(name=f.file or "(base history)", classname=f"schemagate.{FAMILY}",
-                                       failure_message=f"{f.location} {f.rule}: {f.message}",
-                                       failure_text=f"{f.message}\nhelp: {f.help}"))
+                cases.append(
+                    JUnitCase(
+                        name=f.file or "(base history)",
+                        classname=f"schemagate.{FAMILY}",
+                        failure_message=f"{f.location} {f.rule}: {f.message}",
+                        failure_text=f"{f.message}\nhelp: {f.help}",
+                    )
+                )
         return FAMILY, cases
 
 
@@ -542,9 +547,7 @@ class BaseStore:
         with self.admin.cursor() as cur:
             ident = sql.Identifier(build)
             cur.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false").format(ident))
-            cur.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (build,)
-            )
+            cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (build,))
             try:
                 cur.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(ident, sql.Identifier(template)))
             except (psycopg2.errors.DuplicateDatabase, psycopg2.errors.UniqueViolation):
@@ -746,8 +749,13 @@ def _failure_finding(
             message += f"; context: {' '.join(str(ctx['where']).split())}"
     else:  # a refusal of the executor (e.g. BEGIN/COMMIT in the file), or a connection failure
         message = err.message
-    detail = {"sqlstate": sqlstate, "message": ctx.get("message") or err.message, "line": err.line,
-              "column": err.column, "category": err.category.value}
+    detail = {
+        "sqlstate": sqlstate,
+        "message": ctx.get("message") or err.message,
+        "line": err.line,
+        "column": err.column,
+        "category": err.category.value,
+    }
     if base:
         message += " (while applying the existing history to an empty database)"
         help_text = (
@@ -846,8 +854,12 @@ def rehearse(
 
     if not fresh:  # nothing to rehearse: no server, no database
         return RehearsalResult(
-            findings=[], migrations=_held_back(held_back), base_reused=False, base_seconds=0.0,
-            base_files=len(base), server="not started (no new migration to rehearse)",
+            findings=[],
+            migrations=_held_back(held_back),
+            base_reused=False,
+            base_seconds=0.0,
+            base_files=len(base),
+            server="not started (no new migration to rehearse)",
             total_seconds=time.perf_counter() - started,
         )
     with rehearsal_server(config, database_url) as (admin_url, server):
@@ -891,8 +903,13 @@ def rehearse(
             if base_error is not None:
                 findings.append(base_error)
                 migrations = [
-                    RehearsedMigration(e.file, None, e.transactional, status="not rehearsed",
-                                       note=f"the existing history failed to apply ({base_error.file})")
+                    RehearsedMigration(
+                        e.file,
+                        None,
+                        e.transactional,
+                        status="not rehearsed",
+                        note=f"the existing history failed to apply ({base_error.file})",
+                    )
                     for e, _ in fresh
                 ]
             else:
@@ -991,8 +1008,13 @@ def _rehearse_new(
             finding, detail = _failure_finding(failure, entry.file, rule=RULE_FAILED, base=False)
             findings.append(finding)
             migrations.append(
-                RehearsedMigration(entry.file, probe.elapsed_ms(entry.file), entry.transactional,
-                                   status="failed", error=detail)
+                RehearsedMigration(
+                    entry.file,
+                    probe.elapsed_ms(entry.file),
+                    entry.transactional,
+                    status="failed",
+                    error=detail,
+                )
             )
         else:
             why = f"{failed_file} failed before it" if failed_file else "the executor stopped before it"
