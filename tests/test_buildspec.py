@@ -196,3 +196,24 @@ def test_pr_build_compares_with_the_webhook_base_ref(buildspec, checkout):
     bundle = load_bundle(artifact_dir(buildspec, work))
     assert "V900__add_customer_notes.sql" in {m.file for m in bundle.manifest.migrations}
     assert bundle.manifest.source["branch"] == "feature/add"
+
+
+def test_main_branch_build_with_history_rehearses_only_what_the_merge_added(buildspec, checkout):
+    """A full clone on main: the previous commit is the base, so only the merged file is rehearsed."""
+    work, bindir = checkout
+    git(work, "checkout", "-q", "main")
+    git(work, "checkout", "-qb", "main-after-merge")
+    (work / "migrations" / "V901__add_customer_tier.sql").write_text(
+        "ALTER TABLE customers ADD COLUMN tier text;\n"
+    )
+    git(work, "add", "-A")
+    git(work, "commit", "-qm", "merge: add a migration")
+    shutil.rmtree(work / "bundle", ignore_errors=True)
+    codes = run_phases(
+        buildspec, work, bindir, {"CODEBUILD_RESOLVED_SOURCE_VERSION": git(work, "rev-parse", "HEAD")}
+    )
+    assert all(c == 0 for c in codes), codes
+    (junit,) = declared_report_files(buildspec, work)
+    suite = ET.parse(junit).getroot().find("testsuite[@name='rehearsal']")
+    assert [c.get("name") for c in suite.iter("testcase")] == ["V901__add_customer_tier.sql"]
+    assert (artifact_dir(buildspec, work) / "manifest.json").exists()
