@@ -126,6 +126,9 @@ class DeliveryPipeline(Construct):
                 output=self.source_artifact,
                 trigger=actions.CodeCommitTrigger.EVENTS,
                 variables_namespace=SOURCE_NAMESPACE,
+                # a full clone: the validation build sees git history, so buildspec.yml judges the
+                # merge against the previous commit (immutability, rehearsal of the merged files only)
+                code_build_clone_output=True,
             )
         return actions.CodeStarConnectionsSourceAction(
             action_name="Source",
@@ -136,4 +139,5 @@ class DeliveryPipeline(Construct):
             output=self.source_artifact,
             trigger_on_push=True,
             variables_namespace=SOURCE_NAMESPACE,
+            code_build_clone_output=True,  # see above: git history for the validation build
         )

@@ -1033,3 +1033,40 @@ def test_the_executor_is_told_the_pipeline_execution_id(pipeline: Template) -> N
     )
     assert "pipeline_execution_id" in params.as_string()
     assert "#{codepipeline.PipelineExecutionId}" in params.as_string()
+
+
+@pytest.mark.parametrize("fixture", ["pipeline", "demo_pipeline"])
+def test_the_validation_build_gets_a_full_clone_with_history(
+    fixture: str, request: pytest.FixtureRequest
+) -> None:
+    """buildspec.yml judges a merge against the previous commit; that needs git history, which a
+    source zip lacks: both source kinds hand CodeBuild a clone reference instead."""
+    template: Template = request.getfixturevalue(fixture)
+    template.has_resource_properties(
+        "AWS::CodePipeline::Pipeline",
+        {
+            "Stages": Match.array_with(
+                [
+                    Match.object_like(
+                        {
+                            "Name": "Source",
+                            "Actions": [
+                                Match.object_like(
+                                    {
+                                        "Configuration": Match.object_like(
+                                            {"OutputArtifactFormat": "CODEBUILD_CLONE_REF"}
+                                        )
+                                    }
+                                )
+                            ],
+                        }
+                    )
+                ]
+            )
+        },
+    )
+    clone_permission = "codecommit:GitPull" if fixture == "pipeline" else "codestar-connections:UseConnection"
+    policies = template.find_resources("AWS::IAM::Policy")
+    assert any(
+        clone_permission in json.dumps(p["Properties"]["PolicyDocument"]) for p in policies.values()
+    ), f"no role may {clone_permission}: the validation build could not clone"
