@@ -581,6 +581,38 @@ def register(group: click.Group) -> None:
             f"baselined {target.label} at version {version}: versions up to {version} count as applied"
         )
 
+    @group.command("undo", short_help="Reverse the latest applied version with its U-file.")
+    @_database_option
+    @_source_options
+    @_schema_option
+    @click.option("--version", "version", metavar="V", help="refuse unless V is the latest applied version")
+    @click.option("--yes", "-y", is_flag=True, help="undo without asking")
+    def undo_cmd(
+        database_url: str | None,
+        bundle_dir: Path | None,
+        migrations: Path | None,
+        schema: str | None,
+        version: str | None,
+        yes: bool,
+    ) -> None:
+        """Apply U<version> to reverse the most recently applied version (an explicit request;
+        `apply` never runs undo files).  The version is pending again afterwards."""
+        from executor import apply as core
+
+        config = load_config(migrations)
+        bundle = load_migrations(bundle_dir, migrations, config)
+        settings = executor_settings(config, schema=schema)
+        with target_database(database_url) as target, connected(target) as conn:
+            what = f"version {version}" if version else "the latest applied version"
+            if not confirm_or_refuse(f"undo {what} in {target.label}?", yes):
+                click.echo("not undone: declined at the prompt")
+                raise click.exceptions.Exit(1)
+            done = core.undo(conn, bundle, settings, version=version, on_event=Progress(len("undo")))
+        click.echo(
+            f"undid version {done.entry.version} with {done.entry.file} in {done.duration_ms} ms: "
+            f"V{done.entry.version} is pending again in {target.label}"
+        )
+
     @group.command("run", short_help="Validate, ask, apply, then show the state.")
     @_database_option
     @click.option("--yes", "-y", is_flag=True, help="apply without asking")

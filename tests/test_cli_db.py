@@ -357,3 +357,32 @@ def test_libpq_variables_name_the_database_when_no_url_is_given(
     assert "using libpq's PG* variables" in out and f"PGDATABASE={p.path.lstrip('/')}" in out
     assert len(history(fresh_db)) == 3
     assert not (project / ".schemagate").exists()  # the embedded server was not involved
+
+
+def test_undo_reverses_only_the_latest_version_on_explicit_request(
+    project: Path, fresh_db: str, capsys
+) -> None:
+    write(
+        project / "migrations", {"U2__add_customers_email.sql": "ALTER TABLE customers DROP COLUMN email;\n"}
+    )
+    code, out = cli(capsys, "apply", "--database-url", fresh_db, "--yes")
+    assert code == 0, out
+    columns = "SELECT column_name FROM information_schema.columns WHERE table_name = 'customers' ORDER BY 1"
+    assert [c for (c,) in query(fresh_db, columns)] == ["email", "id", "name"]  # apply never runs U-files
+
+    # only the latest applied version may be undone
+    code, out = cli(capsys, "undo", "--database-url", fresh_db, "--version", "1", "--yes")
+    assert code == 1 and "only the most recently applied version (2" in out
+
+    code, out = cli(capsys, "undo", "--database-url", fresh_db, "--version", "2", "--yes")
+    assert code == 0, out
+    assert "undid version 2 with U2__add_customers_email.sql" in out
+    assert [c for (c,) in query(fresh_db, columns)] == ["id", "name"]
+    assert query(
+        fresh_db, "SELECT type FROM public.schemagate_history ORDER BY installed_rank DESC LIMIT 1"
+    ) == [("UNDO",)]
+
+    # V2 is pending again: the next apply re-applies it
+    code, out = cli(capsys, "apply", "--database-url", fresh_db, "--yes")
+    assert code == 0 and "V2__add_customers_email.sql" in out
+    assert [c for (c,) in query(fresh_db, columns)] == ["email", "id", "name"]
