@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -177,6 +178,24 @@ def test_cache_is_keyed_by_configuration(tmp_path):
     for _ in range(2):
         assert lint_files(load_config(nocache), targets(nocache)).stats.linted == 1
     assert not (nocache / ".schemagate").exists()
+
+
+def test_entries_of_configurations_unused_for_a_month_are_pruned(tmp_path):
+    root = project(tmp_path, {"V1__view.sql": SELECT_STAR_VIEW})
+    cache_dir = root / ".schemagate" / "cache" / "lint"
+    stale, recent = cache_dir / ("0" * 24), cache_dir / ("1" * 24)
+    for directory in (stale, recent):
+        directory.mkdir(parents=True)
+        (directory / "abc.json").write_text("{}")
+    month_ago = time.time() - 31 * 86400
+    os.utime(stale, (month_ago, month_ago))
+
+    lint_files(load_config(root), targets(root))
+
+    remaining = {p.name for p in cache_dir.iterdir()}
+    assert stale.name not in remaining  # an old sqlfluff / .sqlfluff nobody uses any more
+    assert recent.name in remaining  # another configuration, used recently: kept
+    assert len(remaining) == 2  # and the one this run used
 
 
 def test_unreadable_cache_entry_is_a_miss(tmp_path):

@@ -40,7 +40,7 @@ from typing import Any
 from executor.errors import ConfigurationError, SchemagateError
 from validator.config import ValidatorConfig
 from validator.findings import ERROR, SEVERITIES, WARNING, Finding
-from validator.lint_cache import DEFAULT_CACHE_DIR, LintCache, Violation, config_key
+from validator.lint_cache import DEFAULT_CACHE_DIR, LintCache, Violation, config_key, prune
 
 DEFAULTS_RESOURCE = "sqlfluff_defaults.cfg"
 FORCED_DIALECT = "postgres"
@@ -330,8 +330,10 @@ class LintJob:
         for i, t in enumerate(targets):
             groups.setdefault((config.migrations / PurePosixPath(t.rel)).parent, []).append(i)
         work: list[tuple[LintCache, ConfigSpec, list[tuple[int, str, str]]]] = []
+        used: set[str] = set()
         for directory, indexes in groups.items():
             key = config_key(version, {"sources": config_sources(config, directory)})
+            used.add(key)
             cache = LintCache(cache_dir, key)
             misses = []
             for i in indexes:
@@ -346,6 +348,7 @@ class LintJob:
                 work.append((cache, spec, misses))
         total = sum(len(m) for _, _, m in work)
         self.stats.linted = total
+        prune(cache_dir, used)  # drop the entries of configurations nobody used for a month
         if not total:
             return
         cap = _worker_cap(config, processes)

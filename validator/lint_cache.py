@@ -14,6 +14,10 @@ directory is ``.schemagate/cache/lint`` under the project root (``[tool.schemaga
 cache_dir`` changes it, ``cache = false`` turns the cache off).  Entries are written atomically
 (temporary file + rename), so parallel builds sharing a cache directory never read half a file;
 an unreadable entry is a miss, never an error.
+
+Entries of a configuration nobody has used for ``STALE_AFTER_DAYS`` (an older sqlfluff, an earlier
+``.sqlfluff``) are removed by ``prune``, which every lint run calls with the keys it used; the
+directory of a key in use is touched on each run, so its age is the time since it was last used.
 """
 
 from __future__ import annotations
@@ -21,11 +25,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 CACHE_FORMAT = 1
+STALE_AFTER_DAYS = 30
 DEFAULT_CACHE_DIR = Path(".schemagate") / "cache" / "lint"
 
 Violation = dict[str, Any]  # {"code", "line", "column", "description", "name", "warning"}
@@ -97,3 +104,27 @@ class LintCache:
         if self.directory is None or not self.directory.is_dir():
             return []
         return sorted(self.directory.glob("*.json"))
+
+
+def prune(
+    directory: Path | None, used_keys: set[str], *, stale_after_days: float = STALE_AFTER_DAYS
+) -> list[Path]:
+    """Touch the directories of ``used_keys``; remove the other configurations' directories that
+    nobody used for ``stale_after_days``.  Returns what was removed; never raises."""
+    if directory is None or not Path(directory).is_dir():
+        return []
+    in_use = {key[:24] for key in used_keys}
+    cutoff = time.time() - stale_after_days * 86400
+    removed = []
+    for child in Path(directory).iterdir():
+        try:
+            if not child.is_dir() or child.is_symlink():
+                continue
+            if child.name in in_use:
+                os.utime(child)
+            elif child.stat().st_mtime < cutoff:
+                shutil.rmtree(child)
+                removed.append(child)
+        except OSError:
+            continue  # a cache that cannot be tidied is still a cache
+    return removed
