@@ -237,15 +237,9 @@ def _versioned_row_info(
     with_bundle: bool,
     max_bundle: Version | None,
 ) -> MigrationInfo:
-    if not r.success:
-        return _from_row(
-            r,
-            MigrationState.FAILED,
-            "failed part-way outside a transaction: the database may hold part of its changes",
-            entry,
-        )
-    if not with_bundle:
-        return _from_row(r, MigrationState.APPLIED, _applied_sentence(r), None)
+    settled = _failed_or_history_only(r, entry, with_bundle)
+    if settled is not None:
+        return settled
     if entry is None:
         if v is not None and max_bundle is not None and v > max_bundle:
             return _from_row(
@@ -272,7 +266,11 @@ def _versioned_row_info(
     return _from_row(r, MigrationState.APPLIED, _applied_sentence(r), entry)
 
 
-def _repeatable_row_info(r: HistoryRow, entry: ManifestEntry | None, with_bundle: bool) -> MigrationInfo:
+def _failed_or_history_only(
+    r: HistoryRow, entry: ManifestEntry | None, with_bundle: bool
+) -> MigrationInfo | None:
+    """The state of a row that needs no comparison with the bundle: a failed row, or any row when
+    there is no bundle (``info`` on the history alone).  None: compare with the bundle."""
     if not r.success:
         return _from_row(
             r,
@@ -282,6 +280,13 @@ def _repeatable_row_info(r: HistoryRow, entry: ManifestEntry | None, with_bundle
         )
     if not with_bundle:
         return _from_row(r, MigrationState.APPLIED, _applied_sentence(r), None)
+    return None
+
+
+def _repeatable_row_info(r: HistoryRow, entry: ManifestEntry | None, with_bundle: bool) -> MigrationInfo:
+    settled = _failed_or_history_only(r, entry, with_bundle)
+    if settled is not None:
+        return settled
     if entry is None:
         return _from_row(
             r,
