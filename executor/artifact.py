@@ -24,7 +24,13 @@ from executor.bundle import (
     safe_relative_path,
     verify_contents,
 )
-from executor.errors import BundleIntegrityError, ConfigurationError, PermissionDenied, SecurityViolation
+from executor.errors import (
+    BundleIntegrityError,
+    ConfigurationError,
+    PermissionDenied,
+    SecurityViolation,
+    aws_error_code,
+)
 from executor.manifest import MANIFEST_FILE, MIGRATIONS_DIR
 
 
@@ -59,17 +65,12 @@ class S3Location:
         return cls(bucket=parts.netloc, key=parts.path.lstrip("/"))
 
 
-def _error_code(exc: Exception) -> str:
-    response = getattr(exc, "response", None) or {}
-    return str(response.get("Error", {}).get("Code", ""))
-
-
 def download(location: S3Location, s3_client: Any, *, limits: ZipLimits = DEFAULT_LIMITS) -> bytes:
     """Read the object into memory, refusing objects larger than ``limits.max_archive_bytes``."""
     try:
         response = s3_client.get_object(Bucket=location.bucket, Key=location.key)
     except Exception as exc:
-        code = _error_code(exc)
+        code = aws_error_code(exc)
         if code in ("AccessDenied", "AccessDeniedException", "403", "InvalidAccessKeyId", "ExpiredToken"):
             raise PermissionDenied(
                 f"not allowed to read the bundle {location.url} ({code})",

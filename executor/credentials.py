@@ -28,7 +28,7 @@ from typing import Any
 
 from psycopg2.extensions import make_dsn
 
-from executor.errors import ConfigurationError, ConnectionFailure, PermissionDenied
+from executor.errors import ConfigurationError, ConnectionFailure, PermissionDenied, aws_error_code
 
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 DEFAULT_SSLMODE = "require"
@@ -81,11 +81,6 @@ def clear_cache() -> None:
     _SECRET_CACHE.clear()
 
 
-def _error_code(exc: Exception) -> str:
-    response = getattr(exc, "response", None) or {}
-    return str(response.get("Error", {}).get("Code", ""))
-
-
 def _client(service: str) -> Any:
     import boto3
     from botocore.config import Config
@@ -105,7 +100,7 @@ def read_secret(secret_arn: str, client: Any | None = None, *, refresh: bool = F
     try:
         response = client.get_secret_value(SecretId=secret_arn)
     except Exception as exc:
-        code = _error_code(exc)
+        code = aws_error_code(exc)
         if code in ("AccessDeniedException", "DecryptionFailure", "UnrecognizedClientException"):
             raise PermissionDenied(
                 f"not allowed to read the database secret {secret_arn} ({code})",

@@ -125,3 +125,10 @@ class ConnectionFailure(SchemagateError):
 
 class PermissionDenied(SchemagateError):
     category = Category.PERMISSION_DENIED
+
+
+def aws_error_code(exc: BaseException, default: str = "") -> str:
+    """The error code of a botocore ``ClientError`` (``"AccessDenied"``, ``"NoSuchKey"`` ...), or
+    ``default`` for an exception that carries none (transport errors, anything else)."""
+    response = getattr(exc, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", default))

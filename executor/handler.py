@@ -47,6 +47,7 @@ from executor.errors import (
     SchemagateError,
     SecurityViolation,
     SqlError,
+    aws_error_code,
 )
 from executor.events import (
     CODEPIPELINE_KEY,
@@ -216,7 +217,7 @@ def as_schemagate_error(exc: BaseException) -> SchemagateError:
     """Every failure has a category; unexpected exceptions are mapped, and logged with their trace."""
     if isinstance(exc, SchemagateError):
         return exc
-    code = str((getattr(exc, "response", None) or {}).get("Error", {}).get("Code", ""))
+    code = aws_error_code(exc)
     logger.exception(f"unexpected {type(exc).__name__}")
     if "AccessDenied" in code or code in ("UnrecognizedClientException", "ExpiredTokenException"):
         return PermissionDenied(

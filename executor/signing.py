@@ -17,7 +17,7 @@ import binascii
 import os
 from typing import Any
 
-from executor.errors import ConfigurationError, PermissionDenied, SecurityViolation
+from executor.errors import ConfigurationError, PermissionDenied, SecurityViolation, aws_error_code
 from executor.manifest import MANIFEST_FILE, Manifest
 
 # Algorithms that sign a SHA-256 digest, in order of preference.  The digest is always SHA-256
@@ -63,8 +63,8 @@ def _digest(manifest: Manifest) -> bytes:
 
 
 def _error_code(exc: Exception) -> str:
-    response = getattr(exc, "response", None) or {}
-    return str(response.get("Error", {}).get("Code", type(exc).__name__))
+    """The AWS error code, or the exception's class name when it carries none (shown in messages)."""
+    return aws_error_code(exc, default=type(exc).__name__)
 
 
 def _pinned_algorithm() -> str | None:
