@@ -17,51 +17,19 @@ from __future__ import annotations
 
 import argparse
 import io
-import subprocess
 import sys
 import tempfile
 import zipfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+# the package exactly as the CDK app bundles it (the builder is plain pip: no CDK import)
+from pipeline.lambda_bundle import PLATFORMS, build_lambda_package  # noqa: E402
+
 TARGET_MB = 20.0
 MB = 1_000_000
-_PLATFORMS = {"x86_64": "manylinux2014_x86_64", "arm64": "manylinux2014_aarch64"}
-
-
-def build(out: Path, arch: str, python_version: str) -> Path:
-    sys.path.insert(0, str(REPO))
-    try:
-        from pipeline.lambda_bundle import build_lambda_package
-    except ImportError:  # the CDK app's builder is absent: the same pip command, by hand
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "--no-compile",
-                "--platform",
-                _PLATFORMS[arch],
-                "--implementation",
-                "cp",
-                "--python-version",
-                python_version,
-                "--only-binary=:all:",
-                "--target",
-                str(out),
-                "psycopg2-binary>=2.9.9,<3",
-                "aws-lambda-powertools>=3,<4",
-            ],
-            check=True,
-        )
-        import shutil
-
-        shutil.copytree(REPO / "executor", out / "executor", ignore=shutil.ignore_patterns("__pycache__"))
-        return out
-    return build_lambda_package(out, arch=arch, python_version=python_version)
 
 
 def sizes(root: Path) -> dict[str, int]:
@@ -88,19 +56,19 @@ def zipped_size(root: Path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--arch", choices=sorted(_PLATFORMS), default="x86_64")
+    parser.add_argument("--arch", choices=sorted(PLATFORMS), default="x86_64")
     parser.add_argument("--python-version", default="3.12")
     parser.add_argument("--keep", help="build into this directory and keep it")
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(args.keep) if args.keep else Path(tmp) / "package"
-        build(out, args.arch, args.python_version)
+        build_lambda_package(out, arch=args.arch, python_version=args.python_version)
         parts = sizes(out)
         total = sum(parts.values())
         zipped = zipped_size(out)
 
-    print(f"Lambda package ({_PLATFORMS[args.arch]}, Python {args.python_version}), unzipped:")
+    print(f"Lambda package ({PLATFORMS[args.arch]}, Python {args.python_version}), unzipped:")
     for name, size in sorted(parts.items(), key=lambda kv: -kv[1]):
         print(f"  {name:<28} {size / MB:7.2f} MB  {size / total:6.1%}")
     share = total / MB / TARGET_MB

@@ -27,7 +27,7 @@ EXECUTOR_DIR = REPO_ROOT / "executor"
 # What the executor imports at run time besides the standard library and boto3.
 RUNTIME_REQUIREMENTS = ("psycopg2-binary>=2.9.9,<3", "aws-lambda-powertools>=3.0,<4")
 
-_PLATFORMS = {"x86_64": "manylinux2014_x86_64", "arm64": "manylinux2014_aarch64"}
+PLATFORMS = {"x86_64": "manylinux2014_x86_64", "arm64": "manylinux2014_aarch64"}
 
 
 class LambdaPackageError(RuntimeError):
@@ -40,8 +40,8 @@ def build_lambda_package(out_dir: str | Path, *, arch: str = "x86_64", python_ve
     Returns out_dir.  Raises LambdaPackageError when pip fails (no network, no wheel for the
     platform) instead of falling back to Docker.
     """
-    if arch not in _PLATFORMS:
-        raise ValueError(f"arch must be one of {', '.join(_PLATFORMS)}, got {arch!r}")
+    if arch not in PLATFORMS:
+        raise ValueError(f"arch must be one of {', '.join(PLATFORMS)}, got {arch!r}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     command = [
@@ -53,7 +53,7 @@ def build_lambda_package(out_dir: str | Path, *, arch: str = "x86_64", python_ve
         "--disable-pip-version-check",
         "--no-compile",
         "--platform",
-        _PLATFORMS[arch],
+        PLATFORMS[arch],
         "--implementation",
         "cp",
         "--python-version",
@@ -67,7 +67,7 @@ def build_lambda_package(out_dir: str | Path, *, arch: str = "x86_64", python_ve
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise LambdaPackageError(
-            f"pip could not build the executor Lambda package for {_PLATFORMS[arch]} / Python "
+            f"pip could not build the executor Lambda package for {PLATFORMS[arch]} / Python "
             f"{python_version} (exit {result.returncode}):\n{result.stderr.strip()}\n"
             "remedy: check network access to PyPI (or your pip index), or prebuild the package "
             "with `python -m pipeline.lambda_bundle DIR` elsewhere and synth with "
@@ -110,7 +110,7 @@ def _precompile(out: Path, python_version: str) -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out_dir")
-    parser.add_argument("--arch", choices=sorted(_PLATFORMS), default="x86_64")
+    parser.add_argument("--arch", choices=sorted(PLATFORMS), default="x86_64")
     parser.add_argument("--python-version", default="3.12")
     args = parser.parse_args(argv)
     out = build_lambda_package(args.out_dir, arch=args.arch, python_version=args.python_version)
