@@ -21,7 +21,7 @@ from pipeline import codecommit_pr_comment, inlined_buildspec
 from pipeline.config import SourceConfig, SourceProvider
 from pipeline.nag_policy import acknowledge, acknowledge_artifact_grants, acknowledge_codebuild_defaults
 from pipeline.report_store import JunitReportGroup
-from pipeline.validation_project import BUILD_IMAGE
+from pipeline.validation_project import build_settings
 
 MIGRATIONS_PATH_PATTERN = "^migrations/"
 PR_EVENTS = (
@@ -107,16 +107,7 @@ class PullRequestValidation(Construct):
             description="schemagate: validate the migrations of a pull request (no database access)",
             source=build_source,
             build_spec=codebuild.BuildSpec.from_object(bound),
-            environment=codebuild.BuildEnvironment(
-                build_image=BUILD_IMAGE, compute_type=codebuild.ComputeType.SMALL
-            ),
-            encryption_key=encryption_key,
-            timeout=Duration.minutes(30),
-            logging=codebuild.LoggingOptions(
-                cloud_watch=codebuild.CloudWatchLoggingOptions(
-                    log_group=logs.LogGroup(self, "Logs", retention=log_retention)
-                )
-            ),
+            **build_settings(self, encryption_key=encryption_key, log_retention=log_retention),
         )
         self.report_group.grant_write(self.project)
         self.commenter: lambda_.Function | None = None

@@ -24,6 +24,25 @@ SIGNING_ALGORITHM = "ECDSA_SHA_256"
 BUILD_IMAGE = codebuild.LinuxBuildImage.STANDARD_8_0
 
 
+def build_settings(
+    scope: Construct, *, encryption_key: kms.IKey, log_retention: logs.RetentionDays
+) -> dict[str, Any]:
+    """Project properties the pipeline's validation build and the pull-request build share, so a
+    PR is judged in the same environment as the merge: image, size, encryption, timeout, logs."""
+    return {
+        "environment": codebuild.BuildEnvironment(
+            build_image=BUILD_IMAGE, compute_type=codebuild.ComputeType.SMALL
+        ),
+        "encryption_key": encryption_key,
+        "timeout": Duration.minutes(30),
+        "logging": codebuild.LoggingOptions(
+            cloud_watch=codebuild.CloudWatchLoggingOptions(
+                log_group=logs.LogGroup(scope, "Logs", retention=log_retention)
+            )
+        ),
+    }
+
+
 class ValidationProject(Construct):
     """CodeBuild project for the pipeline's Validate stage (source: the pipeline, no webhook).
 
@@ -78,20 +97,11 @@ class ValidationProject(Construct):
             "Project",
             description="schemagate: validate migrations and write the signed bundle",
             build_spec=codebuild.BuildSpec.from_object(bound),
-            environment=codebuild.BuildEnvironment(
-                build_image=BUILD_IMAGE, compute_type=codebuild.ComputeType.SMALL
-            ),
             environment_variables={
                 SIGNING_KEY_ENV: codebuild.BuildEnvironmentVariable(value=self.signing_key.key_arn),
                 SIGNING_ALGORITHM_ENV: codebuild.BuildEnvironmentVariable(value=SIGNING_ALGORITHM),
             },
-            encryption_key=encryption_key,
-            timeout=Duration.minutes(30),
-            logging=codebuild.LoggingOptions(
-                cloud_watch=codebuild.CloudWatchLoggingOptions(
-                    log_group=logs.LogGroup(self, "Logs", retention=log_retention)
-                )
-            ),
+            **build_settings(self, encryption_key=encryption_key, log_retention=log_retention),
         )
         self.report_group.grant_write(self.project)
         # DescribeKey lets the signer pick the key's SHA-256 algorithm (executor/signing.py).
