@@ -52,28 +52,32 @@ class Monitoring(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         alarm_action = cloudwatch_actions.SnsAction(topic)
-        self.executor_errors_alarm = cloudwatch.Alarm(
-            self,
+
+        def alarm_on_any(alarm_id: str, description: str, metric: cloudwatch.IMetric) -> cloudwatch.Alarm:
+            """An alarm to the topic as soon as the metric's sum over a period reaches 1."""
+            alarm = cloudwatch.Alarm(
+                self,
+                alarm_id,
+                alarm_description=description,
+                metric=metric,
+                threshold=1,
+                evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+            alarm.add_alarm_action(alarm_action)
+            return alarm
+
+        self.executor_errors_alarm = alarm_on_any(
             "ExecutorErrors",
-            alarm_description="The schemagate executor Lambda failed (an exception, a timeout or a crash).",
-            metric=function.metric_errors(period=_PERIOD, statistic="Sum"),
-            threshold=1,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            "The schemagate executor Lambda failed (an exception, a timeout or a crash).",
+            function.metric_errors(period=_PERIOD, statistic="Sum"),
         )
-        self.executor_errors_alarm.add_alarm_action(alarm_action)
-        self.executor_throttles_alarm = cloudwatch.Alarm(
-            self,
+        self.executor_throttles_alarm = alarm_on_any(
             "ExecutorThrottled",
-            alarm_description="A schemagate execution was throttled: another one was still running.",
-            metric=function.metric_throttles(period=_PERIOD, statistic="Sum"),
-            threshold=1,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            "A schemagate execution was throttled: another one was still running.",
+            function.metric_throttles(period=_PERIOD, statistic="Sum"),
         )
-        self.executor_throttles_alarm.add_alarm_action(alarm_action)
         # CodePipeline publishes no failure metric; its state-change event is the alarm.
         self.pipeline_failed_rule = pipeline.on_state_change(
             "PipelineFailed",
