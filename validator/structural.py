@@ -53,13 +53,22 @@ class StructuralResult:
         return entries
 
 
-def check_structure(config: ValidatorConfig, *, base_ref: str | None = None) -> StructuralResult:
+def check_structure(
+    config: ValidatorConfig,
+    *,
+    base_ref: str | None = None,
+    discovered: tuple[list[MigrationFile], list[Finding]] | None = None,
+) -> StructuralResult:
     """Discovery, order, immutability (when ``base_ref`` is given) and parsing of every file.
+
+    ``discovered``: the result of ``discover(config.migrations)`` when the caller already read the
+    files (``run_validation`` starts lint on them first), so every check sees the same bytes.
 
     Files are parsed in this process: libpg_query parses a 500-file history in well under a second
     (see tests/test_corpus.py), less than a process pool costs to start.
     """
-    files, findings = discover(config.migrations)
+    files, discovery_findings = discovered if discovered is not None else discover(config.migrations)
+    findings = list(discovery_findings)
     findings += check_order(files, config)
     if base_ref is not None:
         findings += check_immutability(files, config.migrations, base_ref, config)

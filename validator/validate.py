@@ -82,10 +82,9 @@ def _remove_stale_bundle(directory: Path) -> bool:
     return True
 
 
-def _start_lint(config: ValidatorConfig) -> Any:
+def _start_lint(config: ValidatorConfig, files: list[Any]) -> Any:
     """Start sqlfluff on every readable migration file *before* the structural checks: its workers
     run while this process parses and applies the safety rules (sqlfluff is the slow part)."""
-    from validator.discovery import discover
     from validator.lint import LintTarget, start_lint
 
     try:
@@ -94,7 +93,6 @@ def _start_lint(config: ValidatorConfig) -> Any:
         skip = sqlfluff_overlap(config)
     except ImportError:  # safety rules not installed: nothing to de-duplicate against
         skip = set()
-    files, _ = discover(config.migrations)
     targets = [LintTarget(rel=f.rel, text=f.text, checksum=f.checksum) for f in files if f.text is not None]
     return start_lint(config, targets, skip_codes=skip)
 
@@ -157,6 +155,7 @@ def run_validation(
     bundle_dir: str | Path | None = None,
     reports_dir: str | Path | None = None,
 ) -> ValidationResult:
+    from validator.discovery import discover
     from validator.gitref import resolve_base_ref
     from validator.structural import check_structure
 
@@ -169,11 +168,15 @@ def run_validation(
     timings: dict[str, float] = {}
     checks = list(STRUCTURAL_FAMILIES)
 
-    lint_job = _start_lint(config) if lint and config.lint.get("enabled", True) else None
+    # the files are read once: lint, the structural checks and the bundle all see the same bytes
+    started = time.perf_counter()
+    discovered = discover(config.migrations)
+    discovery_seconds = time.perf_counter() - started
+    lint_job = _start_lint(config, discovered[0]) if lint and config.lint.get("enabled", True) else None
     try:
         started = time.perf_counter()
-        structural = check_structure(config, base_ref=base_ref)
-        timings["structural"] = time.perf_counter() - started
+        structural = check_structure(config, base_ref=base_ref, discovered=discovered)
+        timings["structural"] = discovery_seconds + time.perf_counter() - started
         if not structural.files and not structural.findings:
             raise ConfigurationError(
                 f"no migration files in {config.migrations}",
