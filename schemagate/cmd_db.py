@@ -146,25 +146,14 @@ def already_applied(conn, config, settings) -> int | None:
     which reports it.
     """
     from executor.history import read_history
-    from executor.manifest import Manifest, ManifestEntry
+    from executor.manifest import Manifest
     from executor.state import MigrationState, build_info, refusals
     from validator.discovery import discover
 
     files, findings = discover(config.migrations)
     if not files or any(f.severity == "error" for f in findings):
         return None
-    manifest = Manifest(
-        migrations=[
-            ManifestEntry(
-                file=mf.rel,
-                kind=mf.name.kind,
-                version=mf.name.version.text if mf.name.version is not None else None,
-                description=mf.name.description,
-                sha256=mf.checksum,
-            )
-            for mf in files
-        ]
-    )
+    manifest = Manifest(migrations=[mf.manifest_entry() for mf in files])
     try:
         rows = read_history(conn, settings)
     finally:

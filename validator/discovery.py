@@ -20,6 +20,7 @@ from pathlib import Path
 
 from executor.checksum import UTF8_BOM, decode_sql, file_checksum
 from executor.errors import ConfigurationError
+from executor.manifest import ManifestEntry
 from executor.naming import MigrationName, parse_name
 from validator.findings import ERROR, Finding
 
@@ -40,6 +41,20 @@ class MigrationFile:
     @property
     def kind(self) -> str:
         return self.name.kind
+
+    def manifest_entry(
+        self, *, transactional: bool = True, settings: dict[str, str] | None = None
+    ) -> ManifestEntry:
+        """This file's line in a bundle manifest (``transactional`` and ``settings`` come from parsing)."""
+        return ManifestEntry(
+            file=self.rel,
+            kind=self.name.kind,
+            version=self.name.version.text if self.name.version is not None else None,
+            description=self.name.description,
+            sha256=self.checksum,
+            transactional=transactional,
+            settings=dict(settings or {}),
+        )
 
 
 def discover(migrations_dir: Path) -> tuple[list[MigrationFile], list[Finding]]:

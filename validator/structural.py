@@ -36,20 +36,12 @@ class StructuralResult:
         entries = []
         for mf in sorted(self.files, key=lambda f: (f.name.sort_key, f.rel)):
             p = parsed.get(mf.rel)
-            entries.append(
-                (
-                    ManifestEntry(
-                        file=mf.rel,
-                        kind=mf.name.kind,
-                        version=mf.name.version.text if mf.name.version is not None else None,
-                        description=mf.name.description,
-                        sha256=mf.checksum,
-                        transactional=p.transactional if p is not None else True,
-                        settings=dict(p.settings) if p is not None else {},
-                    ),
-                    mf.data,
+            if p is None:
+                entries.append((mf.manifest_entry(), mf.data))
+            else:
+                entries.append(
+                    (mf.manifest_entry(transactional=p.transactional, settings=p.settings), mf.data)
                 )
-            )
         return entries
 
 
