@@ -62,6 +62,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from executor.errors import ConfigurationError, ConnectionFailure
 
@@ -103,6 +104,15 @@ class OsUser:
     name: str
     uid: int
     gid: int
+
+    def subprocess_kwargs(self) -> dict[str, Any]:
+        """``subprocess.run`` arguments that run a child as this user (and no other group)."""
+        return {"user": self.uid, "group": self.gid, "extra_groups": []}
+
+    def succeeds(self, argv: list[str]) -> bool:
+        """Whether ``argv`` exits 0 when run as this user (a probe: output discarded)."""
+        probe = subprocess.run(argv, cwd="/", check=False, capture_output=True, **self.subprocess_kwargs())
+        return probe.returncode == 0
 
 
 def _major_of(bindir: Path) -> int | None:
@@ -424,16 +434,7 @@ class EmbeddedPostgres:
 
     @staticmethod
     def _user_can_reach(runner: OsUser, directory: Path) -> bool:
-        probe = subprocess.run(
-            ["test", "-x", str(directory)],
-            user=runner.uid,
-            group=runner.gid,
-            extra_groups=[],
-            cwd="/",
-            check=False,
-            capture_output=True,
-        )
-        return probe.returncode == 0
+        return runner.succeeds(["test", "-x", str(directory)])
 
     @staticmethod
     def _cluster_major(pgdata: Path) -> int | None:
@@ -465,9 +466,7 @@ class EmbeddedPostgres:
     def _run(
         self, bins: Binaries, runner: OsUser | None, argv: list[str], *, what: str, new_session: bool = False
     ) -> None:
-        kwargs: dict = {}
-        if runner is not None:
-            kwargs = {"user": runner.uid, "group": runner.gid, "extra_groups": []}
+        kwargs = runner.subprocess_kwargs() if runner is not None else {}
         env = {**os.environ, "LC_ALL": "C", "TZ": os.environ.get("TZ", "UTC")}
         for var in ("PGDATA", "PGPORT", "PGHOST", "PGUSER", "PGDATABASE", "PGPASSWORD", "PGOPTIONS"):
             env.pop(var, None)
@@ -502,16 +501,7 @@ class EmbeddedPostgres:
     def _check_runner_can_execute(self, bins: Binaries, runner: OsUser | None) -> None:
         if runner is None:
             return
-        probe = subprocess.run(
-            [bins.exe("postgres"), "-V"],
-            user=runner.uid,
-            group=runner.gid,
-            extra_groups=[],
-            cwd="/",
-            check=False,
-            capture_output=True,
-        )
-        if probe.returncode != 0:
+        if not runner.succeeds([bins.exe("postgres"), "-V"]):
             raise ConfigurationError(
                 f"user {runner.name} (PostgreSQL cannot run as root) cannot execute {bins.bindir}/postgres",
                 remedy="install PostgreSQL somewhere that user can read (e.g. the system package), "
