@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -40,16 +41,16 @@ def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture
-def fresh_db(pg_admin_url: str) -> Iterator[str]:
-    """A new, empty database for this test; yields its URL and drops it afterwards."""
-    name = f"sg_test_{uuid.uuid4().hex[:12]}"
-    admin = psycopg2.connect(pg_admin_url)
+@contextmanager
+def temporary_database(admin_url: str, prefix: str = "sg_test") -> Iterator[str]:
+    """Create an empty database on the test server, yield its URL, drop it afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = psycopg2.connect(admin_url)
     admin.autocommit = True
     with admin.cursor() as cur:
         cur.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
     try:
-        yield _with_database(pg_admin_url, name)
+        yield _with_database(admin_url, name)
     finally:
         with admin.cursor() as cur:
             cur.execute(
@@ -59,3 +60,10 @@ def fresh_db(pg_admin_url: str) -> Iterator[str]:
             )
             cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
         admin.close()
+
+
+@pytest.fixture
+def fresh_db(pg_admin_url: str) -> Iterator[str]:
+    """A new, empty database for this test; yields its URL and drops it afterwards."""
+    with temporary_database(pg_admin_url) as url:
+        yield url

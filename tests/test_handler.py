@@ -16,7 +16,6 @@ import json
 import socket
 import threading
 import time
-import uuid
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,7 +23,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import boto3
 import psycopg2
@@ -41,6 +40,7 @@ from executor.handler import handle
 from executor.manifest import ManifestEntry
 from executor.signing import sign_manifest
 from tests.codepipeline_stub import CodePipelineStub
+from tests.conftest import temporary_database
 
 EVENTS = Path(__file__).parent / "events"
 PASSWORD = "Pw-4b1d9e7c-never-log-me"
@@ -183,23 +183,8 @@ def world(fresh_db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
 @pytest.fixture(scope="module")
 def untouched_db(pg_admin_url: str) -> Iterator[str]:
     """One database shared by the cases that must be refused before any database access."""
-    name = f"sg_untouched_{uuid.uuid4().hex[:10]}"
-    admin = psycopg2.connect(pg_admin_url)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
-    try:
-        parts = urlsplit(pg_admin_url)
-        yield urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = %s AND pid <> pg_backend_pid()",
-                (name,),
-            )
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        admin.close()
+    with temporary_database(pg_admin_url, prefix="sg_untouched") as url:
+        yield url
 
 
 @pytest.fixture
