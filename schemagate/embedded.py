@@ -35,7 +35,9 @@ it, e.g. under ``/root``), the cluster is created instead in
 ``<tmp>/schemagate-<euid>/<name>-<hash>/data`` (``<tmp>`` usually ``/tmp``; the per-uid directory is
 mode 0755 owned by root, the cluster directory 0700 owned by the user), ``server.json`` records it,
 and :attr:`EmbeddedPostgres.notice` says so.  That copy does not survive a reboot that clears /tmp;
-the next start then runs initdb again.
+the next start then runs initdb again.  Likewise, when that user cannot execute the binaries where
+they are (the pgserver wheel in a virtualenv under such a directory), the wheel's installation is
+copied once to ``<tmp>/schemagate-<euid>/postgres-<major>-<hash>/`` (about 30 MB) and run from there.
 
 The server keeps running after ``start()`` returns (in its own session, so Ctrl-C in the calling
 terminal does not stop it); ``stop()`` stops it with ``pg_ctl stop -m fast``.  ``with
@@ -110,8 +112,14 @@ class OsUser:
         return {"user": self.uid, "group": self.gid, "extra_groups": []}
 
     def succeeds(self, argv: list[str]) -> bool:
-        """Whether ``argv`` exits 0 when run as this user (a probe: output discarded)."""
-        probe = subprocess.run(argv, cwd="/", check=False, capture_output=True, **self.subprocess_kwargs())
+        """Whether ``argv`` exits 0 when run as this user (a probe: output discarded).  A program
+        this user may not execute (a parent directory it cannot search) is a plain False."""
+        try:
+            probe = subprocess.run(
+                argv, cwd="/", check=False, capture_output=True, **self.subprocess_kwargs()
+            )
+        except PermissionError:
+            return False
         return probe.returncode == 0
 
 
@@ -257,8 +265,7 @@ class EmbeddedPostgres:
                 return self.url()
             runner = self._runner(pgdata)
             pgdata = self._place_cluster(pgdata, runner)
-            bins = self._binaries_for(pgdata)
-            self._check_runner_can_execute(bins, runner)
+            bins = self._binaries_for(pgdata, runner)
             if not (pgdata / "PG_VERSION").is_file():
                 self._initdb(bins, pgdata, runner)
             self._launch(bins, pgdata, runner)
@@ -309,7 +316,7 @@ class EmbeddedPostgres:
                 self._port = None
                 return
             runner = self._runner(pgdata)
-            bins = self._binaries_for(pgdata)
+            bins = self._binaries_for(pgdata, runner)
             self._run(
                 bins,
                 runner,
@@ -383,6 +390,12 @@ class EmbeddedPostgres:
         return self.data_dir / "data"
 
     def _fallback_dir(self) -> Path:
+        digest = hashlib.sha256(str(self.data_dir.resolve()).encode()).hexdigest()[:10]
+        return self._fallback_base() / f"{self.data_dir.name}-{digest}"
+
+    @staticmethod
+    def _fallback_base() -> Path:
+        """``<tmp>/schemagate-<euid>``: 0755, owned by us, writable only by us (checked)."""
         base = Path(tempfile.gettempdir()) / f"schemagate-{os.geteuid()}"
         base.mkdir(mode=0o755, exist_ok=True)
         info = base.lstat()
@@ -391,8 +404,7 @@ class EmbeddedPostgres:
                 f"{base} exists but is not a directory owned by uid {os.geteuid()} and writable only by it",
                 remedy=f"remove {base}, or run schemagate as a normal user",
             )
-        digest = hashlib.sha256(str(self.data_dir.resolve()).encode()).hexdigest()[:10]
-        return base / f"{self.data_dir.name}-{digest}"
+        return base
 
     def _runner(self, pgdata: Path) -> OsUser | None:
         """The OS user that runs PostgreSQL: None for ourselves, or an unprivileged one as root."""
@@ -443,8 +455,9 @@ class EmbeddedPostgres:
         except (OSError, ValueError):
             return None
 
-    def _binaries_for(self, pgdata: Path) -> Binaries:
-        return find_binaries(self._cluster_major(pgdata))
+    def _binaries_for(self, pgdata: Path, runner: OsUser | None) -> Binaries:
+        """Binaries of the cluster's major version that ``runner`` can execute."""
+        return self._executable_binaries(find_binaries(self._cluster_major(pgdata)), runner)
 
     def _running_port(self, pgdata: Path) -> int | None:
         """The port of a running, ready server on ``pgdata`` (from postmaster.pid), else None."""
@@ -498,15 +511,44 @@ class EmbeddedPostgres:
                 context={"data_dir": str(self.data_dir)},
             )
 
-    def _check_runner_can_execute(self, bins: Binaries, runner: OsUser | None) -> None:
-        if runner is None:
-            return
-        if not runner.succeeds([bins.exe("postgres"), "-V"]):
-            raise ConfigurationError(
-                f"user {runner.name} (PostgreSQL cannot run as root) cannot execute {bins.bindir}/postgres",
-                remedy="install PostgreSQL somewhere that user can read (e.g. the system package), "
-                "set SCHEMAGATE_POSTGRES_USER, or run schemagate as a normal user",
-            )
+    def _executable_binaries(self, bins: Binaries, runner: OsUser | None) -> Binaries:
+        """``bins``, or, when ``runner`` cannot execute them where they are (the pgserver wheel in a
+        virtualenv under a private directory such as /root or a mktemp dir), a copy of the wheel's
+        installation in the per-uid fallback directory, made once and shared by every cluster of
+        this uid.  The copy keeps the layout below site-packages: ``<package>/.../{bin,lib,share}``
+        (relocatable) and auditwheel's ``<package>.libs`` (found through an RPATH relative to the
+        binaries)."""
+        if runner is None or runner.succeeds([bins.exe("postgres"), "-V"]):
+            return bins
+        install = bins.bindir.parent  # e.g. site-packages/pgserver/pginstall
+        site = install.parent.parent
+        if (install / "share").is_dir() and (install / "lib").is_dir():
+            layout = install.relative_to(site)
+            parts = [layout, *(p for p in [Path(f"{layout.parts[0]}.libs")] if (site / p).is_dir())]
+            digest = hashlib.sha256(str(install.resolve()).encode()).hexdigest()[:10]
+            copy = self._fallback_base() / f"postgres-{bins.major}-{digest}"
+            copied = Binaries(copy / layout / "bin", bins.major)
+            if not Path(copied.exe("postgres")).is_file():
+                # copied aside, then renamed into place: a concurrent start never sees half a copy
+                partial = copy.with_name(f"{copy.name}.partial-{os.getpid()}")
+                shutil.rmtree(partial, ignore_errors=True)
+                for part in parts:
+                    shutil.copytree(
+                        site / part, partial / part, symlinks=True, ignore=shutil.ignore_patterns("include")
+                    )
+                try:
+                    partial.rename(copy)
+                except OSError:  # another process put its copy in place first
+                    shutil.rmtree(partial, ignore_errors=True)
+            if runner.succeeds([copied.exe("postgres"), "-V"]):
+                note = f"user {runner.name} cannot execute {bins.bindir}: using a copy in {copy}"
+                self.notice = f"{self.notice}; {note}" if self.notice else note
+                return copied
+        raise ConfigurationError(
+            f"user {runner.name} (PostgreSQL cannot run as root) cannot execute {bins.bindir}/postgres",
+            remedy="install PostgreSQL somewhere that user can read (e.g. the system package), "
+            "set SCHEMAGATE_POSTGRES_USER, or run schemagate as a normal user",
+        )
 
     def _initdb(self, bins: Binaries, pgdata: Path, runner: OsUser | None) -> None:
         self._run(

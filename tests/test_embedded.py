@@ -12,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import psycopg2
@@ -175,3 +176,39 @@ def test_stop_on_a_never_started_directory_is_a_no_op(tmp_path: Path) -> None:
     server.stop()
     assert not server.is_running
     assert not (tmp_path / "never").exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root hands PostgreSQL to another OS user")
+def test_as_root_binaries_the_server_user_cannot_reach_are_used_from_a_copy(tmp_path: Path) -> None:
+    """A virtualenv inside a private directory (/root, `mktemp -d`): the unprivileged user cannot
+    execute the wheel's binaries where they are, so a copy (with the wheel's vendored libraries)
+    is made once in the per-uid fallback directory, and a cluster really starts from it."""
+    import importlib.util
+
+    from schemagate.embedded import Binaries, _unprivileged_user
+
+    (location,) = importlib.util.find_spec("pgserver").submodule_search_locations
+    site = Path(location).parent
+    private = tmp_path / "private" / "site-packages"  # tmp_path is 0700 as root
+    ignore = shutil.ignore_patterns("include", "*.py", "__pycache__")
+    shutil.copytree(
+        site / "pgserver" / "pginstall", private / "pgserver" / "pginstall", symlinks=True, ignore=ignore
+    )
+    shutil.copytree(site / "pgserver.libs", private / "pgserver.libs", symlinks=True)
+    runner = _unprivileged_user()
+    unreachable = Binaries(private / "pgserver" / "pginstall" / "bin", 16)
+    assert not runner.succeeds([unreachable.exe("postgres"), "-V"])
+
+    server = EmbeddedPostgres(tmp_path / "server")
+    copied = server._executable_binaries(unreachable, runner)
+    try:
+        assert copied.bindir != unreachable.bindir
+        assert copied.bindir.is_relative_to(Path(tempfile.gettempdir()) / f"schemagate-{os.geteuid()}")
+        assert runner.succeeds([copied.exe("postgres"), "-V"])
+        assert runner.succeeds([copied.exe("initdb"), "-V"])  # its shared libraries resolve too
+        assert server.notice and str(unreachable.bindir) in server.notice
+        made = Path(copied.exe("postgres")).stat().st_mtime
+        assert server._executable_binaries(unreachable, runner) == copied  # made once, reused
+        assert Path(copied.exe("postgres")).stat().st_mtime == made
+    finally:
+        shutil.rmtree(copied.bindir.parents[2], ignore_errors=True)
