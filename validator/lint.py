@@ -416,8 +416,12 @@ class LintJob:
         for process in processes:
             if process.is_alive():
                 process.terminate()
+        deadline = time.monotonic() + 5
         for process in processes:
-            process.join(timeout=5)
+            process.join(timeout=max(0.0, deadline - time.monotonic()))
+            if process.is_alive():  # SIGTERM not acted on (yet): a worker must not outlive the run
+                process.kill()
+                process.join(timeout=1)
 
 
 def violation_finding(v: Violation, rel: str, severity: str) -> Finding:
