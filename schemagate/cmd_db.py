@@ -148,12 +148,13 @@ def already_applied(conn, config, settings) -> int | None:
     from executor.history import read_history
     from executor.manifest import Manifest
     from executor.state import MigrationState, build_info, refusals
-    from validator.discovery import discover
+    from validator.structural import discover_migrations
 
-    files, findings = discover(config.migrations)
+    found = discover_migrations(config)
+    files, findings = found
     if not files or any(f.severity == "error" for f in findings):
         return None
-    manifest = Manifest(migrations=[mf.manifest_entry() for mf in files])
+    manifest = Manifest(migrations=[mf.manifest_entry() for mf in files], layout=found.layout)
     try:
         rows = read_history(conn, settings)
     finally:

@@ -87,6 +87,10 @@ class ParsedFile:
     def rel(self) -> str:
         return self.file.rel
 
+    @property
+    def key(self) -> str:
+        return self.file.key
+
 
 def offset_to_line_col(text: str, offset: int) -> tuple[int, int]:
     """1-based (line, column) of the character at ``offset`` (0-based) in ``text``."""
