@@ -13,7 +13,14 @@ from enum import StrEnum
 from typing import Any
 
 from executor.errors import ChecksumMismatch, MigrationRefused, SchemagateError
-from executor.history import TYPE_BASELINE, TYPE_IMPORTED, TYPE_REPEATABLE, TYPE_SQL, TYPE_UNDO, HistoryRow
+from executor.history import (
+    TYPE_BASELINE,
+    TYPE_IMPORTED,
+    TYPE_REPEATABLE,
+    TYPE_SQL,
+    TYPE_UNDO,
+    HistoryRow,
+)
 from executor.manifest import Manifest, ManifestEntry
 from executor.naming import REPEATABLE, UNDO, VERSIONED, Version
 from executor.settings import ExecutorSettings
@@ -87,6 +94,8 @@ def _counts_as(row: HistoryRow) -> str:
     migration that another tool applied."""
     if row.type == TYPE_IMPORTED:
         return TYPE_SQL if row.version is not None else TYPE_REPEATABLE
+    if row.type == TYPE_BASELINE and row.checksum:  # `baseline` of a file on disk, with its checksum
+        return TYPE_SQL
     return row.type
 
 
@@ -130,6 +139,8 @@ def _applied_sentence(row: HistoryRow) -> str:
         if row.installed_on
         else "at an unknown time"
     )
+    if row.type == TYPE_BASELINE:
+        return f"marked as applied by `schemagate baseline` {when} (user {row.installed_by})"
     if row.type == TYPE_IMPORTED:
         tool = (row.run_id or "").removeprefix("import:") or "another tool"
         return f"applied by {tool} {when} (user {row.installed_by}); imported into schemagate's history"
@@ -171,7 +182,7 @@ def build_info(
                 del latest_versioned[v]
         elif counts_as == TYPE_REPEATABLE:
             latest_repeatable[r.script] = r
-        elif r.type == TYPE_BASELINE and r.success:
+        elif counts_as == TYPE_BASELINE and r.success:
             baseline = r
     baseline_version = _version(baseline.version) if baseline else None
     applied_versions = [v for v, r in latest_versioned.items() if r.success]
@@ -182,7 +193,7 @@ def build_info(
 
     infos: list[MigrationInfo] = []
     for r in rows:
-        if r.type == TYPE_BASELINE:
+        if _counts_as(r) == TYPE_BASELINE:
             infos.append(
                 _from_row(
                     r,

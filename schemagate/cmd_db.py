@@ -557,18 +557,33 @@ def register(group: click.Group) -> None:
     @group.command("baseline", short_help="Mark an existing database as at version V.")
     @click.option("--version", "version", required=True, metavar="V", help="the version the database is at")
     @click.option("--description", default="baseline", show_default=True, metavar="TEXT")
+    @click.option("--force", is_flag=True, help="baseline even a database that holds no tables")
     @_database_option
+    @_source_options
     @_schema_option
-    def baseline_cmd(version: str, description: str, database_url: str | None, schema: str | None) -> None:
-        """Mark an existing database as being at version V (adopting an existing schema)."""
+    def baseline_cmd(
+        version: str,
+        description: str,
+        force: bool,
+        database_url: str | None,
+        bundle_dir: Path | None,
+        migrations: Path | None,
+        schema: str | None,
+    ) -> None:
+        """Mark an existing database as being at version V (adopting a schema made without schemagate):
+        every migration up to V is recorded with its checksum and never applied.  V must be one of the
+        migrations; a database that holds no tables is refused unless --force.  A database another tool
+        migrated is better taken over with `schemagate import --from TOOL`."""
         from executor import apply as core
 
-        config = load_config(None)
+        config = load_config(migrations)
+        bundle = load_migrations(bundle_dir, migrations, config)
         settings = executor_settings(config, schema=schema)
         with target_database(database_url) as target, connected(target) as conn:
-            core.baseline(conn, version, description, settings)
+            marked = core.baseline(conn, version, description, settings, bundle=bundle, force=force)
         click.echo(
-            f"baselined {target.label} at version {version}: versions up to {version} count as applied"
+            f"baselined {target.label} at version {version}: {_plural(len(marked), 'migration')} up to "
+            f"{version} recorded as applied, with their checksums"
         )
 
     @group.command("undo", short_help="Reverse the latest applied version with its U-file.")

@@ -21,18 +21,12 @@ HISTORY_TABLES = (
     "flyway_schema_history",
     "_prisma_migrations",
     "__drizzle_migrations",
-    "__drizzle_migrations_id_seq",
     "__diesel_schema_migrations",
     "schema_migrations",
-    "schema_migrations_pkey",
-    "_prisma_migrations_pkey",
-    "flyway_schema_history_pk",
-    "flyway_schema_history_s_idx",
-    "__drizzle_migrations_pkey",
-    "__diesel_schema_migrations_pkey",
 )
 _USER = "n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') AND n.nspname NOT LIKE 'pg_temp%%'"
-_NOT_HISTORY = "c.relname <> ALL (%(history)s)"
+# the tables, and their indexes and sequences (``<table>_pkey``, ``<table>_id_seq``...)
+_NOT_HISTORY = "NOT (c.relname LIKE ANY (%(history)s))"
 
 _QUERIES = {
     "schemas": "SELECT nspname FROM pg_namespace n WHERE " + _USER + " ORDER BY 1",
@@ -100,7 +94,8 @@ def schema_snapshot(url: str, *, rows_of: tuple[str, ...] = ()) -> dict[str, lis
         with conn.cursor() as cur:
             snapshot: dict[str, list[tuple]] = {}
             for name, sql in _QUERIES.items():
-                cur.execute(sql, {"history": list(HISTORY_TABLES)})
+                patterns = [t.replace("_", r"\_") + "%" for t in HISTORY_TABLES]
+                cur.execute(sql, {"history": patterns})
                 snapshot[name] = cur.fetchall()
             for table in rows_of:
                 cur.execute(f"SELECT * FROM {table} ORDER BY 1")
