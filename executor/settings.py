@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -26,6 +27,9 @@ class ExecutorSettings:
     allow_missing: bool = False  # applied versions absent from the bundle are tolerated
     run_id: str = "local"  # pipeline execution id, or "local"
     dry_run: bool = False
+    # time.monotonic() by which every statement must have ended: the Lambda executor sets it to its
+    # remaining invocation time minus a margin, so no statement outlives the function; None: no cap
+    statement_deadline: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("schema", "table"):
@@ -55,6 +59,29 @@ class ExecutorSettings:
             )
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
+    def capped_statement_timeout(self, value: str) -> tuple[str, bool]:
+        """``value`` (a statement_timeout), or less when ``statement_deadline`` comes first; and
+        whether the deadline capped it.  Asked as each migration starts, so the cap shrinks with
+        the time left."""
+        if self.statement_deadline is None:
+            return value, False
+        left_ms = max(1000, int((self.statement_deadline - time.monotonic()) * 1000))
+        configured = _milliseconds(value)
+        if configured is not None and configured <= left_ms:
+            return value, False
+        return f"{left_ms}ms", True
+
     @property
     def qualified_table(self) -> str:
         return f'"{self.schema}"."{self.table}"'
+
+
+_UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "min": 60_000.0, "h": 3_600_000.0, "d": 86_400_000.0}
+
+
+def _milliseconds(value: str) -> float | None:
+    """A PostgreSQL duration in milliseconds (no unit: milliseconds); None for 0, which means no limit."""
+    m = re.match(r"^(\d+(?:\.\d+)?)\s*(us|ms|s|min|h|d)?$", str(value).strip())
+    if not m:
+        return None
+    return float(m.group(1)) * _UNIT_MS[m.group(2) or "ms"] or None
