@@ -420,7 +420,8 @@ def handle_plan_job(job: CodePipelineJob, context: Any) -> dict[str, Any]:
     refusal fails the job, so nobody is asked to approve what cannot run."""
     started = time.monotonic()
     run_id = _job_run_id(job)
-    obs.bind_run(invocation="codepipeline", job_id=job.job_id, pipeline_execution_id=run_id, action="plan")
+    obs.bind_run(invocation="codepipeline", job_id=job.job_id, pipeline_execution_id=run_id)
+    logger.info(f"CodePipeline job {job.job_id}: plan of {job.bundle.url if job.bundle else '?'}")
     codepipeline = _codepipeline_client()
     s3 = _artifact_s3_client(job)
     try:
@@ -462,9 +463,8 @@ def handle_fleet_job(job: CodePipelineJob, context: Any) -> dict[str, Any]:
     """A fleet environment's ``fleet_input`` (freeze the targets) or ``fleet_report`` job."""
     started = time.monotonic()
     run_id = _job_run_id(job)
-    obs.bind_run(
-        invocation="codepipeline", job_id=job.job_id, pipeline_execution_id=run_id, action=job.action
-    )
+    obs.bind_run(invocation="codepipeline", job_id=job.job_id, pipeline_execution_id=run_id)
+    logger.info(f"CodePipeline job {job.job_id}: {job.action} for {job.environment or 'the fleet'}")
     codepipeline = _codepipeline_client()
     s3 = _artifact_s3_client(job)
     try:
@@ -502,14 +502,16 @@ def handle_fleet_job(job: CodePipelineJob, context: Any) -> dict[str, Any]:
             variables = report.output_variables(url, region=_region())
             summary = variables["summary"]
             if report.refused:
+                drift = report.drift()
+                problem = f"drift: {drift}" if drift != "none" else summary
                 raise MigrationRefused(
-                    f"fleet {job.fleet_action} refused: {summary}"
+                    f"fleet {job.fleet_action} refused: {problem}"
                     + (f"; the full report: {url}" if url else ""),
-                    rule="fleet-drift" if report.drift() != "none" else "fleet-target-failed",
+                    rule="fleet-drift" if drift != "none" else "fleet-target-failed",
                     remedy="fix the targets named in the report; nothing was applied anywhere"
                     if job.fleet_action == "plan"
                     else "fix the targets named in the report, then retry the stage",
-                    category=Category.CHECKSUM_MISMATCH if report.drift() != "none" else None,
+                    category=Category.CHECKSUM_MISMATCH if drift != "none" else None,
                 )
     except Exception as exc:
         return _fail_job(codepipeline, job, run_id, as_schemagate_error(exc), started)
@@ -678,8 +680,6 @@ def handle_direct(request: DirectInvocation, context: Any) -> dict[str, Any]:
     run_id = request.options.pipeline_execution_id or f"lambda-{getattr(context, 'aws_request_id', 'local')}"
     obs.bind_run(invocation="direct", pipeline_execution_id=run_id)
     fleet_target = request.target_secret_arn is not None
-    if fleet_target:
-        obs.bind_run(fleet_target=request.target_secret_arn)
     try:
         if request.action in ("snapshot", "fleet_summary"):
             return json.loads(obs.redact(json.dumps(handle_fleet_step(request, run_id), default=str)))
