@@ -213,3 +213,23 @@ def test_the_recorded_plan_event_names_its_report_artifact() -> None:
     assert job.output is not None and job.output.key == REPORT["objectKey"]
     assert job.encryption_key_id == PLAN_JOB["data"]["encryptionKey"]["id"]
     assert Path(EVENTS / "codepipeline_plan_job.json").is_file()
+
+
+def test_the_execute_result_names_the_snapshot_taken_before_it(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.test_handler import GOOD, make_test_bundle
+
+    monkeypatch.setenv("SCHEMAGATE_DB_INSTANCE_IDENTIFIER", "billing-staging")
+    upload_signed(world, make_test_bundle(GOOD))
+    execute = event(APPLY_EVENT, "execute-after-snapshot")
+    configuration = execute["CodePipeline.job"]["data"]["actionConfiguration"]["configuration"]
+    parameters = json.loads(configuration["UserParameters"])
+    run = parameters["pipeline_execution_id"]
+    configuration["UserParameters"] = json.dumps({**parameters, "snapshot": f"schemagate-staging-{run}"})
+
+    handle(execute, LambdaContext())
+
+    summary = world.stub.only("execute-after-snapshot").params["executionDetails"]["summary"]
+    assert summary.startswith("applied 3 migration(s)")
+    assert f"after snapshot schemagate-staging-{run}-billing-staging (bundle " in summary
