@@ -31,12 +31,13 @@ from typing import Any
 
 from executor.errors import ConfigurationError, PermissionDenied, aws_error_code
 from executor.fleet import APPLIED, FAILED, PLANNED, UP_TO_DATE, FleetResult, FleetTarget, TargetOutcome
+from executor.plan_report import SUMMARY_MAX
 
 INPUT_FILE = "input.json"
 MAX_INLINE_TARGETS = 2000  # the state machine's input (256 KiB) carries the list
 _SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[\w/+=.@-]+$")
 _NAME = re.compile(r"^[\w.@:/-]{1,128}$")
-FAILED_SHOWN = 200  # per-target lines kept in a summary (the state's output is limited to 256 KiB)
+FAILED_SHOWN = 100  # per-target lines kept in a summary (the state's output is limited to 256 KiB)
 
 
 # --------------------------------------------------------------------------------------------
@@ -169,6 +170,10 @@ def _get_json(s3: Any, bucket: str, key: str) -> Any:
     return json.loads(body)
 
 
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _loads(text: Any) -> Any:
     if isinstance(text, str):
         try:
@@ -270,20 +275,21 @@ class FleetReport:
         drifted = self.summary.get("drifted") or []
         if not drifted:
             return "none"
-        text = "; ".join(f"{d['target']}: {d['drift']}" for d in drifted)
-        return text if len(text) <= 200 else text[:199] + "…"
+        return _shorten("; ".join(f"{d['target']}: {d['drift']}" for d in drifted), 200)
 
     def one_line(self) -> str:
+        """The counts, the pending files (shortened first) and the heaviest lock on the largest table."""
         s = self.summary
-        pending = s.get("pending") or []
-        text = str(s.get("text") or "")
-        if self.fleet_action == "plan" and pending:
-            files = ", ".join(p["file"] for p in pending)
-            text += f"; pending: {files}"
+        head = str(s.get("text") or "")
+        if self.fleet_action == "plan" and s.get("pending"):
+            head += "; pending: " + ", ".join(p["file"] for p in s["pending"])
         heaviest = (s.get("impact") or [None])[0]
+        tail = ""
         if heaviest:
-            text += f"; heaviest: {heaviest.get('text')} on {heaviest.get('target')}"
-        return text if len(text) <= 200 else text[:199] + "…"
+            tail = _shorten(
+                f"; heaviest: {heaviest.get('text')} on {heaviest.get('target')}", SUMMARY_MAX // 2 + 20
+            )
+        return _shorten(head, SUMMARY_MAX - len(tail)) + tail
 
     def output_variables(self, report_url: str | None, *, region: str | None) -> dict[str, str]:
         from executor.plan_report import console_link

@@ -697,10 +697,12 @@ def handle_direct(request: DirectInvocation, context: Any) -> dict[str, Any]:
         )
     except Exception as exc:
         error = as_schemagate_error(exc)
-        if request.action == "apply" and not fleet_target:  # a fleet is reported once, by its summary
+        if request.action == "apply" and not fleet_target:
             _failed("direct", run_id, error, started)
-        else:
+        else:  # a fleet is told of once, by its summary; its targets still count in the metrics
             obs.log_failure(error)
+            if request.action == "apply":
+                obs.record_failure(error.category.value, duration_ms=(time.monotonic() - started) * 1000)
         return _direct_failure(request, run_id, error)
     body: dict[str, Any] = {
         "ok": True,
@@ -715,6 +717,8 @@ def handle_direct(request: DirectInvocation, context: Any) -> dict[str, Any]:
     if outcome.result is not None:
         if request.action == "apply" and not fleet_target:
             _succeeded("direct", outcome)
+        elif request.action == "apply" and not outcome.dry_run:
+            obs.record_success(applied=len(outcome.applied()), duration_ms=outcome.duration_ms)
         applying = request.action == "apply" and not outcome.dry_run
         body.update(
             summary=outcome.result.summary() if applying else outcome.result.plan.summary(),

@@ -26,7 +26,9 @@ from executor.bundle import Bundle
 from executor.errors import SchemagateError
 from executor.impact import LOCK_MODES, LockImpact, TableStats, impact_from_manifest, table_stats
 
-SUMMARY_MAX = 200  # the approval's custom data holds at most 500 characters, all variables resolved
+# the approval's custom data holds about 500 characters with its variables resolved: its own text,
+# the bundle hash and commit take ~280 of them
+SUMMARY_MAX = 160
 DRIFT_MAX = 200
 NO_DRIFT = "none"
 
@@ -210,7 +212,8 @@ def console_link(s3_url: str, region: str | None) -> str:
     """The S3 console page of an ``s3://bucket/key`` object (what the approval's link opens)."""
     bucket, _, key = s3_url.removeprefix("s3://").partition("/")
     query = f"region={region}&" if region else ""
-    return f"https://console.aws.amazon.com/s3/object/{bucket}?{query}prefix={quote(key, safe='')}"
+    prefix = quote(key, safe="")
+    return f"https://s3.console.aws.amazon.com/s3/object/{bucket}?{query}bucketType=general&prefix={prefix}"
 
 
 def _shorten(text: str, limit: int) -> str:

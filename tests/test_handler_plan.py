@@ -79,9 +79,11 @@ def test_a_plan_job_answers_with_the_variables_and_leaves_the_database_untouched
     assert variables["pending"] == str(pending)
     assert variables["drift"] == "none"
     assert variables["summary"].startswith(f"{pending} pending: V001__create_accounts.sql, ")
-    assert len(variables["summary"]) <= 200
+    assert len(variables["summary"]) <= 160
     assert variables["plan_report"] == f"s3://{REPORT['bucketName']}/{REPORT['objectKey']}"
-    assert variables["plan_report_link"].startswith("https://console.aws.amazon.com/s3/object/")
+    assert variables["plan_report_link"].startswith(
+        f"https://s3.console.aws.amazon.com/s3/object/{REPORT['bucketName']}?"
+    )
     assert result.params["executionDetails"]["summary"] == variables["summary"]
     # a plan creates nothing, not even the history table
     assert world.tables() == set()
@@ -128,7 +130,9 @@ def test_the_plan_shows_what_each_migration_locks_at_this_database_size(
     variables = world.stub.only("plan-sized").params["outputVariables"]
     assert variables["pending"] == "2"
     heaviest = f"ACCESS EXCLUSIVE + rewrite on public.invoices ({size}, ~20 k rows)"
-    assert variables["summary"] == f"2 pending: {V021}, {V022}; heaviest: {heaviest}"
+    # the heaviest lock is kept whole; the file list is shortened to fit the approval's text
+    assert variables["summary"].startswith(f"2 pending: {V021}, 2026/V022")
+    assert variables["summary"].endswith(f"; heaviest: {heaviest}") and len(variables["summary"]) <= 160
     lines = report_text(world).splitlines()
     under = {
         lines[i].split()[0]: lines[i + 1].strip()
