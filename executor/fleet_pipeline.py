@@ -242,6 +242,9 @@ def summarize(
         "failed": [o.to_dict() for o in failed[:FAILED_SHOWN]],
         "drifted": [{"target": o.target, "drift": o.drift} for o in drifted[:FAILED_SHOWN]],
     }
+    snapshots = sorted({str(o.detail["snapshot"]) for o in outcomes if o.detail.get("snapshot")})
+    if snapshots:  # taken before Execute; the tenants of one instance share one
+        summary["snapshots"] = snapshots[:FAILED_SHOWN]
     if fleet_action == "plan":
         pending: dict[str, int] = {}
         heaviest: dict[str, dict[str, Any]] = {}
@@ -322,6 +325,9 @@ class FleetReport:
         if s.get("drifted"):
             lines.append("DRIFT (the stage fails; nothing is applied anywhere):")
             lines += [f"  {d['target']}: {d['drift']}" for d in s["drifted"]]
+            lines.append("")
+        if s.get("snapshots"):
+            lines.append("snapshots taken before applying: " + ", ".join(s["snapshots"]))
             lines.append("")
         if s.get("failed"):
             lines.append("FAILED targets:")

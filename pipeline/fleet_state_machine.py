@@ -99,7 +99,13 @@ class FleetStateMachine(Construct):
             },
             result_path="$.answer",
         )
-        done = sfn.Succeed(self, f"{verb}Done", output_path="$.answer")
+        done: sfn.IChainable = sfn.Succeed(self, f"{verb}Done", output_path="$.answer")
+        if snapshot:  # the target's result names the snapshot taken before it
+            done = sfn.Pass(
+                self,
+                "NameTheSnapshot",
+                parameters={"answer.$": "States.JsonMerge($.answer, $.snapshot_named, false)"},
+            ).next(done)
         run.next(
             sfn.Choice(self, f"{verb}Answered")
             .when(
@@ -117,7 +123,14 @@ class FleetStateMachine(Construct):
         )
         per_target: sfn.IChainable = run
         if snapshot:
-            per_target = snapshot_steps(self, function, fleet=True, environment=environment, then=run)
+            named = sfn.Pass(
+                self,
+                "SnapshotTaken",
+                parameters={"snapshot.$": "$.snapshot_state.snapshot"},
+                result_path="$.snapshot_named",
+            )
+            named.next(run)
+            per_target = snapshot_steps(self, function, fleet=True, environment=environment, then=named)
 
         self.map_state = sfn.DistributedMap(
             self,

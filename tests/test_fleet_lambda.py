@@ -125,12 +125,26 @@ def artifact_bytes(world: World, event: dict) -> bytes:
     return world.s3.get_object(Bucket=location["bucketName"], Key=location["objectKey"])["Body"].read()
 
 
-def run_map(fleet: Fleet, document: dict, action: str, prefix: str) -> dict:
-    """Play the Distributed Map: one invocation per target, each child's result written the way
+def run_map(fleet: Fleet, document: dict, action: str, prefix: str, *, snapshot: bool = False) -> dict:
+    """Play the Distributed Map: one invocation per target (``snapshot``: the snapshot steps first,
+    their name merged into the answer as NameTheSnapshot does), each child's result written the way
     ResultWriter writes it (Transformation NONE, JSON), then return ResultWriterDetails."""
     succeeded, failed = [], []
     for item in document["targets"]:
         child_input = {"target": item, "bundle": document["bundle"], "run_id": document["run_id"]}
+        taken = None
+        if snapshot:
+            taken = handle(
+                {
+                    "action": "snapshot",
+                    "snapshot": document["snapshot"],
+                    "target_secret_arn": item["secret_arn"],
+                    "environment": document["environment"],
+                    "pipeline_execution_id": document["run_id"],
+                },
+                LambdaContext(),
+            )
+            assert taken["ok"] and taken["available"], taken
         answer = handle(
             {
                 "action": action,
@@ -147,6 +161,8 @@ def run_map(fleet: Fleet, document: dict, action: str, prefix: str) -> dict:
             "InputDetails": {"Included": True},
             "Name": item["name"],
         }
+        if taken is not None and answer.get("ok"):
+            answer = {**answer, "snapshot": taken["snapshot"]}
         if answer.get("ok"):
             succeeded.append({**entry, "Output": json.dumps(answer), "Status": "SUCCEEDED"})
         else:  # the Fail state: ErrorPath $.category, CausePath States.JsonToString($)
@@ -393,6 +409,15 @@ def test_a_snapshot_is_taken_once_per_instance_and_named(fleet: Fleet) -> None:
     tags = rds.list_tags_for_resource(ResourceName=snapshots[0]["DBSnapshotArn"])["TagList"]
     assert {"Key": "schemagate-environment", "Value": "tenants"} in tags
     assert {"Key": "schemagate-run", "Value": RUN_ID} in tags
+
+    # Execute with snapshots: the summary (the state machine's output, the job's result) names them
+    document = freeze_targets(fleet)
+    results = run_map(fleet, document, "apply", "fleet-results/tenants/apply-snap", snapshot=True)
+    summary = handle(
+        {"action": "fleet_summary", "results": results, "fleet_action": "apply"}, LambdaContext()
+    )
+    assert summary["snapshots"] == sorted(set(names))
+    assert len(rds.describe_db_snapshots(SnapshotType="manual")["DBSnapshots"]) == 2  # nothing new
 
 
 def test_a_snapshot_without_an_instance_to_name_is_a_configuration_error(fleet: Fleet) -> None:

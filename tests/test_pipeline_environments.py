@@ -263,8 +263,14 @@ def test_the_fleet_fans_out_with_a_distributed_map(promotion: Template, machine:
         "CausePath": "States.JsonToString($.answer)",
     }
     assert definition["States"][each["Next"]]["Parameters"]["action"] == "fleet_summary"
-    # only Execute snapshots first
+    # only Execute snapshots first, and its result names the snapshot
     assert (each["ItemProcessor"]["StartAt"] == "Snapshot") is (action == "Apply")
+    if action == "Apply":
+        assert states["SnapshotAvailable"]["Choices"][1]["Next"] == "SnapshotTaken"
+        assert states["SnapshotTaken"]["Next"] == "Apply"
+        assert states["NameTheSnapshot"]["Parameters"] == {
+            "answer.$": "States.JsonMerge($.answer, $.snapshot_named, false)"
+        }
 
 
 def test_the_fleet_execute_fails_when_a_target_failed(promotion: Template) -> None:
