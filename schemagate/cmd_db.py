@@ -104,10 +104,38 @@ def connected(target: Target) -> Iterator[Any]:
 # -- the bundle and the settings --------------------------------------------------------------
 
 
+LAYOUT_META = "schemagate.layout"
+
+
+def _remember_layout(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value:
+        ctx.meta[LAYOUT_META] = value
+    return value
+
+
+def layout_option(f):
+    """``--layout NAME``: the directory's layout instead of detecting it (kept in the click context, so
+    every command reads it through ``load_config``)."""
+    from executor.layouts import LAYOUTS
+
+    return click.option(
+        "--layout",
+        type=click.Choice(list(LAYOUTS)),
+        expose_value=False,
+        callback=_remember_layout,
+        help="the migrations directory's layout (default: [tool.schemagate] layout, else detected)",
+    )(f)
+
+
 def load_config(migrations: Path | None):
     from validator.config import load_config as load
 
-    return load(Path.cwd(), migrations=migrations)
+    config = load(Path.cwd(), migrations=migrations)
+    ctx = click.get_current_context(silent=True)
+    layout = ctx.meta.get(LAYOUT_META) if ctx is not None else None
+    if layout:
+        config = dataclasses.replace(config, layout=layout)
+    return config
 
 
 def load_migrations(
@@ -360,6 +388,7 @@ def _database_option(f):
 
 
 def _source_options(f):
+    f = layout_option(f)
     f = click.option(
         "--migrations",
         "migrations",
