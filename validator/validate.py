@@ -1,6 +1,23 @@
 """``schemagate validate`` as a function: structural checks -> lint -> safety -> (rehearsal) ->
 bundle -> reports.  The CLI (``schemagate.cmd_validate``) and ``schemagate run`` are thin callers.
 
+**Judged and accepted history.**  Every file is discovered, checksummed, parsed and checked for
+naming, order and immutability.  The review checks (safety rules, lint, rehearsal) judge only the
+migrations this change adds or edits: with a base ref, those that differ from it; without one,
+those above ``accepted_history`` (every versioned migration up to that version, and the down
+scripts of those versions, are accepted history); with neither, all of them.  Down scripts (kind
+``undo``) are parsed and bundled but never judged: the forward rules would flag what they are
+meant to do (drop what the up script created), and the rehearsal never applies them
+(``judgement``).  The safety rules still read the accepted history, so that what it created is
+known (a table's column types, its validated constraints), but report nothing about it.
+
+**The gate's own configuration.**  With a base ref the gate keys (``validator.config.GATE_KEYS``:
+rule levels, blocking severity, accepted history, lint settings, target PostgreSQL, out of order)
+and the project's sqlfluff configuration files come from the base ref, not from the working tree,
+so a pull request cannot switch off the checks it is judged by.  A change to them is listed in
+the report; together with a change to the migrations it is a blocking ``gate-config-changed``
+finding: the configuration change has to be merged on its own first (``gate_configuration``).
+
 sqlfluff is by far the slowest check, so it is *started* first: uncached files go to worker
 processes before the structural checks run, and their findings are collected after the safety
 rules (keeping only files that parsed: a file with a syntax error reports that error alone).
@@ -14,22 +31,29 @@ left in ``bundle_dir`` by an earlier run is removed, so a failed build never shi
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import json
 import shutil
+import tempfile
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from executor.bundle import Bundle, make_bundle, write_bundle
 from executor.errors import ConfigurationError
 from executor.manifest import MANIFEST_FILE, MIGRATIONS_DIR, Manifest
-from validator.config import ValidatorConfig
-from validator.findings import Finding, count_by_severity, has_errors
+from executor.naming import UNDO, VERSIONED, Version
+from validator.config import GateChange, ValidatorConfig
+from validator.findings import ERROR, Finding, count_by_severity, has_errors
 from validator.reports import BundleInfo, ReportData, write_reports
 from validator.source import detect_source
 
 STRUCTURAL_FAMILIES = ("naming", "order", "syntax", "integrity")
+RULE_GATE_CONFIG_CHANGED = "gate-config-changed"
+CONFIGURATION_DOCS = "https://github.com/schemagate/schemagate/blob/main/README.md#configuration"
 
 
 @dataclass
@@ -47,6 +71,8 @@ class ValidationResult:
     timings: dict[str, float] = field(default_factory=dict)
     lint_stats: Any = None  # validator.lint.LintStats when lint ran
     structural: Any = None  # validator.structural.StructuralResult
+    judgement: Judgement | None = None  # what the review checks judged
+    config: ValidatorConfig | None = None  # the configuration in effect (the base ref's gate keys)
 
     @property
     def passed(self) -> bool:
@@ -82,19 +108,261 @@ def _remove_stale_bundle(directory: Path) -> bool:
     return True
 
 
-def _start_lint(config: ValidatorConfig, files: list[Any]) -> Any:
-    """Start sqlfluff on every readable migration file *before* the structural checks: its workers
-    run while this process parses and applies the safety rules (sqlfluff is the slow part)."""
+# -- what is judged ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """Which migration files the review checks (safety rules, lint, rehearsal) judge.
+
+    ``judged``: forward migrations (versioned and repeatable) added or edited by this change;
+    ``accepted``: accepted history, checked structurally only; ``down_scripts``: down scripts that
+    are not accepted history, parsed and bundled but never judged.  ``basis`` says why the
+    accepted ones are accepted, for the reports.
+    """
+
+    judged: frozenset[str]
+    accepted: frozenset[str]
+    down_scripts: frozenset[str]
+    basis: str | None = None
+    changes: Any = None  # validator.gitref.MigrationChanges with a base ref
+
+
+def resolve_accepted_history(config: ValidatorConfig, files: list[Any]) -> Version | None:
+    """The version ``accepted_history`` names, which must be the version of a versioned migration
+    on disk; ConfigurationError (exit 2) naming the closest versions otherwise."""
+    wanted = config.accepted_history
+    if wanted is None:
+        return None
+    versions = sorted(
+        {mf.name.version for mf in files if mf.name.kind == VERSIONED and mf.name.version is not None}
+    )
+    try:
+        parsed = Version.parse(wanted)
+    except ValueError:
+        parsed = None
+    for version in versions:
+        if version == parsed or version.text == wanted:
+            return version
+    close = difflib.get_close_matches(wanted, [v.text for v in versions], n=3)
+    if parsed is not None:  # the versions on either side of it
+        below = [v for v in versions if v < parsed][-1:]
+        above = [v for v in versions if v > parsed][:1]
+        close = list(dict.fromkeys([*(v.text for v in below + above), *close]))
+    hint = f"the closest versions are {', '.join(close)}; " if close else ""
+    raise ConfigurationError(
+        f"[tool.schemagate] accepted_history = {wanted!r}: no versioned migration in "
+        f"{config.migrations} has this version"
+        + (f" (judged with the configuration of {config.gate_source})" if config.gate_source else ""),
+        remedy=f"{hint}set accepted_history to the version of the last migration that is already applied "
+        "everywhere (it and every migration before it are then not judged again)",
+        file="pyproject.toml",
+    )
+
+
+def judgement(config: ValidatorConfig, files: list[Any], base_ref: str | None) -> Judgement:
+    """What the review checks judge (see Judgement): with a base ref, what changed since it;
+    otherwise what lies above ``accepted_history``."""
+    accepted_version = resolve_accepted_history(config, files)
+    forward = {mf.rel for mf in files if mf.name.kind != UNDO}
+    down = {mf.rel for mf in files if mf.name.kind == UNDO}
+    if base_ref is not None:
+        from validator.gitref import changes_since
+
+        changes = changes_since(files, config.migrations, base_ref)
+        accepted = {mf.rel for mf in files if mf.rel not in changes.changed}
+        return Judgement(
+            judged=frozenset(forward - accepted),
+            accepted=frozenset(accepted),
+            down_scripts=frozenset(down - accepted),
+            basis=f"unchanged since {base_ref}",
+            changes=changes,
+        )
+    if accepted_version is not None:
+        accepted = {
+            mf.rel
+            for mf in files
+            if mf.name.kind in (VERSIONED, UNDO)
+            and mf.name.version is not None
+            and mf.name.version <= accepted_version
+        }
+        return Judgement(
+            judged=frozenset(forward - accepted),
+            accepted=frozenset(accepted),
+            down_scripts=frozenset(down - accepted),
+            basis=f"accepted_history = {accepted_version.text}",
+        )
+    return Judgement(judged=frozenset(forward), accepted=frozenset(), down_scripts=frozenset(down))
+
+
+# -- the gate's configuration from the base ref ---------------------------------------------------
+
+
+@dataclass
+class GateConfiguration:
+    """Where the gate's configuration came from and what this change does to it (a report section)."""
+
+    source: str  # the base ref
+    commit: str
+    changes: list[GateChange]
+    blocking: bool = False  # the change edits migrations too
+    note: str | None = None  # e.g. the base ref's configuration was invalid, so the defaults apply
+
+    title = "Gate configuration"
+
+    def findings(self) -> list[Finding]:
+        """One blocking finding per changed key, when the change edits migrations too."""
+        if not self.blocking:
+            return []
+        return [
+            Finding(
+                rule=RULE_GATE_CONFIG_CHANGED,
+                family="integrity",
+                severity=ERROR,
+                file=None,
+                line=None,
+                column=None,
+                message=f"the gate's configuration changes together with migrations: {c.key} is {c.new} "
+                f"here, {c.old} on {self.source}; the migrations were judged with {self.source}'s "
+                "configuration, because a change must not loosen the checks it is judged by",
+                help="a gate configuration change needs its own reviewed merge: merge the configuration "
+                f"change alone first (a pull request that changes no migration), then this one; or keep "
+                f"{c.key} as it is on {self.source}",
+                docs=CONFIGURATION_DOCS,
+            )
+            for c in self.changes
+        ]
+
+    def console_note(self) -> str | None:
+        if self.note:
+            return f"gate configuration: {self.note}"
+        if not self.changes or self.blocking:
+            return None
+        listed = "; ".join(c.describe() for c in self.changes)
+        return (
+            f"gate configuration: judged with {self.source}'s; this change edits it ({listed}), "
+            "which takes effect once merged"
+        )
+
+    def markdown(self) -> str:
+        lines = [f"Judged with the configuration of `{self.source}` (`{self.commit[:12]}`)."]
+        if self.note:
+            lines += ["", self.note]
+        if not self.changes:
+            lines += ["", "This change does not edit it."]
+            return "\n".join(lines) + "\n"
+        verdict = (
+            "**It also changes migrations, so the configuration change blocks** (`gate-config-changed`): "
+            "merge the configuration change alone first."
+            if self.blocking
+            else "It changes no migration: the new configuration takes effect once this is merged. "
+            "Review it as a change to the gate itself."
+        )
+        lines += ["", f"This change edits the gate's configuration. {verdict}", ""]
+        lines += [f"| setting | on `{self.source}` | in this change |", "|---|---|---|"]
+        for c in self.changes:
+            cells = (f"`{c.key}`", c.old, c.new)
+            lines.append("| " + " | ".join(x.replace("|", "\\|") for x in cells) + " |")
+        return "\n".join(lines) + "\n"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "commit": self.commit,
+            "blocking": self.blocking,
+            "note": self.note,
+            "changes": [{"key": c.key, "old": c.old, "new": c.new} for c in self.changes],
+        }
+
+    def junit_suite(self) -> tuple[str, list[Any]]:
+        """One passing case that says where the configuration came from (the blocking findings, if
+        any, are in the integrity suite)."""
+        from validator.reports import JUnitCase
+
+        out = "\n".join(c.describe() for c in self.changes) or None
+        name = f"configuration of {self.source}"
+        return "gate-configuration", [JUnitCase(name=name, classname="schemagate.gate", system_out=out)]
+
+
+def gate_configuration(
+    config: ValidatorConfig, files: list[Any], base_ref: str, stack: ExitStack
+) -> tuple[ValidatorConfig, GateConfiguration]:
+    """``config`` with the gate keys and the sqlfluff configuration files of ``base_ref``, and what
+    this change does to them.  The base ref's sqlfluff files are copied into a temporary directory
+    (removed by ``stack``) laid out like the project, where lint reads them."""
+    from validator.config import gate_changes, schemagate_table, sqlfluff_changes, with_gate_settings
+    from validator.gitref import project_files_at_ref
+    from validator.lint import config_file_candidates
+
+    directories = {(config.migrations / PurePosixPath(mf.rel)).parent for mf in files} or {config.migrations}
+    candidates = config_file_candidates(config, sorted(directories))
+    at_ref = project_files_at_ref(config.project_root, config.migrations, base_ref, candidates)
+
+    def table(files_: dict[str, bytes]) -> dict[str, Any]:
+        data = files_.get("pyproject.toml")
+        if data is None:
+            return {}
+        return schemagate_table(data.decode("utf-8", errors="replace"), f"pyproject.toml on {base_ref}")
+
+    note = None
+    try:
+        gated = with_gate_settings(config, table(at_ref.tip), base_ref)
+    except ConfigurationError as exc:  # not this change's doing, and it must not lock the gate open
+        gated = with_gate_settings(config, {}, base_ref)
+        note = (
+            f"the configuration on {base_ref} is invalid ({exc.message}), so the defaults are used; "
+            "fix it in a change of its own"
+        )
+    try:
+        before = table(at_ref.before)
+    except ConfigurationError:
+        before = {}
+    changes = gate_changes(before, config.raw)
+
+    def texts(files_: dict[str, bytes]) -> dict[str, str]:
+        return {rel: data.decode("utf-8", errors="replace") for rel, data in files_.items()}
+
+    on_disk = {}
+    for rel in candidates:
+        path = config.project_root / rel
+        if path.is_file():
+            on_disk[rel] = path.read_bytes()
+    changes += sqlfluff_changes(texts(at_ref.before), texts(on_disk))
+
+    copy = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="schemagate-gate-config-")))
+    for rel, data in at_ref.tip.items():
+        (copy / rel).parent.mkdir(parents=True, exist_ok=True)
+        (copy / rel).write_bytes(data)
+    gated.lint_config_root = copy
+    return gated, GateConfiguration(source=base_ref, commit=at_ref.commit, changes=changes, note=note)
+
+
+def _safety_config(config: ValidatorConfig) -> ValidatorConfig:
+    """``config`` as the safety rules take it: [tool.schemagate.rules] also sets the rehearsal's
+    rules (every id was checked by load_config), which the safety registry does not know."""
+    from validator.safety.registry import REGISTRY
+
+    return dataclasses.replace(config, rules={k: v for k, v in config.rules.items() if k in REGISTRY})
+
+
+def _start_lint(config: ValidatorConfig, files: list[Any], judged: frozenset[str]) -> Any:
+    """Start sqlfluff on the judged files *before* the structural checks: its workers run while
+    this process parses and applies the safety rules (sqlfluff is the slow part).  None when
+    nothing is judged: then no worker starts and sqlfluff is not even looked for."""
+    targets = [f for f in files if f.text is not None and f.rel in judged]
+    if not targets:
+        return None
     from validator.lint import LintTarget, start_lint
 
     try:
         from validator.safety import sqlfluff_overlap
 
-        skip = sqlfluff_overlap(config)
+        skip = sqlfluff_overlap(_safety_config(config))
     except ImportError:  # safety rules not installed: nothing to de-duplicate against
         skip = set()
-    targets = [LintTarget(rel=f.rel, text=f.text, checksum=f.checksum) for f in files if f.text is not None]
-    return start_lint(config, targets, skip_codes=skip)
+    return start_lint(
+        config, [LintTarget(rel=f.rel, text=f.text, checksum=f.checksum) for f in targets], skip_codes=skip
+    )
 
 
 def _lint_findings(job: Any, structural: Any, findings: list[Finding]) -> list[Finding]:
@@ -107,16 +375,15 @@ def _lint_findings(job: Any, structural: Any, findings: list[Finding]) -> list[F
 def _review_checks(
     config: ValidatorConfig,
     structural: Any,
+    judged: Judgement,
     findings: list[Finding],
     timings: dict[str, float],
     checks: list[str],
-    base_ref: str | None,
     rehearse: bool,
     rehearsal_database_url: str | None,
 ) -> tuple[list[Any], list[Any]]:
-    """Safety rules and the rehearsal; appends to ``findings``, ``timings`` and ``checks``."""
-    from validator.gitref import new_files
-
+    """Safety rules and the rehearsal on the judged files; appends to ``findings``, ``timings``
+    and ``checks``."""
     suppressions: list[Any] = []
     try:
         from validator.safety import check_safety
@@ -124,9 +391,13 @@ def _review_checks(
         check_safety = None
     if check_safety is not None:
         started = time.perf_counter()
-        safety = check_safety(structural.parsed, config)
-        findings += safety.findings
-        suppressions = list(safety.suppressions)
+        # every forward migration goes through the rules, in order, so that what the accepted
+        # history created is known; only the judged files' findings and suppressions are kept
+        forward = [p for p in structural.parsed if p.file.name.kind != UNDO]
+        safety = check_safety(forward, _safety_config(config)) if judged.judged else None
+        if safety is not None:
+            findings += [f for f in safety.findings if f.file in judged.judged]
+            suppressions = [s for s in safety.suppressions if s.file in judged.judged]
         timings["safety"] = time.perf_counter() - started
         checks.append("safety")
 
@@ -135,8 +406,9 @@ def _review_checks(
         from validator.rehearsal import rehearse as run_rehearsal
 
         started = time.perf_counter()
-        new = new_files(structural.files, config.migrations, base_ref) if base_ref else None
-        rehearsal = run_rehearsal(config, structural, new=new, database_url=rehearsal_database_url)
+        rehearsal = run_rehearsal(
+            config, structural, new=set(judged.judged), database_url=rehearsal_database_url
+        )
         findings += rehearsal.findings
         sections.append(rehearsal)
         timings["rehearsal"] = time.perf_counter() - started
@@ -155,6 +427,32 @@ def run_validation(
     bundle_dir: str | Path | None = None,
     reports_dir: str | Path | None = None,
 ) -> ValidationResult:
+    with ExitStack() as stack:
+        return _run_validation(
+            config,
+            stack,
+            base_ref=base_ref,
+            lint=lint,
+            rehearse=rehearse,
+            rehearsal_database_url=rehearsal_database_url,
+            sign_with_kms=sign_with_kms,
+            bundle_dir=bundle_dir,
+            reports_dir=reports_dir,
+        )
+
+
+def _run_validation(
+    config: ValidatorConfig,
+    stack: ExitStack,
+    *,
+    base_ref: str | None,
+    lint: bool,
+    rehearse: bool,
+    rehearsal_database_url: str | None,
+    sign_with_kms: str | None,
+    bundle_dir: str | Path | None,
+    reports_dir: str | Path | None,
+) -> ValidationResult:
     from validator.discovery import discover
     from validator.gitref import resolve_base_ref
     from validator.structural import check_structure
@@ -171,8 +469,15 @@ def run_validation(
     # the files are read once: lint, the structural checks and the bundle all see the same bytes
     started = time.perf_counter()
     discovered = discover(config.migrations)
+    gate: GateConfiguration | None = None
+    if base_ref is not None:
+        config, gate = gate_configuration(config, discovered[0], base_ref, stack)
+    judged = judgement(config, discovered[0], base_ref)
+    if gate is not None:
+        gate.blocking = bool(gate.changes) and judged.changes is not None and judged.changes.any
     discovery_seconds = time.perf_counter() - started
-    lint_job = _start_lint(config, discovered[0]) if lint and config.lint.get("enabled", True) else None
+    lint_on = lint and config.lint.get("enabled", True)
+    lint_job = _start_lint(config, discovered[0], judged.judged) if lint_on else None
     try:
         started = time.perf_counter()
         structural = check_structure(config, base_ref=base_ref, discovered=discovered)
@@ -185,9 +490,13 @@ def run_validation(
                 file=str(config.migrations),
             )
         findings: list[Finding] = list(structural.findings)
+        if gate is not None:
+            findings += gate.findings()
         suppressions, sections = _review_checks(
-            config, structural, findings, timings, checks, base_ref, rehearse, rehearsal_database_url
+            config, structural, judged, findings, timings, checks, rehearse, rehearsal_database_url
         )
+        if gate is not None:
+            sections.insert(0, gate)
         lint_stats = None
         if lint_job is not None:
             started = time.perf_counter()
@@ -195,6 +504,7 @@ def run_validation(
             lint_stats = lint_job.stats
             timings["lint"] = lint_stats.seconds
             timings["lint_wait"] = time.perf_counter() - started
+        if lint_on:
             checks.append("lint")
     finally:
         if lint_job is not None:
@@ -233,8 +543,20 @@ def run_validation(
             f" (the earlier bundle in {bundle_dir} was removed)" if removed else ""
         )
 
+    notes = []
+    if lint_stats is not None:
+        notes.append(
+            f"lint: {lint_stats.linted} files linted, {lint_stats.cached} from the cache "
+            f"({lint_stats.seconds:.1f} s)"
+        )
+    elif lint_on:
+        notes.append("lint: no file to lint (none is judged)")
+    gate_note = gate.console_note() if gate is not None else None
+    if gate_note:
+        notes.append(gate_note)
+    in_order = [f.rel for f in structural.files]
     report = ReportData(
-        files=[f.rel for f in structural.files],
+        files=in_order,
         findings=findings,
         checks=checks,
         suppressions=suppressions,
@@ -245,12 +567,11 @@ def run_validation(
         timings=timings,
         migrations_dir=str(config.migrations),
         source=source,
-        notes=[
-            f"lint: {lint_stats.linted} files linted, {lint_stats.cached} from the cache "
-            f"({lint_stats.seconds:.1f} s)"
-        ]
-        if lint_stats is not None
-        else [],
+        notes=notes,
+        judged=[rel for rel in in_order if rel in judged.judged],
+        accepted_history=[rel for rel in in_order if rel in judged.accepted],
+        down_scripts=[rel for rel in in_order if rel in judged.down_scripts],
+        accepted_basis=judged.basis,
     )
     report_paths = write_reports(report, reports_dir) if reports_dir is not None else {}
     return ValidationResult(
@@ -267,4 +588,6 @@ def run_validation(
         timings=timings,
         lint_stats=lint_stats,
         structural=structural,
+        judgement=judged,
+        config=config,
     )
