@@ -381,6 +381,25 @@ def _schema_option(f):
     )(f)
 
 
+def _search_path_option(f):
+    return click.option(
+        "--search-path",
+        "search_path",
+        metavar="SCHEMAS",
+        callback=_checked_search_path,
+        help="search_path the migrations run with, e.g. 'storage, public' "
+        "(default: [tool.schemagate] search_path, else the role's own)",
+    )(f)
+
+
+def _checked_search_path(_ctx: Any, _param: Any, value: str | None) -> str | None:
+    if value is None:
+        return None
+    from validator.config import check_search_path
+
+    return check_search_path(value, "--search-path")
+
+
 def _tolerance_options(f):
     f = click.option(
         "--allow-missing", is_flag=True, default=None, help="tolerate applied versions absent from the bundle"
@@ -402,6 +421,7 @@ def register(group: click.Group) -> None:
     @_source_options
     @_tolerance_options
     @_schema_option
+    @_search_path_option
     @click.option("--json", "as_json", is_flag=True, help="print the plan as JSON")
     def plan_cmd(
         database_url: str | None,
@@ -410,6 +430,7 @@ def register(group: click.Group) -> None:
         out_of_order: bool | None,
         allow_missing: bool | None,
         schema: str | None,
+        search_path: str | None,
         as_json: bool,
     ) -> None:
         """Show what `apply` would do and why; changes nothing."""
@@ -422,6 +443,7 @@ def register(group: click.Group) -> None:
             allow_out_of_order=out_of_order or None,
             allow_missing=allow_missing or None,
             schema=schema,
+            search_path=search_path,
         )
         with target_database(database_url) as target, connected(target) as conn:
             plan = core.plan(conn, bundle, settings)
@@ -452,6 +474,7 @@ def register(group: click.Group) -> None:
     @click.option("--yes", "-y", is_flag=True, help="apply without asking")
     @_tolerance_options
     @_schema_option
+    @_search_path_option
     @click.option("--lock-timeout", metavar="D", help="lock_timeout for every migration (e.g. 5s)")
     @click.option(
         "--statement-timeout", metavar="D", help="statement_timeout for every migration (e.g. 30min)"
@@ -464,6 +487,7 @@ def register(group: click.Group) -> None:
         out_of_order: bool | None,
         allow_missing: bool | None,
         schema: str | None,
+        search_path: str | None,
         lock_timeout: str | None,
         statement_timeout: str | None,
     ) -> None:
@@ -478,6 +502,7 @@ def register(group: click.Group) -> None:
             allow_out_of_order=out_of_order or None,
             allow_missing=allow_missing or None,
             schema=schema,
+            search_path=search_path,
             lock_timeout=lock_timeout,
             statement_timeout=statement_timeout,
         )
@@ -574,6 +599,7 @@ def register(group: click.Group) -> None:
     @_database_option
     @_source_options
     @_schema_option
+    @_search_path_option
     @click.option("--version", "version", metavar="V", help="refuse unless V is the latest applied version")
     @click.option("--yes", "-y", is_flag=True, help="undo without asking")
     def undo_cmd(
@@ -581,6 +607,7 @@ def register(group: click.Group) -> None:
         bundle_dir: Path | None,
         migrations: Path | None,
         schema: str | None,
+        search_path: str | None,
         version: str | None,
         yes: bool,
     ) -> None:
@@ -590,7 +617,7 @@ def register(group: click.Group) -> None:
 
         config = load_config(migrations)
         bundle = load_migrations(bundle_dir, migrations, config)
-        settings = executor_settings(config, schema=schema)
+        settings = executor_settings(config, schema=schema, search_path=search_path)
         with target_database(database_url) as target, connected(target) as conn:
             what = f"version {version}" if version else "the latest applied version"
             if not confirm_or_refuse(f"undo {what} in {target.label}?", yes):
@@ -604,14 +631,15 @@ def register(group: click.Group) -> None:
 
     @group.command("run", short_help="Validate, ask, apply, then show the state.")
     @_database_option
+    @_search_path_option
     @click.option("--yes", "-y", is_flag=True, help="apply without asking")
-    def run_cmd(database_url: str | None, yes: bool) -> None:
+    def run_cmd(database_url: str | None, search_path: str | None, yes: bool) -> None:
         """Validate -> show the plan -> ask -> apply -> print the state, on this machine."""
         from executor import apply as core
 
         config = load_config(None)
         bundle = validate_for_run(config)
-        settings = executor_settings(config)
+        settings = executor_settings(config, search_path=search_path)
         with target_database(database_url) as target, connected(target) as conn:
             do_apply(conn, bundle, settings, target, yes=yes)
             infos = core.info(conn, bundle, settings)
