@@ -173,15 +173,3 @@ def test_every_top_level_key_is_documented_in_the_readme() -> None:
     section = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
     missing = [key for key in TOP_LEVEL_KEYS if key not in section]
     assert not missing, f"README's Configuration section does not mention {missing}"
-
-
-def test_gate_changes_compare_effective_values() -> None:
-    from validator.config import gate_changes
-
-    base = {"target_postgres": 14, "rules": {"ban-drop-column": "warning"}}
-    assert gate_changes(base, {"rules": {"ban-drop-column": "warning", "prefer-bigint": "warning"}}) == []
-    changed = {c.key: (c.old, c.new) for c in gate_changes(base, {"lint": {"cache": False}})}
-    assert changed == {
-        "rules.ban-drop-column": ('"warning"', '"error" (default)'),
-        "lint.cache": ("true (default)", "false"),
-    }

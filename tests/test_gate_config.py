@@ -15,7 +15,8 @@ import pytest
 from schemagate.cli import main
 from tests.gate_history import PYPROJECT, commit_all, git, make_project, write_files
 from validator.config import load_config
-from validator.validate import RULE_GATE_CONFIG_CHANGED, run_validation
+from validator.gate_config import RULE_GATE_CONFIG_CHANGED, gate_changes, sqlfluff_changes
+from validator.validate import run_validation
 
 BLOCKING_INDEX = {"V041__index_tasks_due_on.sql": "CREATE INDEX tasks_due_on_idx ON tasks (due_on);\n"}
 VIEW_SELECT_STAR = {
@@ -230,3 +231,31 @@ def test_an_invalid_configuration_on_the_base_ref_judges_with_the_defaults(tmp_p
     both = validate(root)
     assert both.exit_code == 1
     assert "require-concurrent-index-creation" in {f.rule for f in both.findings if f.file in BLOCKING_INDEX}
+
+
+def test_gate_changes_compare_effective_values() -> None:
+    base = {"target_postgres": 14, "rules": {"ban-drop-column": "warning"}}
+    assert gate_changes(base, {"rules": {"ban-drop-column": "warning", "prefer-bigint": "warning"}}) == []
+    changed = {c.key: (c.old, c.new) for c in gate_changes(base, {"lint": {"cache": False}})}
+    assert changed == {
+        "rules.ban-drop-column": ('"warning"', '"error" (default)'),
+        "lint.cache": ("true (default)", "false"),
+    }
+
+
+def test_sqlfluff_changes_name_the_file_section_and_key() -> None:
+    old = {
+        ".sqlfluff": "[sqlfluff]\nrules = AL04,AM04\n[sqlfluff:rules:capitalisation.keywords]\ncapitalisation_policy = upper\n"
+    }
+    new = {
+        ".sqlfluff": "[sqlfluff]\nrules = AL04\n[sqlfluff:rules:capitalisation.keywords]\ncapitalisation_policy = upper\n",
+        "pyproject.toml": '[tool.black]\nline-length = 100\n[tool.sqlfluff.core]\nexclude_rules = "AM04"\n',
+        "setup.cfg": "[flake8]\nmax-line-length = 100\n",  # not sqlfluff's: no change
+    }
+    changed = {c.key: (c.old, c.new) for c in sqlfluff_changes(old, new)}
+    assert changed == {
+        ".sqlfluff [sqlfluff] rules": ('"AL04,AM04"', '"AL04"'),
+        "pyproject.toml [tool.sqlfluff.core] exclude_rules": ("(not set)", '"AM04"'),
+    }
+    (broken,) = sqlfluff_changes({}, {".sqlfluff": "rules = AL04\n"})
+    assert broken.key == ".sqlfluff (unreadable)" and "not valid INI" in broken.new

@@ -215,6 +215,18 @@ def test_search_path_from_pyproject_and_in_the_rehearsal(project, capsys, fresh_
     assert "V002__add_buckets_public.sql:1:1 rehearsal-failed" in out
     assert 'relation "buckets" does not exist' in out
 
+    code, out = run(
+        capsys,
+        "validate",
+        "--no-lint",
+        "--rehearse",
+        "--rehearsal-database-url",
+        pg_admin_url,
+        "--search-path",
+        "storage",
+    )
+    assert code == 0, out
+
     (project / "pyproject.toml").write_text(
         '[tool.schemagate]\nmigrations = "migrations"\nsearch_path = "storage"\n'
     )
@@ -251,3 +263,11 @@ def test_a_malformed_search_path_is_a_configuration_error(project, capsys, fresh
     (project / "pyproject.toml").write_text(f'[tool.schemagate]\nsearch_path = "{value}"\n')
     code, out = run(capsys, "validate", "--no-lint")
     assert code == 2 and "search_path" in out
+
+
+def test_run_with_search_path_validates_and_applies(project, capsys, fresh_db):
+    code, out = run(capsys, "run", "--yes", "--database-url", fresh_db, "--search-path", "storage")
+
+    assert code == 0, out
+    assert "11 applied" in out
+    assert query(fresh_db, "SELECT count(*) FROM pg_tables WHERE schemaname = 'storage'") == [(3,)]

@@ -31,13 +31,12 @@ means, and read it in ``load_config``.
 
 ``GATE_KEYS`` are the keys that decide what the gate lets through.  With a base ref (pull-request
 and main-branch builds) they are read from the base ref's pyproject.toml, not the working tree's
-(``with_gate_settings``), and a change to them is reported (``gate_changes``): a pull request must
-not switch off its own gate.
+(``with_gate_settings``), and a change to them is reported (``validator.gate_config``): a pull
+request must not switch off its own gate.
 """
 
 from __future__ import annotations
 
-import configparser
 import dataclasses
 import difflib
 import json
@@ -346,114 +345,3 @@ def with_gate_settings(config: ValidatorConfig, table: dict[str, Any], source: s
     )
     _read_gate_keys(gated, table, where)
     return gated
-
-
-@dataclass(frozen=True)
-class GateChange:
-    """One gate setting that differs between the base ref and this change."""
-
-    key: str  # e.g. "rules.require-concurrent-index-creation", ".sqlfluff [sqlfluff] rules"
-    old: str  # as shown to the reader: '"error" (default)', '(not set)'
-    new: str
-
-    def describe(self) -> str:
-        return f"{self.key}: {self.old} -> {self.new}"
-
-
-_NOT_SET = "(not set)"
-
-
-def _shown(value: Any, default: bool = False) -> str:
-    text = json.dumps(value) if not isinstance(value, str) or value != _NOT_SET else value
-    return f"{text} (default)" if default else text
-
-
-def gate_view(table: dict[str, Any]) -> dict[str, tuple[Any, bool]]:
-    """The effective gate settings of a [tool.schemagate] table, flattened: key -> (value, is the
-    default).  Rules the table does not name are left out (``gate_changes`` fills in defaults)."""
-    defaults: dict[str, Any] = {
-        "out_of_order": False,
-        "target_postgres": DEFAULT_TARGET_POSTGRES,
-        "blocking_severity": "error",
-        "accepted_history": None,
-    }
-    view: dict[str, tuple[Any, bool]] = {}
-    for key, default in defaults.items():
-        view[key] = (table[key], False) if key in table else (default, True)
-    if isinstance(view["accepted_history"][0], int):
-        view["accepted_history"] = (str(view["accepted_history"][0]), False)
-    lint = table.get("lint") or {}
-    for key, default in LINT_DEFAULTS.items():
-        view[f"lint.{key}"] = (lint[key], False) if key in lint else (default, True)
-    for rule_id, level in (table.get("rules") or {}).items():
-        view[f"rules.{rule_id}"] = (level, False)
-    return view
-
-
-def gate_changes(old: dict[str, Any], new: dict[str, Any]) -> list[GateChange]:
-    """The gate settings that differ between two [tool.schemagate] tables (base ref, this change);
-    a key set to what its default already was is no change."""
-    before, after = gate_view(old), gate_view(new)
-    changes = []
-    for key in sorted(set(before) | set(after), key=lambda k: (k.startswith(("lint.", "rules.")), k)):
-        if key.startswith("rules.") and (key not in before or key not in after):
-            level = (rule_levels() or {}).get(key.removeprefix("rules."), _NOT_SET)
-            fill = (level, True)
-            before.setdefault(key, fill)
-            after.setdefault(key, fill)
-        (old_value, old_default), (new_value, new_default) = before[key], after[key]
-        if old_value != new_value:
-            changes.append(GateChange(key, _shown(old_value, old_default), _shown(new_value, new_default)))
-    return changes
-
-
-def sqlfluff_settings(label: str, text: str) -> dict[str, str]:
-    """The sqlfluff settings in one configuration file, flattened to ``"<file> [section] key"`` ->
-    value (pyproject.toml: its [tool.sqlfluff] tables; other files: their sqlfluff INI sections)."""
-    if label.rsplit("/", 1)[-1] == "pyproject.toml":
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            return {f"{label} (unreadable)": f"not valid TOML: {exc}"}
-        out: dict[str, str] = {}
-
-        def walk(prefix: str, value: Any) -> None:
-            if isinstance(value, dict):
-                for k, v in value.items():
-                    walk(f"{prefix}.{k}", v)
-            else:
-                section, _, key = prefix.rpartition(".")
-                out[f"{label} [{section}] {key}"] = json.dumps(value)
-
-        tool = data.get("tool", {})
-        if isinstance(tool, dict) and "sqlfluff" in tool:
-            walk("tool.sqlfluff", tool["sqlfluff"])
-        return out
-    # as sqlfluff reads them (sqlfluff.core.config.ini): "=" only, case-sensitive, no interpolation
-    parser = configparser.ConfigParser(delimiters="=", interpolation=None)
-    parser.optionxform = str  # type: ignore[assignment,method-assign]
-    try:
-        parser.read_string(text)
-    except configparser.Error as exc:
-        return {f"{label} (unreadable)": f"not valid INI: {' '.join(str(exc).split())}"}
-    return {
-        f"{label} [{section}] {key}": json.dumps(value)
-        for section in parser.sections()
-        if section == "sqlfluff" or section.startswith("sqlfluff:")
-        for key, value in parser.items(section)
-    }
-
-
-def sqlfluff_changes(old: dict[str, str], new: dict[str, str]) -> list[GateChange]:
-    """Changed sqlfluff settings between two sets of configuration files (label -> text)."""
-    before: dict[str, str] = {}
-    after: dict[str, str] = {}
-    for label, text in old.items():
-        before.update(sqlfluff_settings(label, text))
-    for label, text in new.items():
-        after.update(sqlfluff_settings(label, text))
-    return [
-        GateChange(key, before.get(key, _NOT_SET), after.get(key, _NOT_SET))
-        for key in sorted(set(before) | set(after))
-        if before.get(key) != after.get(key)
-    ]

@@ -18,6 +18,11 @@ it, so a migration merged to the base branch after this branch was cut does not 
 here; versions are compared with the ref's tip, which is what the branch will be merged into.
 Git runs a fixed handful of processes (resolve, merge-base, ls-tree, one ``cat-file --batch``),
 never one per file.
+
+The same comparison tells validate what to judge (``changes_since``: the files added, edited or
+deleted since the ref; everything else is accepted history), and ``project_files_at_ref`` reads
+the project's own files (pyproject.toml, sqlfluff configuration) as the ref has them, for the
+gate's configuration (``validator.gate_config``).
 """
 
 from __future__ import annotations

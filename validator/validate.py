@@ -35,25 +35,23 @@ import dataclasses
 import difflib
 import json
 import shutil
-import tempfile
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from executor.bundle import Bundle, make_bundle, write_bundle
 from executor.errors import ConfigurationError
 from executor.manifest import MANIFEST_FILE, MIGRATIONS_DIR, Manifest
 from executor.naming import UNDO, VERSIONED, Version
-from validator.config import GateChange, ValidatorConfig
-from validator.findings import ERROR, Finding, count_by_severity, has_errors
+from validator.config import ValidatorConfig
+from validator.findings import Finding, count_by_severity, has_errors
+from validator.gate_config import GateConfiguration, gate_configuration
 from validator.reports import BundleInfo, ReportData, write_reports
 from validator.source import detect_source
 
 STRUCTURAL_FAMILIES = ("naming", "order", "syntax", "integrity")
-RULE_GATE_CONFIG_CHANGED = "gate-config-changed"
-CONFIGURATION_DOCS = "https://github.com/schemagate/schemagate/blob/main/README.md#configuration"
 
 
 @dataclass
@@ -193,148 +191,6 @@ def judgement(config: ValidatorConfig, files: list[Any], base_ref: str | None) -
             basis=f"accepted_history = {accepted_version.text}",
         )
     return Judgement(judged=frozenset(forward), accepted=frozenset(), down_scripts=frozenset(down))
-
-
-# -- the gate's configuration from the base ref ---------------------------------------------------
-
-
-@dataclass
-class GateConfiguration:
-    """Where the gate's configuration came from and what this change does to it (a report section)."""
-
-    source: str  # the base ref
-    commit: str
-    changes: list[GateChange]
-    blocking: bool = False  # the change edits migrations too
-    note: str | None = None  # e.g. the base ref's configuration was invalid, so the defaults apply
-
-    title = "Gate configuration"
-
-    def findings(self) -> list[Finding]:
-        """One blocking finding per changed key, when the change edits migrations too."""
-        if not self.blocking:
-            return []
-        return [
-            Finding(
-                rule=RULE_GATE_CONFIG_CHANGED,
-                family="integrity",
-                severity=ERROR,
-                file=None,
-                line=None,
-                column=None,
-                message=f"the gate's configuration changes together with migrations: {c.key} is {c.new} "
-                f"here, {c.old} on {self.source}; the migrations were judged with {self.source}'s "
-                "configuration, because a change must not loosen the checks it is judged by",
-                help="a gate configuration change needs its own reviewed merge: merge the configuration "
-                f"change alone first (a pull request that changes no migration), then this one; or keep "
-                f"{c.key} as it is on {self.source}",
-                docs=CONFIGURATION_DOCS,
-            )
-            for c in self.changes
-        ]
-
-    def console_note(self) -> str | None:
-        if self.note:
-            return f"gate configuration: {self.note}"
-        if not self.changes or self.blocking:
-            return None
-        listed = "; ".join(c.describe() for c in self.changes)
-        return (
-            f"gate configuration: judged with {self.source}'s; this change edits it ({listed}), "
-            "which takes effect once merged"
-        )
-
-    def markdown(self) -> str:
-        lines = [f"Judged with the configuration of `{self.source}` (`{self.commit[:12]}`)."]
-        if self.note:
-            lines += ["", self.note]
-        if not self.changes:
-            lines += ["", "This change does not edit it."]
-            return "\n".join(lines) + "\n"
-        verdict = (
-            "**It also changes migrations, so the configuration change blocks** (`gate-config-changed`): "
-            "merge the configuration change alone first."
-            if self.blocking
-            else "It changes no migration: the new configuration takes effect once this is merged. "
-            "Review it as a change to the gate itself."
-        )
-        lines += ["", f"This change edits the gate's configuration. {verdict}", ""]
-        lines += [f"| setting | on `{self.source}` | in this change |", "|---|---|---|"]
-        for c in self.changes:
-            cells = (f"`{c.key}`", c.old, c.new)
-            lines.append("| " + " | ".join(x.replace("|", "\\|") for x in cells) + " |")
-        return "\n".join(lines) + "\n"
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "commit": self.commit,
-            "blocking": self.blocking,
-            "note": self.note,
-            "changes": [{"key": c.key, "old": c.old, "new": c.new} for c in self.changes],
-        }
-
-    def junit_suite(self) -> tuple[str, list[Any]]:
-        """One passing case that says where the configuration came from (the blocking findings, if
-        any, are in the integrity suite)."""
-        from validator.reports import JUnitCase
-
-        out = "\n".join(c.describe() for c in self.changes) or None
-        name = f"configuration of {self.source}"
-        return "gate-configuration", [JUnitCase(name=name, classname="schemagate.gate", system_out=out)]
-
-
-def gate_configuration(
-    config: ValidatorConfig, files: list[Any], base_ref: str, stack: ExitStack
-) -> tuple[ValidatorConfig, GateConfiguration]:
-    """``config`` with the gate keys and the sqlfluff configuration files of ``base_ref``, and what
-    this change does to them.  The base ref's sqlfluff files are copied into a temporary directory
-    (removed by ``stack``) laid out like the project, where lint reads them."""
-    from validator.config import gate_changes, schemagate_table, sqlfluff_changes, with_gate_settings
-    from validator.gitref import project_files_at_ref
-    from validator.lint import config_file_candidates
-
-    directories = {(config.migrations / PurePosixPath(mf.rel)).parent for mf in files} or {config.migrations}
-    candidates = config_file_candidates(config, sorted(directories))
-    at_ref = project_files_at_ref(config.project_root, config.migrations, base_ref, candidates)
-
-    def table(files_: dict[str, bytes]) -> dict[str, Any]:
-        data = files_.get("pyproject.toml")
-        if data is None:
-            return {}
-        return schemagate_table(data.decode("utf-8", errors="replace"), f"pyproject.toml on {base_ref}")
-
-    note = None
-    try:
-        gated = with_gate_settings(config, table(at_ref.tip), base_ref)
-    except ConfigurationError as exc:  # not this change's doing, and it must not lock the gate open
-        gated = with_gate_settings(config, {}, base_ref)
-        note = (
-            f"the configuration on {base_ref} is invalid ({exc.message}), so the defaults are used; "
-            "fix it in a change of its own"
-        )
-    try:
-        before = table(at_ref.before)
-    except ConfigurationError:
-        before = {}
-    changes = gate_changes(before, config.raw)
-
-    def texts(files_: dict[str, bytes]) -> dict[str, str]:
-        return {rel: data.decode("utf-8", errors="replace") for rel, data in files_.items()}
-
-    on_disk = {}
-    for rel in candidates:
-        path = config.project_root / rel
-        if path.is_file():
-            on_disk[rel] = path.read_bytes()
-    changes += sqlfluff_changes(texts(at_ref.before), texts(on_disk))
-
-    copy = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="schemagate-gate-config-")))
-    for rel, data in at_ref.tip.items():
-        (copy / rel).parent.mkdir(parents=True, exist_ok=True)
-        (copy / rel).write_bytes(data)
-    gated.lint_config_root = copy
-    return gated, GateConfiguration(source=base_ref, commit=at_ref.commit, changes=changes, note=note)
 
 
 def _safety_config(config: ValidatorConfig) -> ValidatorConfig:
