@@ -248,3 +248,33 @@ def test_schemagate_run_with_accepted_history_applies_everything(tmp_path, monke
             "SELECT to_regclass('public.webhooks') IS NOT NULL, to_regclass('public.project_overview')"
         )
         assert cur.fetchone() == (True, "project_overview")
+
+
+def test_junit_counts_what_lint_and_safety_did_not_judge_even_when_folded():
+    from validator.findings import Finding
+    from validator.reports import ReportData, junit_suites
+
+    files = [f"V{i:04d}__step_{i}.sql" for i in range(1, 601)] + ["U0600__step_600.sql"]
+    new = files[599]
+    finding = Finding("require-concurrent-index-creation", "safety", "error", new, 1, 1, "blocks writes")
+    data = ReportData(
+        files=files,
+        findings=[finding],
+        checks=["naming", "order", "syntax", "integrity", "lint", "safety"],
+        judged=[new],
+        accepted_history=files[:599],
+        down_scripts=["U0600__step_600.sql"],
+        accepted_basis="unchanged since main",
+    )
+    suites = {name: cases for name, cases, _ in junit_suites(data)}
+    for family in ("safety", "lint"):
+        names = {c.name for c in suites[family]}
+        assert names == {
+            new,
+            "599 files of accepted history (unchanged since main), not judged",
+            "1 down script, not judged",
+        }
+    assert suites["safety"][0].failure_message.startswith(f"{new}:1:1 require-concurrent-index-creation")
+    # the structural suites still have every file (folded past CodeBuild's 500 cases)
+    assert any(c.name == "601 files without findings" for c in suites["naming"])
+    assert data.summary()["judged"] == 1 and data.summary()["accepted_history"] == 599
