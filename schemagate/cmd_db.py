@@ -411,6 +411,25 @@ def _schema_option(f):
     )(f)
 
 
+def _search_path_option(f):
+    return click.option(
+        "--search-path",
+        "search_path",
+        metavar="SCHEMAS",
+        callback=_checked_search_path,
+        help="search_path the migrations run with, e.g. 'storage, public' "
+        "(default: [tool.schemagate] search_path, else the role's own)",
+    )(f)
+
+
+def _checked_search_path(_ctx: Any, _param: Any, value: str | None) -> str | None:
+    if value is None:
+        return None
+    from validator.config import check_search_path
+
+    return check_search_path(value, "--search-path")
+
+
 def _tolerance_options(f):
     f = click.option(
         "--allow-missing", is_flag=True, default=None, help="tolerate applied versions absent from the bundle"
@@ -432,6 +451,7 @@ def register(group: click.Group) -> None:
     @_source_options
     @_tolerance_options
     @_schema_option
+    @_search_path_option
     @click.option("--json", "as_json", is_flag=True, help="print the plan as JSON")
     def plan_cmd(
         database_url: str | None,
@@ -440,6 +460,7 @@ def register(group: click.Group) -> None:
         out_of_order: bool | None,
         allow_missing: bool | None,
         schema: str | None,
+        search_path: str | None,
         as_json: bool,
     ) -> None:
         """Show what `apply` would do and why; changes nothing."""
@@ -452,6 +473,7 @@ def register(group: click.Group) -> None:
             allow_out_of_order=out_of_order or None,
             allow_missing=allow_missing or None,
             schema=schema,
+            search_path=search_path,
         )
         with target_database(database_url) as target, connected(target) as conn:
             plan = core.plan(conn, bundle, settings)
@@ -482,6 +504,7 @@ def register(group: click.Group) -> None:
     @click.option("--yes", "-y", is_flag=True, help="apply without asking")
     @_tolerance_options
     @_schema_option
+    @_search_path_option
     @click.option("--lock-timeout", metavar="D", help="lock_timeout for every migration (e.g. 5s)")
     @click.option(
         "--statement-timeout", metavar="D", help="statement_timeout for every migration (e.g. 30min)"
@@ -494,6 +517,7 @@ def register(group: click.Group) -> None:
         out_of_order: bool | None,
         allow_missing: bool | None,
         schema: str | None,
+        search_path: str | None,
         lock_timeout: str | None,
         statement_timeout: str | None,
     ) -> None:
@@ -508,6 +532,7 @@ def register(group: click.Group) -> None:
             allow_out_of_order=out_of_order or None,
             allow_missing=allow_missing or None,
             schema=schema,
+            search_path=search_path,
             lock_timeout=lock_timeout,
             statement_timeout=statement_timeout,
         )
@@ -619,6 +644,7 @@ def register(group: click.Group) -> None:
     @_database_option
     @_source_options
     @_schema_option
+    @_search_path_option
     @click.option("--version", "version", metavar="V", help="refuse unless V is the latest applied version")
     @click.option("--yes", "-y", is_flag=True, help="undo without asking")
     def undo_cmd(
@@ -626,6 +652,7 @@ def register(group: click.Group) -> None:
         bundle_dir: Path | None,
         migrations: Path | None,
         schema: str | None,
+        search_path: str | None,
         version: str | None,
         yes: bool,
     ) -> None:
@@ -635,7 +662,7 @@ def register(group: click.Group) -> None:
 
         config = load_config(migrations)
         bundle = load_migrations(bundle_dir, migrations, config)
-        settings = executor_settings(config, schema=schema)
+        settings = executor_settings(config, schema=schema, search_path=search_path)
         with target_database(database_url) as target, connected(target) as conn:
             what = f"version {version}" if version else "the latest applied version"
             if not confirm_or_refuse(f"undo {what} in {target.label}?", yes):
@@ -649,14 +676,15 @@ def register(group: click.Group) -> None:
 
     @group.command("run", short_help="Validate, ask, apply, then show the state.")
     @_database_option
+    @_search_path_option
     @click.option("--yes", "-y", is_flag=True, help="apply without asking")
-    def run_cmd(database_url: str | None, yes: bool) -> None:
+    def run_cmd(database_url: str | None, search_path: str | None, yes: bool) -> None:
         """Validate -> show the plan -> ask -> apply -> print the state, on this machine."""
         from executor import apply as core
 
         config = load_config(None)
         bundle = validate_for_run(config)
-        settings = executor_settings(config)
+        settings = executor_settings(config, search_path=search_path)
         with target_database(database_url) as target, connected(target) as conn:
             do_apply(conn, bundle, settings, target, yes=yes)
             infos = core.info(conn, bundle, settings)
