@@ -214,6 +214,4 @@ def test_call_of_a_committing_procedure_from_an_earlier_file_is_not_transactiona
         ("V2__call.sql", False),
         ("V3__call_mixed.sql", False),
     ]
-    assert [(f.file, f.line, f.rule) for f in result.findings] == [
-        ("V3__call_mixed.sql", 2, "non-transactional-mixed")
-    ]
+    assert result.findings == []  # each statement of V3 commits on its own, as psql would run them
