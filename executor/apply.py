@@ -8,8 +8,8 @@ How a run goes (``apply``):
 2. the history table is created if absent, then read *after* taking the lock (another executor
    may have applied migrations while we waited);
 3. the plan joins bundle and history (``executor.state``); any refusal (drift, missing, out of
-   order, failed row, a header error, a transaction statement inside a file) is raised before
-   anything runs;
+   order, failed row, a header error, a transaction statement or a control character inside a
+   file) is raised before anything runs;
 4. each migration runs statement by statement, as psql would run it:
    - transactional (the default): ``BEGIN`` and ``SET LOCAL`` lock_timeout / statement_timeout /
      search_path travel with the first statement, the history row with the last one, then
@@ -42,6 +42,7 @@ import psycopg2
 import psycopg2.extensions
 
 from executor import history as history_table
+from executor import sqltext
 from executor.bundle import Bundle
 from executor.errors import (
     ConfigurationError,
@@ -50,6 +51,7 @@ from executor.errors import (
     MigrationRefused,
     PermissionDenied,
     SchemagateError,
+    SecurityViolation,
     SqlError,
 )
 from executor.headers import (
@@ -286,9 +288,23 @@ def _prepare(
     """Read one file's SQL, header settings and statements; refuse what must not run.
 
     ``statements`` are what runs: a plain ``BEGIN; ... COMMIT;`` around the whole file is left out
-    (the executor's own transaction takes its place).  Refused here, before anything runs: a wrapped
-    file the manifest marks ``transactional: false``, and any other transaction statement.
+    (the executor's own transaction takes its place).  Refused here, before anything runs: bytes the
+    validator's parser would not have seen as PostgreSQL will (``executor.sqltext``), a wrapped file
+    the manifest marks ``transactional: false``, and any other transaction statement.
     """
+    data = bundle.files[entry.file]
+    control = sqltext.find_control_character(data)
+    if control is not None:
+        raise SecurityViolation(
+            control.message(entry.file) + "; nothing was applied",
+            file=entry.file,
+            line=control.line,
+            column=control.column,
+            rule=sqltext.RULE,
+            remedy=f"{sqltext.REMEDY}; then validate the migrations and build a new bundle "
+            "(`schemagate validate` refuses such a file, so this bundle was not written by it)",
+            context={"byte_offset": control.offset, "code_point": control.code, "count": control.count},
+        )
     sql = bundle.sql(entry)
     header = {}
     for key, value in entry.settings.items():  # settings the validator recorded in the manifest

@@ -22,6 +22,9 @@ from executor.checksum import UTF8_BOM, decode_sql, file_checksum
 from executor.errors import ConfigurationError
 from executor.manifest import ManifestEntry
 from executor.naming import MigrationName, parse_name
+from executor.sqltext import REMEDY as CONTROL_REMEDY
+from executor.sqltext import RULE as CONTROL_RULE
+from executor.sqltext import find_control_character
 from validator.findings import ERROR, Finding
 
 FAMILY = "naming"
@@ -112,6 +115,21 @@ def discover(migrations_dir: Path) -> tuple[list[MigrationFile], list[Finding]]:
         except UnicodeDecodeError:
             findings.append(_not_utf8(mf))
         else:
+            control = find_control_character(data)
+            if control is not None:
+                findings.append(
+                    Finding(
+                        rule=CONTROL_RULE,
+                        family="syntax",
+                        severity=ERROR,
+                        file=rel,
+                        line=control.line,
+                        column=control.column,
+                        message=control.message(path.name) + "; the executor refuses the file",
+                        help=CONTROL_REMEDY,
+                        docs=NAMING_DOCS,
+                    )
+                )
             if not has_sql(mf.text):
                 findings.append(
                     Finding(

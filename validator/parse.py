@@ -70,6 +70,7 @@ from pglast.parser import ParseError, parse_plpgsql_json, parse_sql, scan
 
 from executor.errors import ConfigurationError
 from executor.headers import SET_DIRECTIVE, migration_statements, parse_header_settings, wrapper_role
+from executor.sqltext import find_control_character
 from validator.discovery import MigrationFile, skip_sql_trivia
 from validator.findings import ERROR, Finding
 
@@ -172,7 +173,8 @@ def parse_file(mf: MigrationFile) -> ParsedFile:
     parsed.wrapper = _transaction_wrapper(parsed.statements)
     _check_transaction_statements(parsed)
     mark_committing_calls(parsed, parsed.committing_procedures)
-    _check_executor_split(parsed)
+    if find_control_character(mf.data) is None:  # else discovery reports the cause of any disagreement
+        _check_executor_split(parsed)
     return parsed
 
 
