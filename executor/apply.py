@@ -289,10 +289,24 @@ def _prepare(
 
     ``statements`` are what runs: a plain ``BEGIN; ... COMMIT;`` around the whole file is left out
     (the executor's own transaction takes its place).  Refused here, before anything runs: bytes the
-    validator's parser would not have seen as PostgreSQL will (``executor.sqltext``), a wrapped file
-    the manifest marks ``transactional: false``, and any other transaction statement.
+    validator's parser would not have seen as PostgreSQL will (``executor.sqltext``: control
+    characters, invalid UTF-8), a wrapped file the manifest marks ``transactional: false``, and any
+    other transaction statement.
     """
     data = bundle.files[entry.file]
+    not_utf8 = sqltext.find_invalid_utf8(data)
+    if not_utf8 is not None:
+        offset, line = not_utf8
+        raise SecurityViolation(
+            f"{entry.file} is not valid UTF-8: byte 0x{data[offset]:02x} at byte offset {offset} "
+            f"(line {line}) cannot be decoded; nothing was applied",
+            file=entry.file,
+            line=line,
+            rule="not-utf8",
+            remedy="save the file as UTF-8, then validate the migrations and build a new bundle "
+            "(`schemagate validate` refuses such a file, so this bundle was not written by it)",
+            context={"byte_offset": offset},
+        )
     control = sqltext.find_control_character(data)
     if control is not None:
         raise SecurityViolation(

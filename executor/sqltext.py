@@ -103,6 +103,17 @@ class ControlCharacter:
         return f"{file} holds a {self.describe()}: {self.why}"
 
 
+def find_invalid_utf8(data: bytes) -> tuple[int, int] | None:
+    """The byte offset (in the file as stored) and line of the first byte that is not UTF-8, or None."""
+    skip = len(UTF8_BOM) if data.startswith(UTF8_BOM) else 0
+    try:
+        data[skip:].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        offset = exc.start + skip
+        return offset, data.count(b"\n", 0, offset) + 1
+    return None
+
+
 def find_control_character(data: bytes) -> ControlCharacter | None:
     """The first character of ``data`` (a migration file's bytes) that schemagate refuses, or None."""
     first = _FORBIDDEN.search(data)

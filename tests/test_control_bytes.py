@@ -195,3 +195,23 @@ def test_the_executor_refuses_before_running_any_migration_of_the_run(fresh_db: 
         conn.close()
     assert rows_of_x(fresh_db) is None  # V1 and V2 did not run either
     assert history_scripts(fresh_db) == []
+
+
+def test_the_executor_refuses_a_bundle_file_that_is_not_utf8(fresh_db: str) -> None:
+    bundle = make_bundle(
+        [
+            migration("V1__create_x.sql", CREATE_X),
+            migration("V2__latin1.sql", "COMMENT ON TABLE x IS 'Überweisungen';\n".encode("latin-1")),
+        ],
+        source={"repository": "hand-made"},
+    )
+    conn = connect(fresh_db)
+    try:
+        with pytest.raises(SecurityViolation) as caught:
+            apply(conn, bundle, FAST)
+    finally:
+        conn.close()
+    error = caught.value
+    assert (error.file, error.line, error.rule) == ("V2__latin1.sql", 1, "not-utf8")
+    assert error.context["byte_offset"] == 23 and "byte 0xdc" in error.message
+    assert rows_of_x(fresh_db) is None and history_scripts(fresh_db) == []
