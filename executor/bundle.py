@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from executor.checksum import decode_sql, file_checksum, sha256_hex
-from executor.errors import BundleIntegrityError, SecurityViolation
+from executor.errors import BundleIntegrityError, SchemagateError, SecurityViolation
+from executor.layouts.base import SECTIONS
 from executor.manifest import (
     FORMAT,
     MANIFEST_FILE,
@@ -48,8 +49,14 @@ class Bundle:
         return self.manifest.bundle_sha256
 
     def sql(self, entry: ManifestEntry) -> str:
-        """The SQL text of one migration (BOM removed, CRLF as LF)."""
-        return decode_sql(self.files[entry.file])
+        """The SQL text of one migration (BOM removed, CRLF as LF; one section of the file where the
+        layout keeps up and down in one file, other lines left empty so line numbers still match)."""
+        text = decode_sql(self.files[entry.file])
+        if entry.section is None:
+            return text
+        from executor import layouts
+
+        return layouts.get(self.manifest.layout).section_text(text, entry.section)
 
     def entry(self, file: str) -> ManifestEntry:
         for m in self.manifest.migrations:
@@ -120,13 +127,35 @@ def verify_contents(
             context={"expected": manifest.bundle_sha256, "actual": actual_hash},
         )
     listed: set[str] = set()
+    keys: set[tuple[str, str | None]] = set()
+    whole: set[str] = set()  # files listed as one migration (no section): listed once only
+    try:
+        from executor import layouts
+
+        layouts.get(manifest.layout)
+    except SchemagateError as exc:
+        raise BundleIntegrityError(
+            f"{MANIFEST_FILE} in {origin} names the layout {manifest.layout!r}, which this executor does "
+            f"not know ({exc.message})",
+            file=MANIFEST_FILE,
+            remedy="build the bundle with the same schemagate version as the executor, or upgrade it",
+        ) from None
     for entry in manifest.migrations:
         safe_relative_path(entry.file, what="manifest entry")
-        if entry.file in listed:
+        if entry.section is not None and entry.section not in SECTIONS:
+            raise BundleIntegrityError(
+                f"{entry.file} has the unknown section {entry.section!r} in {MANIFEST_FILE}",
+                file=entry.file,
+                remedy=REMEDY_REBUILD,
+            )
+        if entry.key in keys or entry.file in whole or (entry.section is None and entry.file in listed):
             raise BundleIntegrityError(
                 f"{entry.file} is listed twice in {MANIFEST_FILE}", remedy=REMEDY_REBUILD
             )
+        keys.add(entry.key)
         listed.add(entry.file)
+        if entry.section is None:
+            whole.add(entry.file)
         if entry.file not in files:
             raise BundleIntegrityError(
                 f"{entry.file} is listed in {MANIFEST_FILE} but absent from the bundle",
@@ -211,9 +240,10 @@ def make_bundle(
     findings: dict[str, int] | None = None,
     created_at: str | None = None,
     origin: str = "memory",
+    layout: str = "flyway",
 ) -> Bundle:
     """Build a sealed in-memory bundle from entries (in application order) and their bytes."""
-    manifest = Manifest(migrations=[e for e, _ in entries], source=dict(source or {}))
+    manifest = Manifest(migrations=[e for e, _ in entries], source=dict(source or {}), layout=layout)
     if findings is not None:
         manifest.findings = dict(findings)
     if created_at is not None:

@@ -20,6 +20,7 @@ TYPE_SQL = "SQL"
 TYPE_REPEATABLE = "REPEATABLE"
 TYPE_BASELINE = "BASELINE"
 TYPE_UNDO = "UNDO"
+TYPE_IMPORTED = "IMPORTED"  # taken over from another tool's history table by `schemagate import`
 BASELINE_SCRIPT = "<< schemagate baseline >>"
 
 COLUMNS = (

@@ -33,6 +33,10 @@ class ManifestEntry:
     transactional: bool = True
     # per-file settings read from header comments (e.g. {"lock_timeout": "5s"}); may be empty
     settings: dict[str, str] = field(default_factory=dict)
+    # "up" / "down" when the file holds both (dbmate); None: the whole file is the migration
+    section: str | None = None
+    # the name recorded in the history table when it is not ``file`` (a layout's own identifier)
+    script_name: str | None = None
 
     @property
     def parsed_version(self) -> Version | None:
@@ -41,10 +45,19 @@ class ManifestEntry:
     @property
     def script(self) -> str:
         """The name recorded in the history table."""
-        return self.file
+        return self.script_name or self.file
+
+    @property
+    def key(self) -> tuple[str, str | None]:
+        """Unique within a manifest: a file, or one section of it."""
+        return (self.file, self.section)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        for optional in _OPTIONAL_ENTRY_KEYS:  # absent rather than null: bundles of 0.1 hash the same
+            if data[optional] is None:
+                del data[optional]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ManifestEntry:
@@ -59,7 +72,21 @@ class ManifestEntry:
             sha256=str(data["sha256"]),
             transactional=bool(data.get("transactional", True)),
             settings={str(k): str(v) for k, v in (data.get("settings") or {}).items()},
+            section=_optional_text(data, "section"),
+            script_name=_optional_text(data, "script_name"),
         )
+
+
+_OPTIONAL_ENTRY_KEYS = ("section", "script_name")
+
+
+def _optional_text(data: dict[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"{key} must be a string, not {type(value).__name__}")
+    return value
 
 
 @dataclass
@@ -71,6 +98,7 @@ class Manifest:
     format: int = FORMAT
     bundle_sha256: str | None = None
     signature: dict[str, Any] | None = None  # {"key_id", "algorithm", "value" (base64)}
+    layout: str = "flyway"  # the directory layout the files come from (executor.layouts)
     extra: dict[str, Any] = field(default_factory=dict)  # further keys, hashed like the others
 
     def hashed_content(self) -> dict[str, Any]:
@@ -84,6 +112,7 @@ class Manifest:
                 "findings": self.findings,
             }
         )
+        content["layout"] = self.layout
         return content
 
     def compute_sha256(self) -> str:
@@ -109,7 +138,19 @@ class Manifest:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Manifest:
-        known = {"format", "created_at", "source", "migrations", "findings", "bundle_sha256", "signature"}
+        known = {
+            "format",
+            "created_at",
+            "source",
+            "migrations",
+            "findings",
+            "bundle_sha256",
+            "signature",
+            "layout",
+        }
+        layout = data.get("layout", "flyway")
+        if not isinstance(layout, str):
+            raise ValueError("layout must be a string")
         return cls(
             format=data.get("format"),  # type: ignore[arg-type]
             created_at=data.get("created_at", ""),
@@ -118,6 +159,7 @@ class Manifest:
             findings=data.get("findings") or {},
             bundle_sha256=data.get("bundle_sha256"),
             signature=data.get("signature"),
+            layout=layout,
             extra={k: v for k, v in data.items() if k not in known},
         )
 

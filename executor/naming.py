@@ -22,11 +22,18 @@ UNDO = "undo"
 KINDS = (VERSIONED, REPEATABLE, UNDO)
 
 _VERSION = r"\d+(?:[._]\d+)*"
+# what ``schemagate new`` writes: letters, digits and "_"
 _DESCRIPTION = r"[A-Za-z0-9_]*[A-Za-z0-9][A-Za-z0-9_]*"
-VERSIONED_RE = re.compile(rf"^(?P<prefix>[VU])(?P<version>{_VERSION})__(?P<description>{_DESCRIPTION})\.sql$")
-REPEATABLE_RE = re.compile(rf"^R__(?P<description>{_DESCRIPTION})\.sql$")
+# what Flyway accepts in a name: anything but a path separator or a control character, with at least
+# one character that is not "_" or white space ("V2__add-index.sql", "V3__Add user.email.sql")
+_ACCEPTED_DESCRIPTION = r"[^/\\\x00-\x1f]*[^/\\\x00-\x1f_\s][^/\\\x00-\x1f]*"
+VERSIONED_RE = re.compile(
+    rf"^(?P<prefix>[VU])(?P<version>{_VERSION})__(?P<description>{_ACCEPTED_DESCRIPTION})\.sql$"
+)
+REPEATABLE_RE = re.compile(rf"^R__(?P<description>{_ACCEPTED_DESCRIPTION})\.sql$")
 VERSION_RE = re.compile(rf"^{_VERSION}$")
 DESCRIPTION_RE = re.compile(rf"^{_DESCRIPTION}$")
+ACCEPTED_DESCRIPTION_RE = re.compile(rf"^{_ACCEPTED_DESCRIPTION}$")
 # Names that are meant to be migrations but are not well formed: anything ending in .sql (any
 # case) and anything starting like a migration prefix (V1..., R_..., U2...).
 _LOOKS_LIKE_MIGRATION_RE = re.compile(r"^([VvUu]\d|[Rr]_)")
@@ -178,8 +185,8 @@ def _explain(base: str) -> str:
     head, _, desc = stem.partition("__")
     if not desc:
         return "the description after '__' is empty"
-    if not DESCRIPTION_RE.match(desc):
-        return "the description may contain only letters, digits and '_'"
+    if not ACCEPTED_DESCRIPTION_RE.match(desc):
+        return "the description may not be only '_' and white space, nor hold control characters"
     if first == "R":
         if head != "R":
             return "a repeatable migration has no version: 'R__<description>.sql'"

@@ -13,7 +13,14 @@ from enum import StrEnum
 from typing import Any
 
 from executor.errors import ChecksumMismatch, MigrationRefused, SchemagateError
-from executor.history import TYPE_BASELINE, TYPE_REPEATABLE, TYPE_SQL, TYPE_UNDO, HistoryRow
+from executor.history import (
+    TYPE_BASELINE,
+    TYPE_IMPORTED,
+    TYPE_REPEATABLE,
+    TYPE_SQL,
+    TYPE_UNDO,
+    HistoryRow,
+)
 from executor.manifest import Manifest, ManifestEntry
 from executor.naming import REPEATABLE, UNDO, VERSIONED, Version
 from executor.settings import ExecutorSettings
@@ -82,12 +89,22 @@ def _version(text: str | None) -> Version | None:
         return None
 
 
+def _counts_as(row: HistoryRow) -> str:
+    """The type a row counts as: an imported row is a versioned (or, without a version, repeatable)
+    migration that another tool applied."""
+    if row.type == TYPE_IMPORTED:
+        return TYPE_SQL if row.version is not None else TYPE_REPEATABLE
+    if row.type == TYPE_BASELINE and row.checksum:  # `baseline` of a file on disk, with its checksum
+        return TYPE_SQL
+    return row.type
+
+
 def _from_row(
     row: HistoryRow, state: MigrationState, reason: str, entry: ManifestEntry | None
 ) -> MigrationInfo:
     return MigrationInfo(
         file=row.script,
-        kind=_KIND_OF_TYPE.get(row.type, row.type.lower()),
+        kind=_KIND_OF_TYPE.get(_counts_as(row), row.type.lower()),
         version=row.version,
         description=row.description,
         state=state,
@@ -122,6 +139,11 @@ def _applied_sentence(row: HistoryRow) -> str:
         if row.installed_on
         else "at an unknown time"
     )
+    if row.type == TYPE_BASELINE:
+        return f"marked as applied by `schemagate baseline` {when} (user {row.installed_by})"
+    if row.type == TYPE_IMPORTED:
+        tool = (row.run_id or "").removeprefix("import:") or "another tool"
+        return f"applied by {tool} {when} (user {row.installed_by}); imported into schemagate's history"
     return f"applied {when} by {row.installed_by} in {row.execution_time_ms} ms (run {row.run_id})"
 
 
@@ -149,17 +171,18 @@ def build_info(
     latest_repeatable: dict[str, HistoryRow] = {}
     baseline: HistoryRow | None = None
     for r in rows:
-        if r.type == TYPE_SQL:
+        counts_as = _counts_as(r)
+        if counts_as == TYPE_SQL:
             v = _version(r.version)
             if v is not None:
                 latest_versioned[v] = r
-        elif r.type == TYPE_UNDO:
+        elif counts_as == TYPE_UNDO:
             v = _version(r.version)
             if v is not None and r.success and v in latest_versioned:
                 del latest_versioned[v]
-        elif r.type == TYPE_REPEATABLE:
+        elif counts_as == TYPE_REPEATABLE:
             latest_repeatable[r.script] = r
-        elif r.type == TYPE_BASELINE and r.success:
+        elif counts_as == TYPE_BASELINE and r.success:
             baseline = r
     baseline_version = _version(baseline.version) if baseline else None
     applied_versions = [v for v, r in latest_versioned.items() if r.success]
@@ -170,7 +193,7 @@ def build_info(
 
     infos: list[MigrationInfo] = []
     for r in rows:
-        if r.type == TYPE_BASELINE:
+        if _counts_as(r) == TYPE_BASELINE:
             infos.append(
                 _from_row(
                     r,
@@ -188,11 +211,11 @@ def build_info(
             )
         elif id(r) not in counted:
             continue  # superseded by a later row for the same version or repeatable
-        elif r.type == TYPE_SQL:
+        elif _counts_as(r) == TYPE_SQL:
             v = _version(r.version)
             entry = versioned.get(v) if v is not None else None
             infos.append(_versioned_row_info(r, v, entry, with_bundle, max_bundle))
-        elif r.type == TYPE_REPEATABLE:
+        elif _counts_as(r) == TYPE_REPEATABLE:
             infos.append(_repeatable_row_info(r, repeatables.get(r.script), with_bundle))
 
     if manifest is None:

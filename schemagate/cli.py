@@ -21,9 +21,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from schemagate import cmd_db, cmd_new, cmd_validate
+    from schemagate import cmd_db, cmd_import, cmd_new, cmd_validate
 
-    for module in (cmd_new, cmd_validate, cmd_db):
+    for module in (cmd_new, cmd_validate, cmd_db, cmd_import):
         module.register(cli)
 
 

@@ -104,10 +104,38 @@ def connected(target: Target) -> Iterator[Any]:
 # -- the bundle and the settings --------------------------------------------------------------
 
 
+LAYOUT_META = "schemagate.layout"
+
+
+def _remember_layout(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value:
+        ctx.meta[LAYOUT_META] = value
+    return value
+
+
+def layout_option(f):
+    """``--layout NAME``: the directory's layout instead of detecting it (kept in the click context, so
+    every command reads it through ``load_config``)."""
+    from executor.layouts import LAYOUTS
+
+    return click.option(
+        "--layout",
+        type=click.Choice(list(LAYOUTS)),
+        expose_value=False,
+        callback=_remember_layout,
+        help="the migrations directory's layout (default: [tool.schemagate] layout, else detected)",
+    )(f)
+
+
 def load_config(migrations: Path | None):
     from validator.config import load_config as load
 
-    return load(Path.cwd(), migrations=migrations)
+    config = load(Path.cwd(), migrations=migrations)
+    ctx = click.get_current_context(silent=True)
+    layout = ctx.meta.get(LAYOUT_META) if ctx is not None else None
+    if layout:
+        config = dataclasses.replace(config, layout=layout)
+    return config
 
 
 def load_migrations(
@@ -148,12 +176,13 @@ def already_applied(conn, config, settings) -> int | None:
     from executor.history import read_history
     from executor.manifest import Manifest
     from executor.state import MigrationState, build_info, refusals
-    from validator.discovery import discover
+    from validator.structural import discover_migrations
 
-    files, findings = discover(config.migrations)
+    found = discover_migrations(config)
+    files, findings = found
     if not files or any(f.severity == "error" for f in findings):
         return None
-    manifest = Manifest(migrations=[mf.manifest_entry() for mf in files])
+    manifest = Manifest(migrations=[mf.manifest_entry() for mf in files], layout=found.layout)
     try:
         rows = read_history(conn, settings)
     finally:
@@ -359,6 +388,7 @@ def _database_option(f):
 
 
 def _source_options(f):
+    f = layout_option(f)
     f = click.option(
         "--migrations",
         "migrations",
@@ -556,18 +586,33 @@ def register(group: click.Group) -> None:
     @group.command("baseline", short_help="Mark an existing database as at version V.")
     @click.option("--version", "version", required=True, metavar="V", help="the version the database is at")
     @click.option("--description", default="baseline", show_default=True, metavar="TEXT")
+    @click.option("--force", is_flag=True, help="baseline even a database that holds no tables")
     @_database_option
+    @_source_options
     @_schema_option
-    def baseline_cmd(version: str, description: str, database_url: str | None, schema: str | None) -> None:
-        """Mark an existing database as being at version V (adopting an existing schema)."""
+    def baseline_cmd(
+        version: str,
+        description: str,
+        force: bool,
+        database_url: str | None,
+        bundle_dir: Path | None,
+        migrations: Path | None,
+        schema: str | None,
+    ) -> None:
+        """Mark an existing database as being at version V (adopting a schema made without schemagate):
+        every migration up to V is recorded with its checksum and never applied.  V must be one of the
+        migrations; a database that holds no tables is refused unless --force.  A database another tool
+        migrated is better taken over with `schemagate import --from TOOL`."""
         from executor import apply as core
 
-        config = load_config(None)
+        config = load_config(migrations)
+        bundle = load_migrations(bundle_dir, migrations, config)
         settings = executor_settings(config, schema=schema)
         with target_database(database_url) as target, connected(target) as conn:
-            core.baseline(conn, version, description, settings)
+            marked = core.baseline(conn, version, description, settings, bundle=bundle, force=force)
         click.echo(
-            f"baselined {target.label} at version {version}: versions up to {version} count as applied"
+            f"baselined {target.label} at version {version}: {_plural(len(marked), 'migration')} up to "
+            f"{version} recorded as applied, with their checksums"
         )
 
     @group.command("undo", short_help="Reverse the latest applied version with its U-file.")

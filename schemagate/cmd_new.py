@@ -1,16 +1,10 @@
-"""``schemagate new <description>``: create the next versioned migration file.
+"""``schemagate new <description>``: create the next migration in the directory's layout.
 
-The version follows the style of the highest existing version:
-
-| existing (highest)          | next                                                        |
-|-----------------------------|-------------------------------------------------------------|
-| none                        | ``V001``                                                    |
-| ``V042`` (padded)           | ``V043`` (same width; ``V999`` is followed by ``V1000``)    |
-| ``V7``                      | ``V8``                                                      |
-| ``V1.2`` / ``V1_2``         | ``V1.3`` / ``V1_3``: the last part counts up, the release   |
-|                             | stays (start a new one with ``--version 2.0``)              |
-| ``V2024_05_01_1200``,       | the current UTC time in the same layout (digits and         |
-| ``V20240501120000``         | separators); the next number if the clock is not ahead      |
+The layout (``executor.layouts``) decides the file names and the numbering: Flyway numbers like the
+highest existing version (``V042`` -> ``V043``, ``V1.2`` -> ``V1.3``, a timestamp -> the current UTC
+time in the same style; see ``executor.layouts.numbering``), the timestamp layouts (Prisma, Diesel,
+dbmate, golang-migrate with timestamps) take the current UTC time, Drizzle also gets its journal entry,
+Diesel a directory with ``up.sql`` and ``down.sql``.  The path of the file to write first is printed.
 
 The description is made from the words given (``schemagate new add invoice status`` ->
 ``add_invoice_status``); spaces and hyphens become ``_``; anything else that a migration name
@@ -26,13 +20,13 @@ from pathlib import Path
 
 import click
 
+from executor import layouts
 from executor.errors import ConfigurationError
-from executor.naming import DESCRIPTION_RE, VERSION_RE, VERSIONED, Version, format_version_like, parse_name
-from validator.config import load_config
+from executor.layouts.numbering import next_version
+from executor.naming import DESCRIPTION_RE
 
-DEFAULT_FIRST_VERSION = "001"
-_DATE_LAYOUTS = {8: "%Y%m%d", 10: "%Y%m%d%H", 12: "%Y%m%d%H%M", 14: "%Y%m%d%H%M%S"}
 _MAX_DESCRIPTION = 120
+__all__ = ["create_migration", "next_version", "slug_description"]
 
 
 def slug_description(words: tuple[str, ...] | list[str]) -> str:
@@ -61,102 +55,38 @@ def slug_description(words: tuple[str, ...] | list[str]) -> str:
     )
 
 
-def next_version(existing: list[Version], *, now: datetime | None = None) -> str:
-    """The version after the highest of ``existing``, written in its style (see the module doc)."""
-    if not existing:
-        return DEFAULT_FIRST_VERSION
-    highest = max(existing)
-    text = highest.text
-    digits = re.sub(r"[._]", "", text)
-    layout = _DATE_LAYOUTS.get(len(digits))
-    if layout and _is_date(digits[:8]):
-        stamp = (now or datetime.now(UTC)).strftime(layout)
-        candidate = _with_separators_of(text, stamp)
-        if Version.parse(candidate) > highest:
-            return candidate
-    if text.isdigit():
-        return format_version_like(text, int(text) + 1)
-    head, last = re.match(r"^(.*[._])(\d+)$", text).groups()  # type: ignore[union-attr]
-    return head + str(int(last) + 1).zfill(len(last))
-
-
-def _is_date(digits: str) -> bool:
-    try:
-        day = datetime.strptime(digits, "%Y%m%d")
-    except ValueError:
-        return False
-    return 1990 <= day.year <= 2200
-
-
-def _with_separators_of(template: str, digits: str) -> str:
-    """``digits`` with the separators of ``template`` at the same places."""
-    out, i = [], 0
-    for ch in template:
-        if ch in "._":
-            out.append(ch)
-        else:
-            out.append(digits[i])
-            i += 1
-    return "".join(out)
-
-
-def existing_versions(migrations_dir: Path) -> list[Version]:
-    """Versions of the well-named versioned files under ``migrations_dir`` (recursively)."""
-    versions = []
-    if migrations_dir.is_dir():
-        for path in migrations_dir.rglob("V*"):
-            verdict = parse_name(path.name)
-            if path.is_file() and verdict.name and verdict.name.kind == VERSIONED and verdict.name.version:
-                versions.append(verdict.name.version)
-    return versions
-
-
-def header(version: str, description: str, now: datetime) -> str:
-    return (
-        f"-- V{version}: {description.replace('_', ' ')}\n"
-        f"-- Created by `schemagate new` on {now.strftime('%Y-%m-%d %H:%M')} UTC.\n"
-        "-- One change per file: the executor applies the file in a single transaction and records it.\n"
-        "-- A statement that cannot run in a transaction (CREATE INDEX CONCURRENTLY, ...) goes alone in\n"
-        "-- a file of its own.\n"
-        "\n"
-    )
-
-
 def create_migration(
     migrations_dir: Path,
     words: tuple[str, ...] | list[str],
     *,
     version: str | None = None,
     now: datetime | None = None,
+    layout: str | None = None,
 ) -> Path:
-    """Create ``V<next>__<description>.sql`` in ``migrations_dir`` and return its path."""
+    """Create the next migration in ``migrations_dir`` and return the path of the file to write."""
+    from validator.discovery import DirectoryTree
+
     now = now or datetime.now(UTC)
     description = slug_description(words)
-    existing = existing_versions(migrations_dir)
-    if version is None:
-        version = next_version(existing, now=now)
-    elif not VERSION_RE.match(version):
-        raise ConfigurationError(
-            f"--version {version!r} is not a migration version",
-            remedy="digits separated by '.' or '_', for example --version 2.0 or --version 043",
-        )
-    elif Version.parse(version) in existing:
-        raise ConfigurationError(
-            f"version {version} is already used in {migrations_dir}",
-            remedy="leave out --version to get the next free one",
-        )
-    name = f"V{version}__{description}.sql"
-    assert parse_name(name).ok, name
+    tree = DirectoryTree(migrations_dir) if migrations_dir.is_dir() else layouts.MappingTree({})
+    chosen = layouts.get(layout) if layout else layouts.get(layouts.detect(tree).layout)
+    new = chosen.new_migration(tree, description, now=now, version=version)
+    for rel in new.files:
+        if (migrations_dir / rel).exists():  # pragma: no cover - the version was free a moment ago
+            raise ConfigurationError(
+                f"{migrations_dir / rel} already exists", remedy="pick another description"
+            )
     migrations_dir.mkdir(parents=True, exist_ok=True)
-    path = migrations_dir / name
-    if path.exists():  # pragma: no cover - the version was free a moment ago
-        raise ConfigurationError(f"{path} already exists", remedy="pick another description")
-    path.write_text(header(version, description, now), encoding="utf-8")
-    return path
+    for rel, text in {**new.files, **new.updates}.items():
+        path = migrations_dir / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return migrations_dir / new.edit_first
 
 
 def register(group: click.Group) -> None:
     """Add ``schemagate new`` to the group."""
+    from schemagate.cmd_db import layout_option
 
     @group.command("new")
     @click.argument("description", nargs=-1, required=True)
@@ -168,14 +98,17 @@ def register(group: click.Group) -> None:
         help="migrations directory (default: [tool.schemagate] migrations, else ./migrations)",
     )
     @click.option("--version", "version", default=None, help="use this version instead of the next one")
+    @layout_option
     def new(description: tuple[str, ...], migrations_dir: Path | None, version: str | None) -> None:
-        """Create the next V<version>__<description>.sql, numbered like the existing files.
+        """Create the next migration (in the directory's layout), numbered like the existing files.
 
         Example: schemagate new add invoice status  ->  migrations/V043__add_invoice_status.sql
         """
-        config = load_config(Path.cwd(), migrations=migrations_dir)
+        from schemagate.cmd_db import load_config as load_with_flags
+
+        config = load_with_flags(migrations_dir)
         existed = config.migrations.is_dir()
-        path = create_migration(config.migrations, description, version=version)
+        path = create_migration(config.migrations, description, version=version, layout=config.layout)
         if not existed:
             click.echo(f"created directory {config.migrations}", err=True)
         click.echo(str(path))

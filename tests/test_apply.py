@@ -473,6 +473,37 @@ def test_a_bad_header_is_refused_before_anything_runs(db) -> None:
 # -- baseline and info without a bundle -----------------------------------------------------
 
 
+def test_baseline_with_the_files_records_each_checksum_so_a_later_edit_is_drift(db) -> None:
+    files = {
+        "V1__legacy.sql": "CREATE TABLE legacy (id int);",
+        "V2__more.sql": "CREATE TABLE legacy2 (id int);",
+        "V3__new.sql": "CREATE TABLE fresh (id int);",
+    }
+    with pytest.raises(MigrationRefused) as caught:  # nothing in the database: V1 and V2 never ran here
+        baseline(db, "2", "", FAST, bundle=bundle_of(files))
+    assert caught.value.rule == "baseline-empty-database"
+    with db.cursor() as cur:
+        cur.execute("CREATE TABLE legacy (id int); CREATE TABLE legacy2 (id int)")
+    db.commit()
+    with pytest.raises(MigrationRefused) as caught:
+        baseline(db, "4", "", FAST, bundle=bundle_of(files))
+    assert caught.value.rule == "baseline-unknown-version" and "nearest: 2, 3" in caught.value.message
+    assert read_history(db, FAST) == []
+    db.rollback()
+
+    marked = baseline(db, "2", "", FAST, bundle=bundle_of(files))
+    assert [e.file for e in marked] == ["V1__legacy.sql", "V2__more.sql"]
+    rows = read_history(db, FAST)
+    assert [(r.version, r.type, r.script, r.checksum) for r in rows] == [
+        (e.version, "BASELINE", e.file, e.sha256) for e in bundle_of(files).manifest.versioned[:2]
+    ]
+    db.rollback()
+    assert [a.entry.file for a in apply(db, bundle_of(files), FAST).applied] == ["V3__new.sql"]
+    edited = dict(files, **{"V1__legacy.sql": "CREATE TABLE legacy (id bigint);"})
+    states = {i.file: i.state for i in info(db, bundle_of(edited), FAST)}
+    assert states["V1__legacy.sql"] is MigrationState.DRIFTED
+
+
 def test_baseline_adopts_an_existing_database_and_is_refused_once_there_is_history(db) -> None:
     with db.cursor() as cur:
         cur.execute("CREATE TABLE legacy (id int)")
@@ -652,7 +683,7 @@ def test_a_session_terminated_mid_migration_is_rolled_back_and_the_next_apply_fi
 
 
 def test_every_state_on_a_real_database(db) -> None:
-    baseline(db, "1", "adopted", FAST)
+    baseline(db, "1", "adopted", FAST, force=True)
     applied = {
         "V2__b.sql": "CREATE TABLE b (id int);",
         "V3__c.sql": "CREATE TABLE c (id int);",

@@ -216,13 +216,25 @@ def test_failed_non_transactional_migration_blocks_until_repair(project: Path, f
 
 
 def test_baseline_then_apply_only_what_is_above_it(project: Path, fresh_db: str, capsys) -> None:
+    # an empty database is refused: the migrations up to the baseline never ran there
     code, out = cli(capsys, "baseline", "--version", "1", "--database-url", fresh_db)
-    assert code == 0 and "version 1" in out
+    assert code == 1 and "baseline-empty-database" in out
+    # a version that matches no file is refused
     query_sql = "CREATE TABLE customers (id bigint PRIMARY KEY, name text NOT NULL)"
     conn = psycopg2.connect(fresh_db)
     with conn, conn.cursor() as cur:  # the "existing schema" the baseline adopts
         cur.execute(query_sql)
     conn.close()
+    code, out = cli(capsys, "baseline", "--version", "7", "--database-url", fresh_db)
+    assert code == 1 and "baseline-unknown-version" in out and "nearest: 1, 2" in out
+    conn = psycopg2.connect(fresh_db)
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT to_regclass('public.schemagate_history')")
+        assert cur.fetchone()[0] is None  # nothing was created by the refusals
+    conn.close()
+
+    code, out = cli(capsys, "baseline", "--version", "1", "--database-url", fresh_db)
+    assert code == 0 and "version 1" in out and "1 migration up to 1" in out
 
     code, out = cli(capsys, "apply", "--database-url", fresh_db, "--yes")
     assert code == 0, out
@@ -230,7 +242,7 @@ def test_baseline_then_apply_only_what_is_above_it(project: Path, fresh_db: str,
     assert [s for s, _ in history(fresh_db)][1:] == ["V2__add_customers_email.sql", "R__customer_names.sql"]
 
     # a second baseline is refused: the history is not empty
-    code, out = cli(capsys, "baseline", "--version", "5", "--database-url", fresh_db)
+    code, out = cli(capsys, "baseline", "--version", "2", "--database-url", fresh_db)
     assert code == 1 and "baseline-not-empty" in out
 
 

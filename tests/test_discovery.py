@@ -145,3 +145,40 @@ def test_trivia_skipping() -> None:
     assert text[skip_sql_trivia(text) :].startswith("select 1;")
     assert not has_sql("-- x\n/* y */ ; ;")
     assert has_sql("-- x\nselect 1")
+
+
+def test_a_link_out_of_the_directory_is_refused_and_its_target_not_read(tmp_path: Path) -> None:
+    outside = tmp_path / "elsewhere"
+    write(outside, {"evil.sql": "DROP TABLE customers;", "more/V9__x.sql": "DROP TABLE invoices;"})
+    migrations = write(
+        tmp_path / "migrations",
+        {"V1__create_customers.sql": "CREATE TABLE customers (id bigint PRIMARY KEY);\n"},
+    )
+    (migrations / "V2__looks_innocent.sql").symlink_to(outside / "evil.sql")
+    (migrations / "shared").symlink_to(outside / "more", target_is_directory=True)
+    (migrations / "V3__same_dir.sql").symlink_to(migrations / "V1__create_customers.sql")
+
+    files, findings = discover(migrations)
+
+    refused = {f.file: f for f in findings if f.rule == "symlink-outside"}
+    assert set(refused) == {"V2__looks_innocent.sql", "shared"}
+    assert str(outside / "evil.sql") in refused["V2__looks_innocent.sql"].message
+    assert all(f.severity == "error" for f in refused.values())
+    # the target's bytes are in no migration; a link inside the directory is an ordinary file
+    assert [f.rel for f in files] == ["V1__create_customers.sql", "V3__same_dir.sql"]
+    assert all(b"DROP TABLE" not in f.data for f in files)
+
+
+def test_a_file_over_the_size_limit_is_an_error_and_is_not_read(tmp_path: Path) -> None:
+    big = (
+        "INSERT INTO audit_log (id, note) VALUES " + ",".join(f"({i}, 'n{i}')" for i in range(20000)) + ";\n"
+    )
+    write(
+        tmp_path,
+        {"V1__create_audit_log.sql": "CREATE TABLE audit_log (id bigint, note text);\n", "V2__load.sql": big},
+    )
+    files, findings = discover(tmp_path, max_file_bytes=100_000)
+    assert [f.rel for f in files] == ["V1__create_audit_log.sql"]
+    [finding] = findings
+    assert finding.rule == "file-too-large" and finding.file == "V2__load.sql"
+    assert "0.1 MiB" in finding.message and "max_file_mb" in finding.help

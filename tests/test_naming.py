@@ -46,7 +46,7 @@ def test_well_formed_names(file: str, kind: str, version: str | None, descriptio
         ("V1.sql", "two underscores", "V1__describe_the_change.sql"),
         ("r__view.sql", "upper-case 'R'", "R__view.sql"),
         ("R1__view.sql", "repeatable migration has no version", "R__view.sql"),
-        ("V1__add-column.sql", "only letters, digits and '_'", "V1__add_column.sql"),
+        ("V1___ _.sql", "may not be only '_' and white space", "V1__describe_the_change.sql"),
         ("Vx__init.sql", "version must be digits", "V1__x_init.sql"),
         ("create_tables.sql", "must start with 'V'", "V1__create_tables.sql"),
         ("V1__x.sql.bak", "must end in '.sql'", "V1__x_sql_bak.sql"),
@@ -90,3 +90,18 @@ def test_suggest_name_keeps_prefix_and_version() -> None:
 )
 def test_format_version_like_keeps_padding(previous: str | None, number: int, expected: str) -> None:
     assert format_version_like(previous, number) == expected
+
+
+@pytest.mark.parametrize(
+    ("file", "description"),
+    [
+        ("V2__add-index.sql", "add-index"),
+        ("V3__Add user.email column.sql", "Add user.email column"),
+        ("V1.7.0__release_1.7.0_schema.sql", "release 1.7.0 schema"),
+        ("R__views-reporting.sql", "views-reporting"),
+    ],
+)
+def test_descriptions_accept_what_flyway_accepts(file: str, description: str) -> None:
+    verdict = parse_name(file)
+    assert verdict.ok, verdict.problem
+    assert verdict.name is not None and verdict.name.description == description

@@ -47,6 +47,8 @@ class ValidatorConfig:
     rules: dict[str, str] = field(default_factory=dict)
     lint: dict[str, Any] = field(default_factory=lambda: {"enabled": True, "severity": "warning"})
     executor: ExecutorSettings = field(default_factory=ExecutorSettings)
+    layout: str | None = None  # None: detected from the directory (executor.layouts)
+    max_file_bytes: int = 16 * 1024 * 1024  # a bigger migration is an error finding (max_file_mb)
     pyproject: Path | None = None
     raw: dict[str, Any] = field(default_factory=dict)
 
@@ -103,6 +105,22 @@ def load_config(project_root: Path | None = None, *, migrations: Path | None = N
                 "blocking_severity", f"{bs!r} is neither 'error' nor 'warning'", 'blocking_severity = "error"'
             )
         cfg.blocking_severity = bs
+    if "layout" in table:
+        from executor import layouts
+
+        layout = table["layout"]
+        if not isinstance(layout, str) or layout not in layouts.LAYOUTS:
+            raise _key_error(
+                "layout",
+                f"{layout!r} is not a known layout",
+                f"one of {', '.join(sorted(layouts.LAYOUTS))}, or leave it out to detect it",
+            )
+        cfg.layout = layout
+    if "max_file_mb" in table:
+        mb = table["max_file_mb"]
+        if isinstance(mb, bool) or not isinstance(mb, int | float) or mb <= 0:
+            raise _key_error("max_file_mb", f"{mb!r} is not a positive number", "max_file_mb = 16")
+        cfg.max_file_bytes = int(mb * 1024 * 1024)
     rules = table.get("rules", {}) or {}
     for rule_id, level in rules.items():
         if level not in ("off", "warning", "error"):

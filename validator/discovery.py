@@ -1,11 +1,15 @@
-"""Find and classify every file under the migrations directory (DESIGN.md "Migration files").
+"""Find and classify every file under the migrations directory.
 
-Each file is one of:
+The directory's layout (Flyway, Diesel, Prisma, Drizzle, golang-migrate, dbmate: ``executor.layouts``)
+is detected from what it holds, or given (``--layout``, ``[tool.schemagate] layout``).  The layout says
+which files are migrations and what their versions, kinds and sections are; this module reads them:
 
-- a migration (``V<version>__<description>.sql``, ``R__...``, ``U<version>__...``): read once, its
-  checksum computed, its text decoded (``None`` when it is not UTF-8);
-- a near-miss (``v1__x.sql``, ``V1_x.sql``, ``V1__x.SQL``, ``V1__.sql``, ``V1.sql``): an error
-  finding that shows a correctly formed name, never silently skipped;
+- a migration: read once, its checksum computed, its text decoded (``None`` when it is not UTF-8);
+- a near-miss of the layout (``v1__x.sql``, ``V1_x.sql``, a Diesel directory without ``up.sql``...): an
+  error finding that shows a correctly formed name, never silently skipped;
+- a symbolic link that leads out of the migrations directory: an error finding (its target is not
+  read, bundled or applied);
+- a migration larger than the size limit: an error finding (it is not read);
 - anything else (``README.md``, ``.gitkeep``, hidden files and directories): ignored.
 
 A migration that is not valid UTF-8, or that holds no SQL at all (empty, white space or comments
@@ -15,13 +19,17 @@ only), is kept in the list (so order checks still see its version) and gets an e
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from executor import layouts
 from executor.checksum import UTF8_BOM, decode_sql, file_checksum
 from executor.errors import ConfigurationError
+from executor.layouts.base import UP, Resolution, ResolvedMigration
 from executor.manifest import ManifestEntry
-from executor.naming import MigrationName, parse_name
+from executor.naming import MigrationName
 from executor.sqltext import REMEDY as CONTROL_REMEDY
 from executor.sqltext import RULE as CONTROL_RULE
 from executor.sqltext import find_control_character
@@ -30,6 +38,7 @@ from validator.findings import ERROR, Finding
 FAMILY = "naming"
 NAMING_DOCS = "https://github.com/schemagate/schemagate/blob/main/README.md#migration-files"
 NAME_PATTERNS = "V<version>__<description>.sql, R__<description>.sql or U<version>__<description>.sql"
+DEFAULT_MAX_FILE_BYTES = 16 * 1024 * 1024  # a migration over 16 MiB is a data dump, not a schema change
 
 
 @dataclass
@@ -37,13 +46,21 @@ class MigrationFile:
     path: Path  # absolute path on disk
     rel: str  # posix path relative to the migrations directory
     name: MigrationName
-    data: bytes  # the exact bytes on disk
+    data: bytes  # the exact bytes on disk (of the whole file, for a section)
     checksum: str  # executor.checksum.file_checksum(data)
     text: str | None  # decoded SQL (BOM removed, CRLF as LF); None when not valid UTF-8
+    section: str | None = None  # "up" / "down" when the file holds both (dbmate)
+    layout_transactional: bool | None = None  # False: the layout says it runs outside a transaction
+    script_name: str | None = None  # the history's name for it, when not ``rel``
 
     @property
     def kind(self) -> str:
         return self.name.kind
+
+    @property
+    def key(self) -> str:
+        """Unique among the discovered files: ``rel``, or ``rel#down`` for a down section."""
+        return self.rel if self.section in (None, UP) else f"{self.rel}#{self.section}"
 
     def manifest_entry(
         self, *, transactional: bool = True, settings: dict[str, str] | None = None
@@ -55,19 +72,87 @@ class MigrationFile:
             version=self.name.version.text if self.name.version is not None else None,
             description=self.name.description,
             sha256=self.checksum,
-            transactional=transactional,
+            transactional=transactional and self.layout_transactional is not False,
             settings=dict(settings or {}),
+            section=self.section,
+            script_name=self.script_name,
         )
 
 
-def discover(migrations_dir: Path) -> tuple[list[MigrationFile], list[Finding]]:
-    """Classify every file under ``migrations_dir`` (recursively).
+@dataclass
+class Discovered:
+    """What ``discover`` found; unpacks as ``files, findings``."""
 
-    Returns the well-named migration files in application order and the naming findings.
-    Raises ConfigurationError when the directory does not exist, is not a directory, or holds
-    nothing that looks like a migration.
-    """
-    root = Path(migrations_dir)
+    files: list[MigrationFile]
+    findings: list[Finding]
+    layout: str = layouts.DEFAULT_LAYOUT
+    support_files: list[str] = field(default_factory=list)
+
+    def __iter__(self) -> Iterator:
+        return iter((self.files, self.findings))
+
+
+class DirectoryTree:
+    """The migrations directory as a ``SourceTree``: regular, non-hidden files, each read once.
+
+    Symbolic links whose target lies outside the directory and files over the size limit are kept
+    out of ``paths()`` and reported by ``refused`` instead."""
+
+    def __init__(self, root: Path, *, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> None:
+        self.root = root
+        self.max_file_bytes = max_file_bytes
+        self._paths: list[str] = []
+        self._full: dict[str, Path] = {}
+        self._data: dict[str, bytes] = {}
+        self.refused: list[Finding] = []
+        resolved_root = root.resolve()
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            current = Path(dirpath)
+            for d in dirnames:  # os.walk does not descend into linked directories: say so if outside
+                linked = current / d
+                if linked.is_symlink() and not linked.resolve().is_relative_to(resolved_root):
+                    rel = linked.relative_to(root).as_posix()
+                    self.refused.append(_outside_link(rel, os.readlink(linked), linked.resolve()))
+            for name in sorted(filenames):
+                if not name.startswith("."):
+                    self._add(current / name, root, resolved_root)
+        self._paths.sort()
+
+    def _add(self, path: Path, root: Path, resolved_root: Path) -> None:
+        rel = path.relative_to(root).as_posix()
+        if path.is_symlink():
+            target = path.resolve()
+            if not target.is_relative_to(resolved_root):
+                self.refused.append(_outside_link(rel, os.readlink(path), target))
+                return
+        try:
+            st = path.stat()
+        except OSError:
+            return  # a dangling link
+        if not stat.S_ISREG(st.st_mode):
+            return
+        if st.st_size > self.max_file_bytes:
+            self.refused.append(_too_large(rel, st.st_size, self.max_file_bytes))
+            return
+        self._paths.append(rel)
+        self._full[rel] = path
+
+    def paths(self) -> list[str]:
+        return self._paths
+
+    def read(self, rel: str) -> bytes:
+        data = self._data.get(rel)
+        if data is None:
+            data = self._full[rel].read_bytes()
+            self._data[rel] = data
+        return data
+
+    def full_path(self, rel: str) -> Path:
+        return self._full[rel]
+
+
+def _require_directory(root: Path) -> None:
     if not root.exists():
         raise ConfigurationError(
             f"migrations directory {root} does not exist",
@@ -81,102 +166,153 @@ def discover(migrations_dir: Path) -> tuple[list[MigrationFile], list[Finding]]:
             "the .sql files",
         )
 
-    files: list[MigrationFile] = []
-    findings: list[Finding] = []
-    migration_like = 0
-    for path in _walk(root):
-        rel = path.relative_to(root).as_posix()
-        verdict = parse_name(rel)
-        if not verdict.is_migration_like:
-            continue
-        migration_like += 1
-        if verdict.name is None:
-            findings.append(
-                Finding(
-                    rule="naming-malformed",
-                    family=FAMILY,
-                    severity=ERROR,
-                    file=rel,
-                    line=None,
-                    column=None,
-                    message=f"{path.name} is not a valid migration name: {verdict.problem}; "
-                    "the file would not be applied",
-                    help=f"rename it to {_beside(rel, verdict.example)} ({NAME_PATTERNS})",
-                    docs=NAMING_DOCS,
-                )
-            )
-            continue
-        data = path.read_bytes()
-        mf = MigrationFile(
-            path=path, rel=rel, name=verdict.name, data=data, checksum=file_checksum(data), text=None
-        )
-        try:
-            mf.text = decode_sql(data)
-        except UnicodeDecodeError:
-            findings.append(_not_utf8(mf))
-        else:
-            control = find_control_character(data)
-            if control is not None:
-                findings.append(
-                    Finding(
-                        rule=CONTROL_RULE,
-                        family="syntax",
-                        severity=ERROR,
-                        file=rel,
-                        line=control.line,
-                        column=control.column,
-                        message=control.message(path.name) + "; the executor refuses the file",
-                        help=CONTROL_REMEDY,
-                        docs=NAMING_DOCS,
-                    )
-                )
-            if not has_sql(mf.text):
-                findings.append(
-                    Finding(
-                        rule="naming-empty-file",
-                        family=FAMILY,
-                        severity=ERROR,
-                        file=rel,
-                        line=None,
-                        column=None,
-                        message=f"{path.name} holds no SQL (it is empty or only white space and comments); "
-                        "an empty migration would be recorded as applied without changing anything",
-                        help=f"write the change into it, or delete it; a migration is named like "
-                        f"{verdict.name.file} and holds at least one SQL statement",
-                        docs=NAMING_DOCS,
-                    )
-                )
-        files.append(mf)
 
-    if migration_like == 0:
+def discover(
+    migrations_dir: Path, *, layout: str | None = None, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+) -> Discovered:
+    """Classify every file under ``migrations_dir`` (recursively) with its layout.
+
+    Returns the migrations in application order and the naming findings (unpacks as ``files,
+    findings``). Raises ConfigurationError when the directory does not exist, is not a directory, or
+    holds nothing that looks like a migration.
+    """
+    root = Path(migrations_dir)
+    _require_directory(root)
+    tree = DirectoryTree(root, max_file_bytes=max_file_bytes)
+    resolution = layouts.resolve(tree, layout)
+    findings: list[Finding] = list(tree.refused)
+    findings += [_problem_finding(resolution, p) for p in resolution.problems]
+    files: list[MigrationFile] = []
+    for m in resolution.migrations:
+        mf, problem = _read(tree, resolution, m)
+        files.append(mf)
+        if problem is not None:
+            findings.append(problem)
+    if resolution.migration_like == 0 and not tree.refused:
         raise ConfigurationError(
             f"migrations directory {root} holds no migration files",
             remedy="add one with `schemagate new <description>` (it creates V001__<description>.sql), "
-            "or point --migrations at the directory that holds the .sql files",
+            "or point --migrations at the directory that holds the .sql files "
+            f"(recognised layouts: {', '.join(layouts.LAYOUTS)})",
         )
-    files.sort(key=lambda f: (f.name.sort_key, f.rel))
-    return files, findings
+    files.sort(key=lambda f: (f.name.sort_key, f.rel, f.section or ""))
+    return Discovered(
+        files=files,
+        findings=findings,
+        layout=resolution.layout,
+        support_files=list(resolution.support_files),
+    )
 
 
-def _walk(root: Path) -> list[Path]:
-    """Regular files under root, sorted, skipping hidden files and directories."""
-    found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        current = Path(dirpath)
-        for name in sorted(filenames):
-            if name.startswith("."):
-                continue
-            path = current / name
-            if path.is_file():
-                found.append(path)
-    return found
+def _read(
+    tree: DirectoryTree, resolution: Resolution, m: ResolvedMigration
+) -> tuple[MigrationFile, Finding | None]:
+    data = tree.read(m.rel)
+    mf = MigrationFile(
+        path=tree.full_path(m.rel),
+        rel=m.rel,
+        name=m.name,
+        data=data,
+        checksum=file_checksum(data),
+        text=None,
+        section=m.section,
+        layout_transactional=m.transactional,
+        script_name=m.script,
+    )
+    try:
+        text = decode_sql(data)
+    except UnicodeDecodeError:
+        return mf, _not_utf8(mf)
+    mf.text = layouts.get(resolution.layout).section_text(text, m.section)
+    control = find_control_character(data) if m.section in (None, UP) else None  # once per file
+    if control is not None:
+        return mf, Finding(
+            rule=CONTROL_RULE,
+            family="syntax",
+            severity=ERROR,
+            file=m.rel,
+            line=control.line,
+            column=control.column,
+            message=control.message(m.rel) + "; the executor refuses the file",
+            help=CONTROL_REMEDY,
+            docs=NAMING_DOCS,
+        )
+    if has_sql(mf.text):
+        return mf, None
+    what = f"the {m.section} section of {m.rel}" if m.section else m.rel
+    return mf, Finding(
+        rule="naming-empty-file",
+        family=FAMILY,
+        severity=ERROR,
+        file=m.rel,
+        line=None,
+        column=None,
+        message=f"{what} holds no SQL (it is empty or only white space and comments); "
+        "an empty migration would be recorded as applied without changing anything",
+        help=f"write the change into it, or delete it; a migration is named like {m.name.file} and "
+        "holds at least one SQL statement",
+        docs=NAMING_DOCS,
+    )
 
 
-def _beside(rel: str, example: str | None) -> str:
-    """The suggested name in the same sub-directory as ``rel``."""
-    head, sep, _ = rel.rpartition("/")
-    return f"{head}{sep}{example or 'V1__describe_the_change.sql'}"
+def _problem_finding(resolution: Resolution, problem: layouts.NameProblem) -> Finding:
+    layout = layouts.get(resolution.layout)
+    help_ = (
+        f"rename it to {problem.example} ({layout.patterns})"
+        if problem.example
+        else f"{layout.title} migrations are named {layout.patterns}"
+    )
+    return Finding(
+        rule=problem.rule,
+        family=FAMILY,
+        severity=problem.severity,
+        file=problem.rel,
+        line=None,
+        column=None,
+        message=f"{problem.rel} is not a valid {layout.title} migration: {problem.problem}"
+        + ("; the file would not be applied" if problem.severity == ERROR else ""),
+        help=help_,
+        docs=_docs_of(layout),
+    )
+
+
+def _docs_of(layout: layouts.Layout) -> str:
+    if layout.docs:
+        return f"https://github.com/schemagate/schemagate/blob/main/{layout.docs}"
+    return NAMING_DOCS
+
+
+def _outside_link(rel: str, raw_target: str, target: Path) -> Finding:
+    return Finding(
+        rule="symlink-outside",
+        family=FAMILY,
+        severity=ERROR,
+        file=rel,
+        line=None,
+        column=None,
+        message=f"{rel} is a symbolic link to {raw_target} ({target}), outside the migrations directory: "
+        "what it points at is not reviewed with the migrations and could change without a pull request",
+        help="copy the file into the migrations directory (and delete the link), or point --migrations "
+        "at the directory that really holds it",
+        docs=NAMING_DOCS,
+    )
+
+
+def _too_large(rel: str, size: int, limit: int) -> Finding:
+    return Finding(
+        rule="file-too-large",
+        family=FAMILY,
+        severity=ERROR,
+        file=rel,
+        line=None,
+        column=None,
+        message=f"{rel} is {size / 1048576:.1f} MiB, over the limit of {limit / 1048576:.1f} MiB for one "
+        "migration: it was not read (a file this large is a data load, and validating it would take "
+        "minutes and gigabytes)",
+        help="load bulk data with COPY from a file outside the migrations, or split the migration; raise "
+        "the limit with max_file_mb under [tool.schemagate] if the file really must be one migration",
+        docs=NAMING_DOCS,
+    )
 
 
 def _not_utf8(mf: MigrationFile) -> Finding:
@@ -197,10 +333,10 @@ def _not_utf8(mf: MigrationFile) -> Finding:
         file=mf.rel,
         line=line,
         column=column,
-        message=f"{mf.name.file} is not valid UTF-8: byte 0x{data[offset]:02x} at byte offset {offset} "
+        message=f"{mf.rel} is not valid UTF-8: byte 0x{data[offset]:02x} at byte offset {offset} "
         f"(line {line}) cannot be decoded; PostgreSQL would read different characters than the author wrote",
         help="save the file as UTF-8 (for example `iconv -f latin1 -t utf-8 FILE > FILE.new`) "
-        f"and keep the name {mf.name.file}",
+        f"and keep the name {mf.rel}",
         docs=NAMING_DOCS,
     )
 

@@ -28,9 +28,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from executor import layouts
 from executor.checksum import file_checksum
 from executor.errors import ConfigurationError
-from executor.naming import VERSIONED, MigrationName, Version, parse_name
+from executor.layouts.base import UP
+from executor.naming import VERSIONED, MigrationName, Version
 from validator.config import ValidatorConfig
 from validator.discovery import NAMING_DOCS, MigrationFile
 from validator.findings import ERROR, Finding
@@ -132,8 +134,9 @@ def _prefix(repo_root: Path, migrations_dir: Path) -> str:
 
 
 @lru_cache(maxsize=16)
-def _tree_checksums(repo_root: str, commit: str, prefix: str) -> dict[str, str]:
-    """rel -> checksum of every well-named migration under ``prefix`` at ``commit`` (immutable, so cached)."""
+def _tree_blobs(repo_root: str, commit: str, prefix: str) -> dict[str, bytes]:
+    """rel -> bytes of every regular, non-hidden file under ``prefix`` at ``commit`` (immutable, so
+    cached); the layout decides which of them are migrations."""
     root = Path(repo_root)
     args = ["ls-tree", "-r", "-z", "--full-tree", commit]
     if prefix:
@@ -154,13 +157,12 @@ def _tree_checksums(repo_root: str, commit: str, prefix: str) -> dict[str, str]:
         rel = path[len(prefix) :]
         if kind != "blob" or mode == "120000" or any(p.startswith(".") for p in rel.split("/")):
             continue
-        if parse_name(rel).ok:
-            blobs.append((rel, sha))
+        blobs.append((rel, sha))
     if not blobs:
         return {}
     batch = _git(root, "cat-file", "--batch", stdin="".join(f"{sha}\n" for _, sha in blobs).encode())
     out = batch.stdout
-    checksums: dict[str, str] = {}
+    contents: dict[str, bytes] = {}
     pos = 0
     for rel, _sha in blobs:
         header_end = out.index(b"\n", pos)
@@ -171,40 +173,66 @@ def _tree_checksums(repo_root: str, commit: str, prefix: str) -> dict[str, str]:
                 remedy="fetch the base ref with its blobs: `git fetch origin main` (without --filter)",
             )
         size = int(header[2])
-        data = out[header_end + 1 : header_end + 1 + size]
+        contents[rel] = out[header_end + 1 : header_end + 1 + size]
         pos = header_end + 1 + size + 1  # the content is followed by a newline
-        checksums[rel] = file_checksum(data)
-    return checksums
+    return contents
 
 
-def files_at_ref(repo_root: Path, base_ref: str, migrations_dir: Path) -> dict[str, str]:
+@dataclass(frozen=True)
+class _Tree:
+    checksums: dict[str, str]  # rel -> checksum of every migration file of the layout
+    names: dict[str, MigrationName]  # rel -> its (versioned, where a file holds up and down) name
+
+
+@lru_cache(maxsize=16)
+def _tree_checksums(repo_root: str, commit: str, prefix: str, layout: str | None = None) -> _Tree:
+    """The migrations of the tree at ``commit`` as ``layout`` (detected when None) resolves them."""
+    blobs = _tree_blobs(repo_root, commit, prefix)
+    resolution = layouts.resolve(layouts.MappingTree(blobs), layout)
+    checksums: dict[str, str] = {}
+    names: dict[str, MigrationName] = {}
+    for m in resolution.migrations:
+        checksums[m.rel] = file_checksum(blobs[m.rel])
+        if m.rel not in names or m.kind == VERSIONED:
+            names[m.rel] = m.name
+    return _Tree(checksums=checksums, names=names)
+
+
+def files_at_ref(
+    repo_root: Path, base_ref: str, migrations_dir: Path, layout: str | None = None
+) -> dict[str, str]:
     """Migration files under ``migrations_dir`` at ``base_ref``: rel path -> checksum (of the blob
     bytes, as executor.checksum.file_checksum computes it).  Only well-named migrations are listed."""
     commit = resolve_commit(repo_root, base_ref)
-    return _tree_checksums(str(repo_root), commit, _prefix(repo_root, migrations_dir))
+    return _tree_checksums(str(repo_root), commit, _prefix(repo_root, migrations_dir), layout).checksums
 
 
 @dataclass
 class _RefState:
     tip: dict[str, str]  # at the ref itself
     base: dict[str, str]  # at the merge base with HEAD (the tip when there is none)
+    names: dict[str, MigrationName]  # of the files of both
 
 
-def _ref_state(migrations_dir: Path, base_ref: str) -> _RefState:
+def _ref_state(migrations_dir: Path, base_ref: str, layout: str | None = None) -> _RefState:
     repo_root = repo_root_of(Path(migrations_dir))
     commit = resolve_commit(repo_root, base_ref)
     prefix = _prefix(repo_root, migrations_dir)
-    tip = _tree_checksums(str(repo_root), commit, prefix)
+    tip = _tree_checksums(str(repo_root), commit, prefix, layout)
     merge_base = _merge_base(repo_root, commit)
-    base = tip if merge_base in (None, commit) else _tree_checksums(str(repo_root), merge_base, prefix)
-    return _RefState(tip=tip, base=base)
+    base = (
+        tip if merge_base in (None, commit) else _tree_checksums(str(repo_root), merge_base, prefix, layout)
+    )
+    return _RefState(tip=tip.checksums, base=base.checksums, names={**base.names, **tip.names})
 
 
-def new_files(files: list[MigrationFile], migrations_dir: Path, base_ref: str | None) -> set[str]:
+def new_files(
+    files: list[MigrationFile], migrations_dir: Path, base_ref: str | None, layout: str | None = None
+) -> set[str]:
     """Rel paths of the migration files that are not on the base ref (all of them without one)."""
     if base_ref is None:
         return {mf.rel for mf in files}
-    state = _ref_state(migrations_dir, base_ref)
+    state = _ref_state(migrations_dir, base_ref, layout)
     return {mf.rel for mf in files if mf.rel not in state.tip and mf.rel not in state.base}
 
 
@@ -213,12 +241,15 @@ def check_immutability(
     migrations_dir: Path,
     base_ref: str | None,
     config: ValidatorConfig | None = None,
+    *,
+    layout: str | None = None,
 ) -> list[Finding]:
     """Findings for versioned files changed, deleted or renamed since ``base_ref``, and for new
-    versions that do not come after the ref's highest version."""
+    versions that do not come after the ref's highest version.  ``layout``: the working tree's, so
+    the ref's files are read the same way (detected when None)."""
     if base_ref is None:
         return []
-    state = _ref_state(migrations_dir, base_ref)
+    state = _ref_state(migrations_dir, base_ref, layout)
     out_of_order = bool(config and config.out_of_order)
     findings: list[Finding] = []
     current = {mf.rel: mf for mf in files}
@@ -238,7 +269,7 @@ def check_immutability(
 
     # modified
     for mf in files:
-        if mf.name.kind != VERSIONED:
+        if mf.name.kind != VERSIONED or mf.section not in (None, UP):
             continue
         recorded = state.tip.get(mf.rel) or state.base.get(mf.rel)
         if recorded is not None and recorded != mf.checksum:
@@ -265,7 +296,7 @@ def check_immutability(
     for rel, checksum in sorted(state.base.items()):
         if rel in current:
             continue
-        old = _name(rel)
+        old = state.names.get(rel)
         if old is None or old.kind != VERSIONED:
             continue
         twins = new_by_checksum.get(checksum)
@@ -295,7 +326,7 @@ def check_immutability(
             )
 
     # new versions must come after the highest version already on the ref
-    highest = _highest_version(state.tip)
+    highest = _highest_version(state.tip, state.names)
     if highest is not None and not out_of_order:
         version_text, highest_rel = highest
         for mf in files:
@@ -324,14 +355,10 @@ def check_immutability(
     return findings
 
 
-def _name(rel: str) -> MigrationName | None:
-    return parse_name(rel).name
-
-
-def _highest_version(tree: dict[str, str]) -> tuple[Version, str] | None:
+def _highest_version(tree: dict[str, str], names: dict[str, MigrationName]) -> tuple[Version, str] | None:
     best: tuple[Version, str] | None = None
     for rel in tree:
-        name = _name(rel)
+        name = names.get(rel)
         if name is None or name.kind != VERSIONED or name.version is None:
             continue
         if best is None or name.version > best[0]:

@@ -114,6 +114,10 @@ class ParsedFile:
         return self.file.rel
 
     @property
+    def key(self) -> str:
+        return self.file.key
+
+    @property
     def body(self) -> list[Statement]:
         """The statements the executor runs: all of them but the wrapper."""
         return self.statements[1:-1] if self.wrapper is not None else self.statements

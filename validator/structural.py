@@ -13,7 +13,7 @@ from executor.bundle import Bundle, make_bundle
 from executor.errors import SchemagateError
 from executor.manifest import ManifestEntry
 from validator.config import ValidatorConfig
-from validator.discovery import MigrationFile, discover
+from validator.discovery import Discovered, MigrationFile, discover
 from validator.findings import ERROR, Finding, count_by_severity
 from validator.gitref import check_immutability
 from validator.order import check_order
@@ -25,9 +25,11 @@ class StructuralResult:
     files: list[MigrationFile]  # well-named migration files, in application order
     parsed: list[ParsedFile]  # one per file, same order
     findings: list[Finding]  # naming, order, syntax findings, sorted by file and position
+    layout: str = "flyway"  # the directory's layout (executor.layouts)
 
     def parsed_by_rel(self) -> dict[str, ParsedFile]:
-        return {p.rel: p for p in self.parsed}
+        """Parsed files by ``MigrationFile.key`` (the rel path; ``rel#down`` for a down section)."""
+        return {p.key: p for p in self.parsed}
 
     def manifest_entries(self) -> list[tuple[ManifestEntry, bytes]]:
         """Bundle entries in application order (versioned by version, repeatables by description,
@@ -35,7 +37,7 @@ class StructuralResult:
         parsed = self.parsed_by_rel()
         entries = []
         for mf in sorted(self.files, key=lambda f: (f.name.sort_key, f.rel)):
-            p = parsed.get(mf.rel)
+            p = parsed.get(mf.key)
             if p is None:
                 entries.append((mf.manifest_entry(), mf.data))
             else:
@@ -49,7 +51,7 @@ def check_structure(
     config: ValidatorConfig,
     *,
     base_ref: str | None = None,
-    discovered: tuple[list[MigrationFile], list[Finding]] | None = None,
+    discovered: Discovered | tuple[list[MigrationFile], list[Finding]] | None = None,
 ) -> StructuralResult:
     """Discovery, order, immutability (when ``base_ref`` is given) and parsing of every file.
 
@@ -59,11 +61,13 @@ def check_structure(
     Files are parsed in this process: libpg_query parses a 500-file history in well under a second
     (see tests/test_corpus.py), less than a process pool costs to start.
     """
-    files, discovery_findings = discovered if discovered is not None else discover(config.migrations)
+    found = discovered if discovered is not None else discover_migrations(config)
+    files, discovery_findings = found
+    layout = getattr(found, "layout", "flyway")
     findings = list(discovery_findings)
     findings += check_order(files, config)
     if base_ref is not None:
-        findings += check_immutability(files, config.migrations, base_ref, config)
+        findings += check_immutability(files, config.migrations, base_ref, config, layout=layout)
     parsed = [parse_file(mf) for mf in files]
     committing = set().union(*(p.committing_procedures for p in parsed)) if parsed else set()
     if committing:
@@ -72,7 +76,12 @@ def check_structure(
     for p in parsed:
         findings += p.findings
     findings.sort(key=Finding.sort_key)
-    return StructuralResult(files=files, parsed=parsed, findings=findings)
+    return StructuralResult(files=files, parsed=parsed, findings=findings, layout=layout)
+
+
+def discover_migrations(config: ValidatorConfig) -> Discovered:
+    """``discover`` with the configuration's layout and size limit."""
+    return discover(config.migrations, layout=config.layout, max_file_bytes=config.max_file_bytes)
 
 
 def bundle_from_directory(config: ValidatorConfig) -> Bundle:
@@ -96,4 +105,5 @@ def bundle_from_directory(config: ValidatorConfig) -> Bundle:
         source={"kind": "directory", "path": str(path)},
         findings=count_by_severity(result.findings),
         origin=f"migrations {path}",
+        layout=result.layout,
     )

@@ -135,7 +135,9 @@ def _review_checks(
         from validator.rehearsal import rehearse as run_rehearsal
 
         started = time.perf_counter()
-        new = new_files(structural.files, config.migrations, base_ref) if base_ref else None
+        new = (
+            new_files(structural.files, config.migrations, base_ref, structural.layout) if base_ref else None
+        )
         rehearsal = run_rehearsal(config, structural, new=new, database_url=rehearsal_database_url)
         findings += rehearsal.findings
         sections.append(rehearsal)
@@ -155,9 +157,8 @@ def run_validation(
     bundle_dir: str | Path | None = None,
     reports_dir: str | Path | None = None,
 ) -> ValidationResult:
-    from validator.discovery import discover
     from validator.gitref import resolve_base_ref
-    from validator.structural import check_structure
+    from validator.structural import check_structure, discover_migrations
 
     _require_migrations_dir(config)
     if sign_with_kms and bundle_dir is None:
@@ -170,9 +171,9 @@ def run_validation(
 
     # the files are read once: lint, the structural checks and the bundle all see the same bytes
     started = time.perf_counter()
-    discovered = discover(config.migrations)
+    discovered = discover_migrations(config)
     discovery_seconds = time.perf_counter() - started
-    lint_job = _start_lint(config, discovered[0]) if lint and config.lint.get("enabled", True) else None
+    lint_job = _start_lint(config, discovered.files) if lint and config.lint.get("enabled", True) else None
     try:
         started = time.perf_counter()
         structural = check_structure(config, base_ref=base_ref, discovered=discovered)
@@ -211,7 +212,11 @@ def run_validation(
     bundle_note: str | None = None
     if not blocking:
         bundle = make_bundle(
-            structural.manifest_entries(), source=source, findings=counts, origin=str(config.migrations)
+            structural.manifest_entries(),
+            source=source,
+            findings=counts,
+            origin=str(config.migrations),
+            layout=structural.layout,
         )
         if sign_with_kms:
             from executor.signing import sign_manifest
