@@ -377,6 +377,24 @@ def test_a_file_wrapped_in_begin_commit_is_one_transactional_migration(opening: 
     ]
 
 
+def test_a_wrapper_around_a_file_its_layout_runs_without_a_transaction_is_an_error() -> None:
+    """dbmate's ``transaction:false`` or Diesel's ``run_in_transaction = false`` and a BEGIN ... COMMIT
+    around the file contradict each other; the executor refuses the combination from a manifest."""
+    data = b"BEGIN;\nALTER TABLE orders ADD COLUMN note text;\nCOMMIT;\n"
+    mf = MigrationFile(
+        path=Path("V1__x.sql"),
+        rel="V1__x.sql",
+        name=parse_name("V1__x.sql").name,  # type: ignore[arg-type]
+        data=data,
+        checksum=file_checksum(data),
+        text=decode_sql(data),
+        layout_transactional=False,
+    )
+    error = only(parse_file(mf), "explicit-transaction-control")
+    assert error.line == 1 and "contradict" in error.message
+    assert mf.manifest_entry(transactional=True).transactional is False  # what the executor would get
+
+
 def test_header_settings_come_before_the_wrapper() -> None:
     p = parsed(
         "-- schemagate:set lock_timeout=3s\nBEGIN;\nALTER TABLE orders ADD COLUMN note text;\nCOMMIT;\n"

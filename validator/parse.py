@@ -339,6 +339,20 @@ def _check_transaction_statements(parsed: ParsedFile) -> None:
     LEVEL ...``), not a second one on the other end."""
     statements = parsed.statements
     wrapper = parsed.wrapper or ()
+    if parsed.wrapper is not None and parsed.file.layout_transactional is False:
+        parsed.findings.append(
+            _transaction_finding(
+                parsed,
+                parsed.wrapper[0],
+                "explicit-transaction-control",
+                "BEGIN ... COMMIT around a file that its tool's settings run without a transaction "
+                "(dbmate `transaction:false`, Diesel `run_in_transaction = false`): the two contradict "
+                "each other, and the executor refuses such a file",
+                "remove the BEGIN and COMMIT lines (each statement then commits on its own), or the "
+                "setting (schemagate then runs the file in a transaction of its own, history row included)",
+                f"{PG_DOCS}/tutorial-transactions.html",
+            )
+        )
     first, last = (statements[0], statements[-1]) if statements else (None, None)
     near_wrapper = (
         len(statements) >= 2
