@@ -5,10 +5,8 @@ reference for the schema they build."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
-import pgserver
 import psycopg2
 import pytest
 
@@ -19,12 +17,12 @@ from executor.history import read_history
 from executor.settings import ExecutorSettings
 from tests.conftest import temporary_database
 from tests.executor_worker import bundle_of
+from tests.schema_snapshot import psql_run, schema_snapshot
 from validator.config import ValidatorConfig
 from validator.safety import check_safety
 from validator.structural import bundle_from_directory, check_structure
 
 FAST = ExecutorSettings(lock_retry_backoff_s=0.05, advisory_lock_wait_s=5)
-PSQL = Path(pgserver.__file__).parent / "pginstall" / "bin" / "psql"
 
 # A history the way a team using golang-migrate writes it (000001_create_accounts.up.sql, ...), here
 # under Flyway names: most files wrapped in BEGIN/COMMIT in one spelling or another, enums, a trigger
@@ -206,66 +204,6 @@ def query(url: str, sql: str) -> list[tuple]:
         conn.close()
 
 
-def schema_of(url: str) -> dict[str, list[tuple]]:
-    """What the migrations built, schemagate's own table left out."""
-    own = "c.relname NOT LIKE 'schemagate_history%'"
-    public = "n.nspname = 'public'"
-    return {
-        "relations": query(
-            url,
-            f"SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-            f"WHERE {public} AND {own} ORDER BY 1",
-        ),
-        "columns": query(
-            url,
-            f"SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, "
-            f"a.attidentity, pg_get_expr(d.adbin, d.adrelid) FROM pg_attribute a "
-            f"JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
-            f"LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
-            f"WHERE {public} AND {own} AND a.attnum > 0 AND NOT a.attisdropped ORDER BY 1, 2",
-        ),
-        "indexes": query(
-            url,
-            "SELECT i.indexname, i.indexdef, x.indisvalid FROM pg_indexes i "
-            "JOIN pg_class c ON c.relname = i.indexname JOIN pg_index x ON x.indexrelid = c.oid "
-            "WHERE i.schemaname = 'public' AND i.tablename <> 'schemagate_history' ORDER BY 1",
-        ),
-        "constraints": query(
-            url,
-            "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint "
-            "WHERE connamespace = 'public'::regnamespace AND conrelid::regclass::text <> 'schemagate_history' "
-            "ORDER BY 1, 2",
-        ),
-        "enums": query(
-            url,
-            "SELECT t.typname, e.enumlabel FROM pg_enum e JOIN pg_type t ON t.oid = e.enumtypid "
-            "ORDER BY t.typname, e.enumsortorder",
-        ),
-        "functions": query(
-            url,
-            "SELECT proname, pg_get_functiondef(oid) FROM pg_proc "
-            "WHERE pronamespace = 'public'::regnamespace ORDER BY 1",
-        ),
-        "triggers": query(
-            url, "SELECT tgname, pg_get_triggerdef(oid) FROM pg_trigger WHERE NOT tgisinternal"
-        ),
-        "views": query(url, "SELECT viewname, definition FROM pg_views WHERE schemaname = 'public'"),
-        "data": query(url, "SELECT 'plans', to_jsonb(p)::text FROM plans p ORDER BY id")
-        + query(url, "SELECT 'accounts', email || ' / ' || display_name FROM accounts ORDER BY id"),
-    }
-
-
-def psql_run(url: str, directory: Path, files: list[str]) -> None:
-    """Run each file the way golang-migrate and Flyway users check them by hand: psql, stop on error."""
-    for name in files:
-        subprocess.run(
-            [str(PSQL), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-f", str(directory / name)],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-
-
 def history(url: str) -> list[tuple[str, bool]]:
     conn = connect(url)
     try:
@@ -304,16 +242,20 @@ def test_a_golang_migrate_style_history_validates_and_applies_like_psql(
     assert not any("transaction in progress" in n for n in notices), notices  # no BEGIN sent twice
     assert history(fresh_db) == [(name, True) for name in HISTORY]
 
-    # the same schema as psql running the files in order
+    # the same schema and data as psql running the files in order
+    accounts = "SELECT email, display_name FROM accounts ORDER BY id"
     with temporary_database(pg_admin_url, prefix="sg_psql") as reference:
-        psql_run(reference, directory, list(HISTORY))
-        expected = schema_of(reference)
-    actual = schema_of(fresh_db)
+        psql_run(reference, [directory / name for name in HISTORY])
+        expected = schema_snapshot(reference, rows_of=("public.plans",))
+        expected_accounts = query(reference, accounts)
+    actual = schema_snapshot(fresh_db, rows_of=("public.plans",))
     assert actual == expected
-    assert ("subscription_status", "paused") in actual["enums"]
-    assert ("accounts", "billing-system@example.com / Billing System") in actual["data"]
-    assert all(valid for _, _, valid in actual["indexes"])
-    assert "subscriptions_account_id_idx" not in {name for name, _, _ in actual["indexes"]}
+    assert (
+        query(fresh_db, accounts) == expected_accounts == [("billing-system@example.com", "Billing System")]
+    )
+    assert ("public", "subscription_status", "{trialing,active,paused,past_due,canceled}") in actual["enums"]
+    assert all(valid for *_, valid in actual["indexes"])
+    assert "subscriptions_account_id_idx" not in {name for _, name, _, _ in actual["indexes"]}
 
 
 # -- the wrapper is replaced by the executor's transaction ---------------------------------------
