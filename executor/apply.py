@@ -8,11 +8,13 @@ How a run goes (``apply``):
 2. the history table is created if absent, then read *after* taking the lock (another executor
    may have applied migrations while we waited);
 3. the plan joins bundle and history (``executor.state``); any refusal (drift, missing, out of
-   order, failed row, a header error, BEGIN/COMMIT inside a file) is raised before anything runs;
+   order, failed row, a header error, a transaction statement or a control character inside a
+   file) is raised before anything runs;
 4. each migration runs statement by statement, as psql would run it:
    - transactional (the default): ``BEGIN`` and ``SET LOCAL`` lock_timeout / statement_timeout /
      search_path travel with the first statement, the history row with the last one, then
-     ``COMMIT``; a failure rolls back migration *and* history row together;
+     ``COMMIT``; a failure rolls back migration *and* history row together; a plain ``BEGIN; ...
+     COMMIT;`` around the whole file is not sent (this transaction takes its place);
    - ``transactional: false``: autocommit, session-level timeouts reset afterwards, history row
      written after the last statement succeeded.  **A failure after anything of the file may have
      taken effect writes a ``success = false`` row** — that is, any failure except one of its first
@@ -40,6 +42,7 @@ import psycopg2
 import psycopg2.extensions
 
 from executor import history as history_table
+from executor import sqltext
 from executor.bundle import Bundle
 from executor.errors import (
     ConfigurationError,
@@ -48,9 +51,16 @@ from executor.errors import (
     MigrationRefused,
     PermissionDenied,
     SchemagateError,
+    SecurityViolation,
     SqlError,
 )
-from executor.headers import HEADER_KEYS, Statement, line_and_column, parse_header_settings, split_statements
+from executor.headers import (
+    HEADER_KEYS,
+    Statement,
+    line_and_column,
+    migration_statements,
+    parse_header_settings,
+)
 from executor.history import (
     BASELINE_SCRIPT,
     TYPE_BASELINE,
@@ -275,7 +285,40 @@ class _Prepared:
 def _prepare(
     bundle: Bundle, entry: ManifestEntry, why: str, settings: ExecutorSettings, scs: bool
 ) -> _Prepared:
-    """Read one file's SQL, header settings and statements; refuse what must not run."""
+    """Read one file's SQL, header settings and statements; refuse what must not run.
+
+    ``statements`` are what runs: a plain ``BEGIN; ... COMMIT;`` around the whole file is left out
+    (the executor's own transaction takes its place).  Refused here, before anything runs: bytes the
+    validator's parser would not have seen as PostgreSQL will (``executor.sqltext``: control
+    characters, invalid UTF-8), a wrapped file the manifest marks ``transactional: false``, and any
+    other transaction statement.
+    """
+    data = bundle.files[entry.file]
+    not_utf8 = sqltext.find_invalid_utf8(data)
+    if not_utf8 is not None:
+        offset, line = not_utf8
+        raise SecurityViolation(
+            f"{entry.file} is not valid UTF-8: byte 0x{data[offset]:02x} at byte offset {offset} "
+            f"(line {line}) cannot be decoded; nothing was applied",
+            file=entry.file,
+            line=line,
+            rule="not-utf8",
+            remedy="save the file as UTF-8, then validate the migrations and build a new bundle "
+            "(`schemagate validate` refuses such a file, so this bundle was not written by it)",
+            context={"byte_offset": offset},
+        )
+    control = sqltext.find_control_character(data)
+    if control is not None:
+        raise SecurityViolation(
+            control.message(entry.file) + "; nothing was applied",
+            file=entry.file,
+            line=control.line,
+            column=control.column,
+            rule=sqltext.RULE,
+            remedy=f"{sqltext.REMEDY}; then validate the migrations and build a new bundle "
+            "(`schemagate validate` refuses such a file, so this bundle was not written by it)",
+            context={"byte_offset": control.offset, "code_point": control.code, "count": control.count},
+        )
     sql = bundle.sql(entry)
     header = {}
     for key, value in entry.settings.items():  # settings the validator recorded in the manifest
@@ -291,20 +334,31 @@ def _prepare(
         if check:
             header[key] = str(value)
     header.update(parse_header_settings(sql, file=entry.file))
-    statements = split_statements(sql, standard_conforming_strings=scs)
-    for st in statements:
+    split = migration_statements(sql, standard_conforming_strings=scs)
+    if split.wrapper is not None and not entry.transactional:
+        raise MigrationRefused(
+            f"{entry.file} is wrapped in BEGIN ... COMMIT but the manifest marks it `transactional: false`: "
+            "its author meant one transaction, which the executor would not give it",
+            file=entry.file,
+            line=line_and_column(sql, split.wrapper[0].start)[0],
+            rule="transaction-control",
+            remedy="validate the migrations and build a new bundle (`schemagate validate` marks a wrapped "
+            "file transactional, or refuses it when it holds a statement that cannot run in a transaction)",
+        )
+    for st in split.statements:
         if st.is_transaction_control:
             line, _ = line_and_column(sql, st.start)
             raise MigrationRefused(
-                f"{entry.file} contains the transaction control statement {st.text.strip()[:40]!r}; it would "
-                "break the all-or-nothing application of the file and its history row",
+                f"{entry.file} contains the transaction control statement {st.text.strip()[:40]!r} "
+                f"({st.transaction_control}); it would break the all-or-nothing application of the file "
+                "and its history row",
                 file=entry.file,
                 line=line,
                 rule="transaction-control",
                 remedy=(
-                    "remove BEGIN/COMMIT/ROLLBACK from the file: schemagate runs each migration in a "
-                    "transaction "
-                    "of its own (statements that cannot run in one make the file `transactional: false`)"
+                    "remove it from the file: schemagate runs each migration in a transaction of its own "
+                    "(statements that cannot run in one make the file `transactional: false`); only a plain "
+                    "`BEGIN; ... COMMIT;` around the whole file is accepted, and left out"
                 ),
             )
     try:
@@ -317,7 +371,7 @@ def _prepare(
         entry=entry,
         why=why,
         sql=sql,
-        statements=statements,
+        statements=split.statements,
         lock_timeout=header.get("lock_timeout", settings.lock_timeout),
         statement_timeout=header.get("statement_timeout", settings.statement_timeout),
         lock_retries=retries,
