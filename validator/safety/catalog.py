@@ -24,6 +24,20 @@ def type_name(tn: Any) -> str:
     return tn.names[-1].sval.lower()
 
 
+def declared_type_name(tn: Any) -> str:
+    """The last part of a TypeName as PostgreSQL stores it (``"OrderStatus"`` keeps its case,
+    unquoted names are already folded to lower case by the parser)."""
+    if tn is None or not tn.names:
+        return ""
+    return tn.names[-1].sval
+
+
+def _last(names: Any) -> str:
+    """The last part of a qualified name given as a tuple of String nodes."""
+    parts = [n.sval for n in names or () if isinstance(n, ast.String)]
+    return parts[-1] if parts else ""
+
+
 def type_mods(tn: Any) -> tuple[int, ...] | None:
     """Integer type modifiers (``varchar(20)`` -> ``(20,)``); None when there are none or not literal."""
     if tn is None or not tn.typmods:
@@ -65,6 +79,10 @@ class CheckConstraint:
 class Catalog:
     columns: dict[str, dict[str, Any]] = field(default_factory=dict)  # table -> column -> TypeName
     checks: dict[tuple[str, str], CheckConstraint] = field(default_factory=dict)
+    # types the migrations created (unqualified name -> "enum", "domain", "composite", "range"), and
+    # the domains among them with a CHECK or NOT NULL constraint
+    types: dict[str, str] = field(default_factory=dict)
+    constrained_domains: set[str] = field(default_factory=set)
     # per file (reset by start_file)
     new_tables: set[str] = field(default_factory=set)
     new_indexes: set[str] = field(default_factory=set)
@@ -106,11 +124,35 @@ class Catalog:
         elif isinstance(node, ast.IndexStmt) and node.idxname:
             self.new_indexes.add(node.idxname)
         elif isinstance(node, ast.CreateEnumStmt):
-            self.new_types.add(node.typeName[-1].sval)
+            self._record_type(node.typeName[-1].sval, "enum")
         elif isinstance(node, ast.CreateDomainStmt):
-            self.new_types.add(node.domainname[-1].sval)
+            name = node.domainname[-1].sval
+            self._record_type(name, "domain")
+            if any(
+                c.contype in (ConstrType.CONSTR_CHECK, ConstrType.CONSTR_NOTNULL)
+                for c in node.constraints or ()
+            ):
+                self.constrained_domains.add(name)
+        elif isinstance(node, ast.AlterDomainStmt) and node.subtype in ("C", "O") and node.typeName:
+            self.constrained_domains.add(node.typeName[-1].sval)  # ADD CONSTRAINT, SET NOT NULL
         elif isinstance(node, ast.CompositeTypeStmt) and node.typevar:
-            self.new_types.add(node.typevar.relname)
+            self._record_type(node.typevar.relname, "composite")
+        elif isinstance(node, ast.CreateRangeStmt):
+            self._record_type(node.typeName[-1].sval, "range")
+        elif (
+            isinstance(node, ast.RenameStmt)
+            and node.renameType in (ObjectType.OBJECT_TYPE, ObjectType.OBJECT_DOMAIN)
+            and node.object
+        ):
+            self._rename_type(_last(node.object), node.newname)
+        elif isinstance(node, ast.DropStmt) and node.removeType in (
+            ObjectType.OBJECT_TYPE,
+            ObjectType.OBJECT_DOMAIN,
+        ):
+            for obj in node.objects or ():
+                name = declared_type_name(obj) if isinstance(obj, ast.TypeName) else _last(obj)
+                self.types.pop(name, None)
+                self.constrained_domains.discard(name)
         elif isinstance(node, ast.AlterTableStmt) and node.relation is not None:
             self._record_alter(node, tx)
         elif (
@@ -130,6 +172,19 @@ class Catalog:
         elif isinstance(node, ast.DropStmt) and node.removeType == ObjectType.OBJECT_TABLE:
             for obj in node.objects or ():
                 self.columns.pop(obj[-1].sval, None)
+
+    def _record_type(self, name: str, kind: str) -> None:
+        self.new_types.add(name)
+        self.types[name] = kind
+
+    def _rename_type(self, old: str, new: str) -> None:
+        if old in self.types:
+            self.types[new] = self.types.pop(old)
+        if old in self.new_types:
+            self.new_types.add(new)
+        if old in self.constrained_domains:
+            self.constrained_domains.discard(old)
+            self.constrained_domains.add(new)
 
     def _record_create(self, node: Any, tx: object) -> None:
         table = node.relation.relname
