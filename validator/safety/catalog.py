@@ -16,6 +16,8 @@ from typing import Any
 from pglast import ast
 from pglast.enums import AlterTableType, ConstrType, NullTestType, ObjectType
 
+from validator.safety.objects import created, kind
+
 
 def type_name(tn: Any) -> str:
     """The last part of a TypeName, lower case: ``int4``, ``varchar``, ``timestamptz``, ``serial``."""
@@ -83,15 +85,26 @@ class Catalog:
     # the domains among them with a CHECK or NOT NULL constraint
     types: dict[str, str] = field(default_factory=dict)
     constrained_domains: set[str] = field(default_factory=set)
+    not_null: set[tuple[str, str]] = field(default_factory=set)
+    partitioned: set[str] = field(
+        default_factory=set
+    )  # tables created with PARTITION BY  # (table, column) declared NOT NULL
     # per file (reset by start_file)
     new_tables: set[str] = field(default_factory=set)
     new_indexes: set[str] = field(default_factory=set)
     new_types: set[str] = field(default_factory=set)
+    # (objects.kind(ObjectType), name) created or renamed to in this file; constraints as
+    # (OBJECT_TABCONSTRAINT, "table.name")
+    new_objects: set[tuple[Any, str]] = field(default_factory=set)
 
     def start_file(self) -> None:
         self.new_tables = set()
         self.new_indexes = set()
         self.new_types = set()
+        self.new_objects = set()
+
+    def is_new_object(self, object_type: Any, name: str) -> bool:
+        return (kind(object_type), name) in self.new_objects
 
     # ---- questions -------------------------------------------------------------------------
     def is_new_table(self, relation: Any) -> bool:
@@ -116,6 +129,7 @@ class Catalog:
 
     # ---- recording -------------------------------------------------------------------------
     def record(self, node: Any, tx: object) -> None:
+        self.new_objects.update(created(node))
         if isinstance(node, ast.CreateStmt):
             self._record_create(node, tx)
         elif isinstance(node, ast.CreateTableAsStmt) and node.into and node.into.rel:
@@ -189,10 +203,13 @@ class Catalog:
     def _record_create(self, node: Any, tx: object) -> None:
         table = node.relation.relname
         self.new_tables.add(table)
+        if node.partspec is not None:
+            self.partitioned.add(table)
         cols: dict[str, Any] = {}
         for elt in node.tableElts or ():
             if isinstance(elt, ast.ColumnDef) and elt.colname:
                 cols[elt.colname] = elt.typeName
+                self._record_column_constraints(table, elt)
             elif isinstance(elt, ast.Constraint):
                 self._record_constraint(table, elt, tx, validated=True)
         self.columns[table] = cols
@@ -203,6 +220,11 @@ class Catalog:
         for cmd in node.cmds or ():
             if cmd.subtype == AlterTableType.AT_AddColumn and isinstance(cmd.def_, ast.ColumnDef):
                 cols[cmd.def_.colname] = cmd.def_.typeName
+                self._record_column_constraints(table, cmd.def_)
+            elif cmd.subtype == AlterTableType.AT_SetNotNull:
+                self.not_null.add((table, cmd.name))
+            elif cmd.subtype == AlterTableType.AT_DropNotNull:
+                self.not_null.discard((table, cmd.name))
             elif cmd.subtype == AlterTableType.AT_AlterColumnType and isinstance(cmd.def_, ast.ColumnDef):
                 cols[cmd.name] = cmd.def_.typeName
             elif cmd.subtype == AlterTableType.AT_DropColumn:
@@ -217,7 +239,19 @@ class Catalog:
             elif cmd.subtype == AlterTableType.AT_DropConstraint:
                 self.checks.pop((table, cmd.name), None)
 
+    def _record_column_constraints(self, table: str, coldef: Any) -> None:
+        for con in coldef.constraints or ():
+            if isinstance(con, ast.Constraint):
+                if con.contype in (ConstrType.CONSTR_NOTNULL, ConstrType.CONSTR_PRIMARY):
+                    self.not_null.add((table, coldef.colname))
+                if con.conname:
+                    self.new_objects.add((ObjectType.OBJECT_TABCONSTRAINT, f"{table}.{con.conname}"))
+
     def _record_constraint(self, table: str, con: Any, tx: object, *, validated: bool) -> None:
+        if con.conname:
+            self.new_objects.add((ObjectType.OBJECT_TABCONSTRAINT, f"{table}.{con.conname}"))
+        if con.contype == ConstrType.CONSTR_PRIMARY:
+            self.not_null.update((table, k.sval) for k in con.keys or ())
         # the constraints that can be added NOT VALID and validated later
         if con.contype in (ConstrType.CONSTR_CHECK, ConstrType.CONSTR_FOREIGN) and con.conname:
             column = not_null_column(con.raw_expr) if con.contype == ConstrType.CONSTR_CHECK else None

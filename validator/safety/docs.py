@@ -11,6 +11,7 @@ from pathlib import Path
 
 from validator.safety.registry import REGISTRY, Registry
 from validator.safety.rule import CATEGORIES, Example, Rule
+from validator.safety.squawk import COVERED_ELSEWHERE, SQUAWK_RULES, SQUAWK_VERSION, covered_by_rules
 
 DOCS_PATH = Path(__file__).resolve().parents[2] / "docs" / "rules.md"
 
@@ -51,7 +52,9 @@ def _rule(rule: type[Rule]) -> str:
         "",
         f"{rule.summary}",
         "",
-        f"- default severity: **{rule.severity}**",
+        f"- default severity: **{rule.severity}**"
+        + (" (opt-in: off unless `[tool.schemagate.rules]` names it)" if rule.opt_in else ""),
+        *(["- destructive: listed first in report.md, suppressed or not"] if rule.destructive else []),
         f"- squawk: {', '.join(f'`{s.strip()}`' for s in rule.squawk.split(','))}"
         if rule.squawk
         else "- squawk: none (schemagate only)",
@@ -68,11 +71,30 @@ def _rule(rule: type[Rule]) -> str:
         "",
         _sql_block(d.best_practice),
         "",
-        "**Examples** (run by `tests/test_safety_rules.py`)",
+        "**Examples** (with more cases, run and pinned by `tests/test_safety_snapshots.py`)",
         "",
     ]
     parts += [_example(e) + "\n" for e in rule.examples]
     return "\n".join(parts)
+
+
+def _squawk_section(registry: Registry) -> list[str]:
+    covered = covered_by_rules(registry)
+    lines = [
+        "## squawk's rules",
+        "",
+        f"Every rule of squawk {SQUAWK_VERSION} and what covers it in schemagate.  Where schemagate is "
+        "deliberately quieter or louder than squawk, the rule's section says so.",
+        "",
+        "| squawk rule | schemagate |",
+        "|---|---|",
+    ]
+    for squawk_id in SQUAWK_RULES:
+        if squawk_id in covered:
+            lines.append(f"| `{squawk_id}` | [{covered[squawk_id]}](#{covered[squawk_id]}) |")
+        else:
+            lines.append(f"| `{squawk_id}` | {COVERED_ELSEWHERE[squawk_id]} |")
+    return lines
 
 
 def render(registry: Registry = REGISTRY) -> str:
@@ -114,8 +136,9 @@ def render(registry: Registry = REGISTRY) -> str:
     ]
     for rule in rules:
         squawk = ", ".join(f"`{s.strip()}`" for s in rule.squawk.split(",")) if rule.squawk else "-"
-        lines.append(f"| [{rule.id}](#{rule.id}) | {rule.severity} | {squawk} | {rule.summary} |")
-    lines.append("")
+        default = "off (opt-in)" if rule.opt_in else rule.severity
+        lines.append(f"| [{rule.id}](#{rule.id}) | {default} | {squawk} | {rule.summary} |")
+    lines += ["", *_squawk_section(registry), ""]
     for category in CATEGORIES:
         members = [r for r in rules if r.category == category]
         if not members:

@@ -128,6 +128,13 @@ class AddingFieldWithDefault(Rule):
             title="a domain with constraints is checked by rewriting every row",
         ),
     )
+    cases = (
+        Example("ALTER TABLE api_keys ADD COLUMN secret text NOT NULL DEFAULT md5(random()::text);", True),
+        Example(
+            'ALTER TABLE "Payment" ADD COLUMN     "reference" TEXT NOT NULL DEFAULT gen_random_uuid()::text;',
+            True,
+        ),
+    )
 
     def visit_ColumnDef(self, ancestors: Any, node: Any) -> None:
         if not is_added_column(ancestors):

@@ -40,6 +40,15 @@ class BanDropColumn(Rule):
             False,
         ),
     )
+    cases = (
+        Example('ALTER TABLE "User" DROP COLUMN "legacyId";', True),
+        Example("ALTER TABLE ONLY public.orders DROP COLUMN IF EXISTS legacy_status;", True),
+        Example("ALTER TABLE invoices DROP COLUMN pdf_blob, DROP COLUMN pdf_generated_at;", True),
+        Example("ALTER TABLE users DROP COLUMN old_email CASCADE;", True),
+        Example("ALTER TYPE address DROP ATTRIBUTE zip;", False, title="a composite type, not a table"),
+        Example("ALTER TABLE users DROP CONSTRAINT users_old_email_key;", False),
+        Example("ALTER TABLE users ADD COLUMN IF NOT EXISTS locale text;", False),
+    )
 
     def visit_AlterTableCmd(self, ancestors: Any, node: Any) -> None:
         if node.subtype != AlterTableType.AT_DropColumn:

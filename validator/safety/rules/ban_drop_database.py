@@ -25,6 +25,16 @@ class BanDropDatabase(Rule):
         Example("DROP DATABASE analytics;", True),
         Example("DROP SCHEMA IF EXISTS scratch;", False),
     )
+    cases = (
+        Example("DROP DATABASE IF EXISTS analytics;", True, transactional=False),
+        Example('DROP DATABASE "staging_copy" WITH (FORCE);', True, transactional=False),
+        Example("DROP DATABASE reporting;", True, transactional=False),
+        Example("-- clean up the old tenant\nDROP DATABASE tenant_42;", True, transactional=False),
+        Example("CREATE DATABASE analytics;", False, transactional=False),
+        Example("ALTER DATABASE analytics SET timezone TO 'UTC';", False),
+        Example("DROP TABLE analytics_events;", False),
+        Example("DROP OWNED BY analytics_reader;", False),
+    )
 
     def visit_DropdbStmt(self, ancestors: Any, node: Any) -> None:
         self.report(

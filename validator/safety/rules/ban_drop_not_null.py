@@ -31,6 +31,22 @@ class BanDropNotNull(Rule):
         Example("ALTER TABLE orders ALTER COLUMN currency DROP NOT NULL;", True),
         Example("ALTER TABLE orders ALTER COLUMN currency SET DEFAULT 'EUR';", False),
     )
+    cases = (
+        Example('ALTER TABLE "User" ALTER COLUMN "name" DROP NOT NULL;', True),
+        Example("ALTER TABLE ONLY public.orders ALTER COLUMN placed_at DROP NOT NULL;", True),
+        Example("ALTER TABLE invoices ALTER number DROP NOT NULL, ALTER due_at DROP NOT NULL;", True),
+        Example("ALTER TABLE IF EXISTS payments ALTER COLUMN reference DROP NOT NULL;", True),
+        Example("ALTER TABLE orders ALTER COLUMN placed_at SET NOT NULL;", False),
+        Example(
+            "CREATE TABLE drafts (id bigint PRIMARY KEY, body text NOT NULL);\nALTER TABLE drafts ALTER "
+            "COLUMN body DROP NOT NULL;",
+            False,
+        ),
+        Example("ALTER DOMAIN email_address DROP NOT NULL;", False),
+        Example(
+            "ALTER TABLE orders ALTER COLUMN currency DROP DEFAULT;", False, title="see ban-drop-default"
+        ),
+    )
 
     def visit_AlterTableCmd(self, ancestors: Any, node: Any) -> None:
         if node.subtype != AlterTableType.AT_DropNotNull:

@@ -90,6 +90,15 @@ class EnumValueInTransaction(Rule):
             title="a LANGUAGE sql body is checked when the function is created",
         ),
     )
+    cases = (
+        Example(
+            "ALTER TYPE order_status ADD VALUE IF NOT EXISTS 'refunded' AFTER 'paid';\n"
+            "INSERT INTO order_status_labels (status, label) VALUES ('refunded', 'Refunded');",
+            True,
+            title="a label table filled in the same migration (its column type is not known: assumed the "
+            "enum)",
+        ),
+    )
 
     def visit_AlterEnumStmt(self, ancestors: Any, node: Any) -> None:
         if node.oldVal or not node.newVal or not self.ctx.in_transaction:

@@ -30,6 +30,15 @@ class RenamingColumn(Rule):
         Example("ALTER TABLE users ADD COLUMN email text;", False),
         Example("CREATE TABLE users (mail text);\nALTER TABLE users RENAME COLUMN mail TO email;", False),
     )
+    cases = (
+        Example('ALTER TABLE "User" RENAME COLUMN "name" TO "fullName";', True),
+        Example("ALTER TABLE ONLY public.orders RENAME COLUMN total TO total_cents;", True),
+        Example("ALTER TABLE IF EXISTS invoices RENAME number TO invoice_number;", True),
+        Example("ALTER TABLE events RENAME COLUMN type TO kind;", True),
+        Example("ALTER VIEW active_users RENAME COLUMN mail TO email;", False, title="see renaming-object"),
+        Example("ALTER TYPE address RENAME ATTRIBUTE zip TO postal_code;", False),
+        Example("ALTER TABLE users RENAME TO accounts;", False, title="see renaming-table"),
+    )
 
     def visit_RenameStmt(self, ancestors: Any, node: Any) -> None:
         if node.renameType != ObjectType.OBJECT_COLUMN or node.relationType != ObjectType.OBJECT_TABLE:
