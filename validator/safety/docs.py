@@ -83,8 +83,12 @@ def _squawk_section(registry: Registry) -> list[str]:
     lines = [
         "## squawk's rules",
         "",
-        f"Every rule of squawk {SQUAWK_VERSION} and what covers it in schemagate.  Where schemagate is "
-        "deliberately quieter or louder than squawk, the rule's section says so.",
+        f"Every rule of squawk {SQUAWK_VERSION} and what covers it in schemagate.  The examples of these "
+        f"rules "
+        "are run through the real squawk by `tests/test_safety_squawk.py`; every example on which the two "
+        "disagree is listed, with the reason, in `tests/safety_corpus/squawk_disagreements.yaml` (mostly: "
+        "schemagate knows what the same file and the earlier migrations created, and what the same "
+        "transaction puts back).",
         "",
         "| squawk rule | schemagate |",
         "|---|---|",

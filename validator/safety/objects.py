@@ -72,6 +72,8 @@ def created(node: Any) -> Iterator[tuple[Any, str]]:
         yield kind(ObjectType.OBJECT_TYPE), node.typevar.relname
     elif isinstance(node, ast.CreateDomainStmt):
         yield kind(ObjectType.OBJECT_TYPE), node.domainname[-1].sval
+    elif isinstance(node, ast.CreateRoleStmt):
+        yield kind(ObjectType.OBJECT_ROLE), node.role
     elif isinstance(node, ast.IndexStmt) and node.idxname:
         yield kind(ObjectType.OBJECT_INDEX), node.idxname
     elif isinstance(node, ast.RenameStmt) and node.newname:

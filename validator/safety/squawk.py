@@ -10,7 +10,8 @@ from __future__ import annotations
 
 SQUAWK_VERSION = "2.70.0"
 
-# every rule id squawk-cli 2.70.0 accepts (``squawk --include <id>``), in squawk's own order
+# every rule of squawk-cli 2.70.0, in squawk's own order: the ids ``squawk --include`` accepts, and
+# ``unused-ignore`` (squawk's finding for an ignore comment that suppresses nothing)
 SQUAWK_RULES: tuple[str, ...] = (
     "require-concurrent-index-creation",
     "require-concurrent-index-deletion",

@@ -17,6 +17,11 @@ _TABLE_CMDS = {
     AlterTableType.AT_DisableTrig: ("ban-disable-trigger", "disabling a trigger"),
     AlterTableType.AT_DisableTrigAll: ("ban-disable-trigger", "disabling the triggers"),
     AlterTableType.AT_DisableTrigUser: ("ban-disable-trigger", "disabling the triggers"),
+    AlterTableType.AT_EnableTrig: ("ban-disable-trigger", "enabling a trigger"),
+    AlterTableType.AT_EnableAlwaysTrig: ("ban-disable-trigger", "enabling a trigger"),
+    AlterTableType.AT_EnableReplicaTrig: ("ban-disable-trigger", "enabling a trigger"),
+    AlterTableType.AT_EnableTrigAll: ("ban-disable-trigger", "enabling the triggers"),
+    AlterTableType.AT_EnableTrigUser: ("ban-disable-trigger", "enabling the triggers"),
     AlterTableType.AT_ReplicaIdentity: ("ban-replica-identity", "changing the replica identity"),
     AlterTableType.AT_EnableRowSecurity: ("ban-alter-row-level-security", "enabling row level security"),
     AlterTableType.AT_DisableRowSecurity: ("ban-alter-row-level-security", "disabling row level security"),
@@ -132,7 +137,10 @@ class ApplicationRollbackCompatibility(Rule):
             False,
         ),
         Example("COMMENT ON TABLE invoices IS 'one row per issued invoice';", False),
-        Example("ALTER TABLE orders ENABLE TRIGGER orders_audit;", False),
+        Example(
+            "ALTER TABLE orders ENABLE TRIGGER orders_audit;", True, title="the old release did not expect it"
+        ),
+        Example("ALTER TABLE orders SET (fillfactor = 90);", False),
     )
 
     def _flag(self, node: Any, squawk: str, what: str) -> None:

@@ -42,7 +42,8 @@ class BanDropNotNull(Rule):
             "COLUMN body DROP NOT NULL;",
             False,
         ),
-        Example("ALTER DOMAIN email_address DROP NOT NULL;", False),
+        Example("ALTER DOMAIN email_address DROP NOT NULL;", True, title="every column of the domain"),
+        Example("ALTER DOMAIN email_address SET NOT NULL;", False),
         Example(
             "ALTER TABLE orders ALTER COLUMN currency DROP DEFAULT;", False, title="see ban-drop-default"
         ),
@@ -58,5 +59,18 @@ class BanDropNotNull(Rule):
             table,
             f"Dropping NOT NULL on {qualified(table)}.{node.name} lets NULLs reach code that "
             "assumes a value.",
+            "Make sure every reader handles NULL before dropping the constraint.",
+        )
+
+    def visit_AlterDomainStmt(self, ancestors: Any, node: Any) -> None:
+        if node.subtype != "N" or not node.typeName:  # ALTER DOMAIN ... DROP NOT NULL
+            return
+        domain = node.typeName[-1].sval
+        if domain in self.ctx.catalog.new_types:
+            return
+        self.report(
+            node,
+            f"Dropping NOT NULL on domain {domain} lets NULLs into every column of that type, reaching code "
+            "that assumes a value.",
             "Make sure every reader handles NULL before dropping the constraint.",
         )

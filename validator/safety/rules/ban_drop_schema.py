@@ -45,7 +45,8 @@ class BanDropSchema(Rule):
         Example("CREATE SCHEMA tmp_import;\nDROP SCHEMA tmp_import;", False),
         Example("ALTER SCHEMA reporting RENAME TO analytics;", False, title="a rename: see renaming-object"),
         Example("CREATE SCHEMA IF NOT EXISTS reporting;", False),
-        Example("DROP OWNED BY report_reader;", False),
+        Example("DROP OWNED BY report_reader;", True, title="every object the role owns, data included"),
+        Example("REASSIGN OWNED BY report_reader TO reporting_owner;", False),
     )
 
     def visit_DropStmt(self, ancestors: Any, node: Any) -> None:
@@ -66,4 +67,17 @@ class BanDropSchema(Rule):
             + " breaks the code that uses them.",
             "Release code that no longer uses the schema, keep a dump, then drop it with a suppression "
             "saying so.",
+        )
+
+    def visit_DropOwnedStmt(self, ancestors: Any, node: Any) -> None:
+        names = [getattr(r, "rolename", None) or "?" for r in node.roles or ()]
+        if all(self.ctx.catalog.is_new_object(ObjectType.OBJECT_ROLE, n) for n in names):
+            return  # roles created by this file own only what this file created
+        roles = ", ".join(names)
+        self.report(
+            node,
+            f"DROP OWNED BY {roles} drops every object the role owns in this database, tables and their "
+            "data included, and breaks the code that uses them.",
+            "Hand the objects to another role first (REASSIGN OWNED BY ... TO ...), then DROP OWNED only "
+            "revokes the role's privileges.",
         )

@@ -11,7 +11,7 @@ from validator.safety.objects import name_of, put_back_later
 from validator.safety.rule import Example, Rule, RuleDocs
 
 # tables and columns have rules of their own (renaming-table, renaming-column)
-_OWN_RULE = {ObjectType.OBJECT_TABLE, ObjectType.OBJECT_COLUMN, ObjectType.OBJECT_ATTRIBUTE}
+_OWN_RULE = {ObjectType.OBJECT_TABLE, ObjectType.OBJECT_COLUMN}
 
 
 def _label(object_type: Any) -> str:
@@ -82,12 +82,21 @@ class RenamingObject(Rule):
             title="the old name is given to a replacement in the same transaction",
         ),
         Example("ALTER TYPE order_status ADD VALUE 'refunded' AFTER 'paid';", False),
+        Example(
+            "ALTER TYPE address RENAME ATTRIBUTE zip TO postal_code;",
+            True,
+            title="a composite type's attribute",
+        ),
     )
 
     def visit_RenameStmt(self, ancestors: Any, node: Any) -> None:
         if node.renameType in _OWN_RULE:
             return
-        if node.renameType == ObjectType.OBJECT_TABCONSTRAINT and node.relation is not None:
+        if node.renameType == ObjectType.OBJECT_ATTRIBUTE and node.relation is not None:
+            if node.relation.relname in self.ctx.catalog.new_types:
+                return
+            old = f"{node.relation.relname}.{node.subname}"
+        elif node.renameType == ObjectType.OBJECT_TABCONSTRAINT and node.relation is not None:
             if self.ctx.is_new_table(node.relation) or self.ctx.catalog.is_new_object(
                 node.renameType, f"{node.relation.relname}.{node.subname}"
             ):
