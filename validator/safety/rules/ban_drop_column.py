@@ -14,6 +14,7 @@ from validator.safety.rule import Example, Rule, RuleDocs
 class BanDropColumn(Rule):
     id = "ban-drop-column"
     category = "breaking"
+    destructive = True
     squawk = "ban-drop-column"
     summary = "Dropping a column breaks running clients that still select or insert it."
     docs = RuleDocs(

@@ -11,6 +11,7 @@ from validator.safety.rule import Example, Rule, RuleDocs
 class BanDropDatabase(Rule):
     id = "ban-drop-database"
     category = "breaking"
+    destructive = True
     squawk = "ban-drop-database"
     summary = "A migration must not drop a database."
     docs = RuleDocs(

@@ -13,6 +13,7 @@ from validator.safety.rule import Example, Rule, RuleDocs
 class BanDropTable(Rule):
     id = "ban-drop-table"
     category = "breaking"
+    destructive = True
     squawk = "ban-drop-table"
     summary = "Dropping a table breaks running clients and destroys its data."
     docs = RuleDocs(

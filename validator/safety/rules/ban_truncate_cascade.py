@@ -13,6 +13,7 @@ from validator.safety.rule import Example, Rule, RuleDocs
 class BanTruncateCascade(Rule):
     id = "ban-truncate-cascade"
     category = "breaking"
+    destructive = True
     squawk = "ban-truncate-cascade"
     summary = "TRUNCATE ... CASCADE silently empties every table that references the truncated ones."
     docs = RuleDocs(
