@@ -111,7 +111,9 @@ def render(registry: Registry = REGISTRY) -> str:
         "",
         "`schemagate validate` runs these rules over every migration (family `safety`).  Each finding names "
         "the rule; its id links here.  Tables created earlier in the same file are new and empty, so the "
-        "locking rules do not apply to them.  Rules that depend on the PostgreSQL version use "
+        "locking rules do not apply to them.  The DDL a `DO` block runs (its static statements, and "
+        "`EXECUTE` of a string literal) is judged like top-level DDL; `EXECUTE format(...)` is not "
+        "known before run time.  Rules that depend on the PostgreSQL version use "
         "`target_postgres` (default 14).",
         "",
         "Configure them in `pyproject.toml`:",

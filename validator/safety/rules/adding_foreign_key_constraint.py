@@ -85,6 +85,13 @@ class AddingForeignKeyConstraint(Rule):
             '    REFERENCES "auth_user" ("id") DEFERRABLE INITIALLY DEFERRED NOT VALID;',
             False,
         ),
+        Example(
+            "DO $$ BEGIN\n    ALTER TABLE orders ADD CONSTRAINT orders_customer_fk\n"
+            "        FOREIGN KEY (customer_id) REFERENCES customers (id);\n"
+            "EXCEPTION WHEN duplicate_object THEN NULL;\nEND $$;",
+            True,
+            title="the re-runnable DO block form",
+        ),
     )
 
     def visit_Constraint(self, ancestors: Any, node: Any) -> None:

@@ -51,6 +51,18 @@ class BanDropColumn(Rule):
         Example("ALTER TABLE users DROP CONSTRAINT users_old_email_key;", False),
         Example("ALTER TABLE users ADD COLUMN IF NOT EXISTS locale text;", False),
         Example("ALTER TABLE users ALTER COLUMN legacy_flag SET DEFAULT false;", False),
+        Example(
+            "DO $$ BEGIN\n    EXECUTE 'ALTER TABLE users DROP COLUMN legacy_flag';\nEND $$;",
+            True,
+            title="EXECUTE of a literal",
+        ),
+        Example(
+            "DO $$ BEGIN\n    EXECUTE format('ALTER TABLE %I DROP COLUMN legacy_flag', "
+            "current_setting('app.table'));\n"
+            "END $$;",
+            False,
+            title="EXECUTE of a computed string: not known before run time",
+        ),
     )
 
     def visit_AlterTableCmd(self, ancestors: Any, node: Any) -> None:

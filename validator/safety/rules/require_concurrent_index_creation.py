@@ -65,6 +65,13 @@ class RequireConcurrentIndexCreation(Rule):
             True,
             title="ONLY on a plain table builds the whole index",
         ),
+        Example(
+            "DO $$\nBEGIN\n    IF NOT EXISTS (SELECT FROM pg_indexes WHERE indexname = "
+            "'orders_status_idx') THEN\n"
+            "        CREATE INDEX orders_status_idx ON orders (status);\n    END IF;\nEND $$;",
+            True,
+            title="inside a DO block the index is built the same way",
+        ),
     )
 
     def visit_IndexStmt(self, ancestors: Any, node: Any) -> None:
