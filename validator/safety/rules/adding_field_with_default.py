@@ -85,6 +85,12 @@ class AddingFieldWithDefault(Rule):
             True,
         ),
         Example(
+            "ALTER TABLE orders ADD COLUMN total_cents numeric GENERATED ALWAYS AS (total * 100) VIRTUAL;",
+            False,
+            target_postgres=18,
+            title="a VIRTUAL generated column stores nothing",
+        ),
+        Example(
             "ALTER TABLE orders ADD COLUMN status text NOT NULL DEFAULT 'new';",
             False,
             title="a constant default is instant on PostgreSQL 11+",
@@ -166,9 +172,23 @@ class AddingFieldWithDefault(Rule):
                 "added NOT VALID and validated in a later migration.",
             )
         for con in constraints(node, ConstrType.CONSTR_GENERATED):
-            self._rewrite(con, where, "a STORED generated column is computed for every existing row")
+            if con.generated_kind == "v":
+                continue  # VIRTUAL (PostgreSQL 18+, its default): computed when read, nothing is stored
+            self._rewrite(
+                con,
+                where,
+                "a STORED generated column is computed for every existing row",
+                help="Add a plain nullable column, fill it in batches, and switch to the generated column "
+                "in a maintenance window; on PostgreSQL 18+ a VIRTUAL generated column is added instantly.",
+            )
         for con in constraints(node, ConstrType.CONSTR_IDENTITY):
-            self._rewrite(con, where, "an identity column draws a sequence value for every existing row")
+            self._rewrite(
+                con,
+                where,
+                "an identity column draws a sequence value for every existing row",
+                help="Add a nullable bigint column, fill it in batches from a sequence, then ADD GENERATED "
+                "... AS IDENTITY and SET NOT NULL (with a validated CHECK first).",
+            )
         if node.typeName and node.typeName.names[-1].sval.lower() in SERIAL_TYPES:
             self._rewrite(
                 node.typeName, where, "a serial column draws a sequence value for every existing row"
