@@ -79,7 +79,8 @@ class BanDropColumn(Rule):
             table,
             f"Dropping {qualified(table)}.{node.name} breaks running code that still reads or "
             "writes it, and the data cannot be restored by a rollback.",
-            "Release code that no longer uses the column first, then drop it with a suppression "
+            "Expand/contract: release code that no longer uses the column first, then drop it with a "
+            "suppression "
             "that names the release.",
         )
 

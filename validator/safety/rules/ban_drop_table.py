@@ -69,6 +69,7 @@ class BanDropTable(Rule):
             self.report(
                 node,
                 f"Dropping table {', '.join(old)} breaks running code that uses it and destroys its data.",
-                "Release code that no longer uses the table first; then drop it with a suppression "
+                "Expand/contract: release code that no longer uses the table first, then drop it with a "
+                "suppression "
                 "giving the release (and where the data was archived).",
             )

@@ -50,6 +50,7 @@ class RenamingTable(Rule):
             node.relation,
             f"Renaming {qualified(node.relation)} to {node.newname} breaks every running "
             "query that uses the old name.",
-            "Keep the old name working (an updatable view with the old name) until every client "
+            "Expand/contract: keep the old name working (an updatable view with the old name) until "
+            "every client "
             "uses the new one, or suppress this with the reason why no client uses the table.",
         )
