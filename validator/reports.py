@@ -372,6 +372,37 @@ def _cell(text: Any) -> str:
 SEVERITY_MARK = {ERROR: "❌ error", WARNING: "⚠️ warning"}
 
 
+def _destructive_changes(data: ReportData) -> list[str]:
+    """Statements that destroy data (dropped tables, columns, schemas, TRUNCATE ... CASCADE), found or
+    waived by a suppression, in one table at the top: the reviewer sees them first."""
+    if not any(f.family == "safety" for f in data.findings) and not data.suppressions:
+        return []
+    from validator.safety import DESTRUCTIVE_RULES  # already imported when safety rules ran
+
+    rows = [
+        (f"`{_cell(f.location)}`", f"`{f.rule}`", _cell(f.message), SEVERITY_MARK[f.severity])
+        for f in sorted(data.findings, key=Finding.sort_key)
+        if f.family == "safety" and f.rule in DESTRUCTIVE_RULES
+    ]
+    for sup in data.suppressions:
+        d = suppression_dict(sup)
+        for rule in sorted(set(d.get("used_rules") or ()) & DESTRUCTIVE_RULES):
+            loc = f"{d.get('file') or '-'}" + (f":{d['line']}" if d.get("line") else "")
+            rows.append((f"`{_cell(loc)}`", f"`{rule}`", "(suppressed)", f"waived: {_cell(d.get('reason'))}"))
+    if not rows:
+        return []
+    return [
+        f"### Destructive changes ({len(rows)}): review these first",
+        "",
+        "These statements destroy data that no rollback of the application brings back.",
+        "",
+        "| location | rule | what | status |",
+        "|---|---|---|---|",
+        *("| " + " | ".join(r) + " |" for r in rows),
+        "",
+    ]
+
+
 def render_markdown(data: ReportData) -> str:
     s = data.summary()
     verdict = "✅ passed" if data.passed else "❌ failed"
@@ -406,6 +437,7 @@ def render_markdown(data: ReportData) -> str:
         out.append(f"| {family} | {counts[ERROR]} | {counts[WARNING]} |")
     out.append("")
 
+    out += _destructive_changes(data)
     findings = data.sorted_findings()
     out += [f"### Findings ({len(findings)})", ""]
     if not findings:
