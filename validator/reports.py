@@ -1,4 +1,4 @@
-"""Every reporter renders the same data: one list of findings (STYLE.md practice 2).
+"""Every reporter renders the same data: one list of findings (docs/architecture.md).
 
 ``write_reports(data, DIR)`` writes
 
@@ -17,7 +17,8 @@
 * ``report.md`` -- ready to paste as a PR comment: verdict, counts per family, the findings
   table (location, rule, message, help), every inline suppression with its reason (so the
   approver sees what was waved through), the bundle hash, then each section's own Markdown.
-* ``report.json`` -- ``{"summary": {"files", "errors", "warnings"}, "findings": [...]}`` (DESIGN.md)
+* ``report.json`` -- ``{"summary": {"files", "errors", "warnings"}, "findings": [...]}``
+  (README.md "Validating a pull request")
   plus ``passed``, ``blocking_severity``, ``checks``, ``suppressions``, ``bundle``, ``sections``,
   ``timings`` and ``tool``.
 
