@@ -1,6 +1,6 @@
 """The approved bundle: ``manifest.json`` plus ``migrations/<file>`` byte for byte.
 
-``load_bundle`` verifies everything DESIGN.md lists *before* anything touches a database and
+``load_bundle`` verifies everything listed in README.md "Applying" *before* anything touches a database and
 returns an in-memory ``Bundle``; from then on the executor only reads bytes from memory, so what
 was verified is exactly what runs.
 """

@@ -1,6 +1,6 @@
 """The Lambda entry point: ``executor.handler.handle(event, context)``.
 
-A thin edge (STYLE.md): the event is parsed into a typed invocation (``executor.events``), one core
+A thin edge: the event is parsed into a typed invocation (``executor.events``), one core
 function (``execute``) fetches and verifies the bundle, resolves the database and runs
 ``executor.apply``, and each kind of invocation turns the typed outcome into its own answer:
 
@@ -9,11 +9,11 @@ function (``execute``) fetches and verifies the bundle, resolves the database an
 - direct invocation   -> a JSON document returned to the caller;
 - custom resource     -> a ``PUT`` of the response document to the pre-signed ``ResponseURL``.
 
-Every failure carries a category (DESIGN.md), is logged once with it, counted in the metrics,
-and told to the SNS topic.  The event is never logged whole: it carries the pipeline's temporary
+Every failure carries a category (``executor.errors.Category``), is logged once with it, counted in
+the metrics, and told to the SNS topic.  The event is never logged whole: it carries the pipeline's temporary
 artifact credentials (and the custom resource's pre-signed URL).
 
-Environment, besides DESIGN.md's ``SCHEMAGATE_DB_SECRET_ARN``, ``SCHEMAGATE_SIGNING_KEY_ID``,
+Environment, besides the documented ``SCHEMAGATE_DB_SECRET_ARN``, ``SCHEMAGATE_SIGNING_KEY_ID``,
 ``SCHEMAGATE_NOTIFY_TOPIC_ARN``, ``SCHEMAGATE_SCHEMA`` and ``executor.credentials``' variables:
 ``SCHEMAGATE_CONTINUATION_MARGIN_MS`` (default 120000): when less than this is left of the
 Lambda's time after a migration, the run stops and continues in the next invocation.

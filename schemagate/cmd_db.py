@@ -11,7 +11,7 @@ Which database (first match wins):
 3. libpq's own variables, when ``PGHOST``, ``PGSERVICE`` or ``PGDATABASE`` is set (``PGUSER`` or
    ``PGPASSWORD`` alone do not name a server); ``PGPORT``, ``PGSSLMODE``... apply as usual
 4. otherwise the embedded PostgreSQL under ``.schemagate/postgres`` in the working directory,
-   database ``schemagate`` (schemagate/embedded.py).  The command says so on stderr, and stops the
+   database ``schemagate`` (localdb/server.py).  The command says so on stderr, and stops the
    server when it ends (unless another `schemagate` command is still using it).
 
 Output: progress and tables on stdout, notices about the target on stderr (so ``--json`` output
@@ -75,7 +75,7 @@ def target_database(database_url: str | None) -> Iterator[Target]:
         yield Target("", f"the database named by PG* variables ({named})")
         return
 
-    from schemagate.embedded import default_local_server
+    from localdb.server import default_local_server
 
     server = default_local_server(Path.cwd())
     with server.running():

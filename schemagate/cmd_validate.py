@@ -1,6 +1,6 @@
 """``schemagate validate``: the same checks locally and in CodeBuild (see buildspec.yml).
 
-Exit codes (DESIGN.md): 0 nothing blocks; 1 findings block (the bundle is not written);
+Exit codes (README.md "Commands"): 0 nothing blocks; 1 findings block (the bundle is not written);
 2 bad usage or configuration (e.g. no migrations directory).
 """
 

@@ -354,7 +354,7 @@ def rehearsal_server(config: ValidatorConfig, database_url: str | None) -> Itera
             )
         yield database_url, describe_server(database_url)
         return
-    from schemagate.embedded import EmbeddedPostgres
+    from localdb.server import EmbeddedPostgres
 
     home = config.project_root / ".schemagate" / "rehearsal"
     try:

@@ -1,4 +1,4 @@
-"""Every reporter renders the same data: one list of findings (STYLE.md practice 2).
+"""Every reporter renders the same data: one list of findings (docs/architecture.md).
 
 ``write_reports(data, DIR)`` writes
 
