@@ -228,6 +228,28 @@ def state_counts(infos: list[Any]) -> str:
     return ", ".join(f"{n} {state}" for state, n in counts.items()) or "nothing"
 
 
+def invalid_index_lines(invalid: list[tuple[Any, str | None]], infos: list[Any]) -> list[str]:
+    """What ``info`` says about INVALID indexes (left by an interrupted or failed concurrent build)."""
+    states = {i.file: _state(i) for i in infos}
+    count = f"{len(invalid)} INVALID {'index' if len(invalid) == 1 else 'indexes'}"
+    lines = [
+        f"{count} (left by an interrupted or failed concurrent build: not used by queries, still updated on "
+        "every write):"
+    ]
+    for row, owner in invalid:
+        where = f"  {row.qualified} on {row.qualified_table}: "
+        if owner is None:
+            lines.append(where + "built by no recorded migration")
+        else:
+            lines.append(where + f"{owner} ({states.get(owner, 'recorded')}) should have built it")
+    example = next((row for row, owner in invalid if owner is not None), invalid[0][0])
+    lines.append(
+        f"remedy: rebuild one in place with REINDEX INDEX CONCURRENTLY {example.qualified}, or drop it with "
+        "DROP INDEX CONCURRENTLY (a pending or failed migration that builds it then builds it again)"
+    )
+    return lines
+
+
 def describe_plan(plan: Any, *, limit: int | None = None) -> str:
     """One line per migration to apply; with ``limit``, a long plan shows its head and tail."""
     items = plan.to_apply
@@ -286,7 +308,7 @@ class Progress:
         elif kind == "lock_acquired":
             if event.duration_ms and event.duration_ms >= 1000:
                 click.echo(f"  lock acquired after {_ms(event.duration_ms)}")
-        elif kind in ("waiting_for_lock", "retry", "stopped"):
+        elif kind in ("waiting_for_lock", "retry", "stopped", "invalid_index_dropped"):
             click.echo(f"  {event.message}")
 
     def _flush(self) -> None:
@@ -510,11 +532,20 @@ def register(group: click.Group) -> None:
         settings = executor_settings(config, schema=schema)
         with target_database(database_url) as target, connected(target) as conn:
             infos = core.info(conn, bundle, settings)
+            invalid = core.invalid_indexes(conn, bundle, settings, infos)
         if as_json:
-            _print_json({"target": target.label, "migrations": infos})
+            _print_json(
+                {
+                    "target": target.label,
+                    "migrations": infos,
+                    "invalid_indexes": [{**row.to_dict(), "built_by": owner} for row, owner in invalid],
+                }
+            )
             return
         click.echo(info_table(infos))
         click.echo(f"\n{state_counts(infos)}")
+        if invalid:
+            click.echo("\n" + "\n".join(invalid_index_lines(invalid, infos)))
 
     @group.command("repair")
     @_database_option
