@@ -92,11 +92,14 @@ def target_database(database_url: str | None) -> Iterator[Target]:
 
 @contextlib.contextmanager
 def connected(target: Target) -> Iterator[Any]:
-    from executor.connection import connect
+    """A connection to the target; losing it inside the block is a ConnectionFailure (CONNECTION_ERROR,
+    exit 1) that names the target, never a psycopg2 traceback."""
+    from executor.connection import connect, connection_errors
 
     conn = connect(target.url)
     try:
-        yield conn
+        with connection_errors(f"talking to {target.label}", conn):
+            yield conn
     finally:
         conn.close()
 
