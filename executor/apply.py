@@ -18,13 +18,27 @@ How a run goes (``apply``):
      taken effect writes a ``success = false`` row** — that is, any failure except one of its first
      statement when that statement is not CONCURRENTLY, CALL or DO (one statement in autocommit is
      atomic; those three commit part of their work).  The row blocks later runs until a person
-     checks the database (e.g. drops the INVALID index a failed CREATE INDEX CONCURRENTLY leaves)
-     and runs ``schemagate repair``; without a row the file simply stays pending;
+     checks the database and runs ``schemagate repair``; without a row the file simply stays
+     pending.  Around each CREATE INDEX / REINDEX statement ``executor.index_validity`` drops the
+     INVALID index an interrupted or failed earlier run of it left (and builds it again), and
+     afterwards checks that the index it names is valid: an INVALID index is a failure, never
+     a success row;
    - a lock_timeout (SQLSTATE 55P03) is retried ``lock_retries`` times with doubling back-off
      (for a non-transactional file only when nothing of it took effect, as above);
 5. ``should_continue()`` is asked between migrations (the Lambda stops before its time runs out);
 6. the lock is released in ``finally``; if the process dies, the session ends and PostgreSQL
    rolls back the open transaction and releases the lock.
+
+Bounded waits (``network_timeout``, default 10s): for the run the session sets
+``idle_in_transaction_session_timeout`` and (PostgreSQL 14+) ``idle_session_timeout`` to it, so a
+run whose network stalled, between two statements of a migration or between two migrations,
+loses its session, its open transaction and all its locks within ``network_timeout``; plus
+``client_connection_check_interval`` (2s, PostgreSQL 14+: a vanished client during a long
+statement) and server-side TCP keepalives / ``tcp_user_timeout``.  On the client side every query
+waits at most ``network_timeout`` for its answer, a migration's statements their
+``statement_timeout`` on top (``executor.connection.ResponseDeadline``); then the connection is
+closed and the run fails with CONNECTION_ERROR.  A connection lost at any point is a
+``ConnectionFailure``.
 """
 
 from __future__ import annotations
