@@ -269,8 +269,10 @@ def _executor_session(conn, settings: ExecutorSettings, doing: str) -> Iterator[
             yield deadline
         finally:
             if values and not conn.closed:
-                with suppress(psycopg2.Error), conn.cursor() as cur:
-                    cur.execute("".join(f"RESET {name};" for name in values))
+                with suppress(psycopg2.Error):
+                    rollback_if_open(conn)
+                    with conn.cursor() as cur:
+                        cur.execute("".join(f"RESET {name};" for name in values))
 
 
 class _NoticeSink:

@@ -253,7 +253,8 @@ def lost_connection(exc: BaseException, doing: str, *, deadline: ResponseDeadlin
     kw.setdefault(
         "remedy",
         "check the server and the network path to it (a stalled proxy, NAT or VPN), then run the command "
-        "again: nothing is left half-done by a lost connection before the migration lock was taken",
+        "again; a migration that was running is rolled back with the session (`schemagate info` shows "
+        "what is applied)",
     )
     return ConnectionFailure(f"lost the connection to the database while {doing}: {detail}", **kw)
 
@@ -295,6 +296,7 @@ class ResponseDeadline:
         self.overdue: Overdue | None = None
         self._cond = threading.Condition()
         self._armed: tuple[float, float, str] | None = None  # (deadline, seconds, what)
+        self._wakes_at = float("inf")  # when the watcher looks again by itself
         self._thread: threading.Thread | None = None
         self._closed = False
 
@@ -304,17 +306,18 @@ class ResponseDeadline:
             yield
             return
         with self._cond:
-            self._armed = (time.monotonic() + seconds, seconds, what)
+            deadline = time.monotonic() + seconds
+            self._armed = (deadline, seconds, what)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._watch, name="schemagate-deadline", daemon=True)
                 self._thread.start()
-            self._cond.notify_all()
+            if deadline < self._wakes_at:  # otherwise the watcher finds it when it wakes up anyway
+                self._cond.notify_all()
         try:
             yield
         finally:
             with self._cond:
-                self._armed = None
-                self._cond.notify_all()
+                self._armed = None  # no wake-up needed: the watcher re-reads _armed when it wakes
 
     def close(self) -> None:
         with self._cond:
@@ -328,11 +331,13 @@ class ResponseDeadline:
         with self._cond:
             while not self._closed:
                 if self._armed is None:
+                    self._wakes_at = float("inf")
                     self._cond.wait()
                     continue
                 deadline, seconds, what = self._armed
                 left = deadline - time.monotonic()
                 if left > 0:
+                    self._wakes_at = deadline
                     self._cond.wait(left)
                     continue
                 self.overdue = Overdue(seconds, what)

@@ -4,10 +4,11 @@ Used in a bounded form by ``tests/test_faults_injection.py`` (CI) and in full by
 ``bench/fault_injection.py``.  A run is a real ``schemagate apply --migrations DIR --yes``
 process.  Each round picks, from a seeded ``random.Random``, one way to interrupt it:
 
-- ``sigkill-anywhere``: SIGKILL after a random delay, spread over what is left of the history
-  (inside a transactional migration, between two, while writing a history row, before connecting ...);
-- ``sigkill-in-index-build``: a held snapshot makes the next ``CREATE INDEX CONCURRENTLY`` /
-  ``REINDEX CONCURRENTLY`` wait in its last phase, where the process is SIGKILLed (PostgreSQL
+- ``sigkill-anywhere``: SIGKILL a random moment after the run reached a random point of the
+  history (inside a transactional migration, between two, while writing a history row ...);
+- ``sigkill-in-index-build``: from a random point of the history on, a held snapshot makes the next
+  ``CREATE INDEX CONCURRENTLY`` / ``REINDEX CONCURRENTLY`` wait in its last phase, where the
+  process is SIGKILLed (PostgreSQL
   ends the orphaned backend within ``client_connection_check_interval``, leaving the index INVALID);
 - ``terminate-in-index-build``: the same, but the executor's backend is terminated
   (``pg_terminate_backend``), so the process sees its connection die and exits 1.
@@ -25,6 +26,8 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import psycopg2
 
 from tests.database_faults import (
     WAITING_FOR_OLD_SNAPSHOTS,
@@ -83,7 +86,8 @@ COMMENT ON TABLE {name} IS 'created by the {name} migration';
         )
         self.tables.append(name)
         rows = self.rng.choice([2000, 5000, 12000])
-        parent_ref = f", 1 + g % {self.rng.randint(50, 200)}" if parent else ""
+        # the parent's ids: an identity does not reuse the values of a rolled-back import
+        parent_ref = f", (SELECT min(id) FROM {parent}) + g % {self.rng.randint(50, 200)}" if parent else ""
         parent_col = f", {parent}_id" if parent else ""
         self.emit(
             f"import_{name}",
@@ -298,60 +302,100 @@ def _executor_build(url: str) -> int | None:
     return None
 
 
-def _kill_in_index_build(project: Path, url: str, terminate_backend: bool) -> tuple[str, int | None]:
-    with held_snapshot(url):
-        process = schemagate_process(apply_args(url), project)
-        try:
+class _Progress:
+    """How many history rows there are, read on one connection of its own."""
+
+    def __init__(self, url: str) -> None:
+        self.conn = psycopg2.connect(url, application_name="fault-injection-watcher")
+        self.conn.autocommit = True
+
+    def rows(self) -> int:
+        with self.conn.cursor() as cur:
+            cur.execute("SELECT to_regclass('public.schemagate_history') IS NOT NULL")
+            if not cur.fetchone()[0]:
+                return 0
+            cur.execute("SELECT count(*) FROM public.schemagate_history")
+            return int(cur.fetchone()[0])
+
+    def wait_for(self, target: int, process: subprocess.Popen) -> bool:
+        """Until the history has ``target`` rows (True) or the process ended (False)."""
+        wait_until(lambda: process.poll() is not None or self.rows() >= target, 600, f"{target} history rows")
+        return process.poll() is None
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _kill_in_index_build(
+    project: Path, url: str, progress: _Progress, target: int, terminate_backend: bool
+) -> tuple[str, int | None]:
+    """Let the run get ``target`` migrations far, then hold a snapshot: the next concurrent build
+    waits on it, and is interrupted there."""
+    process = schemagate_process(apply_args(url), project)
+    try:
+        if not progress.wait_for(target, process):
+            process.communicate()
+            return "nothing (finished first)", process.returncode
+        with held_snapshot(url):
             pid = wait_until(
                 lambda: _executor_build(url) or (process.poll() is not None and -1),
                 300,
                 "an index build to wait",
             )
-        except BaseException:
-            process.kill()
-            process.wait()
-            raise
-        if pid == -1:  # the run finished without meeting a pending index build
+            if pid == -1:  # the run finished without meeting another index build
+                process.communicate()
+                return "nothing (no index build left)", process.returncode
+            if terminate_backend:
+                terminate(url, pid)
+                process.communicate(timeout=120)
+                return "an index build (backend terminated)", process.returncode
+            process.send_signal(signal.SIGKILL)
             process.communicate()
-            return "nothing (no index build left)", process.returncode
-        if terminate_backend:
-            terminate(url, pid)
-            process.communicate(timeout=120)
-            return "an index build (backend terminated)", process.returncode
-        process.send_signal(signal.SIGKILL)
-        process.communicate()
-        wait_until(lambda: not backend_alive(url, pid), 60, "the orphaned backend to end")
-        return "an index build (process killed)", process.returncode
+            wait_until(lambda: not backend_alive(url, pid), 60, "the orphaned backend to end")
+            return "an index build (process killed)", process.returncode
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
 
 
-def _kill_anywhere(project: Path, url: str, delay: float) -> tuple[str, int | None]:
+def _kill_anywhere(
+    project: Path, url: str, progress: _Progress, target: int, delay: float
+) -> tuple[str, int | None]:
+    """SIGKILL a little after the run got ``target`` migrations far: inside a migration, between two,
+    while writing a history row ..."""
     process = schemagate_process(apply_args(url), project)
-    try:
-        process.wait(timeout=delay)
-        return "nothing (finished first)", process.returncode
-    except subprocess.TimeoutExpired:
-        process.send_signal(signal.SIGKILL)
+    if not progress.wait_for(target, process):
         process.communicate()
-    builds = [b for b in index_builds(url) if b[3] == "schemagate"]
-    return ("an index build (process killed)" if builds else "a run (process killed)"), process.returncode
+        return "nothing (finished first)", process.returncode
+    time.sleep(delay)
+    process.send_signal(signal.SIGKILL)
+    process.communicate()
+    building = any(b[3] == "schemagate" for b in index_builds(url))
+    return ("an index build (process killed)" if building else "a run (process killed)"), process.returncode
 
 
 def interrupt_and_finish(project: Path, url: str, *, kills: int, seed: int, clean_run_s: float) -> FaultRun:
-    """``kills`` interrupted runs (seeded), then runs until one succeeds."""
+    """``kills`` interrupted runs at seeded random points of the history, then runs until one succeeds."""
     rng = random.Random(seed)
-    files = len(list((project / "migrations").glob("*.sql")))
+    total = len(list((project / "migrations").glob("*.sql")))
     run = FaultRun(clean_run_s=clean_run_s)
-    for number in range(kills):
-        # every other round inside an index build (two in a row would stop at the same build again)
-        strategy = rng.choice(STRATEGIES[1:]) if number % 2 == 0 else STRATEGIES[0]
-        before = len(history_rows(url))
-        if strategy == "sigkill-anywhere":
+    progress = _Progress(url)
+    try:
+        for number in range(kills):
+            # every other round inside an index build, alternately killing the process and its backend
+            strategy = STRATEGIES[1 + (number // 2) % 2] if number % 2 == 0 else STRATEGIES[0]
+            before = progress.rows()
             # spread the kills over what is left of the history
-            left_s = clean_run_s * max(0.05, 1 - before / max(1, files))
-            landed, code = _kill_anywhere(project, url, rng.uniform(0.2, 0.2 + 2 * left_s / (kills - number)))
-        else:
-            landed, code = _kill_in_index_build(project, url, strategy == "terminate-in-index-build")
-        run.rounds.append(Round(strategy, landed, code, before, len(history_rows(url)), invalid_indexes(url)))
+            target = min(total - 1, before + rng.randint(0, max(1, 2 * (total - before) // (kills - number))))
+            if strategy == "sigkill-anywhere":
+                landed, code = _kill_anywhere(project, url, progress, target, rng.uniform(0, 0.3))
+            else:
+                terminate_backend = strategy == "terminate-in-index-build"
+                landed, code = _kill_in_index_build(project, url, progress, target, terminate_backend)
+            run.rounds.append(Round(strategy, landed, code, before, progress.rows(), invalid_indexes(url)))
+    finally:
+        progress.close()
     for attempt in range(1, 6):
         code, out, err = run_schemagate(apply_args(url), project, timeout=600)
         run.final_runs = attempt

@@ -58,8 +58,8 @@ class _Link:
                     self.proxy.stalled.set()
                     continue
                 if action == "cut":
+                    self.proxy.cut.set()  # before the reset: the client reacts to it at once
                     self.reset()
-                    self.proxy.cut.set()
                     return
             try:
                 target.sendall(data)

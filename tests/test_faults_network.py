@@ -15,10 +15,11 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import psycopg2
 import pytest
 
 from executor.apply import apply, info, plan
-from executor.connection import connect
+from executor.connection import ResponseDeadline, connect
 from executor.errors import ConnectionFailure
 from executor.settings import ExecutorSettings
 from schemagate.cli import main
@@ -264,3 +265,23 @@ def test_the_executor_api_raises_a_connection_failure_while_planning(accounts_db
             conn.close()
     assert caught.value.category.value == "CONNECTION_ERROR"
     assert caught.value.message.startswith("lost the connection to the database while reading the history")
+
+
+def test_the_client_gives_up_on_an_answer_that_is_overdue(fresh_db: str) -> None:
+    with TcpProxy(fresh_db) as proxy:
+        proxy.stall_when(b"SELECT 'never answered'")
+        conn = connect(proxy.url)
+        deadline = ResponseDeadline(conn)
+        try:
+            with conn.cursor() as cur:
+                with deadline.bound(30, "warming up"):
+                    cur.execute("SELECT 1")  # answered: the bound is lifted again
+                with (
+                    pytest.raises(psycopg2.OperationalError),
+                    deadline.bound(1, "waiting for the stalled one"),
+                ):
+                    cur.execute("SELECT 'never answered'")
+        finally:
+            deadline.close()
+            conn.close()
+    assert deadline.overdue is not None and deadline.overdue.what == "waiting for the stalled one"
