@@ -232,7 +232,9 @@ def _bounded(conn, settings: ExecutorSettings, doing: str) -> Iterator[ResponseD
     statements their statement_timeout on top), and a lost connection is a ConnectionFailure."""
     deadline = ResponseDeadline(conn)
     saved = conn.cursor_factory
-    conn.cursor_factory = deadline.cursor_factory(settings.network_timeout_s, f"{doing} (a query of its own)")
+    conn.cursor_factory = deadline.cursor_factory(
+        settings.network_timeout_s, f"{doing} (a query of its own)", base=saved
+    )
     try:
         with connection_errors(doing, conn, deadline=deadline):
             yield deadline

@@ -354,11 +354,12 @@ class ResponseDeadline:
             finally:
                 duplicate.close()
 
-    def cursor_factory(self, seconds: float | None, what: str = "waiting for the server"):
-        """A cursor class whose every execute is bounded by ``seconds`` (set as ``conn.cursor_factory``)."""
+    def cursor_factory(self, seconds: float | None, what: str = "waiting for the server", base=None):
+        """A cursor class whose every execute is bounded by ``seconds`` (set as ``conn.cursor_factory``);
+        ``base``: the connection's own cursor class, kept (psycopg2's plain cursor by default)."""
         deadline = self
 
-        class BoundedCursor(psycopg2.extensions.cursor):
+        class BoundedCursor(base or psycopg2.extensions.cursor):  # type: ignore[misc,valid-type]
             def execute(self, query, vars=None):
                 with deadline.bound(seconds, what):
                     return super().execute(query, vars)

@@ -231,7 +231,9 @@ def state_counts(infos: list[Any]) -> str:
     return ", ".join(f"{n} {state}" for state, n in counts.items()) or "nothing"
 
 
-def invalid_index_lines(invalid: list[tuple[Any, str | None]], infos: list[Any]) -> list[str]:
+def invalid_index_lines(
+    invalid: list[tuple[Any, str | None]], infos: list[Any], *, with_migrations: bool = True
+) -> list[str]:
     """What ``info`` says about INVALID indexes (left by an interrupted or failed concurrent build)."""
     states = {i.file: _state(i) for i in infos}
     count = f"{len(invalid)} INVALID {'index' if len(invalid) == 1 else 'indexes'}"
@@ -241,7 +243,9 @@ def invalid_index_lines(invalid: list[tuple[Any, str | None]], infos: list[Any])
     ]
     for row, owner in invalid:
         where = f"  {row.qualified} on {row.qualified_table}: "
-        if owner is None:
+        if owner is None and not with_migrations:
+            lines.append(where + "(pass --migrations DIR or --bundle DIR to see which migration built it)")
+        elif owner is None:
             lines.append(where + "built by no recorded migration")
         else:
             lines.append(where + f"{owner} ({states.get(owner, 'recorded')}) should have built it")
@@ -548,7 +552,8 @@ def register(group: click.Group) -> None:
         click.echo(info_table(infos))
         click.echo(f"\n{state_counts(infos)}")
         if invalid:
-            click.echo("\n" + "\n".join(invalid_index_lines(invalid, infos)))
+            lines = invalid_index_lines(invalid, infos, with_migrations=bundle is not None)
+            click.echo("\n" + "\n".join(lines))
 
     @group.command("repair")
     @_database_option
