@@ -18,7 +18,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from executor.apply import apply, info, plan
+from executor.apply import ApplyHooks, apply, info, plan
 from executor.connection import ResponseDeadline, connect
 from executor.errors import ConnectionFailure
 from executor.settings import ExecutorSettings
@@ -285,3 +285,41 @@ def test_the_client_gives_up_on_an_answer_that_is_overdue(fresh_db: str) -> None
             deadline.close()
             conn.close()
     assert deadline.overdue is not None and deadline.overdue.what == "waiting for the stalled one"
+
+
+def test_the_executors_session_is_bounded_while_it_runs_and_reset_afterwards(fresh_db: str) -> None:
+    seen: dict[str, str] = {}
+    names = ("idle_in_transaction_session_timeout", "idle_session_timeout", "tcp_keepalives_idle")
+
+    def during(conn, entry) -> None:
+        with conn.cursor() as cur:
+            for name in names:
+                cur.execute("SELECT current_setting(%s)", (name,))
+                seen[name] = cur.fetchone()[0]
+
+    conn = connect(fresh_db)
+    try:
+        params = conn.get_dsn_parameters()
+        assert (params["keepalives"], params["keepalives_idle"], params["tcp_user_timeout"]) == (
+            "1",
+            "15",
+            "30000",
+        )
+        apply(
+            conn,
+            bundle_of({"V1__create_accounts.sql": ACCOUNTS["V1__create_accounts.sql"]}),
+            STALLED,
+            hooks=ApplyHooks(before_migration=during),
+        )
+        with conn.cursor() as cur:
+            cur.execute("SELECT " + ", ".join("current_setting(%s)" for _ in names), names)
+            after = cur.fetchone()
+        conn.rollback()
+    finally:
+        conn.close()
+    assert seen == {
+        "idle_in_transaction_session_timeout": f"{NETWORK_TIMEOUT_S}s",
+        "idle_session_timeout": f"{NETWORK_TIMEOUT_S}s",
+        "tcp_keepalives_idle": "15",
+    }
+    assert after[:2] == ("0", "0")  # the caller's connection is left as it was
