@@ -92,11 +92,14 @@ def target_database(database_url: str | None) -> Iterator[Target]:
 
 @contextlib.contextmanager
 def connected(target: Target) -> Iterator[Any]:
-    from executor.connection import connect
+    """A connection to the target; losing it inside the block is a ConnectionFailure (CONNECTION_ERROR,
+    exit 1) that names the target, never a psycopg2 traceback."""
+    from executor.connection import connect, connection_errors
 
     conn = connect(target.url)
     try:
-        yield conn
+        with connection_errors(f"talking to {target.label}", conn):
+            yield conn
     finally:
         conn.close()
 
@@ -257,6 +260,32 @@ def state_counts(infos: list[Any]) -> str:
     return ", ".join(f"{n} {state}" for state, n in counts.items()) or "nothing"
 
 
+def invalid_index_lines(
+    invalid: list[tuple[Any, str | None]], infos: list[Any], *, with_migrations: bool = True
+) -> list[str]:
+    """What ``info`` says about INVALID indexes (left by an interrupted or failed concurrent build)."""
+    states = {i.file: _state(i) for i in infos}
+    count = f"{len(invalid)} INVALID {'index' if len(invalid) == 1 else 'indexes'}"
+    lines = [
+        f"{count} (left by an interrupted or failed concurrent build: not used by queries, still updated on "
+        "every write):"
+    ]
+    for row, owner in invalid:
+        where = f"  {row.qualified} on {row.qualified_table}: "
+        if owner is None and not with_migrations:
+            lines.append(where + "(pass --migrations DIR or --bundle DIR to see which migration built it)")
+        elif owner is None:
+            lines.append(where + "built by no recorded migration")
+        else:
+            lines.append(where + f"{owner} ({states.get(owner, 'recorded')}) should have built it")
+    example = next((row for row, owner in invalid if owner is not None), invalid[0][0])
+    lines.append(
+        f"remedy: rebuild one in place with REINDEX INDEX CONCURRENTLY {example.qualified}, or drop it with "
+        "DROP INDEX CONCURRENTLY (a pending or failed migration that builds it then builds it again)"
+    )
+    return lines
+
+
 def describe_plan(plan: Any, *, limit: int | None = None) -> str:
     """One line per migration to apply; with ``limit``, a long plan shows its head and tail."""
     items = plan.to_apply
@@ -315,7 +344,7 @@ class Progress:
         elif kind == "lock_acquired":
             if event.duration_ms and event.duration_ms >= 1000:
                 click.echo(f"  lock acquired after {_ms(event.duration_ms)}")
-        elif kind in ("waiting_for_lock", "retry", "stopped"):
+        elif kind in ("waiting_for_lock", "retry", "stopped", "invalid_index_dropped"):
             click.echo(f"  {event.message}")
 
     def _flush(self) -> None:
@@ -565,11 +594,21 @@ def register(group: click.Group) -> None:
         settings = executor_settings(config, schema=schema)
         with target_database(database_url) as target, connected(target) as conn:
             infos = core.info(conn, bundle, settings)
+            invalid = core.invalid_indexes(conn, bundle, settings, infos)
         if as_json:
-            _print_json({"target": target.label, "migrations": infos})
+            _print_json(
+                {
+                    "target": target.label,
+                    "migrations": infos,
+                    "invalid_indexes": [{**row.to_dict(), "built_by": owner} for row, owner in invalid],
+                }
+            )
             return
         click.echo(info_table(infos))
         click.echo(f"\n{state_counts(infos)}")
+        if invalid:
+            lines = invalid_index_lines(invalid, infos, with_migrations=bundle is not None)
+            click.echo("\n" + "\n".join(lines))
 
     @group.command("repair")
     @_database_option
