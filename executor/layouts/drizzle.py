@@ -390,7 +390,7 @@ def _header(tag: str, description: str, now: datetime) -> str:
         f"-- {tag}: {description.replace('_', ' ')}\n"
         f"-- Created by `schemagate new` on {now.strftime('%Y-%m-%d %H:%M')} UTC, with its entry in "
         f"{JOURNAL}\n"
-        "-- (as `drizzle-kit generate --custom` would). The file runs in one transaction; separate\n"
-        f"-- statements with a line `{BREAKPOINT}`, as drizzle-kit does.\n"
+        "-- (as `drizzle-kit generate --custom` would). The file runs in one transaction; put\n"
+        "-- drizzle-kit's statement breakpoint line between statements, as in the other files.\n"
         "\n"
     )

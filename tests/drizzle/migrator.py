@@ -2,8 +2,8 @@
 directory outside the repository (once; later sessions reuse it), and ``migrate.mjs`` next to this
 file calls ``drizzle-orm/node-postgres/migrator`` on a migrations folder, as an application does.
 
-The fixture ``drizzle_orm`` fails (never skips) when npm cannot install the packages: the import
-tests are only worth something against the real tool.
+``install()`` (the test modules' session fixture ``drizzle_orm``) fails, never skips, when npm cannot
+install the packages: the Drizzle tests are only worth something against the real tool.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg2
@@ -73,12 +72,6 @@ def install() -> Path:
                 f"(exit {result.returncode}):\n{result.stdout}\n{result.stderr}"
             )
     return prefix
-
-
-@pytest.fixture(scope="session")
-def drizzle_orm() -> Iterator[Path]:
-    """The directory whose node_modules holds drizzle-orm and pg."""
-    yield install()
 
 
 def run_migrator(
