@@ -290,3 +290,21 @@ def test_the_hash_is_of_the_content_as_node_reads_it() -> None:
         drizzle_hash(b"\xef\xbb\xbfselect 1;\r\n") == hashlib.sha256(b"\xef\xbb\xbfselect 1;\r\n").hexdigest()
     )
     assert drizzle_hash(b"select '\xff';") == hashlib.sha256("select '\ufffd';".encode()).hexdigest()
+
+
+def test_with_the_journal_two_entries_that_share_a_when_map_by_hash(tmp_path: Path) -> None:
+    root = drizzle_helpdesk.write(tmp_path / "drizzle")
+    data = drizzle_helpdesk.journal()
+    data["entries"][20]["when"] = data["entries"][19]["when"]  # a merge kept the same `when`
+    (root / JOURNAL).write_text(json.dumps(data, indent=2))
+    bundle = bundle_from_directory(load_config(root.parent, migrations=root))
+    rows = [
+        {"id": i + 1, "hash": drizzle_hash((root / f"{e['tag']}.sql").read_bytes()), "created_at": e["when"]}
+        for i, e in enumerate(data["entries"][:21])
+    ]
+    adoption = DrizzleHistory().adopt(rows, bundle)
+    assert adoption.refusals == [] and [r.script for r in adoption.rows] == ORDER[:21]
+    rows[20]["hash"] = "d" * 64  # 0020 edited since: named, with both hashes
+    (refusal,) = DrizzleHistory().adopt(rows, bundle).refusals
+    assert refusal.file == "0020_famous_quasar.sql" and "d" * 64 in refusal.message
+    assert "matched by its place" not in refusal.message  # the journal's `when` named it

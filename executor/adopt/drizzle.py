@@ -121,16 +121,20 @@ class DrizzleHistory(PreviousTool):
         whens: dict[str, int],
     ) -> Adoption:
         out = Adoption()
-        at = {whens[e.file]: k for k, e in enumerate(entries)}
+        at: dict[int, list[int]] = {}  # when -> entries (two entries of a merge may share one)
+        for k, e in enumerate(entries):
+            at.setdefault(whens[e.file], []).append(k)
         by_hash: dict[str, list[int]] = {}
         for k, h in enumerate(hashes):
             by_hash.setdefault(h, []).append(k)
         done: set[int] = set()
         for row in rows:
-            k = at.get(_created_at(row))
-            if k is not None and hashes[k] != row["hash"]:
-                out.refusals.append(self._edited(row, entries[k], hashes[k]))
-                done.add(k)
+            same_when = at.get(_created_at(row), [])
+            k = next((j for j in same_when if hashes[j] == row["hash"] and j not in done), None)
+            if k is None and same_when and not any(j not in done for j in by_hash.get(row["hash"], [])):
+                edited = next((j for j in same_when if j not in done), same_when[0])
+                out.refusals.append(self._edited(row, entries[edited], hashes[edited]))
+                done.add(edited)
                 continue
             if k is None:
                 k = next((j for j in by_hash.get(row["hash"], []) if j not in done), None)
