@@ -50,10 +50,9 @@ class Bundle:
 
     def sql(self, entry: ManifestEntry) -> str:
         """The SQL text of one migration (BOM removed, CRLF as LF; one section of the file where the
-        layout keeps up and down in one file, other lines left empty so line numbers still match)."""
+        layout keeps up and down in one file, other lines left empty so line numbers still match;
+        the layout's own reading of a whole file otherwise, exactly as validation saw it)."""
         text = decode_sql(self.files[entry.file])
-        if entry.section is None:
-            return text
         from executor import layouts
 
         return layouts.get(self.manifest.layout).section_text(text, entry.section)

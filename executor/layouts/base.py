@@ -89,6 +89,10 @@ class NameProblem:
     example: str | None = None  # a correctly formed path close to ``rel``
     rule: str = "naming-malformed"
     severity: str = "error"  # "warning" for files the tool itself ignores (a Drizzle orphan)
+    # for a file that is not a migration itself (a Drizzle journal): the whole message and the remedy,
+    # instead of "<rel> is not a valid <Tool> migration: <problem>" and "rename it to <example>"
+    message: str | None = None
+    remedy: str | None = None
 
 
 @dataclass
