@@ -501,6 +501,7 @@ COMMIT;
 """,
 }
 
+
 def write(root: Path, files: dict[str, str] | None = None) -> Path:
     for rel, text in (files or FILES).items():
         path = root / rel
