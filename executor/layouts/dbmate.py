@@ -35,7 +35,6 @@ migration file in a sub-directory (dbmate never runs it).
 
 from __future__ import annotations
 
-import itertools
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -211,17 +210,21 @@ class Dbmate(Layout):
                 continue
             by_number[number] = rel
             accepted.append((rel, version, description))
-        for (before, v1, _), (after, v2, _) in itertools.pairwise(accepted):
-            if Version.parse(v2) < Version.parse(v1):
+        highest: tuple[Version, str, str] | None = None  # the highest version so far, its file and text
+        for rel, version, _ in accepted:
+            number = Version.parse(version)
+            if highest is not None and number < highest[0]:
                 out.problems.append(
                     NameProblem(
-                        rel=after,
-                        problem=f"dbmate applies files in name order, so it runs {before} (version {v1}) "
-                        f"before this one (version {v2}); schemagate applies them by version, the other way "
-                        "round",
-                        example=f"{v2.zfill(len(v1))}_{_stem(after)}.sql",
+                        rel=rel,
+                        problem=f"dbmate applies files in name order, so it runs {highest[1]} (version "
+                        f"{highest[2]}) before this one (version {version}); schemagate applies them by "
+                        "version, the other way round",
+                        example=f"{version.zfill(len(highest[2]))}_{_stem(rel)}.sql",
                     )
                 )
+            elif highest is None or number > highest[0]:
+                highest = (number, rel, version)
         return accepted
 
     def _add(self, tree: SourceTree, rel: str, version: str, description: str, out: Resolution) -> None:
