@@ -281,3 +281,43 @@ def test_a_failing_up_section_leaves_the_database_as_it_was(history: Path, fresh
     err = capsys.readouterr().err
     assert "20240401000000_broken.sql" in err and ":3:" in err  # the line in the file, not in the section
     assert schema_snapshot(fresh_db, rows_of=("schemagate_history",)) == before
+
+
+@pytest.mark.parametrize(
+    ("up", "passes"),
+    [
+        ("alter table bookings add column room text;\n", True),
+        ("create index bookings_room_idx on bookings (lower(cancel_reason));\n", False),
+    ],
+)
+def test_a_branch_adding_one_migration_made_by_new_is_judged_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, up: str, passes: bool
+) -> None:
+    """Needs the gate to judge only what changed since the base ref, and no down section (branch `gate`)."""
+    from tests.git_project import commit_all, git, project_on_main
+    from validator.validate import run_validation
+
+    root = tmp_path / "service"
+    history = dbmate_bookings.write(root / dbmate_bookings.ROOT)
+    project_on_main(root, dbmate_bookings.ROOT)
+    git(root, "checkout", "-qb", "feature/rooms")
+    monkeypatch.chdir(root)
+    path = create_migration(history, ["add", "bookings", "room"], now=NOW)
+    text = path.read_text().replace("-- migrate:down\n", up + "\n-- migrate:down\n")
+    path.write_text(
+        text + "drop index if exists bookings_room_idx;\nalter table bookings drop column if exists room;\n"
+    )
+    commit_all(root, "booking rooms")
+
+    result = run_validation(load_config(root), base_ref="main", bundle_dir=root / "bundle")
+
+    errors = [f for f in result.findings if f.severity == "error"]
+    if passes:
+        assert result.exit_code == 0, [f"{f.location} {f.rule}" for f in errors]
+        entries = [e for e in load_bundle(root / "bundle").manifest.migrations if e.file == path.name]
+        assert [(e.kind, e.section) for e in entries] == [(VERSIONED, UP), (UNDO, DOWN)]
+    else:
+        assert result.exit_code == 1
+        assert {f.file for f in errors} == {path.name}
+        assert {f.line for f in errors} == {text.split("\n").index(up.strip()) + 1}  # the up section's line
+        assert not (root / "bundle" / "manifest.json").exists()

@@ -239,3 +239,72 @@ def test_undo_of_a_version_whose_down_file_is_empty_refuses_and_changes_nothing(
     assert run("undo", "--migrations", str(history), "--database-url", fresh_db, "--yes") == 1
     assert "no undo file for version 27" in capsys.readouterr().err
     assert schema_snapshot(fresh_db, rows_of=("schemagate_history",)) == before
+
+
+def test_an_unguarded_statement_on_golang_migrates_table_fails_on_a_fresh_database_leaving_it_as_it_was(
+    history: Path, fresh_db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """schemagate never creates golang-migrate's table, so what needs it fails where golang-migrate never
+    ran, with the file and line, after the migrations before it."""
+    grant = history / "000017_grant_monitoring_read.up.sql"
+    grant.write_text(
+        "BEGIN;\nGRANT SELECT ON TABLE shipments TO pg_monitor;\nGRANT SELECT ON TABLE schema_migrations TO pg_monitor;\nCOMMIT;\n"
+    )
+    assert run("apply", "--migrations", str(history), "--database-url", fresh_db, "--yes") == 1
+    err = capsys.readouterr().err
+    assert (
+        "000017_grant_monitoring_read.up.sql:3:" in err
+        and 'relation "schema_migrations" does not exist' in err
+    )
+    conn = psycopg2.connect(fresh_db)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT max(version::int), count(*) FROM schemagate_history WHERE success")
+            assert cur.fetchone() == (16, 16)
+            cur.execute("SELECT has_table_privilege('pg_monitor', 'shipments', 'SELECT')")
+            assert cur.fetchone() == (False,)  # the file's first statement was rolled back with it
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize(
+    ("up", "passes"),
+    [
+        ("BEGIN;\nALTER TABLE shipments ADD COLUMN notes TEXT;\nCOMMIT;\n", True),
+        ("BEGIN;\nCREATE INDEX shipments_reference_idx ON shipments (reference);\nCOMMIT;\n", False),
+    ],
+)
+def test_a_branch_adding_one_migration_made_by_new_is_judged_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, up: str, passes: bool
+) -> None:
+    """Needs the gate to judge only what changed since the base ref (branch `gate`)."""
+    from tests.git_project import commit_all, git, project_on_main
+    from validator.validate import run_validation
+
+    root = tmp_path / "service"
+    history = golang_migrate_fleet.write(root / golang_migrate_fleet.ROOT)
+    project_on_main(root, golang_migrate_fleet.ROOT)
+    git(root, "checkout", "-qb", "feature/notes")
+    monkeypatch.chdir(root)
+    path = create_migration(history, ["add", "shipments", "notes"], now=NOW)
+    path.write_text(path.read_text() + up)
+    down = history / path.name.replace(".up.sql", ".down.sql")
+    down.write_text(
+        down.read_text()
+        + "BEGIN;\nALTER TABLE shipments DROP COLUMN IF EXISTS notes;\nDROP INDEX IF EXISTS shipments_reference_idx;\nCOMMIT;\n"
+    )
+    commit_all(root, "shipment notes")
+
+    result = run_validation(load_config(root), base_ref="main", bundle_dir=root / "bundle")
+
+    errors = [f for f in result.findings if f.severity == "error"]
+    if passes:
+        assert result.exit_code == 0, [f"{f.location} {f.rule}" for f in errors]
+        manifest = load_bundle(root / "bundle").manifest
+        assert {e.file for e in manifest.migrations} >= {path.name, down.name}
+        assert len(manifest.migrations) == 24 + 24 + 2
+    else:
+        assert result.exit_code == 1
+        assert {f.file for f in errors} == {path.name}
+        assert "require-concurrent-index-creation" in {f.rule for f in errors}
+        assert not (root / "bundle" / "manifest.json").exists()
