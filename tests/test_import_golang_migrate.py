@@ -1,6 +1,6 @@
 """`schemagate import --from golang-migrate` on a database golang-migrate migrated (tests/golang_migrate_state.py
 follows its PostgreSQL driver), then apply, a new migration, and every refusal with the database left as
-it was. The history's files are wrapped in BEGIN; ... COMMIT; (accepted once branch `parse` is in)."""
+it was."""
 
 from __future__ import annotations
 

@@ -293,7 +293,7 @@ def test_a_failing_up_section_leaves_the_database_as_it_was(history: Path, fresh
 def test_a_branch_adding_one_migration_made_by_new_is_judged_alone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, up: str, passes: bool
 ) -> None:
-    """Needs the gate to judge only what changed since the base ref, and no down section (branch `gate`)."""
+    """Only what changed since the base ref is judged, and never a down section."""
     from tests.git_project import commit_all, git, project_on_main
     from validator.validate import run_validation
 

@@ -1,9 +1,8 @@
 """The golang-migrate layout (executor/layouts/golang_migrate.py) on a realistic history
 (tests/histories/golang_migrate_fleet.py): discovery, detection, the naming findings, structural
-checks, apply compared with psql, `schemagate new`, a bundle round trip and `undo` of the latest.
-
-The files are wrapped in BEGIN; ... COMMIT;, the way golang-migrate histories are written: the checks
-and the apply that run them need the executor and validator to accept that wrapper (branch `parse`)."""
+checks, apply compared with psql, `schemagate new`, a branch judged alone, a bundle round trip and
+`undo` of the latest. The files are wrapped in BEGIN; ... COMMIT;, the way golang-migrate histories are
+written."""
 
 from __future__ import annotations
 
@@ -277,7 +276,6 @@ def test_an_unguarded_statement_on_golang_migrates_table_fails_on_a_fresh_databa
 def test_a_branch_adding_one_migration_made_by_new_is_judged_alone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, up: str, passes: bool
 ) -> None:
-    """Needs the gate to judge only what changed since the base ref (branch `gate`)."""
     from tests.git_project import commit_all, git, project_on_main
     from validator.validate import run_validation
 
@@ -302,7 +300,7 @@ def test_a_branch_adding_one_migration_made_by_new_is_judged_alone(
         assert result.exit_code == 0, [f"{f.location} {f.rule}" for f in errors]
         manifest = load_bundle(root / "bundle").manifest
         assert {e.file for e in manifest.migrations} >= {path.name, down.name}
-        assert len(manifest.migrations) == 24 + 24 + 2
+        assert len(manifest.migrations) == 28 + 24 + 2  # ups, downs holding SQL, the new pair
     else:
         assert result.exit_code == 1
         assert {f.file for f in errors} == {path.name}
