@@ -35,6 +35,8 @@ class DbmateHistory(PreviousTool):
         return schema_migrations.locate(conn, schema_migrations.DBMATE)
 
     def read(self, conn: Any, table: str) -> list[dict[str, Any]]:
+        """The table's versions, each row with ``table`` (the qualified name read) and ``other_columns``
+        (any column besides ``version``, for a note).  Refuses golang-migrate's table (it has ``dirty``)."""
         qualified = schema_migrations.require_table_of(conn, table, schema_migrations.DBMATE)
         extra = sorted(columns_of(conn, qualified) - {"version"})
         rows = read_rows(conn, f"SELECT version::text AS version FROM {qualified} ORDER BY version")

@@ -36,6 +36,8 @@ class GolangMigrateHistory(PreviousTool):
         return schema_migrations.locate(conn, schema_migrations.GOLANG_MIGRATE)
 
     def read(self, conn: Any, table: str) -> list[dict[str, Any]]:
+        """The table's rows (``version``, ``dirty``), each with ``table``: the qualified name read, for
+        messages.  Refuses a table that is not golang-migrate's (dbmate's has no ``dirty``)."""
         qualified = schema_migrations.require_table_of(conn, table, schema_migrations.GOLANG_MIGRATE)
         return [
             {**row, "table": qualified}
