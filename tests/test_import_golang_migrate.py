@@ -265,3 +265,14 @@ def test_an_empty_table_imports_nothing_and_says_so() -> None:
 def test_a_dirty_first_migration_names_only_force_of_that_version() -> None:
     [refusal] = GolangMigrateHistory().adopt([{"version": 1, "dirty": True}], bundle_of(1, 2)).refusals
     assert "force 1" in refusal.remedy and "if you undid it" not in refusal.remedy
+
+
+def test_a_dotted_x_migrations_table_is_one_table_name_as_golang_migrate_quotes_it(
+    fresh_db: str, root: Path
+) -> None:
+    # without x-migrations-table-quoted, golang-migrate creates a table literally named "migrate.versions"
+    # in the current schema, not the table versions in a schema migrate
+    migrate_up(fresh_db, root, upto=3, table="migrate.versions")
+    args = ("--migrations", str(root), "--database-url", fresh_db, "--table", "migrate.versions", "--yes")
+    assert run(*FROM, *args) == 0
+    assert [r[0] for r in sg_history(fresh_db)] == ["1", "2", "3"]
