@@ -241,11 +241,12 @@ def _read(
 
 def _problem_finding(resolution: Resolution, problem: layouts.NameProblem) -> Finding:
     layout = layouts.get(resolution.layout)
-    help_ = (
-        f"rename it to {problem.example} ({layout.patterns})"
-        if problem.example
-        else f"{layout.title} migrations are named {layout.patterns}"
-    )
+    if problem.remedy:
+        help_ = problem.remedy
+    elif problem.example:
+        help_ = f"rename it to {problem.example} ({layout.patterns})"
+    else:
+        help_ = f"{layout.title} migrations are named {layout.patterns}"
     return Finding(
         rule=problem.rule,
         family=FAMILY,

@@ -89,6 +89,7 @@ class NameProblem:
     example: str | None = None  # a correctly formed path close to ``rel``
     rule: str = "naming-malformed"
     severity: str = "error"  # "warning" for files the tool itself ignores (a Drizzle orphan)
+    remedy: str | None = None  # what to do, when it is not "rename it to <example>"
 
 
 @dataclass
