@@ -1,6 +1,6 @@
 """``schemagate`` console script.
 
-Exit codes (DESIGN.md): 0 success; 1 the migrations or the database refused (findings, drift,
+Exit codes (README.md "Commands"): 0 success; 1 the migrations or the database refused (findings, drift,
 failed statement); 2 bad usage or configuration.  Commands live in one module per area and
 register themselves on the group; every refusal is a ``SchemagateError`` rendered here.
 """

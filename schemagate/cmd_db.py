@@ -11,7 +11,7 @@ Which database (first match wins):
 3. libpq's own variables, when ``PGHOST``, ``PGSERVICE`` or ``PGDATABASE`` is set (``PGUSER`` or
    ``PGPASSWORD`` alone do not name a server); ``PGPORT``, ``PGSSLMODE``... apply as usual
 4. otherwise the embedded PostgreSQL under ``.schemagate/postgres`` in the working directory,
-   database ``schemagate`` (schemagate/embedded.py).  The command says so on stderr, and stops the
+   database ``schemagate`` (localdb/server.py).  The command says so on stderr, and stops the
    server when it ends (unless another `schemagate` command is still using it).
 
 Output: progress and tables on stdout, notices about the target on stderr (so ``--json`` output
@@ -75,7 +75,7 @@ def target_database(database_url: str | None) -> Iterator[Target]:
         yield Target("", f"the database named by PG* variables ({named})")
         return
 
-    from schemagate.embedded import default_local_server
+    from localdb.server import default_local_server
 
     server = default_local_server(Path.cwd())
     with server.running():
@@ -92,11 +92,14 @@ def target_database(database_url: str | None) -> Iterator[Target]:
 
 @contextlib.contextmanager
 def connected(target: Target) -> Iterator[Any]:
-    from executor.connection import connect
+    """A connection to the target; losing it inside the block is a ConnectionFailure (CONNECTION_ERROR,
+    exit 1) that names the target, never a psycopg2 traceback."""
+    from executor.connection import connect, connection_errors
 
     conn = connect(target.url)
     try:
-        yield conn
+        with connection_errors(f"talking to {target.label}", conn):
+            yield conn
     finally:
         conn.close()
 
@@ -257,6 +260,32 @@ def state_counts(infos: list[Any]) -> str:
     return ", ".join(f"{n} {state}" for state, n in counts.items()) or "nothing"
 
 
+def invalid_index_lines(
+    invalid: list[tuple[Any, str | None]], infos: list[Any], *, with_migrations: bool = True
+) -> list[str]:
+    """What ``info`` says about INVALID indexes (left by an interrupted or failed concurrent build)."""
+    states = {i.file: _state(i) for i in infos}
+    count = f"{len(invalid)} INVALID {'index' if len(invalid) == 1 else 'indexes'}"
+    lines = [
+        f"{count} (left by an interrupted or failed concurrent build: not used by queries, still updated on "
+        "every write):"
+    ]
+    for row, owner in invalid:
+        where = f"  {row.qualified} on {row.qualified_table}: "
+        if owner is None and not with_migrations:
+            lines.append(where + "(pass --migrations DIR or --bundle DIR to see which migration built it)")
+        elif owner is None:
+            lines.append(where + "built by no recorded migration")
+        else:
+            lines.append(where + f"{owner} ({states.get(owner, 'recorded')}) should have built it")
+    example = next((row for row, owner in invalid if owner is not None), invalid[0][0])
+    lines.append(
+        f"remedy: rebuild one in place with REINDEX INDEX CONCURRENTLY {example.qualified}, or drop it with "
+        "DROP INDEX CONCURRENTLY (a pending or failed migration that builds it then builds it again)"
+    )
+    return lines
+
+
 def describe_plan(plan: Any, *, limit: int | None = None) -> str:
     """One line per migration to apply; with ``limit``, a long plan shows its head and tail."""
     items = plan.to_apply
@@ -315,7 +344,7 @@ class Progress:
         elif kind == "lock_acquired":
             if event.duration_ms and event.duration_ms >= 1000:
                 click.echo(f"  lock acquired after {_ms(event.duration_ms)}")
-        elif kind in ("waiting_for_lock", "retry", "stopped"):
+        elif kind in ("waiting_for_lock", "retry", "stopped", "invalid_index_dropped"):
             click.echo(f"  {event.message}")
 
     def _flush(self) -> None:
@@ -411,6 +440,25 @@ def _schema_option(f):
     )(f)
 
 
+def _search_path_option(f):
+    return click.option(
+        "--search-path",
+        "search_path",
+        metavar="SCHEMAS",
+        callback=_checked_search_path,
+        help="search_path the migrations run with, e.g. 'storage, public' "
+        "(default: [tool.schemagate] search_path, else the role's own)",
+    )(f)
+
+
+def _checked_search_path(_ctx: Any, _param: Any, value: str | None) -> str | None:
+    if value is None:
+        return None
+    from validator.config import check_search_path
+
+    return check_search_path(value, "--search-path")
+
+
 def _tolerance_options(f):
     f = click.option(
         "--allow-missing", is_flag=True, default=None, help="tolerate applied versions absent from the bundle"
@@ -432,6 +480,7 @@ def register(group: click.Group) -> None:
     @_source_options
     @_tolerance_options
     @_schema_option
+    @_search_path_option
     @click.option("--json", "as_json", is_flag=True, help="print the plan as JSON")
     def plan_cmd(
         database_url: str | None,
@@ -440,6 +489,7 @@ def register(group: click.Group) -> None:
         out_of_order: bool | None,
         allow_missing: bool | None,
         schema: str | None,
+        search_path: str | None,
         as_json: bool,
     ) -> None:
         """Show what `apply` would do and why; changes nothing."""
@@ -452,6 +502,7 @@ def register(group: click.Group) -> None:
             allow_out_of_order=out_of_order or None,
             allow_missing=allow_missing or None,
             schema=schema,
+            search_path=search_path,
         )
         with target_database(database_url) as target, connected(target) as conn:
             plan = core.plan(conn, bundle, settings)
@@ -482,6 +533,7 @@ def register(group: click.Group) -> None:
     @click.option("--yes", "-y", is_flag=True, help="apply without asking")
     @_tolerance_options
     @_schema_option
+    @_search_path_option
     @click.option("--lock-timeout", metavar="D", help="lock_timeout for every migration (e.g. 5s)")
     @click.option(
         "--statement-timeout", metavar="D", help="statement_timeout for every migration (e.g. 30min)"
@@ -494,6 +546,7 @@ def register(group: click.Group) -> None:
         out_of_order: bool | None,
         allow_missing: bool | None,
         schema: str | None,
+        search_path: str | None,
         lock_timeout: str | None,
         statement_timeout: str | None,
     ) -> None:
@@ -508,6 +561,7 @@ def register(group: click.Group) -> None:
             allow_out_of_order=out_of_order or None,
             allow_missing=allow_missing or None,
             schema=schema,
+            search_path=search_path,
             lock_timeout=lock_timeout,
             statement_timeout=statement_timeout,
         )
@@ -540,11 +594,21 @@ def register(group: click.Group) -> None:
         settings = executor_settings(config, schema=schema)
         with target_database(database_url) as target, connected(target) as conn:
             infos = core.info(conn, bundle, settings)
+            invalid = core.invalid_indexes(conn, bundle, settings, infos)
         if as_json:
-            _print_json({"target": target.label, "migrations": infos})
+            _print_json(
+                {
+                    "target": target.label,
+                    "migrations": infos,
+                    "invalid_indexes": [{**row.to_dict(), "built_by": owner} for row, owner in invalid],
+                }
+            )
             return
         click.echo(info_table(infos))
         click.echo(f"\n{state_counts(infos)}")
+        if invalid:
+            lines = invalid_index_lines(invalid, infos, with_migrations=bundle is not None)
+            click.echo("\n" + "\n".join(lines))
 
     @group.command("repair")
     @_database_option
@@ -619,6 +683,7 @@ def register(group: click.Group) -> None:
     @_database_option
     @_source_options
     @_schema_option
+    @_search_path_option
     @click.option("--version", "version", metavar="V", help="refuse unless V is the latest applied version")
     @click.option("--yes", "-y", is_flag=True, help="undo without asking")
     def undo_cmd(
@@ -626,6 +691,7 @@ def register(group: click.Group) -> None:
         bundle_dir: Path | None,
         migrations: Path | None,
         schema: str | None,
+        search_path: str | None,
         version: str | None,
         yes: bool,
     ) -> None:
@@ -635,7 +701,7 @@ def register(group: click.Group) -> None:
 
         config = load_config(migrations)
         bundle = load_migrations(bundle_dir, migrations, config)
-        settings = executor_settings(config, schema=schema)
+        settings = executor_settings(config, schema=schema, search_path=search_path)
         with target_database(database_url) as target, connected(target) as conn:
             what = f"version {version}" if version else "the latest applied version"
             if not confirm_or_refuse(f"undo {what} in {target.label}?", yes):
@@ -649,14 +715,15 @@ def register(group: click.Group) -> None:
 
     @group.command("run", short_help="Validate, ask, apply, then show the state.")
     @_database_option
+    @_search_path_option
     @click.option("--yes", "-y", is_flag=True, help="apply without asking")
-    def run_cmd(database_url: str | None, yes: bool) -> None:
+    def run_cmd(database_url: str | None, search_path: str | None, yes: bool) -> None:
         """Validate -> show the plan -> ask -> apply -> print the state, on this machine."""
         from executor import apply as core
 
         config = load_config(None)
         bundle = validate_for_run(config)
-        settings = executor_settings(config)
+        settings = executor_settings(config, search_path=search_path)
         with target_database(database_url) as target, connected(target) as conn:
             do_apply(conn, bundle, settings, target, yes=yes)
             infos = core.info(conn, bundle, settings)

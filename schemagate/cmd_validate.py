@@ -1,6 +1,6 @@
 """``schemagate validate``: the same checks locally and in CodeBuild (see buildspec.yml).
 
-Exit codes (DESIGN.md): 0 nothing blocks; 1 findings block (the bundle is not written);
+Exit codes (README.md "Commands"): 0 nothing blocks; 1 findings block (the bundle is not written);
 2 bad usage or configuration (e.g. no migrations directory).
 """
 
@@ -36,8 +36,9 @@ from schemagate.console import echo_lines
     "--base-ref",
     "base_ref",
     metavar="REF",
-    help="Git ref the change is based on (immutability and order checks); "
-    "default: $CODEBUILD_WEBHOOK_BASE_REF in CodeBuild PR builds.",
+    help="Git ref the change is based on: immutability and order are checked against it, lint, "
+    "safety rules and rehearsal judge only what changed since it, and the gate's configuration is "
+    "read from it; default: $CODEBUILD_WEBHOOK_BASE_REF in CodeBuild PR builds.",
 )
 @click.option("--no-lint", "no_lint", is_flag=True, help="Skip sqlfluff.")
 @click.option(
@@ -48,6 +49,13 @@ from schemagate.console import echo_lines
     "rehearsal_database_url",
     metavar="URL",
     help="Server for --rehearse (default: the embedded PostgreSQL).",
+)
+@click.option(
+    "--search-path",
+    "search_path",
+    metavar="SCHEMAS",
+    help="search_path the rehearsal runs the migrations with, e.g. 'storage, public' "
+    "(default: [tool.schemagate] search_path).",
 )
 @click.option(
     "--sign-with-kms",
@@ -63,14 +71,19 @@ def validate_command(
     no_lint: bool,
     rehearse: bool,
     rehearsal_database_url: str | None,
+    search_path: str | None,
     sign_with_kms: str | None,
 ) -> None:
     """Check the migrations: naming, order, syntax, lint, safety; write reports and the bundle."""
-    from validator.config import load_config
+    from validator.config import check_search_path, load_config
     from validator.reports import console_lines
     from validator.validate import run_validation
 
     config = load_config(Path.cwd(), migrations=migrations.resolve() if migrations else None)
+    if search_path is not None:
+        config.executor = config.executor.with_overrides(
+            search_path=check_search_path(search_path, "--search-path")
+        )
     result = run_validation(
         config,
         base_ref=base_ref,

@@ -1,4 +1,4 @@
-"""Every reporter renders the same data: one list of findings (STYLE.md practice 2).
+"""Every reporter renders the same data: one list of findings (docs/architecture.md).
 
 ``write_reports(data, DIR)`` writes
 
@@ -17,9 +17,14 @@
 * ``report.md`` -- ready to paste as a PR comment: verdict, counts per family, the findings
   table (location, rule, message, help), every inline suppression with its reason (so the
   approver sees what was waved through), the bundle hash, then each section's own Markdown.
-* ``report.json`` -- ``{"summary": {"files", "errors", "warnings"}, "findings": [...]}`` (DESIGN.md)
-  plus ``passed``, ``blocking_severity``, ``checks``, ``suppressions``, ``bundle``, ``sections``,
-  ``timings`` and ``tool``.
+* ``report.json`` -- ``{"summary": {"files", "errors", "warnings", "judged", "accepted_history",
+  "down_scripts"}, "findings": [...]}`` plus ``passed``, ``blocking_severity``, ``checks``,
+  ``suppressions``, ``bundle``, ``sections``, ``timings`` and ``tool``.
+
+Lint, the safety rules and the rehearsal judge only some files (``ReportData.judged``: what changed
+since the base ref, or what lies above ``accepted_history``); their JUnit suites have a case per
+judged file and one passing case that counts the accepted history, and the console summary and
+report.md say how many files were judged.
 
 The console reporter (``console_lines``) prints a line per finding (``file:line:col rule
 message``), a summary and where the reports are; ``schemagate.console`` adds colour.
@@ -46,6 +51,8 @@ CODEBUILD_MAX_CASES = 500  # "A test report can have a maximum of 500 test case 
 MARKDOWN_MAX_ROWS = 200  # findings listed in report.md; the rest are in report.json
 MARKDOWN_MAX_CHARS = 60_000  # GitHub refuses comments over 65,536 characters
 WHOLE_RUN = "(all files)"
+# the review checks: their suites have a case per judged file only (the rehearsal builds its own)
+JUDGED_FAMILIES = ("lint", "safety")
 
 
 @dataclass(frozen=True)
@@ -96,10 +103,38 @@ class ReportData:
     migrations_dir: str | None = None
     source: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # one-line remarks for the console (e.g. lint cache use)
+    # what the review checks (lint, safety, rehearsal) judged; None: every file
+    judged: list[str] | None = None
+    accepted_history: list[str] = field(default_factory=list)  # checked structurally only
+    down_scripts: list[str] = field(default_factory=list)  # parsed and bundled, never judged
+    accepted_basis: str | None = None  # "unchanged since origin/main", "accepted_history = 040"
+
+    def judged_files(self) -> list[str]:
+        return list(self.files) if self.judged is None else list(self.judged)
 
     def summary(self) -> dict[str, int]:
         counts = count_by_severity(self.findings)
-        return {"files": len(self.files), "errors": counts[ERROR], "warnings": counts[WARNING]}
+        return {
+            "files": len(self.files),
+            "errors": counts[ERROR],
+            "warnings": counts[WARNING],
+            "judged": len(self.judged_files()),
+            "accepted_history": len(self.accepted_history),
+            "down_scripts": len(self.down_scripts),
+        }
+
+    def judged_clause(self) -> str | None:
+        """How many files were judged, when not all of them were: '1 judged, 40 accepted history
+        (unchanged since main)'."""
+        if not self.accepted_history and not self.down_scripts:
+            return None
+        text = f"{len(self.judged_files())} judged"
+        if self.accepted_history:
+            basis = f" ({self.accepted_basis})" if self.accepted_basis else ""
+            text += f", {len(self.accepted_history)} accepted history{basis}"
+        if self.down_scripts:
+            text += f", {_count(len(self.down_scripts), 'down script')} not judged"
+        return text
 
     def is_blocking(self, finding: Finding) -> bool:
         return finding.severity == ERROR or self.blocking_severity == WARNING
@@ -166,6 +201,32 @@ def _case_for(family: str, name: str, findings: list[Finding], data: ReportData)
     )
 
 
+def _not_judged_cases(family: str, data: ReportData) -> list[JUnitCase]:
+    """Passing cases that say how many files the family did not judge, and why (with output, so
+    that a report folded to CodeBuild's case limit keeps them)."""
+    cases = []
+    if data.accepted_history:
+        basis = f" ({data.accepted_basis})" if data.accepted_basis else ""
+        cases.append(
+            JUnitCase(
+                name=f"{len(data.accepted_history)} files of accepted history{basis}, not judged",
+                classname=f"schemagate.{family}",
+                system_out="accepted history is checked for naming, order, syntax and integrity only:\n"
+                + "\n".join(data.accepted_history),
+            )
+        )
+    if data.down_scripts:
+        cases.append(
+            JUnitCase(
+                name=f"{_count(len(data.down_scripts), 'down script')}, not judged",
+                classname=f"schemagate.{family}",
+                system_out="down scripts are parsed and bundled; they run only on `schemagate undo`:\n"
+                + "\n".join(data.down_scripts),
+            )
+        )
+    return cases
+
+
 def _finding_block(f: Finding) -> str:
     lines = [f"{f.severity}: {f.location} {f.rule}: {f.message}"]
     if f.help:
@@ -192,7 +253,8 @@ def junit_suites(
         if family in by_section:
             cases = by_section[family]
         else:
-            per_file: dict[str, list[Finding]] = {name: [] for name in data.files}
+            names = data.judged_files() if family in JUDGED_FAMILIES else data.files
+            per_file: dict[str, list[Finding]] = {name: [] for name in names}
             for f in data.findings:
                 if f.family == family:
                     per_file.setdefault(f.file or WHOLE_RUN, []).append(f)
@@ -200,6 +262,8 @@ def junit_suites(
                 _case_for(family, name, sorted(fs, key=Finding.sort_key), data)
                 for name, fs in per_file.items()
             ]
+            if family in JUDGED_FAMILIES:
+                cases += _not_judged_cases(family, data)
         suites.append((family, cases, float(data.timings.get(family, 0.0))))
     total = sum(len(c) for _, c, _ in suites)
     if total > max_cases:
@@ -308,6 +372,37 @@ def _cell(text: Any) -> str:
 SEVERITY_MARK = {ERROR: "❌ error", WARNING: "⚠️ warning"}
 
 
+def _destructive_changes(data: ReportData) -> list[str]:
+    """Statements that destroy data (dropped tables, columns, schemas, TRUNCATE ... CASCADE), found or
+    waived by a suppression, in one table at the top: the reviewer sees them first."""
+    if not any(f.family == "safety" for f in data.findings) and not data.suppressions:
+        return []
+    from validator.safety import DESTRUCTIVE_RULES  # already imported when safety rules ran
+
+    rows = [
+        (f"`{_cell(f.location)}`", f"`{f.rule}`", _cell(f.message), SEVERITY_MARK[f.severity])
+        for f in sorted(data.findings, key=Finding.sort_key)
+        if f.family == "safety" and f.rule in DESTRUCTIVE_RULES
+    ]
+    for sup in data.suppressions:
+        d = suppression_dict(sup)
+        for rule in sorted(set(d.get("used_rules") or ()) & DESTRUCTIVE_RULES):
+            loc = f"{d.get('file') or '-'}" + (f":{d['line']}" if d.get("line") else "")
+            rows.append((f"`{_cell(loc)}`", f"`{rule}`", "(suppressed)", f"waived: {_cell(d.get('reason'))}"))
+    if not rows:
+        return []
+    return [
+        f"### Destructive changes ({len(rows)}): review these first",
+        "",
+        "These statements destroy data that no rollback of the application brings back.",
+        "",
+        "| location | rule | what | status |",
+        "|---|---|---|---|",
+        *("| " + " | ".join(r) + " |" for r in rows),
+        "",
+    ]
+
+
 def render_markdown(data: ReportData) -> str:
     s = data.summary()
     verdict = "✅ passed" if data.passed else "❌ failed"
@@ -319,6 +414,15 @@ def render_markdown(data: ReportData) -> str:
         + ".",
         "",
     ]
+    if data.judged_clause() is not None:
+        basis = f" ({data.accepted_basis})" if data.accepted_basis else ""
+        judged = (
+            f"**{s['judged']}** judged by lint, safety rules and rehearsal; **{s['accepted_history']}** "
+            f"accepted history{basis}, checked for naming, order, syntax and integrity only"
+        )
+        if data.down_scripts:
+            judged += f"; **{s['down_scripts']}** down scripts, parsed and bundled but not judged"
+        out += [judged + ".", ""]
     if data.source:
         described = ", ".join(
             f"{k} `{v}`" for k, v in data.source.items() if k in ("repository", "branch", "commit") and v
@@ -333,6 +437,7 @@ def render_markdown(data: ReportData) -> str:
         out.append(f"| {family} | {counts[ERROR]} | {counts[WARNING]} |")
     out.append("")
 
+    out += _destructive_changes(data)
     findings = data.sorted_findings()
     out += [f"### Findings ({len(findings)})", ""]
     if not findings:
@@ -413,10 +518,12 @@ def console_lines(
         lines.append((f"{finding_line(f)}", f.severity))
     s = data.summary()
     verdict = "passed" if data.passed else "failed"
+    judged = data.judged_clause()
     lines.append(
         (
-            f"{s['files']} files checked ({', '.join(c for c in FAMILIES if c in data.checks)}): "
-            f"{_count(s['errors'], 'error')}, {_count(s['warnings'], 'warning')} -- {verdict}",
+            f"{s['files']} files checked ({', '.join(c for c in FAMILIES if c in data.checks)})"
+            + (f", {judged}; " if judged else ": ")
+            + f"{_count(s['errors'], 'error')}, {_count(s['warnings'], 'warning')} -- {verdict}",
             None if data.passed else ERROR,
         )
     )

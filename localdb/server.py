@@ -75,7 +75,7 @@ CONF_FILE = "schemagate.conf"
 START_TIMEOUT_S = 60
 LOG_ROTATE_BYTES = 10 * 1024 * 1024
 SERVER_SETTINGS = """\
-# Written by schemagate (schemagate/embedded.py): a local development server.
+# Written by schemagate (localdb/server.py): a local development server.
 listen_addresses = '127.0.0.1'
 unix_socket_directories = ''
 # fast, and acceptable for local data: a crash of the machine (not of PostgreSQL) may lose it
@@ -383,9 +383,7 @@ class EmbeddedPostgres:
         recorded = self._state().get("pgdata")
         if recorded and Path(recorded).is_dir():
             if Path(recorded) != self.data_dir / "data":
-                self.notice = (
-                    f"the cluster for {self.data_dir} lives in {recorded} (see schemagate/embedded.py)"
-                )
+                self.notice = f"the cluster for {self.data_dir} lives in {recorded} (see localdb/server.py)"
             return Path(recorded)
         return self.data_dir / "data"
 
