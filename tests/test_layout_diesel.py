@@ -331,8 +331,8 @@ def test_diesel_is_detected_for_its_history_and_never_for_the_others(tmp_path: P
 
 
 def test_a_branch_that_adds_one_migration_made_by_new_is_judged_alone(tmp_path: Path, capsys) -> None:
-    """Needs "judge only what is new" (branch `gate`): until it is merged, the old files' safety
-    findings fail the branch."""
+    """The old files have safety findings (down scripts that drop, integer keys...): with a base ref
+    only the new file is judged."""
     project = tmp_path / "registry"
     migrations = feature_branch(project, diesel_registry.write, "migrations")
     assert run_in(project, "new", "--migrations", str(migrations), "add", "crates", "homepage", "index") == 0

@@ -513,23 +513,21 @@ DROP COLUMN "timeUnit";
 }
 
 # what `prisma migrate dev` generates when an enum value is removed: the whole migration wrapped in
-# BEGIN; ... COMMIT; (accepted once files wrapped in one transaction are, see tests/test_layout_prisma.py)
+# BEGIN; ... COMMIT; (kept out of FILES: tests/test_layout_prisma.py adds it to the history)
 ENUM_VALUE_REMOVAL = """\
 /*
   Warnings:
 
-  - The values [no_show] on the enum `BookingStatus` will be removed. If these variants are still used in the database, this will fail.
+  - The values [BOOKING_RESCHEDULED] on the enum `WebhookTriggerEvents` will be removed. If these variants are still used in the database, this will fail.
 
 */
 -- AlterEnum
 BEGIN;
-CREATE TYPE "BookingStatus_new" AS ENUM ('cancelled', 'accepted', 'rejected', 'pending', 'awaiting_host');
-ALTER TABLE "Booking" ALTER COLUMN "status" DROP DEFAULT;
-ALTER TABLE "Booking" ALTER COLUMN "status" TYPE "BookingStatus_new" USING ("status"::text::"BookingStatus_new");
-ALTER TYPE "BookingStatus" RENAME TO "BookingStatus_old";
-ALTER TYPE "BookingStatus_new" RENAME TO "BookingStatus";
-DROP TYPE "BookingStatus_old";
-ALTER TABLE "Booking" ALTER COLUMN "status" SET DEFAULT 'accepted';
+CREATE TYPE "WebhookTriggerEvents_new" AS ENUM ('BOOKING_CREATED', 'BOOKING_CANCELLED');
+ALTER TABLE "Webhook" ALTER COLUMN "eventTriggers" TYPE "WebhookTriggerEvents_new"[] USING ("eventTriggers"::text::"WebhookTriggerEvents_new"[]);
+ALTER TYPE "WebhookTriggerEvents" RENAME TO "WebhookTriggerEvents_old";
+ALTER TYPE "WebhookTriggerEvents_new" RENAME TO "WebhookTriggerEvents";
+DROP TYPE "WebhookTriggerEvents_old";
 COMMIT;
 """
 
