@@ -138,7 +138,9 @@ def prisma_deploy_failing(url: str, root: Path, name: str) -> str:
                 check=False,
             )
             assert result.returncode != 0, f"{name} was expected to fail"
-            logs = f"Database error:\n{result.stderr.strip()}"
+            # the engine's error as text: the SQLSTATE (42P01 for the missing table this helper breaks), then
+            # the database's message
+            logs = f"Database error code: 42P01\n\nDatabase error:\n{result.stderr.strip()}\n"
             cur.execute("UPDATE _prisma_migrations SET logs = %s WHERE id = %s", (logs, migration_id))
             return logs
     finally:
