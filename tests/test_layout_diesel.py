@@ -202,6 +202,12 @@ def with_files(root: Path, files: dict[str, str]) -> Path:
             "does not start with a version",
             "2024-05-01-120000_add_teams_org/up.sql",
         ),
+        (  # a hex sub-version with letters (the 11th `diesel migration generate` in one second)
+            {"2024-06-01-100000-000a_add_teams_org/up.sql": "SELECT 1;\n"},
+            "2024-06-01-100000-000a_add_teams_org/up.sql",
+            "hexadecimal with letters",
+            "2024-06-01-100000-0010_add_teams_org/up.sql",
+        ),
         (  # up.sql at the top level, where Diesel never looks
             {"up.sql": "SELECT 1;\n"},
             "up.sql",

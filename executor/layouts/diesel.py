@@ -54,6 +54,7 @@ INITIAL_SETUP = "00000000000000_diesel_initial_setup"
 EXAMPLE_VERSION = "2024-05-01-120000"  # the shape `diesel migration generate` gives a directory
 _DIESEL_NAMED = re.compile(r"^\d[\d-]*_")
 _VERSION_ARGUMENT = re.compile(r"^\d[\d-]*$")
+_HEX_SUBVERSION = re.compile(r"^(?P<stamp>\d{4}-\d{2}-\d{2}-\d{6})-(?P<sub>[0-9a-f]{4})$")
 # what `diesel migration generate` writes into the two files
 UP_TEMPLATE = "-- Your SQL goes here\n"
 DOWN_TEMPLATE = "-- This file should undo anything in `up.sql`\n"
@@ -118,13 +119,23 @@ class Diesel(Layout):
         digits = raw.replace("-", "")
         anchor = files.get(UP_SQL) or next((files[n] for n in sorted(files) if is_sql(n)), files[min(files)])
         if not digits.isdigit():
+            hex_subversion = _HEX_SUBVERSION.match(raw)
+            why = (
+                f"its sub-version {hex_subversion['sub']!r} is hexadecimal with letters (what `diesel "
+                "migration generate` writes after ten migrations in one second), and schemagate needs "
+                "digits"
+                if hex_subversion
+                else "schemagate needs digits (with '-' between them, as `diesel migration generate` "
+                "writes them)"
+            )
             out.problems.append(
                 NameProblem(
                     rel=anchor,
                     problem=f"the directory name {dirname!r} does not start with a version: Diesel takes "
-                    f"everything before the first '_' as the version ({raw!r} here), and schemagate "
-                    "needs digits (with '-' between them, as `diesel migration generate` writes them)",
-                    example=f"{EXAMPLE_VERSION}_{slug(dirname)}/{UP_SQL}",
+                    f"everything before the first '_' as the version ({raw!r} here), and {why}",
+                    example=f"{hex_subversion['stamp']}-{int(hex_subversion['sub'], 16):04d}_{rest}/{UP_SQL}"
+                    if hex_subversion
+                    else f"{EXAMPLE_VERSION}_{slug(dirname)}/{UP_SQL}",
                 )
             )
             return
