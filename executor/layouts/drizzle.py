@@ -196,7 +196,8 @@ class Drizzle(Layout):
                     )
                 )
             else:
-                out.migration_like = len(sql_files)  # no better than Flyway's guess: Flyway wins ties
+                out.migration_like = len(sql_files)
+                out.evidence = 0  # .sql files without journal or snapshots: nothing says Drizzle
             return out
         out.migration_like = len(sql_files) + 1
         try:

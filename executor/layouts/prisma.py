@@ -107,6 +107,8 @@ class Prisma(Layout):
                         "delete it",
                     )
                 )
+        # migration_lock.toml is Prisma's alone: it outweighs directories Diesel could claim too
+        out.evidence = out.migration_like + (3 if LOCK_FILE in parts.top else 0)
         out.problems += text_order_problems(
             out.migrations,
             tool="Prisma",
