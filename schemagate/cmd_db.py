@@ -710,7 +710,7 @@ def register(group: click.Group) -> None:
             done = core.undo(conn, bundle, settings, version=version, on_event=Progress(len("undo")))
         click.echo(
             f"undid version {done.entry.version} with {done.entry.file} in {done.duration_ms} ms: "
-            f"V{done.entry.version} is pending again in {target.label}"
+            f"version {done.entry.version} is pending again in {target.label}"
         )
 
     @group.command("run", short_help="Validate, ask, apply, then show the state.")
