@@ -583,8 +583,6 @@ def handle_custom_resource(request: CustomResourceRequest, context: Any) -> dict
             request.options,
             run_id,
             should_continue=_time_left(context),
-            tool=request.tool,
-            table=request.table,
         )
         if outcome.stopped_early:
             raise ConfigurationError(
