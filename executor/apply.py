@@ -966,6 +966,7 @@ def apply(
     """
     emit = on_event or (lambda event: None)
     hooks = hooks or ApplyHooks()
+    settings = settings.for_manifest(bundle.manifest)
     if settings.dry_run:
         p = plan(conn, bundle, settings)
         return ApplyResult(plan=p, applied=[], stopped_early=False, remaining=[e for e, _ in p.to_apply])
@@ -1046,6 +1047,7 @@ def undo(
     ``V<version>`` is pending again.  Refuses while the history has any refusal.
     """
     emit = on_event or (lambda event: None)
+    settings = settings.for_manifest(bundle.manifest)
     sink = _NoticeSink(emit)
     with (
         _autocommit(conn, exclusive=True),

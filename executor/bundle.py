@@ -267,9 +267,13 @@ def make_bundle(
     created_at: str | None = None,
     origin: str = "memory",
     layout: str = "flyway",
+    extra: dict | None = None,
 ) -> Bundle:
-    """Build a sealed in-memory bundle from entries (in application order) and their bytes."""
-    manifest = Manifest(migrations=[e for e, _ in entries], source=dict(source or {}), layout=layout)
+    """Build a sealed in-memory bundle from entries (in application order) and their bytes;
+    ``extra``: further manifest keys (hashed like the others), e.g. ``search_path``."""
+    manifest = Manifest(
+        migrations=[e for e, _ in entries], source=dict(source or {}), layout=layout, extra=dict(extra or {})
+    )
     if findings is not None:
         manifest.findings = dict(findings)
     if created_at is not None:

@@ -310,7 +310,7 @@ def _run_validation(
     reports_dir: str | Path | None,
 ) -> ValidationResult:
     from validator.gitref import resolve_base_ref
-    from validator.structural import check_structure, discover_migrations
+    from validator.structural import check_structure, discover_migrations, manifest_extra
 
     _require_migrations_dir(config)
     if sign_with_kms and bundle_dir is None:
@@ -381,6 +381,7 @@ def _run_validation(
             findings=counts,
             origin=str(config.migrations),
             layout=structural.layout,
+            extra=manifest_extra(config),
         )
         if sign_with_kms:
             from executor.signing import sign_manifest
