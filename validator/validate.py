@@ -36,6 +36,7 @@ import difflib
 import json
 import shutil
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -282,7 +283,11 @@ def run_validation(
     sign_with_kms: str | None = None,
     bundle_dir: str | Path | None = None,
     reports_dir: str | Path | None = None,
+    database_check: Callable[[Any], Any] | None = None,
 ) -> ValidationResult:
+    """``database_check(structural)``: compares the files with a database (``validate --database-url``,
+    see validator.database_check) and returns a report section with ``findings``; they are judged
+    like every other finding (a drifted file blocks the bundle)."""
     with ExitStack() as stack:
         return _run_validation(
             config,
@@ -294,6 +299,7 @@ def run_validation(
             sign_with_kms=sign_with_kms,
             bundle_dir=bundle_dir,
             reports_dir=reports_dir,
+            database_check=database_check,
         )
 
 
@@ -308,6 +314,7 @@ def _run_validation(
     sign_with_kms: str | None,
     bundle_dir: str | Path | None,
     reports_dir: str | Path | None,
+    database_check: Callable[[Any], Any] | None = None,
 ) -> ValidationResult:
     from validator.gitref import resolve_base_ref
     from validator.structural import check_structure, discover_migrations
@@ -352,6 +359,10 @@ def _run_validation(
         )
         if gate is not None:
             sections.insert(0, gate)
+        if database_check is not None:
+            checked = database_check(structural)
+            findings += checked.findings
+            sections.append(checked)
         lint_stats = None
         if lint_job is not None:
             started = time.perf_counter()
