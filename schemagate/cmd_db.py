@@ -213,10 +213,13 @@ def executor_settings(config, **flags: Any):
 
 def up_to_target(bundle, target: str):
     """``apply --target VERSION``: the bundle without the versioned migrations above VERSION (like
-    Flyway's ``-target``), so they stay pending; repeatables and undo files are kept.  Applied
-    versions above it are then ``future`` in the plan, not refused.  VERSION must be the version of
-    one of the bundle's versioned migrations (exit 2 naming the closest ones otherwise)."""
-    from executor.naming import VERSIONED, Version
+    Flyway's ``-target``), so they stay pending.  Repeatables are left out too while any versioned
+    migration lies above the target: they are written against the latest schema (a view over a
+    column a later version adds would fail), which Flyway does not consider (it runs them anyway).
+    Undo files are kept.  Applied versions above the target are ``future`` in the plan, not
+    refused.  VERSION must be the version of one of the bundle's versioned migrations (exit 2
+    naming the closest ones otherwise)."""
+    from executor.naming import REPEATABLE, UNDO, VERSIONED, Version
 
     try:
         wanted = Version.parse(target)
@@ -235,7 +238,14 @@ def up_to_target(bundle, target: str):
             if close
             else "there are no versioned migrations",
         )
-    kept = [e for e in bundle.manifest.migrations if e.kind != VERSIONED or e.parsed_version <= wanted]
+    above = any(v > wanted for v in versions)
+    kept = [
+        e
+        for e in bundle.manifest.migrations
+        if (e.kind == VERSIONED and e.parsed_version <= wanted)
+        or e.kind == UNDO
+        or (e.kind == REPEATABLE and not above)
+    ]
     return dataclasses.replace(bundle, manifest=dataclasses.replace(bundle.manifest, migrations=kept))
 
 
@@ -623,8 +633,8 @@ def register(group: click.Group) -> None:
                 left_out = before - len(bundle.manifest.migrations)
                 if left_out:
                     click.echo(
-                        f"--target {target_version}: {_plural(left_out, 'versioned migration')} above it "
-                        "left out (they stay pending)"
+                        f"--target {target_version}: {_plural(left_out, 'migration')} above it left out "
+                        "(later versions, and the repeatables written against them, stay pending)"
                     )
         else:
             bundle = None  # checked after a look at the history: see already_applied

@@ -49,9 +49,13 @@ def rule_ids_in_source() -> dict[str, str]:
                 value = node.value
                 for target in targets:
                     name = getattr(target, "id", getattr(target, "attr", ""))
-                    if (name.startswith("RULE") or name == "rule") and isinstance(value, ast.Constant):
-                        if isinstance(value.value, str) and "-" in value.value:
-                            found[value.value] = path.name
+                    constant = value.value if isinstance(value, ast.Constant) else None
+                    if (
+                        (name.startswith("RULE") or name == "rule")
+                        and isinstance(constant, str)
+                        and "-" in constant
+                    ):
+                        found[constant] = path.name
     # discovery.py's control-character rule is executor.sqltext.RULE; lint-<code> is a pattern
     found.pop("lint-{code}", None)
     return found

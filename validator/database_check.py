@@ -132,5 +132,9 @@ def check_against_database(
         if i.state is MigrationState.PENDING or (i.state is MigrationState.OUTDATED and i.kind != "undo")
     ]
     return DatabaseCheck(
-        target=target, table=settings.qualified_table, infos=infos, findings=findings, history_rows=len(rows)
+        target=target,
+        table=f"{settings.schema}.{settings.table}",
+        infos=infos,
+        findings=findings,
+        history_rows=len(rows),
     )
