@@ -826,7 +826,7 @@ def validate_for_run(config) -> Any:
     click.echo(f"validating {os.path.relpath(config.migrations, Path.cwd())}:")
     result = run_validation(config)
     assert result.report is not None
-    echo_lines(console_lines(result.report))
+    echo_lines(console_lines(result.report, relative_to=Path.cwd()))
     if result.exit_code or result.bundle is None:
         click.echo("not applied: validation found blocking problems (above); nothing touched the database")
         raise click.exceptions.Exit(result.exit_code or 1)

@@ -17,6 +17,8 @@ Exit codes (README.md "Commands"): 0 nothing blocks; 1 findings block (the bundl
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from pathlib import Path
 
 import click
@@ -133,19 +135,24 @@ def validate_command(
         from localdb.state_dir import state_directory
 
         state_directory(config.project_root)  # the rehearsal's server lives there: never committed
+    from schemagate.console import ProgressLine, is_terminal
     from validator.validate import run_validation
 
-    result = run_validation(
-        config,
-        base_ref=base_ref,
-        lint=not no_lint,
-        rehearse=rehearse,
-        rehearsal_database_url=rehearsal_database_url,
-        sign_with_kms=sign_with_kms,
-        bundle_dir=bundle,
-        reports_dir=reports,
-        database_check=_database_check(database_url, config) if database_url else None,
-    )
+    # on a terminal, what validation is doing (on stderr; a log gets the findings, one line each)
+    stages = ProgressLine(0, stream=sys.stderr) if is_terminal(sys.stderr) else None
+    with stages or contextlib.nullcontext():
+        result = run_validation(
+            config,
+            base_ref=base_ref,
+            lint=not no_lint,
+            rehearse=rehearse,
+            rehearsal_database_url=rehearsal_database_url,
+            sign_with_kms=sign_with_kms,
+            bundle_dir=bundle,
+            reports_dir=reports,
+            database_check=_database_check(database_url, config) if database_url else None,
+            progress=stages.start if stages is not None else None,
+        )
     assert result.report is not None
     print_report(result, output_format, sarif_file)
     if result.exit_code:

@@ -234,6 +234,8 @@ def test_colour_only_on_a_terminal_and_never_with_no_color(project):
     args = ("validate", "--no-lint", "--base-ref", "main")
     coloured = run_on_a_terminal(project, *args)
     assert ANSI.search(coloured), coloured[:500]
+    # the stages a long validation goes through, on one line rewritten in place
+    assert "\r\x1b[2K  parsing 23 files" in coloured and "\r\x1b[2K  safety rules on 1 file" in coloured
     assert "error" in ANSI.sub("", coloured)
 
     for plain in (
