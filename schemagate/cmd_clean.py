@@ -107,8 +107,10 @@ def clean_command(database_url: str | None, force: bool, yes: bool) -> None:
                     )
                     raise click.exceptions.Exit(1)
             dropped = drop_everything(conn)
-    listed = ", ".join(dropped) or "none"
-    click.echo(f"cleaned {target.label}: dropped {len(dropped)} schemas ({listed}); public is empty again")
+    listed = f" ({', '.join(dropped)})" if dropped else ""
+    schemas = f"{len(dropped)} schema{'' if len(dropped) == 1 else 's'}"
+    again = "; public is empty again" if "public" in dropped else ""
+    click.echo(f"cleaned {target.label}: dropped {schemas}{listed}{again}")
 
 
 def register(group: click.Group) -> None:

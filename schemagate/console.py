@@ -174,7 +174,7 @@ class ProgressLine:
     # -- internals ------------------------------------------------------------------------------
 
     def _counter(self) -> str:
-        return f"[{self.count}/{self.total}] " if self.total else ""
+        return f"[{self.count:>{len(str(self.total))}}/{self.total}] " if self.total else ""
 
     def _draw(self) -> None:
         elapsed = _elapsed(time.monotonic() - self.started)
