@@ -547,6 +547,7 @@ def register(group: click.Group) -> None:
     @_schema_option
     @_search_path_option
     @click.option("--json", "as_json", is_flag=True, help="print the plan as JSON")
+    @click.option("--target", "target_version", metavar="VERSION", help="plan `apply --target VERSION`")
     def plan_cmd(
         database_url: str | None,
         bundle_dir: Path | None,
@@ -556,12 +557,15 @@ def register(group: click.Group) -> None:
         schema: str | None,
         search_path: str | None,
         as_json: bool,
+        target_version: str | None,
     ) -> None:
         """Show what `apply` would do and why; changes nothing."""
         from executor import apply as core
 
         config = load_config(migrations)
         bundle = load_migrations(bundle_dir, migrations, config)
+        if target_version is not None:
+            bundle = up_to_target(bundle, target_version)
         settings = executor_settings(
             config,
             allow_out_of_order=out_of_order or None,

@@ -82,6 +82,8 @@ def test_migrate_is_apply_under_flyway_s_name(project, fresh_db, capsys):
 
 
 def test_apply_target_stops_after_that_version_and_leaves_the_rest_pending(project, fresh_db, capsys):
+    code, out = cli(capsys, "plan", "--database-url", fresh_db, "--target", "010")
+    assert code == 0 and "10 to apply:" in out and "V011" not in out
     code, out = cli(capsys, "apply", "--database-url", fresh_db, "--yes", "--target", "010")
     assert code == 0, out
     assert "--target 010: 12 migrations above it left out" in out
