@@ -136,7 +136,7 @@ def admin_url() -> str:
     url = os.environ.get("SCHEMAGATE_TEST_DATABASE_URL")
     if url:
         return url
-    from schemagate.embedded import EmbeddedPostgres
+    from localdb.server import EmbeddedPostgres
 
     return EmbeddedPostgres(REPO_ROOT / ".schemagate" / "test-server").start()
 
@@ -182,7 +182,7 @@ def find_psql() -> str:
     found = shutil.which("psql")
     if found:
         return found
-    from schemagate.embedded import candidate_bindirs
+    from localdb.server import candidate_bindirs
 
     for bindir in candidate_bindirs():
         if (bindir / "psql").is_file():

@@ -121,7 +121,7 @@ def _server(root: Path, url: str | None) -> Iterator[tuple[str, str]]:
     if url:
         yield url, ""
         return
-    from schemagate.embedded import EmbeddedPostgres
+    from localdb.server import EmbeddedPostgres
 
     started = time.perf_counter()
     with EmbeddedPostgres(root / ".schemagate" / "rehearsal").running() as embedded_url:

@@ -8,23 +8,39 @@ How a run goes (``apply``):
 2. the history table is created if absent, then read *after* taking the lock (another executor
    may have applied migrations while we waited);
 3. the plan joins bundle and history (``executor.state``); any refusal (drift, missing, out of
-   order, failed row, a header error, BEGIN/COMMIT inside a file) is raised before anything runs;
+   order, failed row, a header error, a transaction statement or a control character inside a
+   file) is raised before anything runs;
 4. each migration runs statement by statement, as psql would run it:
    - transactional (the default): ``BEGIN`` and ``SET LOCAL`` lock_timeout / statement_timeout /
      search_path travel with the first statement, the history row with the last one, then
-     ``COMMIT``; a failure rolls back migration *and* history row together;
+     ``COMMIT``; a failure rolls back migration *and* history row together; a plain ``BEGIN; ...
+     COMMIT;`` around the whole file is not sent (this transaction takes its place);
    - ``transactional: false``: autocommit, session-level timeouts reset afterwards, history row
      written after the last statement succeeded.  **A failure after anything of the file may have
      taken effect writes a ``success = false`` row** — that is, any failure except one of its first
      statement when that statement is not CONCURRENTLY, CALL or DO (one statement in autocommit is
      atomic; those three commit part of their work).  The row blocks later runs until a person
-     checks the database (e.g. drops the INVALID index a failed CREATE INDEX CONCURRENTLY leaves)
-     and runs ``schemagate repair``; without a row the file simply stays pending;
+     checks the database and runs ``schemagate repair``; without a row the file simply stays
+     pending.  Around each CREATE INDEX / REINDEX statement ``executor.index_validity`` drops the
+     INVALID index an interrupted or failed earlier run of it left (and builds it again), and
+     afterwards checks that the index it names is valid: an INVALID index is a failure, never
+     a success row;
    - a lock_timeout (SQLSTATE 55P03) is retried ``lock_retries`` times with doubling back-off
      (for a non-transactional file only when nothing of it took effect, as above);
 5. ``should_continue()`` is asked between migrations (the Lambda stops before its time runs out);
 6. the lock is released in ``finally``; if the process dies, the session ends and PostgreSQL
    rolls back the open transaction and releases the lock.
+
+Bounded waits (``network_timeout``, default 10s): for the run the session sets
+``idle_in_transaction_session_timeout`` and (PostgreSQL 14+) ``idle_session_timeout`` to it, so a
+run whose network stalled, between two statements of a migration or between two migrations,
+loses its session, its open transaction and all its locks within ``network_timeout``; plus
+``client_connection_check_interval`` (2s, PostgreSQL 14+: a vanished client during a long
+statement) and server-side TCP keepalives / ``tcp_user_timeout``.  On the client side every query
+waits at most ``network_timeout`` for its answer, a migration's statements their
+``statement_timeout`` on top (``executor.connection.ResponseDeadline``); then the connection is
+closed and the run fails with CONNECTION_ERROR.  A connection lost at any point is a
+``ConnectionFailure``.
 """
 
 from __future__ import annotations
@@ -32,7 +48,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,7 +56,14 @@ import psycopg2
 import psycopg2.extensions
 
 from executor import history as history_table
+from executor import index_validity, sqltext
 from executor.bundle import Bundle
+from executor.connection import (
+    NETWORK_OPTIONS,
+    ResponseDeadline,
+    connection_errors,
+    is_connection_lost,
+)
 from executor.errors import (
     ConfigurationError,
     ConnectionFailure,
@@ -48,9 +71,16 @@ from executor.errors import (
     MigrationRefused,
     PermissionDenied,
     SchemagateError,
+    SecurityViolation,
     SqlError,
 )
-from executor.headers import HEADER_KEYS, Statement, line_and_column, parse_header_settings, split_statements
+from executor.headers import (
+    HEADER_KEYS,
+    Statement,
+    line_and_column,
+    migration_statements,
+    parse_header_settings,
+)
 from executor.history import (
     BASELINE_SCRIPT,
     TYPE_BASELINE,
@@ -62,10 +92,11 @@ from executor.history import (
     insert_row_sql,
     read_history,
 )
+from executor.index_statement import is_index_statement, parse_index_statement
 from executor.lock import AdvisoryLock, rollback_if_open
 from executor.manifest import ManifestEntry
 from executor.naming import REPEATABLE, UNDO, VERSIONED, Version
-from executor.settings import ExecutorSettings
+from executor.settings import ExecutorSettings, duration_seconds
 from executor.state import MigrationInfo, MigrationState, build_info, refusals
 
 _IDLE = psycopg2.extensions.TRANSACTION_STATUS_IDLE
@@ -80,7 +111,8 @@ WHY_REPEATABLE_NEW = "repeatable new"
 
 @dataclass
 class Event:
-    """Progress of a run: waiting_for_lock, lock_acquired, start, notice, retry, applied, failed, stopped."""
+    """Progress of a run: waiting_for_lock, lock_acquired, start, notice, retry, invalid_index_dropped,
+    applied, failed, stopped."""
 
     kind: str
     file: str | None = None
@@ -183,6 +215,77 @@ def _autocommit(conn, *, exclusive: bool) -> Iterator[None]:
                 pass
 
 
+def _session_timeouts(conn, settings: ExecutorSettings) -> dict[str, str]:
+    """The server-side bounds of the executor's session (see the module docstring, step 6)."""
+    version = conn.server_version
+    values: dict[str, str] = {}
+    if version >= 140000:  # notice a vanished client during a long statement
+        values["client_connection_check_interval"] = DEAD_CLIENT_CHECK
+    network = settings.network_timeout_s
+    if network:
+        ms = str(int(network * 1000))
+        values["idle_in_transaction_session_timeout"] = ms
+        if version >= 140000:
+            values["idle_session_timeout"] = ms  # the session holds the advisory lock between migrations
+        values["tcp_keepalives_idle"] = NETWORK_OPTIONS["keepalives_idle"]
+        values["tcp_keepalives_interval"] = NETWORK_OPTIONS["keepalives_interval"]
+        values["tcp_keepalives_count"] = NETWORK_OPTIONS["keepalives_count"]
+        if version >= 120000:
+            values["tcp_user_timeout"] = NETWORK_OPTIONS["tcp_user_timeout"]
+    return values
+
+
+@contextmanager
+def _bounded(conn, settings: ExecutorSettings, doing: str) -> Iterator[ResponseDeadline]:
+    """Every query inside waits at most network_timeout for its answer (the runner allows a migration's
+    statements their statement_timeout on top), and a lost connection is a ConnectionFailure."""
+    deadline = ResponseDeadline(conn)
+    saved = conn.cursor_factory
+    conn.cursor_factory = deadline.cursor_factory(
+        settings.network_timeout_s, f"{doing} (a query of its own)", base=saved
+    )
+    try:
+        with connection_errors(doing, conn, deadline=deadline):
+            yield deadline
+    finally:
+        conn.cursor_factory = saved
+        deadline.close()
+
+
+def _poll_interval(settings: ExecutorSettings) -> float:
+    """How often to ask for a busy advisory lock: often enough for idle_session_timeout."""
+    network = settings.network_timeout_s
+    return 1.0 if network is None else min(1.0, network / 3)
+
+
+@contextmanager
+def _executor_session(conn, settings: ExecutorSettings, doing: str) -> Iterator[ResponseDeadline]:
+    """``_bounded`` plus the session's server-side timeouts (reset afterwards); on an idle autocommit
+    connection (inside ``_autocommit``)."""
+    with _bounded(conn, settings, doing) as deadline:
+        values = _session_timeouts(conn, settings)
+        if values:
+            try:
+                with conn.cursor() as cur:
+                    cur.execute(
+                        "SELECT " + ", ".join("set_config(%s, %s, false)" for _ in values),
+                        [x for pair in values.items() for x in pair],
+                    )
+            except psycopg2.Error as exc:
+                if is_connection_lost(exc, conn):
+                    raise
+                rollback_if_open(conn)  # an old server or a pooler that refuses them: run without
+                values = {}
+        try:
+            yield deadline
+        finally:
+            if values and not conn.closed:
+                with suppress(psycopg2.Error):
+                    rollback_if_open(conn)
+                    with conn.cursor() as cur:
+                        cur.execute("".join(f"RESET {name};" for name in values))
+
+
 class _NoticeSink:
     """Stands in for ``conn.notices``: psycopg2 appends every server notice here."""
 
@@ -246,10 +349,29 @@ def _plan_from(infos: list[MigrationInfo], settings: ExecutorSettings) -> Plan:
 
 
 def info(conn, bundle: Bundle | None, settings: ExecutorSettings) -> list[MigrationInfo]:
-    """The info list; ``bundle=None`` describes the history alone.  Changes nothing."""
-    with _autocommit(conn, exclusive=False):
+    """The info list; ``bundle=None`` describes the history alone.  Changes nothing.
+
+    A recorded migration whose index is INVALID in the database lists it in ``invalid_indexes``.
+    """
+    with _autocommit(conn, exclusive=False), _bounded(conn, settings, "reading the history"):
         rows = read_history(conn, settings)
-    return build_info(bundle.manifest if bundle else None, rows, settings)
+        infos = build_info(bundle.manifest if bundle else None, rows, settings)
+        with conn.cursor() as cur:
+            index_validity.annotate(cur, bundle, infos)
+    return infos
+
+
+def invalid_indexes(
+    conn, bundle: Bundle | None, settings: ExecutorSettings, infos: list[MigrationInfo]
+) -> list[tuple[index_validity.IndexRow, str | None]]:
+    """Every INVALID index in the database, with the recorded migration that should have built it
+    (its file, or None).  Changes nothing."""
+    with (
+        _autocommit(conn, exclusive=False),
+        _bounded(conn, settings, "looking for INVALID indexes"),
+        conn.cursor() as cur,
+    ):
+        return index_validity.annotate(cur, bundle, infos)
 
 
 def plan(conn, bundle: Bundle, settings: ExecutorSettings) -> Plan:
@@ -276,7 +398,40 @@ class _Prepared:
 def _prepare(
     bundle: Bundle, entry: ManifestEntry, why: str, settings: ExecutorSettings, scs: bool
 ) -> _Prepared:
-    """Read one file's SQL, header settings and statements; refuse what must not run."""
+    """Read one file's SQL, header settings and statements; refuse what must not run.
+
+    ``statements`` are what runs: a plain ``BEGIN; ... COMMIT;`` around the whole file is left out
+    (the executor's own transaction takes its place).  Refused here, before anything runs: bytes the
+    validator's parser would not have seen as PostgreSQL will (``executor.sqltext``: control
+    characters, invalid UTF-8), a wrapped file the manifest marks ``transactional: false``, and any
+    other transaction statement.
+    """
+    data = bundle.files[entry.file]
+    not_utf8 = sqltext.find_invalid_utf8(data)
+    if not_utf8 is not None:
+        offset, line = not_utf8
+        raise SecurityViolation(
+            f"{entry.file} is not valid UTF-8: byte 0x{data[offset]:02x} at byte offset {offset} "
+            f"(line {line}) cannot be decoded; nothing was applied",
+            file=entry.file,
+            line=line,
+            rule="not-utf8",
+            remedy="save the file as UTF-8, then validate the migrations and build a new bundle "
+            "(`schemagate validate` refuses such a file, so this bundle was not written by it)",
+            context={"byte_offset": offset},
+        )
+    control = sqltext.find_control_character(data)
+    if control is not None:
+        raise SecurityViolation(
+            control.message(entry.file) + "; nothing was applied",
+            file=entry.file,
+            line=control.line,
+            column=control.column,
+            rule=sqltext.RULE,
+            remedy=f"{sqltext.REMEDY}; then validate the migrations and build a new bundle "
+            "(`schemagate validate` refuses such a file, so this bundle was not written by it)",
+            context={"byte_offset": control.offset, "code_point": control.code, "count": control.count},
+        )
     sql = bundle.sql(entry)
     header = {}
     for key, value in entry.settings.items():  # settings the validator recorded in the manifest
@@ -292,20 +447,31 @@ def _prepare(
         if check:
             header[key] = str(value)
     header.update(parse_header_settings(sql, file=entry.file))
-    statements = split_statements(sql, standard_conforming_strings=scs)
-    for st in statements:
+    split = migration_statements(sql, standard_conforming_strings=scs)
+    if split.wrapper is not None and not entry.transactional:
+        raise MigrationRefused(
+            f"{entry.file} is wrapped in BEGIN ... COMMIT but the manifest marks it `transactional: false`: "
+            "its author meant one transaction, which the executor would not give it",
+            file=entry.file,
+            line=line_and_column(sql, split.wrapper[0].start)[0],
+            rule="transaction-control",
+            remedy="validate the migrations and build a new bundle (`schemagate validate` marks a wrapped "
+            "file transactional, or refuses it when it holds a statement that cannot run in a transaction)",
+        )
+    for st in split.statements:
         if st.is_transaction_control:
             line, _ = line_and_column(sql, st.start)
             raise MigrationRefused(
-                f"{entry.file} contains the transaction control statement {st.text.strip()[:40]!r}; it would "
-                "break the all-or-nothing application of the file and its history row",
+                f"{entry.file} contains the transaction control statement {st.text.strip()[:40]!r} "
+                f"({st.transaction_control}); it would break the all-or-nothing application of the file "
+                "and its history row",
                 file=entry.file,
                 line=line,
                 rule="transaction-control",
                 remedy=(
-                    "remove BEGIN/COMMIT/ROLLBACK from the file: schemagate runs each migration in a "
-                    "transaction "
-                    "of its own (statements that cannot run in one make the file `transactional: false`)"
+                    "remove it from the file: schemagate runs each migration in a transaction of its own "
+                    "(statements that cannot run in one make the file `transactional: false`); only a plain "
+                    "`BEGIN; ... COMMIT;` around the whole file is accepted, and left out"
                 ),
             )
     try:
@@ -318,7 +484,7 @@ def _prepare(
         entry=entry,
         why=why,
         sql=sql,
-        statements=statements,
+        statements=split.statements,
         lock_timeout=header.get("lock_timeout", settings.lock_timeout),
         statement_timeout=header.get("statement_timeout", settings.statement_timeout),
         lock_retries=retries,
@@ -336,6 +502,7 @@ class _StatementFailed(Exception):
         *,
         retryable: bool,
         at_commit: bool = False,
+        doing: str | None = None,
     ) -> None:
         super().__init__(str(exc))
         self.exc = exc
@@ -343,6 +510,17 @@ class _StatementFailed(Exception):
         self.prefix_len = prefix_len
         self.retryable = retryable
         self.at_commit = at_commit
+        self.doing = doing  # what the executor did for the statement when it failed, if not the statement
+        self.left_invalid: list[index_validity.IndexRow] = []  # INVALID indexes a failed index build left
+
+
+class _IndexProblem(Exception):
+    """Internal: an index statement's check refused to run it, or found its index INVALID afterwards."""
+
+    def __init__(self, error: SchemagateError, *, partial: bool) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.partial = partial  # something of the file may have taken effect: record a failed row
 
 
 class _Runner:
@@ -356,6 +534,7 @@ class _Runner:
         emit: Callable[[Event], None],
         hooks: ApplyHooks,
         sink: _NoticeSink,
+        deadline: ResponseDeadline | None = None,
     ) -> None:
         self.conn = conn
         self.bundle = bundle
@@ -363,7 +542,27 @@ class _Runner:
         self.emit = emit
         self.hooks = hooks
         self.sink = sink
+        self.deadline = deadline
         self.cur = conn.cursor()
+
+    def _bound(self, p: _Prepared, what: str):
+        """The client's wait for one statement: its statement_timeout plus network_timeout."""
+        network = self.settings.network_timeout_s
+        statement = duration_seconds(p.statement_timeout)
+        seconds = None if network is None or statement is None else statement + network
+        if self.deadline is None:
+            return nullcontext()
+        return self.deadline.bound(seconds, what)
+
+    def _pause(self, seconds: float) -> None:
+        """Sleep between lock retries without leaving the session idle past idle_session_timeout."""
+        network = self.settings.network_timeout_s
+        step = seconds if network is None else max(0.5, network / 2)
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            time.sleep(min(step, left))
+            if end - time.monotonic() > 0:
+                self.cur.execute("SELECT 1")
 
     def _settings_sql(self, p: _Prepared, *, local: bool) -> str:
         flag = "true" if local else "false"
@@ -422,12 +621,25 @@ class _Runner:
                                 ),
                             )
                         )
-                        time.sleep(delay)
+                        self._pause(delay)
                         continue
                     # retryable == nothing of the file took effect (always so for a transactional one)
                     partial = not failed.retryable
                     error = self._error(p, failed, attempts=attempt + 1, partial=partial)
                     if partial:
+                        self._record_failure(p, started, error)
+                    self.emit(
+                        Event(
+                            "failed",
+                            file=entry.file,
+                            message=str(error),
+                            duration_ms=int((time.monotonic() - started) * 1000),
+                        )
+                    )
+                    raise error from None
+                except _IndexProblem as problem:
+                    error = problem.error
+                    if problem.partial:
                         self._record_failure(p, started, error)
                     self.emit(
                         Event(
@@ -479,31 +691,51 @@ class _Runner:
         try:
             for text, st, prefix_len in queries:
                 try:
-                    cur.execute(text)
+                    with self._bound(p, self._where(p, st)):
+                        cur.execute(text)
                 except psycopg2.Error as exc:
                     raise _StatementFailed(exc, st, prefix_len, retryable=True) from None
             if self.hooks.before_commit is not None:
                 self.hooks.before_commit(cur, p.entry)
             try:
-                cur.execute("COMMIT")
+                with self._bound(p, f"committing {p.entry.file}"):
+                    cur.execute("COMMIT")
             except psycopg2.Error as exc:
                 raise _StatementFailed(exc, None, 0, retryable=True, at_commit=True) from None
         except BaseException:
             self._rollback()
             raise
 
+    @staticmethod
+    def _where(p: _Prepared, st: Statement | None) -> str:
+        if st is None:
+            return f"writing the history row of {p.entry.file}"
+        return f"running the statement at line {line_and_column(p.sql, st.start)[0]} of {p.entry.file}"
+
     def _autocommit(self, p: _Prepared, started: float) -> None:
-        """A ``transactional: false`` file: each statement commits on its own."""
+        """A ``transactional: false`` file: each statement commits on its own.  Around each index
+        statement, ``executor.index_validity`` drops its leftover INVALID index and checks the result."""
         cur = self.cur
         cur.execute(self._settings_sql(p, local=False))
         try:
             for index, st in enumerate(p.statements):
+                check = self._index_check(p, st, index)
                 try:
-                    cur.execute(st.text)
+                    with self._bound(p, self._where(p, st)):
+                        cur.execute(st.text)
                 except psycopg2.Error as exc:
-                    raise _StatementFailed(
+                    failed = _StatementFailed(
                         exc, st, 0, retryable=index == 0 and not st.may_commit_partially
-                    ) from None
+                    )
+                    if check is not None and not is_connection_lost(exc, self.conn):
+                        with suppress(psycopg2.Error):
+                            rollback_if_open(self.conn)
+                            failed.left_invalid = index_validity.left_behind(cur, check)
+                    raise failed from None
+                if check is not None:
+                    problem = index_validity.after_statement(cur, check)
+                    if problem is not None:
+                        raise _IndexProblem(problem, partial=True)
             elapsed = int((time.monotonic() - started) * 1000)
             try:
                 cur.execute(self._history_sql(p, success=True, execution_time_ms=elapsed))
@@ -511,6 +743,38 @@ class _Runner:
                 raise _StatementFailed(exc, None, 0, retryable=False) from None
         finally:
             self._reset_session(p)
+
+    def _index_check(self, p: _Prepared, st: Statement, index: int) -> index_validity.IndexCheck | None:
+        """Before an index statement of a non-transactional file: drop its leftover INVALID index."""
+        if not is_index_statement(st.words):
+            return None
+        parsed = parse_index_statement(st.text)
+        if parsed is None:
+            return None
+        line = line_and_column(p.sql, st.start)[0]
+
+        def dropped(row: index_validity.IndexRow) -> None:
+            self.emit(
+                Event(
+                    "invalid_index_dropped",
+                    file=p.entry.file,
+                    message=(
+                        f"dropped the INVALID index {row.qualified} on {row.qualified_table} (left by an "
+                        f"interrupted or failed earlier run of {p.entry.file}:{line}); building it again"
+                    ),
+                )
+            )
+
+        try:
+            with self._bound(p, f"dropping a leftover INVALID index before line {line} of {p.entry.file}"):
+                return index_validity.before_statement(
+                    self.cur, parsed, file=p.entry.file, line=line, on_drop=dropped
+                )
+        except SchemagateError as refusal:
+            raise _IndexProblem(refusal, partial=index > 0) from None
+        except psycopg2.Error as exc:
+            doing = "looking for (and dropping) an INVALID index an earlier run of it left"
+            raise _StatementFailed(exc, st, 0, retryable=index == 0, doing=doing) from None
 
     def _reset_session(self, p: _Prepared) -> None:
         if self.conn.closed:
@@ -546,28 +810,40 @@ class _Runner:
         self, p: _Prepared, failed: _StatementFailed, *, attempts: int, partial: bool
     ) -> SchemagateError:
         exc, entry, sql = failed.exc, p.entry, p.sql
-        if exc.pgcode is None and failed.at_commit:
+        lost = is_connection_lost(exc, self.conn)
+        overdue = self.deadline.overdue if self.deadline is not None else None
+        if lost and overdue is not None:
+            stalled = (
+                f"no answer from the server for {overdue.seconds:g}s while {overdue.what} (statement_timeout "
+                f"{p.statement_timeout} plus network_timeout {self.settings.network_timeout}): the network "
+                "path stalled, so the executor closed the connection"
+            )
+        else:
+            stalled = " ".join(str(exc).split())
+        if lost and failed.at_commit:
             return ConnectionFailure(
                 f"lost the connection to the database during the COMMIT of {entry.file}: it may or may not "
-                f"be applied ({' '.join(str(exc).split())})",
+                f"be applied ({stalled})",
                 file=entry.file,
                 remedy=(
                     "the migration and its history row commit together: run `schemagate info` to see whether "
                     "it is applied, then apply again"
                 ),
             )
-        if exc.pgcode is None:
+        if lost:
             return ConnectionFailure(
-                f"lost the connection to the database while applying {entry.file}: "
-                f"{' '.join(str(exc).split())}",
+                f"lost the connection to the database while applying {entry.file}: {stalled}",
                 file=entry.file,
                 remedy=(
-                    "PostgreSQL rolls back the open transaction of a session whose client is gone; check the "
-                    "server and the network, then apply again"
+                    "PostgreSQL rolls back the open transaction of a session whose client is gone (an idle "
+                    f"one within network_timeout, {self.settings.network_timeout}), releasing its locks; "
+                    "check the server and the network, then apply again"
                     if entry.transactional
                     else "the file runs outside a transaction: check which of its statements took effect, "
-                    "fix the database by hand, then apply again"
+                    "then apply again (an INVALID index its CREATE INDEX CONCURRENTLY left is dropped and "
+                    "built again)"
                 ),
+                context={"sqlstate": exc.pgcode, "stalled": overdue is not None},
             )
         diag = exc.diag
         line, column, where = self._locate(sql, failed, diag)
@@ -579,6 +855,10 @@ class _Runner:
             message += f"; hint: {diag.message_hint.strip()}"
         if where:
             message += f"; {where}"
+        if failed.doing:
+            message += f"; while {failed.doing}"
+        if failed.left_invalid:
+            message += f"; {index_validity.describe_left_behind(failed.left_invalid)}"
         if entry.transactional:
             message += f"; {entry.file} was rolled back: the database is as it was before it"
         elif partial:
@@ -602,7 +882,10 @@ class _Runner:
             "partial": partial,
             "attempts": attempts,
         }
-        if partial:
+        if failed.left_invalid:
+            context["invalid_indexes"] = [r.to_dict() for r in failed.left_invalid]
+            remedy = index_validity.REMEDY_REBUILD
+        elif partial:
             remedy = (
                 "inspect the database and undo or finish what the file changed (a failed CREATE INDEX "
                 "CONCURRENTLY leaves an INVALID index: DROP INDEX CONCURRENTLY it), fix the file, then run "
@@ -672,18 +955,6 @@ class _Runner:
         return line, None, f"in the statement starting at line {line}"
 
 
-def _enable_dead_client_check(conn) -> None:
-    """PostgreSQL 14+: notice a vanished client during a long statement, end the session, release the lock."""
-    if conn.server_version >= 140000:
-        try:
-            with conn.cursor() as cur:
-                cur.execute(
-                    "SELECT set_config('client_connection_check_interval', %s, false)", (DEAD_CLIENT_CHECK,)
-                )
-        except psycopg2.Error:
-            rollback_if_open(conn)
-
-
 def apply(
     conn,
     bundle: Bundle,
@@ -703,14 +974,21 @@ def apply(
     """
     emit = on_event or (lambda event: None)
     hooks = hooks or ApplyHooks()
+    settings = settings.for_manifest(bundle.manifest)
     if settings.dry_run:
         p = plan(conn, bundle, settings)
         return ApplyResult(plan=p, applied=[], stopped_early=False, remaining=[e for e, _ in p.to_apply])
     sink = _NoticeSink(emit)
-    with _autocommit(conn, exclusive=True), _notices_to(conn, sink):
-        _enable_dead_client_check(conn)
+    with (
+        _autocommit(conn, exclusive=True),
+        _notices_to(conn, sink),
+        _executor_session(conn, settings, "applying") as deadline,
+    ):
         lock = AdvisoryLock(
-            conn, settings, on_wait=lambda message: emit(Event("waiting_for_lock", message=message))
+            conn,
+            settings,
+            on_wait=lambda message: emit(Event("waiting_for_lock", message=message)),
+            max_poll_interval_s=_poll_interval(settings),
         )
         with lock:
             emit(
@@ -726,7 +1004,7 @@ def apply(
                 raise _combined(p.refusals)
             scs = conn.get_parameter_status("standard_conforming_strings") != "off"
             prepared = [_prepare(bundle, entry, why, settings, scs) for entry, why in p.to_apply]
-            runner = _Runner(conn, bundle, settings, emit, hooks, sink)
+            runner = _Runner(conn, bundle, settings, emit, hooks, sink, deadline)
             applied: list[AppliedMigration] = []
             for index, item in enumerate(prepared):
                 if applied and should_continue is not None and not should_continue():
@@ -750,6 +1028,18 @@ def apply(
             return ApplyResult(plan=p, applied=applied, stopped_early=False, remaining=[])
 
 
+def _undo_remedy(bundle: Bundle, version: str | None, file: str) -> str:
+    layout = bundle.manifest.layout
+    if layout == "flyway":
+        return f"add U{version}__<description>.sql that reverses {file}"
+    if layout in ("prisma", "drizzle"):
+        return (
+            f"{layout} keeps no down scripts by default: write a new forward migration that reverses {file}"
+            + (" (or add a down.sql beside its migration.sql)" if layout == "prisma" else "")
+        )
+    return f"add the down script of {file} (see docs/layouts/{layout}.md)"
+
+
 def undo(
     conn,
     bundle: Bundle,
@@ -765,46 +1055,53 @@ def undo(
     ``V<version>`` is pending again.  Refuses while the history has any refusal.
     """
     emit = on_event or (lambda event: None)
+    settings = settings.for_manifest(bundle.manifest)
     sink = _NoticeSink(emit)
-    with _autocommit(conn, exclusive=True), _notices_to(conn, sink):
-        _enable_dead_client_check(conn)
-        with AdvisoryLock(
-            conn, settings, on_wait=lambda message: emit(Event("waiting_for_lock", message=message))
-        ):
-            ensure_history_table(conn, settings)
-            infos = build_info(bundle.manifest, read_history(conn, settings), settings)
-            problems = refusals(infos, settings)
-            if problems:
-                raise _combined(problems)
-            applied = [i for i in infos if i.kind == VERSIONED and i.state is MigrationState.APPLIED]
-            if not applied:
-                raise MigrationRefused(
-                    "nothing to undo: no versioned migration is applied",
-                    rule="undo-target",
-                    remedy="check `schemagate info`",
-                )
-            latest = max(applied, key=lambda i: i.installed_rank or 0)
-            if version is not None and Version.parse(version) != Version.parse(latest.version or "0"):
-                raise MigrationRefused(
-                    f"only the most recently applied version ({latest.version}, {latest.file}) can be "
-                    "undone, "
-                    f"not {version}",
-                    file=latest.file,
-                    rule="undo-target",
-                    remedy=f"undo {latest.version} first, or write a new forward migration",
-                )
-            target = Version.parse(latest.version or "0")
-            entry = next((e for e in bundle.manifest.undo if e.parsed_version == target), None)
-            if entry is None:
-                raise MigrationRefused(
-                    f"the bundle has no undo file for version {latest.version} ({latest.file})",
-                    file=latest.file,
-                    rule="undo-target",
-                    remedy=f"add U{latest.version}__<description>.sql that reverses {latest.file}",
-                )
-            scs = conn.get_parameter_status("standard_conforming_strings") != "off"
-            runner = _Runner(conn, bundle, settings, emit, ApplyHooks(), sink)
-            return runner.run(_prepare(bundle, entry, f"undo of {latest.file}", settings, scs))
+    with (
+        _autocommit(conn, exclusive=True),
+        _notices_to(conn, sink),
+        _executor_session(conn, settings, "undoing") as deadline,
+        AdvisoryLock(
+            conn,
+            settings,
+            on_wait=lambda message: emit(Event("waiting_for_lock", message=message)),
+            max_poll_interval_s=_poll_interval(settings),
+        ),
+    ):
+        ensure_history_table(conn, settings)
+        infos = build_info(bundle.manifest, read_history(conn, settings), settings)
+        problems = refusals(infos, settings)
+        if problems:
+            raise _combined(problems)
+        applied = [i for i in infos if i.kind == VERSIONED and i.state is MigrationState.APPLIED]
+        if not applied:
+            raise MigrationRefused(
+                "nothing to undo: no versioned migration is applied",
+                rule="undo-target",
+                remedy="check `schemagate info`",
+            )
+        latest = max(applied, key=lambda i: i.installed_rank or 0)
+        if version is not None and Version.parse(version) != Version.parse(latest.version or "0"):
+            raise MigrationRefused(
+                f"only the most recently applied version ({latest.version}, {latest.file}) can be "
+                "undone, "
+                f"not {version}",
+                file=latest.file,
+                rule="undo-target",
+                remedy=f"undo {latest.version} first, or write a new forward migration",
+            )
+        target = Version.parse(latest.version or "0")
+        entry = next((e for e in bundle.manifest.undo if e.parsed_version == target), None)
+        if entry is None:
+            raise MigrationRefused(
+                f"the bundle has no undo file for version {latest.version} ({latest.file})",
+                file=latest.file,
+                rule="undo-target",
+                remedy=_undo_remedy(bundle, latest.version, latest.file),
+            )
+        scs = conn.get_parameter_status("standard_conforming_strings") != "off"
+        runner = _Runner(conn, bundle, settings, emit, ApplyHooks(), sink, deadline)
+        return runner.run(_prepare(bundle, entry, f"undo of {latest.file}", settings, scs))
 
 
 # --------------------------------------------------------------------------------------------
@@ -820,7 +1117,11 @@ def repair(
         raise ConfigurationError(
             "realigning checksums needs the bundle", remedy="pass --bundle DIR or --migrations DIR"
         )
-    with _autocommit(conn, exclusive=True), AdvisoryLock(conn, settings):
+    with (
+        _autocommit(conn, exclusive=True),
+        _executor_session(conn, settings, "repairing the history"),
+        AdvisoryLock(conn, settings, max_poll_interval_s=_poll_interval(settings)),
+    ):
         rows = read_history(conn, settings)
         failed = [r for r in rows if not r.success]
         drifted: list[MigrationInfo] = []
@@ -888,7 +1189,11 @@ def baseline(
                 context={"version": version, "nearest": below + above},
             )
         marked = [e for v, e in sorted(versions.items()) if v <= target]
-    with _autocommit(conn, exclusive=True), AdvisoryLock(conn, settings):
+    with (
+        _autocommit(conn, exclusive=True),
+        _executor_session(conn, settings, "writing the baseline"),
+        AdvisoryLock(conn, settings, max_poll_interval_s=_poll_interval(settings)),
+    ):
         rows = read_history(conn, settings)
         if rows:
             latest = rows[-1]

@@ -1,6 +1,6 @@
 """The approved bundle: ``manifest.json`` plus ``migrations/<file>`` byte for byte.
 
-``load_bundle`` verifies everything DESIGN.md lists *before* anything touches a database and
+``load_bundle`` verifies everything listed in README.md "Applying" *before* anything touches a database and
 returns an in-memory ``Bundle``; from then on the executor only reads bytes from memory, so what
 was verified is exactly what runs.
 """
@@ -50,10 +50,9 @@ class Bundle:
 
     def sql(self, entry: ManifestEntry) -> str:
         """The SQL text of one migration (BOM removed, CRLF as LF; one section of the file where the
-        layout keeps up and down in one file, other lines left empty so line numbers still match)."""
+        layout keeps up and down in one file, other lines left empty so line numbers still match;
+        the layout's own reading of a whole file otherwise, exactly as validation saw it)."""
         text = decode_sql(self.files[entry.file])
-        if entry.section is None:
-            return text
         from executor import layouts
 
         return layouts.get(self.manifest.layout).section_text(text, entry.section)
@@ -82,13 +81,40 @@ def raw_manifest_sha256(data: dict) -> str:
     return sha256_hex(canonical_json({k: v for k, v in data.items() if k not in UNHASHED_KEYS}))
 
 
+MAX_MANIFEST_DEPTH = 32  # a manifest nests four levels deep; anything far deeper is not one
+
+
+def _depth_exceeds(data: object, limit: int) -> bool:
+    """Does ``data`` nest lists / objects deeper than ``limit``?  (Iterative: no recursion to exhaust.)"""
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict | list):
+            if depth > limit:
+                return True
+            stack.extend((v, depth + 1) for v in (value.values() if isinstance(value, dict) else value))
+    return False
+
+
 def parse_manifest(raw: bytes, *, origin: str) -> tuple[Manifest, dict]:
+    """The manifest of a bundle; anything malformed is a BundleIntegrityError (never a crash)."""
     try:
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BundleIntegrityError(
             f"{MANIFEST_FILE} in {origin} is not valid JSON: {exc}", file=MANIFEST_FILE, remedy=REMEDY_REBUILD
         ) from None
+    except RecursionError:
+        too_deep = True  # nested too deeply for the JSON decoder itself
+    else:
+        too_deep = _depth_exceeds(data, MAX_MANIFEST_DEPTH)
+    if too_deep:
+        raise BundleIntegrityError(
+            f"{MANIFEST_FILE} in {origin} nests deeper than {MAX_MANIFEST_DEPTH} levels: it is not a "
+            "manifest schemagate wrote",
+            file=MANIFEST_FILE,
+            remedy=REMEDY_REBUILD,
+        )
     if not isinstance(data, dict):
         raise BundleIntegrityError(f"{MANIFEST_FILE} in {origin} is not a JSON object", remedy=REMEDY_REBUILD)
     if data.get("format") != FORMAT:
@@ -241,9 +267,13 @@ def make_bundle(
     created_at: str | None = None,
     origin: str = "memory",
     layout: str = "flyway",
+    extra: dict | None = None,
 ) -> Bundle:
-    """Build a sealed in-memory bundle from entries (in application order) and their bytes."""
-    manifest = Manifest(migrations=[e for e, _ in entries], source=dict(source or {}), layout=layout)
+    """Build a sealed in-memory bundle from entries (in application order) and their bytes;
+    ``extra``: further manifest keys (hashed like the others), e.g. ``search_path``."""
+    manifest = Manifest(
+        migrations=[e for e, _ in entries], source=dict(source or {}), layout=layout, extra=dict(extra or {})
+    )
     if findings is not None:
         manifest.findings = dict(findings)
     if created_at is not None:

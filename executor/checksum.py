@@ -1,4 +1,4 @@
-"""Checksums of migration files (DESIGN.md: SHA-256 of the bytes after removing a UTF-8 BOM and
+"""Checksums of migration files (SHA-256 of the bytes after removing a UTF-8 BOM and
 turning CRLF into LF)."""
 
 from __future__ import annotations

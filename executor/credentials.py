@@ -1,6 +1,6 @@
 """Where the executor's database is and how to log in: Secrets Manager, optional RDS IAM auth, TLS.
 
-Environment (DESIGN.md fixes the first; the others are the executor's own):
+Environment (the first is the documented contract, docs/deploy.md; the others are the executor's own):
 
 | variable | meaning |
 |---|---|

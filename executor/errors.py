@@ -1,8 +1,8 @@
 """Errors that carry their context and a remedy.
 
 Every refusal the executor makes is one of these.  ``category`` is one of the log categories
-fixed in DESIGN.md; ``exit_code`` is what the CLI returns (1: the migrations or the database
-refused, 2: bad usage or configuration).
+the Lambda logs (``Category``); ``exit_code`` is what the CLI returns (1: the migrations or the
+database refused, 2: bad usage or configuration).
 """
 
 from __future__ import annotations

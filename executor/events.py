@@ -4,7 +4,9 @@
   ``artifactCredentials`` are temporary credentials: they are kept out of ``repr`` and registered
   for masking by the handler; the event is never logged whole.
 - ``DirectInvocation``: ``{"action": "info" | "plan" | "apply", "bundle": "s3://bucket/key", ...options}``
-  for operators (``aws lambda invoke``) and for a fleet's Step Functions state machine, which adds
+  for operators (``aws lambda invoke``); ``{"action": "import", "from": "flyway", "bundle": "s3://...",
+  "table": "schema.table" (optional), "dry_run": true (optional)}`` takes the database over from
+  another migration tool (``executor.adopt``).  A fleet's Step Functions state machine adds
   ``target_secret_arn`` (the one fleet target this invocation works on), ``environment`` and the
   state machine's own steps ``snapshot`` (``snapshot``: the name prefix) and ``fleet_summary``
   (``results``: the Distributed Map's ResultWriterDetails, ``fleet_action``).
@@ -37,11 +39,21 @@ from executor.artifact import S3Location
 from executor.errors import ConfigurationError
 
 CODEPIPELINE_KEY = "CodePipeline.job"
-ACTIONS = ("info", "plan", "apply", "snapshot", "fleet_summary")
+ACTIONS = ("info", "plan", "apply", "import", "snapshot", "fleet_summary")
 JOB_ACTIONS = ("apply", "plan", "fleet_input", "fleet_report")
 FLEET_ACTIONS = ("plan", "apply")
 JOB_KEYS = ("action", "environment", "snapshot", "execution_arn", "fleet_action")
-DIRECT_KEYS = ("action", "bundle", "target_secret_arn", "environment", "snapshot", "results", "fleet_action")
+DIRECT_KEYS = (
+    "action",
+    "bundle",
+    "from",
+    "table",
+    "target_secret_arn",
+    "environment",
+    "snapshot",
+    "results",
+    "fleet_action",
+)
 REQUEST_TYPES = ("Create", "Update", "Delete")
 
 _BOOL_OPTIONS = ("dry_run", "allow_out_of_order", "allow_missing")
@@ -192,6 +204,8 @@ class DirectInvocation:
     action: str
     bundle: S3Location | None
     options: RunOptions
+    tool: str | None = None  # import: the tool whose history table is taken over
+    table: str | None = None  # import: that table, when it is not where the tool keeps it
     target_secret_arn: str | None = None  # a fleet target: its secret instead of the function's own
     environment: str | None = None
     snapshot: str | None = None  # action snapshot: the snapshot name prefix
@@ -392,11 +406,23 @@ def parse_direct(event: Mapping[str, Any]) -> DirectInvocation:
             remedy=f'invoke with {{"action": one of {", ".join(ACTIONS)}, "bundle": "s3://..."}}',
         )
     bundle_url = event.get("bundle")
-    if action in ("plan", "apply") and not bundle_url:
+    if action in ("plan", "apply", "import") and not bundle_url:
         raise ConfigurationError(
             f"action {action} needs a bundle",
             remedy=f'invoke with {{"action": "{action}", "bundle": "s3://bucket/key"}}',
         )
+    tool = table = None
+    if action == "import":
+        from executor.adopt import TOOLS
+
+        tool, table = event.get("from"), event.get("table")
+        if tool not in TOOLS:
+            raise ConfigurationError(
+                f'import needs "from": one of {", ".join(TOOLS)} (got {tool!r})',
+                remedy='invoke with {"action": "import", "from": "flyway", "bundle": "s3://bucket/key"}',
+            )
+        if table is not None and not isinstance(table, str):
+            raise ConfigurationError("table must be a string: SCHEMA.TABLE", remedy='"table": "public.x"')
     options = RunOptions.parse(
         {k: v for k, v in event.items() if k not in DIRECT_KEYS}, where="the invocation"
     )
@@ -420,6 +446,8 @@ def parse_direct(event: Mapping[str, Any]) -> DirectInvocation:
         action=action,
         bundle=S3Location.parse(bundle_url) if bundle_url else None,
         options=options,
+        tool=tool,
+        table=table,
         target_secret_arn=_text(event, "target_secret_arn", where),
         environment=_text(event, "environment", where),
         snapshot=snapshot,

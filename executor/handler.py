@@ -1,6 +1,6 @@
 """The Lambda entry point: ``executor.handler.handle(event, context)``.
 
-A thin edge (STYLE.md): the event is parsed into a typed invocation (``executor.events``), one core
+A thin edge: the event is parsed into a typed invocation (``executor.events``), one core
 function (``execute``) fetches and verifies the bundle, resolves the database and runs
 ``executor.apply``, and each kind of invocation turns the typed outcome into its own answer:
 
@@ -12,17 +12,21 @@ function (``execute``) fetches and verifies the bundle, resolves the database an
 - direct invocation   -> a JSON document returned to the caller;
 - custom resource     -> a ``PUT`` of the response document to the pre-signed ``ResponseURL``.
 
-Every failure carries a category (DESIGN.md), is logged once with it, counted in the metrics,
-and told to the SNS topic.  The event is never logged whole: it carries the pipeline's temporary
+Every failure carries a category (``executor.errors.Category``), is logged once with it, counted in
+the metrics, and told to the SNS topic.  The event is never logged whole: it carries the pipeline's temporary
 artifact credentials (and the custom resource's pre-signed URL).
 
-Environment, besides DESIGN.md's ``SCHEMAGATE_DB_SECRET_ARN``, ``SCHEMAGATE_SIGNING_KEY_ID``,
+Environment, besides the documented ``SCHEMAGATE_DB_SECRET_ARN``, ``SCHEMAGATE_SIGNING_KEY_ID``,
 ``SCHEMAGATE_NOTIFY_TOPIC_ARN``, ``SCHEMAGATE_SCHEMA`` and ``executor.credentials``' variables:
 ``SCHEMAGATE_CONTINUATION_MARGIN_MS`` (default 120000): when less than this is left of the
 Lambda's time after a migration, the run stops and continues in the next invocation, and no
 statement may run into that margin (each migration's ``statement_timeout`` is capped by the time
-left); ``SCHEMAGATE_ENVIRONMENT`` (the pipeline environment's name, shown in reports);
-``SCHEMAGATE_FLEET_TARGETS_PARAMETER`` (a fleet: the SSM parameter listing its targets).
+left); ``SCHEMAGATE_ALLOW_UNSIGNED_BUNDLES`` (default false): without
+``SCHEMAGATE_SIGNING_KEY_ID`` every bundle is refused (``SECURITY_VIOLATION``: anyone who can write
+the S3 object could rewrite its SQL and its hashes) unless this is ``true``, which is for
+development setups and logs a warning on every bundle it lets through; ``SCHEMAGATE_ENVIRONMENT``
+(the pipeline environment's name, shown in reports); ``SCHEMAGATE_FLEET_TARGETS_PARAMETER`` (a
+fleet: the SSM parameter listing its targets).
 
 Where the Plan job writes its report: to the job's output artifact location, **with the job's
 artifact credentials**, not the function's role.  The executor's role can read its database
@@ -103,6 +107,7 @@ class Outcome:
     dry_run: bool = False
     result: ApplyResult | None = None  # apply / plan (dry run)
     infos: list[Any] | None = None  # info
+    takeover: Any = None  # import: executor.adopt.TakeOver
     run_applied: list[dict[str, Any]] | None = None  # a continued run: all its invocations, from history
     plan_report: PlanReport | None = None  # plan: what the approver reads
 
@@ -137,9 +142,45 @@ def base_settings(options: RunOptions, run_id: str, deadline: float | None = Non
     )
 
 
+ALLOW_UNSIGNED_ENV = "SCHEMAGATE_ALLOW_UNSIGNED_BUNDLES"
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("", "0", "false", "no", "off")
+
+
+def allow_unsigned_bundles() -> bool:
+    value = os.environ.get(ALLOW_UNSIGNED_ENV, "").strip().lower()
+    if value not in _TRUE + _FALSE:
+        raise ConfigurationError(
+            f"{ALLOW_UNSIGNED_ENV}={value!r} is neither true nor false",
+            remedy=f"leave {ALLOW_UNSIGNED_ENV} unset (signed bundles only), or set it to true for a "
+            "development setup without a signing key",
+        )
+    return value in _TRUE
+
+
 def signature_verifier() -> KmsSignatureVerifier | None:
+    """The verifier of the configured key; None only when unsigned bundles are explicitly allowed
+    (logged as a warning each time).  Raises SecurityViolation when no key is configured."""
     key_id = os.environ.get("SCHEMAGATE_SIGNING_KEY_ID", "").strip()
-    return KmsSignatureVerifier(key_id, boto3.client("kms", config=_AWS_CONFIG)) if key_id else None
+    if key_id:
+        return KmsSignatureVerifier(key_id, boto3.client("kms", config=_AWS_CONFIG))
+    if not allow_unsigned_bundles():
+        raise SecurityViolation(
+            "refusing the bundle: the executor has no signing key (SCHEMAGATE_SIGNING_KEY_ID is not set), "
+            "so it cannot tell the approved bundle from one whose SQL and hashes were rewritten in S3",
+            remedy=(
+                "set SCHEMAGATE_SIGNING_KEY_ID to the KMS key the Validate stage signs with (`schemagate "
+                f"validate --bundle DIR --sign-with-kms KEY`); only for a development setup, set "
+                f"{ALLOW_UNSIGNED_ENV}=true"
+            ),
+            rule="unsigned-bundle",
+        )
+    logger.warning(
+        f"accepting a bundle WITHOUT verifying its signature: {ALLOW_UNSIGNED_ENV}=true and no "
+        "SCHEMAGATE_SIGNING_KEY_ID; whoever can write the artifact can change what runs",
+        extra={"allow_unsigned_bundles": True},
+    )
+    return None
 
 
 def _on_event(event: Event) -> None:
@@ -180,13 +221,16 @@ def execute(
     deadline: float | None = None,
     target_secret_arn: str | None = None,
     environment: str | None = None,
+    tool: str | None = None,
+    table: str | None = None,
 ) -> Outcome:
     """Verify the bundle (before any database access), then info / plan / apply it."""
     started = time.monotonic()
     settings = base_settings(options, run_id, deadline)
     bundle = None
     if location is not None:
-        bundle = fetch_bundle(location, s3_client, signature_verifier=signature_verifier())
+        verifier = signature_verifier()  # refuses before anything is downloaded
+        bundle = fetch_bundle(location, s3_client, signature_verifier=verifier)
         obs.bind_run(bundle_sha256=bundle.bundle_sha256)
         logger.info(
             f"verified bundle {location.url}: {len(bundle.manifest.migrations)} file(s)",
@@ -214,6 +258,11 @@ def execute(
         )
         if action == "info":
             outcome.infos = info(conn, bundle, settings)
+        elif action == "import":
+            from executor.adopt import take_over
+
+            assert bundle is not None and tool is not None
+            outcome.takeover = take_over(conn, bundle, tool, settings, table=table, dry_run=settings.dry_run)
         elif action == "plan" or settings.dry_run:
             assert bundle is not None
             p = plan(conn, bundle, settings)
@@ -694,6 +743,8 @@ def handle_direct(request: DirectInvocation, context: Any) -> dict[str, Any]:
             deadline=_deadline(context),
             target_secret_arn=request.target_secret_arn,
             environment=request.environment,
+            tool=request.tool,
+            table=request.table,
         )
     except Exception as exc:
         error = as_schemagate_error(exc)
@@ -714,6 +765,18 @@ def handle_direct(request: DirectInvocation, context: Any) -> dict[str, Any]:
     }
     if outcome.infos is not None:
         body["migrations"] = [i.to_dict() for i in outcome.infos]
+    if outcome.takeover is not None:
+        t = outcome.takeover
+        logger.info(t.summary(), extra={"tool": t.tool, "imported": len(t.to_write) if t.written else 0})
+        body.update(
+            summary=t.summary(),
+            tool=t.tool,
+            table=t.table,
+            written=t.written,
+            imported=[{"script": r.script, "version": r.version, "type": r.type} for r in t.to_write],
+            already_imported=len(t.already),
+            notes=t.notes,
+        )
     if outcome.result is not None:
         if request.action == "apply" and not fleet_target:
             _succeeded("direct", outcome)

@@ -6,12 +6,21 @@ Header settings are leading comment lines that override the executor's defaults 
     -- schemagate:set lock_timeout=10s statement_timeout=1h lock_retries=5
     CREATE INDEX CONCURRENTLY ...
 
-Statements are split the way psql splits a file it runs with ``\\i`` (the baseline users compare
-with): a ``;`` ends a statement unless it is inside a quoted string, a quoted identifier, a
-dollar-quoted body, a comment (block comments nest), parentheses, or the ``BEGIN ATOMIC ... END``
-body of ``CREATE [OR REPLACE] FUNCTION|PROCEDURE``.  Executing statement by statement is what lets a
-failure be reported with the line it happened on, and what lets ``CREATE INDEX CONCURRENTLY`` run
-(PostgreSQL runs a multi-statement query string as one implicit transaction).
+Statements are split where PostgreSQL's grammar ends them, as psql does for a file it runs with
+``\\i``: a ``;`` ends a statement unless it is inside a quoted string, a quoted identifier, a
+dollar-quoted body, a comment (``--`` up to a line feed or carriage return; block comments nest),
+parentheses, or the ``BEGIN ATOMIC ... END`` body of ``CREATE [OR REPLACE] FUNCTION|PROCEDURE``.
+For that body psql counts every ``BEGIN``, ``CASE`` and ``END`` word, which goes wrong on a column
+named ``end`` or a CTE named ``begin``; here the body opens at the words ``BEGIN ATOMIC`` and
+closes at an ``END`` that directly follows a ``;`` (or ``ATOMIC``), which is where the grammar
+allows it.  Executing statement by statement is what lets a failure be reported with the line it
+happened on, and what lets ``CREATE INDEX CONCURRENTLY`` run (PostgreSQL runs a multi-statement
+query string as one implicit transaction).
+
+``migration_statements`` is what the executor sends for one file: a file whose whole body is
+wrapped in one plain ``BEGIN; ... COMMIT;`` (the way golang-migrate and dbmate histories are
+written) loses the wrapper, because the executor opens its own transaction, which also holds the
+history row.  Any other transaction statement stays in the list, and the executor refuses it.
 """
 
 from __future__ import annotations
@@ -113,6 +122,32 @@ _EXAMPLES = {"lock_timeout": "10s", "statement_timeout": "1h", "lock_retries": "
 # --------------------------------------------------------------------------------------------
 # statements
 
+# the words of a plain BEGIN / COMMIT around a whole file (no isolation level, no AND CHAIN)
+_WRAPPER_OPEN = {("begin",), ("begin", "work"), ("begin", "transaction"), ("start", "transaction")}
+_WRAPPER_CLOSE = {
+    ("commit",),
+    ("commit", "work"),
+    ("commit", "transaction"),
+    ("end",),
+    ("end", "work"),
+    ("end", "transaction"),
+}
+# first word -> name of the transaction statement (the second word refines a few)
+_TRANSACTION_WORDS = {
+    "begin": "BEGIN",
+    "start": "START TRANSACTION",
+    "commit": "COMMIT",
+    "end": "END",
+    "abort": "ABORT",
+    "rollback": "ROLLBACK",
+    "savepoint": "SAVEPOINT",
+    "release": "RELEASE SAVEPOINT",
+    "prepare": "PREPARE TRANSACTION",
+}
+# statements that build, drop or rebuild an index, and detach a partition, with CONCURRENTLY
+_INDEX_HEADS = (("create", "index"), ("create", "unique"), ("drop", "index"), ("reindex",))
+_DETACH_HEAD = ("alter", "table")
+
 
 @dataclass(frozen=True)
 class Statement:
@@ -125,33 +160,95 @@ class Statement:
     body_start: int | None = None  # offset of its first dollar-quoted body, if any
 
     @property
-    def is_transaction_control(self) -> bool:
-        """BEGIN / START TRANSACTION / COMMIT / END / ROLLBACK / ABORT (not ROLLBACK TO SAVEPOINT)."""
+    def transaction_control(self) -> str | None:
+        """The kind of transaction statement this is (``"BEGIN"``, ``"COMMIT"``, ``"SAVEPOINT"``,
+        ``"ROLLBACK TO SAVEPOINT"``, ``"COMMIT PREPARED"`` ...), or None for any other statement."""
         if not self.words:
-            return False
-        first = self.words[0]
-        if first in ("begin", "commit", "end", "abort"):
-            return not (first == "commit" and self.words[1:2] == ("prepared",))
-        if first == "start":
-            return self.words[1:2] == ("transaction",)
-        if first == "rollback":
-            return self.words[1:2] not in (("to",), ("prepared",))
-        return False
+            return None
+        first, rest = self.words[0], self.words[1:]
+        name = _TRANSACTION_WORDS.get(first)
+        if name is None or (first in ("start", "prepare") and rest[:1] != ("transaction",)):
+            return None
+        if first in ("commit", "rollback") and rest[:1] == ("prepared",):
+            return f"{name} PREPARED"
+        if first == "rollback" and "to" in rest:
+            return "ROLLBACK TO SAVEPOINT"
+        return name
+
+    @property
+    def is_transaction_control(self) -> bool:
+        """BEGIN, COMMIT, ROLLBACK, SAVEPOINT, PREPARE TRANSACTION ...: any statement that opens, ends or
+        splits a transaction."""
+        return self.transaction_control is not None
+
+    @property
+    def wrapper_role(self) -> str | None:
+        """``"open"`` for a plain ``BEGIN [WORK | TRANSACTION]`` or ``START TRANSACTION``, ``"close"`` for a
+        plain ``COMMIT | END [WORK | TRANSACTION]``, else None (``BEGIN ISOLATION LEVEL ...``,
+        ``COMMIT AND CHAIN``, ``ROLLBACK`` and every other statement)."""
+        return (
+            wrapper_role(self.text)
+            if self.words[:1] in (("begin",), ("start",), ("commit",), ("end",))
+            else None
+        )
 
     @property
     def is_concurrent(self) -> bool:
-        """CREATE INDEX / REINDEX / DROP INDEX ... CONCURRENTLY: leaves an INVALID index when it fails."""
-        return "concurrently" in self.text.lower()
+        """CREATE INDEX / DROP INDEX / REINDEX with the keyword CONCURRENTLY: leaves an INVALID index when it
+        fails.  The keyword, not the letters: a table named ``refunded_concurrently`` is not concurrent."""
+        index_statement = any(self.words[: len(head)] == head for head in _INDEX_HEADS)
+        return index_statement and self._has_concurrently
 
     @property
     def may_commit_partially(self) -> bool:
         """Outside a transaction block, can this one statement leave part of its work committed when it
         fails?  CONCURRENTLY commits between phases; CALL and DO may COMMIT inside."""
-        return self.is_concurrent or self.words[:1] in (("call",), ("do",))
+        if self.words[:1] in (("call",), ("do",)):
+            return True
+        return self.is_concurrent or (self.words[:2] == _DETACH_HEAD and self._has_concurrently)
+
+    @property
+    def _has_concurrently(self) -> bool:
+        return "concurrently" in self.text.lower() and "concurrently" in _all_words(self.text)
+
+
+def wrapper_role(text: str) -> str | None:
+    """``"open"`` / ``"close"`` when ``text`` is a plain BEGIN / COMMIT (see ``Statement.wrapper_role``);
+    comments and a final ``;`` may surround the words, nothing else may."""
+    words = _plain_words(text)
+    if words in _WRAPPER_OPEN:
+        return "open"
+    if words in _WRAPPER_CLOSE:
+        return "close"
+    return None
+
+
+@dataclass(frozen=True)
+class MigrationStatements:
+    """The statements the executor sends for one file, and the BEGIN/COMMIT pair it removed."""
+
+    statements: list[Statement]
+    wrapper: tuple[Statement, Statement] | None = None
+
+
+def migration_statements(sql: str, *, standard_conforming_strings: bool = True) -> MigrationStatements:
+    """``split_statements``, without a plain ``BEGIN; ... COMMIT;`` that wraps the whole file.
+
+    Only the first and the last statement can be the wrapper, and only together; a transaction
+    statement anywhere else (and a BEGIN ended by ROLLBACK) stays in the list for the caller to refuse.
+    """
+    statements = split_statements(sql, standard_conforming_strings=standard_conforming_strings)
+    if (
+        len(statements) >= 2
+        and statements[0].wrapper_role == "open"
+        and statements[-1].wrapper_role == "close"
+    ):
+        return MigrationStatements(statements[1:-1], (statements[0], statements[-1]))
+    return MigrationStatements(statements)
 
 
 _TOKENS = r"""
-     (?P<line_comment>--[^\n]*)
+     (?P<line_comment>--[^\n\r]*)
     |(?P<block_comment>/\*)
     |(?P<estring>(?<![\w$])[eE]')
     |(?P<string>')
@@ -166,9 +263,9 @@ _WORDS = r"""
     |(?P<word>[A-Za-z_\u0080-\U0010ffff][A-Za-z0-9_$\u0080-\U0010ffff]*)
     |(?P<number>\d+)
 """
-# while the first words of a statement matter (its kind; BEGIN ... END in a routine) every word is a
-# token; after that only quotes, comments, parentheses and ';' are (the lookbehinds keep '$' and E'
-# inside identifiers from being taken for quotes)
+# while the first words of a statement matter (its kind; BEGIN ATOMIC ... END in a routine) every word
+# is a token; after that only quotes, comments, parentheses and ';' are (the lookbehinds keep '$' and
+# E' inside identifiers from being taken for quotes)
 _TOKEN_RE = re.compile(_TOKENS + _WORDS, re.VERBOSE)
 _FAST_TOKEN_RE = re.compile(_TOKENS, re.VERBOSE)
 _STANDARD_STRING_END = re.compile(r"(?:[^']|'')*'")
@@ -176,6 +273,7 @@ _ESCAPE_STRING_END = re.compile(r"(?:[^'\\]|\\.|'')*'", re.DOTALL)
 _QUOTED_IDENT_END = re.compile(r'(?:[^"]|"")*"')
 _COMMENT_MARK = re.compile(r"/\*|\*/")
 _NON_SPACE = re.compile(r"\S")
+_PLAIN_WORDS = re.compile(r"\s*([A-Za-z]+(?:\s+[A-Za-z]+)*)\s*;?\s*")
 _ROUTINE_HEADS = (
     ("create", "function"),
     ("create", "procedure"),
@@ -184,8 +282,77 @@ _ROUTINE_HEADS = (
 )
 
 
+def _block_comment_end(sql: str, pos: int) -> int:
+    """The offset after the ``*/`` closing the block comment whose ``/*`` ends at ``pos`` (they nest)."""
+    depth = 1
+    while depth:
+        mark = _COMMENT_MARK.search(sql, pos)
+        if mark is None:
+            return len(sql)
+        depth += 1 if mark.group() == "/*" else -1
+        pos = mark.end()
+    return pos
+
+
+def _skip_quoted(sql: str, kind: str, m: re.Match[str], string_end: re.Pattern[str]) -> int:
+    """The offset after the string, quoted identifier or dollar-quoted body that ``m`` opens."""
+    pos = m.end()
+    if kind in ("string", "estring"):
+        end = (string_end if kind == "string" else _ESCAPE_STRING_END).match(sql, pos)
+        return end.end() if end else len(sql)
+    if kind == "quoted_ident":
+        end = _QUOTED_IDENT_END.match(sql, pos)
+        return end.end() if end else len(sql)
+    close = sql.find(m.group(), pos)  # dollar
+    return close + len(m.group()) if close >= 0 else len(sql)
+
+
+def _all_words(text: str) -> set[str]:
+    """Every keyword or unquoted identifier of ``text``, lower-case (not the inside of strings, quoted
+    identifiers, dollar bodies or comments)."""
+    found: set[str] = set()
+    pos = 0
+    while True:
+        m = _TOKEN_RE.search(text, pos)
+        if m is None:
+            return found
+        kind = m.lastgroup or ""
+        pos = m.end()
+        if kind == "block_comment":
+            pos = _block_comment_end(text, pos)
+        elif kind in ("string", "estring", "quoted_ident", "dollar"):
+            pos = _skip_quoted(text, kind, m, _STANDARD_STRING_END)
+        elif kind == "word":
+            found.add(m.group().lower())
+
+
+def _plain_words(text: str) -> tuple[str, ...] | None:
+    """The words of ``text`` when it holds nothing but words, comments and a final ``;``."""
+    kept: list[str] = []
+    pos = 0
+    while True:
+        m = _FAST_TOKEN_RE.search(text, pos)
+        if m is None:
+            kept.append(text[pos:])
+            break
+        kept.append(text[pos : m.start()])
+        kind = m.lastgroup
+        if kind == "line_comment":
+            pos = m.end()
+        elif kind == "block_comment":
+            pos = _block_comment_end(text, m.end())
+        elif kind == "semicolon":
+            kept.append(";")
+            pos = m.end()
+        else:
+            return None
+        kept.append(" ")
+    plain = _PLAIN_WORDS.fullmatch("".join(kept))
+    return tuple(plain.group(1).lower().split()) if plain else None
+
+
 def split_statements(sql: str, *, standard_conforming_strings: bool = True) -> list[Statement]:
-    """Split ``sql`` into top-level statements exactly where psql would send them one by one.
+    """Split ``sql`` into top-level statements exactly where PostgreSQL's grammar ends them.
 
     Statements that are only comments or white space are dropped.  An unterminated string or
     comment runs to the end of the text (PostgreSQL then reports it).
@@ -199,21 +366,19 @@ def split_statements(sql: str, *, standard_conforming_strings: bool = True) -> l
     heads: list[str] = []  # the first four words: CREATE [OR REPLACE] FUNCTION|PROCEDURE?
     routine = False
     paren_depth = 0
-    begin_depth = 0
+    atomic_depth = 0  # open BEGIN ATOMIC bodies
+    previous: str | None = None  # in a routine: the last token if it was a word or ';' (comments skipped)
     string_end = _STANDARD_STRING_END if standard_conforming_strings else _ESCAPE_STRING_END
-
-    def note_code(at: int) -> None:
-        nonlocal code_start
-        if code_start is None:
-            code_start = at
 
     while pos < n:
         m = (_TOKEN_RE if routine or len(heads) < 4 else _FAST_TOKEN_RE).search(sql, pos)
         gap_end = m.start() if m else n
-        if code_start is None and gap_end > pos:
+        if gap_end > pos and (code_start is None or routine):
+            # punctuation, an operator or (on the fast path) a word: code, and no word or ';' just before
             code = _NON_SPACE.search(sql, pos, gap_end)
             if code:
-                code_start = code.start()
+                code_start = code.start() if code_start is None else code_start
+                previous = None
         if m is None:
             break
         kind = m.lastgroup
@@ -221,56 +386,50 @@ def split_statements(sql: str, *, standard_conforming_strings: bool = True) -> l
         if kind == "line_comment":
             continue
         if kind == "block_comment":
-            depth = 1
-            while depth:
-                mark = _COMMENT_MARK.search(sql, pos)
-                if mark is None:
-                    pos = n
-                    break
-                depth += 1 if mark.group() == "/*" else -1
-                pos = mark.end()
+            pos = _block_comment_end(sql, pos)
             continue
-        note_code(m.start())
-        if kind in ("string", "estring"):
-            end = (string_end if kind == "string" else _ESCAPE_STRING_END).match(sql, pos)
-            pos = end.end() if end else n
-        elif kind == "quoted_ident":
-            end = _QUOTED_IDENT_END.match(sql, pos)
-            pos = end.end() if end else n
-        elif kind == "dollar":
-            if body_start is None:
+        if code_start is None:
+            code_start = m.start()
+        current: str | None = None
+        if kind in ("string", "estring", "quoted_ident", "dollar"):
+            if kind == "dollar" and body_start is None:
                 body_start = pos
-            close = sql.find(m.group(), pos)
-            pos = close + len(m.group()) if close >= 0 else n
+            pos = _skip_quoted(sql, kind, m, string_end)
         elif kind == "word":
-            word = m.group().lower()
+            current = m.group().lower()
             if len(words) < 3:
-                words.append(word)
+                words.append(current)
             if len(heads) < 4:
-                heads.append(word)
+                heads.append(current)
                 routine = heads[0] == "create" and _is_routine(heads)
             if routine and paren_depth == 0:
-                if word == "begin" or (word == "case" and begin_depth >= 1):
-                    begin_depth += 1
-                elif word == "end" and begin_depth > 0:
-                    begin_depth -= 1
+                if current == "atomic" and previous == "begin":
+                    atomic_depth += 1
+                elif current == "end" and atomic_depth and previous in (";", "atomic"):
+                    atomic_depth -= 1
         elif kind == "open":
             paren_depth += 1
         elif kind == "close":
             if paren_depth > 0:
                 paren_depth -= 1
-        elif kind == "semicolon" and paren_depth == 0 and begin_depth == 0:
-            assert code_start is not None
-            if sql[code_start : m.start()].strip():
-                statements.append(Statement(code_start, pos, sql[code_start:pos], tuple(words), body_start))
-            code_start, body_start, words, heads, routine = None, None, [], [], False
+        elif kind == "semicolon":
+            if paren_depth == 0 and atomic_depth == 0:
+                assert code_start is not None
+                if sql[code_start : m.start()].strip():
+                    statements.append(
+                        Statement(code_start, pos, sql[code_start:pos], tuple(words), body_start)
+                    )
+                code_start, body_start, words, heads, routine, previous = None, None, [], [], False, None
+                continue
+            current = ";"
+        previous = current
     if code_start is not None:
         statements.append(Statement(code_start, n, sql[code_start:n], tuple(words), body_start))
     return statements
 
 
 def _is_routine(heads: list[str]) -> bool:
-    """The statement starts CREATE [OR REPLACE] FUNCTION|PROCEDURE (psql's test for BEGIN ATOMIC bodies)."""
+    """The statement starts CREATE [OR REPLACE] FUNCTION|PROCEDURE (where BEGIN ATOMIC bodies occur)."""
     return any(tuple(heads[: len(h)]) == h for h in _ROUTINE_HEADS)
 
 

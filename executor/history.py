@@ -1,4 +1,4 @@
-"""The history table (DESIGN.md "The history table"): one row per applied script.
+"""The history table (its columns: ``COLUMNS`` below): one row per applied script.
 
 ``read_history`` never creates anything (``plan`` and ``info`` change nothing); ``ensure_history_table``
 is called by the executor on its first apply, while it holds the advisory lock.

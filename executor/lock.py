@@ -9,7 +9,9 @@ The key is derived from the history table's qualified name, so executors working
 one database do not block each other.  The lock is polled until ``advisory_lock_wait_s``; on
 timeout the error names the session holding it.  A session whose client died releases the lock
 when PostgreSQL notices (the executor sets ``client_connection_check_interval`` on PostgreSQL 14+
-so a dead client is noticed within seconds even during a long statement).
+so a dead client is noticed within seconds even during a long statement, and
+``idle_session_timeout`` so a session whose network stalled between two migrations ends within
+``network_timeout``; ``executor.apply`` polls often enough not to be taken for one).
 """
 
 from __future__ import annotations

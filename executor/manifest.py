@@ -1,4 +1,4 @@
-"""The bundle manifest (DESIGN.md "The bundle"), format 1.
+"""The bundle manifest (README.md "Validating a pull request": the bundle), format 1.
 
 ``bundle_sha256`` is the SHA-256 of the canonical JSON of every other key of the manifest except
 ``signature`` (the signature signs ``bundle_sha256`` and so cannot be covered by it).

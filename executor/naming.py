@@ -1,4 +1,4 @@
-"""Migration file names and versions (DESIGN.md "Migration files").
+"""Migration file names and versions (README.md "Migration files").
 
 ``parse_name`` returns a verdict, never raises: either a ``MigrationName`` or a problem with a
 correctly formed example, the way Flyway's ResourceNameParser does.

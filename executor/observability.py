@@ -1,7 +1,7 @@
 """Structured logs and CloudWatch metrics of the Lambda executor (Powertools Logger and Metrics).
 
 One JSON object per line on stdout.  Every line of a run carries ``pipeline_execution_id`` and
-``bundle_sha256`` (``bind_run``); every failure line carries ``category`` (DESIGN.md list).
+``bundle_sha256`` (``bind_run``); every failure line carries ``category`` (``executor.errors.Category``).
 Everything written passes through ``redact``: values registered with ``register_secret`` (the
 database password, an IAM token, the pipeline's artifact credentials) are replaced by ``***``
 even if some message quotes them by accident.

@@ -60,6 +60,9 @@ class MigrationInfo:
     installed_by: str | None = None
     execution_time_ms: int | None = None
     reason: str = ""  # a human sentence explaining the state
+    # INVALID indexes in the database that this (recorded, non-transactional) migration should have
+    # built: filled in by ``executor.apply.info`` (executor.index_validity.annotate)
+    invalid_indexes: list[str] = field(default_factory=list)
     entry: ManifestEntry | None = field(default=None, repr=False, compare=False)
     row: HistoryRow | None = field(default=None, repr=False, compare=False)
 
@@ -77,6 +80,7 @@ class MigrationInfo:
             "installed_by": self.installed_by,
             "execution_time_ms": self.execution_time_ms,
             "reason": self.reason,
+            "invalid_indexes": list(self.invalid_indexes),
         }
 
 
@@ -343,10 +347,9 @@ def refusals(infos: list[MigrationInfo], settings: ExecutorSettings) -> list[Sch
                     file=i.file,
                     rule="failed-migration",
                     remedy=(
-                        "inspect the database and undo or complete the partial change by hand (a failed "
-                        "CREATE INDEX "
-                        "CONCURRENTLY leaves an INVALID index: drop it), then run `schemagate repair` and "
-                        "apply again"
+                        "inspect the database and undo or complete the partial change by hand, then run "
+                        "`schemagate repair` and apply again (an INVALID index that the file's CREATE INDEX "
+                        "CONCURRENTLY left is dropped and built again by the next apply)"
                     ),
                     context=context,
                 )

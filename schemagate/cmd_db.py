@@ -10,8 +10,9 @@ Which database (first match wins):
 2. ``$DATABASE_URL``
 3. libpq's own variables, when ``PGHOST``, ``PGSERVICE`` or ``PGDATABASE`` is set (``PGUSER`` or
    ``PGPASSWORD`` alone do not name a server); ``PGPORT``, ``PGSSLMODE``... apply as usual
-4. otherwise the embedded PostgreSQL under ``.schemagate/postgres`` in the working directory,
-   database ``schemagate`` (schemagate/embedded.py).  The command says so on stderr, and stops the
+4. otherwise the embedded PostgreSQL under ``.schemagate/postgres`` in the project root (the
+   directory of the pyproject.toml with [tool.schemagate] or the schemagate.toml, found from any
+   subdirectory), database ``schemagate`` (localdb/server.py).  The command says so on stderr, and stops the
    server when it ends (unless another `schemagate` command is still using it).
 
 Output: progress and tables on stdout, notices about the target on stderr (so ``--json`` output
@@ -51,6 +52,7 @@ DEFAULT_FLEET_CONCURRENCY = 4  # executor.fleet.DEFAULT_CONCURRENCY (imported la
 class Target:
     url: str  # what executor.connection.connect receives ("" = libpq defaults from PG* variables)
     label: str  # what the user reads: a masked URL, or "embedded PostgreSQL 16 (database schemagate)"
+    embedded: bool = False  # the embedded PostgreSQL under .schemagate/ (what `clean` may drop freely)
 
 
 def _mask(url: str) -> str:
@@ -76,9 +78,10 @@ def target_database(database_url: str | None) -> Iterator[Target]:
         yield Target("", f"the database named by PG* variables ({named})")
         return
 
-    from schemagate.embedded import default_local_server
+    from localdb.server import default_local_server
+    from validator.config import find_project_root
 
-    server = default_local_server(Path.cwd())
+    server = default_local_server(find_project_root(Path.cwd()))
     with server.running():
         relative = os.path.relpath(server.data_dir, Path.cwd())
         _note(
@@ -88,16 +91,21 @@ def target_database(database_url: str | None) -> Iterator[Target]:
         if server.notice:
             _note(f"note: {server.notice}")
         db_url = server.ensure_database(EMBEDDED_DATABASE)
-        yield Target(db_url, f"embedded PostgreSQL {server.major} (database {EMBEDDED_DATABASE})")
+        yield Target(
+            db_url, f"embedded PostgreSQL {server.major} (database {EMBEDDED_DATABASE})", embedded=True
+        )
 
 
 @contextlib.contextmanager
 def connected(target: Target) -> Iterator[Any]:
-    from executor.connection import connect
+    """A connection to the target; losing it inside the block is a ConnectionFailure (CONNECTION_ERROR,
+    exit 1) that names the target, never a psycopg2 traceback."""
+    from executor.connection import connect, connection_errors
 
     conn = connect(target.url)
     try:
-        yield conn
+        with connection_errors(f"talking to {target.label}", conn):
+            yield conn
     finally:
         conn.close()
 
@@ -105,10 +113,38 @@ def connected(target: Target) -> Iterator[Any]:
 # -- the bundle and the settings --------------------------------------------------------------
 
 
+LAYOUT_META = "schemagate.layout"
+
+
+def _remember_layout(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value:
+        ctx.meta[LAYOUT_META] = value
+    return value
+
+
+def layout_option(f):
+    """``--layout NAME``: the directory's layout instead of detecting it (kept in the click context, so
+    every command reads it through ``load_config``)."""
+    from executor.layouts import LAYOUTS
+
+    return click.option(
+        "--layout",
+        type=click.Choice(list(LAYOUTS)),
+        expose_value=False,
+        callback=_remember_layout,
+        help="the migrations directory's layout (default: [tool.schemagate] layout, else detected)",
+    )(f)
+
+
 def load_config(migrations: Path | None):
     from validator.config import load_config as load
 
-    return load(Path.cwd(), migrations=migrations)
+    config = load(Path.cwd(), migrations=migrations)
+    ctx = click.get_current_context(silent=True)
+    layout = ctx.meta.get(LAYOUT_META) if ctx is not None else None
+    if layout:
+        config = dataclasses.replace(config, layout=layout)
+    return config
 
 
 def load_migrations(
@@ -176,6 +212,44 @@ def executor_settings(config, **flags: Any):
     return config.executor.with_overrides(**flags)
 
 
+def up_to_target(bundle, target: str):
+    """``apply --target VERSION``: the bundle without the versioned migrations above VERSION (like
+    Flyway's ``-target``), so they stay pending.  Repeatables are left out too while any versioned
+    migration lies above the target: they are written against the latest schema (a view over a
+    column a later version adds would fail), which Flyway does not consider (it runs them anyway).
+    Undo files are kept.  Applied versions above the target are ``future`` in the plan, not
+    refused.  VERSION must be the version of one of the bundle's versioned migrations (exit 2
+    naming the closest ones otherwise)."""
+    from executor.naming import REPEATABLE, UNDO, VERSIONED, Version
+
+    try:
+        wanted = Version.parse(target)
+    except ValueError:
+        wanted = None
+    versions = sorted(
+        {e.parsed_version for e in bundle.manifest.migrations if e.kind == VERSIONED and e.parsed_version}
+    )
+    if wanted is None or wanted not in versions:
+        below = [str(v) for v in versions if wanted is not None and v < wanted][-2:]
+        above = [str(v) for v in versions if wanted is not None and v > wanted][:2]
+        close = below + above or [str(v) for v in versions[-3:]]
+        raise ConfigurationError(
+            f"--target {target}: no versioned migration has this version",
+            remedy=f"pass the version of a migration, e.g. one of {', '.join(close)} (apply stops after it)"
+            if close
+            else "there are no versioned migrations",
+        )
+    above = any(v > wanted for v in versions)
+    kept = [
+        e
+        for e in bundle.manifest.migrations
+        if (e.kind == VERSIONED and e.parsed_version <= wanted)
+        or e.kind == UNDO
+        or (e.kind == REPEATABLE and not above)
+    ]
+    return dataclasses.replace(bundle, manifest=dataclasses.replace(bundle.manifest, migrations=kept))
+
+
 # -- rendering ---------------------------------------------------------------------------------
 
 
@@ -230,6 +304,32 @@ def state_counts(infos: list[Any]) -> str:
     return ", ".join(f"{n} {state}" for state, n in counts.items()) or "nothing"
 
 
+def invalid_index_lines(
+    invalid: list[tuple[Any, str | None]], infos: list[Any], *, with_migrations: bool = True
+) -> list[str]:
+    """What ``info`` says about INVALID indexes (left by an interrupted or failed concurrent build)."""
+    states = {i.file: _state(i) for i in infos}
+    count = f"{len(invalid)} INVALID {'index' if len(invalid) == 1 else 'indexes'}"
+    lines = [
+        f"{count} (left by an interrupted or failed concurrent build: not used by queries, still updated on "
+        "every write):"
+    ]
+    for row, owner in invalid:
+        where = f"  {row.qualified} on {row.qualified_table}: "
+        if owner is None and not with_migrations:
+            lines.append(where + "(pass --migrations DIR or --bundle DIR to see which migration built it)")
+        elif owner is None:
+            lines.append(where + "built by no recorded migration")
+        else:
+            lines.append(where + f"{owner} ({states.get(owner, 'recorded')}) should have built it")
+    example = next((row for row, owner in invalid if owner is not None), invalid[0][0])
+    lines.append(
+        f"remedy: rebuild one in place with REINDEX INDEX CONCURRENTLY {example.qualified}, or drop it with "
+        "DROP INDEX CONCURRENTLY (a pending or failed migration that builds it then builds it again)"
+    )
+    return lines
+
+
 def describe_plan(plan: Any, *, limit: int | None = None) -> str:
     """One line per migration to apply; with ``limit``, a long plan shows its head and tail."""
     items = plan.to_apply
@@ -264,12 +364,17 @@ def applied_count(infos: list[Any]) -> int:
 class Progress:
     """Prints the executor's events (``on_event`` of ``executor.apply.apply``) as they happen.
 
-    One line per migration with its duration; the server's notices of a migration are printed
-    under its line (they arrive while it runs, before its duration is known).
+    On a terminal, one line shows the migration being applied, its number and its elapsed time
+    while it runs (``[3/40] V003__add_index.sql 12.4 s``); otherwise its name is written when it
+    starts and its duration ends the line.  Either way each migration leaves one line with its
+    duration; the server's notices of a migration are printed under it (they arrive while it runs).
     """
 
-    def __init__(self, width: int = 0) -> None:
+    def __init__(self, width: int = 0, total: int = 0) -> None:
+        from schemagate.console import ProgressLine
+
         self.width = width  # file names are padded to this, so the durations line up
+        self.line = ProgressLine(total, width=width)
         self.notices: list[str] = []
 
     def __call__(self, event: Any) -> None:
@@ -279,22 +384,37 @@ class Progress:
             return
         if kind == "start":
             self.notices = []
+            self.line.start(event.file)
         elif kind == "applied":
-            click.echo(f"  {event.file.ljust(self.width)}  {_ms(event.duration_ms):>7}")
+            self.line.finish(f"{_ms(event.duration_ms):>7}")
             self._flush()
         elif kind == "failed":
-            click.echo(f"  {event.file.ljust(self.width)}  FAILED after {_ms(event.duration_ms)}")
+            self.line.finish(f"FAILED after {_ms(event.duration_ms)}")
             self._flush()
         elif kind == "lock_acquired":
             if event.duration_ms and event.duration_ms >= 1000:
-                click.echo(f"  lock acquired after {_ms(event.duration_ms)}")
-        elif kind in ("waiting_for_lock", "retry", "stopped"):
-            click.echo(f"  {event.message}")
+                self._say(f"  lock acquired after {_ms(event.duration_ms)}")
+        elif kind in ("waiting_for_lock", "retry", "stopped", "invalid_index_dropped"):
+            self._say(f"  {event.message}")
+
+    def _say(self, text: str) -> None:
+        self.line.interrupt()
+        click.echo(text)
+        self.line.resume()
 
     def _flush(self) -> None:
         for notice in self.notices:
             click.echo(f"      {notice}")
         self.notices = []
+
+    def close(self) -> None:
+        self.line.close()
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def confirm_or_refuse(question: str, yes: bool) -> bool:
@@ -333,7 +453,8 @@ def do_apply(conn, bundle, settings, target: Target, *, yes: bool) -> Any:
     started = time.monotonic()
     width = max(len(entry.file) for entry, _ in plan.to_apply)
     try:
-        result = core.apply(conn, bundle, settings, on_event=Progress(width))
+        with Progress(width, total=count) as progress:
+            result = core.apply(conn, bundle, settings, on_event=progress)
     except SchemagateError as error:
         before = error.context.get("applied_before_failure") or []
         if before:
@@ -361,6 +482,7 @@ def _database_option(f):
 
 
 def _source_options(f):
+    f = layout_option(f)
     f = click.option(
         "--migrations",
         "migrations",
@@ -383,6 +505,25 @@ def _schema_option(f):
     )(f)
 
 
+def _search_path_option(f):
+    return click.option(
+        "--search-path",
+        "search_path",
+        metavar="SCHEMAS",
+        callback=_checked_search_path,
+        help="search_path the migrations run with, e.g. 'storage, public' "
+        "(default: [tool.schemagate] search_path, else the role's own)",
+    )(f)
+
+
+def _checked_search_path(_ctx: Any, _param: Any, value: str | None) -> str | None:
+    if value is None:
+        return None
+    from validator.config import check_search_path
+
+    return check_search_path(value, "--search-path")
+
+
 def _tolerance_options(f):
     f = click.option(
         "--allow-missing", is_flag=True, default=None, help="tolerate applied versions absent from the bundle"
@@ -397,14 +538,17 @@ def _print_json(data: Any) -> None:
 
 
 def register(group: click.Group) -> None:
-    """Add plan, apply, info, repair, baseline and run to the `schemagate` group."""
+    """Add plan, apply (and `migrate`, the same command), info, repair, baseline, undo and run to the
+    `schemagate` group."""
 
     @group.command("plan")
     @_database_option
     @_source_options
     @_tolerance_options
     @_schema_option
+    @_search_path_option
     @click.option("--json", "as_json", is_flag=True, help="print the plan as JSON")
+    @click.option("--target", "target_version", metavar="VERSION", help="plan `apply --target VERSION`")
     def plan_cmd(
         database_url: str | None,
         bundle_dir: Path | None,
@@ -412,18 +556,23 @@ def register(group: click.Group) -> None:
         out_of_order: bool | None,
         allow_missing: bool | None,
         schema: str | None,
+        search_path: str | None,
         as_json: bool,
+        target_version: str | None,
     ) -> None:
         """Show what `apply` would do and why; changes nothing."""
         from executor import apply as core
 
         config = load_config(migrations)
         bundle = load_migrations(bundle_dir, migrations, config)
+        if target_version is not None:
+            bundle = up_to_target(bundle, target_version)
         settings = executor_settings(
             config,
             allow_out_of_order=out_of_order or None,
             allow_missing=allow_missing or None,
             schema=schema,
+            search_path=search_path,
         )
         with target_database(database_url) as target, connected(target) as conn:
             plan = core.plan(conn, bundle, settings)
@@ -454,9 +603,16 @@ def register(group: click.Group) -> None:
     @click.option("--yes", "-y", is_flag=True, help="apply without asking")
     @_tolerance_options
     @_schema_option
+    @_search_path_option
     @click.option("--lock-timeout", metavar="D", help="lock_timeout for every migration (e.g. 5s)")
     @click.option(
         "--statement-timeout", metavar="D", help="statement_timeout for every migration (e.g. 30min)"
+    )
+    @click.option(
+        "--target",
+        "target_version",
+        metavar="VERSION",
+        help="stop after this version: later versioned migrations stay pending (Flyway's -target)",
     )
     @click.option(
         "--targets",
@@ -480,32 +636,32 @@ def register(group: click.Group) -> None:
         out_of_order: bool | None,
         allow_missing: bool | None,
         schema: str | None,
+        search_path: str | None,
         lock_timeout: str | None,
         statement_timeout: str | None,
+        target_version: str | None,
         targets_file: Path | None,
         concurrency: int,
     ) -> None:
-        """Apply pending migrations (asks first unless --yes).  With --targets FILE, to every database
-        the file lists, each with its own lock and history: a failing target fails alone and is
-        named, the others complete, the exit code is 1 if any failed, and a re-run finishes it."""
+        """Apply pending migrations (asks first unless --yes).  `schemagate migrate` is the same
+        command, for Flyway hands.  With --targets FILE, to every database the file lists, each with
+        its own lock and history: a failing target fails alone and is named, the others complete,
+        the exit code is 1 if any failed, and a re-run finishes it."""
         config = load_config(migrations)
-        if targets_file is not None:
-            if database_url:
-                raise click.UsageError("pass either --database-url or --targets FILE, not both")
-            settings = executor_settings(
-                config,
-                allow_out_of_order=out_of_order or None,
-                allow_missing=allow_missing or None,
-                schema=schema,
-                lock_timeout=lock_timeout,
-                statement_timeout=statement_timeout,
-            )
-            apply_fleet(
-                targets_file, load_migrations(bundle_dir, migrations, config), settings, concurrency, yes
-            )
-            return
-        if bundle_dir is not None or not config.migrations.is_dir():
+        if targets_file is not None and database_url:
+            raise click.UsageError("pass either --database-url or --targets FILE, not both")
+        fleet = targets_file is not None
+        if bundle_dir is not None or not config.migrations.is_dir() or target_version is not None or fleet:
             bundle = load_migrations(bundle_dir, migrations, config)  # verified before any connection
+            if target_version is not None:
+                before = len(bundle.manifest.migrations)
+                bundle = up_to_target(bundle, target_version)
+                left_out = before - len(bundle.manifest.migrations)
+                if left_out:
+                    click.echo(
+                        f"--target {target_version}: {_plural(left_out, 'migration')} above it left out "
+                        "(later versions, and the repeatables written against them, stay pending)"
+                    )
         else:
             bundle = None  # checked after a look at the history: see already_applied
         settings = executor_settings(
@@ -513,9 +669,13 @@ def register(group: click.Group) -> None:
             allow_out_of_order=out_of_order or None,
             allow_missing=allow_missing or None,
             schema=schema,
+            search_path=search_path,
             lock_timeout=lock_timeout,
             statement_timeout=statement_timeout,
         )
+        if fleet:
+            apply_fleet(targets_file, bundle, settings, concurrency, yes)
+            return
         with target_database(database_url) as target, connected(target) as conn:
             if bundle is None:
                 applied = already_applied(conn, config, settings)
@@ -524,6 +684,8 @@ def register(group: click.Group) -> None:
                     return
                 bundle = load_migrations(None, migrations, config)
             do_apply(conn, bundle, settings, target, yes=yes)
+
+    group.add_command(apply_cmd, "migrate")
 
     @group.command("info")
     @_database_option
@@ -545,11 +707,21 @@ def register(group: click.Group) -> None:
         settings = executor_settings(config, schema=schema)
         with target_database(database_url) as target, connected(target) as conn:
             infos = core.info(conn, bundle, settings)
+            invalid = core.invalid_indexes(conn, bundle, settings, infos)
         if as_json:
-            _print_json({"target": target.label, "migrations": infos})
+            _print_json(
+                {
+                    "target": target.label,
+                    "migrations": infos,
+                    "invalid_indexes": [{**row.to_dict(), "built_by": owner} for row, owner in invalid],
+                }
+            )
             return
         click.echo(info_table(infos))
         click.echo(f"\n{state_counts(infos)}")
+        if invalid:
+            lines = invalid_index_lines(invalid, infos, with_migrations=bundle is not None)
+            click.echo("\n" + "\n".join(lines))
 
     @group.command("repair")
     @_database_option
@@ -624,6 +796,7 @@ def register(group: click.Group) -> None:
     @_database_option
     @_source_options
     @_schema_option
+    @_search_path_option
     @click.option("--version", "version", metavar="V", help="refuse unless V is the latest applied version")
     @click.option("--yes", "-y", is_flag=True, help="undo without asking")
     def undo_cmd(
@@ -631,6 +804,7 @@ def register(group: click.Group) -> None:
         bundle_dir: Path | None,
         migrations: Path | None,
         schema: str | None,
+        search_path: str | None,
         version: str | None,
         yes: bool,
     ) -> None:
@@ -640,28 +814,30 @@ def register(group: click.Group) -> None:
 
         config = load_config(migrations)
         bundle = load_migrations(bundle_dir, migrations, config)
-        settings = executor_settings(config, schema=schema)
+        settings = executor_settings(config, schema=schema, search_path=search_path)
         with target_database(database_url) as target, connected(target) as conn:
             what = f"version {version}" if version else "the latest applied version"
             if not confirm_or_refuse(f"undo {what} in {target.label}?", yes):
                 click.echo("not undone: declined at the prompt")
                 raise click.exceptions.Exit(1)
-            done = core.undo(conn, bundle, settings, version=version, on_event=Progress(len("undo")))
+            with Progress(len("undo")) as progress:
+                done = core.undo(conn, bundle, settings, version=version, on_event=progress)
         click.echo(
             f"undid version {done.entry.version} with {done.entry.file} in {done.duration_ms} ms: "
-            f"V{done.entry.version} is pending again in {target.label}"
+            f"version {done.entry.version} is pending again in {target.label}"
         )
 
     @group.command("run", short_help="Validate, ask, apply, then show the state.")
     @_database_option
+    @_search_path_option
     @click.option("--yes", "-y", is_flag=True, help="apply without asking")
-    def run_cmd(database_url: str | None, yes: bool) -> None:
+    def run_cmd(database_url: str | None, search_path: str | None, yes: bool) -> None:
         """Validate -> show the plan -> ask -> apply -> print the state, on this machine."""
         from executor import apply as core
 
         config = load_config(None)
         bundle = validate_for_run(config)
-        settings = executor_settings(config)
+        settings = executor_settings(config, search_path=search_path)
         with target_database(database_url) as target, connected(target) as conn:
             do_apply(conn, bundle, settings, target, yes=yes)
             infos = core.info(conn, bundle, settings)
@@ -704,7 +880,7 @@ def validate_for_run(config) -> Any:
     click.echo(f"validating {os.path.relpath(config.migrations, Path.cwd())}:")
     result = run_validation(config)
     assert result.report is not None
-    echo_lines(console_lines(result.report))
+    echo_lines(console_lines(result.report, relative_to=Path.cwd()))
     if result.exit_code or result.bundle is None:
         click.echo("not applied: validation found blocking problems (above); nothing touched the database")
         raise click.exceptions.Exit(result.exit_code or 1)

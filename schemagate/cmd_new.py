@@ -24,7 +24,6 @@ from executor import layouts
 from executor.errors import ConfigurationError
 from executor.layouts.numbering import next_version
 from executor.naming import DESCRIPTION_RE
-from validator.config import load_config
 
 _MAX_DESCRIPTION = 120
 __all__ = ["create_migration", "next_version", "slug_description"]
@@ -87,6 +86,7 @@ def create_migration(
 
 def register(group: click.Group) -> None:
     """Add ``schemagate new`` to the group."""
+    from schemagate.cmd_db import layout_option
 
     @group.command("new")
     @click.argument("description", nargs=-1, required=True)
@@ -98,12 +98,15 @@ def register(group: click.Group) -> None:
         help="migrations directory (default: [tool.schemagate] migrations, else ./migrations)",
     )
     @click.option("--version", "version", default=None, help="use this version instead of the next one")
+    @layout_option
     def new(description: tuple[str, ...], migrations_dir: Path | None, version: str | None) -> None:
         """Create the next migration (in the directory's layout), numbered like the existing files.
 
         Example: schemagate new add invoice status  ->  migrations/V043__add_invoice_status.sql
         """
-        config = load_config(Path.cwd(), migrations=migrations_dir)
+        from schemagate.cmd_db import load_config as load_with_flags
+
+        config = load_with_flags(migrations_dir)
         existed = config.migrations.is_dir()
         path = create_migration(config.migrations, description, version=version, layout=config.layout)
         if not existed:

@@ -33,7 +33,7 @@ def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if url:
         yield url
         return
-    from schemagate.embedded import EmbeddedPostgres
+    from localdb.server import EmbeddedPostgres
 
     # one embedded server shared by all xdist workers: the data directory is the repository's
     # the last xdist worker to leave stops the server it started

@@ -447,13 +447,13 @@ def test_several_refusals_are_raised_together(db) -> None:
 def test_transaction_control_inside_a_file_is_refused_before_anything_runs(db) -> None:
     files = {
         "V1__ok.sql": "CREATE TABLE ok (id int);",
-        "V2__own_tx.sql": "BEGIN;\nCREATE TABLE t (id int);\nCOMMIT;\n",
+        "V2__own_tx.sql": "CREATE TABLE t (id int);\nCOMMIT;\nCREATE TABLE u (id int);\n",
     }
     with pytest.raises(MigrationRefused) as caught:
         apply(db, bundle_of(files), FAST)
     assert (caught.value.file, caught.value.line, caught.value.rule) == (
         "V2__own_tx.sql",
-        1,
+        2,
         "transaction-control",
     )
     assert query(db, "SELECT to_regclass('ok')") == [(None,)]

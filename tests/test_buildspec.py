@@ -217,3 +217,158 @@ def test_main_branch_build_with_history_rehearses_only_what_the_merge_added(buil
     suite = ET.parse(junit).getroot().find("testsuite[@name='rehearsal']")
     assert [c.get("name") for c in suite.iter("testcase")] == ["V901__add_customer_tier.sql"]
     assert (artifact_dir(buildspec, work) / "manifest.json").exists()
+
+
+# -- a project with a long history that has old findings ------------------------------------------
+
+
+@pytest.fixture
+def project_checkout(tmp_path) -> tuple[Path, Path]:
+    """(work tree on `main` with `origin`, bin dir) of a project -- not this repository -- whose
+    forty migrations break today's rules in a dozen places, as real histories do.  `schemagate`
+    on PATH runs this repository's code."""
+    from tests.gate_history import make_project
+
+    seed = make_project(tmp_path / "seed")
+    shutil.copy2(REPO / "buildspec.yml", seed / "buildspec.yml")
+    git(seed, "add", "-A")
+    git(seed, "commit", "-qm", "add the buildspec")
+    git(tmp_path, "clone", "-q", "--bare", str(seed), "origin.git")
+    git(tmp_path, "clone", "-q", str(tmp_path / "origin.git"), "work")
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    shim = bindir / "schemagate"
+    shim.write_text(f'#!/bin/sh\nPYTHONPATH={REPO} exec {sys.executable} -m schemagate "$@"\n')
+    shim.chmod(shim.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return tmp_path / "work", bindir
+
+
+def _pull_request(work: Path, branch: str, files: dict[str, str]) -> dict[str, str]:
+    """Commit ``files`` on a new branch off main; the variables of its CodeBuild webhook build."""
+    from tests.gate_history import write_files
+
+    git(work, "checkout", "-q", "main")
+    git(work, "checkout", "-qb", branch)
+    write_files(work, files)
+    git(work, "add", "-A")
+    git(work, "commit", "-qm", f"add {', '.join(files)}")
+    return {
+        "CODEBUILD_WEBHOOK_BASE_REF": "refs/heads/main",
+        "CODEBUILD_WEBHOOK_HEAD_REF": f"refs/heads/{branch}",
+        "CODEBUILD_WEBHOOK_TRIGGER": "pr/12",
+        "CODEBUILD_RESOLVED_SOURCE_VERSION": git(work, "rev-parse", "HEAD"),
+    }
+
+
+def _merge_to_main(work: Path, files: dict[str, str]) -> dict[str, str]:
+    """Commit ``files`` on main (a squash merge); the variables of the pipeline's build."""
+    from tests.gate_history import write_files
+
+    git(work, "checkout", "-q", "main")
+    write_files(work, files)
+    git(work, "add", "-A")
+    git(work, "commit", "-qm", f"merge: {', '.join(files)}")
+    return {
+        "CODEBUILD_RESOLVED_SOURCE_VERSION": git(work, "rev-parse", "HEAD"),
+        "CODEBUILD_INITIATOR": "codepipeline/taskboard-db",
+    }
+
+
+def _report(work: Path) -> dict:
+    return json.loads((work / "reports" / "report.json").read_text())
+
+
+def _assert_judged_alone_and_bundled(buildspec: dict, work: Path, new: str) -> None:
+    from tests.gate_history import HISTORY
+
+    report = _report(work)
+    assert report["summary"]["errors"] == 0
+    assert (report["summary"]["judged"], report["summary"]["accepted_history"]) == (1, len(HISTORY))
+    assert not [f for f in report["findings"] if f["file"] in HISTORY]
+    (junit,) = declared_report_files(buildspec, work)
+    root = ET.parse(junit).getroot()
+    for family in ("safety", "lint", "rehearsal"):
+        cases = [c.get("name") for c in root.find(f"testsuite[@name='{family}']").iter("testcase")]
+        assert cases[0] == new and all("accepted history" in c for c in cases[1:]), (family, cases)
+    bundle = load_bundle(artifact_dir(buildspec, work))
+    assert {m.file for m in bundle.manifest.migrations} == set(HISTORY) | {new}
+
+
+def _assert_errors_only_in(work: Path, new: str) -> None:
+    from tests.gate_history import NEW_UNSAFE_ERRORS
+
+    errors = [f for f in _report(work)["findings"] if f["severity"] == "error"]
+    assert {f["file"] for f in errors} == {new}
+    assert {f["rule"] for f in errors} == NEW_UNSAFE_ERRORS
+    assert not (work / "bundle" / "manifest.json").exists()
+
+
+def test_pr_build_of_a_history_with_old_findings_judges_only_the_new_migration(buildspec, project_checkout):
+    from tests.gate_history import NEW_CLEAN, NEW_UNSAFE
+
+    work, bindir = project_checkout
+    (new,) = NEW_CLEAN
+    codes = run_phases(buildspec, work, bindir, _pull_request(work, "feature/archive", NEW_CLEAN))
+    assert codes and all(c == 0 for c in codes), codes
+    _assert_judged_alone_and_bundled(buildspec, work, new)
+
+    (unsafe,) = NEW_UNSAFE
+    codes = run_phases(buildspec, work, bindir, _pull_request(work, "feature/reviewers", NEW_UNSAFE))
+    assert codes[-1] == 1
+    _assert_errors_only_in(work, unsafe)
+
+
+def test_main_branch_build_of_a_history_with_old_findings_judges_only_the_merge(buildspec, project_checkout):
+    from tests.gate_history import NEW_CLEAN, NEW_UNSAFE
+
+    work, bindir = project_checkout
+    (new,) = NEW_CLEAN
+    codes = run_phases(buildspec, work, bindir, _merge_to_main(work, NEW_CLEAN))
+    assert codes and all(c == 0 for c in codes), codes
+    _assert_judged_alone_and_bundled(buildspec, work, new)
+    assert _report(work)["source"]["base_ref"] == "HEAD~1"
+
+    git(work, "reset", "-q", "--hard", "HEAD~1")
+    (unsafe,) = NEW_UNSAFE
+    codes = run_phases(buildspec, work, bindir, _merge_to_main(work, NEW_UNSAFE))
+    assert codes[-1] == 1
+    _assert_errors_only_in(work, unsafe)
+
+
+def test_pr_build_that_switches_off_its_own_rule_is_judged_with_the_base_configuration(
+    buildspec, project_checkout
+):
+    from tests.gate_history import PYPROJECT
+
+    work, bindir = project_checkout
+    webhook = _pull_request(
+        work,
+        "feature/due-index",
+        {"V041__index_tasks_due_on.sql": "CREATE INDEX tasks_due_on_idx ON tasks (due_on);\n"},
+    )
+    (work / "pyproject.toml").write_text(
+        PYPROJECT + '\n[tool.schemagate.rules]\nrequire-concurrent-index-creation = "off"\n'
+    )
+    (work / "db" / "migrations" / ".sqlfluff").write_text("[sqlfluff]\nrules = None\n")
+    git(work, "add", "-A")
+    git(work, "commit", "-qm", "quiet the gate")
+    webhook["CODEBUILD_RESOLVED_SOURCE_VERSION"] = git(work, "rev-parse", "HEAD")
+
+    codes = run_phases(buildspec, work, bindir, webhook)
+
+    assert codes[-1] == 1
+    errors = {(f["file"], f["rule"]) for f in _report(work)["findings"] if f["severity"] == "error"}
+    assert errors == {
+        ("V041__index_tasks_due_on.sql", "require-concurrent-index-creation"),
+        (None, "gate-config-changed"),
+    }
+    changed = [f["message"] for f in _report(work)["findings"] if f["rule"] == "gate-config-changed"]
+    assert len(changed) == 2
+    assert any('rules.require-concurrent-index-creation is "off" here' in m for m in changed)
+    sqlfluff = 'db/migrations/.sqlfluff [sqlfluff] rules is "None" here, (not set) on origin/main'
+    assert any(sqlfluff in m for m in changed)
+    (junit,) = declared_report_files(buildspec, work)
+    (case,) = (
+        ET.parse(junit).getroot().findall(".//testsuite[@name='integrity']/testcase[@name='(all files)']")
+    )
+    assert "merge the configuration change alone first" in case.find("failure").text

@@ -1,4 +1,4 @@
-"""The bundle is verified before any database access: every refusal DESIGN.md lists."""
+"""The bundle is verified before any database access: every refusal README.md "Applying" lists."""
 
 from __future__ import annotations
 

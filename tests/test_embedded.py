@@ -18,7 +18,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from schemagate.embedded import EmbeddedPostgres, EmbeddedServerError, default_local_server
+from localdb.server import EmbeddedPostgres, EmbeddedServerError, default_local_server
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -102,7 +102,7 @@ def test_concurrent_starts_share_one_server(tmp_path: Path) -> None:
     # given four processes starting the same never-initialised server at once
     data_dir = tmp_path / "shared"
     code = (
-        "import sys; from pathlib import Path; from schemagate.embedded import EmbeddedPostgres;"
+        "import sys; from pathlib import Path; from localdb.server import EmbeddedPostgres;"
         "print(EmbeddedPostgres(Path(sys.argv[1])).start())"
     )
     procs = [
@@ -185,7 +185,7 @@ def test_as_root_binaries_the_server_user_cannot_reach_are_used_from_a_copy(tmp_
     is made once in the per-uid fallback directory, and a cluster really starts from it."""
     import importlib.util
 
-    from schemagate.embedded import Binaries, _unprivileged_user
+    from localdb.server import Binaries, _unprivileged_user
 
     (location,) = importlib.util.find_spec("pgserver").submodule_search_locations
     site = Path(location).parent

@@ -1,6 +1,6 @@
 """The executor is what the Lambda deploys: it must not pull in the build-time stack.
 
-DESIGN.md: "executor/ depends only on psycopg2 and boto3 so the Lambda package stays small";
+docs/architecture.md: the executor depends only on psycopg2 and boto3 so the Lambda package stays small;
 the validator imports the executor, never the other way round.
 """
 

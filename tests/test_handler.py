@@ -152,6 +152,8 @@ def aws_world(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
         monkeypatch.setenv("SCHEMAGATE_DB_SSLMODE", "disable")  # the local server has no TLS
         monkeypatch.setenv("SCHEMAGATE_DB_CONNECT_TIMEOUT", "2")
         monkeypatch.delenv("SCHEMAGATE_SIGNING_KEY_ID", raising=False)
+        # these tests build unsigned bundles; tests/test_faults_bundles.py checks the refusal without it
+        monkeypatch.setenv("SCHEMAGATE_ALLOW_UNSIGNED_BUNDLES", "true")
         monkeypatch.delenv("SCHEMAGATE_SIGNING_ALGORITHM", raising=False)
         monkeypatch.delenv("SCHEMAGATE_SCHEMA", raising=False)
         s3 = boto3.client("s3", region_name=REGION)

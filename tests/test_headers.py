@@ -9,7 +9,7 @@ import pglast.parser
 import pytest
 
 from executor.errors import ConfigurationError
-from executor.headers import line_and_column, parse_header_settings, split_statements
+from executor.headers import line_and_column, migration_statements, parse_header_settings, split_statements
 
 
 def texts(sql: str, **kwargs) -> list[str]:
@@ -136,18 +136,129 @@ def test_dollar_body_start_is_recorded_for_mapping_function_line_numbers() -> No
 @pytest.mark.parametrize(
     ("sql", "control"),
     [
-        ("START TRANSACTION;", True),
-        ("ROLLBACK;", True),
-        ("END;", True),
-        ("ROLLBACK TO SAVEPOINT s;", False),
-        ("SAVEPOINT s;", False),
-        ("COMMIT PREPARED 'x';", False),
-        ("CREATE TABLE begin_log (id int);", False),
+        ("START TRANSACTION;", "START TRANSACTION"),
+        ("ROLLBACK;", "ROLLBACK"),
+        ("END;", "END"),
+        ("abort;", "ABORT"),
+        ("ROLLBACK TO SAVEPOINT s;", "ROLLBACK TO SAVEPOINT"),
+        ("rollback work to s;", "ROLLBACK TO SAVEPOINT"),
+        ("SAVEPOINT s;", "SAVEPOINT"),
+        ("RELEASE s;", "RELEASE SAVEPOINT"),
+        ("PREPARE TRANSACTION 'x';", "PREPARE TRANSACTION"),
+        ("COMMIT PREPARED 'x';", "COMMIT PREPARED"),
+        ("ROLLBACK PREPARED 'x';", "ROLLBACK PREPARED"),
+        ("PREPARE q AS SELECT 1;", None),  # a prepared statement, not a transaction
+        ("START_DATE;", None),
+        ("CREATE TABLE begin_log (id int);", None),
     ],
 )
-def test_transaction_control_statements_are_recognised(sql: str, control: bool) -> None:
+def test_transaction_control_statements_are_recognised(sql: str, control: str | None) -> None:
+    """Every statement the validator calls explicit-transaction-control, so the executor refuses the
+    same set from a bundle nobody validated."""
     (statement,) = split_statements(sql)
-    assert statement.is_transaction_control is control
+    assert statement.transaction_control == control
+    assert statement.is_transaction_control is (control is not None)
+
+
+# -- the BEGIN; ... COMMIT; wrapper ------------------------------------------------------------
+
+GOLANG_MIGRATE_UP = """-- 000012_add_subscription_status.up.sql
+BEGIN;
+
+CREATE TYPE subscription_status AS ENUM ('trialing', 'active', 'past_due', 'canceled');
+
+ALTER TABLE subscriptions ADD COLUMN status subscription_status NOT NULL DEFAULT 'active';
+
+UPDATE subscriptions SET status = 'canceled' WHERE canceled_at IS NOT NULL;
+
+COMMIT;
+"""
+
+
+@pytest.mark.parametrize(
+    ("opening", "closing"),
+    [
+        ("BEGIN;", "COMMIT;"),
+        ("begin;", "commit;"),
+        ("BEGIN TRANSACTION;", "COMMIT TRANSACTION;"),
+        ("BEGIN WORK;", "COMMIT WORK;"),
+        ("START TRANSACTION;", "END;"),
+        ("start transaction ;", "end transaction;"),
+        ("BEGIN /* wrapped by the generator */ ;", "COMMIT -- done\n;"),
+        ("BEGIN", "COMMIT"),  # psql accepts a last statement without ';' (and BEGIN\n;)
+    ],
+)
+def test_a_plain_begin_commit_around_the_file_is_removed(opening: str, closing: str) -> None:
+    sql = GOLANG_MIGRATE_UP.replace("BEGIN;", opening).replace("COMMIT;", closing)
+    if opening == "BEGIN":
+        sql = sql.replace("BEGIN\n", "BEGIN\n;\n")
+    result = migration_statements(sql)
+    assert result.wrapper is not None
+    assert [s.words[:2] for s in result.statements] == [
+        ("create", "type"),
+        ("alter", "table"),
+        ("update", "subscriptions"),
+    ]
+    begin, commit = result.wrapper
+    assert line_and_column(sql, begin.start) == (2, 1)
+    assert (begin.wrapper_role, commit.wrapper_role) == ("open", "close")
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "BEGIN;\nCREATE TABLE a (id int);\n",  # no COMMIT: psql would leave it open, then roll it back
+        "CREATE TABLE a (id int);\nCOMMIT;\n",
+        "BEGIN;\nCREATE TABLE a (id int);\nROLLBACK;\n",
+        "BEGIN ISOLATION LEVEL SERIALIZABLE;\nCREATE TABLE a (id int);\nCOMMIT;\n",
+        "BEGIN TRANSACTION READ WRITE;\nCREATE TABLE a (id int);\nCOMMIT;\n",
+        "BEGIN;\nCREATE TABLE a (id int);\nCOMMIT AND CHAIN;\n",
+        "BEGIN;\nCREATE TABLE a (id int);\nCOMMIT AND NO CHAIN;\n",  # plain only: one spelling per side
+        "BEGIN;\nCOMMIT PREPARED 'x';\n",
+        "BEGIN;\n",
+    ],
+)
+def test_anything_but_a_plain_wrapper_stays_for_the_executor_to_refuse(sql: str) -> None:
+    result = migration_statements(sql)
+    assert result.wrapper is None
+    assert any(s.is_transaction_control for s in result.statements)
+
+
+def test_only_the_outer_wrapper_is_removed() -> None:
+    sql = "BEGIN;\nCREATE TABLE a (id int);\nCOMMIT;\nBEGIN;\nCREATE TABLE b (id int);\nCOMMIT;\n"
+    result = migration_statements(sql)
+    assert result.wrapper is not None
+    assert [s.transaction_control for s in result.statements] == [None, "COMMIT", "BEGIN", None]
+
+
+# -- CONCURRENTLY --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sql", "concurrent", "partial"),
+    [
+        ("CREATE INDEX CONCURRENTLY i ON t (a)", True, True),
+        ("create unique index concurrently if not exists i on t (a)", True, True),
+        ("DROP INDEX CONCURRENTLY IF EXISTS i", True, True),
+        ("REINDEX INDEX CONCURRENTLY i", True, True),
+        ("REINDEX (CONCURRENTLY) TABLE t", True, True),
+        ("ALTER TABLE events DETACH PARTITION events_2020 CONCURRENTLY", False, True),
+        ("CALL purge_batches()", False, True),
+        ("DO $$ BEGIN COMMIT; END $$", False, True),
+        # the letters, not the keyword
+        ("CREATE INDEX refunds_idx ON refunded_concurrently (id)", False, False),
+        ("CREATE TABLE concurrently_log (id bigint)", False, False),
+        ('CREATE INDEX i ON "concurrently" (a)', False, False),
+        ("CREATE INDEX i ON t (a) WHERE note <> 'concurrently' -- concurrently", False, False),
+        ("DROP INDEX refunded_concurrently_idx", False, False),
+        ("ALTER TABLE refunded_concurrently ADD COLUMN note text", False, False),
+        ("REFRESH MATERIALIZED VIEW CONCURRENTLY totals", False, False),  # runs in one transaction
+    ],
+)
+def test_concurrent_is_the_keyword_not_a_substring(sql: str, concurrent: bool, partial: bool) -> None:
+    (statement,) = split_statements(sql)
+    assert statement.is_concurrent is concurrent
+    assert statement.may_commit_partially is partial
 
 
 def test_line_and_column() -> None:
@@ -175,6 +286,18 @@ CORPUS = [
     "INSERT INTO t (a, b, c, d) VALUES (1, $$;$$, $tag$ $$ ; $tag$, E'\\'')",
     "ALTER TYPE mood ADD VALUE 'meh'",
     "CREATE INDEX CONCURRENTLY i ON t (lower(name))",
+    # BEGIN ATOMIC bodies where counting BEGIN / CASE / END words (psql's heuristic) goes wrong
+    "CREATE FUNCTION f() RETURNS TABLE (a int) LANGUAGE sql\nBEGIN ATOMIC\n"
+    "  SELECT t.end FROM (SELECT 1 AS end) AS t;\nEND",
+    "CREATE FUNCTION f() RETURNS SETOF int LANGUAGE sql\nBEGIN ATOMIC\n"
+    "  WITH begin AS (SELECT 1) SELECT * FROM begin;\nEND",
+    "CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT CASE WHEN true THEN 1 END end; END",
+    "CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT t . case FROM t; END",
+    "CREATE FUNCTION begin() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1 AS x; /* c */ END /* d */",
+    "CREATE PROCEDURE p() LANGUAGE sql BEGIN ATOMIC\n"
+    "  CREATE FUNCTION g() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; END;\nEND",
+    "CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC END",
+    "SELECT 1 -- a comment that PostgreSQL ends at a carriage return\r",
 ]
 
 

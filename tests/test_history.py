@@ -1,4 +1,4 @@
-"""The history table on a real PostgreSQL: created on first use with DESIGN.md's columns, read
+"""The history table on a real PostgreSQL: created on first use with the documented columns, read
 without side effects."""
 
 from __future__ import annotations

@@ -328,7 +328,7 @@ def test_leftovers_of_a_killed_run_are_swept_but_a_live_runs_database_is_not(pg_
 
 
 def test_rehearsal_runs_on_the_embedded_server_when_no_url_is_given(tmp_path: Path) -> None:
-    from schemagate.embedded import EmbeddedPostgres
+    from localdb.server import EmbeddedPostgres
 
     config, structural = _project(
         tmp_path,
@@ -343,7 +343,7 @@ def test_rehearsal_runs_on_the_embedded_server_when_no_url_is_given(tmp_path: Pa
         stopped = not EmbeddedPostgres(home).is_running
     finally:
         EmbeddedPostgres(home).stop()
-        # as root the cluster may live outside tmp_path (schemagate/embedded.py): remove it too
+        # as root the cluster may live outside tmp_path (localdb/server.py): remove it too
         state = json.loads((home / "server.json").read_text()) if (home / "server.json").exists() else {}
         if state.get("pgdata") and not Path(state["pgdata"]).is_relative_to(tmp_path):
             shutil.rmtree(Path(state["pgdata"]).parent, ignore_errors=True)

@@ -19,8 +19,8 @@ from pathlib import Path
 import psycopg2
 import pytest
 
+from localdb.server import EmbeddedPostgres
 from schemagate.cli import main
-from schemagate.embedded import EmbeddedPostgres
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO_ROOT / "migrations"

@@ -91,7 +91,14 @@ def test_clean_migrations_exit_0_with_reports_and_a_verified_bundle(tmp_path, mo
     assert f"bundle: bundle (bundle_sha256 {bundle.bundle_sha256})" in out
 
     report = json.loads((root / "reports" / "report.json").read_text())
-    assert report["summary"] == {"files": 2, "errors": 0, "warnings": 0}
+    assert report["summary"] == {
+        "files": 2,
+        "errors": 0,
+        "warnings": 0,
+        "judged": 2,
+        "accepted_history": 0,
+        "down_scripts": 0,
+    }
     assert report["bundle"]["bundle_sha256"] == bundle.bundle_sha256
     suites = {s.get("name"): s for s in ET.parse(root / "reports" / "junit.xml").getroot()}
     assert {"naming", "order", "syntax", "lint", "integrity"} <= set(suites)

@@ -30,6 +30,9 @@ from executor.errors import ConfigurationError
 from executor.layouts.base import UP, Resolution, ResolvedMigration
 from executor.manifest import ManifestEntry
 from executor.naming import MigrationName
+from executor.sqltext import REMEDY as CONTROL_REMEDY
+from executor.sqltext import RULE as CONTROL_RULE
+from executor.sqltext import find_control_character
 from validator.findings import ERROR, Finding
 
 FAMILY = "naming"
@@ -221,6 +224,19 @@ def _read(
     except UnicodeDecodeError:
         return mf, _not_utf8(mf)
     mf.text = layouts.get(resolution.layout).section_text(text, m.section)
+    control = find_control_character(data) if m.section in (None, UP) else None  # once per file
+    if control is not None:
+        return mf, Finding(
+            rule=CONTROL_RULE,
+            family="syntax",
+            severity=ERROR,
+            file=m.rel,
+            line=control.line,
+            column=control.column,
+            message=control.message(m.rel) + "; the executor refuses the file",
+            help=CONTROL_REMEDY,
+            docs=NAMING_DOCS,
+        )
     if has_sql(mf.text):
         return mf, None
     what = f"the {m.section} section of {m.rel}" if m.section else m.rel
@@ -241,7 +257,7 @@ def _read(
 
 def _problem_finding(resolution: Resolution, problem: layouts.NameProblem) -> Finding:
     layout = layouts.get(resolution.layout)
-    help_ = (
+    help_ = problem.remedy or (
         f"rename it to {problem.example} ({layout.patterns})"
         if problem.example
         else f"{layout.title} migrations are named {layout.patterns}"
@@ -253,7 +269,8 @@ def _problem_finding(resolution: Resolution, problem: layouts.NameProblem) -> Fi
         file=problem.rel,
         line=None,
         column=None,
-        message=f"{problem.rel} is not a valid {layout.title} migration: {problem.problem}"
+        message=problem.message
+        or f"{problem.rel} is not a valid {layout.title} migration: {problem.problem}"
         + ("; the file would not be applied" if problem.severity == ERROR else ""),
         help=help_,
         docs=_docs_of(layout),

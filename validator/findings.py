@@ -1,4 +1,4 @@
-"""The one finding type every check produces and every reporter renders (STYLE.md practice 2)."""
+"""The one finding type every check produces and every reporter renders (docs/architecture.md)."""
 
 from __future__ import annotations
 

@@ -18,6 +18,11 @@ it, so a migration merged to the base branch after this branch was cut does not 
 here; versions are compared with the ref's tip, which is what the branch will be merged into.
 Git runs a fixed handful of processes (resolve, merge-base, ls-tree, one ``cat-file --batch``),
 never one per file.
+
+The same comparison tells validate what to judge (``changes_since``: the files added, edited or
+deleted since the ref; everything else is accepted history), and ``project_files_at_ref`` reads
+the project's own files (pyproject.toml, sqlfluff configuration) as the ref has them, for the
+gate's configuration (``validator.gate_config``).
 """
 
 from __future__ import annotations
@@ -364,3 +369,95 @@ def _highest_version(tree: dict[str, str], names: dict[str, MigrationName]) -> t
         if best is None or name.version > best[0]:
             best = (name.version, rel)
     return best
+
+
+# -- what changed since the base ref, and the project's files there --------------------------------
+
+
+@dataclass(frozen=True)
+class MigrationChanges:
+    """Migration files this change adds or edits (``changed``) and removes (``deleted``), relative
+    to the base ref: a file is unchanged when its content equals the merge base's or the tip's."""
+
+    changed: frozenset[str]
+    deleted: frozenset[str]
+
+    @property
+    def any(self) -> bool:
+        return bool(self.changed or self.deleted)
+
+
+def changes_since(
+    files: list[MigrationFile], migrations_dir: Path, base_ref: str, layout: str | None = None
+) -> MigrationChanges:
+    """What this change does to the migrations directory since ``base_ref`` (see MigrationChanges);
+    ``layout``: the working tree's, so the ref's files are read the same way (detected when None)."""
+    state = _ref_state(migrations_dir, base_ref, layout)
+    current = {mf.rel for mf in files}
+    changed = {mf.rel for mf in files if mf.checksum not in (state.base.get(mf.rel), state.tip.get(mf.rel))}
+    deleted = {rel for rel in state.base if rel not in current}
+    return MigrationChanges(changed=frozenset(changed), deleted=frozenset(deleted))
+
+
+@dataclass(frozen=True)
+class ProjectFilesAtRef:
+    """Files of the project (paths relative to the project root) as the base ref has them.
+
+    ``tip``: at the ref itself, what is in force; ``before``: at the merge base with HEAD, what this
+    change started from.  A path absent there is left out.  A path outside the git repository is not
+    versioned, so no change can touch it: both hold its content on disk.
+    """
+
+    ref: str
+    commit: str
+    tip: dict[str, bytes]
+    before: dict[str, bytes]
+
+
+def _read_blobs(repo_root: Path, commit: str, paths: list[str]) -> dict[str, bytes]:
+    """The content of each path (relative to the repository root) at ``commit``: one git process."""
+    paths = [p for p in paths if "\n" not in p]
+    if not paths:
+        return {}
+    batch = _git(repo_root, "cat-file", "--batch", stdin="".join(f"{commit}:{p}\n" for p in paths).encode())
+    out = batch.stdout
+    found: dict[str, bytes] = {}
+    pos = 0
+    for path in paths:
+        header_end = out.index(b"\n", pos)
+        header = out[pos:header_end].split()
+        pos = header_end + 1
+        if len(header) != 3:  # "<object> missing" (or ambiguous): not at this commit
+            continue
+        size = int(header[2])
+        if header[1] == b"blob":
+            found[path] = out[pos : pos + size]
+        pos += size + 1  # the content is followed by a newline
+    return found
+
+
+def project_files_at_ref(
+    project_root: Path, migrations_dir: Path, base_ref: str, rels: list[str]
+) -> ProjectFilesAtRef:
+    """``rels`` (relative to ``project_root``) at the base ref's tip and at its merge base with HEAD."""
+    repo_root = repo_root_of(Path(migrations_dir))
+    commit = resolve_commit(repo_root, base_ref)
+    merge_base = _merge_base(repo_root, commit) or commit
+    in_repo: dict[str, str] = {}
+    unversioned: dict[str, bytes] = {}
+    top = repo_root.resolve()
+    for rel in rels:
+        path = (Path(project_root) / rel).resolve()
+        try:
+            in_repo[rel] = path.relative_to(top).as_posix()
+        except ValueError:
+            if path.is_file():
+                unversioned[rel] = path.read_bytes()
+
+    def at(revision: str) -> dict[str, bytes]:
+        blobs = _read_blobs(repo_root, revision, list(in_repo.values()))
+        return {rel: blobs[p] for rel, p in in_repo.items() if p in blobs} | unversioned
+
+    tip = at(commit)
+    before = tip if merge_base == commit else at(merge_base)
+    return ProjectFilesAtRef(ref=base_ref, commit=commit, tip=tip, before=before)

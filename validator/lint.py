@@ -123,6 +123,48 @@ def _pyproject_sqlfluff_table(path: Path) -> Any:
     return data.get("tool", {}).get("sqlfluff")
 
 
+def _config_files(
+    project_root: Path, migrations: Path, directory: Path, config_root: Path | None
+) -> list[tuple[str, Path]]:
+    """(label, path) of each sqlfluff configuration file that applies to files in ``directory``,
+    lowest precedence first.  The label is the file's path relative to the project root (it goes
+    into the cache key, so where the checkout lies does not matter); the path is where it is read:
+    under ``config_root`` when the configuration is the base ref's copy (``ValidatorConfig.
+    lint_config_root``), else in the project."""
+    root = project_root.resolve()
+    found = []
+    for d in _config_directories(project_root, migrations, directory):
+        for name in CONFIG_FILES:
+            path = d / name
+            try:
+                label = path.relative_to(root).as_posix()
+            except ValueError:  # outside the project (migrations elsewhere): read where it is
+                label = str(path)
+            else:
+                if config_root is not None:
+                    path = config_root / label
+            if path.is_file():
+                found.append((label, path))
+    return found
+
+
+def config_file_candidates(config: ValidatorConfig, directories: Iterable[Path]) -> list[str]:
+    """Paths (relative to the project root) where a sqlfluff configuration file for files in
+    ``directories`` may be, whether or not one is there; the project's pyproject.toml first."""
+    root = config.project_root.resolve()
+    out = ["pyproject.toml"]
+    for directory in directories:
+        for d in _config_directories(config.project_root, config.migrations, directory):
+            for name in CONFIG_FILES:
+                try:
+                    rel = (d / name).relative_to(root).as_posix()
+                except ValueError:
+                    continue
+                if rel not in out:
+                    out.append(rel)
+    return out
+
+
 def config_sources(config: ValidatorConfig, directory: Path) -> list[tuple[str, Any]]:
     """What the effective configuration is made of, cheaply (no sqlfluff import): the defaults and
     every project configuration file's content.  The cache key is a hash of this."""
@@ -130,29 +172,28 @@ def config_sources(config: ValidatorConfig, directory: Path) -> list[tuple[str, 
         ("<schemagate defaults>", defaults_text()),
         ("<forced>", FORCED_DIALECT),
     ]
-    for d in config_directories(config, directory):
-        for name in CONFIG_FILES:
-            path = d / name
-            if not path.is_file():
+    files = _config_files(config.project_root, config.migrations, directory, config.lint_config_root)
+    for label, path in files:
+        if path.name == "pyproject.toml":
+            table = _pyproject_sqlfluff_table(path)
+            if table is not None:
+                sources.append((label, table))
+        else:
+            try:
+                sources.append((label, path.read_text(encoding="utf-8", errors="replace")))
+            except OSError:
                 continue
-            if name == "pyproject.toml":
-                table = _pyproject_sqlfluff_table(path)
-                if table is not None:
-                    sources.append((str(path), table))
-            else:
-                try:
-                    sources.append((str(path), path.read_text(encoding="utf-8", errors="replace")))
-                except OSError:
-                    continue
     return sources
 
 
 def effective_sqlfluff_config(config: ValidatorConfig, directory: Path) -> dict[str, Any]:
     """The nested sqlfluff configuration mapping used for files in ``directory`` (imports sqlfluff)."""
-    return _effective_config(config.project_root, config.migrations, directory)
+    return _effective_config(config.project_root, config.migrations, directory, config.lint_config_root)
 
 
-def _effective_config(project_root: Path, migrations: Path, directory: Path) -> dict[str, Any]:
+def _effective_config(
+    project_root: Path, migrations: Path, directory: Path, config_root: Path | None = None
+) -> dict[str, Any]:
     from sqlfluff.core.config.file import load_config_file_as_dict
     from sqlfluff.core.config.loader import load_config_string
     from sqlfluff.core.helpers.dict import nested_combine
@@ -161,10 +202,8 @@ def _effective_config(project_root: Path, migrations: Path, directory: Path) -> 
     # `schemagate run`) must see an edited .sqlfluff, so read them uncached
     load_file = getattr(load_config_file_as_dict, "__wrapped__", load_config_file_as_dict)
     configs = load_config_string(defaults_text(), working_path=str(project_root))
-    for d in _config_directories(project_root, migrations, directory):
-        for name in CONFIG_FILES:
-            if (d / name).is_file():
-                configs = nested_combine(configs, load_file(str(d / name)))
+    for _, path in _config_files(project_root, migrations, directory, config_root):
+        configs = nested_combine(configs, load_file(str(path)))
     configs.setdefault("core", {})["dialect"] = FORCED_DIALECT
     return configs
 
@@ -200,6 +239,7 @@ class ConfigSpec:
     migrations: Path
     directory: Path
     key: str  # hash of the configuration sources (the cache key)
+    config_root: Path | None = None  # ValidatorConfig.lint_config_root
 
 
 _LINTERS: dict[str, Any] = {}
@@ -211,7 +251,7 @@ def _linter(spec: ConfigSpec) -> Any:
         from sqlfluff.core import FluffConfig, Linter
         from sqlfluff.core.errors import SQLFluffUserError
 
-        configs = _effective_config(spec.project_root, spec.migrations, spec.directory)
+        configs = _effective_config(spec.project_root, spec.migrations, spec.directory, spec.config_root)
         try:
             linter = Linter(config=FluffConfig(configs=configs))
         except SQLFluffUserError as exc:
@@ -344,7 +384,9 @@ class LintJob:
                     self.violations[i] = cached
             self.stats.cached += len(indexes) - len(misses)
             if misses:
-                spec = ConfigSpec(config.project_root, config.migrations, directory, key)
+                spec = ConfigSpec(
+                    config.project_root, config.migrations, directory, key, config.lint_config_root
+                )
                 work.append((cache, spec, misses))
         total = sum(len(m) for _, _, m in work)
         self.stats.linted = total
@@ -484,7 +526,9 @@ def effective_rules(config: ValidatorConfig, directory: Path | None = None) -> l
     """The sqlfluff rule codes that run for files in ``directory`` (for docs and tests)."""
     directory = directory or config.migrations
     key = config_key(sqlfluff_version(), {"sources": config_sources(config, directory)})
-    linter = _linter(ConfigSpec(config.project_root, config.migrations, directory, key))
+    linter = _linter(
+        ConfigSpec(config.project_root, config.migrations, directory, key, config.lint_config_root)
+    )
     return sorted(rule.code for rule in linter.get_rulepack().rules)
 
 

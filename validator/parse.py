@@ -6,14 +6,31 @@ What this module finds (family ``syntax``):
 - ``plpgsql-syntax-error``: the PL/pgSQL body of a ``DO`` block or of ``CREATE FUNCTION/PROCEDURE
   ... LANGUAGE plpgsql`` does not parse; at the body line where the parser stopped (the
   statement's position when that cannot be found);
-- ``non-transactional-mixed``: a statement that cannot run in a transaction block shares its file
-  with other statements;
-- ``explicit-transaction-control``: ``BEGIN``/``COMMIT``/``ROLLBACK``/``SAVEPOINT``... at top level
-  (the executor owns transactions);
+- ``explicit-transaction-control``: ``BEGIN``/``COMMIT``/``ROLLBACK``/``SAVEPOINT``... at top level,
+  except one plain ``BEGIN; ... COMMIT;`` around the whole file (the executor owns transactions);
+- ``non-transactional-in-transaction``: a file wrapped in ``BEGIN; ... COMMIT;`` holds a statement
+  that cannot run in a transaction block;
+- ``needs-transaction-block``: a file that runs without a transaction holds a statement that only
+  works inside one (``LOCK``, ``SET LOCAL``, ``DECLARE`` without ``HOLD``, ...);
+- ``executor-split-mismatch``: the executor's own lexer would cut the file into other statements
+  than PostgreSQL's parser does (so what runs would not be what was checked);
 - ``bad-header-setting``: a ``-- schemagate:set key=value`` header line with an unknown key or a
   bad value.
 
 All are errors.
+
+**Transactions.** The executor runs a file in a transaction of its own, which also writes the
+history row.  A file whose whole body is wrapped in one plain ``BEGIN`` (``BEGIN WORK``, ``BEGIN
+TRANSACTION``, ``START TRANSACTION``) ... ``COMMIT`` (``COMMIT WORK|TRANSACTION``, ``END``), as
+golang-migrate and dbmate histories are written, is accepted: the wrapper is not sent, the
+executor's transaction takes its place (``ParsedFile.wrapper``; the statements that run are
+``ParsedFile.body``).  Every other transaction statement is an error: a ``BEGIN`` with options
+(isolation level, ``READ ONLY``: the executor's transaction would not have them), ``COMMIT AND
+CHAIN``, a file that ends with ``ROLLBACK``, anything in the middle of a file, and savepoints (the
+executor stops at the first failing statement, so ``ROLLBACK TO SAVEPOINT`` could never recover from
+an error; a ``DO`` block with an ``EXCEPTION`` clause does that).  Which statements the executor
+sends is decided by ``executor.headers.migration_statements``; this module checks that it agrees
+with pglast on every file.
 
 A file is ``transactional: false`` when it holds a statement PostgreSQL refuses inside a transaction
 block: ``CREATE/DROP INDEX CONCURRENTLY``, ``REINDEX ... CONCURRENTLY`` (and ``REINDEX SYSTEM/DATABASE``),
@@ -23,7 +40,13 @@ a table, ``CREATE SUBSCRIPTION`` (unless ``create_slot = false``), ``DROP SUBSCR
 block whose PL/pgSQL body issues ``COMMIT``/``ROLLBACK``, and a ``CALL`` of a procedure whose body
 does (when the procedure is created in one of the migrations: see ``mark_committing_calls``).
 Creating such a procedure is itself transactional.  ``ALTER TYPE ... ADD VALUE`` is transactional on
-PostgreSQL 12 and later, the only versions schemagate supports.
+PostgreSQL 12 and later, the only versions schemagate supports.  Such a file may hold other
+statements (a Flyway file of several ``CREATE INDEX CONCURRENTLY IF NOT EXISTS``): each commits on
+its own, as psql runs them, and a failure part-way leaves a ``success = false`` history row.  The
+safety rule ``prefer-robust-stmts`` warns about each statement a re-run after such a failure would
+stop at (no ``IF [NOT] EXISTS``); it is a safety rule, not a syntax check, so it judges only new
+migrations and can be suppressed with a reason.  Statements that only work inside a transaction
+block are refused in such a file (``needs-transaction-block``).
 
 Per-file settings for the executor sit in the leading comment block::
 
@@ -46,7 +69,8 @@ from pglast import ast, enums
 from pglast.parser import ParseError, parse_plpgsql_json, parse_sql, scan
 
 from executor.errors import ConfigurationError
-from executor.headers import SET_DIRECTIVE, parse_header_settings, split_statements
+from executor.headers import SET_DIRECTIVE, migration_statements, parse_header_settings, wrapper_role
+from executor.sqltext import find_control_character
 from validator.discovery import MigrationFile, skip_sql_trivia
 from validator.findings import ERROR, Finding
 
@@ -82,6 +106,8 @@ class ParsedFile:
     settings: dict[str, str]
     # lower-cased names of procedures created in this file whose PL/pgSQL body commits or rolls back
     committing_procedures: set[str] = field(default_factory=set)
+    # the plain BEGIN and COMMIT around the whole file, which the executor does not send
+    wrapper: tuple[Statement, Statement] | None = None
 
     @property
     def rel(self) -> str:
@@ -90,6 +116,11 @@ class ParsedFile:
     @property
     def key(self) -> str:
         return self.file.key
+
+    @property
+    def body(self) -> list[Statement]:
+        """The statements the executor runs: all of them but the wrapper."""
+        return self.statements[1:-1] if self.wrapper is not None else self.statements
 
 
 def offset_to_line_col(text: str, offset: int) -> tuple[int, int]:
@@ -143,68 +174,243 @@ def parse_file(mf: MigrationFile) -> ParsedFile:
         )
         parsed.statements.append(stmt)
         _classify(parsed, stmt, lines)
+    parsed.wrapper = _transaction_wrapper(parsed.statements)
+    _check_transaction_statements(parsed)
     mark_committing_calls(parsed, parsed.committing_procedures)
-    atomic = (
-        isinstance(s.node, ast.CreateFunctionStmt) and s.node.sql_body is not None for s in parsed.statements
-    )
-    if any(atomic):
+    if find_control_character(mf.data) is None:  # else discovery reports the cause of any disagreement
         _check_executor_split(parsed)
     return parsed
 
 
 def _check_executor_split(parsed: ParsedFile) -> None:
-    """The executor sends a file statement by statement, split by its own lexer (executor.headers);
-    where that lexer needs a heuristic (``BEGIN ATOMIC ... END`` bodies hold semicolons), make sure
-    it cuts where PostgreSQL's parser does, so no fragment of a statement is ever sent."""
-    ours = [s.start for s in parsed.statements]
-    theirs = [s.start for s in split_statements(parsed.text)]
-    if ours == theirs:
+    """The executor sends a file statement by statement, cut by its own lexer and without the
+    ``BEGIN; ... COMMIT;`` wrapper (``executor.headers.migration_statements``, which cannot use
+    pglast); make sure it sends exactly the statements PostgreSQL's parser found, so no fragment of
+    a statement is ever sent and no statement is hidden inside another."""
+    executor = migration_statements(parsed.text)
+    ours = [s.start for s in parsed.body]
+    theirs = [s.start for s in executor.statements]
+    if ours == theirs and (parsed.wrapper is None) == (executor.wrapper is None):
         return
     pairs = enumerate(zip(ours, theirs, strict=False))
     first = next((i for i, (a, b) in pairs if a != b), min(len(ours), len(theirs)))
-    stmt = parsed.statements[max(first - 1, 0)]  # the statement whose end the executor gets wrong
-    line, column = stmt.line, stmt.column
+    # the statement whose end the executor gets wrong
+    stmt = parsed.body[max(first - 1, 0)] if parsed.body else parsed.statements[0]
     parsed.findings.append(
         Finding(
             rule="executor-split-mismatch",
             family=FAMILY,
             severity=ERROR,
             file=parsed.rel,
-            line=line,
-            column=column,
-            message="the executor would cut this statement somewhere else than PostgreSQL's parser does and "
-            "send a fragment of it on its own (a schemagate limitation with BEGIN ATOMIC bodies)",
-            help="quote identifiers named like the keywords BEGIN, END or CASE inside the BEGIN ATOMIC body "
-            '(e.g. "end"), or write the function body as a dollar-quoted string; please report the file',
-            docs=f"{PG_DOCS}/sql-createfunction.html",
+            line=stmt.line,
+            column=stmt.column,
+            message="the executor would cut this file into statements differently than PostgreSQL's parser "
+            "does and send a fragment of this statement on its own, or statements nobody checked",
+            help="please report the file (it is a schemagate bug); until it is fixed, quote identifiers "
+            'named like keywords (e.g. "end"), or write a function body as a dollar-quoted string',
+            docs=f"{PG_DOCS}/sql-syntax-lexical.html",
         )
     )
 
 
+# --- transactions ------------------------------------------------------------------------------
+
+_TX = enums.TransactionStmtKind
+_OPENING = (_TX.TRANS_STMT_BEGIN, _TX.TRANS_STMT_START)
+_SAVEPOINTS = (_TX.TRANS_STMT_SAVEPOINT, _TX.TRANS_STMT_RELEASE, _TX.TRANS_STMT_ROLLBACK_TO)
+_TRANSACTION_RULES = ("non-transactional-in-transaction", "needs-transaction-block")
+
+
+def _is_transaction(stmt: Statement, kinds: tuple[Any, ...]) -> bool:
+    return isinstance(stmt.node, ast.TransactionStmt) and stmt.node.kind in kinds
+
+
+def _transaction_wrapper(statements: list[Statement]) -> tuple[Statement, Statement] | None:
+    """The plain BEGIN and COMMIT around the whole file, recognised from the words by the executor's
+    own function (so both sides agree) and confirmed by the parse tree."""
+    if len(statements) < 2:
+        return None
+    first, last = statements[0], statements[-1]
+    if (
+        _is_transaction(first, _OPENING)
+        and _is_transaction(last, (_TX.TRANS_STMT_COMMIT,))
+        and wrapper_role(first.text) == "open"
+        and wrapper_role(last.text) == "close"
+    ):
+        return first, last
+    return None
+
+
 def apply_transaction_rules(parsed: ParsedFile) -> None:
-    """Set ``parsed.transactional`` and the ``non-transactional-mixed`` finding from the statements."""
-    parsed.findings = [f for f in parsed.findings if f.rule != "non-transactional-mixed"]
-    outside = [s for s in parsed.statements if not s.transactional]
+    """Set ``parsed.transactional`` from the statements the executor runs, and the findings about
+    statements that cannot run the way the file will be run."""
+    parsed.findings = [f for f in parsed.findings if f.rule not in _TRANSACTION_RULES]
+    outside = [s for s in parsed.body if not s.transactional]
     parsed.transactional = not outside
-    if outside and len(parsed.statements) > 1:
-        first = outside[0]
-        others = len(parsed.statements) - 1
+    if not outside:
+        return
+    if parsed.wrapper is not None:
+        begin, commit = parsed.wrapper
+        for stmt in outside:
+            parsed.findings.append(
+                _transaction_finding(
+                    parsed,
+                    stmt,
+                    "non-transactional-in-transaction",
+                    f"{stmt.non_transactional} cannot run inside a transaction block, but this file wraps "
+                    f"it in BEGIN (line {begin.line}) ... COMMIT (line {commit.line}): PostgreSQL would "
+                    "refuse it when the file is applied",
+                    "remove the BEGIN and COMMIT lines: schemagate runs a file holding such a statement "
+                    "without a transaction, each statement committing on its own (or move the statement "
+                    "into a migration of its own)",
+                    f"{PG_DOCS}/sql-createindex.html#SQL-CREATEINDEX-CONCURRENTLY",
+                )
+            )
+        return
+    first = outside[0]
+    for stmt in parsed.body:
+        problem = needs_transaction_block(stmt.node)
+        if problem is not None:
+            parsed.findings.append(
+                _transaction_finding(
+                    parsed,
+                    stmt,
+                    "needs-transaction-block",
+                    f"{problem}, but this file runs without a transaction because of "
+                    f"{first.non_transactional} at line {first.line}",
+                    "move this statement into a separate migration, which runs in a transaction, or move "
+                    f"the {first.non_transactional} into a file of its own; set timeouts with a "
+                    f"`-- {SET_DIRECTIVE} lock_timeout=10s statement_timeout=1h` header line, not SET LOCAL",
+                    f"{PG_DOCS}/sql-set.html",
+                )
+            )
+
+
+def needs_transaction_block(node: Any) -> str | None:
+    """Why ``node`` fails or does nothing outside a transaction block, or None (it runs alike)."""
+    if isinstance(node, ast.LockStmt):
+        return "LOCK TABLE can only be used in a transaction block (PostgreSQL refuses it outside one)"
+    if isinstance(node, ast.DeclareCursorStmt) and not node.options & enums.CURSOR_OPT_HOLD:
+        return "DECLARE CURSOR without WITH HOLD can only be used in a transaction block"
+    if isinstance(node, ast.VariableSetStmt) and node.is_local:
+        return "SET LOCAL has no effect outside a transaction block (PostgreSQL only warns)"
+    if (
+        isinstance(node, ast.VariableSetStmt)
+        and node.kind == enums.VariableSetKind.VAR_SET_MULTI
+        and node.name == "TRANSACTION"
+    ):
+        return "SET TRANSACTION has no effect outside a transaction block (PostgreSQL only warns)"
+    if isinstance(node, ast.ConstraintsSetStmt):
+        return "SET CONSTRAINTS has no effect outside a transaction block (PostgreSQL only warns)"
+    on_commit = None
+    if isinstance(node, ast.CreateStmt):
+        on_commit = node.oncommit
+    elif isinstance(node, ast.CreateTableAsStmt) and node.into is not None:
+        on_commit = node.into.onCommit
+    if on_commit in (enums.OnCommitAction.ONCOMMIT_DROP, enums.OnCommitAction.ONCOMMIT_DELETE_ROWS):
+        return (
+            "a temporary table ON COMMIT DROP / DELETE ROWS loses its content when its own statement "
+            "commits, before the next statement can use it"
+        )
+    return None
+
+
+def _transaction_finding(
+    parsed: ParsedFile, stmt: Statement, rule: str, message: str, help: str, docs: str
+) -> Finding:
+    return Finding(
+        rule=rule,
+        family=FAMILY,
+        severity=ERROR,
+        file=parsed.rel,
+        line=stmt.line,
+        column=stmt.column,
+        message=message,
+        help=help,
+        docs=docs,
+    )
+
+
+def _check_transaction_statements(parsed: ParsedFile) -> None:
+    """An ``explicit-transaction-control`` error for every transaction statement but the wrapper.
+
+    A file that begins with BEGIN and ends with a transaction statement but is no plain wrapper gets
+    one error, on the end that makes it so (``COMMIT AND CHAIN``, ``ROLLBACK``; ``BEGIN ISOLATION
+    LEVEL ...``), not a second one on the other end."""
+    statements = parsed.statements
+    wrapper = parsed.wrapper or ()
+    if parsed.wrapper is not None and parsed.file.layout_transactional is False:
         parsed.findings.append(
-            Finding(
-                rule="non-transactional-mixed",
-                family=FAMILY,
-                severity=ERROR,
-                file=parsed.rel,
-                line=first.line,
-                column=first.column,
-                message=f"{first.non_transactional} cannot run inside a transaction block, so this file runs "
-                f"without one, but it holds {others} other statement{'s' if others != 1 else ''}: if one "
-                "fails, the file is left half-applied and cannot simply be retried",
-                help="move this statement into a migration file of its own (`schemagate new ...`); set "
-                "timeouts for it with a `-- schemagate:set statement_timeout=1h` header line instead of SET",
-                docs=f"{PG_DOCS}/sql-createindex.html#SQL-CREATEINDEX-CONCURRENTLY",
+            _transaction_finding(
+                parsed,
+                parsed.wrapper[0],
+                "explicit-transaction-control",
+                "BEGIN ... COMMIT around a file that its tool's settings run without a transaction "
+                "(dbmate `transaction:false`, Diesel `run_in_transaction = false`): the two contradict "
+                "each other, and the executor refuses such a file",
+                "remove the BEGIN and COMMIT lines (each statement then commits on its own), or the "
+                "setting (schemagate then runs the file in a transaction of its own, history row included)",
+                f"{PG_DOCS}/tutorial-transactions.html",
             )
         )
+    first, last = (statements[0], statements[-1]) if statements else (None, None)
+    near_wrapper = (
+        len(statements) >= 2
+        and _is_transaction(statements[0], _OPENING)
+        and isinstance(statements[-1].node, ast.TransactionStmt)
+    )
+    for stmt in statements:
+        if not isinstance(stmt.node, ast.TransactionStmt) or any(stmt is w for w in wrapper):
+            continue
+        if near_wrapper and stmt is first and wrapper_role(stmt.text) == "open":
+            continue  # the end of the file is what is wrong
+        if near_wrapper and stmt is last and wrapper_role(stmt.text) == "close":
+            continue  # the BEGIN is what is wrong
+        message, help = _transaction_control_text(stmt, near_wrapper and (stmt is first or stmt is last))
+        parsed.findings.append(
+            _transaction_finding(
+                parsed,
+                stmt,
+                "explicit-transaction-control",
+                message,
+                help,
+                f"{PG_DOCS}/tutorial-transactions.html",
+            )
+        )
+
+
+def _transaction_control_text(stmt: Statement, wrapping: bool) -> tuple[str, str]:
+    node = stmt.node
+    keyword = _transaction_keyword(node)
+    if node.kind in _SAVEPOINTS:
+        return (
+            f"{keyword} in a migration: the executor stops at the first statement that fails, so ROLLBACK TO "
+            "SAVEPOINT can never recover from an error (it could only undo statements that succeeded)",
+            f"remove the {keyword} statement; to go on after an expected error, catch it in a DO block "
+            "(BEGIN ... EXCEPTION WHEN ... END), which runs in a savepoint of its own",
+        )
+    if wrapping and node.kind == _TX.TRANS_STMT_ROLLBACK:
+        return (
+            "ROLLBACK at the end of a file that starts with BEGIN: run by psql, the file changes nothing, "
+            "so it is a test or a dry run, not a migration",
+            "end the file with COMMIT to apply it (schemagate then runs it in its own transaction instead "
+            "of the BEGIN ... COMMIT), or delete the file",
+        )
+    if wrapping:
+        return (
+            f"{keyword} with options around this file: schemagate removes only a plain `BEGIN; ... COMMIT;` "
+            "around a whole file and runs it in its own transaction, which would not have them",
+            "write a plain BEGIN (or START TRANSACTION) and COMMIT (or END): a migration runs at the "
+            "database's default isolation level; or remove both",
+        )
+    return (
+        f"{keyword} in a migration: the executor runs each file in a transaction of its own and records it "
+        "in the same transaction; a file that opens, ends or splits transactions part-way breaks that "
+        "guarantee",
+        f"remove the {keyword} statement; a file wrapped as a whole in one plain `BEGIN; ... COMMIT;` is "
+        "accepted (the executor runs it in its own transaction instead), and a file whose statements cannot "
+        "run in a transaction (CREATE INDEX CONCURRENTLY, ...) is detected and run without one automatically",
+    )
 
 
 def mark_committing_calls(parsed: ParsedFile, procedures: set[str]) -> None:
@@ -235,24 +441,7 @@ def _end_of_last_statement(text: str, start: int) -> int:
 def _classify(parsed: ParsedFile, stmt: Statement, lines: _Lines) -> None:
     node = stmt.node
     if isinstance(node, ast.TransactionStmt):
-        keyword = _transaction_keyword(node)
-        parsed.findings.append(
-            Finding(
-                rule="explicit-transaction-control",
-                family=FAMILY,
-                severity=ERROR,
-                file=parsed.rel,
-                line=stmt.line,
-                column=stmt.column,
-                message=f"{keyword} in a migration: the executor runs each file in a transaction of its own "
-                "and records it in the same transaction; a file that opens, ends or splits transactions "
-                "breaks that guarantee",
-                help=f"remove the {keyword} statement; a file whose statements cannot run in a transaction "
-                "(CREATE INDEX CONCURRENTLY, ...) is detected and run without one automatically",
-                docs=f"{PG_DOCS}/tutorial-transactions.html",
-            )
-        )
-        return
+        return  # judged with the whole file in view: _check_transaction_statements
     if isinstance(node, (ast.DoStmt, ast.CreateFunctionStmt)):
         _check_plpgsql(parsed, stmt, lines)
         return

@@ -10,7 +10,8 @@ How a run goes (``rehearse``):
    read, let alone connected to; the only databases this module connects to are the ones it
    created (``sg_rehearsal_<token>`` and ``sg_base_<key>_build_<token>``); on the server's
    maintenance database it only issues CREATE/ALTER/DROP DATABASE for names with those prefixes.
-2. The *base state*: every migration not in ``new`` (the history on ``--base-ref``), applied in
+2. The *base state*: every migration not in ``new`` (what validate does not judge: unchanged
+   since ``--base-ref``, or accepted history), applied in
    order by the executor's own code.  It is kept as a template database ``sg_base_<key>``, where
    the key is the SHA-256 of the base files' names, checksums and flags plus the history table
    settings, so the next run with the same base only copies it (``CREATE DATABASE ... TEMPLATE``:
@@ -353,7 +354,7 @@ def rehearsal_server(config: ValidatorConfig, database_url: str | None) -> Itera
             )
         yield database_url, describe_server(database_url)
         return
-    from schemagate.embedded import EmbeddedPostgres
+    from localdb.server import EmbeddedPostgres
 
     home = config.project_root / ".schemagate" / "rehearsal"
     try:

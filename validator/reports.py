@@ -1,4 +1,4 @@
-"""Every reporter renders the same data: one list of findings (STYLE.md practice 2).
+"""Every reporter renders the same data: one list of findings (docs/architecture.md).
 
 ``write_reports(data, DIR)`` writes
 
@@ -17,18 +17,27 @@
 * ``report.md`` -- ready to paste as a PR comment: verdict, counts per family, the findings
   table (location, rule, message, help), every inline suppression with its reason (so the
   approver sees what was waved through), the bundle hash, then each section's own Markdown.
-* ``report.json`` -- ``{"summary": {"files", "errors", "warnings"}, "findings": [...]}`` (DESIGN.md)
-  plus ``passed``, ``blocking_severity``, ``checks``, ``suppressions``, ``bundle``, ``sections``,
-  ``timings`` and ``tool``.
+* ``report.json`` -- ``{"summary": {"files", "errors", "warnings", "judged", "accepted_history",
+  "down_scripts"}, "findings": [...]}`` plus ``passed``, ``blocking_severity``, ``checks``,
+  ``suppressions``, ``bundle``, ``sections``, ``timings`` and ``tool``.
 
-The console reporter (``console_lines``) prints a line per finding (``file:line:col rule
-message``), a summary and where the reports are; ``schemagate.console`` adds colour.
+Lint, the safety rules and the rehearsal judge only some files (``ReportData.judged``: what changed
+since the base ref, or what lies above ``accepted_history``); their JUnit suites have a case per
+judged file and one passing case that counts the accepted history, and the console summary and
+report.md say how many files were judged.
+
+The console reporter (``console_lines``) prints each finding (``error: file:line:col rule: message``,
+the severity in words, then its help and docs link), a summary and where the reports are;
+``schemagate.console`` adds colour where the terminal has it.  ``render_github`` writes GitHub
+Actions workflow commands (annotations), ``validator.sarif`` the SARIF log; both name the files
+relative to the repository root (``RepositoryPaths``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -46,6 +55,8 @@ CODEBUILD_MAX_CASES = 500  # "A test report can have a maximum of 500 test case 
 MARKDOWN_MAX_ROWS = 200  # findings listed in report.md; the rest are in report.json
 MARKDOWN_MAX_CHARS = 60_000  # GitHub refuses comments over 65,536 characters
 WHOLE_RUN = "(all files)"
+# the review checks: their suites have a case per judged file only (the rehearsal builds its own)
+JUDGED_FAMILIES = ("lint", "safety")
 
 
 @dataclass(frozen=True)
@@ -96,10 +107,38 @@ class ReportData:
     migrations_dir: str | None = None
     source: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # one-line remarks for the console (e.g. lint cache use)
+    # what the review checks (lint, safety, rehearsal) judged; None: every file
+    judged: list[str] | None = None
+    accepted_history: list[str] = field(default_factory=list)  # checked structurally only
+    down_scripts: list[str] = field(default_factory=list)  # parsed and bundled, never judged
+    accepted_basis: str | None = None  # "unchanged since origin/main", "accepted_history = 040"
+
+    def judged_files(self) -> list[str]:
+        return list(self.files) if self.judged is None else list(self.judged)
 
     def summary(self) -> dict[str, int]:
         counts = count_by_severity(self.findings)
-        return {"files": len(self.files), "errors": counts[ERROR], "warnings": counts[WARNING]}
+        return {
+            "files": len(self.files),
+            "errors": counts[ERROR],
+            "warnings": counts[WARNING],
+            "judged": len(self.judged_files()),
+            "accepted_history": len(self.accepted_history),
+            "down_scripts": len(self.down_scripts),
+        }
+
+    def judged_clause(self) -> str | None:
+        """How many files were judged, when not all of them were: '1 judged, 40 accepted history
+        (unchanged since main)'."""
+        if not self.accepted_history and not self.down_scripts:
+            return None
+        text = f"{len(self.judged_files())} judged"
+        if self.accepted_history:
+            basis = f" ({self.accepted_basis})" if self.accepted_basis else ""
+            text += f", {len(self.accepted_history)} accepted history{basis}"
+        if self.down_scripts:
+            text += f", {_count(len(self.down_scripts), 'down script')} not judged"
+        return text
 
     def is_blocking(self, finding: Finding) -> bool:
         return finding.severity == ERROR or self.blocking_severity == WARNING
@@ -166,6 +205,32 @@ def _case_for(family: str, name: str, findings: list[Finding], data: ReportData)
     )
 
 
+def _not_judged_cases(family: str, data: ReportData) -> list[JUnitCase]:
+    """Passing cases that say how many files the family did not judge, and why (with output, so
+    that a report folded to CodeBuild's case limit keeps them)."""
+    cases = []
+    if data.accepted_history:
+        basis = f" ({data.accepted_basis})" if data.accepted_basis else ""
+        cases.append(
+            JUnitCase(
+                name=f"{len(data.accepted_history)} files of accepted history{basis}, not judged",
+                classname=f"schemagate.{family}",
+                system_out="accepted history is checked for naming, order, syntax and integrity only:\n"
+                + "\n".join(data.accepted_history),
+            )
+        )
+    if data.down_scripts:
+        cases.append(
+            JUnitCase(
+                name=f"{_count(len(data.down_scripts), 'down script')}, not judged",
+                classname=f"schemagate.{family}",
+                system_out="down scripts are parsed and bundled; they run only on `schemagate undo`:\n"
+                + "\n".join(data.down_scripts),
+            )
+        )
+    return cases
+
+
 def _finding_block(f: Finding) -> str:
     lines = [f"{f.severity}: {f.location} {f.rule}: {f.message}"]
     if f.help:
@@ -192,7 +257,8 @@ def junit_suites(
         if family in by_section:
             cases = by_section[family]
         else:
-            per_file: dict[str, list[Finding]] = {name: [] for name in data.files}
+            names = data.judged_files() if family in JUDGED_FAMILIES else data.files
+            per_file: dict[str, list[Finding]] = {name: [] for name in names}
             for f in data.findings:
                 if f.family == family:
                     per_file.setdefault(f.file or WHOLE_RUN, []).append(f)
@@ -200,6 +266,8 @@ def junit_suites(
                 _case_for(family, name, sorted(fs, key=Finding.sort_key), data)
                 for name, fs in per_file.items()
             ]
+            if family in JUDGED_FAMILIES:
+                cases += _not_judged_cases(family, data)
         suites.append((family, cases, float(data.timings.get(family, 0.0))))
     total = sum(len(c) for _, c, _ in suites)
     if total > max_cases:
@@ -308,6 +376,37 @@ def _cell(text: Any) -> str:
 SEVERITY_MARK = {ERROR: "❌ error", WARNING: "⚠️ warning"}
 
 
+def _destructive_changes(data: ReportData) -> list[str]:
+    """Statements that destroy data (dropped tables, columns, schemas, TRUNCATE ... CASCADE), found or
+    waived by a suppression, in one table at the top: the reviewer sees them first."""
+    if not any(f.family == "safety" for f in data.findings) and not data.suppressions:
+        return []
+    from validator.safety import DESTRUCTIVE_RULES  # already imported when safety rules ran
+
+    rows = [
+        (f"`{_cell(f.location)}`", f"`{f.rule}`", _cell(f.message), SEVERITY_MARK[f.severity])
+        for f in sorted(data.findings, key=Finding.sort_key)
+        if f.family == "safety" and f.rule in DESTRUCTIVE_RULES
+    ]
+    for sup in data.suppressions:
+        d = suppression_dict(sup)
+        for rule in sorted(set(d.get("used_rules") or ()) & DESTRUCTIVE_RULES):
+            loc = f"{d.get('file') or '-'}" + (f":{d['line']}" if d.get("line") else "")
+            rows.append((f"`{_cell(loc)}`", f"`{rule}`", "(suppressed)", f"waived: {_cell(d.get('reason'))}"))
+    if not rows:
+        return []
+    return [
+        f"### Destructive changes ({len(rows)}): review these first",
+        "",
+        "These statements destroy data that no rollback of the application brings back.",
+        "",
+        "| location | rule | what | status |",
+        "|---|---|---|---|",
+        *("| " + " | ".join(r) + " |" for r in rows),
+        "",
+    ]
+
+
 def render_markdown(data: ReportData) -> str:
     s = data.summary()
     verdict = "✅ passed" if data.passed else "❌ failed"
@@ -319,6 +418,15 @@ def render_markdown(data: ReportData) -> str:
         + ".",
         "",
     ]
+    if data.judged_clause() is not None:
+        basis = f" ({data.accepted_basis})" if data.accepted_basis else ""
+        judged = (
+            f"**{s['judged']}** judged by lint, safety rules and rehearsal; **{s['accepted_history']}** "
+            f"accepted history{basis}, checked for naming, order, syntax and integrity only"
+        )
+        if data.down_scripts:
+            judged += f"; **{s['down_scripts']}** down scripts, parsed and bundled but not judged"
+        out += [judged + ".", ""]
     if data.source:
         described = ", ".join(
             f"{k} `{v}`" for k, v in data.source.items() if k in ("repository", "branch", "commit") and v
@@ -333,6 +441,7 @@ def render_markdown(data: ReportData) -> str:
         out.append(f"| {family} | {counts[ERROR]} | {counts[WARNING]} |")
     out.append("")
 
+    out += _destructive_changes(data)
     findings = data.sorted_findings()
     out += [f"### Findings ({len(findings)})", ""]
     if not findings:
@@ -405,21 +514,22 @@ def _count(n: int, word: str) -> str:
 
 
 def console_lines(
-    data: ReportData, report_paths: dict[str, Path] | None = None
+    data: ReportData, report_paths: dict[str, Path] | None = None, *, relative_to: Path | None = None
 ) -> list[tuple[str, str | None]]:
-    """(text, severity or None) lines for the terminal: findings, a summary, where the reports are."""
+    """(text, severity or None) lines for the terminal: each finding with its severity in words, its
+    help and docs link under it; a summary; where the reports are.  ``relative_to``: show the files
+    relative to this directory (the working directory), so that a terminal or editor opens them."""
     lines: list[tuple[str, str | None]] = []
+    where = _console_prefix(data, relative_to)
     for f in sorted(data.findings, key=Finding.sort_key):
-        lines.append((f"{finding_line(f)}", f.severity))
-    s = data.summary()
-    verdict = "passed" if data.passed else "failed"
-    lines.append(
-        (
-            f"{s['files']} files checked ({', '.join(c for c in FAMILIES if c in data.checks)}): "
-            f"{_count(s['errors'], 'error')}, {_count(s['warnings'], 'warning')} -- {verdict}",
-            None if data.passed else ERROR,
-        )
-    )
+        word = f.severity if not (f.severity == WARNING and data.is_blocking(f)) else "warning (blocking)"
+        location = (where + f.location) if f.file else f.location
+        lines.append((f"{word}: {location} {f.rule}: {f.message}", f.severity))
+        if f.help:
+            lines.append((f"  help: {f.help}", None))
+        if f.docs:
+            lines.append((f"  docs: {f.docs}", None))
+    lines.append((summary_line(data), ERROR if not data.passed else "ok"))
     lines += [(note, None) for note in data.notes]
     unused = [d for d in map(suppression_dict, data.suppressions) if not d.get("used")]
     if data.suppressions:
@@ -433,6 +543,117 @@ def console_lines(
     if report_paths:
         lines.append(("reports: " + ", ".join(str(p) for p in report_paths.values()), None))
     return lines
+
+
+def summary_line(data: ReportData) -> str:
+    """``10 files checked (naming, ...): 0 errors, 0 warnings -- passed``."""
+    s = data.summary()
+    verdict = "passed" if data.passed else "failed"
+    judged = data.judged_clause()
+    return (
+        f"{s['files']} files checked ({', '.join(c for c in FAMILIES if c in data.checks)})"
+        + (f", {judged}; " if judged else ": ")
+        + f"{_count(s['errors'], 'error')}, {_count(s['warnings'], 'warning')} -- {verdict}"
+    )
+
+
+def _console_prefix(data: ReportData, relative_to: Path | None) -> str:
+    if relative_to is None or data.migrations_dir is None:
+        return ""
+    try:
+        rel = Path(os.path.relpath(Path(data.migrations_dir).resolve(), Path(relative_to).resolve()))
+    except ValueError:  # another drive (Windows)
+        return ""
+    return "" if str(rel) == "." else f"{rel.as_posix()}/"
+
+
+# ---------------------------------------------------------------------------------------------
+# paths relative to the repository (SARIF, GitHub annotations)
+
+
+def repository_root(start: Path) -> Path | None:
+    """The top of the git work tree holding ``start`` (the nearest directory with a ``.git``), or None."""
+    start = Path(start).resolve()
+    for candidate in (start, *start.parents):
+        if (candidate / ".git").exists():
+            return candidate
+    return None
+
+
+@dataclass(frozen=True)
+class RepositoryPaths:
+    """Maps a finding to a path relative to the repository root, as code scanning and workflow
+    annotations want it: ``db/migrations/V2__x.sql`` for ``V2__x.sql`` under ``db/migrations``.
+
+    A finding about the whole run is placed on the project's configuration file (``config_file``:
+    pyproject.toml or schemagate.toml, where the gate's configuration lives), else on the migrations
+    directory.  ``root``: the repository root, else the project root (a source zip has no ``.git``).
+    """
+
+    root: Path
+    migrations_dir: Path
+    config_file: Path | None = None
+
+    @classmethod
+    def for_project(
+        cls, migrations_dir: Path, project_root: Path, config_file: Path | None
+    ) -> RepositoryPaths:
+        migrations_dir = Path(migrations_dir).resolve()
+        root = repository_root(migrations_dir) or Path(project_root).resolve()
+        return cls(root=root, migrations_dir=migrations_dir, config_file=config_file)
+
+    def relative(self, path: Path) -> str:
+        path = Path(path).resolve()
+        try:
+            return path.relative_to(self.root).as_posix()
+        except ValueError:
+            return Path(os.path.relpath(path, self.root)).as_posix()
+
+    def path_of(self, finding: Finding) -> str:
+        if finding.file:
+            return self.relative(self.migrations_dir / finding.file)
+        if self.config_file is not None:
+            return self.relative(self.config_file)
+        return self.relative(self.migrations_dir) + "/"
+
+
+# ---------------------------------------------------------------------------------------------
+# GitHub Actions workflow commands
+
+
+def _escape_data(text: str) -> str:
+    """A workflow command's message, escaped the way the Actions runner unescapes it."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def render_github(data: ReportData, paths: RepositoryPaths) -> str:
+    """``::error file=...,line=...,col=...,title=<rule>::<message>`` (``::warning`` for findings that
+    do not block) per finding, the help and docs link on the message's next lines, then the summary
+    as a plain line.  GitHub shows at most 10 errors and 10 warnings of a step on the pull request
+    (50 per job); every finding is still in the log, and the SARIF upload has them all."""
+    out = []
+    for f in data.sorted_findings():
+        command = "error" if data.is_blocking(f) else "warning"
+        props = []
+        if f.file is not None:
+            props.append(f"file={_escape_property(paths.path_of(f))}")
+            if f.line is not None:
+                props.append(f"line={f.line}")
+                if f.column is not None:
+                    props.append(f"col={f.column}")
+        props.append(f"title={_escape_property(f.rule)}")
+        message = f.message
+        if f.help:
+            message += f"\nhelp: {f.help}"
+        if f.docs:
+            message += f"\ndocs: {f.docs}"
+        out.append(f"::{command} {','.join(props)}::{_escape_data(message)}")
+    out.append(f"schemagate: {summary_line(data)}")
+    return "\n".join(out) + "\n"
 
 
 # ---------------------------------------------------------------------------------------------

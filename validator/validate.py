@@ -1,6 +1,23 @@
 """``schemagate validate`` as a function: structural checks -> lint -> safety -> (rehearsal) ->
 bundle -> reports.  The CLI (``schemagate.cmd_validate``) and ``schemagate run`` are thin callers.
 
+**Judged and accepted history.**  Every file is discovered, checksummed, parsed and checked for
+naming, order and immutability.  The review checks (safety rules, lint, rehearsal) judge only the
+migrations this change adds or edits: with a base ref, those that differ from it; without one,
+those above ``accepted_history`` (every versioned migration up to that version, and the down
+scripts of those versions, are accepted history); with neither, all of them.  Down scripts (kind
+``undo``) are parsed and bundled but never judged: the forward rules would flag what they are
+meant to do (drop what the up script created), and the rehearsal never applies them
+(``judgement``).  The safety rules still read the accepted history, so that what it created is
+known (a table's column types, its validated constraints), but report nothing about it.
+
+**The gate's own configuration.**  With a base ref the gate keys (``validator.config.GATE_KEYS``:
+rule levels, blocking severity, accepted history, lint settings, target PostgreSQL, out of order)
+and the project's sqlfluff configuration files come from the base ref, not from the working tree,
+so a pull request cannot switch off the checks it is judged by.  A change to them is listed in
+the report; together with a change to the migrations it is a blocking ``gate-config-changed``
+finding: the configuration change has to be merged on its own first (``gate_configuration``).
+
 sqlfluff is by far the slowest check, so it is *started* first: uncached files go to worker
 processes before the structural checks run, and their findings are collected after the safety
 rules (keeping only files that parsed: a file with a syntax error reports that error alone).
@@ -14,9 +31,13 @@ left in ``bundle_dir`` by an earlier run is removed, so a failed build never shi
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import json
 import shutil
 import time
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,8 +45,10 @@ from typing import Any
 from executor.bundle import Bundle, make_bundle, write_bundle
 from executor.errors import ConfigurationError
 from executor.manifest import MANIFEST_FILE, MIGRATIONS_DIR, Manifest
+from executor.naming import UNDO, VERSIONED, Version
 from validator.config import ValidatorConfig
 from validator.findings import Finding, count_by_severity, has_errors
+from validator.gate_config import GateConfiguration, gate_configuration
 from validator.reports import BundleInfo, ReportData, write_reports
 from validator.source import detect_source
 
@@ -47,10 +70,16 @@ class ValidationResult:
     timings: dict[str, float] = field(default_factory=dict)
     lint_stats: Any = None  # validator.lint.LintStats when lint ran
     structural: Any = None  # validator.structural.StructuralResult
+    judgement: Judgement | None = None  # what the review checks judged
+    config: ValidatorConfig | None = None  # the configuration in effect (the base ref's gate keys)
 
     @property
     def passed(self) -> bool:
         return self.exit_code == 0
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def _require_migrations_dir(config: ValidatorConfig) -> None:
@@ -82,19 +111,119 @@ def _remove_stale_bundle(directory: Path) -> bool:
     return True
 
 
-def _start_lint(config: ValidatorConfig, files: list[Any]) -> Any:
-    """Start sqlfluff on every readable migration file *before* the structural checks: its workers
-    run while this process parses and applies the safety rules (sqlfluff is the slow part)."""
+# -- what is judged ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """Which migration files the review checks (safety rules, lint, rehearsal) judge.
+
+    ``judged``: forward migrations (versioned and repeatable) added or edited by this change;
+    ``accepted``: accepted history, checked structurally only; ``down_scripts``: down scripts that
+    are not accepted history, parsed and bundled but never judged.  ``basis`` says why the
+    accepted ones are accepted, for the reports.
+    """
+
+    judged: frozenset[str]
+    accepted: frozenset[str]
+    down_scripts: frozenset[str]
+    basis: str | None = None
+    changes: Any = None  # validator.gitref.MigrationChanges with a base ref
+
+
+def resolve_accepted_history(config: ValidatorConfig, files: list[Any]) -> Version | None:
+    """The version ``accepted_history`` names, which must be the version of a versioned migration
+    on disk; ConfigurationError (exit 2) naming the closest versions otherwise."""
+    wanted = config.accepted_history
+    if wanted is None:
+        return None
+    versions = sorted(
+        {mf.name.version for mf in files if mf.name.kind == VERSIONED and mf.name.version is not None}
+    )
+    try:
+        parsed = Version.parse(wanted)
+    except ValueError:
+        parsed = None
+    for version in versions:
+        if version == parsed or version.text == wanted:
+            return version
+    close = difflib.get_close_matches(wanted, [v.text for v in versions], n=3)
+    if parsed is not None:  # the versions on either side of it
+        below = [v for v in versions if v < parsed][-1:]
+        above = [v for v in versions if v > parsed][:1]
+        close = list(dict.fromkeys([*(v.text for v in below + above), *close]))
+    hint = f"the closest versions are {', '.join(close)}; " if close else ""
+    raise ConfigurationError(
+        f"[tool.schemagate] accepted_history = {wanted!r}: no versioned migration in "
+        f"{config.migrations} has this version"
+        + (f" (judged with the configuration of {config.gate_source})" if config.gate_source else ""),
+        remedy=f"{hint}set accepted_history to the version of the last migration that is already applied "
+        "everywhere (it and every migration before it are then not judged again)",
+        file="pyproject.toml",
+    )
+
+
+def judgement(config: ValidatorConfig, files: list[Any], base_ref: str | None) -> Judgement:
+    """What the review checks judge (see Judgement): with a base ref, what changed since it;
+    otherwise what lies above ``accepted_history``."""
+    accepted_version = resolve_accepted_history(config, files)
+    forward = {mf.rel for mf in files if mf.name.kind != UNDO}
+    down = {mf.rel for mf in files if mf.name.kind == UNDO}
+    if base_ref is not None:
+        from validator.gitref import changes_since
+
+        changes = changes_since(files, config.migrations, base_ref, config.layout)
+        accepted = {mf.rel for mf in files if mf.rel not in changes.changed}
+        return Judgement(
+            judged=frozenset(forward - accepted),
+            accepted=frozenset(accepted),
+            down_scripts=frozenset(down - accepted),
+            basis=f"unchanged since {base_ref}",
+            changes=changes,
+        )
+    if accepted_version is not None:
+        accepted = {
+            mf.rel
+            for mf in files
+            if mf.name.kind in (VERSIONED, UNDO)
+            and mf.name.version is not None
+            and mf.name.version <= accepted_version
+        }
+        return Judgement(
+            judged=frozenset(forward - accepted),
+            accepted=frozenset(accepted),
+            down_scripts=frozenset(down - accepted),
+            basis=f"accepted_history = {accepted_version.text}",
+        )
+    return Judgement(judged=frozenset(forward), accepted=frozenset(), down_scripts=frozenset(down))
+
+
+def _safety_config(config: ValidatorConfig) -> ValidatorConfig:
+    """``config`` as the safety rules take it: [tool.schemagate.rules] also sets the rehearsal's
+    rules (every id was checked by load_config), which the safety registry does not know."""
+    from validator.safety.registry import REGISTRY
+
+    return dataclasses.replace(config, rules={k: v for k, v in config.rules.items() if k in REGISTRY})
+
+
+def _start_lint(config: ValidatorConfig, files: list[Any], judged: frozenset[str]) -> Any:
+    """Start sqlfluff on the judged files *before* the structural checks: its workers run while
+    this process parses and applies the safety rules (sqlfluff is the slow part).  None when
+    nothing is judged: then no worker starts and sqlfluff is not even looked for."""
+    targets = [f for f in files if f.text is not None and f.rel in judged]
+    if not targets:
+        return None
     from validator.lint import LintTarget, start_lint
 
     try:
         from validator.safety import sqlfluff_overlap
 
-        skip = sqlfluff_overlap(config)
+        skip = sqlfluff_overlap(_safety_config(config))
     except ImportError:  # safety rules not installed: nothing to de-duplicate against
         skip = set()
-    targets = [LintTarget(rel=f.rel, text=f.text, checksum=f.checksum) for f in files if f.text is not None]
-    return start_lint(config, targets, skip_codes=skip)
+    return start_lint(
+        config, [LintTarget(rel=f.rel, text=f.text, checksum=f.checksum) for f in targets], skip_codes=skip
+    )
 
 
 def _lint_findings(job: Any, structural: Any, findings: list[Finding]) -> list[Finding]:
@@ -107,26 +236,31 @@ def _lint_findings(job: Any, structural: Any, findings: list[Finding]) -> list[F
 def _review_checks(
     config: ValidatorConfig,
     structural: Any,
+    judged: Judgement,
     findings: list[Finding],
     timings: dict[str, float],
     checks: list[str],
-    base_ref: str | None,
     rehearse: bool,
     rehearsal_database_url: str | None,
+    progress: Callable[[str], None] = lambda stage: None,
 ) -> tuple[list[Any], list[Any]]:
-    """Safety rules and the rehearsal; appends to ``findings``, ``timings`` and ``checks``."""
-    from validator.gitref import new_files
-
+    """Safety rules and the rehearsal on the judged files; appends to ``findings``, ``timings``
+    and ``checks``."""
     suppressions: list[Any] = []
     try:
         from validator.safety import check_safety
     except ImportError:
         check_safety = None
     if check_safety is not None:
+        progress(f"safety rules on {_count(len(judged.judged), 'file')}")
         started = time.perf_counter()
-        safety = check_safety(structural.parsed, config)
-        findings += safety.findings
-        suppressions = list(safety.suppressions)
+        # every forward migration goes through the rules, in order, so that what the accepted
+        # history created is known; only the judged files' findings and suppressions are kept
+        forward = [p for p in structural.parsed if p.file.name.kind != UNDO]
+        safety = check_safety(forward, _safety_config(config)) if judged.judged else None
+        if safety is not None:
+            findings += [f for f in safety.findings if f.file in judged.judged]
+            suppressions = [s for s in safety.suppressions if s.file in judged.judged]
         timings["safety"] = time.perf_counter() - started
         checks.append("safety")
 
@@ -134,11 +268,11 @@ def _review_checks(
     if rehearse:
         from validator.rehearsal import rehearse as run_rehearsal
 
+        progress(f"rehearsing {_count(len(judged.judged), 'migration')} on a throwaway PostgreSQL")
         started = time.perf_counter()
-        new = (
-            new_files(structural.files, config.migrations, base_ref, structural.layout) if base_ref else None
+        rehearsal = run_rehearsal(
+            config, structural, new=set(judged.judged), database_url=rehearsal_database_url
         )
-        rehearsal = run_rehearsal(config, structural, new=new, database_url=rehearsal_database_url)
         findings += rehearsal.findings
         sections.append(rehearsal)
         timings["rehearsal"] = time.perf_counter() - started
@@ -156,9 +290,46 @@ def run_validation(
     sign_with_kms: str | None = None,
     bundle_dir: str | Path | None = None,
     reports_dir: str | Path | None = None,
+    database_check: Callable[[Any], Any] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> ValidationResult:
+    """``database_check(structural)``: compares the files with a database (``validate --database-url``,
+    see validator.database_check) and returns a report section with ``findings``; they are judged
+    like every other finding (a drifted file blocks the bundle).  ``progress(stage)`` is told when
+    each stage starts ("parsing 412 files", "rehearsing 1 migration", ...): the CLI shows it on a
+    terminal."""
+    with ExitStack() as stack:
+        return _run_validation(
+            config,
+            stack,
+            base_ref=base_ref,
+            lint=lint,
+            rehearse=rehearse,
+            rehearsal_database_url=rehearsal_database_url,
+            sign_with_kms=sign_with_kms,
+            bundle_dir=bundle_dir,
+            reports_dir=reports_dir,
+            database_check=database_check,
+            progress=progress or (lambda stage: None),
+        )
+
+
+def _run_validation(
+    config: ValidatorConfig,
+    stack: ExitStack,
+    *,
+    base_ref: str | None,
+    lint: bool,
+    rehearse: bool,
+    rehearsal_database_url: str | None,
+    sign_with_kms: str | None,
+    bundle_dir: str | Path | None,
+    reports_dir: str | Path | None,
+    database_check: Callable[[Any], Any] | None = None,
+    progress: Callable[[str], None] = lambda stage: None,
 ) -> ValidationResult:
     from validator.gitref import resolve_base_ref
-    from validator.structural import check_structure, discover_migrations
+    from validator.structural import check_structure, discover_migrations, manifest_extra
 
     _require_migrations_dir(config)
     if sign_with_kms and bundle_dir is None:
@@ -172,9 +343,17 @@ def run_validation(
     # the files are read once: lint, the structural checks and the bundle all see the same bytes
     started = time.perf_counter()
     discovered = discover_migrations(config)
+    gate: GateConfiguration | None = None
+    if base_ref is not None:
+        config, gate = gate_configuration(config, discovered.files, base_ref, stack)
+    judged = judgement(config, discovered.files, base_ref)
+    if gate is not None:
+        gate.blocking = bool(gate.changes) and judged.changes is not None and judged.changes.any
     discovery_seconds = time.perf_counter() - started
-    lint_job = _start_lint(config, discovered.files) if lint and config.lint.get("enabled", True) else None
+    lint_on = lint and config.lint.get("enabled", True)
+    lint_job = _start_lint(config, discovered.files, judged.judged) if lint_on else None
     try:
+        progress(f"parsing {_count(len(discovered.files), 'file')}")
         started = time.perf_counter()
         structural = check_structure(config, base_ref=base_ref, discovered=discovered)
         timings["structural"] = discovery_seconds + time.perf_counter() - started
@@ -186,16 +365,27 @@ def run_validation(
                 file=str(config.migrations),
             )
         findings: list[Finding] = list(structural.findings)
+        if gate is not None:
+            findings += gate.findings()
         suppressions, sections = _review_checks(
-            config, structural, findings, timings, checks, base_ref, rehearse, rehearsal_database_url
+            config, structural, judged, findings, timings, checks, rehearse, rehearsal_database_url, progress
         )
+        if gate is not None:
+            sections.insert(0, gate)
+        if database_check is not None:
+            progress("comparing the files with the database's history")
+            checked = database_check(structural)
+            findings += checked.findings
+            sections.append(checked)
         lint_stats = None
         if lint_job is not None:
+            progress(f"linting {_count(len(judged.judged), 'file')} (sqlfluff)")
             started = time.perf_counter()
             findings += _lint_findings(lint_job, structural, findings)
             lint_stats = lint_job.stats
             timings["lint"] = lint_stats.seconds
             timings["lint_wait"] = time.perf_counter() - started
+        if lint_on:
             checks.append("lint")
     finally:
         if lint_job is not None:
@@ -217,6 +407,7 @@ def run_validation(
             findings=counts,
             origin=str(config.migrations),
             layout=structural.layout,
+            extra=manifest_extra(config),
         )
         if "safety" in checks or "rehearsal" in checks:
             # what each migration locks (validator.impact): the plan shows it with the target's sizes
@@ -245,8 +436,20 @@ def run_validation(
             f" (the earlier bundle in {bundle_dir} was removed)" if removed else ""
         )
 
+    notes = []
+    if lint_stats is not None:
+        notes.append(
+            f"lint: {lint_stats.linted} files linted, {lint_stats.cached} from the cache "
+            f"({lint_stats.seconds:.1f} s)"
+        )
+    elif lint_on:
+        notes.append("lint: no file to lint (none is judged)")
+    gate_note = gate.console_note() if gate is not None else None
+    if gate_note:
+        notes.append(gate_note)
+    in_order = [f.rel for f in structural.files]
     report = ReportData(
-        files=[f.rel for f in structural.files],
+        files=in_order,
         findings=findings,
         checks=checks,
         suppressions=suppressions,
@@ -257,12 +460,11 @@ def run_validation(
         timings=timings,
         migrations_dir=str(config.migrations),
         source=source,
-        notes=[
-            f"lint: {lint_stats.linted} files linted, {lint_stats.cached} from the cache "
-            f"({lint_stats.seconds:.1f} s)"
-        ]
-        if lint_stats is not None
-        else [],
+        notes=notes,
+        judged=[rel for rel in in_order if rel in judged.judged],
+        accepted_history=[rel for rel in in_order if rel in judged.accepted],
+        down_scripts=[rel for rel in in_order if rel in judged.down_scripts],
+        accepted_basis=judged.basis,
     )
     report_paths = write_reports(report, reports_dir) if reports_dir is not None else {}
     return ValidationResult(
@@ -279,4 +481,6 @@ def run_validation(
         timings=timings,
         lint_stats=lint_stats,
         structural=structural,
+        judgement=judged,
+        config=config,
     )

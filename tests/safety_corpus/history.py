@@ -284,7 +284,12 @@ class HistoryBuilder:
             set(),
             "fk-not-valid",
         )
-        self.emit(f"validate_{con}", f"ALTER TABLE {a.name} VALIDATE CONSTRAINT {con};", set(), "fk-validate")
+        self.emit(
+            f"validate_{con}",
+            f"ALTER TABLE {a.name} VALIDATE CONSTRAINT {con};",
+            {"data-dependent-change"},
+            "fk-validate",
+        )
         return None
 
     def fk_plain(self) -> None:
@@ -320,7 +325,10 @@ class HistoryBuilder:
             "check-not-valid",
         )
         self.emit(
-            f"validate_{con}", f"ALTER TABLE {t.name} VALIDATE CONSTRAINT {con};", set(), "check-validate"
+            f"validate_{con}",
+            f"ALTER TABLE {t.name} VALIDATE CONSTRAINT {con};",
+            {"data-dependent-change"},
+            "check-validate",
         )
         self.emit(
             f"set_not_null_{t.name}_{col}",
@@ -341,7 +349,7 @@ class HistoryBuilder:
         self.emit(
             f"require_{t.name}_{col}",
             f"ALTER TABLE {t.name} ALTER COLUMN {col} SET NOT NULL;",
-            {"adding-not-nullable-field"},
+            {"adding-not-nullable-field", "data-dependent-change"},
             "set-not-null-direct",
         )
         return None
@@ -352,7 +360,7 @@ class HistoryBuilder:
         self.emit(
             f"check_{con}",
             f"ALTER TABLE {t.name} ADD CONSTRAINT {con} CHECK (id > 0);",
-            {"constraint-missing-not-valid"},
+            {"constraint-missing-not-valid", "data-dependent-change"},
             "check-plain",
         )
 
@@ -431,7 +439,7 @@ class HistoryBuilder:
         self.emit(
             f"index_{idx}",
             f"CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS {idx} ON {t.name} ({col});",
-            set(),
+            {"data-dependent-change"},  # duplicates would make it fail
             "unique-index-concurrently",
         )
         self.emit(
@@ -451,7 +459,7 @@ class HistoryBuilder:
         self.emit(
             f"unique_{con}",
             f"ALTER TABLE {t.name} ADD CONSTRAINT {con} UNIQUE ({col});",
-            {"disallowed-unique-constraint"},
+            {"disallowed-unique-constraint", "data-dependent-change"},
             "unique-direct",
         )
         return None
@@ -591,6 +599,75 @@ $$;""",
             f"reset_{t.name}", f"TRUNCATE {t.name} CASCADE;", {"ban-truncate-cascade"}, "truncate-cascade"
         )
 
+    def view_replaced(self) -> None:
+        t = self.table()
+        self.emit(
+            f"replace_{t.name}_summary",
+            f"DROP VIEW IF EXISTS {t.name}_summary;\n"
+            f"CREATE VIEW {t.name}_summary AS SELECT id, updated_at FROM {t.name} WHERE id > 0;",
+            set(),
+            "view-dropped-and-recreated",
+        )
+
+    def view_dropped(self) -> None:
+        t = self.table()
+        self.emit(f"drop_{t.name}_recent", f"DROP VIEW {t.name}_recent;", {"ban-drop-object"}, "view-dropped")
+
+    def prisma_enum_swap(self) -> None:
+        """Prisma removing an enum value: a new type swapped in under the old name, in one transaction."""
+        if not self.enums:
+            return self.enum_lifecycle()
+        name = self.rng.choice(list(self.enums))
+        table, col = self.enum_columns[name]
+        self.emit(
+            f"{name}_without_archived",
+            f"""-- AlterEnum
+CREATE TYPE "{name}_new" AS ENUM ('draft', 'active');
+ALTER TABLE "{table}" ALTER COLUMN "{col}" DROP DEFAULT;
+ALTER TABLE "{table}" ALTER COLUMN "{col}" TYPE "{name}_new" USING ("{col}"::text::"{name}_new");
+ALTER TYPE "{name}" RENAME TO "{name}_old";
+ALTER TYPE "{name}_new" RENAME TO "{name}";
+DROP TYPE "{name}_old";
+ALTER TABLE "{table}" ALTER COLUMN "{col}" SET DEFAULT 'draft';""",
+            # the column is rewritten, and a row still 'archived' makes the cast fail
+            {"changing-column-type", "data-dependent-change"},
+            "prisma-enum-swap",
+        )
+        return None
+
+    def vacuum_full(self) -> None:
+        t = self.table()
+        self.emit(f"vacuum_{t.name}", f"VACUUM FULL {t.name};", {"prefer-repack"}, "vacuum-full")
+
+    def drop_constraint(self) -> None:
+        t = self.table()
+        self.emit(
+            f"drop_{t.name}_legacy_check",
+            f"ALTER TABLE {t.name} DROP CONSTRAINT IF EXISTS {t.name}_legacy_check;",
+            {"ban-drop-constraint"},
+            "drop-constraint",
+        )
+
+    def widen_check(self) -> None:
+        t = self.table()
+        con = f"{t.name}_id_range"
+        self.emit(
+            f"widen_{con}",
+            f"ALTER TABLE {t.name} DROP CONSTRAINT IF EXISTS {con};\n"
+            f"ALTER TABLE {t.name} ADD CONSTRAINT {con} CHECK (id > -1000) NOT VALID;",
+            set(),
+            "check-replaced",
+        )
+
+    def duplicate_assignment(self) -> None:
+        t = self.table()
+        self.emit(
+            f"touch_{t.name}",
+            f"UPDATE {t.name} SET updated_at = now(), id = id, updated_at = now() WHERE id < 0;",
+            {"ban-duplicate-column-assignments"},
+            "duplicate-assignment",
+        )
+
 
 def build_history(n_files: int = 400, seed: int = 42) -> list[Migration]:
     b = HistoryBuilder(seed)
@@ -628,6 +705,13 @@ def build_history(n_files: int = 400, seed: int = 42) -> list[Migration]:
         (b.add_timestamp_without_tz, 1),
         (b.drop_table_created_in_same_file, 1),
         (b.truncate_cascade, 1),
+        (b.view_replaced, 2),
+        (b.view_dropped, 1),
+        (b.prisma_enum_swap, 1),
+        (b.vacuum_full, 1),
+        (b.drop_constraint, 1),
+        (b.widen_check, 1),
+        (b.duplicate_assignment, 1),
     ]
     patterns = [p for p, _ in weighted]
     weights = [w for _, w in weighted]

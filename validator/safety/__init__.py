@@ -20,7 +20,18 @@ from validator.safety.settings import safety_settings
 from validator.safety.source import source_file
 from validator.safety.suppressions import Suppression
 
-__all__ = ["REGISTRY", "SafetyResult", "Suppression", "check_safety", "check_sql", "sqlfluff_overlap"]
+__all__ = [
+    "DESTRUCTIVE_RULES",
+    "REGISTRY",
+    "SafetyResult",
+    "Suppression",
+    "check_safety",
+    "check_sql",
+    "sqlfluff_overlap",
+]
+
+# rules whose findings destroy data (report.md lists them first, suppressed or not)
+DESTRUCTIVE_RULES = frozenset(rule.id for rule in REGISTRY if rule.destructive)
 
 # sqlfluff's postgres rules and the schemagate rules that report the same problems.  When any of
 # these schemagate rules is enabled, the sqlfluff code is dropped from lint findings, so a problem

@@ -16,12 +16,28 @@ from typing import Any
 from pglast import ast
 from pglast.enums import AlterTableType, ConstrType, NullTestType, ObjectType
 
+from validator.safety.objects import created, kind
+
 
 def type_name(tn: Any) -> str:
     """The last part of a TypeName, lower case: ``int4``, ``varchar``, ``timestamptz``, ``serial``."""
     if tn is None or not tn.names:
         return ""
     return tn.names[-1].sval.lower()
+
+
+def declared_type_name(tn: Any) -> str:
+    """The last part of a TypeName as PostgreSQL stores it (``"OrderStatus"`` keeps its case,
+    unquoted names are already folded to lower case by the parser)."""
+    if tn is None or not tn.names:
+        return ""
+    return tn.names[-1].sval
+
+
+def _last(names: Any) -> str:
+    """The last part of a qualified name given as a tuple of String nodes."""
+    parts = [n.sval for n in names or () if isinstance(n, ast.String)]
+    return parts[-1] if parts else ""
 
 
 def type_mods(tn: Any) -> tuple[int, ...] | None:
@@ -65,15 +81,30 @@ class CheckConstraint:
 class Catalog:
     columns: dict[str, dict[str, Any]] = field(default_factory=dict)  # table -> column -> TypeName
     checks: dict[tuple[str, str], CheckConstraint] = field(default_factory=dict)
+    # types the migrations created (unqualified name -> "enum", "domain", "composite", "range"), and
+    # the domains among them with a CHECK or NOT NULL constraint
+    types: dict[str, str] = field(default_factory=dict)
+    constrained_domains: set[str] = field(default_factory=set)
+    not_null: set[tuple[str, str]] = field(default_factory=set)
+    partitioned: set[str] = field(
+        default_factory=set
+    )  # tables created with PARTITION BY  # (table, column) declared NOT NULL
     # per file (reset by start_file)
     new_tables: set[str] = field(default_factory=set)
     new_indexes: set[str] = field(default_factory=set)
     new_types: set[str] = field(default_factory=set)
+    # (objects.kind(ObjectType), name) created or renamed to in this file; constraints as
+    # (OBJECT_TABCONSTRAINT, "table.name")
+    new_objects: set[tuple[Any, str]] = field(default_factory=set)
 
     def start_file(self) -> None:
         self.new_tables = set()
         self.new_indexes = set()
         self.new_types = set()
+        self.new_objects = set()
+
+    def is_new_object(self, object_type: Any, name: str) -> bool:
+        return (kind(object_type), name) in self.new_objects
 
     # ---- questions -------------------------------------------------------------------------
     def is_new_table(self, relation: Any) -> bool:
@@ -98,6 +129,7 @@ class Catalog:
 
     # ---- recording -------------------------------------------------------------------------
     def record(self, node: Any, tx: object) -> None:
+        self.new_objects.update(created(node))
         if isinstance(node, ast.CreateStmt):
             self._record_create(node, tx)
         elif isinstance(node, ast.CreateTableAsStmt) and node.into and node.into.rel:
@@ -106,11 +138,35 @@ class Catalog:
         elif isinstance(node, ast.IndexStmt) and node.idxname:
             self.new_indexes.add(node.idxname)
         elif isinstance(node, ast.CreateEnumStmt):
-            self.new_types.add(node.typeName[-1].sval)
+            self._record_type(node.typeName[-1].sval, "enum")
         elif isinstance(node, ast.CreateDomainStmt):
-            self.new_types.add(node.domainname[-1].sval)
+            name = node.domainname[-1].sval
+            self._record_type(name, "domain")
+            if any(
+                c.contype in (ConstrType.CONSTR_CHECK, ConstrType.CONSTR_NOTNULL)
+                for c in node.constraints or ()
+            ):
+                self.constrained_domains.add(name)
+        elif isinstance(node, ast.AlterDomainStmt) and node.subtype in ("C", "O") and node.typeName:
+            self.constrained_domains.add(node.typeName[-1].sval)  # ADD CONSTRAINT, SET NOT NULL
         elif isinstance(node, ast.CompositeTypeStmt) and node.typevar:
-            self.new_types.add(node.typevar.relname)
+            self._record_type(node.typevar.relname, "composite")
+        elif isinstance(node, ast.CreateRangeStmt):
+            self._record_type(node.typeName[-1].sval, "range")
+        elif (
+            isinstance(node, ast.RenameStmt)
+            and node.renameType in (ObjectType.OBJECT_TYPE, ObjectType.OBJECT_DOMAIN)
+            and node.object
+        ):
+            self._rename_type(_last(node.object), node.newname)
+        elif isinstance(node, ast.DropStmt) and node.removeType in (
+            ObjectType.OBJECT_TYPE,
+            ObjectType.OBJECT_DOMAIN,
+        ):
+            for obj in node.objects or ():
+                name = declared_type_name(obj) if isinstance(obj, ast.TypeName) else _last(obj)
+                self.types.pop(name, None)
+                self.constrained_domains.discard(name)
         elif isinstance(node, ast.AlterTableStmt) and node.relation is not None:
             self._record_alter(node, tx)
         elif (
@@ -131,13 +187,29 @@ class Catalog:
             for obj in node.objects or ():
                 self.columns.pop(obj[-1].sval, None)
 
+    def _record_type(self, name: str, kind: str) -> None:
+        self.new_types.add(name)
+        self.types[name] = kind
+
+    def _rename_type(self, old: str, new: str) -> None:
+        if old in self.types:
+            self.types[new] = self.types.pop(old)
+        if old in self.new_types:
+            self.new_types.add(new)
+        if old in self.constrained_domains:
+            self.constrained_domains.discard(old)
+            self.constrained_domains.add(new)
+
     def _record_create(self, node: Any, tx: object) -> None:
         table = node.relation.relname
         self.new_tables.add(table)
+        if node.partspec is not None:
+            self.partitioned.add(table)
         cols: dict[str, Any] = {}
         for elt in node.tableElts or ():
             if isinstance(elt, ast.ColumnDef) and elt.colname:
                 cols[elt.colname] = elt.typeName
+                self._record_column_constraints(table, elt)
             elif isinstance(elt, ast.Constraint):
                 self._record_constraint(table, elt, tx, validated=True)
         self.columns[table] = cols
@@ -148,6 +220,11 @@ class Catalog:
         for cmd in node.cmds or ():
             if cmd.subtype == AlterTableType.AT_AddColumn and isinstance(cmd.def_, ast.ColumnDef):
                 cols[cmd.def_.colname] = cmd.def_.typeName
+                self._record_column_constraints(table, cmd.def_)
+            elif cmd.subtype == AlterTableType.AT_SetNotNull:
+                self.not_null.add((table, cmd.name))
+            elif cmd.subtype == AlterTableType.AT_DropNotNull:
+                self.not_null.discard((table, cmd.name))
             elif cmd.subtype == AlterTableType.AT_AlterColumnType and isinstance(cmd.def_, ast.ColumnDef):
                 cols[cmd.name] = cmd.def_.typeName
             elif cmd.subtype == AlterTableType.AT_DropColumn:
@@ -162,7 +239,19 @@ class Catalog:
             elif cmd.subtype == AlterTableType.AT_DropConstraint:
                 self.checks.pop((table, cmd.name), None)
 
+    def _record_column_constraints(self, table: str, coldef: Any) -> None:
+        for con in coldef.constraints or ():
+            if isinstance(con, ast.Constraint):
+                if con.contype in (ConstrType.CONSTR_NOTNULL, ConstrType.CONSTR_PRIMARY):
+                    self.not_null.add((table, coldef.colname))
+                if con.conname:
+                    self.new_objects.add((ObjectType.OBJECT_TABCONSTRAINT, f"{table}.{con.conname}"))
+
     def _record_constraint(self, table: str, con: Any, tx: object, *, validated: bool) -> None:
+        if con.conname:
+            self.new_objects.add((ObjectType.OBJECT_TABCONSTRAINT, f"{table}.{con.conname}"))
+        if con.contype == ConstrType.CONSTR_PRIMARY:
+            self.not_null.update((table, k.sval) for k in con.keys or ())
         # the constraints that can be added NOT VALID and validated later
         if con.contype in (ConstrType.CONSTR_CHECK, ConstrType.CONSTR_FOREIGN) and con.conname:
             column = not_null_column(con.raw_expr) if con.contype == ConstrType.CONSTR_CHECK else None

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from validator.safety.registry import REGISTRY, Registry
 from validator.safety.rule import CATEGORIES, Example, Rule
+from validator.safety.squawk import COVERED_ELSEWHERE, SQUAWK_RULES, SQUAWK_VERSION, covered_by_rules
 
 DOCS_PATH = Path(__file__).resolve().parents[2] / "docs" / "rules.md"
 
@@ -44,14 +45,17 @@ def _example(example: Example) -> str:
     return f"{head}\n\n{_sql_block(body)}"
 
 
-def _rule(rule: type[Rule]) -> str:
+def rule_markdown(rule: type[Rule]) -> str:
+    """One rule's section of docs/rules.md (also what `schemagate explain RULE` prints)."""
     d = rule.docs
     parts = [
         f"## {rule.id}",
         "",
         f"{rule.summary}",
         "",
-        f"- default severity: **{rule.severity}**",
+        f"- default severity: **{rule.severity}**"
+        + (" (opt-in: off unless `[tool.schemagate.rules]` names it)" if rule.opt_in else ""),
+        *(["- destructive: listed first in report.md, suppressed or not"] if rule.destructive else []),
         f"- squawk: {', '.join(f'`{s.strip()}`' for s in rule.squawk.split(','))}"
         if rule.squawk
         else "- squawk: none (schemagate only)",
@@ -68,11 +72,34 @@ def _rule(rule: type[Rule]) -> str:
         "",
         _sql_block(d.best_practice),
         "",
-        "**Examples** (run by `tests/test_safety_rules.py`)",
+        "**Examples** (with more cases, run and pinned by `tests/test_safety_snapshots.py`)",
         "",
     ]
     parts += [_example(e) + "\n" for e in rule.examples]
     return "\n".join(parts)
+
+
+def _squawk_section(registry: Registry) -> list[str]:
+    covered = covered_by_rules(registry)
+    lines = [
+        "## squawk's rules",
+        "",
+        f"Every rule of squawk {SQUAWK_VERSION} and what covers it in schemagate.  The examples of these "
+        f"rules "
+        "are run through the real squawk by `tests/test_safety_squawk.py`; every example on which the two "
+        "disagree is listed, with the reason, in `tests/safety_corpus/squawk_disagreements.yaml` (mostly: "
+        "schemagate knows what the same file and the earlier migrations created, and what the same "
+        "transaction puts back).",
+        "",
+        "| squawk rule | schemagate |",
+        "|---|---|",
+    ]
+    for squawk_id in SQUAWK_RULES:
+        if squawk_id in covered:
+            lines.append(f"| `{squawk_id}` | [{covered[squawk_id]}](#{covered[squawk_id]}) |")
+        else:
+            lines.append(f"| `{squawk_id}` | {COVERED_ELSEWHERE[squawk_id]} |")
+    return lines
 
 
 def render(registry: Registry = REGISTRY) -> str:
@@ -85,7 +112,9 @@ def render(registry: Registry = REGISTRY) -> str:
         "",
         "`schemagate validate` runs these rules over every migration (family `safety`).  Each finding names "
         "the rule; its id links here.  Tables created earlier in the same file are new and empty, so the "
-        "locking rules do not apply to them.  Rules that depend on the PostgreSQL version use "
+        "locking rules do not apply to them.  The DDL a `DO` block runs (its static statements, and "
+        "`EXECUTE` of a string literal) is judged like top-level DDL; `EXECUTE format(...)` is not "
+        "known before run time.  Rules that depend on the PostgreSQL version use "
         "`target_postgres` (default 14).",
         "",
         "Configure them in `pyproject.toml`:",
@@ -114,15 +143,16 @@ def render(registry: Registry = REGISTRY) -> str:
     ]
     for rule in rules:
         squawk = ", ".join(f"`{s.strip()}`" for s in rule.squawk.split(",")) if rule.squawk else "-"
-        lines.append(f"| [{rule.id}](#{rule.id}) | {rule.severity} | {squawk} | {rule.summary} |")
-    lines.append("")
+        default = "off (opt-in)" if rule.opt_in else rule.severity
+        lines.append(f"| [{rule.id}](#{rule.id}) | {default} | {squawk} | {rule.summary} |")
+    lines += ["", *_squawk_section(registry), ""]
     for category in CATEGORIES:
         members = [r for r in rules if r.category == category]
         if not members:
             continue
         lines += [f"# {_CATEGORY_TITLES[category]}", ""]
         for rule in members:
-            lines += [_rule(rule), ""]
+            lines += [rule_markdown(rule), ""]
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -23,6 +23,7 @@ from pglast.parser import scan
 from pglast.visitors import Continue, Visitor
 
 from validator.safety.catalog import Catalog
+from validator.safety.plpgsql import embedded_statements
 from validator.safety.rule import Rule
 
 _OPEN = (TransactionStmtKind.TRANS_STMT_BEGIN, TransactionStmtKind.TRANS_STMT_START)
@@ -89,6 +90,10 @@ class FileContext:
     statement: Any = None
     tx: object = None
     tx_keys: list[object] = field(default_factory=list)
+    # while the rules walk a statement a DO block runs: where its node locations count from in the
+    # file (None: unknown, report at the DO statement); 0 for top-level statements
+    location_shift: int | None = 0
+    in_do_block: bool = False
 
     # ---- questions rules ask --------------------------------------------------------------
     @property
@@ -128,7 +133,12 @@ class FileContext:
     def report(self, rule: str, node: Any, message: str, help: str, *, offset: int | None = None) -> None:
         if offset is None:
             loc = getattr(node, "location", None) if node is not None else None
-            offset = self.statement.start if not isinstance(loc, int) or loc < 0 else loc
+            if self.location_shift is None:
+                offset = self.statement.start
+            elif not isinstance(loc, int) or loc < 0:
+                offset = self.statement.start if not self.in_do_block else self.location_shift
+            else:
+                offset = self.location_shift + loc
         self.findings.append(RawFinding(rule, self.statement.index, offset, message, help))
 
 
@@ -163,12 +173,20 @@ def run_rules(
                 hook(stmt)
             try:
                 dispatcher.walk(stmt.node)
+                catalog.record(stmt.node, ctx.tx)
+                # the DDL a DO block runs (static statements, EXECUTE of a literal) is judged as if
+                # it were at top level; positions point into the block
+                for inner in embedded_statements(stmt):
+                    ctx.location_shift, ctx.in_do_block = inner.shift, True
+                    dispatcher.walk(inner.node)
+                    catalog.record(inner.node, ctx.tx)
             except Exception as exc:  # a rule bug: say where, so the statement can be reported
                 raise RuntimeError(
                     f"a safety rule failed on {file.rel}:{stmt.line}:{stmt.column} "
                     f"({type(stmt.node).__name__}): {exc!r}; disable the rule in [tool.schemagate.rules] "
                     "and report the statement"
                 ) from exc
-            catalog.record(stmt.node, ctx.tx)
+            finally:
+                ctx.location_shift, ctx.in_do_block = 0, False
         out[file.rel] = ctx.findings
     return out

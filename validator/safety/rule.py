@@ -59,11 +59,22 @@ class RuleDocs:
 class Rule:
     id: ClassVar[str]
     severity: ClassVar[str] = ERROR  # default; [tool.schemagate.rules] overrides
+    # off unless [tool.schemagate.rules] names it (squawk's opt-in rules: the danger depends on how
+    # the application uses the database, which the SQL alone does not tell)
+    opt_in: ClassVar[bool] = False
+    # its findings lose data (a dropped table or column cannot be brought back by a rollback of the
+    # application): report.md lists them first, suppressed or not
+    destructive: ClassVar[bool] = False
     category: ClassVar[str]
     summary: ClassVar[str]
     squawk: ClassVar[str | None] = None  # corresponding squawk rule id(s), for docs/rules.md
     docs: ClassVar[RuleDocs]
-    examples: ClassVar[tuple[Example, ...]]
+    examples: ClassVar[tuple[Example, ...]]  # shown in docs/rules.md, and tests
+    cases: ClassVar[tuple[Example, ...]] = ()  # tests only (tests/safety_snapshots/<id>.yaml pins both)
+
+    @classmethod
+    def all_examples(cls) -> tuple[Example, ...]:
+        return cls.examples + cls.cases
 
     def __init__(self, ctx: FileContext) -> None:
         self.ctx = ctx

@@ -50,7 +50,7 @@ def safety_settings(config: ValidatorConfig | Any | None, registry: Registry = R
             )
     levels = {}
     for rule in registry:
-        level = overrides.get(rule.id, rule.severity)
+        level = overrides.get(rule.id, "off" if rule.opt_in else rule.severity)
         if level != "off":
             levels[rule.id] = level
     target = getattr(config, "target_postgres", None) or DEFAULT_TARGET_POSTGRES

@@ -2,42 +2,56 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from pglast import ast
 from pglast.enums import ConstrType
 
+from validator.safety.catalog import declared_type_name
 from validator.safety.nodes import altered_table, constraints, is_added_column, manual, qualified
 from validator.safety.rule import Example, Rule, RuleDocs
 from validator.safety.rules.non_volatile_functions import NON_VOLATILE_FUNCTIONS
 
+_HELP = (
+    "Add the column without the default (nullable), SET DEFAULT in a second statement, and "
+    "backfill existing rows in batches."
+)
 SERIAL_TYPES = {"serial", "serial2", "serial4", "serial8", "smallserial", "bigserial"}
 
 
-def non_volatile(expr: Any) -> bool:
+def non_volatile(expr: Any, types: Collection[str] = ()) -> bool:
     """True when ``expr`` is built only from constants, casts, operators and built-in functions that
-    are never volatile: PostgreSQL 11+ then evaluates it once and stores it without a rewrite."""
-    if expr is None or isinstance(expr, ast.A_Const | ast.SQLValueFunction | ast.String | ast.Integer):
-        return True
-    if isinstance(expr, ast.TypeCast):
-        return non_volatile(expr.arg)
-    if isinstance(expr, ast.FuncCall):
-        name = expr.funcname[-1].sval.lower()
-        schema = expr.funcname[0].sval if len(expr.funcname) > 1 else "pg_catalog"
-        return (
-            schema == "pg_catalog"
-            and name in NON_VOLATILE_FUNCTIONS
-            and all(non_volatile(a) for a in expr.args or ())
-        )
-    if isinstance(expr, ast.A_Expr):
-        return non_volatile(expr.lexpr) and non_volatile(expr.rexpr)
-    if isinstance(expr, ast.BoolExpr | ast.CoalesceExpr | ast.MinMaxExpr):
-        return all(non_volatile(a) for a in expr.args or ())
-    if isinstance(expr, ast.A_ArrayExpr):
-        return all(non_volatile(a) for a in expr.elements or ())
-    if isinstance(expr, ast.NullTest | ast.BooleanTest):
-        return non_volatile(expr.arg)
-    return False
+    are never volatile: PostgreSQL 11+ then evaluates it once and stores it without a rewrite.
+
+    ``types`` are the types the migrations created: ``"MyEnum"('value')`` is a function-style cast
+    to one of them (PostgreSQL resolves a one-argument call named like a type, with no such
+    function, as a cast), as constant as ``'value'::"MyEnum"``."""
+
+    def walk(e: Any) -> bool:
+        if e is None or isinstance(e, ast.A_Const | ast.SQLValueFunction | ast.String | ast.Integer):
+            return True
+        if isinstance(e, ast.TypeCast):
+            return walk(e.arg)
+        if isinstance(e, ast.FuncCall):
+            if len(e.args or ()) == 1 and e.funcname[-1].sval in types:
+                return walk(e.args[0])
+            name = e.funcname[-1].sval.lower()
+            schema = e.funcname[0].sval if len(e.funcname) > 1 else "pg_catalog"
+            return schema == "pg_catalog" and name in NON_VOLATILE_FUNCTIONS and all(map(walk, e.args or ()))
+        if isinstance(e, ast.A_Expr):
+            return walk(e.lexpr) and walk(e.rexpr)
+        if isinstance(e, ast.BoolExpr | ast.CoalesceExpr | ast.MinMaxExpr):
+            return all(map(walk, e.args or ()))
+        if isinstance(e, ast.A_ArrayExpr):
+            return all(map(walk, e.elements or ()))
+        if isinstance(e, tuple):  # the right-hand list of IN (...)
+            return all(map(walk, e))
+        if isinstance(e, ast.NullTest | ast.BooleanTest):
+            return walk(e.arg)
+        return False
+
+    return walk(expr)
 
 
 def is_null_default(expr: Any) -> bool:
@@ -71,6 +85,12 @@ class AddingFieldWithDefault(Rule):
             True,
         ),
         Example(
+            "ALTER TABLE orders ADD COLUMN total_cents numeric GENERATED ALWAYS AS (total * 100) VIRTUAL;",
+            False,
+            target_postgres=18,
+            title="a VIRTUAL generated column stores nothing",
+        ),
+        Example(
             "ALTER TABLE orders ADD COLUMN status text NOT NULL DEFAULT 'new';",
             False,
             title="a constant default is instant on PostgreSQL 11+",
@@ -91,6 +111,35 @@ class AddingFieldWithDefault(Rule):
             "ALTER TABLE orders ADD COLUMN token uuid DEFAULT gen_random_uuid();",
             False,
         ),
+        Example(
+            "-- CreateEnum\nCREATE TYPE \"Priority\" AS ENUM ('LOW', 'NORMAL', 'HIGH');\n\n"
+            '-- AlterTable\nALTER TABLE "Order" ADD COLUMN     "priority" "Priority" NOT NULL '
+            "DEFAULT 'NORMAL'::\"Priority\";",
+            False,
+            title="a cast of a constant is a constant",
+        ),
+        Example(
+            "-- CreateEnum\nCREATE TYPE \"Tier\" AS ENUM ('FREE', 'PRO');\n\n"
+            '-- AlterTable\nALTER TABLE "User" ADD COLUMN     "tier" "Tier" NOT NULL '
+            "DEFAULT \"Tier\"('FREE');",
+            False,
+            title="a function-style cast to a type of the migrations",
+        ),
+        Example(
+            {
+                "V1__score.sql": "CREATE DOMAIN score AS integer CHECK (VALUE BETWEEN 0 AND 100);",
+                "V2__user_score.sql": "ALTER TABLE users ADD COLUMN score score;",
+            },
+            True,
+            title="a domain with constraints is checked by rewriting every row",
+        ),
+    )
+    cases = (
+        Example("ALTER TABLE api_keys ADD COLUMN secret text NOT NULL DEFAULT md5(random()::text);", True),
+        Example(
+            'ALTER TABLE "Payment" ADD COLUMN     "reference" TEXT NOT NULL DEFAULT gen_random_uuid()::text;',
+            True,
+        ),
     )
 
     def visit_ColumnDef(self, ancestors: Any, node: Any) -> None:
@@ -105,26 +154,47 @@ class AddingFieldWithDefault(Rule):
                 continue
             if self.ctx.target_postgres < 11:
                 self._rewrite(con, where, "PostgreSQL before 11 writes any default into every row")
-            elif not non_volatile(con.raw_expr):
+            elif not non_volatile(con.raw_expr, self.ctx.catalog.types):
                 self._rewrite(
                     con.raw_expr,
                     where,
                     "the default is volatile (or not known to be stable), "
                     "so it is computed for every existing row",
                 )
+        domain = declared_type_name(node.typeName)
+        if domain in self.ctx.catalog.constrained_domains:
+            self._rewrite(
+                node.typeName,
+                where,
+                f"its type {domain} is a domain with constraints, which PostgreSQL checks by rewriting "
+                "every row (even when the new value is NULL)",
+                help="Add the column with the domain's base type, and its rule as a CHECK constraint "
+                "added NOT VALID and validated in a later migration.",
+            )
         for con in constraints(node, ConstrType.CONSTR_GENERATED):
-            self._rewrite(con, where, "a STORED generated column is computed for every existing row")
+            if con.generated_kind == "v":
+                continue  # VIRTUAL (PostgreSQL 18+, its default): computed when read, nothing is stored
+            self._rewrite(
+                con,
+                where,
+                "a STORED generated column is computed for every existing row",
+                help="Add a plain nullable column, fill it in batches, and switch to the generated column "
+                "in a maintenance window; on PostgreSQL 18+ a VIRTUAL generated column is added instantly.",
+            )
         for con in constraints(node, ConstrType.CONSTR_IDENTITY):
-            self._rewrite(con, where, "an identity column draws a sequence value for every existing row")
+            self._rewrite(
+                con,
+                where,
+                "an identity column draws a sequence value for every existing row",
+                help="Add a nullable bigint column, fill it in batches from a sequence, then ADD GENERATED "
+                "... AS IDENTITY and SET NOT NULL (with a validated CHECK first).",
+            )
         if node.typeName and node.typeName.names[-1].sval.lower() in SERIAL_TYPES:
             self._rewrite(
                 node.typeName, where, "a serial column draws a sequence value for every existing row"
             )
 
-    def _rewrite(self, node: Any, where: str, reason: str) -> None:
+    def _rewrite(self, node: Any, where: str, reason: str, *, help: str = _HELP) -> None:
         self.report(
-            node,
-            f"Adding {where} rewrites the whole table under an ACCESS EXCLUSIVE lock: {reason}.",
-            "Add the column without the default (nullable), SET DEFAULT in a second statement, and "
-            "backfill existing rows in batches.",
+            node, f"Adding {where} rewrites the whole table under an ACCESS EXCLUSIVE lock: {reason}.", help
         )

@@ -51,6 +51,48 @@ class AddingForeignKeyConstraint(Rule):
             title="a table created in the same file has no rows to check",
         ),
     )
+    cases = (
+        Example(
+            '-- AddForeignKey\nALTER TABLE "Order" ADD CONSTRAINT "Order_userId_fkey" FOREIGN KEY '
+            '("userId")\n'
+            '    REFERENCES "User"("id") ON DELETE RESTRICT ON UPDATE CASCADE;',
+            True,
+            title="Prisma's AddForeignKey on a table of an earlier migration",
+        ),
+        Example(
+            "ALTER TABLE ONLY public.comments\n"
+            "    ADD CONSTRAINT fk_rails_03de2dc08c FOREIGN KEY (post_id) REFERENCES public.posts(id);",
+            True,
+        ),
+        Example(
+            'ALTER TABLE "blog_entry" ADD CONSTRAINT "blog_entry_author_id_fk" FOREIGN KEY ("author_id")\n'
+            '    REFERENCES "auth_user" ("id") DEFERRABLE INITIALLY DEFERRED;',
+            True,
+            title="Django's deferred foreign key",
+        ),
+        Example(
+            "ALTER TABLE invoices ADD COLUMN customer_id bigint, ADD CONSTRAINT invoices_customer_fk\n"
+            "    FOREIGN KEY (customer_id) REFERENCES customers (id);",
+            True,
+        ),
+        Example(
+            "CREATE TABLE orders (id bigint PRIMARY KEY, customer_id bigint REFERENCES customers (id));",
+            False,
+        ),
+        Example("ALTER TABLE orders VALIDATE CONSTRAINT orders_customer_fk;", False),
+        Example(
+            'ALTER TABLE "blog_entry" ADD CONSTRAINT "blog_entry_author_id_fk" FOREIGN KEY ("author_id")\n'
+            '    REFERENCES "auth_user" ("id") DEFERRABLE INITIALLY DEFERRED NOT VALID;',
+            False,
+        ),
+        Example(
+            "DO $$ BEGIN\n    ALTER TABLE orders ADD CONSTRAINT orders_customer_fk\n"
+            "        FOREIGN KEY (customer_id) REFERENCES customers (id);\n"
+            "EXCEPTION WHEN duplicate_object THEN NULL;\nEND $$;",
+            True,
+            title="the re-runnable DO block form",
+        ),
+    )
 
     def visit_Constraint(self, ancestors: Any, node: Any) -> None:
         if node.contype != ConstrType.CONSTR_FOREIGN or node.skip_validation:

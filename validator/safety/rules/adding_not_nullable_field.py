@@ -48,6 +48,33 @@ class AddingNotNullableField(Rule):
             False,
         ),
     )
+    cases = (
+        Example('ALTER TABLE "User" ALTER COLUMN "name" SET NOT NULL;', True),
+        Example("ALTER TABLE ONLY public.orders ALTER COLUMN placed_at SET NOT NULL;", True),
+        Example(
+            "UPDATE orders SET currency = 'EUR' WHERE currency IS NULL;\nALTER TABLE orders ALTER COLUMN "
+            "currency SET NOT NULL;",
+            True,
+            title="a backfill does not avoid the scan",
+        ),
+        Example(
+            {
+                "V1__check.sql": "ALTER TABLE orders ADD CONSTRAINT orders_currency_nn CHECK (currency "
+                "IS NOT NULL) NOT VALID;",
+                "V2__all.sql": "ALTER TABLE orders VALIDATE CONSTRAINT orders_currency_nn;\n"
+                "ALTER TABLE orders ALTER COLUMN currency SET NOT NULL;",
+            },
+            True,
+            title="validated in the same transaction: SET NOT NULL still scans under the lock",
+        ),
+        Example("ALTER TABLE orders ALTER COLUMN currency DROP NOT NULL;", False),
+        Example("ALTER TABLE orders ADD COLUMN currency text NOT NULL DEFAULT 'EUR';", False),
+        Example(
+            "CREATE TABLE payments (id bigint PRIMARY KEY, currency text);\n"
+            "ALTER TABLE payments ALTER COLUMN currency SET NOT NULL;",
+            False,
+        ),
+    )
 
     def visit_AlterTableCmd(self, ancestors: Any, node: Any) -> None:
         if node.subtype != AlterTableType.AT_SetNotNull:

@@ -31,6 +31,27 @@ class AddingRequiredField(Rule):
         Example("ALTER TABLE orders ADD COLUMN currency text NOT NULL DEFAULT 'EUR';", False),
         Example("ALTER TABLE orders ADD COLUMN note text;", False),
     )
+    cases = (
+        Example(
+            'ALTER TABLE "User" ADD COLUMN     "tenantId" INTEGER NOT NULL;',
+            True,
+            title="Prisma, with its warning comment above",
+        ),
+        Example("ALTER TABLE ONLY public.orders ADD COLUMN placed_by bigint NOT NULL;", True),
+        Example("ALTER TABLE invoices ADD COLUMN number text NOT NULL, ADD COLUMN note text;", True),
+        Example("ALTER TABLE accounts ADD COLUMN plan text CONSTRAINT accounts_plan_nn NOT NULL;", True),
+        Example("ALTER TABLE invoices ADD COLUMN id bigint GENERATED ALWAYS AS IDENTITY NOT NULL;", False),
+        Example(
+            "ALTER TABLE line_items ADD COLUMN total numeric NOT NULL GENERATED ALWAYS AS (qty * "
+            "price) STORED;",
+            False,
+        ),
+        Example(
+            "CREATE TABLE invoices (id bigint PRIMARY KEY);\nALTER TABLE invoices ADD COLUMN number text "
+            "NOT NULL;",
+            False,
+        ),
+    )
 
     def visit_ColumnDef(self, ancestors: Any, node: Any) -> None:
         if not is_added_column(ancestors) or not (

@@ -36,6 +36,32 @@ class AddingSerialPrimaryKeyField(Rule):
             False,
         ),
     )
+    cases = (
+        Example(
+            "ALTER TABLE memberships ADD CONSTRAINT memberships_pkey PRIMARY KEY (team_id, user_id);", True
+        ),
+        Example('ALTER TABLE "Session" ADD CONSTRAINT "Session_pkey" PRIMARY KEY ("id");', True),
+        Example("ALTER TABLE ONLY public.taggings ADD CONSTRAINT taggings_pkey PRIMARY KEY (id);", True),
+        Example(
+            "ALTER TABLE events ADD COLUMN id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY;",
+            True,
+        ),
+        Example(
+            "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS memberships_pkey_idx ON memberships "
+            "(team_id, user_id);",
+            False,
+            transactional=False,
+        ),
+        Example(
+            "CREATE TABLE memberships (team_id bigint, user_id bigint, PRIMARY KEY (team_id, user_id));",
+            False,
+        ),
+        Example(
+            "ALTER TABLE memberships ADD CONSTRAINT memberships_team_fk FOREIGN KEY (team_id) "
+            "REFERENCES teams (id) NOT VALID;",
+            False,
+        ),
+    )
 
     def visit_Constraint(self, ancestors: Any, node: Any) -> None:
         table = table_gaining_indexed_constraint(self.ctx, ancestors, node, ConstrType.CONSTR_PRIMARY)

@@ -39,6 +39,15 @@ class BanAlterDomainWithAddConstraint(Rule):
             title="a domain created in the same file is not used by any table yet",
         ),
     )
+    cases = (
+        Example("ALTER DOMAIN email_address ADD CONSTRAINT email_has_at CHECK (VALUE LIKE '%@%');", True),
+        Example("ALTER DOMAIN public.positive_int ADD CHECK (VALUE > 0);", True),
+        Example("ALTER DOMAIN country_code ADD CONSTRAINT country_code_len CHECK (length(VALUE) = 2);", True),
+        Example("ALTER DOMAIN us_postal_code ADD CONSTRAINT zip_format CHECK (VALUE ~ '^\\d{5}$');", True),
+        Example("ALTER DOMAIN email_address VALIDATE CONSTRAINT email_has_at;", False),
+        Example("ALTER DOMAIN email_address DROP CONSTRAINT email_has_at;", False),
+        Example("ALTER DOMAIN email_address SET DEFAULT 'unknown@example.com';", False),
+    )
 
     def visit_AlterDomainStmt(self, ancestors: Any, node: Any) -> None:
         if node.subtype != "C" or not isinstance(node.def_, ast.Constraint) or node.def_.skip_validation:

@@ -28,6 +28,19 @@ class BanCharField(Rule):
         Example("CREATE TABLE countries (code char(2) PRIMARY KEY);", True),
         Example("CREATE TABLE countries (code text PRIMARY KEY CHECK (length(code) = 2));", False),
     )
+    cases = (
+        Example("CREATE TABLE currencies (code character(3) PRIMARY KEY);", True),
+        Example("CREATE TABLE flags (value character);", True, title="character without a length is char(1)"),
+        Example("ALTER TABLE addresses ADD COLUMN country_code char(2);", True),
+        Example("ALTER TABLE addresses ALTER COLUMN country_code TYPE bpchar(2);", True),
+        Example("CREATE TABLE t (codes char(2)[], legacy nchar(10));", True),
+        Example("CREATE TABLE currencies (code text PRIMARY KEY CHECK (code ~ '^[A-Z]{3}$'));", False),
+        Example(
+            'CREATE TABLE t (kind "char");', False, title='"char" is the one-byte internal type, not char(n)'
+        ),
+        Example("CREATE TABLE t (code varchar(3));", False),
+        Example("SELECT 'x'::char(1);", False),
+    )
 
     def visit_ColumnDef(self, ancestors: Any, node: Any) -> None:
         if table_column_context(ancestors) is None or node.typeName is None:

@@ -41,6 +41,27 @@ class BanConcurrentIndexCreationInTransaction(Rule):
             "CREATE INDEX CONCURRENTLY IF NOT EXISTS orders_customer_idx ON orders (customer_id);", False
         ),
     )
+    cases = (
+        Example("DROP INDEX CONCURRENTLY orders_customer_idx;", True, transactional=True),
+        Example("REINDEX INDEX CONCURRENTLY orders_customer_idx;", True, transactional=True),
+        Example(
+            "BEGIN;\nALTER TABLE events DETACH PARTITION events_2019 CONCURRENTLY;\nCOMMIT;",
+            True,
+        ),
+        Example(
+            "START TRANSACTION;\nCREATE UNIQUE INDEX CONCURRENTLY users_email_key ON users (email);\nCOMMIT;",
+            True,
+        ),
+        Example("DROP INDEX CONCURRENTLY IF EXISTS orders_customer_idx;", False),
+        Example("REINDEX INDEX CONCURRENTLY orders_customer_idx;", False),
+        Example("CREATE INDEX orders_customer_idx ON orders (customer_id);", False, title="not concurrent"),
+        Example(
+            "CREATE INDEX CONCURRENTLY IF NOT EXISTS a_idx ON a (x);\nCREATE INDEX CONCURRENTLY IF NOT "
+            "EXISTS b_idx ON b (x);",
+            False,
+            transactional=False,
+        ),
+    )
 
     def _check(self, node: Any, what: str) -> None:
         if self.ctx.in_transaction:

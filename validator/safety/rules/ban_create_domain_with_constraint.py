@@ -35,6 +35,17 @@ class BanCreateDomainWithConstraint(Rule):
         ),
         Example("CREATE DOMAIN amount AS numeric;", False),
     )
+    cases = (
+        Example("CREATE DOMAIN email_address AS citext CHECK (VALUE ~ '^[^@]+@[^@]+$');", True),
+        Example(
+            "CREATE DOMAIN us_postal_code AS text CONSTRAINT zip_format CHECK (VALUE ~ '^\\d{5}$');", True
+        ),
+        Example("CREATE DOMAIN percentage AS numeric(5, 2) NOT NULL CHECK (VALUE BETWEEN 0 AND 100);", True),
+        Example('CREATE DOMAIN "Score" AS INTEGER CHECK (VALUE >= 0) CHECK (VALUE <= 100);', True),
+        Example("CREATE DOMAIN amount AS numeric(12, 2) DEFAULT 0;", False),
+        Example("CREATE TABLE t (score integer CHECK (score BETWEEN 0 AND 100));", False),
+        Example("CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');", False),
+    )
 
     def visit_CreateDomainStmt(self, ancestors: Any, node: Any) -> None:
         for con in node.constraints or ():

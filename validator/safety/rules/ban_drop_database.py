@@ -11,6 +11,7 @@ from validator.safety.rule import Example, Rule, RuleDocs
 class BanDropDatabase(Rule):
     id = "ban-drop-database"
     category = "breaking"
+    destructive = True
     squawk = "ban-drop-database"
     summary = "A migration must not drop a database."
     docs = RuleDocs(
@@ -24,6 +25,16 @@ class BanDropDatabase(Rule):
     examples = (
         Example("DROP DATABASE analytics;", True),
         Example("DROP SCHEMA IF EXISTS scratch;", False),
+    )
+    cases = (
+        Example("DROP DATABASE IF EXISTS analytics;", True, transactional=False),
+        Example('DROP DATABASE "staging_copy" WITH (FORCE);', True, transactional=False),
+        Example("DROP DATABASE reporting;", True, transactional=False),
+        Example("-- clean up the old tenant\nDROP DATABASE tenant_42;", True, transactional=False),
+        Example("CREATE DATABASE analytics;", False, transactional=False),
+        Example("ALTER DATABASE analytics SET timezone TO 'UTC';", False),
+        Example("DROP TABLE analytics_events;", False),
+        Example("DROP OWNED BY analytics_reader;", False),
     )
 
     def visit_DropdbStmt(self, ancestors: Any, node: Any) -> None:

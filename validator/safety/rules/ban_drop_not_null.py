@@ -31,6 +31,23 @@ class BanDropNotNull(Rule):
         Example("ALTER TABLE orders ALTER COLUMN currency DROP NOT NULL;", True),
         Example("ALTER TABLE orders ALTER COLUMN currency SET DEFAULT 'EUR';", False),
     )
+    cases = (
+        Example('ALTER TABLE "User" ALTER COLUMN "name" DROP NOT NULL;', True),
+        Example("ALTER TABLE ONLY public.orders ALTER COLUMN placed_at DROP NOT NULL;", True),
+        Example("ALTER TABLE invoices ALTER number DROP NOT NULL, ALTER due_at DROP NOT NULL;", True),
+        Example("ALTER TABLE IF EXISTS payments ALTER COLUMN reference DROP NOT NULL;", True),
+        Example("ALTER TABLE orders ALTER COLUMN placed_at SET NOT NULL;", False),
+        Example(
+            "CREATE TABLE drafts (id bigint PRIMARY KEY, body text NOT NULL);\nALTER TABLE drafts ALTER "
+            "COLUMN body DROP NOT NULL;",
+            False,
+        ),
+        Example("ALTER DOMAIN email_address DROP NOT NULL;", True, title="every column of the domain"),
+        Example("ALTER DOMAIN email_address SET NOT NULL;", False),
+        Example(
+            "ALTER TABLE orders ALTER COLUMN currency DROP DEFAULT;", False, title="see ban-drop-default"
+        ),
+    )
 
     def visit_AlterTableCmd(self, ancestors: Any, node: Any) -> None:
         if node.subtype != AlterTableType.AT_DropNotNull:
@@ -42,5 +59,18 @@ class BanDropNotNull(Rule):
             table,
             f"Dropping NOT NULL on {qualified(table)}.{node.name} lets NULLs reach code that "
             "assumes a value.",
+            "Make sure every reader handles NULL before dropping the constraint.",
+        )
+
+    def visit_AlterDomainStmt(self, ancestors: Any, node: Any) -> None:
+        if node.subtype != "N" or not node.typeName:  # ALTER DOMAIN ... DROP NOT NULL
+            return
+        domain = node.typeName[-1].sval
+        if domain in self.ctx.catalog.new_types:
+            return
+        self.report(
+            node,
+            f"Dropping NOT NULL on domain {domain} lets NULLs into every column of that type, reaching code "
+            "that assumes a value.",
             "Make sure every reader handles NULL before dropping the constraint.",
         )

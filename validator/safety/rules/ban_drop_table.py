@@ -13,6 +13,7 @@ from validator.safety.rule import Example, Rule, RuleDocs
 class BanDropTable(Rule):
     id = "ban-drop-table"
     category = "breaking"
+    destructive = True
     squawk = "ban-drop-table"
     summary = "Dropping a table breaks running clients and destroys its data."
     docs = RuleDocs(
@@ -33,6 +34,27 @@ class BanDropTable(Rule):
             title="a table created in the same file",
         ),
     )
+    cases = (
+        Example('DROP TABLE "_prisma_migrations_backup";', True),
+        Example("DROP TABLE IF EXISTS public.legacy_sessions CASCADE;", True),
+        Example("DROP TABLE import_rows, import_batches;", True),
+        Example(
+            "CREATE TABLE tmp_a (id bigint);\nDROP TABLE tmp_a, legacy_sessions;",
+            True,
+            title="one of the tables is old",
+        ),
+        Example("DROP VIEW legacy_sessions_view;", False, title="see ban-drop-object"),
+        Example("TRUNCATE import_rows;", False),
+        Example(
+            "CREATE TEMP TABLE batch_ids AS SELECT id FROM orders WHERE total IS NULL;\n"
+            "UPDATE orders SET total = 0 WHERE id IN (SELECT id FROM batch_ids);\nDROP TABLE batch_ids;",
+            False,
+        ),
+        Example(
+            "DROP TABLE IF EXISTS pg_temp.batch_ids;", True, title="schemagate does not know it is temporary"
+        ),
+        Example("CREATE UNLOGGED TABLE tmp_rows (line text);\nDROP TABLE IF EXISTS tmp_rows;", False),
+    )
 
     def visit_DropStmt(self, ancestors: Any, node: Any) -> None:
         if node.removeType != ObjectType.OBJECT_TABLE:
@@ -47,6 +69,7 @@ class BanDropTable(Rule):
             self.report(
                 node,
                 f"Dropping table {', '.join(old)} breaks running code that uses it and destroys its data.",
-                "Release code that no longer uses the table first; then drop it with a suppression "
+                "Expand/contract: release code that no longer uses the table first, then drop it with a "
+                "suppression "
                 "giving the release (and where the data was archived).",
             )

@@ -13,6 +13,7 @@ from validator.safety.rule import Example, Rule, RuleDocs
 class BanTruncateCascade(Rule):
     id = "ban-truncate-cascade"
     category = "breaking"
+    destructive = True
     squawk = "ban-truncate-cascade"
     summary = "TRUNCATE ... CASCADE silently empties every table that references the truncated ones."
     docs = RuleDocs(
@@ -27,6 +28,16 @@ class BanTruncateCascade(Rule):
     examples = (
         Example("TRUNCATE import_batches CASCADE;", True),
         Example("TRUNCATE import_rows, import_batches;", False),
+    )
+    cases = (
+        Example("TRUNCATE TABLE public.accounts CASCADE;", True),
+        Example("TRUNCATE ONLY staging_orders RESTART IDENTITY CASCADE;", True),
+        Example("TRUNCATE import_rows, import_batches CASCADE;", True),
+        Example('TRUNCATE "User" CASCADE;', True),
+        Example("TRUNCATE import_rows RESTART IDENTITY;", False),
+        Example("TRUNCATE TABLE import_rows RESTRICT;", False),
+        Example("DELETE FROM import_rows WHERE batch_id = 7;", False),
+        Example("DROP TABLE import_rows CASCADE;", False, title="see ban-drop-table"),
     )
 
     def visit_TruncateStmt(self, ancestors: Any, node: Any) -> None:

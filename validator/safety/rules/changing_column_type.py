@@ -68,6 +68,27 @@ class ChangingColumnType(Rule):
         ),
         Example("CREATE TABLE orders (id int);\nALTER TABLE orders ALTER COLUMN id TYPE bigint;", False),
     )
+    cases = (
+        Example('ALTER TABLE "Order" ALTER COLUMN "total" SET DATA TYPE DECIMAL(12,2);', True),
+        Example("ALTER TABLE events ALTER COLUMN payload TYPE jsonb USING payload::jsonb;", True),
+        Example("ALTER TABLE users ALTER COLUMN created_at TYPE timestamptz;", True),
+        Example(
+            {
+                "V1__orders.sql": "CREATE TABLE orders (id bigint PRIMARY KEY, total numeric(10, 2));",
+                "V2__precision.sql": "ALTER TABLE orders ALTER COLUMN total TYPE numeric(14, 2);",
+            },
+            False,
+            title="raising a numeric's precision is metadata-only",
+        ),
+        Example(
+            {
+                "V1__users.sql": "CREATE TABLE users (id bigint PRIMARY KEY, name varchar(50));",
+                "V2__wider.sql": "ALTER TABLE users ALTER COLUMN name TYPE varchar(100);",
+            },
+            False,
+        ),
+        Example("ALTER TABLE users ALTER COLUMN name SET DEFAULT '';", False),
+    )
 
     def visit_AlterTableCmd(self, ancestors: Any, node: Any) -> None:
         if node.subtype != AlterTableType.AT_AlterColumnType:

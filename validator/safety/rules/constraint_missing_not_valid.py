@@ -55,6 +55,37 @@ class ConstraintMissingNotValid(Rule):
             title="validated by the next migration",
         ),
     )
+    cases = (
+        Example("ALTER TABLE ONLY public.users ADD CONSTRAINT users_age_check CHECK ((age >= 0));", True),
+        Example(
+            'ALTER TABLE "Product" ADD CONSTRAINT "Product_price_check" CHECK ("price" > 0);',
+            True,
+        ),
+        Example(
+            "ALTER TABLE orders ADD CONSTRAINT orders_total_positive CHECK (total >= 0) NOT VALID;\n"
+            "UPDATE orders SET total = 0 WHERE total < 0;\n"
+            "ALTER TABLE orders VALIDATE CONSTRAINT orders_total_positive;",
+            True,
+            title="cleaned and validated in the same transaction",
+        ),
+        Example(
+            "CREATE TABLE prices (amount numeric);\nALTER TABLE prices ADD CONSTRAINT "
+            "prices_amount_check CHECK (amount > 0);",
+            False,
+        ),
+        Example(
+            "ALTER TABLE orders ADD CONSTRAINT orders_total_positive CHECK (total >= 0) NOT VALID;\n"
+            "ALTER TABLE orders VALIDATE CONSTRAINT orders_total_positive;",
+            False,
+            transactional=False,
+            title="outside a transaction the validation is a transaction of its own",
+        ),
+        Example(
+            "ALTER TABLE orders ADD COLUMN total numeric CHECK (total >= 0);",
+            False,
+            title="a new column is all NULL",
+        ),
+    )
 
     def visit_AlterTableCmd(self, ancestors: Any, node: Any) -> None:
         table = altered_table(ancestors)

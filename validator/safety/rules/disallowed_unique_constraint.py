@@ -38,6 +38,24 @@ class DisallowedUniqueConstraint(Rule):
             False,
         ),
     )
+    cases = (
+        Example('ALTER TABLE "User" ADD CONSTRAINT "User_email_key" UNIQUE ("email");', True),
+        Example("ALTER TABLE ONLY public.accounts ADD CONSTRAINT accounts_slug_key UNIQUE (slug);", True),
+        Example("ALTER TABLE memberships ADD UNIQUE (team_id, user_id);", True),
+        Example(
+            "ALTER TABLE settings ADD CONSTRAINT settings_key UNIQUE NULLS NOT DISTINCT (account_id, key);",
+            True,
+        ),
+        Example(
+            "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS accounts_slug_key ON accounts (slug);",
+            False,
+            transactional=False,
+        ),
+        Example("CREATE TABLE accounts (id bigint PRIMARY KEY, slug text UNIQUE);", False),
+        Example(
+            "ALTER TABLE accounts ADD CONSTRAINT accounts_plan_check CHECK (plan <> '') NOT VALID;", False
+        ),
+    )
 
     def visit_Constraint(self, ancestors: Any, node: Any) -> None:
         table = table_gaining_indexed_constraint(self.ctx, ancestors, node, ConstrType.CONSTR_UNIQUE)

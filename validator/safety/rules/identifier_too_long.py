@@ -50,6 +50,39 @@ class IdentifierTooLong(Rule):
             False,
         ),
     )
+    cases = (
+        Example(
+            "ALTER TABLE subscriptions ADD CONSTRAINT "
+            "subscriptions_billing_account_id_fkey_to_the_billing_accounts_table\n"
+            "    FOREIGN KEY (billing_account_id) REFERENCES billing_accounts (id) NOT VALID;",
+            True,
+        ),
+        Example(
+            'CREATE TABLE "NotificationPreferenceOverridesForOrganizationMembersAndTheirTeams" (id bigint);',
+            True,
+        ),
+        Example(
+            "CREATE SEQUENCE invoice_line_item_adjustments_for_credit_notes_and_refunds_id_seq;",
+            True,
+        ),
+        Example(
+            "ALTER TABLE users ADD COLUMN "
+            "last_successful_two_factor_authentication_challenge_was_answered_at timestamptz;",
+            True,
+        ),
+        Example(
+            "CREATE INDEX idx_subscriptions_billing_account ON subscriptions (billing_account_id);", False
+        ),
+        Example('CREATE TABLE "NotificationPreferenceOverride" (id bigint);', False),
+        Example(
+            "COMMENT ON TABLE users IS 'a comment may be as long as it likes: it is a string, not an "
+            "identifier at all';",
+            False,
+        ),
+        Example(
+            "SELECT 'a_string_constant_that_is_longer_than_sixty_three_bytes_is_not_an_identifier';", False
+        ),
+    )
 
     def check_statement(self, stmt: Any) -> None:
         text = self.ctx.file.text

@@ -31,6 +31,23 @@ class PreferTextField(Rule):
         Example("CREATE TABLE users (email text CHECK (length(email) <= 255));", False),
         Example("CREATE TABLE users (email varchar);", False, title="varchar without a limit is text"),
     )
+    cases = (
+        Example(
+            'CREATE TABLE "blog_entry" ("id" bigint, "title" varchar(200) NOT NULL);',
+            True,
+            title="Django's CharField",
+        ),
+        Example("ALTER TABLE users ADD COLUMN email character varying(254);", True),
+        Example("ALTER TABLE users ALTER COLUMN name TYPE varchar(100);", True),
+        Example("CREATE TABLE tags (id bigint PRIMARY KEY, slugs varchar(50)[]);", True),
+        Example("CREATE TABLE users (email text NOT NULL);", False),
+        Example(
+            "CREATE FUNCTION slug(title varchar(200)) RETURNS text LANGUAGE sql AS $$ SELECT "
+            "lower(title) $$;",
+            False,
+        ),
+        Example("SELECT name::varchar(20) FROM users;", False),
+    )
 
     def visit_ColumnDef(self, ancestors: Any, node: Any) -> None:
         if table_column_context(ancestors) is None or node.typeName is None:

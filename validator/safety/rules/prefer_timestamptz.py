@@ -29,6 +29,19 @@ class PreferTimestamptz(Rule):
         Example("ALTER TABLE events ADD COLUMN seen_at timestamp(3) without time zone;", True),
         Example("CREATE TABLE events (happened_at timestamptz NOT NULL);", False),
     )
+    cases = (
+        Example(
+            'CREATE TABLE "Post" ("id" TEXT NOT NULL, "createdAt" TIMESTAMP(3) NOT NULL DEFAULT '
+            "CURRENT_TIMESTAMP);",
+            True,
+        ),
+        Example("CREATE TABLE schema_changes (applied_at timestamp without time zone DEFAULT now());", True),
+        Example("ALTER TABLE users ALTER COLUMN last_login_at TYPE timestamp;", True),
+        Example("CREATE TABLE events (id bigint, occurred_at timestamptz NOT NULL, day date);", False),
+        Example("CREATE TABLE t (at timestamp with time zone);", False),
+        Example("CREATE TABLE shifts (starts time, ends time);", False),
+        Example("SELECT now()::timestamp;", False),
+    )
 
     def visit_ColumnDef(self, ancestors: Any, node: Any) -> None:
         if table_column_context(ancestors) is None or node.typeName is None:

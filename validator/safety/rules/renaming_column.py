@@ -9,6 +9,14 @@ from pglast.enums import ObjectType
 from validator.safety.nodes import manual, qualified
 from validator.safety.rule import Example, Rule, RuleDocs
 
+# a view's columns are read by clients exactly like a table's
+_RELATIONS = (
+    ObjectType.OBJECT_TABLE,
+    ObjectType.OBJECT_VIEW,
+    ObjectType.OBJECT_MATVIEW,
+    ObjectType.OBJECT_FOREIGN_TABLE,
+)
+
 
 class RenamingColumn(Rule):
     id = "renaming-column"
@@ -30,9 +38,21 @@ class RenamingColumn(Rule):
         Example("ALTER TABLE users ADD COLUMN email text;", False),
         Example("CREATE TABLE users (mail text);\nALTER TABLE users RENAME COLUMN mail TO email;", False),
     )
+    cases = (
+        Example('ALTER TABLE "User" RENAME COLUMN "name" TO "fullName";', True),
+        Example("ALTER TABLE ONLY public.orders RENAME COLUMN total TO total_cents;", True),
+        Example("ALTER TABLE IF EXISTS invoices RENAME number TO invoice_number;", True),
+        Example("ALTER TABLE events RENAME COLUMN type TO kind;", True),
+        Example("ALTER VIEW active_users RENAME COLUMN mail TO email;", True, title="a view's column"),
+        Example(
+            "ALTER TYPE address RENAME ATTRIBUTE zip TO postal_code;", False, title="see renaming-object"
+        ),
+        Example("ALTER TABLE users RENAME TO accounts;", False, title="see renaming-table"),
+        Example("ALTER TABLE users ADD COLUMN full_name text;\nUPDATE users SET full_name = name;", False),
+    )
 
     def visit_RenameStmt(self, ancestors: Any, node: Any) -> None:
-        if node.renameType != ObjectType.OBJECT_COLUMN or node.relationType != ObjectType.OBJECT_TABLE:
+        if node.renameType != ObjectType.OBJECT_COLUMN or node.relationType not in _RELATIONS:
             return
         if self.ctx.is_new_table(node.relation):
             return

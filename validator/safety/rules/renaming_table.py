@@ -29,6 +29,19 @@ class RenamingTable(Rule):
         Example("ALTER TABLE customer RENAME TO customers;", True),
         Example("CREATE TABLE customer (id bigint);\nALTER TABLE customer RENAME TO customers;", False),
     )
+    cases = (
+        Example('ALTER TABLE "Post" RENAME TO "Article";', True),
+        Example("ALTER TABLE IF EXISTS public.customer RENAME TO customers;", True),
+        Example("ALTER TABLE blog_entry RENAME TO blog_post;", True),
+        Example("ALTER TABLE events_2019 RENAME TO events_2019_archived;", True),
+        Example("ALTER TABLE users RENAME COLUMN mail TO email;", False),
+        Example("ALTER INDEX users_mail_idx RENAME TO users_email_idx;", False, title="see renaming-object"),
+        Example(
+            "CREATE TABLE tmp_import (line text);\nALTER TABLE tmp_import RENAME TO imports;",
+            False,
+        ),
+        Example("ALTER VIEW active_users RENAME TO active_accounts;", False),
+    )
 
     def visit_RenameStmt(self, ancestors: Any, node: Any) -> None:
         if node.renameType != ObjectType.OBJECT_TABLE or self.ctx.is_new_table(node.relation):
@@ -37,6 +50,7 @@ class RenamingTable(Rule):
             node.relation,
             f"Renaming {qualified(node.relation)} to {node.newname} breaks every running "
             "query that uses the old name.",
-            "Keep the old name working (an updatable view with the old name) until every client "
+            "Expand/contract: keep the old name working (an updatable view with the old name) until "
+            "every client "
             "uses the new one, or suppress this with the reason why no client uses the table.",
         )

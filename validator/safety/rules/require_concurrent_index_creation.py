@@ -34,10 +34,53 @@ class RequireConcurrentIndexCreation(Rule):
             title="a table created earlier in the same file is new and empty",
         ),
     )
+    cases = (
+        Example('-- CreateIndex\nCREATE UNIQUE INDEX "User_email_key" ON "User"("email");', True),
+        Example("CREATE INDEX index_orders_on_customer_id ON public.orders USING btree (customer_id);", True),
+        Example("CREATE INDEX orders_open_idx ON orders (created_at) WHERE status = 'open';", True),
+        Example(
+            "CREATE INDEX documents_body_fts ON documents USING gin (to_tsvector('english', body));", True
+        ),
+        Example(
+            "CREATE INDEX CONCURRENTLY IF NOT EXISTS orders_open_idx ON orders (created_at)\n"
+            "    WHERE status = 'open';",
+            False,
+        ),
+        Example(
+            "CREATE TABLE events (id bigint, created_at timestamptz) PARTITION BY RANGE (created_at);\n"
+            "CREATE INDEX events_created_at_idx ON events (created_at);",
+            False,
+            title="a partitioned table created in the same file",
+        ),
+        Example(
+            "CREATE INDEX events_created_at_idx ON ONLY events (created_at);",
+            False,
+            title="ON ONLY a partitioned parent: an empty index, each partition's is built concurrently",
+        ),
+        Example(
+            {
+                "V1__events.sql": "CREATE TABLE audit (id bigint, at timestamptz);",
+                "V2__index.sql": "CREATE INDEX audit_at_idx ON ONLY audit (at);",
+            },
+            True,
+            title="ONLY on a plain table builds the whole index",
+        ),
+        Example(
+            "DO $$\nBEGIN\n    IF NOT EXISTS (SELECT FROM pg_indexes WHERE indexname = "
+            "'orders_status_idx') THEN\n"
+            "        CREATE INDEX orders_status_idx ON orders (status);\n    END IF;\nEND $$;",
+            True,
+            title="inside a DO block the index is built the same way",
+        ),
+    )
 
     def visit_IndexStmt(self, ancestors: Any, node: Any) -> None:
         if node.concurrent or self.ctx.is_new_table(node.relation):
             return
+        table = node.relation.relname
+        catalog = self.ctx.catalog
+        if not node.relation.inh and (table in catalog.partitioned or table not in catalog.columns):
+            return  # ON ONLY a partitioned table: an empty, invalid parent index, built per partition later
         self.report(
             node.relation,
             f"Building index {node.idxname or '(unnamed)'} on {qualified(node.relation)} "

@@ -33,6 +33,17 @@ class RequireConcurrentIndexDeletion(Rule):
             title="an index created in the same file",
         ),
     )
+    cases = (
+        Example('DROP INDEX "User_email_key";', True),
+        Example("DROP INDEX IF EXISTS index_orders_on_customer_id;", True),
+        Example("DROP INDEX public.orders_open_idx, public.orders_closed_idx;", True),
+        Example("DROP INDEX orders_customer_idx CASCADE;", True),
+        Example(
+            "CREATE INDEX CONCURRENTLY IF NOT EXISTS orders_customer_idx ON orders (customer_id);", False
+        ),
+        Example("DROP INDEX CONCURRENTLY orders_customer_idx;", False, transactional=False),
+        Example("ALTER TABLE orders DROP CONSTRAINT orders_customer_fk;", False),
+    )
 
     def visit_DropStmt(self, ancestors: Any, node: Any) -> None:
         if node.removeType != ObjectType.OBJECT_INDEX or node.concurrent:

@@ -35,6 +35,32 @@ class RequireConcurrentPartitionDetach(Rule):
             title="PostgreSQL 13 has no CONCURRENTLY: still reported, with different advice",
         ),
     )
+    cases = (
+        Example("ALTER TABLE measurements DETACH PARTITION measurements_y2020m01;", True),
+        Example("ALTER TABLE public.events DETACH PARTITION public.events_2018;", True),
+        Example("ALTER TABLE ONLY events DETACH PARTITION events_default;", True),
+        Example(
+            "ALTER TABLE events DETACH PARTITION events_2019 FINALIZE;",
+            False,
+            title="completes a CONCURRENTLY detach",
+        ),
+        Example(
+            "ALTER TABLE events ATTACH PARTITION events_2025 FOR VALUES FROM ('2025-01-01') TO "
+            "('2026-01-01');",
+            False,
+        ),
+        Example(
+            "CREATE TABLE events (id bigint, at date) PARTITION BY RANGE (at);\n"
+            "CREATE TABLE events_2019 PARTITION OF events FOR VALUES FROM ('2019-01-01') TO ('2020-01-01');\n"
+            "ALTER TABLE events DETACH PARTITION events_2019;",
+            False,
+        ),
+        Example(
+            "ALTER TABLE measurements DETACH PARTITION measurements_y2020m01 CONCURRENTLY;",
+            False,
+            transactional=False,
+        ),
+    )
 
     def visit_AlterTableCmd(self, ancestors: Any, node: Any) -> None:
         if node.subtype != AlterTableType.AT_DetachPartition or not isinstance(node.def_, ast.PartitionCmd):

@@ -33,6 +33,22 @@ class RequireConcurrentRefresh(Rule):
             title="a view created in the same file: nobody reads it yet",
         ),
     )
+    cases = (
+        Example("REFRESH MATERIALIZED VIEW reporting.monthly_revenue;", True),
+        Example("REFRESH MATERIALIZED VIEW monthly_revenue WITH DATA;", True),
+        Example("-- pick up the new columns\nREFRESH MATERIALIZED VIEW search_index;", True),
+        Example("REFRESH MATERIALIZED VIEW CONCURRENTLY reporting.monthly_revenue;", False),
+        Example(
+            "REFRESH MATERIALIZED VIEW monthly_revenue WITH NO DATA;", False, title="empties it instantly"
+        ),
+        Example(
+            "CREATE MATERIALIZED VIEW search_index AS SELECT id, title FROM documents;\n"
+            "CREATE UNIQUE INDEX search_index_id ON search_index (id);\n"
+            "REFRESH MATERIALIZED VIEW search_index;",
+            False,
+        ),
+        Example("REFRESH MATERIALIZED VIEW public.search_index WITH DATA;", True),
+    )
 
     def visit_RefreshMatViewStmt(self, ancestors: Any, node: Any) -> None:
         if node.concurrent or node.skipData or self.ctx.is_new_table(node.relation):

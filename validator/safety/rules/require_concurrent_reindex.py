@@ -26,6 +26,21 @@ class RequireConcurrentReindex(Rule):
         Example("REINDEX INDEX orders_customer_idx;", True),
         Example("REINDEX TABLE CONCURRENTLY orders;", False),
     )
+    cases = (
+        Example("REINDEX TABLE orders;", True),
+        Example("REINDEX (VERBOSE) INDEX orders_customer_idx;", True),
+        Example("REINDEX SCHEMA billing;", True, transactional=False),
+        Example(
+            "REINDEX INDEX orders_customer_idx;",
+            True,
+            target_postgres=11,
+            title="before PostgreSQL 12 the advice is a new index built concurrently",
+        ),
+        Example("REINDEX INDEX CONCURRENTLY orders_customer_idx;", False, transactional=False),
+        Example("REINDEX (CONCURRENTLY, VERBOSE) TABLE orders;", False, transactional=False),
+        Example("REINDEX SCHEMA CONCURRENTLY billing;", False, transactional=False),
+        Example("CREATE INDEX CONCURRENTLY orders_customer_idx_new ON orders (customer_id);", False),
+    )
 
     def visit_ReindexStmt(self, ancestors: Any, node: Any) -> None:
         if has_reindex_concurrently(node):

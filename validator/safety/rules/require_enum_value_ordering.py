@@ -28,6 +28,16 @@ class RequireEnumValueOrdering(Rule):
         Example("ALTER TYPE order_status ADD VALUE 'refunded';", True),
         Example("ALTER TYPE order_status ADD VALUE 'refunded' AFTER 'paid';", False),
     )
+    cases = (
+        Example("ALTER TYPE \"Role\" ADD VALUE 'MODERATOR';", True),
+        Example("ALTER TYPE order_status ADD VALUE IF NOT EXISTS 'on_hold';", True),
+        Example("ALTER TYPE public.plan ADD VALUE 'enterprise';", True),
+        Example("ALTER TYPE priority ADD VALUE 'urgent';", True),
+        Example("ALTER TYPE order_status ADD VALUE 'on_hold' BEFORE 'paid';", False),
+        Example("ALTER TYPE order_status RENAME VALUE 'canceled' TO 'cancelled';", False),
+        Example("CREATE TYPE priority AS ENUM ('low', 'normal', 'high');", False),
+        Example("ALTER TYPE priority ADD VALUE IF NOT EXISTS 'urgent' AFTER 'high';", False),
+    )
 
     def visit_AlterEnumStmt(self, ancestors: Any, node: Any) -> None:
         if node.oldVal or not node.newVal or node.newValNeighbor:

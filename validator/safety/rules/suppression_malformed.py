@@ -37,3 +37,13 @@ class SuppressionMalformed(Rule):
         ),
         Example(_OK, False),
     )
+    cases = (
+        Example("-- schemagate:ignored ban-drop-table -- cleanup\nDROP TABLE legacy;", True),
+        Example("-- schemagate:disable ban-drop-table -- cleanup\nDROP TABLE legacy;", True),
+        Example("-- schemagate:ignore-all -- cleanup\nDROP TABLE legacy;", True),
+        Example("-- schemagate:ignore-file -- generated\nSELECT 1;", True),
+        Example("-- schemagate:ignore ban-drop-table -- archived in S3\nDROP TABLE legacy;", False),
+        Example("-- schemagate:set statement_timeout=1h\nREFRESH MATERIALIZED VIEW CONCURRENTLY v;", False),
+        Example("/* schemagate is great */\nSELECT 1;", False),
+        Example("-- see docs/schemagate.md\nSELECT 1;", False),
+    )

@@ -27,3 +27,25 @@ class SuppressionMissingReason(Rule):
         Example("-- schemagate:ignore ban-drop-column\nALTER TABLE users DROP COLUMN legacy_flag;", True),
         Example(_OK, False),
     )
+    cases = (
+        Example("ALTER TABLE users DROP COLUMN legacy_flag;  -- schemagate:ignore ban-drop-column", True),
+        Example("-- schemagate:ignore-file prefer-robust-stmts\nCREATE INDEX CONCURRENTLY i ON t (a);", True),
+        Example(
+            "-- schemagate:ignore ban-drop-column --\nALTER TABLE users DROP COLUMN legacy_flag;",
+            True,
+            title="an empty reason",
+        ),
+        Example("-- schemagate:ignore ban-drop-column, ban-drop-table\nDROP TABLE legacy;", True),
+        Example(
+            "ALTER TABLE users DROP COLUMN legacy_flag;  -- schemagate:ignore ban-drop-column -- unused "
+            "since 4.2",
+            False,
+        ),
+        Example(
+            "-- schemagate:ignore-file prefer-robust-stmts -- one-off repair, run by hand before\n"
+            "CREATE INDEX CONCURRENTLY i ON t (a);",
+            False,
+        ),
+        Example("-- a comment that only mentions schemagate\nSELECT 1;", False),
+        Example("-- schemagate:set lock_timeout=5s\nALTER TABLE users ADD COLUMN note text;", False),
+    )

@@ -31,3 +31,23 @@ class SuppressionUnknownRule(Rule):
         ),
         Example(_OK, False),
     )
+    cases = (
+        Example(
+            "-- schemagate:ignore require-concurrent-index -- built off-hours\nCREATE INDEX i ON t (a);", True
+        ),
+        Example(
+            "-- schemagate:ignore PG01 -- sqlfluff code\nCREATE INDEX i ON t (a);",
+            True,
+            title="a sqlfluff code",
+        ),
+        Example("-- schemagate:ignore-file prefer-robust-statements -- generated file\nSELECT 1;", True),
+        Example("-- schemagate:ignore ban-drop-colum, ban-drop-table -- cleanup\nDROP TABLE legacy;", True),
+        Example("-- schemagate:ignore ban-drop-table -- archived in S3\nDROP TABLE legacy;", False),
+        Example("-- schemagate:ignore ban-drop-column, ban-drop-table -- cleanup\nDROP TABLE legacy;", False),
+        Example(
+            "-- schemagate:ignore-file prefer-bigint -- ids come from the partner system\nCREATE "
+            "TABLE t (id int);",
+            False,
+        ),
+        Example("SELECT '-- schemagate:ignore not-a-rule';", False, title="inside a string"),
+    )

@@ -7,6 +7,7 @@ from validator.safety.rule import Example, Rule, RuleDocs
 
 class SuppressionUnused(Rule):
     id = "suppression-unused"
+    squawk = "unused-ignore"
     category = "suppressions"
     severity = "warning"
     summary = "An ignore comment that suppresses nothing is reported."
@@ -36,4 +37,38 @@ class SuppressionUnused(Rule):
             "ALTER TABLE users DROP COLUMN legacy_flag;",
             False,
         ),
+    )
+    cases = (
+        Example(
+            "-- schemagate:ignore ban-drop-table -- archived in S3\nDROP VIEW legacy_view;\nDROP TABLE "
+            "legacy;",
+            True,
+            title="not directly above the statement it means",
+        ),
+        Example(
+            "-- schemagate:ignore ban-drop-column, ban-drop-table -- cleanup\nALTER TABLE users DROP "
+            "COLUMN legacy_flag;",
+            True,
+            title="one of two rules suppresses nothing",
+        ),
+        Example(
+            "SELECT 1;\n-- schemagate:ignore ban-drop-table -- cleanup", True, title="no statement follows"
+        ),
+        Example(
+            "-- schemagate:ignore-file ban-drop-table -- cleanup\nDROP TABLE legacy_a;\nDROP TABLE legacy_b;",
+            False,
+        ),
+        Example(
+            "ALTER TABLE users DROP COLUMN legacy_flag;  -- schemagate:ignore ban-drop-column -- unused "
+            "since 4.2",
+            False,
+        ),
+        Example(
+            "-- schemagate:ignore ban-drop-column, ban-drop-table -- cleanup\n"
+            "ALTER TABLE users DROP COLUMN legacy_flag;\n"
+            "-- schemagate:ignore ban-drop-table -- archived in S3\nDROP TABLE legacy;",
+            True,
+        ),
+        Example("-- schemagate:ignore ban-drop-table -- archived in S3\nDROP TABLE legacy;", False),
+        Example("-- schemagate:ignore prefer-bigint -- partner ids\nCREATE TABLE t (id int);", False),
     )

@@ -75,7 +75,7 @@ CONF_FILE = "schemagate.conf"
 START_TIMEOUT_S = 60
 LOG_ROTATE_BYTES = 10 * 1024 * 1024
 SERVER_SETTINGS = """\
-# Written by schemagate (schemagate/embedded.py): a local development server.
+# Written by schemagate (localdb/server.py): a local development server.
 listen_addresses = '127.0.0.1'
 unix_socket_directories = ''
 # fast, and acceptable for local data: a crash of the machine (not of PostgreSQL) may lose it
@@ -383,9 +383,7 @@ class EmbeddedPostgres:
         recorded = self._state().get("pgdata")
         if recorded and Path(recorded).is_dir():
             if Path(recorded) != self.data_dir / "data":
-                self.notice = (
-                    f"the cluster for {self.data_dir} lives in {recorded} (see schemagate/embedded.py)"
-                )
+                self.notice = f"the cluster for {self.data_dir} lives in {recorded} (see localdb/server.py)"
             return Path(recorded)
         return self.data_dir / "data"
 
@@ -611,6 +609,10 @@ class EmbeddedPostgres:
         self._save_state(port=self._port)
 
 
-def default_local_server(cwd: Path) -> EmbeddedPostgres:
-    """The server `schemagate` uses when no database is configured: ``<cwd>/.schemagate/postgres``."""
-    return EmbeddedPostgres(Path(cwd) / ".schemagate" / "postgres")
+def default_local_server(project_root: Path) -> EmbeddedPostgres:
+    """The server `schemagate` uses when no database is configured:
+    ``<project root>/.schemagate/postgres``, whichever subdirectory the command runs in (the CLI
+    passes the root ``validator.config.find_project_root`` found), so all commands share it."""
+    from localdb.state_dir import state_directory
+
+    return EmbeddedPostgres(state_directory(project_root) / "postgres")

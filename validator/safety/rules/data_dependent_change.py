@@ -1,0 +1,223 @@
+"""data-dependent-change: a unique index, NOT NULL, CHECK, foreign key or narrowing type change that
+fails or succeeds depending on the rows already in the table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pglast import ast
+from pglast.enums import AlterTableType, ConstrType
+
+from validator.safety.catalog import type_mods, type_name
+from validator.safety.nodes import altered_table, manual, qualified
+from validator.safety.rule import Example, Rule, RuleDocs
+
+_INT_WIDTH = {"int2": 2, "int4": 4, "int8": 8}
+_TEXTUAL = {"varchar", "text", "bpchar"}
+
+
+def cast_can_fail(old: Any, new: Any) -> bool:
+    """A type change that can fail on some existing value (narrowing); False when the old type is not
+    known or the change cannot fail (widening, anything to text)."""
+    if old is None or new is None:
+        return False
+    o, n = type_name(old), type_name(new)
+    om, nm = type_mods(old), type_mods(new)
+    if n == "text":
+        return False
+    if o in _INT_WIDTH and n in _INT_WIDTH:
+        return _INT_WIDTH[n] < _INT_WIDTH[o]
+    if o in _TEXTUAL and n in ("varchar", "bpchar"):
+        return nm is not None and (om is None or o == "text" or nm[0] < om[0])
+    if o in _TEXTUAL:
+        return True  # text -> integer, date, uuid, an enum ...: any value may not parse
+    if o == n == "numeric":
+        return nm is not None and (om is None or nm[0] - (nm[1:] or (0,))[0] < om[0] - (om[1:] or (0,))[0])
+    return False
+
+
+class DataDependentChange(Rule):
+    id = "data-dependent-change"
+    category = "breaking"
+    severity = "warning"
+    summary = (
+        "A unique index, NOT NULL, CHECK, foreign key or narrowing cast can fail on the rows already there."
+    )
+    docs = RuleDocs(
+        why="These statements succeed or fail depending on the data: CREATE UNIQUE INDEX fails on a "
+        "duplicate, SET NOT NULL on a NULL, a CHECK or foreign key (or VALIDATE CONSTRAINT) on one row that "
+        "breaks it, a narrowing ALTER COLUMN TYPE on one value that does not fit.  A development or CI "
+        "database with few rows passes; production fails at deploy time, after the approval.  "
+        "(The rehearsal runs on a copy of the schema without production-like rows, so it does not prove "
+        "these yet.)",
+        lock="that of the statement (see the locking rules); the failure rolls the migration back.",
+        anti_pattern="CREATE UNIQUE INDEX CONCURRENTLY users_email_key ON users (lower(email));",
+        best_practice="-- look first (in the PR description):\n"
+        "--   SELECT lower(email), count(*) FROM users GROUP BY 1 HAVING count(*) > 1;\n"
+        "-- fix the rows in the same migration, before the constraint:\n"
+        "UPDATE users SET email = email || '+dup' || id\n"
+        "WHERE id NOT IN (SELECT min(id) FROM users GROUP BY lower(email));\n"
+        "CREATE UNIQUE INDEX users_email_key ON users (lower(email));",
+        manual=manual("ddl-constraints"),
+    )
+    examples = (
+        Example(
+            "CREATE UNIQUE INDEX CONCURRENTLY users_email_key ON users (lower(email));",
+            True,
+            transactional=False,
+            title="duplicates make it fail (and leave an INVALID index)",
+        ),
+        Example(
+            "ALTER TABLE orders ALTER COLUMN currency SET NOT NULL;",
+            True,
+            title="one NULL makes it fail",
+        ),
+        Example(
+            "UPDATE orders SET currency = 'EUR' WHERE currency IS NULL;\n"
+            "ALTER TABLE orders ALTER COLUMN currency SET NOT NULL;",
+            False,
+            title="the migration fixes the rows first",
+        ),
+        Example(
+            "CREATE TABLE coupons (id bigint PRIMARY KEY, code text NOT NULL);\n"
+            "CREATE UNIQUE INDEX coupons_code_key ON coupons (code);",
+            False,
+            title="a table created in the same file has no rows",
+        ),
+    )
+    cases = (
+        Example("ALTER TABLE orders VALIDATE CONSTRAINT orders_customer_fk;", True),
+        Example('ALTER TABLE "User" ADD CONSTRAINT "User_email_key" UNIQUE ("email");', True),
+        Example("ALTER TABLE memberships ADD PRIMARY KEY (team_id, user_id);", True),
+        Example("ALTER TABLE invoices ADD CONSTRAINT invoices_total_positive CHECK (total >= 0);", True),
+        Example(
+            {
+                "V1__users.sql": "CREATE TABLE users (id bigint PRIMARY KEY, country text);",
+                "V2__country_code.sql": "ALTER TABLE users ALTER COLUMN country TYPE varchar(2);",
+            },
+            True,
+            title="a narrowing type change",
+        ),
+        Example(
+            {
+                "V1__events.sql": "CREATE TABLE events (id bigint PRIMARY KEY, payload text);",
+                "V2__jsonb.sql": "ALTER TABLE events ALTER COLUMN payload TYPE jsonb USING payload::jsonb;",
+            },
+            True,
+            title="text that may not parse as JSON",
+        ),
+        Example(
+            "ALTER TABLE invoices ADD CONSTRAINT invoices_total_positive CHECK (total >= 0) NOT VALID;",
+            False,
+            title="NOT VALID: existing rows are not checked (VALIDATE is, later)",
+        ),
+        Example("CREATE INDEX CONCURRENTLY users_email_idx ON users (email);", False, transactional=False),
+        Example(
+            "ALTER TABLE users ADD CONSTRAINT users_email_key UNIQUE USING INDEX users_email_key_idx;",
+            False,
+            title="the unique index was built (and proven) by an earlier migration",
+        ),
+        Example(
+            {
+                "V1__users.sql": "CREATE TABLE users (id int PRIMARY KEY, name varchar(50));",
+                "V2__wider.sql": "ALTER TABLE users ALTER COLUMN id TYPE bigint;\n"
+                "ALTER TABLE users ALTER COLUMN name TYPE text;",
+            },
+            False,
+            title="widening cannot fail",
+        ),
+        Example(
+            "DELETE FROM taggings t USING taggings d\n"
+            "WHERE t.tag_id = d.tag_id AND t.item_id = d.item_id AND t.id > d.id;\n"
+            "CREATE UNIQUE INDEX taggings_tag_item_key ON taggings (tag_id, item_id);",
+            False,
+            title="duplicates removed by the same migration",
+        ),
+    )
+
+    def _rows_fixed_earlier(self, table: Any) -> bool:
+        """An earlier statement of this file changes the table's rows (a backfill or a clean-up)."""
+        for stmt in self.ctx.file.statements[: self.ctx.statement.index]:
+            node = stmt.node
+            if (
+                isinstance(node, ast.UpdateStmt | ast.DeleteStmt | ast.InsertStmt)
+                and node.relation is not None
+                and node.relation.relname == table.relname
+            ):
+                return True
+        return False
+
+    def _report(self, node: Any, table: Any, what: str, failure: str, check: str) -> None:
+        if self.ctx.is_new_table(table) or self._rows_fixed_earlier(table):
+            return
+        self.report(
+            node,
+            f"{what} fails if {failure} in {qualified(table)}: it passes on a database with few rows and "
+            "fails in production, after the approval.",
+            f"Check the production data first ({check}) and fix the rows in an earlier migration, or in this "
+            "one before the change.",
+        )
+
+    def visit_IndexStmt(self, ancestors: Any, node: Any) -> None:
+        if node.unique:
+            self._report(
+                node.relation,
+                node.relation,
+                f"Building unique index {node.idxname or '(unnamed)'}",
+                "two rows have the same key",
+                "SELECT <key>, count(*) ... GROUP BY <key> HAVING count(*) > 1",
+            )
+
+    def visit_AlterTableCmd(self, ancestors: Any, node: Any) -> None:
+        table = altered_table(ancestors)
+        if table is None:
+            return
+        if node.subtype == AlterTableType.AT_SetNotNull:
+            if self.ctx.target_postgres >= 12 and self.ctx.catalog.validated_not_null_check(
+                table.relname, node.name, None
+            ):
+                return
+            self._report(
+                table, table, f"SET NOT NULL on {node.name}", "a row has a NULL", f"WHERE {node.name} IS NULL"
+            )
+        elif node.subtype == AlterTableType.AT_AddConstraint and isinstance(node.def_, ast.Constraint):
+            self._constraint(node.def_, table)
+        elif node.subtype == AlterTableType.AT_ValidateConstraint:
+            self._report(
+                table,
+                table,
+                f"VALIDATE CONSTRAINT {node.name}",
+                "a row breaks the constraint",
+                "the constraint's condition negated, or the orphan rows of a foreign key",
+            )
+        elif node.subtype == AlterTableType.AT_AlterColumnType and isinstance(node.def_, ast.ColumnDef):
+            old = self.ctx.catalog.column_type(table.relname, node.name)
+            if node.def_.raw_default is not None or cast_can_fail(old, node.def_.typeName):
+                self._report(
+                    node.def_.typeName,
+                    table,
+                    f"Changing the type of {node.name}",
+                    "a value does not convert",
+                    "a query for the values the new type refuses",
+                )
+
+    def _constraint(self, con: Any, table: Any) -> None:
+        if con.contype in (ConstrType.CONSTR_UNIQUE, ConstrType.CONSTR_PRIMARY) and not con.indexname:
+            kind = "primary key" if con.contype == ConstrType.CONSTR_PRIMARY else "unique constraint"
+            self._report(
+                con,
+                table,
+                f"Adding {kind} {con.conname or ''}".rstrip(),
+                "two rows have the same key"
+                + (" or a NULL" if con.contype == ConstrType.CONSTR_PRIMARY else ""),
+                "SELECT <key>, count(*) ... GROUP BY <key> HAVING count(*) > 1",
+            )
+        elif con.contype in (ConstrType.CONSTR_CHECK, ConstrType.CONSTR_FOREIGN) and not con.skip_validation:
+            kind = "CHECK" if con.contype == ConstrType.CONSTR_CHECK else "foreign key"
+            self._report(
+                con,
+                table,
+                f"Adding {kind} {con.conname or ''}".rstrip(),
+                "a row breaks it",
+                "the condition negated, or the rows without a match in the referenced table",
+            )
