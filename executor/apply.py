@@ -392,6 +392,7 @@ class _Prepared:
     lock_timeout: str
     statement_timeout: str
     lock_retries: int
+    capped: bool = False  # statement_timeout was shortened to the executor's deadline
 
 
 def _prepare(
@@ -592,6 +593,7 @@ class _Runner:
         if self.hooks.before_migration is not None:
             self.hooks.before_migration(self.conn, entry)
         self.emit(Event("start", file=entry.file, message=f"applying {entry.file} ({p.why})"))
+        p.statement_timeout, p.capped = self.settings.capped_statement_timeout(p.statement_timeout)
         attempt = 0
         self.sink.file = entry.file
         self.sink.collected = []
@@ -895,6 +897,12 @@ class _Runner:
                 f"on {attempts} attempt(s): find it in pg_stat_activity / pg_locks, apply at a quieter time, "
                 "or raise the limit with `-- schemagate:set lock_timeout=30s lock_retries=5` in the file "
                 "header"
+            )
+        elif exc.pgcode == "57014" and p.capped:
+            remedy = (
+                f"statement_timeout was capped at {p.statement_timeout}, the time the Lambda executor had "
+                "left: a migration that needs longer belongs to the CodeBuild executor (`executor: "
+                '"codebuild"` for the environment, see docs/deploy.md), or in smaller migrations'
             )
         elif exc.pgcode == "57014":
             remedy = (

@@ -6,7 +6,10 @@
 - ``DirectInvocation``: ``{"action": "info" | "plan" | "apply", "bundle": "s3://bucket/key", ...options}``
   for operators (``aws lambda invoke``); ``{"action": "import", "from": "flyway", "bundle": "s3://...",
   "table": "schema.table" (optional), "dry_run": true (optional)}`` takes the database over from
-  another migration tool (``executor.adopt``).
+  another migration tool (``executor.adopt``).  A fleet's Step Functions state machine adds
+  ``target_secret_arn`` (the one fleet target this invocation works on), ``environment`` and the
+  state machine's own steps ``snapshot`` (``snapshot``: the name prefix) and ``fleet_summary``
+  (``results``: the Distributed Map's ResultWriterDetails, ``fleet_action``).
 - ``CustomResourceRequest``: a CloudFormation custom resource request (``RequestType`` Create,
   Update or Delete, ``ResponseURL``, ``ResourceProperties.Bundle`` = ``s3://...``).
 
@@ -15,6 +18,13 @@ in PascalCase): ``dry_run``, ``allow_out_of_order``, ``allow_missing``, ``schema
 ``statement_timeout``, ``search_path``, ``pipeline_execution_id`` (set it to
 ``#{codepipeline.PipelineExecutionId}``: the job event itself does not carry the execution id),
 ``artifact`` (which input artifact holds the bundle, by name; default the first).
+
+CodePipeline ``UserParameters`` also say what the job is (``JOB_KEYS``): ``action`` (``apply``, the
+default; ``plan``: plan against this environment's database and answer with output variables;
+``fleet_input``: freeze a fleet's targets into the stage's input artifact; ``fleet_report``: report
+a fleet plan state machine's summary, with ``execution_arn`` and ``fleet_action``), ``environment``
+(its name, shown in reports) and ``snapshot`` (the name prefix of the snapshot taken before this
+Execute, named in its result).
 """
 
 from __future__ import annotations
@@ -29,7 +39,21 @@ from executor.artifact import S3Location
 from executor.errors import ConfigurationError
 
 CODEPIPELINE_KEY = "CodePipeline.job"
-ACTIONS = ("info", "plan", "apply", "import")
+ACTIONS = ("info", "plan", "apply", "import", "snapshot", "fleet_summary")
+JOB_ACTIONS = ("apply", "plan", "fleet_input", "fleet_report")
+FLEET_ACTIONS = ("plan", "apply")
+JOB_KEYS = ("action", "environment", "snapshot", "execution_arn", "fleet_action")
+DIRECT_KEYS = (
+    "action",
+    "bundle",
+    "from",
+    "table",
+    "target_secret_arn",
+    "environment",
+    "snapshot",
+    "results",
+    "fleet_action",
+)
 REQUEST_TYPES = ("Create", "Update", "Delete")
 
 _BOOL_OPTIONS = ("dry_run", "allow_out_of_order", "allow_missing")
@@ -161,11 +185,18 @@ class Continuation:
 class CodePipelineJob:
     job_id: str
     account_id: str
-    bundle: S3Location
+    bundle: S3Location | None  # None only for fleet_report (its input is the state machine's results)
     credentials: ArtifactCredentials | None
     options: RunOptions
     continuation: Continuation | None = None
     artifact_name: str | None = None
+    action: str = "apply"  # JOB_ACTIONS
+    environment: str | None = None
+    snapshot: str | None = None  # name prefix of the snapshot taken before this Execute
+    output: S3Location | None = None  # the action's first output artifact (the plan report)
+    encryption_key_id: str | None = None  # the artifact store's KMS key, for what the job writes
+    execution_arn: str | None = None  # fleet_report: the fleet state machine's execution
+    fleet_action: str | None = None  # fleet_report: "plan" or "apply"
 
 
 @dataclass(frozen=True)
@@ -175,6 +206,11 @@ class DirectInvocation:
     options: RunOptions
     tool: str | None = None  # import: the tool whose history table is taken over
     table: str | None = None  # import: that table, when it is not where the tool keeps it
+    target_secret_arn: str | None = None  # a fleet target: its secret instead of the function's own
+    environment: str | None = None
+    snapshot: str | None = None  # action snapshot: the snapshot name prefix
+    results: dict[str, Any] | None = None  # fleet_summary: the Map's ResultWriterDetails
+    fleet_action: str | None = None  # fleet_summary: "plan" or "apply"
 
 
 @dataclass(frozen=True)
@@ -228,16 +264,19 @@ def parse_codepipeline_job(event: Mapping[str, Any]) -> CodePipelineJob:
             "UserParameters of the Execute action is not a JSON object",
             remedy='write UserParameters as a JSON object, e.g. {"schema": "public"}',
         )
-    options = RunOptions.parse(params, where="UserParameters")
+    job_params = _job_parameters(params)
+    options = RunOptions.parse(params, where="UserParameters", ignore=JOB_KEYS)
 
     artifacts = data.get("inputArtifacts") or []
-    if not artifacts:
+    if not artifacts and job_params["action"] == "fleet_report":
+        artifacts = [None]
+    elif not artifacts:
         raise ConfigurationError(
             "the Execute action has no input artifact",
             remedy="give the action the Validate stage's bundle artifact",
         )
     chosen = artifacts[0]
-    if options.artifact:
+    if options.artifact and chosen is not None:
         named = [a for a in artifacts if isinstance(a, Mapping) and a.get("name") == options.artifact]
         if not named:
             names = ", ".join(str(a.get("name")) for a in artifacts if isinstance(a, Mapping))
@@ -247,16 +286,10 @@ def parse_codepipeline_job(event: Mapping[str, Any]) -> CodePipelineJob:
                 remedy="name one of the action's input artifacts in UserParameters.artifact",
             )
         chosen = named[0]
-    location = _require(chosen, "location", "input artifact")
-    if location.get("type", "S3") != "S3":
-        raise ConfigurationError(
-            f"input artifact {chosen.get('name')} is stored in {location.get('type')}, not S3",
-            remedy="use an S3 artifact store for the pipeline",
-        )
-    s3 = _require(location, "s3Location", "input artifact location")
-    bundle = S3Location(
-        bucket=str(_require(s3, "bucketName", "s3Location")), key=str(_require(s3, "objectKey", "s3Location"))
-    )
+    bundle = _artifact_location(chosen, "input artifact") if chosen is not None else None
+    outputs = data.get("outputArtifacts") or []
+    output = _artifact_location(outputs[0], "output artifact") if outputs else None
+    key = data.get("encryptionKey")
 
     creds = data.get("artifactCredentials")
     credentials = None
@@ -274,8 +307,57 @@ def parse_codepipeline_job(event: Mapping[str, Any]) -> CodePipelineJob:
         credentials=credentials,
         options=options,
         continuation=Continuation.from_token(token) if token else None,
-        artifact_name=chosen.get("name"),
+        artifact_name=chosen.get("name") if chosen is not None else None,
+        output=output,
+        encryption_key_id=str(key["id"]) if isinstance(key, Mapping) and key.get("id") else None,
+        **job_params,
     )
+
+
+def _artifact_location(artifact: Any, what: str) -> S3Location:
+    location = _require(artifact, "location", what)
+    if location.get("type", "S3") != "S3":
+        raise ConfigurationError(
+            f"{what} {artifact.get('name')} is stored in {location.get('type')}, not S3",
+            remedy="use an S3 artifact store for the pipeline",
+        )
+    s3 = _require(location, "s3Location", f"{what} location")
+    return S3Location(
+        bucket=str(_require(s3, "bucketName", "s3Location")), key=str(_require(s3, "objectKey", "s3Location"))
+    )
+
+
+def _text(params: Mapping[str, Any], key: str, where: str) -> str | None:
+    value = params.get(key)
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise ConfigurationError(f"{key} in {where} must be a string", remedy=f'write it like "{key}": "..."')
+    return value
+
+
+def _job_parameters(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The UserParameters that say what the job is (JOB_KEYS), checked."""
+    where = "UserParameters"
+    action = _text(params, "action", where) or "apply"
+    if action not in JOB_ACTIONS:
+        raise ConfigurationError(
+            f"unknown action {action!r} in UserParameters",
+            remedy=f"use one of {', '.join(JOB_ACTIONS)} (the default is apply)",
+        )
+    found = {key: _text(params, key, where) for key in JOB_KEYS if key != "action"}
+    if action == "fleet_report":
+        if not found["execution_arn"]:
+            raise ConfigurationError(
+                "a fleet_report job needs execution_arn",
+                remedy='pass the Step Functions action\'s variable: "execution_arn": "#{<ns>.ExecutionArn}"',
+            )
+        if found["fleet_action"] not in FLEET_ACTIONS:
+            raise ConfigurationError(
+                f"a fleet_report job needs fleet_action plan or apply, not {found['fleet_action']!r}",
+                remedy='add "fleet_action": "plan" (or "apply") to UserParameters',
+            )
+    return {"action": action, **found}
 
 
 def _snake(name: str) -> str:
@@ -324,7 +406,7 @@ def parse_direct(event: Mapping[str, Any]) -> DirectInvocation:
             remedy=f'invoke with {{"action": one of {", ".join(ACTIONS)}, "bundle": "s3://..."}}',
         )
     bundle_url = event.get("bundle")
-    if action != "info" and not bundle_url:
+    if action in ("plan", "apply", "import") and not bundle_url:
         raise ConfigurationError(
             f"action {action} needs a bundle",
             remedy=f'invoke with {{"action": "{action}", "bundle": "s3://bucket/key"}}',
@@ -342,15 +424,35 @@ def parse_direct(event: Mapping[str, Any]) -> DirectInvocation:
         if table is not None and not isinstance(table, str):
             raise ConfigurationError("table must be a string: SCHEMA.TABLE", remedy='"table": "public.x"')
     options = RunOptions.parse(
-        {k: v for k, v in event.items() if k not in ("action", "bundle", "from", "table")},
-        where="the invocation",
+        {k: v for k, v in event.items() if k not in DIRECT_KEYS}, where="the invocation"
     )
+    where = "the invocation"
+    snapshot = _text(event, "snapshot", where)
+    if action == "snapshot" and not snapshot:
+        raise ConfigurationError(
+            "action snapshot needs the snapshot name prefix",
+            remedy='invoke with {"action": "snapshot", "snapshot": "schemagate-production-<execution id>"}',
+        )
+    results = event.get("results")
+    fleet_action = _text(event, "fleet_action", where)
+    if action == "fleet_summary" and (not isinstance(results, Mapping) or fleet_action not in FLEET_ACTIONS):
+        raise ConfigurationError(
+            "action fleet_summary needs results (the Map's ResultWriterDetails) and fleet_action "
+            "plan or apply",
+            remedy='invoke with {"action": "fleet_summary", "results": {"Bucket": ..., "Key": ...}, '
+            '"fleet_action": "apply"}',
+        )
     return DirectInvocation(
         action=action,
         bundle=S3Location.parse(bundle_url) if bundle_url else None,
         options=options,
         tool=tool,
         table=table,
+        target_secret_arn=_text(event, "target_secret_arn", where),
+        environment=_text(event, "environment", where),
+        snapshot=snapshot,
+        results=dict(results) if isinstance(results, Mapping) else None,
+        fleet_action=fleet_action,
     )
 
 

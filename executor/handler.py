@@ -5,7 +5,10 @@ function (``execute``) fetches and verifies the bundle, resolves the database an
 ``executor.apply``, and each kind of invocation turns the typed outcome into its own answer:
 
 - CodePipeline job    -> ``PutJobSuccessResult`` (with a ``continuationToken`` when the Lambda's
-                         time ran short between migrations) or ``PutJobFailureResult``;
+                         time ran short between migrations) or ``PutJobFailureResult``; a Plan job
+                         (UserParameters ``{"action": "plan"}``) changes nothing, writes the plan
+                         report as its output artifact and answers with output variables; a fleet's
+                         ``fleet_input`` / ``fleet_report`` jobs are ``executor.fleet_pipeline``'s;
 - direct invocation   -> a JSON document returned to the caller;
 - custom resource     -> a ``PUT`` of the response document to the pre-signed ``ResponseURL``.
 
@@ -16,11 +19,20 @@ artifact credentials (and the custom resource's pre-signed URL).
 Environment, besides the documented ``SCHEMAGATE_DB_SECRET_ARN``, ``SCHEMAGATE_SIGNING_KEY_ID``,
 ``SCHEMAGATE_NOTIFY_TOPIC_ARN``, ``SCHEMAGATE_SCHEMA`` and ``executor.credentials``' variables:
 ``SCHEMAGATE_CONTINUATION_MARGIN_MS`` (default 120000): when less than this is left of the
-Lambda's time after a migration, the run stops and continues in the next invocation;
-``SCHEMAGATE_ALLOW_UNSIGNED_BUNDLES`` (default false): without ``SCHEMAGATE_SIGNING_KEY_ID`` every
-bundle is refused (``SECURITY_VIOLATION``: anyone who can write the S3 object could rewrite its
-SQL and its hashes) unless this is ``true``, which is for development setups and logs a warning
-on every bundle it lets through.
+Lambda's time after a migration, the run stops and continues in the next invocation, and no
+statement may run into that margin (each migration's ``statement_timeout`` is capped by the time
+left); ``SCHEMAGATE_ALLOW_UNSIGNED_BUNDLES`` (default false): without
+``SCHEMAGATE_SIGNING_KEY_ID`` every bundle is refused (``SECURITY_VIOLATION``: anyone who can write
+the S3 object could rewrite its SQL and its hashes) unless this is ``true``, which is for
+development setups and logs a warning on every bundle it lets through; ``SCHEMAGATE_ENVIRONMENT``
+(the pipeline environment's name, shown in reports); ``SCHEMAGATE_FLEET_TARGETS_PARAMETER`` (a
+fleet: the SSM parameter listing its targets).
+
+Where the Plan job writes its report: to the job's output artifact location, **with the job's
+artifact credentials**, not the function's role.  The executor's role can read its database
+secrets; it gets no write access to the artifact bucket (where the approved bundles lie), the
+object key is CodePipeline's (a report can never overwrite another environment's or a bundle),
+and the report lives and expires with the execution's other artifacts.
 """
 
 from __future__ import annotations
@@ -36,7 +48,7 @@ import boto3
 from botocore.config import Config
 
 from executor import credentials as db_credentials
-from executor import notify
+from executor import fleet_pipeline, notify
 from executor import observability as obs
 from executor.apply import ApplyResult, Event, apply, info, plan
 from executor.artifact import S3Location, fetch_bundle
@@ -47,6 +59,7 @@ from executor.errors import (
     Category,
     ConfigurationError,
     ConnectionFailure,
+    MigrationRefused,
     PermissionDenied,
     SchemagateError,
     SecurityViolation,
@@ -64,6 +77,7 @@ from executor.events import (
     parse_event,
 )
 from executor.history import read_history
+from executor.plan_report import PlanReport, build_plan_report
 from executor.settings import ExecutorSettings
 from executor.signing import KmsSignatureVerifier
 
@@ -95,6 +109,7 @@ class Outcome:
     infos: list[Any] | None = None  # info
     takeover: Any = None  # import: executor.adopt.TakeOver
     run_applied: list[dict[str, Any]] | None = None  # a continued run: all its invocations, from history
+    plan_report: PlanReport | None = None  # plan: what the approver reads
 
     @property
     def stopped_early(self) -> bool:
@@ -120,9 +135,11 @@ class Outcome:
         return [e.file for e, _ in self.result.plan.to_apply]
 
 
-def base_settings(options: RunOptions, run_id: str) -> ExecutorSettings:
+def base_settings(options: RunOptions, run_id: str, deadline: float | None = None) -> ExecutorSettings:
     schema = os.environ.get("SCHEMAGATE_SCHEMA") or "public"
-    return ExecutorSettings(schema=schema).with_overrides(run_id=run_id, **options.settings_overrides())
+    return ExecutorSettings(schema=schema).with_overrides(
+        run_id=run_id, statement_deadline=deadline, **options.settings_overrides()
+    )
 
 
 ALLOW_UNSIGNED_ENV = "SCHEMAGATE_ALLOW_UNSIGNED_BUNDLES"
@@ -171,16 +188,25 @@ def _on_event(event: Event) -> None:
     logger.info(event.message or event.kind, extra={k: v for k, v in fields.items() if v is not None})
 
 
-def _connect(target: DatabaseTarget, *, refreshed: bool = False) -> tuple[Any, DatabaseTarget]:
+def _connect(
+    target: DatabaseTarget, environ: Any = None, *, refreshed: bool = False
+) -> tuple[Any, DatabaseTarget]:
     try:
         return connect(target.dsn(), connect_timeout=target.connect_timeout), target
     except ConnectionFailure as exc:
         # a rotated password makes the cached secret stale: read it again, once
         if not refreshed and not target.iam_auth and "password authentication failed" in exc.message:
-            fresh = db_credentials.resolve_target(refresh=True)
+            fresh = db_credentials.resolve_target(environ, refresh=True)
             obs.register_secret(*fresh.secrets)
-            return _connect(fresh, refreshed=True)
+            return _connect(fresh, environ, refreshed=True)
         raise
+
+
+def target_environ(target_secret_arn: str | None) -> Any:
+    """The environment the target is resolved from: a fleet target's secret instead of the function's."""
+    if not target_secret_arn:
+        return None
+    return {**os.environ, "SCHEMAGATE_DB_SECRET_ARN": target_secret_arn}
 
 
 def execute(
@@ -192,12 +218,15 @@ def execute(
     *,
     should_continue: Any = None,
     expected_bundle_sha256: str | None = None,
+    deadline: float | None = None,
+    target_secret_arn: str | None = None,
+    environment: str | None = None,
     tool: str | None = None,
     table: str | None = None,
 ) -> Outcome:
     """Verify the bundle (before any database access), then info / plan / apply it."""
     started = time.monotonic()
-    settings = base_settings(options, run_id)
+    settings = base_settings(options, run_id, deadline)
     bundle = None
     if location is not None:
         verifier = signature_verifier()  # refuses before anything is downloaded
@@ -213,10 +242,11 @@ def execute(
                 f"(was {expected_bundle_sha256}, now {bundle.bundle_sha256})",
                 remedy="re-run the pipeline from the Validate stage; never replace an approved artifact",
             )
-    target = db_credentials.resolve_target()
+    environ = target_environ(target_secret_arn)
+    target = db_credentials.resolve_target(environ)
     obs.register_secret(*target.secrets)
     obs.bind_run(database=target.describe())
-    conn, target = _connect(target)
+    conn, target = _connect(target, environ)
     try:
         outcome = Outcome(
             action=action,
@@ -241,6 +271,14 @@ def execute(
             outcome.result = ApplyResult(
                 plan=p, applied=[], stopped_early=False, remaining=[e for e, _ in p.to_apply]
             )
+            if action == "plan":
+                outcome.plan_report = build_plan_report(
+                    conn,
+                    bundle,
+                    p,
+                    database=target.describe(),
+                    environment=environment or os.environ.get("SCHEMAGATE_ENVIRONMENT") or None,
+                )
         else:
             assert bundle is not None
             outcome.result = apply(
@@ -366,8 +404,192 @@ def _time_left(context: Any) -> Any:
     return lambda: context.get_remaining_time_in_millis() > margin
 
 
+def _deadline(context: Any) -> float | None:
+    """When every statement must have ended (time.monotonic()): the Lambda's end minus the margin."""
+    if context is None or not hasattr(context, "get_remaining_time_in_millis"):
+        return None
+    return time.monotonic() + (context.get_remaining_time_in_millis() - _margin_ms()) / 1000
+
+
 def _codepipeline_client() -> Any:
     return boto3.client("codepipeline", config=_AWS_CONFIG)
+
+
+def _region() -> str | None:
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+
+
+def write_job_artifact(job: CodePipelineJob, s3: Any, body: bytes, content_type: str) -> str | None:
+    """Write ``body`` to the job's output artifact (with the job's artifact credentials, encrypted
+    with the artifact store's key); returns its ``s3://`` URL, None when the action has no output."""
+    if job.output is None:
+        return None
+    extra: dict[str, Any] = {"ContentType": content_type}
+    if job.encryption_key_id:
+        extra.update(ServerSideEncryption="aws:kms", SSEKMSKeyId=job.encryption_key_id)
+    try:
+        s3.put_object(Bucket=job.output.bucket, Key=job.output.key, Body=body, **extra)
+    except Exception as exc:
+        code = aws_error_code(exc)
+        if "AccessDenied" in code or code in ("InvalidAccessKeyId", "ExpiredToken"):
+            raise PermissionDenied(
+                f"the job's artifact credentials may not write {job.output.url} ({code})",
+                remedy="retry the action; the pipeline's role needs write access to its artifact bucket",
+            ) from None
+        raise
+    return job.output.url
+
+
+def _fail_job(
+    codepipeline: Any, job: CodePipelineJob, run_id: str, error: SchemagateError, started: float
+) -> dict:
+    _failed("codepipeline", run_id, error, started)
+    codepipeline.put_job_failure_result(
+        jobId=job.job_id,
+        failureDetails={
+            "type": FAILURE_TYPES.get(error.category, "JobFailed"),
+            "message": failure_text(error),
+            "externalExecutionId": run_id[:1500],
+        },
+    )
+    return {"status": "FAILED", "category": error.category.value, "message": failure_text(error)}
+
+
+def _job_run_id(job: CodePipelineJob) -> str:
+    return (
+        (job.continuation.run_id if job.continuation else None)
+        or job.options.pipeline_execution_id
+        or f"codepipeline-job-{job.job_id}"
+    )
+
+
+def handle_plan_job(job: CodePipelineJob, context: Any) -> dict[str, Any]:
+    """A Plan action: verify the bundle against this environment's database, change nothing, write
+    the plan report, answer with the output variables the approval reads.  Drift or any other
+    refusal fails the job, so nobody is asked to approve what cannot run."""
+    started = time.monotonic()
+    run_id = _job_run_id(job)
+    obs.bind_run(invocation="codepipeline", job_id=job.job_id, pipeline_execution_id=run_id)
+    logger.info(f"CodePipeline job {job.job_id}: plan of {job.bundle.url if job.bundle else '?'}")
+    codepipeline = _codepipeline_client()
+    s3 = _artifact_s3_client(job)
+    try:
+        outcome = execute("plan", job.bundle, s3, job.options, run_id, environment=job.environment)
+        report = outcome.plan_report
+        assert report is not None
+        url = write_job_artifact(job, s3, obs.redact(report.to_text()).encode(), "text/plain; charset=utf-8")
+    except Exception as exc:
+        return _fail_job(codepipeline, job, run_id, as_schemagate_error(exc), started)
+    logger.info(
+        f"plan: {report.summary()}",
+        extra={"pending": [p.file for p in report.pending], "drift": report.drift(), "plan_report": url},
+    )
+    if report.refusals:
+        first = report.refusals[0]
+        error = type(first)(
+            f"the plan refuses this bundle on {report.database}: {report.drift()}"
+            + (f"; the full plan: {url}" if url else ""),
+            remedy=first.remedy,
+            file=first.file,
+            rule=first.rule,
+            category=first.category,
+        )
+        return _fail_job(codepipeline, job, run_id, error, started)
+    variables = {k: obs.redact(v) for k, v in report.output_variables(url, region=_region()).items()}
+    codepipeline.put_job_success_result(
+        jobId=job.job_id,
+        outputVariables=variables,
+        executionDetails={
+            "summary": variables["summary"][:2048],
+            "externalExecutionId": run_id[:1500],
+            "percentComplete": 100,
+        },
+    )
+    return {"status": "PLANNED", **variables}
+
+
+def handle_fleet_job(job: CodePipelineJob, context: Any) -> dict[str, Any]:
+    """A fleet environment's ``fleet_input`` (freeze the targets) or ``fleet_report`` job."""
+    started = time.monotonic()
+    run_id = _job_run_id(job)
+    obs.bind_run(invocation="codepipeline", job_id=job.job_id, pipeline_execution_id=run_id)
+    logger.info(f"CodePipeline job {job.job_id}: {job.action} for {job.environment or 'the fleet'}")
+    codepipeline = _codepipeline_client()
+    s3 = _artifact_s3_client(job)
+    try:
+        if job.action == "fleet_input":
+            parameter = os.environ.get("SCHEMAGATE_FLEET_TARGETS_PARAMETER", "").strip()
+            if not parameter or job.bundle is None:
+                raise ConfigurationError(
+                    "a fleet_input job needs SCHEMAGATE_FLEET_TARGETS_PARAMETER and the bundle as its input",
+                    remedy="deploy the environment with fleet.targetsParameter (the CDK app wires both)",
+                )
+            targets = fleet_pipeline.read_targets(parameter, boto3.client("ssm", config=_AWS_CONFIG))
+            document = fleet_pipeline.fleet_input(
+                bundle_url=job.bundle.url,
+                run_id=run_id,
+                environment=job.environment,
+                snapshot=job.snapshot,
+                targets=targets,
+            )
+            url = write_job_artifact(job, s3, fleet_pipeline.input_zip(document), "application/zip")
+            variables = {"targets": str(len(targets))}
+            summary = f"{len(targets)} target(s) from {parameter} frozen for this execution"
+            logger.info(summary, extra={"fleet_input": url})
+        else:
+            states = boto3.client("stepfunctions", config=_AWS_CONFIG)
+            execution = states.describe_execution(executionArn=job.execution_arn)
+            if execution.get("status") != "SUCCEEDED":
+                raise ConfigurationError(
+                    f"the fleet's {job.fleet_action} state machine execution is {execution.get('status')}",
+                    remedy="open the execution in the Step Functions console",
+                )
+            report = fleet_pipeline.FleetReport(json.loads(execution.get("output") or "{}"))
+            url = write_job_artifact(
+                job, s3, obs.redact(report.to_text()).encode(), "text/plain; charset=utf-8"
+            )
+            variables = report.output_variables(url, region=_region())
+            summary = variables["summary"]
+            if report.refused:
+                drift = report.drift()
+                problem = f"drift: {drift}" if drift != "none" else summary
+                raise MigrationRefused(
+                    f"fleet {job.fleet_action} refused: {problem}"
+                    + (f"; the full report: {url}" if url else ""),
+                    rule="fleet-drift" if drift != "none" else "fleet-target-failed",
+                    remedy="fix the targets named in the report; nothing was applied anywhere"
+                    if job.fleet_action == "plan"
+                    else "fix the targets named in the report, then retry the stage",
+                    category=Category.CHECKSUM_MISMATCH if drift != "none" else None,
+                )
+    except Exception as exc:
+        return _fail_job(codepipeline, job, run_id, as_schemagate_error(exc), started)
+    variables = {k: obs.redact(v) for k, v in variables.items()}
+    codepipeline.put_job_success_result(
+        jobId=job.job_id,
+        outputVariables=variables,
+        executionDetails={
+            "summary": obs.redact(summary)[:2048],
+            "externalExecutionId": run_id[:1500],
+            "percentComplete": 100,
+        },
+    )
+    return {"status": "SUCCEEDED", **variables}
+
+
+def _snapshot_note(job: CodePipelineJob) -> str:
+    """`` after snapshot <name>`` for an Execute that a Snapshot step preceded."""
+    if not job.snapshot:
+        return ""
+    from executor.snapshot import snapshot_name, snapshot_source
+
+    arn = os.environ.get("SCHEMAGATE_DB_SECRET_ARN", "")
+    try:
+        secret = db_credentials.read_secret(arn) if arn else {}
+        name = snapshot_name(job.snapshot, snapshot_source(secret, os.environ).identifier)
+    except Exception:  # only a note in the summary: the snapshot step itself reported any problem
+        name = f"{job.snapshot}-*"
+    return f" after snapshot {name}"
 
 
 def _artifact_s3_client(job: CodePipelineJob) -> Any:
@@ -385,12 +607,12 @@ def _artifact_s3_client(job: CodePipelineJob) -> Any:
 
 
 def handle_codepipeline(job: CodePipelineJob, context: Any) -> dict[str, Any]:
+    if job.action == "plan":
+        return handle_plan_job(job, context)
+    if job.action in ("fleet_input", "fleet_report"):
+        return handle_fleet_job(job, context)
     started = time.monotonic()
-    run_id = (
-        (job.continuation.run_id if job.continuation else None)
-        or job.options.pipeline_execution_id
-        or f"codepipeline-job-{job.job_id}"
-    )
+    run_id = _job_run_id(job)
     invocation_no = job.continuation.invocation + 1 if job.continuation else 1
     obs.bind_run(invocation="codepipeline", job_id=job.job_id, pipeline_execution_id=run_id)
     logger.info(
@@ -408,6 +630,7 @@ def handle_codepipeline(job: CodePipelineJob, context: Any) -> dict[str, Any]:
             run_id,
             should_continue=_time_left(context),
             expected_bundle_sha256=job.continuation.bundle_sha256 if job.continuation else None,
+            deadline=_deadline(context),
         )
     except Exception as exc:
         error = as_schemagate_error(exc)
@@ -444,6 +667,7 @@ def handle_codepipeline(job: CodePipelineJob, context: Any) -> dict[str, Any]:
     summary = outcome.result.summary() if outcome.result else "done"
     if job.options.dry_run:
         summary = f"dry run: {len(report.remaining)} migration(s) would be applied"
+    summary += _snapshot_note(job)
     codepipeline.put_job_success_result(
         jobId=job.job_id,
         executionDetails={
@@ -455,11 +679,60 @@ def handle_codepipeline(job: CodePipelineJob, context: Any) -> dict[str, Any]:
     return {"status": report.status, "applied": report.applied, "remaining": report.remaining}
 
 
+def _direct_failure(request: DirectInvocation, run_id: str, error: SchemagateError) -> dict[str, Any]:
+    return {
+        "ok": False,
+        "action": request.action,
+        "run_id": run_id,
+        **{
+            k: (obs.redact(v) if isinstance(v, str) else v)
+            for k, v in error.to_dict().items()
+            if k != "context"
+        },
+        "applied": list(error.context.get("applied_before_failure") or []),
+    }
+
+
+def handle_fleet_step(request: DirectInvocation, run_id: str) -> dict[str, Any]:
+    """The fleet state machine's own steps: ``snapshot`` (one target's instance or cluster) and
+    ``fleet_summary`` (the Map's results, read back from S3)."""
+    if request.action == "snapshot":
+        from executor.snapshot import snapshot_source, take_snapshot
+
+        environ = target_environ(request.target_secret_arn) or os.environ
+        arn = environ.get("SCHEMAGATE_DB_SECRET_ARN", "")
+        secret = db_credentials.read_secret(arn) if arn else {}
+        state = take_snapshot(
+            request.snapshot or "",
+            snapshot_source(secret, environ),
+            boto3.client("rds", config=_AWS_CONFIG),
+            environment=request.environment or os.environ.get("SCHEMAGATE_ENVIRONMENT") or None,
+            run_id=run_id,
+        )
+        logger.info(f"snapshot {state.snapshot} of {state.kind} {state.source}: {state.status}")
+        return {"ok": True, "action": "snapshot", "run_id": run_id, **state.to_dict()}
+    entries = fleet_pipeline.read_map_results(request.results or {}, boto3.client("s3", config=_AWS_CONFIG))
+    fleet_action = request.fleet_action or "apply"
+    outcomes = [fleet_pipeline.outcome_from_result(e, fleet_action) for e in entries]
+    summary = fleet_pipeline.summarize(
+        outcomes,
+        fleet_action=fleet_action,
+        environment=request.environment or os.environ.get("SCHEMAGATE_ENVIRONMENT") or None,
+    )
+    logger.info(
+        f"fleet {fleet_action}: {summary['text']}", extra={"failed": [f["target"] for f in summary["failed"]]}
+    )
+    return {"ok": not summary["failed"], "action": "fleet_summary", "run_id": run_id, **summary}
+
+
 def handle_direct(request: DirectInvocation, context: Any) -> dict[str, Any]:
     started = time.monotonic()
     run_id = request.options.pipeline_execution_id or f"lambda-{getattr(context, 'aws_request_id', 'local')}"
     obs.bind_run(invocation="direct", pipeline_execution_id=run_id)
+    fleet_target = request.target_secret_arn is not None
     try:
+        if request.action in ("snapshot", "fleet_summary"):
+            return json.loads(obs.redact(json.dumps(handle_fleet_step(request, run_id), default=str)))
         outcome = execute(
             request.action,
             request.bundle,
@@ -467,25 +740,21 @@ def handle_direct(request: DirectInvocation, context: Any) -> dict[str, Any]:
             request.options,
             run_id,
             should_continue=_time_left(context),
+            deadline=_deadline(context),
+            target_secret_arn=request.target_secret_arn,
+            environment=request.environment,
             tool=request.tool,
             table=request.table,
         )
     except Exception as exc:
         error = as_schemagate_error(exc)
-        if request.action == "apply":
+        if request.action == "apply" and not fleet_target:
             _failed("direct", run_id, error, started)
-        else:
+        else:  # a fleet is told of once, by its summary; its targets still count in the metrics
             obs.log_failure(error)
-        return {
-            "ok": False,
-            "action": request.action,
-            "run_id": run_id,
-            **{
-                k: (obs.redact(v) if isinstance(v, str) else v)
-                for k, v in error.to_dict().items()
-                if k != "context"
-            },
-        }
+            if request.action == "apply":
+                obs.record_failure(error.category.value, duration_ms=(time.monotonic() - started) * 1000)
+        return _direct_failure(request, run_id, error)
     body: dict[str, Any] = {
         "ok": True,
         "action": request.action,
@@ -509,8 +778,10 @@ def handle_direct(request: DirectInvocation, context: Any) -> dict[str, Any]:
             notes=t.notes,
         )
     if outcome.result is not None:
-        if request.action == "apply":
+        if request.action == "apply" and not fleet_target:
             _succeeded("direct", outcome)
+        elif request.action == "apply" and not outcome.dry_run:
+            obs.record_success(applied=len(outcome.applied()), duration_ms=outcome.duration_ms)
         applying = request.action == "apply" and not outcome.dry_run
         body.update(
             summary=outcome.result.summary() if applying else outcome.result.plan.summary(),
@@ -519,6 +790,8 @@ def handle_direct(request: DirectInvocation, context: Any) -> dict[str, Any]:
             stopped_early=outcome.stopped_early,
             refusals=[failure_text(r) for r in outcome.result.plan.refusals],
         )
+    if outcome.plan_report is not None:
+        body["plan_report"] = outcome.plan_report.to_dict()
     return json.loads(obs.redact(json.dumps(body, default=str)))
 
 
@@ -583,6 +856,7 @@ def handle_custom_resource(request: CustomResourceRequest, context: Any) -> dict
             request.options,
             run_id,
             should_continue=_time_left(context),
+            deadline=_deadline(context),
         )
         if outcome.stopped_early:
             raise ConfigurationError(

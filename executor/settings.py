@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -30,6 +31,9 @@ class ExecutorSettings:
     allow_missing: bool = False  # applied versions absent from the bundle are tolerated
     run_id: str = "local"  # pipeline execution id, or "local"
     dry_run: bool = False
+    # time.monotonic() by which every statement must have ended: the Lambda executor sets it to its
+    # remaining invocation time minus a margin, so no statement outlives the function; None: no cap
+    statement_deadline: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("schema", "table"):
@@ -64,6 +68,18 @@ class ExecutorSettings:
                 remedy=f"known settings: {', '.join(sorted(known))}",
             )
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+    def capped_statement_timeout(self, value: str) -> tuple[str, bool]:
+        """``value`` (a statement_timeout), or less when ``statement_deadline`` comes first; and
+        whether the deadline capped it.  Asked as each migration starts, so the cap shrinks with
+        the time left."""
+        if self.statement_deadline is None:
+            return value, False
+        left_ms = max(1000, int((self.statement_deadline - time.monotonic()) * 1000))
+        configured = duration_seconds(value)
+        if configured is not None and configured * 1000 <= left_ms:
+            return value, False
+        return f"{left_ms}ms", True
 
     @property
     def network_timeout_s(self) -> float | None:

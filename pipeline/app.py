@@ -2,7 +2,8 @@
 
 Run plainly, it reads ``cdk.json``'s context itself and writes ``cdk.out/``.
 
-Stacks: ``SchemagatePipeline`` and, with ``demoDatabase: true``, ``SchemagateDemoDatabase``.
+Stacks: ``SchemagatePipeline`` and, for each environment with ``demoDatabase: true``, a demo
+database stack (``SchemagateDemoDatabase``, or ``SchemagateDemoDatabase-<environment>``).
 cdk-nag's AwsSolutions checks run on every synth; an unacknowledged finding is an error.
 """
 
@@ -34,30 +35,38 @@ def build_app(app: App, *, project_root: Path = REPO_ROOT) -> dict[str, object]:
         account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION")
     )
     stacks: dict[str, object] = {}
-    target = None
-    if config.demo_database:
+    targets = {}
+    for environment in config.environments:
+        if not environment.demo_database:
+            continue
+        name = demo_stack_name(environment.name, single=config.legacy_single_database)
         demo = DemoDatabaseStack(
             app,
-            "SchemagateDemoDatabase",
+            name,
             config=config,
             env=env,
-            description="schemagate demo: RDS PostgreSQL in private subnets",
+            description=f"schemagate demo ({environment.name}): RDS PostgreSQL in private subnets",
         )
-        stacks["SchemagateDemoDatabase"] = demo
-        target = demo.target
+        stacks[name] = demo
+        targets[environment.name] = demo.target
     stacks["SchemagatePipeline"] = PipelineStack(
         app,
         "SchemagatePipeline",
         config=config,
         buildspec=buildspec,
         buildspec_path=buildspec_path,
-        target=target,
+        targets=targets,
         env=env,
         description="schemagate: gated PostgreSQL migration pipeline",
     )
     Tags.of(app).add("project", "schemagate")
     check_app(app)
     return stacks
+
+
+def demo_stack_name(environment: str, *, single: bool) -> str:
+    """``SchemagateDemoDatabase`` for the single-database keys, else one per environment."""
+    return "SchemagateDemoDatabase" if single else f"SchemagateDemoDatabase-{environment}"
 
 
 def _context_when_run_plainly() -> dict[str, object] | None:

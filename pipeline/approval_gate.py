@@ -1,60 +1,64 @@
-"""The Approve step: a person looks at the bundle and the validation report, then approves."""
+"""An environment's Approve step: a person reads the plan made against that environment's database.
+
+The Plan action before it (``executor.handler``: a Lambda job with ``{"action": "plan"}``, or a
+fleet's plan report job) answers with output variables in its namespace; the approval's custom
+data shows them resolved (``#{Plan-production.pending}`` ...) and its link opens the full plan
+report it wrote to S3.  A plan that found drift or a refusal fails before this action, so nobody is
+asked to approve what cannot run.
+"""
 
 from __future__ import annotations
 
-from aws_cdk import Aws, Duration
-from aws_cdk import aws_codebuild as codebuild
+from aws_cdk import Duration
 from aws_cdk import aws_codepipeline_actions as actions
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from pipeline.inlined_buildspec import BUNDLE_SHA_VARIABLE
 
+CUSTOM_DATA_MAX = 500  # characters, before the variables are resolved
+
 
 class ApprovalGate(Construct):
-    """A manual approval action that tells the approver what they approve and where to look.
-
-    The custom data names the bundle (artifact, pipeline execution, commit and, when the
-    buildspec exports ``SCHEMAGATE_BUNDLE_SHA256``, its hash); the link opens this build's test
-    report in the CodeBuild console.  Notifications go to ``topic`` (its email subscribers).
-
-    Exposes ``action`` and ``report_url``.
-    """
+    """A manual approval that tells the approver what will run where.  Exposes ``action``,
+    ``custom_data`` and ``link``."""
 
     def __init__(
         self,
         scope: Construct,
         construct_id: str,
         *,
+        environment: str,
+        plan_namespace: str,
+        fleet: bool,
         topic: sns.ITopic,
-        validation_project: codebuild.IProject,
-        report_location: str,
-        bundle_artifact_name: str,
         source_namespace: str,
         validate_namespace: str,
         validate_exports: tuple[str, ...],
         timeout: Duration,
+        run_order: int,
     ) -> None:
         super().__init__(scope, construct_id)
-        build_id = f"#{{{validate_namespace}.CODEBUILD_BUILD_ID}}"
-        self.report_url = (
-            f"https://{Aws.REGION}.console.aws.amazon.com/codesuite/codebuild/{Aws.ACCOUNT_ID}"
-            f"/projects/{validation_project.project_name}/build/{build_id}/reports?region={Aws.REGION}"
-        )
-        bundle = (
-            f"Bundle: artifact '{bundle_artifact_name}' of execution #{{codepipeline.PipelineExecutionId}}, "
-            f"commit #{{{source_namespace}.CommitId}}"
-        )
+        where = f"on #{{{plan_namespace}.targets}} databases" if fleet else "on its database"
+        bundle = "Bundle"
         if BUNDLE_SHA_VARIABLE in validate_exports:
-            bundle += f", bundle_sha256 #{{{validate_namespace}.{BUNDLE_SHA_VARIABLE}}}"
+            bundle += f" #{{{validate_namespace}.{BUNDLE_SHA_VARIABLE}}}"
         self.custom_data = (
-            f"{bundle}. Validation report (findings, files in the bundle): the link below; "
-            f"raw reports kept in {report_location}. Approving applies exactly this bundle."
+            f"{environment}: planned {where}: #{{{plan_namespace}.pending}} migration(s) pending, drift "
+            f"#{{{plan_namespace}.drift}}. #{{{plan_namespace}.summary}} {bundle}, commit "
+            f"#{{{source_namespace}.CommitId}}. The link opens the full plan. Approving applies exactly "
+            f"this bundle to {environment}."
         )
+        if len(self.custom_data) > CUSTOM_DATA_MAX:
+            raise ValueError(
+                f"approval custom data is {len(self.custom_data)} characters: {self.custom_data}"
+            )
+        self.link = f"#{{{plan_namespace}.plan_report_link}}"
         self.action = actions.ManualApprovalAction(
-            action_name="ApproveBundle",
+            action_name="Approve",
             notification_topic=topic,
             additional_information=self.custom_data,
-            external_entity_link=self.report_url,
+            external_entity_link=self.link,
             timeout=timeout,
+            run_order=run_order,
         )

@@ -62,6 +62,10 @@ _REPO_NAME = re.compile(r"^[\w.-]{1,100}$")
 _OWNER = re.compile(r"^[\w.-]+(/[\w.-]+)*$")  # GitLab groups may nest: group/subgroup
 _BRANCH = re.compile(r"^[^\s~^:?*\[\\]+$")
 _PIPELINE_NAME = re.compile(r"^[A-Za-z0-9.@_-]{1,100}$")
+_ENVIRONMENT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,19}$")  # a stage name and part of resource names
+_SSM_PARAMETER = re.compile(r"^/?[A-Za-z0-9_.\-/]{1,1011}$")
+_RDS_IDENTIFIER = re.compile(r"^[A-Za-z](?!.*--)[A-Za-z0-9-]{0,62}(?<!-)$")
+_MIGRATIONS_DIRECTORY = re.compile(r"^(?!/)(?!.*\.\.)[\w./-]{1,200}(?<!/)$")
 
 
 class SourceProvider(StrEnum):
@@ -78,6 +82,14 @@ class SourceProvider(StrEnum):
 class Architecture(StrEnum):
     X86_64 = "x86_64"
     ARM64 = "arm64"
+
+
+class ExecutorKind(StrEnum):
+    """Where an environment's migrations run: the Lambda (15 minutes per invocation, continued
+    between migrations) or a CodeBuild build in the VPC (up to 8 hours, for long migrations)."""
+
+    LAMBDA = "lambda"
+    CODEBUILD = "codebuild"
 
 
 class PipelineConfigError(ConfigurationError):
@@ -121,6 +133,38 @@ class DatabaseTargetConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class FleetConfig:
+    """Many databases with one network: their secrets' ARNs are listed in an SSM parameter."""
+
+    targets_parameter: str  # an SSM String parameter: a JSON list of secret ARNs, read at run time
+    max_concurrency: int = 10
+    tolerated_failure_percentage: int = 0  # more failures than this stop the rollout
+
+
+@dataclass(frozen=True, kw_only=True)
+class EnvironmentConfig:
+    """One stage of the promotion: its database(s), its approval, its executor."""
+
+    name: str
+    database: DatabaseTargetConfig | None  # None: the demo database, or (fleet) only the network
+    demo_database: bool = False
+    database_port: int = 5432
+    approval_emails: tuple[str, ...] = ()
+    schema: str = "public"
+    approval: bool = True
+    fleet: FleetConfig | None = None
+    snapshot_before_apply: bool = False
+    database_instance_identifier: str | None = None  # what the snapshot is taken of
+    database_cluster_identifier: str | None = None
+    executor: ExecutorKind = ExecutorKind.LAMBDA
+
+    @property
+    def slug(self) -> str:
+        """The lower-case name used in resource names (snapshots, state machines)."""
+        return self.name.lower()
+
+
+@dataclass(frozen=True, kw_only=True)
 class PipelineConfig:
     source: SourceConfig
     database: DatabaseTargetConfig | None  # None: the demo database stack provides it
@@ -136,6 +180,13 @@ class PipelineConfig:
     pipeline_name: str = "schemagate"
     # a prebuilt Lambda package directory: skips local bundling (tests, CI caches)
     executor_asset_dir: str | None = None
+    # the environments the bundle is promoted through, in order (the single-database keys: one)
+    environments: tuple[EnvironmentConfig, ...] = ()
+    # the team's migrations directory in its repository (its [tool.schemagate] migrations)
+    migrations_directory: str = "migrations"
+    # a prebuilt schemagate wheel the builds install: skips building it at synth (tests, CI caches)
+    schemagate_wheel: str | None = None
+    legacy_single_database: bool = True  # configured with the single-database keys, not environments
 
     @classmethod
     def from_context(cls, try_get_context: Callable[[str], Any]) -> PipelineConfig:
@@ -197,65 +248,243 @@ class PipelineConfig:
                     remedy="remove githubCommentTokenSecretArn",
                 )
         demo = reader.boolean("demoDatabase", default=False)
-        database: DatabaseTargetConfig | None = None
-        target_keys = (
-            "databaseSecretArn",
-            "databaseSecretKmsKeyArn",
-            "vpcId",
-            "privateSubnetIds",
-            "databaseSecurityGroupId",
+        database_port = reader.integer("databasePort", default=5432, low=1, high=65535)
+        schema = reader.string("schema", default="public", pattern=_IDENTIFIER, example="public")
+        approval_emails = reader.string_list(
+            "approvalEmails", default=(), pattern=_EMAIL, example="dba@example.com"
         )
-        if demo:
-            given = [key for key in target_keys if raw.get(key) not in (None, "", [])]
+        common = {
+            "source": source,
+            "approval_timeout_minutes": reader.integer(
+                "approvalTimeoutMinutes", default=10080, low=5, high=86400
+            ),
+            "executor_timeout_minutes": reader.integer("executorTimeoutMinutes", default=15, low=1, high=15),
+            "executor_architecture": reader.enum(
+                "executorArchitecture", Architecture, default=Architecture.X86_64
+            ),
+            "log_retention_days": reader.choice("logRetentionDays", LOG_RETENTION_DAYS, default=90),
+            "buildspec_path": reader.string("buildspecPath", default="buildspec.yml"),
+            "pipeline_name": reader.string("pipelineName", default="schemagate", pattern=_PIPELINE_NAME),
+            "executor_asset_dir": reader.string("executorAssetDir", default=None),
+            "migrations_directory": reader.string(
+                "migrationsDirectory",
+                default="migrations",
+                pattern=_MIGRATIONS_DIRECTORY,
+                example="db/migrations",
+            ),
+            "schemagate_wheel": reader.string("schemagateWheel", default=None),
+            "approval_emails": approval_emails,
+            "schema": schema,
+            "database_port": database_port,
+        }
+        if raw.get("environments") not in (None, [], ""):
+            given = [
+                key for key in (*_DATABASE_KEYS, "demoDatabase") if raw.get(key) not in (None, "", [], False)
+            ]
             if given:
                 raise PipelineConfigError(
                     given[0],
-                    "is set together with demoDatabase=true; the demo stack creates its own database",
-                    remedy=f"remove {', '.join(given)} or set demoDatabase to false",
+                    "is set next to environments; with environments every database belongs to one",
+                    remedy=f"move {', '.join(given)} into the environment that uses it "
+                    '(e.g. "environments": [{"name": "production", ...}])',
                 )
-        else:
-            database = DatabaseTargetConfig(
-                secret_arn=reader.string(
-                    "databaseSecretArn",
-                    required=True,
-                    pattern=_SECRET_ARN,
-                    example="arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/db-AbCdEf",
-                    hint="or set demoDatabase to true for a demo database",
-                ),
-                secret_key_arn=reader.string(
-                    "databaseSecretKmsKeyArn",
-                    pattern=_KMS_KEY_ARN,
-                    example="arn:aws:kms:eu-west-1:123456789012:key/<uuid>",
-                ),
-                vpc_id=reader.string("vpcId", required=True, pattern=_VPC_ID, example="vpc-0abc1234"),
-                private_subnet_ids=reader.string_list(
-                    "privateSubnetIds", required=True, pattern=_SUBNET_ID, example="subnet-0abc1234"
-                ),
-                security_group_id=reader.string(
-                    "databaseSecurityGroupId", required=True, pattern=_SG_ID, example="sg-0abc1234"
-                ),
+            environments = _environments(raw["environments"], schema=schema, port=database_port)
+            return cls(
+                database=None,
+                demo_database=False,
+                environments=environments,
+                legacy_single_database=False,
+                **common,
             )
-        return cls(
-            source=source,
-            database=database,
-            demo_database=demo,
-            database_port=reader.integer("databasePort", default=5432, low=1, high=65535),
-            approval_emails=reader.string_list(
-                "approvalEmails", default=(), pattern=_EMAIL, example="dba@example.com"
-            ),
-            approval_timeout_minutes=reader.integer(
-                "approvalTimeoutMinutes", default=10080, low=5, high=86400
-            ),
-            schema=reader.string("schema", default="public", pattern=_IDENTIFIER, example="public"),
-            executor_timeout_minutes=reader.integer("executorTimeoutMinutes", default=15, low=1, high=15),
-            executor_architecture=reader.enum(
-                "executorArchitecture", Architecture, default=Architecture.X86_64
-            ),
-            log_retention_days=reader.choice("logRetentionDays", LOG_RETENTION_DAYS, default=90),
-            buildspec_path=reader.string("buildspecPath", default="buildspec.yml"),
-            pipeline_name=reader.string("pipelineName", default="schemagate", pattern=_PIPELINE_NAME),
-            executor_asset_dir=reader.string("executorAssetDir", default=None),
+        single = _environment(
+            _Reader(raw),
+            name="default",
+            schema=schema,
+            port=database_port,
+            emails=approval_emails,
+            fleet_allowed=False,
         )
+        return cls(
+            database=single.database,
+            demo_database=demo,
+            environments=(single,),
+            **common,
+        )
+
+
+_DATABASE_KEYS = (
+    "databaseSecretArn",
+    "databaseSecretKmsKeyArn",
+    "vpcId",
+    "privateSubnetIds",
+    "databaseSecurityGroupId",
+)
+_ENVIRONMENT_KEYS = (
+    "name",
+    *_DATABASE_KEYS,
+    "databasePort",
+    "approvalEmails",
+    "schema",
+    "demoDatabase",
+    "approval",
+    "fleet",
+    "snapshotBeforeApply",
+    "databaseInstanceIdentifier",
+    "databaseClusterIdentifier",
+    "executor",
+)
+_FLEET_KEYS = ("targetsParameter", "maxConcurrency", "toleratedFailurePercentage")
+
+
+def _environments(raw: Any, *, schema: str, port: int) -> tuple[EnvironmentConfig, ...]:
+    if not isinstance(raw, list):
+        raise PipelineConfigError(
+            "environments",
+            f"must be a list of objects, got {type(raw).__name__}",
+            remedy='write "environments": [{"name": "staging", ...}, {"name": "production", ...}]',
+        )
+    out: list[EnvironmentConfig] = []
+    for index, item in enumerate(raw):
+        where = f"environments[{index}]"
+        if not isinstance(item, Mapping):
+            raise PipelineConfigError(where, f"must be an object, got {type(item).__name__}")
+        unknown = sorted(set(item) - set(_ENVIRONMENT_KEYS))
+        if unknown:
+            raise PipelineConfigError(
+                f"{where}.{unknown[0]}",
+                "unknown key (a typo?)",
+                remedy="known keys: " + ", ".join(_ENVIRONMENT_KEYS),
+            )
+        reader = _Reader(item, prefix=f"{where}.")
+        name = reader.string("name", required=True, pattern=_ENVIRONMENT_NAME, example="production")
+        reader.prefix = f"environments[{index}]({name})."
+        taken = [e.name for e in out if e.name.lower() == name.lower()]
+        if taken:
+            raise PipelineConfigError(
+                f"{where}.name",
+                f"{name!r} names two environments",
+                remedy="give every environment its own name",
+            )
+        emails = reader.string_list("approvalEmails", default=(), pattern=_EMAIL, example="dba@example.com")
+        out.append(
+            _environment(reader, name=name, schema=schema, port=port, emails=emails, fleet_allowed=True)
+        )
+    if not out:
+        raise PipelineConfigError("environments", "lists no environment")
+    return tuple(out)
+
+
+def _environment(
+    reader: _Reader, *, name: str, schema: str, port: int, emails: tuple[str, ...], fleet_allowed: bool
+) -> EnvironmentConfig:
+    raw = reader.raw
+    demo = reader.boolean("demoDatabase", default=False)
+    fleet = _fleet(reader) if fleet_allowed else None
+    executor = (
+        reader.enum("executor", ExecutorKind, default=ExecutorKind.LAMBDA)
+        if fleet_allowed
+        else ExecutorKind.LAMBDA
+    )
+    if fleet is not None and executor is ExecutorKind.CODEBUILD:
+        raise PipelineConfigError(
+            reader.key("executor"),
+            "codebuild is not available for a fleet (its targets are applied by the Lambda, one per target)",
+            remedy='remove "executor", or split the long migration into an environment of its own',
+        )
+    database: DatabaseTargetConfig | None = None
+    if demo:
+        given = [key for key in _DATABASE_KEYS if raw.get(key) not in (None, "", [])]
+        if fleet is not None:
+            raise PipelineConfigError(
+                reader.key("fleet"), "a fleet has no demo database", remedy="remove one of them"
+            )
+        if given:
+            raise PipelineConfigError(
+                reader.key(given[0]),
+                "is set together with demoDatabase=true; the demo stack creates its own database",
+                remedy=f"remove {', '.join(given)} or set demoDatabase to false",
+            )
+    else:
+        database = DatabaseTargetConfig(
+            secret_arn=reader.string(
+                "databaseSecretArn",
+                required=fleet is None,
+                pattern=_SECRET_ARN,
+                example="arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/db-AbCdEf",
+                hint="or set demoDatabase to true for a demo database",
+            )
+            or "",
+            secret_key_arn=reader.string(
+                "databaseSecretKmsKeyArn",
+                pattern=_KMS_KEY_ARN,
+                example="arn:aws:kms:eu-west-1:123456789012:key/<uuid>",
+            ),
+            vpc_id=reader.string("vpcId", required=True, pattern=_VPC_ID, example="vpc-0abc1234"),
+            private_subnet_ids=reader.string_list(
+                "privateSubnetIds", required=True, pattern=_SUBNET_ID, example="subnet-0abc1234"
+            ),
+            security_group_id=reader.string(
+                "databaseSecurityGroupId", required=True, pattern=_SG_ID, example="sg-0abc1234"
+            ),
+        )
+        if fleet is not None and database.secret_arn:
+            raise PipelineConfigError(
+                reader.key("databaseSecretArn"),
+                "is set for a fleet, whose secrets are listed in fleet.targetsParameter",
+                remedy="remove databaseSecretArn (put the secret's ARN into the targets parameter)",
+            )
+    snapshot = reader.boolean("snapshotBeforeApply", default=False) if fleet_allowed else False
+    instance = reader.string("databaseInstanceIdentifier", pattern=_RDS_IDENTIFIER, example="billing-prod")
+    cluster = reader.string("databaseClusterIdentifier", pattern=_RDS_IDENTIFIER, example="billing-prod")
+    if instance and cluster:
+        raise PipelineConfigError(
+            reader.key("databaseClusterIdentifier"),
+            "is set together with databaseInstanceIdentifier",
+            remedy="name the RDS instance or the Aurora cluster, not both",
+        )
+    if snapshot and not (instance or cluster or demo or fleet):
+        raise PipelineConfigError(
+            reader.key("snapshotBeforeApply"),
+            "needs to know what to snapshot",
+            remedy="set databaseInstanceIdentifier (RDS) or databaseClusterIdentifier (Aurora) for the "
+            "environment",
+        )
+    return EnvironmentConfig(
+        name=name,
+        database=database,
+        demo_database=demo,
+        database_port=reader.integer("databasePort", default=port, low=1, high=65535),
+        approval_emails=emails,
+        schema=reader.string("schema", default=schema, pattern=_IDENTIFIER, example="public"),
+        approval=reader.boolean("approval", default=True) if fleet_allowed else True,
+        fleet=fleet,
+        snapshot_before_apply=snapshot,
+        database_instance_identifier=instance,
+        database_cluster_identifier=cluster,
+        executor=executor,
+    )
+
+
+def _fleet(reader: _Reader) -> FleetConfig | None:
+    raw = reader.raw.get("fleet")
+    if raw in (None, {}, ""):
+        return None
+    key = reader.key("fleet")
+    if not isinstance(raw, Mapping):
+        raise PipelineConfigError(key, f"must be an object, got {type(raw).__name__}")
+    unknown = sorted(set(raw) - set(_FLEET_KEYS))
+    if unknown:
+        raise PipelineConfigError(
+            f"{key}.{unknown[0]}", "unknown key (a typo?)", remedy="known keys: " + ", ".join(_FLEET_KEYS)
+        )
+    fleet = _Reader(raw, prefix=f"{key}.")
+    return FleetConfig(
+        targets_parameter=fleet.string(
+            "targetsParameter", required=True, pattern=_SSM_PARAMETER, example="/schemagate/tenants/targets"
+        ),
+        max_concurrency=fleet.integer("maxConcurrency", default=10, low=1, high=10000),
+        tolerated_failure_percentage=fleet.integer("toleratedFailurePercentage", default=0, low=0, high=100),
+    )
 
 
 _KNOWN_KEYS = (
@@ -281,23 +510,31 @@ _KNOWN_KEYS = (
     "buildspecPath",
     "pipelineName",
     "executorAssetDir",
+    "environments",
+    "migrationsDirectory",
+    "schemagateWheel",
 )
 
 
 class _Reader:
-    """Reads one key at a time, raising PipelineConfigError that names the key."""
+    """Reads one key at a time, raising PipelineConfigError that names the key (with ``prefix``,
+    the path of the object it is in: ``environments[1](production).vpcId``)."""
 
-    def __init__(self, raw: Mapping[str, Any]) -> None:
-        self._raw = raw
+    def __init__(self, raw: Mapping[str, Any], *, prefix: str = "") -> None:
+        self.raw = raw
+        self.prefix = prefix
+
+    def key(self, key: str) -> str:
+        return self.prefix + key
 
     def _get(self, key: str, required: bool, hint: str | None = None) -> Any:
-        value = self._raw.get(key)
+        value = self.raw.get(key)
         if value is None or value == "" or value == []:
             if required:
                 problem = "is required but missing"
                 if hint:
                     problem += f" ({hint})"
-                raise PipelineConfigError(key, problem)
+                raise PipelineConfigError(self.key(key), problem)
             return None
         return value
 
@@ -315,11 +552,11 @@ class _Reader:
         if value is None:
             return default
         if not isinstance(value, str):
-            raise PipelineConfigError(key, f"must be a string, got {type(value).__name__}")
+            raise PipelineConfigError(self.key(key), f"must be a string, got {type(value).__name__}")
         value = value.strip()
         if pattern is not None and not pattern.match(value):
             expected = f" (expected something like {example})" if example else ""
-            raise PipelineConfigError(key, f"{value!r} is not valid{expected}")
+            raise PipelineConfigError(self.key(key), f"{value!r} is not valid{expected}")
         return value
 
     def string_list(
@@ -339,13 +576,13 @@ class _Reader:
         elif isinstance(value, list | tuple):
             items = value
         else:
-            raise PipelineConfigError(key, f"must be a list of strings, got {type(value).__name__}")
+            raise PipelineConfigError(self.key(key), f"must be a list of strings, got {type(value).__name__}")
         if required and not items:
-            raise PipelineConfigError(key, "must list at least one value")
+            raise PipelineConfigError(self.key(key), "must list at least one value")
         for item in items:
             if not isinstance(item, str) or (pattern is not None and not pattern.match(item)):
                 expected = f" (expected something like {example})" if example else ""
-                raise PipelineConfigError(key, f"{item!r} is not valid{expected}")
+                raise PipelineConfigError(self.key(key), f"{item!r} is not valid{expected}")
         return tuple(items)
 
     def boolean(self, key: str, *, default: bool) -> bool:
@@ -356,26 +593,26 @@ class _Reader:
             return value
         if isinstance(value, str) and value.lower() in ("true", "false"):
             return value.lower() == "true"
-        raise PipelineConfigError(key, f"must be true or false, got {value!r}")
+        raise PipelineConfigError(self.key(key), f"must be true or false, got {value!r}")
 
     def integer(self, key: str, *, default: int, low: int, high: int) -> int:
         value = self._get(key, False)
         if value is None:
             return default
         if isinstance(value, bool):
-            raise PipelineConfigError(key, f"must be a whole number, got {value!r}")
+            raise PipelineConfigError(self.key(key), f"must be a whole number, got {value!r}")
         try:
             number = int(value)
         except (TypeError, ValueError):
-            raise PipelineConfigError(key, f"must be a whole number, got {value!r}") from None
+            raise PipelineConfigError(self.key(key), f"must be a whole number, got {value!r}") from None
         if not low <= number <= high:
-            raise PipelineConfigError(key, f"must be between {low} and {high}, got {number}")
+            raise PipelineConfigError(self.key(key), f"must be between {low} and {high}, got {number}")
         return number
 
     def choice(self, key: str, allowed: tuple[int, ...], *, default: int) -> int:
         number = self.integer(key, default=default, low=min(allowed), high=max(allowed))
         if number not in allowed:
-            raise PipelineConfigError(key, f"{number} is not one of {', '.join(map(str, allowed))}")
+            raise PipelineConfigError(self.key(key), f"{number} is not one of {', '.join(map(str, allowed))}")
         return number
 
     def enum(self, key: str, kind: type[Enum], *, required: bool = False, default: Any = None) -> Any:
@@ -386,4 +623,4 @@ class _Reader:
             return kind(str(value).lower())
         except ValueError:
             allowed = ", ".join(member.value for member in kind)
-            raise PipelineConfigError(key, f"{value!r} is not one of {allowed}") from None
+            raise PipelineConfigError(self.key(key), f"{value!r} is not one of {allowed}") from None

@@ -73,7 +73,12 @@ class DemoDatabase(Construct):
         assert self.instance.secret is not None
         self.secret = self.instance.secret
         self.target = DatabaseTarget(
-            vpc=self.vpc, subnets=subnets, security_group=self.security_group, port=PORT, secret=self.secret
+            vpc=self.vpc,
+            subnets=subnets,
+            security_group=self.security_group,
+            port=PORT,
+            secret=self.secret,
+            instance_identifier=self.instance.instance_identifier,
         )
         acknowledge(self.instance, "AwsSolutions-RDS3", "Demo database: one AZ keeps the first deploy cheap.")
         acknowledge(

@@ -5,18 +5,28 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import jsii
-from aws_cdk import Aws, BundlingOptions, DockerImage, Duration, ILocalBundling, RemovalPolicy
+from aws_cdk import (
+    ArnFormat,
+    Aws,
+    BundlingOptions,
+    DockerImage,
+    Duration,
+    ILocalBundling,
+    RemovalPolicy,
+    Stack,
+)
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from pipeline.lambda_bundle import EXECUTOR_DIR, build_lambda_package
-from pipeline.nag_policy import acknowledge, acknowledge_key_grants
+from pipeline.nag_policy import acknowledge, acknowledge_artifact_grants, acknowledge_key_grants, finding_arn
 from pipeline.validation_project import SIGNING_ALGORITHM, SIGNING_ALGORITHM_ENV
 
 HANDLER = "executor.handler.handle"
@@ -26,16 +36,21 @@ METRICS_NAMESPACE = "schemagate"
 _ARCHITECTURES = {"x86_64": lambda_.Architecture.X86_64, "arm64": lambda_.Architecture.ARM_64}
 
 
+SECRET_TAG = "schemagate-environment"  # noqa: S105 (a tag key, not a secret); a fleet's secrets (and, for snapshots, instances) carry it
+
+
 @dataclass(frozen=True, kw_only=True)
 class DatabaseTarget:
-    """The database the executor migrates and how to reach it."""
+    """The database the executor migrates and how to reach it (a fleet: only the network)."""
 
     vpc: ec2.IVpc
     subnets: ec2.SubnetSelection  # private subnets the executor runs in
     security_group: ec2.ISecurityGroup  # the database's; the executor is allowed into it
     port: int
-    secret: secretsmanager.ISecret  # RDS-format secret: host, port, username, password, dbname
+    secret: secretsmanager.ISecret | None  # RDS-format secret; None for a fleet (targets from SSM)
     secret_key: kms.IKey | None = None  # its customer-managed key, if any
+    instance_identifier: str | None = None  # the RDS instance a snapshot is taken of
+    cluster_identifier: str | None = None  # or the Aurora cluster
 
 
 @jsii.implements(ILocalBundling)
@@ -69,16 +84,20 @@ def executor_code(*, arch: str, prebuilt_dir: str | None = None) -> lambda_.Code
 
 
 class ExecutorFunction(Construct):
-    """The executor Lambda (``executor.handler.handle``), least privilege.
+    """One environment's executor Lambda (``executor.handler.handle``), least privilege.
 
-    - in the target's private subnets, with its own security group that may reach only the
+    - in the environment's private subnets, with its own security group that may reach only the
       database (on its port) and HTTPS (AWS APIs); the database's group admits it;
-    - may read only the one database secret, ``kms:Verify`` only with the signing key, publish
-      to the notification topic;
-    - reserved concurrency 1 (the advisory lock is the real guard; this keeps a second run queued
-      rather than contending), 15-minute timeout, its own log group with retention.
+    - may read only its environment's database secret (a fleet: only secrets tagged
+      ``schemagate-environment=<name>``), ``kms:Verify`` only with the signing key, publish to
+      its notification topic;
+    - no reserved concurrency (on an account with a small concurrency quota reserving any fails
+      the deployment, and the advisory lock already serializes executors on a database); no
+      asynchronous retries (CodePipeline invokes it asynchronously: a retried job would run
+      twice, the second time into a held lock); 15-minute timeout; its own log group.
 
-    Exposes ``function``, ``security_group``, ``log_group``.
+    ``allow_fleet`` and ``allow_snapshots`` add what a fleet and a snapshot need.
+    Exposes ``function``, ``security_group``, ``log_group``, ``role``.
     """
 
     def __init__(
@@ -93,9 +112,11 @@ class ExecutorFunction(Construct):
         timeout: Duration,
         architecture: str,
         log_retention: logs.RetentionDays,
+        environment_name: str,
         prebuilt_code_dir: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
+        self.environment_name = environment_name
         self.security_group = ec2.SecurityGroup(
             self,
             "SecurityGroup",
@@ -112,20 +133,20 @@ class ExecutorFunction(Construct):
         self.function = lambda_.Function(
             self,
             "Function",
-            description="schemagate executor: verify the approved bundle and apply pending migrations",
+            description=f"schemagate executor ({environment_name}): plan, verify and apply the bundle",
             runtime=RUNTIME,
             architecture=_ARCHITECTURES[architecture],
             handler=HANDLER,
             code=executor_code(arch=architecture, prebuilt_dir=prebuilt_code_dir),
             timeout=timeout,
             memory_size=512,
-            reserved_concurrent_executions=1,
             vpc=target.vpc,
             vpc_subnets=target.subnets,
             security_groups=[self.security_group],
             log_group=self.log_group,
             environment={
-                "SCHEMAGATE_DB_SECRET_ARN": target.secret.secret_arn,
+                **({"SCHEMAGATE_DB_SECRET_ARN": target.secret.secret_arn} if target.secret else {}),
+                "SCHEMAGATE_ENVIRONMENT": environment_name,
                 "SCHEMAGATE_SIGNING_KEY_ID": signing_key.key_arn,
                 SIGNING_ALGORITHM_ENV: SIGNING_ALGORITHM,
                 "SCHEMAGATE_NOTIFY_TOPIC_ARN": topic.topic_arn,
@@ -134,10 +155,20 @@ class ExecutorFunction(Construct):
                 "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
             },
         )
+        # CodePipeline invokes the function asynchronously: Lambda's default would retry a failed or
+        # timed-out job twice more
+        self.function.configure_async_invoke(retry_attempts=0)
+        self.role = self.function.role
         self.security_group.connections.allow_to(
             target.security_group, ec2.Port.tcp(target.port), "schemagate executor to the database"
         )
-        target.secret.grant_read(self.function)
+        if target.secret is not None:
+            target.secret.grant_read(self.function)
+        if target.instance_identifier:
+            self.function.add_environment("SCHEMAGATE_DB_INSTANCE_IDENTIFIER", target.instance_identifier)
+        if target.cluster_identifier:
+            self.function.add_environment("SCHEMAGATE_DB_CLUSTER_IDENTIFIER", target.cluster_identifier)
+        self.target = target
         if target.secret_key is not None:
             # decrypt the secret through Secrets Manager only, not arbitrary data under that key
             self.function.add_to_role_policy(
@@ -152,6 +183,113 @@ class ExecutorFunction(Construct):
         signing_key.grant(self.function, "kms:Verify")
         topic.grant_publish(self.function)
         self._acknowledge_findings()
+
+    def _arn(self, service: str, resource: str) -> str:
+        return Stack.of(self).format_arn(
+            service=service, resource=resource, arn_format=ArnFormat.COLON_RESOURCE_NAME
+        )
+
+    def allow_fleet(
+        self, *, targets_parameter: str, bundle_bucket: s3.IBucket, plan_state_machine_name: str
+    ) -> None:
+        """What a fleet's executor needs: the targets parameter, the secrets tagged for this
+        environment, the bundle and the Map's results (read only: the executor writes nothing to
+        the bucket), and the plan state machine's output (the plan report job)."""
+        self.function.add_environment("SCHEMAGATE_FLEET_TARGETS_PARAMETER", targets_parameter)
+        name = targets_parameter.lstrip("/")
+        stack = Stack.of(self)
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["ssm:GetParameter"],
+                resources=[stack.format_arn(service="ssm", resource="parameter", resource_name=name)],
+            )
+        )
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+                resources=[self._arn("secretsmanager", "secret:*")],
+                conditions={
+                    "StringEquals": {f"secretsmanager:ResourceTag/{SECRET_TAG}": self.environment_name}
+                },
+            )
+        )
+        bundle_bucket.grant_read(self.function)
+        acknowledge_artifact_grants(self.function, bucket=bundle_bucket, who="a fleet's executor (read only)")
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["states:DescribeExecution"],
+                resources=[self._arn("states", f"execution:{plan_state_machine_name}:*")],
+            )
+        )
+        acknowledge(
+            self.function,
+            f"AwsSolutions-IAM5[Resource::{finding_arn(self, 'secretsmanager', 'secret:*')}]",
+            f"A fleet's secrets are listed at run time (adding a tenant needs no deploy); only those tagged "
+            f"{SECRET_TAG}={self.environment_name} can be read (condition on the statement).",
+        )
+        executions = finding_arn(self, "states", f"execution:{plan_state_machine_name}:*")
+        acknowledge(
+            self.function,
+            f"AwsSolutions-IAM5[Resource::{executions}]",
+            "The plan report job reads the output of this environment's plan state machine executions only.",
+        )
+
+    def allow_snapshots(self, *, snapshot_prefix: str) -> None:
+        """CreateDBSnapshot / CreateDBClusterSnapshot of this environment's instance or cluster (a
+        fleet: those tagged ``schemagate-environment=<name>``), into snapshots named ``prefix-*``."""
+        target = self.target
+        snapshots = [
+            self._arn("rds", f"snapshot:{snapshot_prefix}-*"),
+            self._arn("rds", f"cluster-snapshot:{snapshot_prefix}-*"),
+        ]
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "rds:CreateDBSnapshot",
+                    "rds:CreateDBClusterSnapshot",
+                    "rds:DescribeDBSnapshots",
+                    "rds:DescribeDBClusterSnapshots",
+                    "rds:AddTagsToResource",
+                ],
+                resources=snapshots,
+            )
+        )
+        if target.instance_identifier or target.cluster_identifier:
+            kind, identifier = (
+                ("db", target.instance_identifier)
+                if target.instance_identifier
+                else ("cluster", target.cluster_identifier)
+            )
+            action = "rds:CreateDBSnapshot" if kind == "db" else "rds:CreateDBClusterSnapshot"
+            self.function.add_to_role_policy(
+                iam.PolicyStatement(actions=[action], resources=[self._arn("rds", f"{kind}:{identifier}")])
+            )
+        else:  # a fleet: its instances and clusters carry the environment's tag
+            for kind, action, key in (
+                ("db", "rds:CreateDBSnapshot", "rds:db-tag"),
+                ("cluster", "rds:CreateDBClusterSnapshot", "rds:cluster-tag"),
+            ):
+                self.function.add_to_role_policy(
+                    iam.PolicyStatement(
+                        actions=[action],
+                        resources=[self._arn("rds", f"{kind}:*")],
+                        conditions={"StringEquals": {f"{key}/{SECRET_TAG}": self.environment_name}},
+                    )
+                )
+            for kind in ("db", "cluster"):
+                acknowledge(
+                    self.function,
+                    f"AwsSolutions-IAM5[Resource::{finding_arn(self, 'rds', f'{kind}:*')}]",
+                    f"A fleet's instances are not known at deploy time; only those tagged {SECRET_TAG}="
+                    f"{self.environment_name} may be snapshotted (condition on the statement).",
+                )
+        for kind in ("snapshot", "cluster-snapshot"):
+            acknowledge(
+                self.function,
+                f"AwsSolutions-IAM5[Resource::{finding_arn(self, 'rds', f'{kind}:{snapshot_prefix}-*')}]",
+                "Snapshots before apply are named after the pipeline execution; only this environment's "
+                "name prefix is allowed.",
+            )
 
     def _acknowledge_findings(self) -> None:
         acknowledge(

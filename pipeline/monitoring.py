@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
@@ -35,9 +37,11 @@ def _search(metric_name: str, statistic: str, label: str) -> cloudwatch.MathExpr
 
 
 class Monitoring(Construct):
-    """Alarms on executor errors and pipeline failures (to ``topic``) and a dashboard.
+    """Alarms on each environment's executor errors and on pipeline failures (to ``topic``), and a
+    dashboard.
 
-    Exposes ``executor_errors_alarm``, ``pipeline_failed_rule`` and ``dashboard``.
+    ``functions``: environment name -> executor function.  Exposes ``executor_errors_alarms``,
+    ``executor_throttles_alarms``, ``pipeline_failed_rule`` and ``dashboard``.
     """
 
     def __init__(
@@ -45,7 +49,7 @@ class Monitoring(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        function: lambda_.IFunction,
+        functions: Mapping[str, lambda_.IFunction],
         pipeline: codepipeline.IPipeline,
         topic: sns.ITopic,
         dashboard_name: str,
@@ -68,16 +72,20 @@ class Monitoring(Construct):
             alarm.add_alarm_action(alarm_action)
             return alarm
 
-        self.executor_errors_alarm = alarm_on_any(
-            "ExecutorErrors",
-            "The schemagate executor Lambda failed (an exception, a timeout or a crash).",
-            function.metric_errors(period=_PERIOD, statistic="Sum"),
-        )
-        self.executor_throttles_alarm = alarm_on_any(
-            "ExecutorThrottled",
-            "A schemagate execution was throttled: another one was still running.",
-            function.metric_throttles(period=_PERIOD, statistic="Sum"),
-        )
+        self.executor_errors_alarms: dict[str, cloudwatch.Alarm] = {}
+        self.executor_throttles_alarms: dict[str, cloudwatch.Alarm] = {}
+        for name, function in functions.items():
+            suffix = "" if len(functions) == 1 else name
+            self.executor_errors_alarms[name] = alarm_on_any(
+                f"ExecutorErrors{suffix}",
+                f"The schemagate executor Lambda of {name} failed (an exception, a timeout or a crash).",
+                function.metric_errors(period=_PERIOD, statistic="Sum"),
+            )
+            self.executor_throttles_alarms[name] = alarm_on_any(
+                f"ExecutorThrottled{suffix}",
+                f"A schemagate execution in {name} was throttled (the account's concurrency limit).",
+                function.metric_throttles(period=_PERIOD, statistic="Sum"),
+            )
         # CodePipeline publishes no failure metric; its state-change event is the alarm.
         self.pipeline_failed_rule = pipeline.on_state_change(
             "PipelineFailed",
@@ -99,9 +107,13 @@ class Monitoring(Construct):
             cloudwatch.GraphWidget(
                 title="Executions",
                 left=[
-                    function.metric_invocations(period=_PERIOD, statistic="Sum", label="executor runs"),
-                    function.metric_errors(period=_PERIOD, statistic="Sum", label="executor errors"),
-                    function.metric_throttles(period=_PERIOD, statistic="Sum", label="throttled"),
+                    metric
+                    for name, function in functions.items()
+                    for metric in (
+                        function.metric_invocations(period=_PERIOD, statistic="Sum", label=f"{name} runs"),
+                        function.metric_errors(period=_PERIOD, statistic="Sum", label=f"{name} errors"),
+                        function.metric_throttles(period=_PERIOD, statistic="Sum", label=f"{name} throttled"),
+                    )
                 ],
                 width=12,
             ),
@@ -115,7 +127,10 @@ class Monitoring(Construct):
             cloudwatch.GraphWidget(
                 title="Durations",
                 left=[_search(DURATION, "Average", "apply duration (avg)")],
-                right=[function.metric_duration(period=_PERIOD, statistic="Maximum", label="Lambda max")],
+                right=[
+                    function.metric_duration(period=_PERIOD, statistic="Maximum", label=f"{name} Lambda max")
+                    for name, function in functions.items()
+                ],
                 width=12,
             ),
             cloudwatch.GraphWidget(
@@ -127,6 +142,8 @@ class Monitoring(Construct):
         )
         self.dashboard.add_widgets(
             cloudwatch.AlarmStatusWidget(
-                title="Alarms", alarms=[self.executor_errors_alarm, self.executor_throttles_alarm], width=24
+                title="Alarms",
+                alarms=[*self.executor_errors_alarms.values(), *self.executor_throttles_alarms.values()],
+                width=24,
             )
         )

@@ -6,6 +6,8 @@ e.g. ``AwsSolutions-IAM5[Resource::*]``, so acknowledging one wildcard never hid
 
 from __future__ import annotations
 
+import json
+
 from aws_cdk import Acknowledgment, App, CfnElement, Stack, Token, Validations
 from cdk_nag import AwsSolutionsChecks
 from constructs import IConstruct
@@ -78,6 +80,65 @@ def _arn_prefix(scope: IConstruct, service: str) -> str:
             shown(stack.account, "AWS::AccountId"),
         )
     )
+
+
+def _shown(value: str, pseudo: str) -> str:
+    return f"<{pseudo}>" if Token.is_unresolved(value) else value
+
+
+def finding_partition(scope: IConstruct) -> str:
+    return _shown(Stack.of(scope).partition, "AWS::Partition")
+
+
+def token_arn_part(construct: IConstruct, index: int) -> str:
+    """How cdk-nag shows part ``index`` of an ARN CDK split out of a ``Ref`` (a state machine's)."""
+    ref = json.dumps({"Ref": logical_id(construct)}, separators=(",", ":"))
+    return f'{{"Fn::Select":[{index},{{"Fn::Split":[":",{ref}]}}]}}'
+
+
+def acknowledge_state_machine_grants(scope: IConstruct, state_machine: IConstruct, *, who: str) -> None:
+    """CDK's grants on a state machine's executions (the pipeline's Step Functions action, the
+    Distributed Map's own role), as cdk-nag renders them from the state machine's ARN."""
+    name = token_arn_part(state_machine, 6)
+    region_account = _arn_prefix(scope, "states")
+    from_arn = ":".join(
+        (
+            "arn",
+            token_arn_part(state_machine, 1),
+            "states",
+            token_arn_part(state_machine, 3),
+            token_arn_part(state_machine, 4),
+        )
+    )
+    for resource in (
+        f"{from_arn}:execution:{name}:*",
+        f"{region_account}:execution:{name}:*",
+        f"{region_account}:execution:{name}/*:*",
+    ):
+        acknowledge(
+            scope,
+            f"AwsSolutions-IAM5[Resource::{resource}]",
+            f"{who}: the executions of this one state machine (their ids are made at run time).",
+        )
+
+
+def acknowledge_asset_reads(scope: IConstruct, *, who: str) -> None:
+    """Reading a CDK file asset: objects of the bootstrap assets bucket."""
+    stack = Stack.of(scope)
+    qualifier = stack.node.try_get_context("@aws-cdk/core:bootstrapQualifier") or "hnb659fds"
+    account, region = _shown(stack.account, "AWS::AccountId"), _shown(stack.region, "AWS::Region")
+    bucket = f"cdk-{qualifier}-assets-{account}-{region}"
+    acknowledge(
+        scope,
+        f"AwsSolutions-IAM5[Resource::arn:{finding_partition(scope)}:s3:::{bucket}/*]",
+        f"{who} reads a deploy-time asset (the schemagate wheel); CDK grants read on the assets bucket's "
+        "objects (the key is the asset's hash).",
+    )
+
+
+def finding_arn(scope: IConstruct, service: str, resource: str) -> str:
+    """An ARN the way a cdk-nag finding id shows it (``arn:<AWS::Partition>:ssm:<AWS::Region>:...``)."""
+    return f"{_arn_prefix(scope, service)}:{resource}"
 
 
 def acknowledge_codebuild_defaults(scope: IConstruct, *, project: IConstruct) -> None:

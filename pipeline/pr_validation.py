@@ -1,7 +1,9 @@
-"""Pull-request validation: the same inlined buildspec, run on every PR that touches migrations/."""
+"""Pull-request validation: the same inlined buildspec, run on every PR that touches the team's
+migrations directory or its gate configuration."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +21,23 @@ from constructs import Construct
 
 from pipeline import codecommit_pr_comment, inlined_buildspec
 from pipeline.config import SourceConfig, SourceProvider
-from pipeline.nag_policy import acknowledge, acknowledge_artifact_grants, acknowledge_codebuild_defaults
+from pipeline.nag_policy import (
+    acknowledge,
+    acknowledge_artifact_grants,
+    acknowledge_asset_reads,
+    acknowledge_codebuild_defaults,
+)
 from pipeline.report_store import JunitReportGroup
-from pipeline.validation_project import build_settings
+from pipeline.schemagate_wheel import SchemagateWheel
+from pipeline.validation_project import build_settings, wheel_variables
 
-MIGRATIONS_PATH_PATTERN = "^migrations/"
+
+def migrations_path_pattern(migrations_directory: str) -> str:
+    """The webhook's FILE_PATH filter: the migrations directory, pyproject.toml or .sqlfluff."""
+    directory = re.escape(migrations_directory.strip("/"))
+    return rf"^({directory}/|pyproject\.toml$|\.sqlfluff$)"
+
+
 PR_EVENTS = (
     codebuild.EventAction.PULL_REQUEST_CREATED,
     codebuild.EventAction.PULL_REQUEST_UPDATED,
@@ -44,7 +58,8 @@ class PullRequestValidation(Construct):
     """A CodeBuild project validating pull requests, with its own report group.
 
     GitHub/GitLab/Bitbucket (through the CodeStar connection): a webhook with one filter group,
-    PR created/updated/reopened AND a changed file under ``migrations/``; the build status is
+    PR created/updated/reopened AND a changed file under the migrations directory (or
+    ``pyproject.toml`` / ``.sqlfluff``, where the gate's configuration lives); the build status is
     reported back to the PR.  CodeCommit: an EventBridge rule on the repository's pull request
     events starts the build at the PR's source commit, with ``SCHEMAGATE_BASE_REF`` set to the
     destination commit.  This project never signs (it has no access to the signing key).
@@ -64,6 +79,8 @@ class PullRequestValidation(Construct):
         artifact_bucket: s3.IBucket,
         encryption_key: kms.IKey,
         log_retention: logs.RetentionDays,
+        wheel: SchemagateWheel,
+        migrations_directory: str,
     ) -> None:
         super().__init__(scope, construct_id)
         self.report_group = JunitReportGroup(
@@ -84,7 +101,9 @@ class PullRequestValidation(Construct):
             # Bitbucket sends no "reopened" event; a reopened PR there arrives as an update.
             pr_events = PR_EVENTS if source.provider is not SourceProvider.BITBUCKET else PR_EVENTS[:2]
             filters = [
-                codebuild.FilterGroup.in_event_of(*pr_events).and_file_path_is(MIGRATIONS_PATH_PATTERN)
+                codebuild.FilterGroup.in_event_of(*pr_events).and_file_path_is(
+                    migrations_path_pattern(migrations_directory)
+                )
             ]
             if source.provider is SourceProvider.BITBUCKET:
                 build_source = codebuild.Source.bit_bucket(
@@ -114,10 +133,12 @@ class PullRequestValidation(Construct):
             description="schemagate: validate the migrations of a pull request (no database access)",
             source=build_source,
             build_spec=codebuild.BuildSpec.from_object(bound),
-            environment_variables=comment_token or None,
+            environment_variables={**wheel_variables(wheel), **comment_token},
             **build_settings(self, encryption_key=encryption_key, log_retention=log_retention),
         )
         self.report_group.grant_write(self.project)
+        wheel.grant_read(self.project)
+        acknowledge_asset_reads(self, who="the pull-request build")
         self.commenter: lambda_.Function | None = None
         if source.provider is SourceProvider.CODECOMMIT:
             self.rule = self._start_on_codecommit_pull_requests(repository)

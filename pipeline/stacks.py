@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from aws_cdk import Annotations, CfnOutput, Duration, Fn, Stack
 from aws_cdk import aws_codecommit as codecommit
+from aws_cdk import aws_codepipeline as codepipeline
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from pipeline.approval_gate import ApprovalGate
 from pipeline.artifact_store import ArtifactStore
-from pipeline.config import DatabaseTargetConfig, PipelineConfig, SourceProvider
+from pipeline.config import EnvironmentConfig, PipelineConfig, SourceProvider
 from pipeline.delivery_pipeline import (
     BUNDLE_ARTIFACT,
     SOURCE_NAMESPACE,
@@ -24,10 +25,12 @@ from pipeline.delivery_pipeline import (
     DeliveryPipeline,
 )
 from pipeline.demo_database import DemoDatabase
-from pipeline.executor_function import DatabaseTarget, ExecutorFunction
+from pipeline.deployment_environment import DeploymentEnvironment
+from pipeline.executor_function import DatabaseTarget
 from pipeline.monitoring import Monitoring
 from pipeline.notifications import NotificationTopic
 from pipeline.pr_validation import PullRequestValidation
+from pipeline.schemagate_wheel import SchemagateWheel
 from pipeline.validation_project import ValidationProject
 
 _COMPLETE_SECRET_ARN = re.compile(r"-[A-Za-z0-9]{6}$")
@@ -70,8 +73,14 @@ class DemoDatabaseStack(Stack):
         self.target = self.database.target
 
 
+def pascal(name: str) -> str:
+    """``staging-eu`` -> ``StagingEu`` (construct and output ids)."""
+    return "".join(part[:1].upper() + part[1:] for part in re.split(r"[^A-Za-z0-9]+", name) if part)
+
+
 class PipelineStack(Stack):
-    """Artifact store, notifications, validation (pipeline and PRs), approval, executor, monitoring."""
+    """Artifact store, notifications, validation (pipeline and PRs), one stage per environment
+    (executor, plan, approval, snapshot, execute), monitoring."""
 
     def __init__(
         self,
@@ -81,14 +90,11 @@ class PipelineStack(Stack):
         config: PipelineConfig,
         buildspec: dict[str, Any],
         buildspec_path: Path,
-        target: DatabaseTarget | None = None,
+        targets: Mapping[str, DatabaseTarget] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         retention = log_retention(config.log_retention_days)
-        if target is None:
-            assert config.database is not None
-            target = self._import_target(config.database, config.database_port)
         repository = None
         if config.source.provider is SourceProvider.CODECOMMIT:
             repository = codecommit.Repository.from_repository_name(
@@ -97,6 +103,7 @@ class PipelineStack(Stack):
 
         store = ArtifactStore(self, "Artifacts")
         notifications = NotificationTopic(self, "Notifications", emails=config.approval_emails)
+        wheel = SchemagateWheel(self, "SchemagateWheel", prebuilt=config.schemagate_wheel)
         validation = ValidationProject(
             self,
             "Validation",
@@ -105,6 +112,8 @@ class PipelineStack(Stack):
             artifact_bucket=store.bucket,
             encryption_key=store.key,
             log_retention=retention,
+            wheel=wheel,
+            connection_arn=config.source.connection_arn,
         )
         self.pull_requests = PullRequestValidation(
             self,
@@ -116,31 +125,41 @@ class PipelineStack(Stack):
             artifact_bucket=store.bucket,
             encryption_key=store.key,
             log_retention=retention,
+            wheel=wheel,
+            migrations_directory=config.migrations_directory,
         )
-        self.executor = ExecutorFunction(
-            self,
-            "Executor",
-            target=target,
-            signing_key=validation.signing_key,
-            topic=notifications.topic,
-            schema=config.schema,
-            timeout=Duration.minutes(config.executor_timeout_minutes),
-            architecture=config.executor_architecture.value,
-            log_retention=retention,
-            prebuilt_code_dir=config.executor_asset_dir,
-        )
-        approval = ApprovalGate(
-            self,
-            "Approval",
-            topic=notifications.topic,
-            validation_project=validation.project,
-            report_location=f"s3://{store.bucket.bucket_name}/reports/validation",
-            bundle_artifact_name=BUNDLE_ARTIFACT,
-            source_namespace=SOURCE_NAMESPACE,
-            validate_namespace=VALIDATE_NAMESPACE,
-            validate_exports=validation.exported_variables,
-            timeout=Duration.minutes(config.approval_timeout_minutes),
-        )
+        bundle_artifact = codepipeline.Artifact(BUNDLE_ARTIFACT)
+        self.environments: list[DeploymentEnvironment] = []
+        for env in config.environments:
+            target = (targets or {}).get(env.name) or self._import_target(env)
+            topic = notifications.topic
+            if env.approval_emails and not config.legacy_single_database:
+                # the environment's own approvers hear only about it
+                topic = NotificationTopic(
+                    self, f"Notifications{pascal(env.name)}", emails=env.approval_emails
+                ).topic
+            self.environments.append(
+                DeploymentEnvironment(
+                    self,
+                    pascal(env.name),
+                    environment=env,
+                    target=target,
+                    pipeline_name=config.pipeline_name,
+                    signing_key=validation.signing_key,
+                    topic=topic,
+                    store=store,
+                    bundle=bundle_artifact,
+                    source_namespace=SOURCE_NAMESPACE,
+                    validate_namespace=VALIDATE_NAMESPACE,
+                    validate_exports=validation.exported_variables,
+                    approval_timeout=Duration.minutes(config.approval_timeout_minutes),
+                    executor_timeout=Duration.minutes(config.executor_timeout_minutes),
+                    architecture=config.executor_architecture.value,
+                    log_retention=retention,
+                    prebuilt_code_dir=config.executor_asset_dir,
+                    wheel=wheel,
+                )
+            )
         self.delivery = DeliveryPipeline(
             self,
             "Delivery",
@@ -149,13 +168,14 @@ class PipelineStack(Stack):
             repository=repository,
             artifact_bucket=store.bucket,
             validation=validation,
-            approval=approval,
-            executor=self.executor.function,
+            bundle_artifact=bundle_artifact,
+            environments=self.environments,
+            migrations_directory=config.migrations_directory,
         )
         self.monitoring = Monitoring(
             self,
             "Monitoring",
-            function=self.executor.function,
+            functions={e.environment.name: e.executor.function for e in self.environments},
             pipeline=self.delivery.pipeline,
             topic=notifications.topic,
             dashboard_name=config.pipeline_name,
@@ -163,24 +183,29 @@ class PipelineStack(Stack):
         self.artifacts = store
         self.notifications = notifications
         self.validation = validation
-        self.approval = approval
+        self.wheel = wheel
         outputs = {
             "PipelineName": self.delivery.pipeline.pipeline_name,
             "NotificationTopicArn": notifications.topic.topic_arn,
             "ArtifactBucketName": store.bucket.bucket_name,
-            "ExecutorFunctionName": self.executor.function.function_name,
-            "ExecutorLogGroupName": self.executor.log_group.log_group_name,
             "ValidationReportGroupArn": validation.report_group.report_group_arn,
             "SigningKeyArn": validation.signing_key.key_arn,
         }
+        for e in self.environments:
+            prefix = "" if config.legacy_single_database else pascal(e.environment.name)
+            outputs[f"{prefix}ExecutorFunctionName"] = e.executor.function.function_name
+            outputs[f"{prefix}ExecutorLogGroupName"] = e.executor.log_group.log_group_name
         for name, value in outputs.items():
             CfnOutput(self, name, value=value)
 
-    def _import_target(self, database: DatabaseTargetConfig, port: int) -> DatabaseTarget:
+    def _import_target(self, env: EnvironmentConfig) -> DatabaseTarget:
+        database = env.database
+        assert database is not None, f"environment {env.name} has neither a database nor a demo stack"
+        scope = Construct(self, f"{pascal(env.name)}Database") if env.name != "default" else self
         # from_vpc_attributes wants one AZ per subnet; nothing here reads them (the executor's
         # subnets are selected by id), so they stay unresolved rather than guessed.
         vpc = ec2.Vpc.from_vpc_attributes(
-            self,
+            scope,
             "Vpc",
             vpc_id=database.vpc_id,
             availability_zones=[Fn.select(i, Fn.get_azs()) for i in range(len(database.private_subnet_ids))],
@@ -190,22 +215,25 @@ class PipelineStack(Stack):
             "@aws-cdk/aws-ec2:noSubnetRouteTableId",
             "Imported subnets are only used to place the executor; no route table is read.",
         )
+        secret = None
         arn = database.secret_arn
-        if _COMPLETE_SECRET_ARN.search(arn):
-            secret = secretsmanager.Secret.from_secret_complete_arn(self, "DatabaseSecret", arn)
-        else:
-            secret = secretsmanager.Secret.from_secret_partial_arn(self, "DatabaseSecret", arn)
+        if arn and _COMPLETE_SECRET_ARN.search(arn):
+            secret = secretsmanager.Secret.from_secret_complete_arn(scope, "DatabaseSecret", arn)
+        elif arn:
+            secret = secretsmanager.Secret.from_secret_partial_arn(scope, "DatabaseSecret", arn)
         return DatabaseTarget(
             vpc=vpc,
             subnets=ec2.SubnetSelection(subnets=vpc.private_subnets),
             security_group=ec2.SecurityGroup.from_security_group_id(
-                self, "DatabaseSecurityGroup", database.security_group_id
+                scope, "DatabaseSecurityGroup", database.security_group_id
             ),
-            port=port,
+            port=env.database_port,
             secret=secret,
             secret_key=(
-                kms.Key.from_key_arn(self, "DatabaseSecretKey", database.secret_key_arn)
+                kms.Key.from_key_arn(scope, "DatabaseSecretKey", database.secret_key_arn)
                 if database.secret_key_arn
                 else None
             ),
+            instance_identifier=env.database_instance_identifier,
+            cluster_identifier=env.database_cluster_identifier,
         )

@@ -15,13 +15,24 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from pipeline import inlined_buildspec
-from pipeline.nag_policy import acknowledge, acknowledge_artifact_grants, acknowledge_codebuild_defaults
+from pipeline.nag_policy import (
+    acknowledge,
+    acknowledge_artifact_grants,
+    acknowledge_asset_reads,
+    acknowledge_codebuild_defaults,
+)
 from pipeline.report_store import JunitReportGroup
+from pipeline.schemagate_wheel import SchemagateWheel
 
 SIGNING_KEY_ENV = "SCHEMAGATE_SIGNING_KEY_ID"
 SIGNING_ALGORITHM_ENV = "SCHEMAGATE_SIGNING_ALGORITHM"
 SIGNING_ALGORITHM = "ECDSA_SHA_256"
 BUILD_IMAGE = codebuild.LinuxBuildImage.STANDARD_8_0
+
+
+def wheel_variables(wheel: SchemagateWheel) -> dict[str, codebuild.BuildEnvironmentVariable]:
+    """Where the build finds the schemagate wheel it installs (buildspec.yml's install phase)."""
+    return {k: codebuild.BuildEnvironmentVariable(value=v) for k, v in wheel.environment_variables.items()}
 
 
 def build_settings(
@@ -49,6 +60,7 @@ class ValidationProject(Construct):
     - runs the repository's buildspec, inlined at synth time;
     - writes JUnit results to its own report group, raw reports exported to ``artifact_bucket``;
     - outputs the bundle (the buildspec's ``artifacts``);
+    - installs the schemagate wheel the stack was deployed with (``SCHEMAGATE_WHEEL_URL``);
     - owns the asymmetric signing key: only this project's role may ``kms:Sign`` with it (the key
       policy denies everyone else), the build gets its id in ``SCHEMAGATE_SIGNING_KEY_ID``.
 
@@ -65,6 +77,8 @@ class ValidationProject(Construct):
         artifact_bucket: s3.IBucket,
         encryption_key: kms.IKey,
         log_retention: logs.RetentionDays,
+        wheel: SchemagateWheel,
+        connection_arn: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.report_group = JunitReportGroup(
@@ -100,10 +114,21 @@ class ValidationProject(Construct):
             environment_variables={
                 SIGNING_KEY_ENV: codebuild.BuildEnvironmentVariable(value=self.signing_key.key_arn),
                 SIGNING_ALGORITHM_ENV: codebuild.BuildEnvironmentVariable(value=SIGNING_ALGORITHM),
+                **wheel_variables(wheel),
             },
             **build_settings(self, encryption_key=encryption_key, log_retention=log_retention),
         )
         self.report_group.grant_write(self.project)
+        wheel.grant_read(self.project)
+        acknowledge_asset_reads(self, who="the validation build")
+        if connection_arn:
+            # the source is a CODEBUILD_CLONE_REF: the build clones through the connection itself
+            self.project.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["codestar-connections:UseConnection", "codeconnections:UseConnection"],
+                    resources=[connection_arn],
+                )
+            )
         # DescribeKey lets the signer pick the key's SHA-256 algorithm (executor/signing.py).
         self.signing_key.grant(self.project, "kms:Sign", "kms:DescribeKey")
         self.signing_key.add_to_resource_policy(

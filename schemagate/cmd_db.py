@@ -42,6 +42,7 @@ from schemagate.tables import render_table
 EMBEDDED_DATABASE = "schemagate"
 LIBPQ_SERVER_VARIABLES = ("PGHOST", "PGSERVICE", "PGDATABASE")
 PLAN_LINES_SHOWN = 20  # before `apply` asks; `plan` lists everything
+DEFAULT_FLEET_CONCURRENCY = 4  # executor.fleet.DEFAULT_CONCURRENCY (imported lazily: the CLI starts fast)
 
 
 # -- the target database ----------------------------------------------------------------------
@@ -613,6 +614,20 @@ def register(group: click.Group) -> None:
         metavar="VERSION",
         help="stop after this version: later versioned migrations stay pending (Flyway's -target)",
     )
+    @click.option(
+        "--targets",
+        "targets_file",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="a fleet: a file with one database URL per line, each migrated on its own",
+    )
+    @click.option(
+        "--concurrency",
+        type=int,
+        default=DEFAULT_FLEET_CONCURRENCY,
+        show_default=True,
+        metavar="N",
+        help="with --targets: how many databases are migrated at once",
+    )
     def apply_cmd(
         database_url: str | None,
         bundle_dir: Path | None,
@@ -625,11 +640,18 @@ def register(group: click.Group) -> None:
         lock_timeout: str | None,
         statement_timeout: str | None,
         target_version: str | None,
+        targets_file: Path | None,
+        concurrency: int,
     ) -> None:
         """Apply pending migrations (asks first unless --yes).  `schemagate migrate` is the same
-        command, for Flyway hands."""
+        command, for Flyway hands.  With --targets FILE, to every database the file lists, each with
+        its own lock and history: a failing target fails alone and is named, the others complete,
+        the exit code is 1 if any failed, and a re-run finishes it."""
         config = load_config(migrations)
-        if bundle_dir is not None or not config.migrations.is_dir() or target_version is not None:
+        if targets_file is not None and database_url:
+            raise click.UsageError("pass either --database-url or --targets FILE, not both")
+        fleet = targets_file is not None
+        if bundle_dir is not None or not config.migrations.is_dir() or target_version is not None or fleet:
             bundle = load_migrations(bundle_dir, migrations, config)  # verified before any connection
             if target_version is not None:
                 before = len(bundle.manifest.migrations)
@@ -651,6 +673,9 @@ def register(group: click.Group) -> None:
             lock_timeout=lock_timeout,
             statement_timeout=statement_timeout,
         )
+        if fleet:
+            apply_fleet(targets_file, bundle, settings, concurrency, yes)
+            return
         with target_database(database_url) as target, connected(target) as conn:
             if bundle is None:
                 applied = already_applied(conn, config, settings)
@@ -819,6 +844,31 @@ def register(group: click.Group) -> None:
         click.echo("")
         click.echo(info_table(infos))
         click.echo(f"\n{state_counts(infos)}")
+
+
+def apply_fleet(targets_file: Path, bundle: Any, settings: Any, concurrency: int, yes: bool) -> None:
+    """``apply --targets``: the bundle to every target (executor.fleet), one line per target."""
+    from executor import fleet
+
+    targets = fleet.read_targets_file(targets_file)
+    count = len(bundle.manifest.migrations)
+    question = f"apply the bundle ({_plural(count, 'migration')}) to {_plural(len(targets), 'database')}?"
+    if not confirm_or_refuse(question, yes):
+        click.echo("not applied: declined at the prompt")
+        raise click.exceptions.Exit(1)
+    at_once = min(concurrency, len(targets))
+    click.echo(f"applying to {_plural(len(targets), 'database')}, {at_once} at a time:")
+    width = max(len(t.name) for t in targets)
+    result = fleet.run_fleet(
+        targets,
+        lambda target: fleet.apply_to_target(target, bundle, settings),
+        concurrency=concurrency,
+        on_done=lambda outcome: click.echo(outcome.line(width)),
+    )
+    click.echo(f"{result.summary()} in {result.duration_ms / 1000:.1f} s")
+    if result.failed:
+        click.echo("run the same command again once they are fixed: the others are up to date and stay so")
+        raise click.exceptions.Exit(1)
 
 
 def validate_for_run(config) -> Any:

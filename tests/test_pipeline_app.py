@@ -1,192 +1,35 @@
-"""The CDK app, synthesized with representative configurations; assertions on intent.
-
-Each configuration is synthesized once per test session (jsii synth is slow).  Under pytest-xdist
-the first worker to need a configuration synthesizes it into a directory shared by the run and the
-others read the templates from there.  The Lambda asset points at a stub package
-(``executorAssetDir``) so synth runs no pip; test_pipeline_bundle.py runs the real local bundling.
-"""
+"""The CDK app with the single-database keys (one environment), synthesized once per run
+(tests/pipeline_synth.py); assertions on intent."""
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
-import shutil
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
-
-os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")  # this machine's Node
-
 from aws_cdk import App
 from aws_cdk.assertions import Capture, Match, Template
 
-from pipeline.app import build_app
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/app-db-AbCdEf"
-CONNECTION_ARN = (
-    "arn:aws:codeconnections:eu-west-1:123456789012:connection/12345678-1234-1234-1234-123456789012"
+from tests.pipeline_synth import (
+    CONNECTION_ARN,
+    DB_SG,
+    SECRET_ARN,
+    SECRET_KEY_ARN,
+    SUBNETS,
+    Synthesized,
+    _actions,
+    _logical_id,
+    _resolve_join,
+    _statements_of_role,
+    codecommit,
+    demo_database,
+    demo_pipeline,
+    github_demo,
+    pipeline,
+    synth_dir,
 )
-SECRET_KEY_ARN = "arn:aws:kms:eu-west-1:123456789012:key/0b5a1f7e-1234-4321-abcd-0123456789ab"
-SUBNETS = ["subnet-0aaa1111", "subnet-0bbb2222"]
-DB_SG = "sg-0ccc3333"
 
-# A minimal buildspec of the shape the repository's has (H2 owns the real one).
-BUILDSPEC = """\
-version: 0.2
-env:
-  exported-variables: [SCHEMAGATE_BUNDLE_SHA256]
-phases:
-  build:
-    commands:
-      - schemagate validate --reports reports --bundle bundle --sign-with-kms "$SCHEMAGATE_SIGNING_KEY_ID"
-reports:
-  schemagate-validation:
-    file-format: JUNITXML
-    base-directory: reports
-    files: [junit.xml]
-artifacts:
-  base-directory: bundle
-  files: ['**/*']
-"""
-
-CONFIGS: dict[str, dict[str, Any]] = {
-    "codecommit": {
-        "sourceProvider": "codecommit",
-        "repositoryName": "app-migrations",
-        "databaseSecretArn": SECRET_ARN,
-        "databaseSecretKmsKeyArn": SECRET_KEY_ARN,
-        "vpcId": "vpc-0abc1234",
-        "privateSubnetIds": SUBNETS,
-        "databaseSecurityGroupId": DB_SG,
-        "approvalEmails": ["dba@example.com", "lead@example.com"],
-        "approvalTimeoutMinutes": 720,
-        "schema": "app",
-    },
-    "github-demo": {
-        "sourceProvider": "github",
-        "connectionArn": CONNECTION_ARN,
-        "repositoryOwner": "acme",
-        "repositoryName": "app",
-        "branch": "trunk",
-        "demoDatabase": True,
-    },
-}
-
-
-# github-demo is synthesized for a concrete account and region, codecommit environment-agnostic.
-ENVIRONMENTS: dict[str, dict[str, str]] = {
-    "codecommit": {},
-    "github-demo": {"CDK_DEFAULT_ACCOUNT": "123456789012", "CDK_DEFAULT_REGION": "eu-west-1"},
-}
-
-
-@dataclass
-class Synthesized:
-    outdir: Path
-    stacks: list[str]
-
-    def template(self, stack: str) -> Template:
-        return Template.from_json(self.raw(stack))
-
-    def raw(self, stack: str) -> dict[str, Any]:
-        return json.loads((self.outdir / f"{stack}.template.json").read_text())
-
-
-def _synthesize(name: str, workdir: Path) -> Synthesized:
-    outdir = workdir / f"cdk.out-{name}"
-    done = outdir / "manifest.json"
-    workdir.mkdir(parents=True, exist_ok=True)
-    with (workdir / f"{name}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not done.exists():
-            stub = workdir / "executor-stub"
-            if not stub.exists():
-                shutil.copytree(
-                    REPO_ROOT / "executor", stub / "executor", ignore=shutil.ignore_patterns("__pycache__")
-                )
-            buildspec = workdir / "buildspec.yml"
-            buildspec.write_text(BUILDSPEC)
-            context = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
-            context["schemagate"] = {
-                **CONFIGS[name],
-                "buildspecPath": str(buildspec),
-                "executorAssetDir": str(stub),
-            }
-            app = App(context=context, outdir=str(outdir))
-            saved = {key: os.environ.get(key) for key in ENVIRONMENTS[name]}
-            os.environ.update(ENVIRONMENTS[name])  # what the CDK CLI sets from the AWS profile
-            try:
-                build_app(app)
-            finally:
-                for key, value in saved.items():
-                    if value is None:
-                        os.environ.pop(key, None)
-                    else:
-                        os.environ[key] = value
-            app.synth()  # cdk-nag runs here: an unacknowledged finding raises ValidationFailed
-    manifest = json.loads(done.read_text())
-    stacks = [
-        key for key, value in manifest["artifacts"].items() if value["type"] == "aws:cloudformation:stack"
-    ]
-    return Synthesized(outdir=outdir, stacks=stacks)
-
-
-@pytest.fixture(scope="session")
-def synth_dir(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
-    worker = getattr(request.config, "workerinput", {}).get("workerid")
-    if worker is None:
-        return tmp_path_factory.mktemp("cdk")
-    # shared by the xdist workers of this run
-    run = os.environ.get("PYTEST_XDIST_TESTRUNUID", "run")
-    return tmp_path_factory.getbasetemp().parent / f"cdk-{run}"
-
-
-@pytest.fixture(scope="session")
-def codecommit(synth_dir: Path) -> Synthesized:
-    return _synthesize("codecommit", synth_dir)
-
-
-@pytest.fixture(scope="session")
-def github_demo(synth_dir: Path) -> Synthesized:
-    return _synthesize("github-demo", synth_dir)
-
-
-@pytest.fixture(scope="session")
-def pipeline(codecommit: Synthesized) -> Template:
-    return codecommit.template("SchemagatePipeline")
-
-
-@pytest.fixture(scope="session")
-def demo_pipeline(github_demo: Synthesized) -> Template:
-    return github_demo.template("SchemagatePipeline")
-
-
-@pytest.fixture(scope="session")
-def demo_database(github_demo: Synthesized) -> Template:
-    return github_demo.template("SchemagateDemoDatabase")
-
-
-def _logical_id(template: Template, resource_type: str, props: dict[str, Any] | None = None) -> str:
-    found = template.find_resources(resource_type, {"Properties": props} if props else None)
-    assert len(found) == 1, f"expected one {resource_type} matching {props}, found {list(found)}"
-    return next(iter(found))
-
-
-def _statements_of_role(raw: dict[str, Any], role_id: str) -> list[dict[str, Any]]:
-    statements = []
-    for resource in raw["Resources"].values():
-        if resource["Type"] == "AWS::IAM::Policy" and {"Ref": role_id} in resource["Properties"]["Roles"]:
-            statements.extend(resource["Properties"]["PolicyDocument"]["Statement"])
-    return statements
-
-
-def _actions(statement: dict[str, Any]) -> list[str]:
-    action = statement["Action"]
-    return [action] if isinstance(action, str) else action
+__all__ = ["codecommit", "demo_database", "demo_pipeline", "github_demo", "pipeline", "synth_dir"]
 
 
 # --- the stacks each configuration produces -------------------------------------------------------
@@ -202,7 +45,7 @@ def test_each_configuration_synthesizes_the_stacks_it_asks_for(
 # --- the pipeline ---------------------------------------------------------------------------------
 
 
-def test_stages_run_source_validate_approve_execute_in_a_v2_pipeline(pipeline: Template) -> None:
+def test_stages_run_source_validate_then_plan_approve_execute_in_a_v2_pipeline(pipeline: Template) -> None:
     pipeline.has_resource_properties(
         "AWS::CodePipeline::Pipeline",
         {
@@ -247,10 +90,22 @@ def test_stages_run_source_validate_approve_execute_in_a_v2_pipeline(pipeline: T
                 ),
                 Match.object_like(
                     {
-                        "Name": "Approve",
+                        # the single-database keys are one environment: Plan -> Approve -> Execute
+                        "Name": "default",
                         "Actions": [
                             Match.object_like(
                                 {
+                                    "Name": "Plan",
+                                    "RunOrder": 1,
+                                    "ActionTypeId": Match.object_like(
+                                        {"Category": "Invoke", "Provider": "Lambda"}
+                                    ),
+                                }
+                            ),
+                            Match.object_like(
+                                {
+                                    "Name": "Approve",
+                                    "RunOrder": 2,
                                     "ActionTypeId": {
                                         "Category": "Approval",
                                         "Owner": "AWS",
@@ -258,16 +113,11 @@ def test_stages_run_source_validate_approve_execute_in_a_v2_pipeline(pipeline: T
                                         "Version": "1",
                                     },
                                 }
-                            )
-                        ],
-                    }
-                ),
-                Match.object_like(
-                    {
-                        "Name": "Execute",
-                        "Actions": [
+                            ),
                             Match.object_like(
                                 {
+                                    "Name": "Execute",
+                                    "RunOrder": 3,
                                     "ActionTypeId": {
                                         "Category": "Invoke",
                                         "Owner": "AWS",
@@ -275,7 +125,7 @@ def test_stages_run_source_validate_approve_execute_in_a_v2_pipeline(pipeline: T
                                         "Version": "1",
                                     },
                                 }
-                            )
+                            ),
                         ],
                     }
                 ),
@@ -286,7 +136,7 @@ def test_stages_run_source_validate_approve_execute_in_a_v2_pipeline(pipeline: T
 
 def test_the_validated_bundle_is_what_the_executor_receives(pipeline: Template) -> None:
     source_out, validate_in, bundle_out, execute_in = Capture(), Capture(), Capture(), Capture()
-    project, function = Capture(), Capture()
+    plan_in, project, function, plan_function = Capture(), Capture(), Capture(), Capture()
     pipeline.has_resource_properties(
         "AWS::CodePipeline::Pipeline",
         {
@@ -307,16 +157,24 @@ def test_the_validated_bundle_is_what_the_executor_receives(pipeline: Template) 
                         ]
                     }
                 ),
-                Match.any_value(),
                 Match.object_like(
                     {
                         "Actions": [
                             Match.object_like(
                                 {
-                                    "InputArtifacts": [{"Name": execute_in}],
-                                    "Configuration": {"FunctionName": {"Ref": function}},
+                                    "InputArtifacts": [{"Name": plan_in}],
+                                    "Configuration": Match.object_like(
+                                        {"FunctionName": {"Ref": plan_function}}
+                                    ),
                                 }
-                            )
+                            ),
+                            Match.any_value(),
+                            Match.object_like(
+                                {
+                                    "InputArtifacts": [{"Name": execute_in}],
+                                    "Configuration": Match.object_like({"FunctionName": {"Ref": function}}),
+                                }
+                            ),
                         ]
                     }
                 ),
@@ -324,7 +182,8 @@ def test_the_validated_bundle_is_what_the_executor_receives(pipeline: Template) 
         },
     )
     assert validate_in.as_string() == source_out.as_string()
-    assert execute_in.as_string() == bundle_out.as_string() == "Bundle"
+    assert execute_in.as_string() == plan_in.as_string() == bundle_out.as_string() == "Bundle"
+    assert plan_function.as_string() == function.as_string()
     assert project.as_string() == _logical_id(
         pipeline, "AWS::CodeBuild::Project", {"Artifacts": {"Type": "CODEPIPELINE"}}
     )
@@ -516,8 +375,8 @@ def test_only_the_validation_project_may_sign_with_the_signing_key(pipeline: Tem
 # --- approval --------------------------------------------------------------------------------------
 
 
-def test_the_approval_names_the_bundle_and_links_to_the_report(pipeline: Template) -> None:
-    configuration = Capture()
+def test_the_approval_reads_the_plan_of_its_database_and_links_to_the_plan_report(pipeline: Template) -> None:
+    plan, approve = Capture(), Capture()
     pipeline.has_resource_properties(
         "AWS::CodePipeline::Pipeline",
         {
@@ -525,14 +384,15 @@ def test_the_approval_names_the_bundle_and_links_to_the_report(pipeline: Templat
                 [
                     Match.object_like(
                         {
-                            "Name": "Approve",
+                            "Name": "default",
                             "Actions": [
                                 Match.object_like(
-                                    {
-                                        "Configuration": configuration,
-                                        "TimeoutInMinutes": 720,
-                                    }
-                                )
+                                    {"Name": "Plan", "Namespace": "Plan-default", "Configuration": plan}
+                                ),
+                                Match.object_like(
+                                    {"Name": "Approve", "Configuration": approve, "TimeoutInMinutes": 720}
+                                ),
+                                Match.any_value(),
                             ],
                         }
                     )
@@ -540,13 +400,15 @@ def test_the_approval_names_the_bundle_and_links_to_the_report(pipeline: Templat
             )
         },
     )
-    custom_data = _resolve_join(configuration.as_object()["CustomData"])
-    assert "artifact 'Bundle'" in custom_data
+    assert json.loads(plan.as_object()["UserParameters"])["action"] == "plan"
+    custom_data = approve.as_object()["CustomData"]
+    for variable in ("pending", "summary", "drift"):
+        assert f"#{{Plan-default.{variable}}}" in custom_data
     assert "#{Validate.SCHEMAGATE_BUNDLE_SHA256}" in custom_data  # the buildspec exports it
     assert "#{Source.CommitId}" in custom_data
-    link = _resolve_join(configuration.as_object()["ExternalEntityLink"])
-    assert link.startswith("https://") and "/build/#{Validate.CODEBUILD_BUILD_ID}/reports" in link
-    topic = configuration.as_object()["NotificationArn"]["Ref"]
+    assert len(custom_data) <= 500
+    assert approve.as_object()["ExternalEntityLink"] == "#{Plan-default.plan_report_link}"
+    topic = approve.as_object()["NotificationArn"]["Ref"]
     for email in ("dba@example.com", "lead@example.com"):
         pipeline.has_resource_properties(
             "AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": email, "TopicArn": {"Ref": topic}}
@@ -557,14 +419,19 @@ def test_the_approval_names_the_bundle_and_links_to_the_report(pipeline: Templat
 # --- the executor ----------------------------------------------------------------------------------
 
 
-def test_the_executor_runs_python_312_once_at_a_time_for_up_to_15_minutes(pipeline: Template) -> None:
+def test_the_executor_runs_python_312_for_up_to_15_minutes_unreserved_and_never_retried(
+    pipeline: Template,
+) -> None:
     log_group = Capture()
+    function = _logical_id(pipeline, "AWS::Lambda::Function", {"Handler": "executor.handler.handle"})
     pipeline.has_resource_properties(
         "AWS::Lambda::Function",
         {
             "Handler": "executor.handler.handle",
             "Runtime": "python3.12",
-            "ReservedConcurrentExecutions": 1,
+            # reserving any concurrency fails the stack on accounts with a small quota; the advisory
+            # lock serializes executors on a database
+            "ReservedConcurrentExecutions": Match.absent(),
             "Timeout": 900,
             "LoggingConfig": {"LogGroup": {"Ref": log_group}},
             "Environment": {
@@ -584,6 +451,11 @@ def test_the_executor_runs_python_312_once_at_a_time_for_up_to_15_minutes(pipeli
         },
     )
     assert pipeline.to_json()["Resources"][log_group.as_string()]["Properties"]["RetentionInDays"] == 90
+    # CodePipeline invokes asynchronously: Lambda's default two retries would run a timed-out job again
+    pipeline.has_resource_properties(
+        "AWS::Lambda::EventInvokeConfig",
+        {"FunctionName": {"Ref": function}, "MaximumRetryAttempts": 0, "Qualifier": "$LATEST"},
+    )
 
 
 def test_the_executor_runs_in_the_private_subnets_and_reaches_only_the_database(pipeline: Template) -> None:
@@ -745,7 +617,7 @@ def test_github_pull_requests_touching_migrations_trigger_the_pr_build(demo_pipe
                             "Type": "EVENT",
                             "Pattern": "PULL_REQUEST_CREATED, PULL_REQUEST_UPDATED, PULL_REQUEST_REOPENED",
                         },
-                        {"Type": "FILE_PATH", "Pattern": "^migrations/"},
+                        {"Type": "FILE_PATH", "Pattern": r"^(migrations/|pyproject\.toml$|\.sqlfluff$)"},
                     ]
                 ],
             },
@@ -792,7 +664,9 @@ def test_a_connection_source_feeds_the_pipeline_on_migration_changes(demo_pipeli
                                     Match.object_like(
                                         {
                                             "Branches": {"Includes": ["trunk"]},
-                                            "FilePaths": {"Includes": ["migrations/**", "buildspec.yml"]},
+                                            "FilePaths": {
+                                                "Includes": ["migrations/**", "pyproject.toml", ".sqlfluff"]
+                                            },
                                         }
                                     )
                                 ]
@@ -991,24 +865,6 @@ def test_cfn_lint_finds_no_errors(request: pytest.FixtureRequest, configuration:
     assert errors == []
 
 
-# --- helpers ---------------------------------------------------------------------------------------
-
-
-def _resolve_join(value: Any) -> str:
-    """Flatten an Fn::Join with Ref/GetAtt parts into readable text (``<arn of X>``, ``<X>``)."""
-    if isinstance(value, str):
-        return value
-    if "Fn::Join" in value:
-        separator, parts = value["Fn::Join"]
-        return separator.join(_resolve_join(part) for part in parts)
-    if "Ref" in value:
-        return f"<{value['Ref']}>"
-    if "Fn::GetAtt" in value:
-        name, attribute = value["Fn::GetAtt"]
-        return f"<arn of {name}>" if attribute == "Arn" else f"<{attribute} of {name}>"
-    return json.dumps(value)
-
-
 def test_the_executor_is_told_the_pipeline_execution_id(pipeline: Template) -> None:
     """The job event has no execution id; the history's run_id comes from UserParameters."""
     params = Capture()
@@ -1019,12 +875,17 @@ def test_the_executor_is_told_the_pipeline_execution_id(pipeline: Template) -> N
                 [
                     Match.object_like(
                         {
-                            "Name": "Execute",
-                            "Actions": [
-                                Match.object_like(
-                                    {"Configuration": Match.object_like({"UserParameters": params})}
-                                )
-                            ],
+                            "Name": "default",
+                            "Actions": Match.array_with(
+                                [
+                                    Match.object_like(
+                                        {
+                                            "Name": "Execute",
+                                            "Configuration": Match.object_like({"UserParameters": params}),
+                                        }
+                                    )
+                                ]
+                            ),
                         }
                     )
                 ]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import inlined_buildspec
-from pipeline.config import PipelineConfig, PipelineConfigError, SourceProvider
+from pipeline.config import ExecutorKind, PipelineConfig, PipelineConfigError, SourceProvider
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -137,11 +137,19 @@ def test_command_line_overrides_are_strings_and_win_over_cdk_json() -> None:
     assert config.executor_timeout_minutes == 12
 
 
-def test_the_shipped_cdk_json_is_a_valid_configuration_and_runs_the_app_module() -> None:
+def test_the_shipped_cdk_json_asks_for_a_connection_and_then_deploys_a_demo_staging() -> None:
+    """CodeConnections is the default source: the shipped file names GitHub and needs the ARN."""
     cdk_json = json.loads((REPO_ROOT / "cdk.json").read_text())
-    config = PipelineConfig.from_context(cdk_json["context"].get)
-    assert config.demo_database  # a first deploy needs no existing database
     assert cdk_json["app"].endswith("-m pipeline.app")
+    context = cdk_json["context"]
+    with pytest.raises(PipelineConfigError) as caught:
+        PipelineConfig.from_context(context.get)
+    assert caught.value.key == "connectionArn" and "is required but missing" in str(caught.value)
+    config = PipelineConfig.from_context({**context, "schemagate:connectionArn": CONNECTION}.get)
+    assert config.source.provider is SourceProvider.GITHUB
+    (staging,) = config.environments
+    assert (staging.name, staging.demo_database, staging.approval) == ("staging", True, True)
+    assert not config.legacy_single_database
 
 
 def test_the_cdk_cli_is_pinned_to_an_exact_2x_release() -> None:
@@ -224,3 +232,146 @@ def test_a_pipeline_buildspec_without_artifacts_is_refused(tmp_path: Path) -> No
         inlined_buildspec.for_project(spec, report_group_arn="arn:rg", require_artifacts=True, path=path)
     # a PR build needs no bundle
     assert inlined_buildspec.for_project(spec, report_group_arn="arn:rg", require_artifacts=False, path=path)
+
+
+# --- environments --------------------------------------------------------------------------------
+
+PRODUCTION_FLEET = {
+    "name": "production",
+    "fleet": {"targetsParameter": "/schemagate/production/targets", "maxConcurrency": 50},
+    "snapshotBeforeApply": True,
+    "vpcId": "vpc-0def5678",
+    "privateSubnetIds": ["subnet-0ddd4444"],
+    "databaseSecurityGroupId": "sg-0aaa7777",
+    "approvalEmails": ["dba@example.com"],
+}
+
+
+def _environments(*environments: dict) -> PipelineConfig:
+    return _config(
+        sourceProvider="github",
+        connectionArn=CONNECTION,
+        repositoryOwner="acme",
+        repositoryName="app",
+        environments=list(environments),
+    )
+
+
+def test_the_single_database_keys_are_one_environment_named_default() -> None:
+    config = _config(sourceProvider="codecommit", repositoryName="app-db", schema="app", **EXTERNAL_DB)
+    (only,) = config.environments
+    assert config.legacy_single_database
+    assert (only.name, only.schema, only.approval, only.fleet, only.executor) == (
+        "default",
+        "app",
+        True,
+        None,
+        ExecutorKind.LAMBDA,
+    )
+    assert only.database == config.database
+
+
+def test_environments_are_read_in_order_with_their_own_keys() -> None:
+    staging = {
+        **EXTERNAL_DB,
+        "name": "staging",
+        "approval": False,
+        "executor": "codebuild",
+        "databaseInstanceIdentifier": "billing-staging",
+        "snapshotBeforeApply": "true",
+    }
+    config = _environments(staging, PRODUCTION_FLEET)
+    first, second = config.environments
+    assert [e.name for e in config.environments] == ["staging", "production"]
+    assert (first.approval, first.executor, first.snapshot_before_apply) == (
+        False,
+        ExecutorKind.CODEBUILD,
+        True,
+    )
+    assert first.database_instance_identifier == "billing-staging"
+    assert first.database is not None and first.database.secret_arn == EXTERNAL_DB["databaseSecretArn"]
+    assert second.fleet is not None
+    assert (second.fleet.max_concurrency, second.fleet.tolerated_failure_percentage) == (50, 0)
+    assert second.database is not None and second.database.secret_arn == ""  # the fleet's network only
+    assert second.approval_emails == ("dba@example.com",) and second.slug == "production"
+    assert config.database is None and not config.legacy_single_database
+
+
+@pytest.mark.parametrize(
+    ("environments", "key", "fragment"),
+    [
+        (
+            [{**EXTERNAL_DB, "name": "prod"}, {**EXTERNAL_DB, "name": "Prod"}],
+            "environments[1].name",
+            "names two",
+        ),
+        ([{**EXTERNAL_DB, "name": "prod env"}], "environments[0].name", "is not valid"),
+        ([{**EXTERNAL_DB, "name": "prod", "aproval": False}], "environments[0].aproval", "unknown key"),
+        (
+            [{**PRODUCTION_FLEET, "fleet": {"targetsParameter": "/p", "maxConcurency": 5}}],
+            "environments[0](production).fleet.maxConcurency",
+            "unknown key",
+        ),
+        (
+            [{**PRODUCTION_FLEET, "fleet": {"targetsParameter": "/p", "toleratedFailurePercentage": 120}}],
+            "environments[0](production).fleet.toleratedFailurePercentage",
+            "between 0 and 100",
+        ),
+        ([{**PRODUCTION_FLEET, "fleet": {}}], None, None),  # an empty fleet is no fleet: a secret is needed
+        (
+            [{**PRODUCTION_FLEET, "databaseSecretArn": EXTERNAL_DB["databaseSecretArn"]}],
+            "environments[0](production).databaseSecretArn",
+            "fleet.targetsParameter",
+        ),
+        (
+            [{**PRODUCTION_FLEET, "executor": "codebuild"}],
+            "environments[0](production).executor",
+            "not available for a fleet",
+        ),
+        (
+            [{**EXTERNAL_DB, "name": "staging", "snapshotBeforeApply": True}],
+            "environments[0](staging).snapshotBeforeApply",
+            "needs to know what to snapshot",
+        ),
+        (
+            [{**EXTERNAL_DB, "name": "staging", "executor": "ec2"}],
+            "environments[0](staging).executor",
+            "not one of lambda, codebuild",
+        ),
+        ([], "environments", "must be a list of objects"),
+    ],
+)
+def test_a_bad_environment_fails_naming_its_key(
+    environments: list, key: str | None, fragment: str | None
+) -> None:
+    with pytest.raises(PipelineConfigError) as caught:
+        _environments(*environments) if environments else _config(
+            sourceProvider="codecommit", repositoryName="r", environments="none"
+        )
+    if key is None:
+        assert caught.value.key == "environments[0](production).databaseSecretArn"
+        return
+    assert caught.value.key == key, str(caught.value)
+    assert fragment in str(caught.value)
+
+
+def test_database_keys_next_to_environments_must_move_into_one() -> None:
+    error = _error(
+        sourceProvider="codecommit",
+        repositoryName="r",
+        environments=[{**EXTERNAL_DB, "name": "prod"}],
+        **EXTERNAL_DB,
+    )
+    assert error.key == "databaseSecretArn" and "move databaseSecretArn" in str(error)
+
+
+def test_the_migrations_directory_is_a_relative_path() -> None:
+    config = _config(
+        sourceProvider="codecommit", repositoryName="r", migrationsDirectory="db/migrations", **EXTERNAL_DB
+    )
+    assert config.migrations_directory == "db/migrations"
+    for bad in ("/abs/path", "../up", "db/"):
+        error = _error(
+            sourceProvider="codecommit", repositoryName="r", migrationsDirectory=bad, **EXTERNAL_DB
+        )
+        assert error.key == "migrationsDirectory"

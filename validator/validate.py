@@ -409,6 +409,13 @@ def _run_validation(
             layout=structural.layout,
             extra=manifest_extra(config),
         )
+        if "safety" in checks or "rehearsal" in checks:
+            # what each migration locks (validator.impact): the plan shows it with the target's sizes
+            from executor.impact import IMPACT_KEY
+            from validator.impact import lock_impact
+
+            bundle.manifest.extra[IMPACT_KEY] = lock_impact(structural, findings, sections)
+            bundle.manifest.seal()
         if sign_with_kms:
             from executor.signing import sign_manifest
 
