@@ -1,7 +1,8 @@
 """What a rehearsed migration did to the relations around it: the locks its backend held and the
 tables it rewrote.
 
-Plain psycopg2 over the catalogs; the rehearsal (``validator.rehearsal``) decides when to look.
+Plain psycopg2 over the catalogs; the rehearsal's probe (``validator.rehearsal.probe``) decides
+when to look.
 
 - ``snapshot_relations`` records every user relation with its ``relfilenode``; comparing the
   snapshot taken before a migration with one taken after it tells which tables were rewritten
@@ -83,6 +84,11 @@ def stronger(a: str | None, b: str) -> str:
 
 def blocks_writes(mode: str) -> bool:
     return _STRENGTH.get(mode, -1) >= _STRENGTH[FLAG_FROM]
+
+
+def lock_effect(mode: str) -> str:
+    """What a write-blocking ``mode`` (as ``mode_label`` spells it) does to the others."""
+    return "blocks reads and writes" if mode == "ACCESS EXCLUSIVE" else "blocks writes"
 
 
 @dataclass(frozen=True)
