@@ -11,7 +11,8 @@ from typing import Any
 from pglast.parser import scan
 
 from validator.findings import Finding, docs_link
-from validator.safety.engine import RawFinding, run_rules
+from validator.safety.context import RawFinding
+from validator.safety.engine import run_rules
 from validator.safety.registry import REGISTRY, Registry
 from validator.safety.settings import SafetySettings, safety_settings
 from validator.safety.suppressions import Suppression, SuppressionProblem, find_suppressions

@@ -21,7 +21,7 @@ from pglast import ast
 from validator.findings import ERROR, SEVERITIES
 
 if TYPE_CHECKING:  # pragma: no cover
-    from validator.safety.engine import FileContext
+    from validator.safety.context import FileContext
 
 RULE_ID = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)+$")
 CATEGORIES = ("locking", "breaking", "robustness", "style", "suppressions")
