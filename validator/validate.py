@@ -46,7 +46,7 @@ from executor.errors import ConfigurationError
 from executor.manifest import MANIFEST_FILE, MIGRATIONS_DIR, Manifest
 from executor.naming import UNDO, VERSIONED, Version
 from validator.config import ValidatorConfig
-from validator.findings import Finding, count_by_severity, has_errors
+from validator.findings import Finding, blocking_findings, count_by_severity, has_errors
 from validator.gate_config import GateConfiguration, gate_configuration
 from validator.reports import BundleInfo, ReportData, write_reports
 from validator.source import detect_source
@@ -396,7 +396,7 @@ def _run_validation(
                 signed_with=sign_with_kms if bundle.manifest.signature else None,
             )
     elif bundle_dir is not None:
-        n = sum(1 for f in findings if f.severity == "error" or config.blocking_severity == "warning")
+        n = len(blocking_findings(findings, config.blocking_severity))
         removed = _remove_stale_bundle(Path(bundle_dir))
         bundle_note = f"bundle not written: {n} blocking finding{'s' if n != 1 else ''}" + (
             f" (the earlier bundle in {bundle_dir} was removed)" if removed else ""

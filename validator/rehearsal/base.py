@@ -24,6 +24,7 @@ from psycopg2 import sql
 from psycopg2.extensions import connection as Connection
 
 from executor.errors import ConfigurationError
+from executor.headers import line_and_column
 from executor.manifest import ManifestEntry
 from executor.settings import ExecutorSettings
 from validator.rehearsal.server import drop_database
@@ -60,7 +61,10 @@ class Setup:
                 cur.execute(self.sql)
         except psycopg2.Error as exc:
             position = exc.diag.statement_position
-            line = self.sql[: int(position) - 1].count("\n") + 1 if position and position.isdigit() else None
+            # statement_position counts characters from 1
+            line = (
+                line_and_column(self.sql, int(position) - 1)[0] if position and position.isdigit() else None
+            )
             reason = (exc.diag.message_primary or str(exc)).strip()
             raise ConfigurationError(
                 f"the rehearsal setup script {self.path} failed: {reason} (SQLSTATE {exc.pgcode})",

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from validator.findings import ERROR, WARNING, Finding
+from validator.findings import ERROR, Finding, blocking_findings
 from validator.rehearsal.base import base_template_name
 from validator.rehearsal.findings import FAMILY, RULE_BASE_FAILED
 from validator.rehearsal.locks import lock_effect
@@ -111,7 +111,7 @@ class RehearsalResult:
         cases = []
         for m in self.migrations:
             mine = sorted((f for f in self.findings if f.file == m.file), key=lambda f: f.severity != ERROR)
-            blocking = [f for f in mine if f.severity == ERROR or self.blocking_severity == WARNING]
+            blocking = blocking_findings(mine, self.blocking_severity)
             message = text = None
             output = _junit_output(m) if m.notable else None
             if mine and not blocking:

@@ -3,13 +3,13 @@ the suppressions themselves, as ``Finding`` values (family ``safety``)."""
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from pglast.parser import scan
 
+from executor.headers import LineCounter
 from validator.findings import Finding, docs_link
 from validator.safety.context import RawFinding
 from validator.safety.engine import run_rules
@@ -30,15 +30,6 @@ SUPPRESSION_RULES = (
 class SafetyResult:
     findings: list[Finding] = field(default_factory=list)
     suppressions: list[Suppression] = field(default_factory=list)
-
-
-class _Lines:
-    def __init__(self, text: str) -> None:
-        self.starts = [0] + [i + 1 for i, ch in enumerate(text) if ch == "\n"]
-
-    def position(self, offset: int) -> tuple[int, int]:
-        line = bisect.bisect_right(self.starts, offset)
-        return line, offset - self.starts[line - 1] + 1
 
 
 def _finding(
@@ -77,7 +68,7 @@ def check_files(files: Sequence[Any], config: Any, registry: Registry = REGISTRY
     raw = run_rules(parsed, rules, target_postgres=settings.target_postgres)
     result = SafetyResult()
     for file in parsed:
-        lines = _Lines(file.text)
+        lines = LineCounter(file.text)
         sups, problems = find_suppressions(file, _tokens(file.text), set(registry.ids))
         result.suppressions.extend(sups)
         for rf in raw.get(file.rel, []):

@@ -22,6 +22,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from executor.headers import LineCounter
+
 DIRECTIVE = re.compile(r"--[ \t]*schemagate:(?P<kind>[\w-]*)(?P<rest>[^\n]*)")
 # ``-- schemagate:<kind>`` comments that belong to other parts (validator.parse reads ``set``)
 OTHER_DIRECTIVES = ("set",)
@@ -88,13 +90,12 @@ def find_suppressions(
     text = file.text
     found: list[Suppression] = []
     problems: list[SuppressionProblem] = []
+    lines = LineCounter(text)
     for offset, comment in _comments(text, tokens):
         m = DIRECTIVE.match(comment)
         if m is None:
             continue
-        line_start = text.rfind("\n", 0, offset) + 1
-        line = text.count("\n", 0, offset) + 1
-        column = offset - line_start + 1
+        line, column = lines.position(offset)
         kind = m.group("kind")
         if kind in OTHER_DIRECTIVES:
             continue
@@ -137,7 +138,7 @@ def find_suppressions(
                 )
             )
         scope: Literal["statement", "file"] = "file" if kind == "ignore-file" else "statement"
-        trailing = bool(text[line_start:offset].strip())
+        trailing = bool(text[offset - (column - 1) : offset].strip())  # code before it on its line
         target = _target_statement(file, offset, trailing) if scope == "statement" else None
         found.append(
             Suppression(
