@@ -34,13 +34,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import metadata, resources
 from multiprocessing.connection import Connection
+from multiprocessing.context import DefaultContext, ForkContext
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from executor.errors import ConfigurationError, SchemagateError
 from validator.config import ValidatorConfig
 from validator.findings import ERROR, SEVERITIES, WARNING, Finding
 from validator.lint_cache import DEFAULT_CACHE_DIR, LintCache, Violation, config_key, prune
+
+if TYPE_CHECKING:  # sqlfluff is imported where it runs: a run answered from the cache never loads it
+    from sqlfluff.core import Linter
 
 DEFAULTS_RESOURCE = "sqlfluff_defaults.cfg"
 FORCED_DIALECT = "postgres"
@@ -204,7 +208,7 @@ def _effective_config(
     configs = load_config_string(defaults_text(), working_path=str(project_root))
     for _, path in _config_files(project_root, migrations, directory, config_root):
         configs = nested_combine(configs, load_file(str(path)))
-    configs.setdefault("core", {})["dialect"] = FORCED_DIALECT
+    cast(dict[str, Any], configs.setdefault("core", {}))["dialect"] = FORCED_DIALECT
     return configs
 
 
@@ -216,7 +220,7 @@ def lint_severity(config: ValidatorConfig) -> str:
             remedy='severity = "warning"',
             file="pyproject.toml",
         )
-    return severity
+    return str(severity)
 
 
 def cache_directory(config: ValidatorConfig) -> Path | None:
@@ -242,10 +246,10 @@ class ConfigSpec:
     config_root: Path | None = None  # ValidatorConfig.lint_config_root
 
 
-_LINTERS: dict[str, Any] = {}
+_LINTERS: dict[str, Linter] = {}
 
 
-def _linter(spec: ConfigSpec) -> Any:
+def _linter(spec: ConfigSpec) -> Linter:
     linter = _LINTERS.get(spec.key)
     if linter is None:
         from sqlfluff.core import FluffConfig, Linter
@@ -264,7 +268,7 @@ def _linter(spec: ConfigSpec) -> Any:
     return linter
 
 
-def _violations(linter: Any, rel: str, text: str) -> list[Violation]:
+def _violations(linter: Linter, rel: str, text: str) -> list[Violation]:
     try:
         linted = linter.lint_string(text, fname=rel)
     except Exception as exc:  # a sqlfluff crash on one file must not hide the other findings
@@ -323,7 +327,7 @@ def _split(items: list[tuple[int, str, str]], parts: int) -> list[list[tuple[int
     return [c for c in chunks if c]
 
 
-def _worker_context() -> Any:
+def _worker_context() -> ForkContext | DefaultContext:
     # fork: workers start in milliseconds and inherit what this process already imported
     if sys.platform == "linux" and "fork" in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("fork")
@@ -358,7 +362,7 @@ class LintWorker:
     ``terminate()``/``kill()``, and one that dies (an OOM kill) is seen at once: its pipe ends
     without an answer."""
 
-    def __init__(self, context: Any, tasks: list[Task]) -> None:
+    def __init__(self, context: ForkContext | DefaultContext, tasks: list[Task]) -> None:
         self._answers, send = context.Pipe(duplex=False)
         self.process = context.Process(target=_work, args=(tasks, send), daemon=True, name="schemagate-lint")
         self.process.start()
@@ -368,7 +372,7 @@ class LintWorker:
     def answers(self) -> list[list[list[Violation]] | str]:
         """Wait for this worker's answers (one per task, in order)."""
         try:
-            answers = self._answers.recv()
+            answers: list[list[list[Violation]] | str] = self._answers.recv()
         except (EOFError, OSError):
             raise SchemagateError(
                 "a sqlfluff worker process died before it finished (killed, or out of memory)",

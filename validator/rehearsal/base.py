@@ -27,7 +27,7 @@ from executor.errors import ConfigurationError
 from executor.headers import line_and_column
 from executor.manifest import ManifestEntry
 from executor.settings import ExecutorSettings
-from validator.rehearsal.server import drop_database
+from validator.rehearsal.server import drop_database, scalar
 
 if TYPE_CHECKING:
     from validator.config import ValidatorConfig
@@ -142,8 +142,7 @@ class BaseStore:
                 (_like(REHEARSAL_PREFIX) + "%", _like(BASE_PREFIX) + "%" + _like(BUILD_INFIX) + "%"),
             )
             for (name,) in cur.fetchall():
-                cur.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", (OWNER_LOCK_CLASS, name))
-                if not cur.fetchone()[0]:
+                if not scalar(cur, "SELECT pg_try_advisory_lock(%s, hashtext(%s))", (OWNER_LOCK_CLASS, name)):
                     continue  # a live run owns it
                 try:
                     with suppress(psycopg2.Error):

@@ -3,12 +3,10 @@ existed before or a rewrite (warnings, unless ``[tool.schemagate.rules]`` says o
 
 from __future__ import annotations
 
-from typing import Any
-
 from executor.errors import SchemagateError
 from validator.findings import ERROR, WARNING, Finding, docs_link
 from validator.rehearsal.locks import lock_effect
-from validator.rehearsal.outcome import RehearsedMigration
+from validator.rehearsal.outcome import FailureDetail, RehearsedMigration
 
 FAMILY = "rehearsal"
 RULE_FAILED = "rehearsal-failed"
@@ -19,7 +17,7 @@ RULE_REWRITE = "rehearsal-table-rewrite"
 
 def failure_finding(
     err: SchemagateError, file: str, *, rule: str, base: bool
-) -> tuple[Finding, dict[str, Any]]:
+) -> tuple[Finding, FailureDetail]:
     """An error finding at the file and line PostgreSQL (or the executor) named."""
     ctx = err.context
     sqlstate = ctx.get("sqlstate")
@@ -32,7 +30,7 @@ def failure_finding(
             message += f"; context: {' '.join(str(ctx['where']).split())}"
     else:  # a refusal of the executor (e.g. BEGIN/COMMIT in the file), or a connection failure
         message = err.message
-    detail = {
+    detail: FailureDetail = {
         "sqlstate": sqlstate,
         "message": ctx.get("message") or err.message,
         "line": err.line,

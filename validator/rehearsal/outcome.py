@@ -3,12 +3,23 @@ the line PostgreSQL named), or not rehearsed (and why)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 from validator.rehearsal.locks import LockInfo
 
 Status = Literal["applied", "failed", "not rehearsed"]
+
+
+class FailureDetail(TypedDict):
+    """Where and how a rehearsed migration failed (report.json's ``error``)."""
+
+    sqlstate: str | None
+    message: str
+    line: int | None
+    column: int | None
+    category: str  # executor.errors.Category
 
 
 @dataclass
@@ -20,7 +31,7 @@ class RehearsedMigration:
     rewritten: list[str] = field(default_factory=list)  # relations whose relfilenode changed
     note: str | None = None
     status: Status = "applied"
-    error: dict[str, Any] | None = None  # {"sqlstate", "message", "line", "column"} when failed
+    error: FailureDetail | None = None  # when failed
 
     @property
     def flagged(self) -> list[LockInfo]:
@@ -34,7 +45,7 @@ class RehearsedMigration:
     def effect(self) -> str:
         """What it does, as the end of a sentence starting with the file name."""
         if self.status == "failed":
-            err = self.error or {}
+            err: Mapping[str, Any] = self.error or {}
             where = f" at line {err['line']}" if err.get("line") else ""
             state = f" (SQLSTATE {err['sqlstate']})" if err.get("sqlstate") else ""
             return f"fails{where}: {err.get('message') or ''}{state}".rstrip()

@@ -29,7 +29,7 @@ from validator.rehearsal.locks import (
     summarize_locks,
 )
 from validator.rehearsal.outcome import RehearsedMigration
-from validator.rehearsal.server import connect
+from validator.rehearsal.server import connect, scalar
 
 GATE_TIMEOUT_S = 1.0  # longest a non-transactional migration is held at the snapshot gate
 
@@ -79,8 +79,7 @@ class Probe:
         with conn.cursor() as cur:
             watch.before = snapshot_relations(cur)
             if not entry.transactional:
-                cur.execute("SELECT pg_backend_pid()")
-                pid = cur.fetchone()[0]
+                pid = int(scalar(cur, "SELECT pg_backend_pid()"))
                 # the gate must open well within lock_timeout: the statement waits on it
                 watch.observer = LockObserver(lambda: connect(self.url), gate_timeout_s=GATE_TIMEOUT_S)
                 watch.observer.start(pid)

@@ -45,6 +45,8 @@ from typing import TYPE_CHECKING
 from executor.apply import apply as executor_apply
 from executor.bundle import make_bundle
 from executor.errors import ConnectionFailure, SchemagateError
+from executor.manifest import ManifestEntry
+from executor.naming import Version
 from executor.settings import ExecutorSettings
 from validator.findings import ERROR, Finding
 from validator.rehearsal.base import (
@@ -67,7 +69,7 @@ from validator.rehearsal.findings import (
 from validator.rehearsal.outcome import RehearsedMigration
 from validator.rehearsal.probe import Probe
 from validator.rehearsal.report import RehearsalResult
-from validator.rehearsal.server import connect, drop_database, rehearsal_server, with_dbname
+from validator.rehearsal.server import connect, drop_database, rehearsal_server, scalar, with_dbname
 
 if TYPE_CHECKING:
     from validator.config import ValidatorConfig
@@ -95,11 +97,18 @@ def _rehearsal_settings(config: ValidatorConfig) -> ExecutorSettings:
 def _ordered(entries: list[Entry]) -> list[Entry]:
     """Application order (as validator.structural orders the manifest): versioned by version, then
     repeatables by description; undo files are never rehearsed."""
-    versioned = sorted((e for e in entries if e[0].kind == "versioned"), key=lambda e: e[0].parsed_version)
+    versioned = sorted((e for e in entries if e[0].kind == "versioned"), key=lambda e: _version(e[0]))
     repeatable = sorted(
         (e for e in entries if e[0].kind == "repeatable"), key=lambda e: (e[0].description, e[0].file)
     )
     return versioned + repeatable
+
+
+def _version(entry: ManifestEntry) -> Version:
+    version = entry.parsed_version
+    if version is None:  # a versioned entry always has one (executor.manifest)
+        raise ValueError(f"{entry.file} is versioned but has no version")
+    return version
 
 
 def _entries(structural: StructuralResult) -> list[Entry]:
@@ -151,8 +160,7 @@ def rehearse(
         target_url = with_dbname(admin_url, target)
         try:
             with admin.cursor() as cur:
-                cur.execute("SHOW server_version")
-                server_version = cur.fetchone()[0]
+                server_version = str(scalar(cur, "SHOW server_version"))
             store.sweep()
             store.claim(target)
             base_started = time.perf_counter()

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
-from pglast.parser import scan
+from pglast.parser import Token, scan
 
 from executor.headers import LineCounter
 from validator.findings import Finding, docs_link
@@ -16,6 +16,10 @@ from validator.safety.engine import run_rules
 from validator.safety.registry import REGISTRY, Registry
 from validator.safety.settings import SafetySettings, safety_settings
 from validator.safety.suppressions import Suppression, SuppressionProblem, find_suppressions
+
+if TYPE_CHECKING:
+    from validator.config import ValidatorConfig
+    from validator.parse import ParsedFile
 
 FAMILY = "safety"
 SUPPRESSION_RULES = (
@@ -54,14 +58,16 @@ def _finding(
     )
 
 
-def _tokens(text: str) -> Sequence[Any]:
+def _tokens(text: str) -> Sequence[Token]:
     try:
         return scan(text)
     except Exception:  # a file that does not scan has no statements either: nothing to exempt
         return ()
 
 
-def check_files(files: Sequence[Any], config: Any, registry: Registry = REGISTRY) -> SafetyResult:
+def check_files(
+    files: Sequence[ParsedFile], config: ValidatorConfig | None, registry: Registry = REGISTRY
+) -> SafetyResult:
     settings = safety_settings(config, registry)
     rules = [r for r in registry if settings.enabled(r.id) and r.id not in SUPPRESSION_RULES]
     parsed = [f for f in files if getattr(f, "statements", None) is not None]

@@ -13,11 +13,15 @@ import bisect
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING
 
-from pglast.parser import scan
+from pglast import ast
+from pglast.parser import Token, scan
 
 from validator.safety.catalog import Catalog
+
+if TYPE_CHECKING:
+    from validator.parse import ParsedFile, Statement
 
 
 @dataclass(frozen=True)
@@ -33,11 +37,11 @@ class RawFinding:
 class FileContext:
     """What a rule may ask about the file and the statement being visited."""
 
-    file: Any
+    file: ParsedFile
     target_postgres: int
     catalog: Catalog
     findings: list[RawFinding] = field(default_factory=list)
-    statement: Any = None
+    statement: Statement = field(init=False)  # set by the engine before each statement's walk
     tx: object = None
     tx_keys: list[object] = field(default_factory=list)
     # while the rules walk a statement a DO block runs: where its node locations count from in the
@@ -50,10 +54,10 @@ class FileContext:
     def in_transaction(self) -> bool:
         return self.tx is not None
 
-    def is_new_table(self, relation: Any) -> bool:
+    def is_new_table(self, relation: ast.RangeVar | str | None) -> bool:
         return self.catalog.is_new_table(relation)
 
-    def later_statements_in_same_transaction(self) -> Iterable[Any]:
+    def later_statements_in_same_transaction(self) -> Iterable[Statement]:
         if self.tx is None:
             return
         for stmt in self.file.statements[self.statement.index + 1 :]:
@@ -62,7 +66,7 @@ class FileContext:
             yield stmt
 
     @cached_property
-    def tokens(self) -> Sequence[Any]:
+    def tokens(self) -> Sequence[Token]:
         """pglast scanner tokens of the whole file (offsets into file.text), or () if it will not scan."""
         try:
             return scan(self.file.text)
@@ -73,14 +77,16 @@ class FileContext:
     def _token_starts(self) -> list[int]:
         return [t.start for t in self.tokens]
 
-    def statement_tokens(self, stmt: Any) -> list[Any]:
+    def statement_tokens(self, stmt: Statement) -> list[Token]:
         starts = self._token_starts
         lo = bisect.bisect_left(starts, stmt.start)
         hi = bisect.bisect_left(starts, stmt.end)
         return list(self.tokens[lo:hi])
 
     # ---- reporting ------------------------------------------------------------------------
-    def report(self, rule: str, node: Any, message: str, help: str, *, offset: int | None = None) -> None:
+    def report(
+        self, rule: str, node: object | None, message: str, help: str, *, offset: int | None = None
+    ) -> None:
         if offset is None:
             loc = getattr(node, "location", None) if node is not None else None
             if self.location_shift is None:

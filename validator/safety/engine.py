@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pglast import ast
 from pglast.enums import TransactionStmtKind
@@ -21,6 +21,9 @@ from validator.safety.catalog import Catalog
 from validator.safety.context import FileContext, RawFinding
 from validator.safety.plpgsql import embedded_statements
 from validator.safety.rule import Rule
+
+if TYPE_CHECKING:
+    from validator.parse import ParsedFile
 
 _OPEN = (TransactionStmtKind.TRANS_STMT_BEGIN, TransactionStmtKind.TRANS_STMT_START)
 _CLOSE = (
@@ -32,7 +35,7 @@ _CLOSE = (
 )
 
 
-def transaction_keys(file: Any) -> list[object]:
+def transaction_keys(file: ParsedFile) -> list[object]:
     """For each statement, which transaction it runs in: the whole file when the executor wraps it
     in one, else the explicit ``BEGIN ... COMMIT`` block around it, else None (autocommit)."""
     keys: list[object] = []
@@ -67,7 +70,7 @@ class _Dispatcher(Visitor):
 
 
 def run_rules(
-    files: Sequence[Any],
+    files: Sequence[ParsedFile],
     rules: Sequence[type[Rule]],
     *,
     target_postgres: int,

@@ -71,6 +71,7 @@ class Rule:
     docs: ClassVar[RuleDocs]
     examples: ClassVar[tuple[Example, ...]]  # shown in docs/rules.md, and tests
     cases: ClassVar[tuple[Example, ...]] = ()  # tests only (tests/safety_snapshots/<id>.yaml pins both)
+    _node_types: ClassVar[tuple[str, ...]]  # node_types(), computed once per class
 
     @classmethod
     def all_examples(cls) -> tuple[Example, ...]:

@@ -19,10 +19,16 @@ and every suppression is returned so the report can show the approver what was w
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from executor.headers import LineCounter
+
+if TYPE_CHECKING:
+    from pglast.parser import Token
+
+    from validator.parse import ParsedFile
 
 DIRECTIVE = re.compile(r"--[ \t]*schemagate:(?P<kind>[\w-]*)(?P<rest>[^\n]*)")
 # ``-- schemagate:<kind>`` comments that belong to other parts (validator.parse reads ``set``)
@@ -65,7 +71,7 @@ class SuppressionProblem:
     help: str
 
 
-def _comments(text: str, tokens: Any) -> list[tuple[int, str]]:
+def _comments(text: str, tokens: Sequence[Token] | None) -> list[tuple[int, str]]:
     """``--`` comments as (offset, text), from the scanner so string literals and dollar-quoted bodies
     that merely contain ``--`` are never mistaken for comments."""
     if tokens:
@@ -73,7 +79,7 @@ def _comments(text: str, tokens: Any) -> list[tuple[int, str]]:
     return [(m.start(), m.group(0)) for m in re.finditer(r"--[^\n]*", text)]
 
 
-def _target_statement(file: Any, offset: int, trailing: bool) -> int | None:
+def _target_statement(file: ParsedFile, offset: int, trailing: bool) -> int | None:
     stmts = file.statements
     if trailing:  # code before the comment on its line: it is about that statement
         before = [s for s in stmts if s.start < offset]
@@ -85,7 +91,7 @@ def _target_statement(file: Any, offset: int, trailing: bool) -> int | None:
 
 
 def find_suppressions(
-    file: Any, tokens: Any, known_rules: set[str]
+    file: ParsedFile, tokens: Sequence[Token] | None, known_rules: set[str]
 ) -> tuple[list[Suppression], list[SuppressionProblem]]:
     text = file.text
     found: list[Suppression] = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pglast import ast
+from pglast.visitors import Ancestor
 
 from validator.safety.literals import sql_function_body, string_literals
 from validator.safety.nodes import manual
@@ -100,7 +101,7 @@ class EnumValueInTransaction(Rule):
         ),
     )
 
-    def visit_AlterEnumStmt(self, ancestors: Any, node: Any) -> None:
+    def visit_AlterEnumStmt(self, ancestors: Ancestor, node: ast.AlterEnumStmt) -> None:
         if node.oldVal or not node.newVal or not self.ctx.in_transaction:
             return  # RENAME VALUE, or autocommit
         enum = node.typeName[-1].sval
