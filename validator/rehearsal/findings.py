@@ -65,46 +65,52 @@ def failure_finding(
 
 
 def lock_findings(m: RehearsedMigration) -> list[Finding]:
+    """A warning per table the migration rewrote, and per other write-blocking lock on a table that
+    existed before it (a rewritten table's lock is part of its rewrite warning)."""
     findings = []
     flagged = {li.relation: li for li in m.flagged}
     for rel in m.rewritten:
         lock = flagged.pop(rel, None)
         mode = lock.mode if lock else "ACCESS EXCLUSIVE"
         findings.append(
-            Finding(
-                rule=RULE_REWRITE,
-                family=FAMILY,
-                severity=WARNING,
-                file=m.file,
-                line=None,
-                column=None,
-                message=f"{m.file} takes {mode} on {rel} and rewrites it: reads and writes wait for a full "
+            _whole_file_warning(
+                RULE_REWRITE,
+                m,
+                f"{m.file} takes {mode} on {rel} and rewrites it: reads and writes wait for a full "
                 f"copy of the table and its indexes (took {m.duration_ms} ms on the rehearsal data)",
-                help="avoid the rewrite (add the column without a volatile default and backfill in batches; "
+                "avoid the rewrite (add the column without a volatile default and backfill in batches; "
                 "change types compatibly), or schedule it in a maintenance window",
-                docs=docs_link("rehearsal.md", RULE_REWRITE),
             )
         )
     for li in flagged.values():
         findings.append(
-            Finding(
-                rule=RULE_BLOCKING_LOCK,
-                family=FAMILY,
-                severity=WARNING,
-                file=m.file,
-                line=None,
-                column=None,
-                message=f"{m.file} takes {li.mode} on {li.relation}, which existed before: it "
+            _whole_file_warning(
+                RULE_BLOCKING_LOCK,
+                m,
+                f"{m.file} takes {li.mode} on {li.relation}, which existed before: it "
                 f"{lock_effect(li.mode)} on the table until the migration "
                 + ("commits" if m.transactional else "ends")
                 + (f" ({m.duration_ms} ms on the rehearsal data)" if m.duration_ms is not None else ""),
-                help="use the non-blocking form where there is one (CREATE INDEX CONCURRENTLY, "
+                "use the non-blocking form where there is one (CREATE INDEX CONCURRENTLY, "
                 "ADD CONSTRAINT ... NOT VALID then VALIDATE CONSTRAINT), keep the migration short, "
                 "and rely on lock_timeout",
-                docs=docs_link("rehearsal.md", RULE_BLOCKING_LOCK),
             )
         )
     return findings
+
+
+def _whole_file_warning(rule: str, m: RehearsedMigration, message: str, help_text: str) -> Finding:
+    return Finding(
+        rule=rule,
+        family=FAMILY,
+        severity=WARNING,
+        file=m.file,
+        line=None,
+        column=None,
+        message=message,
+        help=help_text,
+        docs=docs_link("rehearsal.md", rule),
+    )
 
 
 def with_configured_levels(findings: list[Finding], rules: dict[str, str]) -> list[Finding]:
