@@ -955,6 +955,7 @@ def apply(
     """
     emit = on_event or (lambda event: None)
     hooks = hooks or ApplyHooks()
+    settings = settings.for_manifest(bundle.manifest)
     if settings.dry_run:
         p = plan(conn, bundle, settings)
         return ApplyResult(plan=p, applied=[], stopped_early=False, remaining=[e for e, _ in p.to_apply])
@@ -1008,6 +1009,18 @@ def apply(
             return ApplyResult(plan=p, applied=applied, stopped_early=False, remaining=[])
 
 
+def _undo_remedy(bundle: Bundle, version: str | None, file: str) -> str:
+    layout = bundle.manifest.layout
+    if layout == "flyway":
+        return f"add U{version}__<description>.sql that reverses {file}"
+    if layout in ("prisma", "drizzle"):
+        return (
+            f"{layout} keeps no down scripts by default: write a new forward migration that reverses {file}"
+            + (" (or add a down.sql beside its migration.sql)" if layout == "prisma" else "")
+        )
+    return f"add the down script of {file} (see docs/layouts/{layout}.md)"
+
+
 def undo(
     conn,
     bundle: Bundle,
@@ -1023,6 +1036,7 @@ def undo(
     ``V<version>`` is pending again.  Refuses while the history has any refusal.
     """
     emit = on_event or (lambda event: None)
+    settings = settings.for_manifest(bundle.manifest)
     sink = _NoticeSink(emit)
     with (
         _autocommit(conn, exclusive=True),
@@ -1064,7 +1078,7 @@ def undo(
                 f"the bundle has no undo file for version {latest.version} ({latest.file})",
                 file=latest.file,
                 rule="undo-target",
-                remedy=f"add U{latest.version}__<description>.sql that reverses {latest.file}",
+                remedy=_undo_remedy(bundle, latest.version, latest.file),
             )
         scs = conn.get_parameter_status("standard_conforming_strings") != "off"
         runner = _Runner(conn, bundle, settings, emit, ApplyHooks(), sink, deadline)

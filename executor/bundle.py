@@ -50,10 +50,9 @@ class Bundle:
 
     def sql(self, entry: ManifestEntry) -> str:
         """The SQL text of one migration (BOM removed, CRLF as LF; one section of the file where the
-        layout keeps up and down in one file, other lines left empty so line numbers still match)."""
+        layout keeps up and down in one file, other lines left empty so line numbers still match;
+        the layout's own reading of a whole file otherwise, exactly as validation saw it)."""
         text = decode_sql(self.files[entry.file])
-        if entry.section is None:
-            return text
         from executor import layouts
 
         return layouts.get(self.manifest.layout).section_text(text, entry.section)
@@ -268,9 +267,13 @@ def make_bundle(
     created_at: str | None = None,
     origin: str = "memory",
     layout: str = "flyway",
+    extra: dict | None = None,
 ) -> Bundle:
-    """Build a sealed in-memory bundle from entries (in application order) and their bytes."""
-    manifest = Manifest(migrations=[e for e, _ in entries], source=dict(source or {}), layout=layout)
+    """Build a sealed in-memory bundle from entries (in application order) and their bytes;
+    ``extra``: further manifest keys (hashed like the others), e.g. ``search_path``."""
+    manifest = Manifest(
+        migrations=[e for e, _ in entries], source=dict(source or {}), layout=layout, extra=dict(extra or {})
+    )
     if findings is not None:
         manifest.findings = dict(findings)
     if created_at is not None:

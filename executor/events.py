@@ -4,7 +4,9 @@
   ``artifactCredentials`` are temporary credentials: they are kept out of ``repr`` and registered
   for masking by the handler; the event is never logged whole.
 - ``DirectInvocation``: ``{"action": "info" | "plan" | "apply", "bundle": "s3://bucket/key", ...options}``
-  for operators (``aws lambda invoke``).
+  for operators (``aws lambda invoke``); ``{"action": "import", "from": "flyway", "bundle": "s3://...",
+  "table": "schema.table" (optional), "dry_run": true (optional)}`` takes the database over from
+  another migration tool (``executor.adopt``).
 - ``CustomResourceRequest``: a CloudFormation custom resource request (``RequestType`` Create,
   Update or Delete, ``ResponseURL``, ``ResourceProperties.Bundle`` = ``s3://...``).
 
@@ -27,7 +29,7 @@ from executor.artifact import S3Location
 from executor.errors import ConfigurationError
 
 CODEPIPELINE_KEY = "CodePipeline.job"
-ACTIONS = ("info", "plan", "apply")
+ACTIONS = ("info", "plan", "apply", "import")
 REQUEST_TYPES = ("Create", "Update", "Delete")
 
 _BOOL_OPTIONS = ("dry_run", "allow_out_of_order", "allow_missing")
@@ -171,6 +173,8 @@ class DirectInvocation:
     action: str
     bundle: S3Location | None
     options: RunOptions
+    tool: str | None = None  # import: the tool whose history table is taken over
+    table: str | None = None  # import: that table, when it is not where the tool keeps it
 
 
 @dataclass(frozen=True)
@@ -325,11 +329,28 @@ def parse_direct(event: Mapping[str, Any]) -> DirectInvocation:
             f"action {action} needs a bundle",
             remedy=f'invoke with {{"action": "{action}", "bundle": "s3://bucket/key"}}',
         )
+    tool = table = None
+    if action == "import":
+        from executor.adopt import TOOLS
+
+        tool, table = event.get("from"), event.get("table")
+        if tool not in TOOLS:
+            raise ConfigurationError(
+                f'import needs "from": one of {", ".join(TOOLS)} (got {tool!r})',
+                remedy='invoke with {"action": "import", "from": "flyway", "bundle": "s3://bucket/key"}',
+            )
+        if table is not None and not isinstance(table, str):
+            raise ConfigurationError("table must be a string: SCHEMA.TABLE", remedy='"table": "public.x"')
     options = RunOptions.parse(
-        {k: v for k, v in event.items() if k not in ("action", "bundle")}, where="the invocation"
+        {k: v for k, v in event.items() if k not in ("action", "bundle", "from", "table")},
+        where="the invocation",
     )
     return DirectInvocation(
-        action=action, bundle=S3Location.parse(bundle_url) if bundle_url else None, options=options
+        action=action,
+        bundle=S3Location.parse(bundle_url) if bundle_url else None,
+        options=options,
+        tool=tool,
+        table=table,
     )
 
 

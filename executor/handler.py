@@ -93,6 +93,7 @@ class Outcome:
     dry_run: bool = False
     result: ApplyResult | None = None  # apply / plan (dry run)
     infos: list[Any] | None = None  # info
+    takeover: Any = None  # import: executor.adopt.TakeOver
     run_applied: list[dict[str, Any]] | None = None  # a continued run: all its invocations, from history
 
     @property
@@ -191,6 +192,8 @@ def execute(
     *,
     should_continue: Any = None,
     expected_bundle_sha256: str | None = None,
+    tool: str | None = None,
+    table: str | None = None,
 ) -> Outcome:
     """Verify the bundle (before any database access), then info / plan / apply it."""
     started = time.monotonic()
@@ -225,6 +228,11 @@ def execute(
         )
         if action == "info":
             outcome.infos = info(conn, bundle, settings)
+        elif action == "import":
+            from executor.adopt import take_over
+
+            assert bundle is not None and tool is not None
+            outcome.takeover = take_over(conn, bundle, tool, settings, table=table, dry_run=settings.dry_run)
         elif action == "plan" or settings.dry_run:
             assert bundle is not None
             p = plan(conn, bundle, settings)
@@ -459,6 +467,8 @@ def handle_direct(request: DirectInvocation, context: Any) -> dict[str, Any]:
             request.options,
             run_id,
             should_continue=_time_left(context),
+            tool=request.tool,
+            table=request.table,
         )
     except Exception as exc:
         error = as_schemagate_error(exc)
@@ -486,6 +496,18 @@ def handle_direct(request: DirectInvocation, context: Any) -> dict[str, Any]:
     }
     if outcome.infos is not None:
         body["migrations"] = [i.to_dict() for i in outcome.infos]
+    if outcome.takeover is not None:
+        t = outcome.takeover
+        logger.info(t.summary(), extra={"tool": t.tool, "imported": len(t.to_write) if t.written else 0})
+        body.update(
+            summary=t.summary(),
+            tool=t.tool,
+            table=t.table,
+            written=t.written,
+            imported=[{"script": r.script, "version": r.version, "type": r.type} for r in t.to_write],
+            already_imported=len(t.already),
+            notes=t.notes,
+        )
     if outcome.result is not None:
         if request.action == "apply":
             _succeeded("direct", outcome)

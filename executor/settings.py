@@ -69,6 +69,14 @@ class ExecutorSettings:
     def network_timeout_s(self) -> float | None:
         return duration_seconds(self.network_timeout)
 
+    def for_manifest(self, manifest: Any) -> ExecutorSettings:
+        """These settings for a bundle: the ``search_path`` its migrations were validated with (the
+        manifest records it) unless one is set here."""
+        recorded = (manifest.extra or {}).get("search_path") if manifest is not None else None
+        if self.search_path is None and isinstance(recorded, str) and recorded:
+            return replace(self, search_path=recorded)
+        return self
+
     @property
     def qualified_table(self) -> str:
         return f'"{self.schema}"."{self.table}"'

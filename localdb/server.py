@@ -609,6 +609,10 @@ class EmbeddedPostgres:
         self._save_state(port=self._port)
 
 
-def default_local_server(cwd: Path) -> EmbeddedPostgres:
-    """The server `schemagate` uses when no database is configured: ``<cwd>/.schemagate/postgres``."""
-    return EmbeddedPostgres(Path(cwd) / ".schemagate" / "postgres")
+def default_local_server(project_root: Path) -> EmbeddedPostgres:
+    """The server `schemagate` uses when no database is configured:
+    ``<project root>/.schemagate/postgres``, whichever subdirectory the command runs in (the CLI
+    passes the root ``validator.config.find_project_root`` found), so all commands share it."""
+    from localdb.state_dir import state_directory
+
+    return EmbeddedPostgres(state_directory(project_root) / "postgres")

@@ -104,6 +104,9 @@ class SourceConfig:
     connection_arn: str | None = None  # GitHub / GitLab / Bitbucket through a CodeStar connection
     owner: str | None = None
     repo: str | None = None
+    # GitHub: a Secrets Manager secret holding a token that may write pull-request comments; the PR
+    # build then posts report.md as one comment (schemagate pr-comment)
+    comment_token_secret_arn: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -181,7 +184,18 @@ class PipelineConfig:
                 ),
                 owner=reader.string("repositoryOwner", required=True, pattern=_OWNER),
                 repo=reader.string("repositoryName", required=True, pattern=_REPO_NAME),
+                comment_token_secret_arn=reader.string(
+                    "githubCommentTokenSecretArn",
+                    pattern=_SECRET_ARN,
+                    example="arn:aws:secretsmanager:eu-west-1:123456789012:secret:ci/github-comments-AbCdEf",
+                ),
             )
+            if source.comment_token_secret_arn and provider is not SourceProvider.GITHUB:
+                raise PipelineConfigError(
+                    "githubCommentTokenSecretArn",
+                    f"is for GitHub pull requests; this source is {provider.value}",
+                    remedy="remove githubCommentTokenSecretArn",
+                )
         demo = reader.boolean("demoDatabase", default=False)
         database: DatabaseTargetConfig | None = None
         target_keys = (
@@ -246,6 +260,7 @@ class PipelineConfig:
 
 _KNOWN_KEYS = (
     "sourceProvider",
+    "githubCommentTokenSecretArn",
     "repositoryName",
     "repositoryOwner",
     "connectionArn",

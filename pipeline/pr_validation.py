@@ -31,6 +31,7 @@ PR_EVENTS = (
 )
 # CodeCommit pull request events that mean "there is new code to validate".
 CODECOMMIT_PR_EVENTS = ("pullRequestCreated", "pullRequestSourceBranchUpdated", "pullRequestStatusChanged")
+COMMENT_TOKEN_ENV = "SCHEMAGATE_GITHUB_TOKEN"  # noqa: S105 - the variable's name; read by `schemagate pr-comment`
 COMMENTER_RUNTIME = lambda_.Runtime.PYTHON_3_14  # inline, standard library + boto3 only
 _HOSTS = {
     SourceProvider.GITHUB: ("GITHUB", "https://github.com"),
@@ -101,12 +102,19 @@ class PullRequestValidation(Construct):
                     webhook_filters=filters,
                     report_build_status=True,
                 )
+        comment_token = {}
+        if source.comment_token_secret_arn:  # buildspec.yml's post_build posts report.md with it
+            comment_token[COMMENT_TOKEN_ENV] = codebuild.BuildEnvironmentVariable(
+                type=codebuild.BuildEnvironmentVariableType.SECRETS_MANAGER,
+                value=source.comment_token_secret_arn,
+            )
         self.project = codebuild.Project(
             self,
             "Project",
             description="schemagate: validate the migrations of a pull request (no database access)",
             source=build_source,
             build_spec=codebuild.BuildSpec.from_object(bound),
+            environment_variables=comment_token or None,
             **build_settings(self, encryption_key=encryption_key, log_retention=log_retention),
         )
         self.report_group.grant_write(self.project)
@@ -116,6 +124,13 @@ class PullRequestValidation(Construct):
             self.commenter = self._comment_results_on_codecommit(repository, log_retention)
         else:
             self._use_connection(source)
+        if source.comment_token_secret_arn:
+            acknowledge(
+                self,
+                f"AwsSolutions-IAM5[Resource::{source.comment_token_secret_arn}*]",
+                "CodeBuild's read of the one comment-token secret; the trailing * is how IAM matches a "
+                "secret ARN's random suffix.",
+            )
         acknowledge_artifact_grants(self, bucket=artifact_bucket, who="the pull-request build")
         acknowledge_codebuild_defaults(self, project=self.project)
 

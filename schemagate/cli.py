@@ -12,18 +12,27 @@ import sys
 import click
 
 from executor.errors import SchemagateError
+from schemagate import console
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="schemagate")
+@click.option(
+    "--no-color",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=console.disable_colour,
+    help="Never colour the output (also: NO_COLOR=1). Colour is used only on a terminal anyway.",
+)
 def cli() -> None:
     """A gated delivery pipeline for PostgreSQL schema migrations."""
 
 
 def _register() -> None:
-    from schemagate import cmd_db, cmd_import, cmd_new, cmd_validate
+    from schemagate import cmd_clean, cmd_db, cmd_import, cmd_new, cmd_pr_comment, cmd_rules, cmd_validate
 
-    for module in (cmd_new, cmd_validate, cmd_db, cmd_import):
+    for module in (cmd_new, cmd_validate, cmd_db, cmd_import, cmd_clean, cmd_rules, cmd_pr_comment):
         module.register(cli)
 
 
@@ -31,6 +40,7 @@ _register()
 
 
 def main(argv: list[str] | None = None) -> int:
+    console.reset_colour()  # --no-color is per invocation
     try:
         # non-standalone click returns (not raises) the code of a command's `raise click.exceptions.Exit(n)`
         code = cli.main(args=argv, prog_name="schemagate", standalone_mode=False)
@@ -41,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         exc.show()
         return exc.exit_code
     except SchemagateError as exc:
-        click.secho(f"error: {exc}", fg="red", err=True)
+        console.echo(f"error: {exc}", "error", err=True)
         return exc.exit_code
     except click.exceptions.Exit as exc:
         return exc.exit_code

@@ -10,8 +10,9 @@ Which database (first match wins):
 2. ``$DATABASE_URL``
 3. libpq's own variables, when ``PGHOST``, ``PGSERVICE`` or ``PGDATABASE`` is set (``PGUSER`` or
    ``PGPASSWORD`` alone do not name a server); ``PGPORT``, ``PGSSLMODE``... apply as usual
-4. otherwise the embedded PostgreSQL under ``.schemagate/postgres`` in the working directory,
-   database ``schemagate`` (localdb/server.py).  The command says so on stderr, and stops the
+4. otherwise the embedded PostgreSQL under ``.schemagate/postgres`` in the project root (the
+   directory of the pyproject.toml with [tool.schemagate] or the schemagate.toml, found from any
+   subdirectory), database ``schemagate`` (localdb/server.py).  The command says so on stderr, and stops the
    server when it ends (unless another `schemagate` command is still using it).
 
 Output: progress and tables on stdout, notices about the target on stderr (so ``--json`` output
@@ -50,6 +51,7 @@ PLAN_LINES_SHOWN = 20  # before `apply` asks; `plan` lists everything
 class Target:
     url: str  # what executor.connection.connect receives ("" = libpq defaults from PG* variables)
     label: str  # what the user reads: a masked URL, or "embedded PostgreSQL 16 (database schemagate)"
+    embedded: bool = False  # the embedded PostgreSQL under .schemagate/ (what `clean` may drop freely)
 
 
 def _mask(url: str) -> str:
@@ -76,8 +78,9 @@ def target_database(database_url: str | None) -> Iterator[Target]:
         return
 
     from localdb.server import default_local_server
+    from validator.config import find_project_root
 
-    server = default_local_server(Path.cwd())
+    server = default_local_server(find_project_root(Path.cwd()))
     with server.running():
         relative = os.path.relpath(server.data_dir, Path.cwd())
         _note(
@@ -87,7 +90,9 @@ def target_database(database_url: str | None) -> Iterator[Target]:
         if server.notice:
             _note(f"note: {server.notice}")
         db_url = server.ensure_database(EMBEDDED_DATABASE)
-        yield Target(db_url, f"embedded PostgreSQL {server.major} (database {EMBEDDED_DATABASE})")
+        yield Target(
+            db_url, f"embedded PostgreSQL {server.major} (database {EMBEDDED_DATABASE})", embedded=True
+        )
 
 
 @contextlib.contextmanager
@@ -206,6 +211,44 @@ def executor_settings(config, **flags: Any):
     return config.executor.with_overrides(**flags)
 
 
+def up_to_target(bundle, target: str):
+    """``apply --target VERSION``: the bundle without the versioned migrations above VERSION (like
+    Flyway's ``-target``), so they stay pending.  Repeatables are left out too while any versioned
+    migration lies above the target: they are written against the latest schema (a view over a
+    column a later version adds would fail), which Flyway does not consider (it runs them anyway).
+    Undo files are kept.  Applied versions above the target are ``future`` in the plan, not
+    refused.  VERSION must be the version of one of the bundle's versioned migrations (exit 2
+    naming the closest ones otherwise)."""
+    from executor.naming import REPEATABLE, UNDO, VERSIONED, Version
+
+    try:
+        wanted = Version.parse(target)
+    except ValueError:
+        wanted = None
+    versions = sorted(
+        {e.parsed_version for e in bundle.manifest.migrations if e.kind == VERSIONED and e.parsed_version}
+    )
+    if wanted is None or wanted not in versions:
+        below = [str(v) for v in versions if wanted is not None and v < wanted][-2:]
+        above = [str(v) for v in versions if wanted is not None and v > wanted][:2]
+        close = below + above or [str(v) for v in versions[-3:]]
+        raise ConfigurationError(
+            f"--target {target}: no versioned migration has this version",
+            remedy=f"pass the version of a migration, e.g. one of {', '.join(close)} (apply stops after it)"
+            if close
+            else "there are no versioned migrations",
+        )
+    above = any(v > wanted for v in versions)
+    kept = [
+        e
+        for e in bundle.manifest.migrations
+        if (e.kind == VERSIONED and e.parsed_version <= wanted)
+        or e.kind == UNDO
+        or (e.kind == REPEATABLE and not above)
+    ]
+    return dataclasses.replace(bundle, manifest=dataclasses.replace(bundle.manifest, migrations=kept))
+
+
 # -- rendering ---------------------------------------------------------------------------------
 
 
@@ -320,12 +363,17 @@ def applied_count(infos: list[Any]) -> int:
 class Progress:
     """Prints the executor's events (``on_event`` of ``executor.apply.apply``) as they happen.
 
-    One line per migration with its duration; the server's notices of a migration are printed
-    under its line (they arrive while it runs, before its duration is known).
+    On a terminal, one line shows the migration being applied, its number and its elapsed time
+    while it runs (``[3/40] V003__add_index.sql 12.4 s``); otherwise its name is written when it
+    starts and its duration ends the line.  Either way each migration leaves one line with its
+    duration; the server's notices of a migration are printed under it (they arrive while it runs).
     """
 
-    def __init__(self, width: int = 0) -> None:
+    def __init__(self, width: int = 0, total: int = 0) -> None:
+        from schemagate.console import ProgressLine
+
         self.width = width  # file names are padded to this, so the durations line up
+        self.line = ProgressLine(total, width=width)
         self.notices: list[str] = []
 
     def __call__(self, event: Any) -> None:
@@ -335,22 +383,37 @@ class Progress:
             return
         if kind == "start":
             self.notices = []
+            self.line.start(event.file)
         elif kind == "applied":
-            click.echo(f"  {event.file.ljust(self.width)}  {_ms(event.duration_ms):>7}")
+            self.line.finish(f"{_ms(event.duration_ms):>7}")
             self._flush()
         elif kind == "failed":
-            click.echo(f"  {event.file.ljust(self.width)}  FAILED after {_ms(event.duration_ms)}")
+            self.line.finish(f"FAILED after {_ms(event.duration_ms)}")
             self._flush()
         elif kind == "lock_acquired":
             if event.duration_ms and event.duration_ms >= 1000:
-                click.echo(f"  lock acquired after {_ms(event.duration_ms)}")
+                self._say(f"  lock acquired after {_ms(event.duration_ms)}")
         elif kind in ("waiting_for_lock", "retry", "stopped", "invalid_index_dropped"):
-            click.echo(f"  {event.message}")
+            self._say(f"  {event.message}")
+
+    def _say(self, text: str) -> None:
+        self.line.interrupt()
+        click.echo(text)
+        self.line.resume()
 
     def _flush(self) -> None:
         for notice in self.notices:
             click.echo(f"      {notice}")
         self.notices = []
+
+    def close(self) -> None:
+        self.line.close()
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def confirm_or_refuse(question: str, yes: bool) -> bool:
@@ -389,7 +452,8 @@ def do_apply(conn, bundle, settings, target: Target, *, yes: bool) -> Any:
     started = time.monotonic()
     width = max(len(entry.file) for entry, _ in plan.to_apply)
     try:
-        result = core.apply(conn, bundle, settings, on_event=Progress(width))
+        with Progress(width, total=count) as progress:
+            result = core.apply(conn, bundle, settings, on_event=progress)
     except SchemagateError as error:
         before = error.context.get("applied_before_failure") or []
         if before:
@@ -473,7 +537,8 @@ def _print_json(data: Any) -> None:
 
 
 def register(group: click.Group) -> None:
-    """Add plan, apply, info, repair, baseline and run to the `schemagate` group."""
+    """Add plan, apply (and `migrate`, the same command), info, repair, baseline, undo and run to the
+    `schemagate` group."""
 
     @group.command("plan")
     @_database_option
@@ -482,6 +547,7 @@ def register(group: click.Group) -> None:
     @_schema_option
     @_search_path_option
     @click.option("--json", "as_json", is_flag=True, help="print the plan as JSON")
+    @click.option("--target", "target_version", metavar="VERSION", help="plan `apply --target VERSION`")
     def plan_cmd(
         database_url: str | None,
         bundle_dir: Path | None,
@@ -491,12 +557,15 @@ def register(group: click.Group) -> None:
         schema: str | None,
         search_path: str | None,
         as_json: bool,
+        target_version: str | None,
     ) -> None:
         """Show what `apply` would do and why; changes nothing."""
         from executor import apply as core
 
         config = load_config(migrations)
         bundle = load_migrations(bundle_dir, migrations, config)
+        if target_version is not None:
+            bundle = up_to_target(bundle, target_version)
         settings = executor_settings(
             config,
             allow_out_of_order=out_of_order or None,
@@ -538,6 +607,12 @@ def register(group: click.Group) -> None:
     @click.option(
         "--statement-timeout", metavar="D", help="statement_timeout for every migration (e.g. 30min)"
     )
+    @click.option(
+        "--target",
+        "target_version",
+        metavar="VERSION",
+        help="stop after this version: later versioned migrations stay pending (Flyway's -target)",
+    )
     def apply_cmd(
         database_url: str | None,
         bundle_dir: Path | None,
@@ -549,11 +624,22 @@ def register(group: click.Group) -> None:
         search_path: str | None,
         lock_timeout: str | None,
         statement_timeout: str | None,
+        target_version: str | None,
     ) -> None:
-        """Apply pending migrations (asks first unless --yes)."""
+        """Apply pending migrations (asks first unless --yes).  `schemagate migrate` is the same
+        command, for Flyway hands."""
         config = load_config(migrations)
-        if bundle_dir is not None or not config.migrations.is_dir():
+        if bundle_dir is not None or not config.migrations.is_dir() or target_version is not None:
             bundle = load_migrations(bundle_dir, migrations, config)  # verified before any connection
+            if target_version is not None:
+                before = len(bundle.manifest.migrations)
+                bundle = up_to_target(bundle, target_version)
+                left_out = before - len(bundle.manifest.migrations)
+                if left_out:
+                    click.echo(
+                        f"--target {target_version}: {_plural(left_out, 'migration')} above it left out "
+                        "(later versions, and the repeatables written against them, stay pending)"
+                    )
         else:
             bundle = None  # checked after a look at the history: see already_applied
         settings = executor_settings(
@@ -573,6 +659,8 @@ def register(group: click.Group) -> None:
                     return
                 bundle = load_migrations(None, migrations, config)
             do_apply(conn, bundle, settings, target, yes=yes)
+
+    group.add_command(apply_cmd, "migrate")
 
     @group.command("info")
     @_database_option
@@ -707,10 +795,11 @@ def register(group: click.Group) -> None:
             if not confirm_or_refuse(f"undo {what} in {target.label}?", yes):
                 click.echo("not undone: declined at the prompt")
                 raise click.exceptions.Exit(1)
-            done = core.undo(conn, bundle, settings, version=version, on_event=Progress(len("undo")))
+            with Progress(len("undo")) as progress:
+                done = core.undo(conn, bundle, settings, version=version, on_event=progress)
         click.echo(
             f"undid version {done.entry.version} with {done.entry.file} in {done.duration_ms} ms: "
-            f"V{done.entry.version} is pending again in {target.label}"
+            f"version {done.entry.version} is pending again in {target.label}"
         )
 
     @group.command("run", short_help="Validate, ask, apply, then show the state.")
@@ -741,7 +830,7 @@ def validate_for_run(config) -> Any:
     click.echo(f"validating {os.path.relpath(config.migrations, Path.cwd())}:")
     result = run_validation(config)
     assert result.report is not None
-    echo_lines(console_lines(result.report))
+    echo_lines(console_lines(result.report, relative_to=Path.cwd()))
     if result.exit_code or result.bundle is None:
         click.echo("not applied: validation found blocking problems (above); nothing touched the database")
         raise click.exceptions.Exit(result.exit_code or 1)

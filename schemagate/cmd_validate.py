@@ -1,16 +1,31 @@
 """``schemagate validate``: the same checks locally and in CodeBuild (see buildspec.yml).
 
+``--format`` says what goes to stdout (the report files of ``--reports`` are the same whatever it
+says): ``text`` (the default: each finding with its severity in words, help and docs link, then a
+summary), ``json`` (the report.json document), ``sarif`` (SARIF 2.1.0, validator.sarif) or
+``github`` (workflow commands that annotate the pull request).  With json and sarif, stdout holds
+that document alone and the one-line verdict goes to stderr.  SARIF and annotations name files
+relative to the repository root.  ``--sarif FILE`` also writes the SARIF log to FILE (the GitHub
+Action annotates and uploads SARIF from one run).
+
+``--database-url URL`` also compares the files with that database's history, as ``flyway validate``
+does (validator.database_check).
+
 Exit codes (README.md "Commands"): 0 nothing blocks; 1 findings block (the bundle is not written);
 2 bad usage or configuration (e.g. no migrations directory).
 """
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from pathlib import Path
 
 import click
 
-from schemagate.console import echo_lines
+from schemagate.console import echo, echo_lines
+
+FORMATS = ("text", "json", "sarif", "github")
 
 
 @click.command("validate")
@@ -58,6 +73,34 @@ from schemagate.console import echo_lines
     "(default: [tool.schemagate] search_path).",
 )
 @click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(FORMATS),
+    default="text",
+    show_default=True,
+    help="What to print on stdout: text, json (report.json), sarif (SARIF 2.1.0) or github "
+    "(workflow-command annotations). The --reports files are the same whatever the format.",
+)
+@click.option(
+    "--sarif",
+    "sarif_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    metavar="FILE",
+    help="Also write the SARIF 2.1.0 log to FILE.",
+)
+@click.option(
+    "--database-url",
+    "database_url",
+    metavar="URL",
+    help="Also check the files against this database's history, like `flyway validate`: drifted, "
+    "missing and failed migrations are errors, pending ones warnings.",
+)
+@click.option(
+    "--schema",
+    metavar="S",
+    help="Schema of the history table for --database-url (default: [tool.schemagate.executor], else public).",
+)
+@click.option(
     "--sign-with-kms",
     "sign_with_kms",
     metavar="KEY",
@@ -72,32 +115,99 @@ def validate_command(
     rehearse: bool,
     rehearsal_database_url: str | None,
     search_path: str | None,
+    output_format: str,
+    sarif_file: Path | None,
+    database_url: str | None,
+    schema: str | None,
     sign_with_kms: str | None,
 ) -> None:
     """Check the migrations: naming, order, syntax, lint, safety; write reports and the bundle."""
     from validator.config import check_search_path, load_config
-    from validator.reports import console_lines
-    from validator.validate import run_validation
 
     config = load_config(Path.cwd(), migrations=migrations.resolve() if migrations else None)
     if search_path is not None:
         config.executor = config.executor.with_overrides(
             search_path=check_search_path(search_path, "--search-path")
         )
-    result = run_validation(
-        config,
-        base_ref=base_ref,
-        lint=not no_lint,
-        rehearse=rehearse,
-        rehearsal_database_url=rehearsal_database_url,
-        sign_with_kms=sign_with_kms,
-        bundle_dir=bundle,
-        reports_dir=reports,
-    )
+    if schema is not None:
+        config.executor = config.executor.with_overrides(schema=schema)
+    if rehearse and not rehearsal_database_url:
+        from localdb.state_dir import state_directory
+
+        state_directory(config.project_root)  # the rehearsal's server lives there: never committed
+    from schemagate.console import ProgressLine, is_terminal
+    from validator.validate import run_validation
+
+    # on a terminal, what validation is doing (on stderr; a log gets the findings, one line each)
+    stages = ProgressLine(0, stream=sys.stderr) if is_terminal(sys.stderr) else None
+    with stages or contextlib.nullcontext():
+        result = run_validation(
+            config,
+            base_ref=base_ref,
+            lint=not no_lint,
+            rehearse=rehearse,
+            rehearsal_database_url=rehearsal_database_url,
+            sign_with_kms=sign_with_kms,
+            bundle_dir=bundle,
+            reports_dir=reports,
+            database_check=_database_check(database_url, config) if database_url else None,
+            progress=stages.start if stages is not None else None,
+        )
     assert result.report is not None
-    echo_lines(console_lines(result.report, result.report_paths))
+    print_report(result, output_format, sarif_file)
     if result.exit_code:
         raise click.exceptions.Exit(result.exit_code)
+
+
+def _database_check(database_url: str, config):
+    """``--database-url``: the callback run_validation calls once the files are checked."""
+
+    def check(structural):
+        from schemagate.cmd_db import connected, target_database
+        from validator.database_check import check_against_database
+
+        with target_database(database_url) as target, connected(target) as conn:
+            return check_against_database(conn, structural, config.executor, target=target.label)
+
+    return check
+
+
+def repository_paths(result):
+    from validator.reports import RepositoryPaths
+
+    config = result.config
+    return RepositoryPaths.for_project(config.migrations, config.project_root, config.config_file)
+
+
+def print_report(result, output_format: str, sarif_file: Path | None = None) -> None:
+    """The validation's report on stdout in ``output_format`` (and the SARIF log in ``sarif_file``)."""
+    import json
+
+    from validator.reports import console_lines, render_github, render_json, summary_line
+
+    report = result.report
+    if sarif_file is not None or output_format == "sarif":
+        from validator.sarif import render_sarif
+
+        sarif = json.dumps(render_sarif(report, repository_paths(result)), indent=2, ensure_ascii=False)
+        if sarif_file is not None:
+            sarif_file.parent.mkdir(parents=True, exist_ok=True)
+            sarif_file.write_text(sarif + "\n", encoding="utf-8")
+    if output_format == "text":
+        echo_lines(console_lines(report, result.report_paths, relative_to=Path.cwd()))
+        if sarif_file is not None:
+            echo(f"sarif: {sarif_file}")
+        return
+    if output_format == "github":
+        click.echo(render_github(report, repository_paths(result)), nl=False)
+        return
+    document = (
+        sarif
+        if output_format == "sarif"
+        else json.dumps(render_json(report), indent=2, ensure_ascii=False, default=str)
+    )
+    click.echo(document)
+    echo(summary_line(report), "ok" if report.passed else "error", err=True)
 
 
 def register(group: click.Group) -> None:

@@ -271,3 +271,24 @@ def test_run_with_search_path_validates_and_applies(project, capsys, fresh_db):
     assert code == 0, out
     assert "11 applied" in out
     assert query(fresh_db, "SELECT count(*) FROM pg_tables WHERE schemaname = 'storage'") == [(3,)]
+
+
+def test_the_bundle_records_the_search_path_so_the_pipeline_applies_it_without_being_told(
+    project, capsys, fresh_db, tmp_path
+):
+    (project / "pyproject.toml").write_text(
+        '[tool.schemagate]\nmigrations = "migrations"\nsearch_path = "storage"\n'
+    )
+    bundle_dir = tmp_path / "bundle"
+    code, out = run(capsys, "validate", "--no-lint", "--bundle", str(bundle_dir))
+    assert code == 0, out
+    import json
+
+    assert json.loads((bundle_dir / "manifest.json").read_text())["search_path"] == "storage"
+    # the executor (as in the Lambda: no pyproject.toml, no --search-path) applies it into storage
+    (project / "pyproject.toml").write_text('[tool.schemagate]\nmigrations = "elsewhere"\n')
+    code, out = run(capsys, "apply", "--bundle", str(bundle_dir), "--database-url", fresh_db, "--yes")
+    assert code == 0, out
+    assert query(
+        fresh_db, "SELECT to_regclass('storage.buckets') IS NOT NULL, to_regclass('public.buckets')"
+    ) == [(True, None)]

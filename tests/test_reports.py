@@ -249,13 +249,16 @@ def test_report_markdown_lists_findings_suppressions_bundle_and_sections():
     assert "branch `feature/x`" in md
 
 
-def test_console_lines_are_short_and_point_at_the_reports(tmp_path):
+def test_console_lines_say_the_severity_in_words_with_help_and_docs_and_point_at_the_reports(tmp_path):
     data = sample()
     paths = write_reports(data, tmp_path)
     lines = console_lines(data, paths)
     texts = [t for t, _ in lines]
-    assert "V3__drop_legacy.sql:2:1 ban-drop-column dropping a column | breaks old readers" in texts
-    assert ("V2__add_email.sql:7:12 lint-AM04 something is wrong", "warning") in lines
+    drop = texts.index(
+        "error: V3__drop_legacy.sql:2:1 ban-drop-column: dropping a column | breaks old readers"
+    )
+    assert texts[drop + 1].startswith("  help: ") and texts[drop + 2].startswith("  docs: https://")
+    assert ("warning: V2__add_email.sql:7:12 lint-AM04: something is wrong", "warning") in lines
     assert any(t.startswith("3 files checked") and "1 error, 2 warnings -- failed" in t for t in texts)
     assert texts[-1] == f"reports: {paths['junit']}, {paths['markdown']}, {paths['json']}"
 

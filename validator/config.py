@@ -113,15 +113,43 @@ class ValidatorConfig:
     # out like the project); None: the project itself
     lint_config_root: Path | None = None
     gate_source: str | None = None  # the base ref the gate keys were read from, when they were
+    # the file holding the settings: schemagate.toml, else pyproject.toml (None: neither exists)
+    config_file: Path | None = None
+
+
+CONFIG_FILE = "schemagate.toml"  # the same keys as [tool.schemagate], at the top level
+
+
+def _declares_schemagate(pyproject: Path) -> bool:
+    """True when ``pyproject`` has a [tool.schemagate] table (an unreadable file counts: it is then
+    reported by load_config, not silently skipped)."""
+    try:
+        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return True
+    tool = data.get("tool")
+    return isinstance(tool, dict) and "schemagate" in tool
 
 
 def find_project_root(start: Path) -> Path:
-    """The nearest directory at or above ``start`` holding a pyproject.toml (or ``start``)."""
+    """The project a command run in ``start`` works on, so that every command behaves the same from
+    any subdirectory: the nearest directory at or above ``start`` holding a ``schemagate.toml`` or a
+    pyproject.toml with a [tool.schemagate] table.  The walk stops at the top of the git work tree
+    (a directory holding ``.git``).  Without such a file: the nearest directory with a
+    pyproject.toml, else the top of the work tree, else ``start``."""
     start = start.resolve()
+    nearest_pyproject: Path | None = None
     for candidate in (start, *start.parents):
-        if (candidate / "pyproject.toml").is_file():
+        if (candidate / CONFIG_FILE).is_file():
             return candidate
-    return start
+        pyproject = candidate / "pyproject.toml"
+        if pyproject.is_file():
+            if _declares_schemagate(pyproject):
+                return candidate
+            nearest_pyproject = nearest_pyproject or candidate
+        if (candidate / ".git").exists():
+            return nearest_pyproject or candidate
+    return nearest_pyproject or start
 
 
 def _key_error(key: str, problem: str, remedy: str, where: str = "") -> ConfigurationError:
@@ -150,6 +178,25 @@ def schemagate_table(text: str, source: str) -> dict[str, Any]:
             f"{source}: tool.schemagate must be a table", remedy="write it as [tool.schemagate]", file=source
         )
     return table
+
+
+def config_file_table(data: bytes, source: str) -> dict[str, Any]:
+    """The settings of a ``schemagate.toml`` (its top-level keys are those of [tool.schemagate])."""
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigurationError(f"{source} is not valid UTF-8: {exc}", file=source) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(f"{source} is not valid TOML: {exc}", file=source) from None
+
+
+def in_config_file(exc: ConfigurationError) -> ConfigurationError:
+    """``exc`` (worded for [tool.schemagate] in pyproject.toml) as it applies to schemagate.toml."""
+    message = re.sub(r"\[tool\.schemagate\.([a-z_]+)\]", rf"{CONFIG_FILE} [\1]", exc.message)
+    message = message.replace("[tool.schemagate]", CONFIG_FILE)
+    remedy = exc.remedy and re.sub(r"\[tool\.schemagate\.([a-z_]+)\]", r"[\1]", exc.remedy)
+    remedy = remedy and remedy.replace(" under [tool.schemagate]", f" in {CONFIG_FILE}")
+    return ConfigurationError(message, remedy=remedy, file=CONFIG_FILE, rule=exc.rule, context=exc.context)
 
 
 def rule_levels() -> dict[str, str] | None:
@@ -300,6 +347,27 @@ def load_config(project_root: Path | None = None, *, migrations: Path | None = N
                 f"pyproject.toml is not valid UTF-8: {exc}", file=str(pyproject)
             ) from None
         table = schemagate_table(text, str(pyproject))
+    config_file = pyproject if pyproject.is_file() else None
+    if (root / CONFIG_FILE).is_file():
+        if table:
+            raise ConfigurationError(
+                f"{root / CONFIG_FILE} and [tool.schemagate] in {pyproject} both configure schemagate",
+                remedy=f"keep the settings in one place: move them into {CONFIG_FILE} and remove "
+                "[tool.schemagate] from pyproject.toml (or the other way round)",
+                file=CONFIG_FILE,
+            )
+        config_file = root / CONFIG_FILE
+        table = config_file_table(config_file.read_bytes(), str(config_file))
+        try:
+            return _config_from_table(root, table, migrations, pyproject, config_file)
+        except ConfigurationError as exc:
+            raise in_config_file(exc) from None
+    return _config_from_table(root, table, migrations, pyproject, config_file)
+
+
+def _config_from_table(
+    root: Path, table: dict[str, Any], migrations: Path | None, pyproject: Path, config_file: Path | None
+) -> ValidatorConfig:
     check_known_keys(table)
     mig = migrations if migrations is not None else root / str(table.get("migrations", "migrations"))
     cfg = ValidatorConfig(
@@ -307,8 +375,10 @@ def load_config(project_root: Path | None = None, *, migrations: Path | None = N
         migrations=Path(mig),
         pyproject=pyproject if pyproject.is_file() else None,
         raw=table,
+        config_file=config_file,
     )
     _read_gate_keys(cfg, table)
+
     executor = dict(table.get("executor") or {})
     if "search_path" in table:
         search_path = check_search_path(table["search_path"])

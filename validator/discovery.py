@@ -257,7 +257,7 @@ def _read(
 
 def _problem_finding(resolution: Resolution, problem: layouts.NameProblem) -> Finding:
     layout = layouts.get(resolution.layout)
-    help_ = (
+    help_ = problem.remedy or (
         f"rename it to {problem.example} ({layout.patterns})"
         if problem.example
         else f"{layout.title} migrations are named {layout.patterns}"
@@ -269,7 +269,8 @@ def _problem_finding(resolution: Resolution, problem: layouts.NameProblem) -> Fi
         file=problem.rel,
         line=None,
         column=None,
-        message=f"{problem.rel} is not a valid {layout.title} migration: {problem.problem}"
+        message=problem.message
+        or f"{problem.rel} is not a valid {layout.title} migration: {problem.problem}"
         + ("; the file would not be applied" if problem.severity == ERROR else ""),
         help=help_,
         docs=_docs_of(layout),

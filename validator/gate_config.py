@@ -28,9 +28,11 @@ from typing import Any
 
 from executor.errors import ConfigurationError
 from validator.config import (
+    CONFIG_FILE,
     DEFAULT_TARGET_POSTGRES,
     LINT_DEFAULTS,
     ValidatorConfig,
+    config_file_table,
     rule_levels,
     schemagate_table,
     with_gate_settings,
@@ -254,9 +256,12 @@ def gate_configuration(
 
     directories = {(config.migrations / PurePosixPath(mf.rel)).parent for mf in files} or {config.migrations}
     candidates = config_file_candidates(config, sorted(directories))
+    candidates += [rel for rel in ("pyproject.toml", CONFIG_FILE) if rel not in candidates]
     at_ref = project_files_at_ref(config.project_root, config.migrations, base_ref, candidates)
 
     def table(files_: dict[str, bytes]) -> dict[str, Any]:
+        if CONFIG_FILE in files_:  # schemagate.toml: the settings at its top level
+            return config_file_table(files_[CONFIG_FILE], f"{CONFIG_FILE} on {base_ref}")
         data = files_.get("pyproject.toml")
         if data is None:
             return {}
@@ -277,8 +282,10 @@ def gate_configuration(
         before = {}
     changes = gate_changes(before, config.raw)
 
-    def texts(files_: dict[str, bytes]) -> dict[str, str]:
-        return {rel: data.decode("utf-8", errors="replace") for rel, data in files_.items()}
+    def texts(files_: dict[str, bytes]) -> dict[str, str]:  # the sqlfluff configuration files
+        return {
+            rel: data.decode("utf-8", errors="replace") for rel, data in files_.items() if rel != CONFIG_FILE
+        }
 
     on_disk = {}
     for rel in candidates:

@@ -31,6 +31,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from localdb.state_dir import ignore_state_of
+
 CACHE_FORMAT = 1
 STALE_AFTER_DAYS = 30
 DEFAULT_CACHE_DIR = Path(".schemagate") / "cache" / "lint"
@@ -91,6 +93,7 @@ class LintCache:
             return
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            ignore_state_of(path.parent)  # the default cache lies in .schemagate/: never committed
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
             with os.fdopen(fd, "w", encoding="utf-8") as out:
                 json.dump({"key": self.key, "violations": violations}, out, sort_keys=True)

@@ -26,14 +26,18 @@ since the base ref, or what lies above ``accepted_history``); their JUnit suites
 judged file and one passing case that counts the accepted history, and the console summary and
 report.md say how many files were judged.
 
-The console reporter (``console_lines``) prints a line per finding (``file:line:col rule
-message``), a summary and where the reports are; ``schemagate.console`` adds colour.
+The console reporter (``console_lines``) prints each finding (``error: file:line:col rule: message``,
+the severity in words, then its help and docs link), a summary and where the reports are;
+``schemagate.console`` adds colour where the terminal has it.  ``render_github`` writes GitHub
+Actions workflow commands (annotations), ``validator.sarif`` the SARIF log; both name the files
+relative to the repository root (``RepositoryPaths``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -510,23 +514,22 @@ def _count(n: int, word: str) -> str:
 
 
 def console_lines(
-    data: ReportData, report_paths: dict[str, Path] | None = None
+    data: ReportData, report_paths: dict[str, Path] | None = None, *, relative_to: Path | None = None
 ) -> list[tuple[str, str | None]]:
-    """(text, severity or None) lines for the terminal: findings, a summary, where the reports are."""
+    """(text, severity or None) lines for the terminal: each finding with its severity in words, its
+    help and docs link under it; a summary; where the reports are.  ``relative_to``: show the files
+    relative to this directory (the working directory), so that a terminal or editor opens them."""
     lines: list[tuple[str, str | None]] = []
+    where = _console_prefix(data, relative_to)
     for f in sorted(data.findings, key=Finding.sort_key):
-        lines.append((f"{finding_line(f)}", f.severity))
-    s = data.summary()
-    verdict = "passed" if data.passed else "failed"
-    judged = data.judged_clause()
-    lines.append(
-        (
-            f"{s['files']} files checked ({', '.join(c for c in FAMILIES if c in data.checks)})"
-            + (f", {judged}; " if judged else ": ")
-            + f"{_count(s['errors'], 'error')}, {_count(s['warnings'], 'warning')} -- {verdict}",
-            None if data.passed else ERROR,
-        )
-    )
+        word = f.severity if not (f.severity == WARNING and data.is_blocking(f)) else "warning (blocking)"
+        location = (where + f.location) if f.file else f.location
+        lines.append((f"{word}: {location} {f.rule}: {f.message}", f.severity))
+        if f.help:
+            lines.append((f"  help: {f.help}", None))
+        if f.docs:
+            lines.append((f"  docs: {f.docs}", None))
+    lines.append((summary_line(data), ERROR if not data.passed else "ok"))
     lines += [(note, None) for note in data.notes]
     unused = [d for d in map(suppression_dict, data.suppressions) if not d.get("used")]
     if data.suppressions:
@@ -540,6 +543,117 @@ def console_lines(
     if report_paths:
         lines.append(("reports: " + ", ".join(str(p) for p in report_paths.values()), None))
     return lines
+
+
+def summary_line(data: ReportData) -> str:
+    """``10 files checked (naming, ...): 0 errors, 0 warnings -- passed``."""
+    s = data.summary()
+    verdict = "passed" if data.passed else "failed"
+    judged = data.judged_clause()
+    return (
+        f"{s['files']} files checked ({', '.join(c for c in FAMILIES if c in data.checks)})"
+        + (f", {judged}; " if judged else ": ")
+        + f"{_count(s['errors'], 'error')}, {_count(s['warnings'], 'warning')} -- {verdict}"
+    )
+
+
+def _console_prefix(data: ReportData, relative_to: Path | None) -> str:
+    if relative_to is None or data.migrations_dir is None:
+        return ""
+    try:
+        rel = Path(os.path.relpath(Path(data.migrations_dir).resolve(), Path(relative_to).resolve()))
+    except ValueError:  # another drive (Windows)
+        return ""
+    return "" if str(rel) == "." else f"{rel.as_posix()}/"
+
+
+# ---------------------------------------------------------------------------------------------
+# paths relative to the repository (SARIF, GitHub annotations)
+
+
+def repository_root(start: Path) -> Path | None:
+    """The top of the git work tree holding ``start`` (the nearest directory with a ``.git``), or None."""
+    start = Path(start).resolve()
+    for candidate in (start, *start.parents):
+        if (candidate / ".git").exists():
+            return candidate
+    return None
+
+
+@dataclass(frozen=True)
+class RepositoryPaths:
+    """Maps a finding to a path relative to the repository root, as code scanning and workflow
+    annotations want it: ``db/migrations/V2__x.sql`` for ``V2__x.sql`` under ``db/migrations``.
+
+    A finding about the whole run is placed on the project's configuration file (``config_file``:
+    pyproject.toml or schemagate.toml, where the gate's configuration lives), else on the migrations
+    directory.  ``root``: the repository root, else the project root (a source zip has no ``.git``).
+    """
+
+    root: Path
+    migrations_dir: Path
+    config_file: Path | None = None
+
+    @classmethod
+    def for_project(
+        cls, migrations_dir: Path, project_root: Path, config_file: Path | None
+    ) -> RepositoryPaths:
+        migrations_dir = Path(migrations_dir).resolve()
+        root = repository_root(migrations_dir) or Path(project_root).resolve()
+        return cls(root=root, migrations_dir=migrations_dir, config_file=config_file)
+
+    def relative(self, path: Path) -> str:
+        path = Path(path).resolve()
+        try:
+            return path.relative_to(self.root).as_posix()
+        except ValueError:
+            return Path(os.path.relpath(path, self.root)).as_posix()
+
+    def path_of(self, finding: Finding) -> str:
+        if finding.file:
+            return self.relative(self.migrations_dir / finding.file)
+        if self.config_file is not None:
+            return self.relative(self.config_file)
+        return self.relative(self.migrations_dir) + "/"
+
+
+# ---------------------------------------------------------------------------------------------
+# GitHub Actions workflow commands
+
+
+def _escape_data(text: str) -> str:
+    """A workflow command's message, escaped the way the Actions runner unescapes it."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def render_github(data: ReportData, paths: RepositoryPaths) -> str:
+    """``::error file=...,line=...,col=...,title=<rule>::<message>`` (``::warning`` for findings that
+    do not block) per finding, the help and docs link on the message's next lines, then the summary
+    as a plain line.  GitHub shows at most 10 errors and 10 warnings of a step on the pull request
+    (50 per job); every finding is still in the log, and the SARIF upload has them all."""
+    out = []
+    for f in data.sorted_findings():
+        command = "error" if data.is_blocking(f) else "warning"
+        props = []
+        if f.file is not None:
+            props.append(f"file={_escape_property(paths.path_of(f))}")
+            if f.line is not None:
+                props.append(f"line={f.line}")
+                if f.column is not None:
+                    props.append(f"col={f.column}")
+        props.append(f"title={_escape_property(f.rule)}")
+        message = f.message
+        if f.help:
+            message += f"\nhelp: {f.help}"
+        if f.docs:
+            message += f"\ndocs: {f.docs}"
+        out.append(f"::{command} {','.join(props)}::{_escape_data(message)}")
+    out.append(f"schemagate: {summary_line(data)}")
+    return "\n".join(out) + "\n"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -106,4 +106,11 @@ def bundle_from_directory(config: ValidatorConfig) -> Bundle:
         findings=count_by_severity(result.findings),
         origin=f"migrations {path}",
         layout=result.layout,
+        extra=manifest_extra(config),
     )
+
+
+def manifest_extra(config: ValidatorConfig) -> dict:
+    """Manifest keys the executor needs to run the files as they were validated."""
+    search_path = config.executor.search_path
+    return {"search_path": search_path} if search_path else {}

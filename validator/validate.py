@@ -36,6 +36,7 @@ import difflib
 import json
 import shutil
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +53,7 @@ from validator.reports import BundleInfo, ReportData, ReportSection, write_repor
 from validator.source import detect_source
 
 if TYPE_CHECKING:  # the checks are imported where they run: a run without lint never loads sqlfluff
+    from validator.database_check import DatabaseCheck
     from validator.discovery import MigrationFile
     from validator.gitref import MigrationChanges
     from validator.lint import LintJob, LintStats
@@ -82,6 +84,10 @@ class ValidationResult:
     @property
     def passed(self) -> bool:
         return self.exit_code == 0
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def _require_migrations_dir(config: ValidatorConfig) -> None:
@@ -249,6 +255,7 @@ def _review_checks(
     checks: list[str],
     rehearse: bool,
     rehearsal_database_url: str | None,
+    progress: Callable[[str], None] = lambda stage: None,
 ) -> tuple[list[Suppression], list[ReportSection]]:
     """Safety rules and the rehearsal on the judged files; appends to ``findings``, ``timings``
     and ``checks``."""
@@ -258,6 +265,7 @@ def _review_checks(
     except ImportError:  # pglast is not installed: no safety rules
         check_safety = None  # type: ignore[assignment]
     if check_safety is not None:
+        progress(f"safety rules on {_count(len(judged.judged), 'file')}")
         started = time.perf_counter()
         # every forward migration goes through the rules, in order, so that what the accepted
         # history created is known; only the judged files' findings and suppressions are kept
@@ -273,6 +281,7 @@ def _review_checks(
     if rehearse:
         from validator.rehearsal import rehearse as run_rehearsal
 
+        progress(f"rehearsing {_count(len(judged.judged), 'migration')} on a throwaway PostgreSQL")
         started = time.perf_counter()
         rehearsal = run_rehearsal(
             config, structural, new=set(judged.judged), database_url=rehearsal_database_url
@@ -294,7 +303,14 @@ def run_validation(
     sign_with_kms: str | None = None,
     bundle_dir: str | Path | None = None,
     reports_dir: str | Path | None = None,
+    database_check: Callable[[StructuralResult], DatabaseCheck] | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> ValidationResult:
+    """``database_check(structural)``: compares the files with a database (``validate --database-url``,
+    see validator.database_check) and returns a report section with ``findings``; they are judged
+    like every other finding (a drifted file blocks the bundle).  ``progress(stage)`` is told when
+    each stage starts ("parsing 412 files", "rehearsing 1 migration", ...): the CLI shows it on a
+    terminal."""
     with ExitStack() as stack:
         return _run_validation(
             config,
@@ -306,6 +322,8 @@ def run_validation(
             sign_with_kms=sign_with_kms,
             bundle_dir=bundle_dir,
             reports_dir=reports_dir,
+            database_check=database_check,
+            progress=progress or (lambda stage: None),
         )
 
 
@@ -320,9 +338,11 @@ def _run_validation(
     sign_with_kms: str | None,
     bundle_dir: str | Path | None,
     reports_dir: str | Path | None,
+    database_check: Callable[[StructuralResult], DatabaseCheck] | None = None,
+    progress: Callable[[str], None] = lambda stage: None,
 ) -> ValidationResult:
     from validator.gitref import resolve_base_ref
-    from validator.structural import check_structure, discover_migrations
+    from validator.structural import check_structure, discover_migrations, manifest_extra
 
     _require_migrations_dir(config)
     if sign_with_kms and bundle_dir is None:
@@ -346,6 +366,7 @@ def _run_validation(
     lint_on = lint and config.lint.get("enabled", True)
     lint_job = _start_lint(config, discovered.files, judged.judged) if lint_on else None
     try:
+        progress(f"parsing {_count(len(discovered.files), 'file')}")
         started = time.perf_counter()
         structural = check_structure(config, base_ref=base_ref, discovered=discovered)
         timings["structural"] = discovery_seconds + time.perf_counter() - started
@@ -360,12 +381,18 @@ def _run_validation(
         if gate is not None:
             findings += gate.findings()
         suppressions, sections = _review_checks(
-            config, structural, judged, findings, timings, checks, rehearse, rehearsal_database_url
+            config, structural, judged, findings, timings, checks, rehearse, rehearsal_database_url, progress
         )
         if gate is not None:
             sections.insert(0, gate)
+        if database_check is not None:
+            progress("comparing the files with the database's history")
+            checked = database_check(structural)
+            findings += checked.findings
+            sections.append(checked)
         lint_stats = None
         if lint_job is not None:
+            progress(f"linting {_count(len(judged.judged), 'file')} (sqlfluff)")
             started = time.perf_counter()
             findings += _lint_findings(lint_job, structural, findings)
             lint_stats = lint_job.stats
@@ -393,6 +420,7 @@ def _run_validation(
             findings=counts,
             origin=str(config.migrations),
             layout=structural.layout,
+            extra=manifest_extra(config),
         )
         if sign_with_kms:
             from executor.signing import sign_manifest

@@ -48,14 +48,7 @@ def get_tool(name: str) -> PreviousTool:
             f"schemagate cannot import from {name!r}", remedy=f"--from one of: {', '.join(TOOLS)}"
         )
     module, _, cls = target.partition(":")
-    try:
-        return getattr(import_module(module), cls)()
-    except ModuleNotFoundError as exc:  # TODO(adopt): every reader lands this session
-        if exc.name != module:
-            raise
-        raise ConfigurationError(
-            f"importing from {name} is not available in this version", remedy="upgrade schemagate"
-        ) from None
+    return getattr(import_module(module), cls)()
 
 
 @dataclass

@@ -137,6 +137,15 @@ def find_table(conn: Any, table: str, schemas: list[str] | None = None) -> str |
     return None
 
 
+def existing_table(conn: Any, table: str) -> str | None:
+    """``table`` as a user wrote it (``--table SCHEMA.TABLE``) in PostgreSQL's own quoting, or None when
+    no such table exists; the result is safe to put into a query."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT to_regclass(%s)::text", (table,))
+        row = cur.fetchone()
+    return row[0] if row and row[0] else None
+
+
 def read_rows(conn: Any, query: str) -> list[dict[str, Any]]:
     with conn.cursor() as cur:
         cur.execute(query)

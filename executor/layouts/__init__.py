@@ -2,8 +2,8 @@
 
 ``LAYOUTS`` is the one explicit list (a new layout is one module plus its line here).
 ``detect(tree)`` resolves the tree with every layout and keeps the one that recognises the most
-migrations (then the one whose near-misses are the most numerous, so a directory that matches no
-layout still gets messages in the terms of the tool it resembles); Flyway when nothing looks like a
+migrations (then the one with the most files unmistakably shaped like its own, so a directory that
+matches no layout still gets messages in the terms of the tool it resembles); Flyway when nothing looks like a
 migration at all.  ``resolve(tree, name)`` uses the layout a user set (``--layout``, ``[tool.schemagate]
 layout``) or detects one.
 """
@@ -58,14 +58,7 @@ def get(name: str | None) -> Layout:
 
 
 def available() -> list[Layout]:
-    found = []
-    for name, target in LAYOUTS.items():
-        try:
-            found.append(get(name))
-        except ModuleNotFoundError as exc:  # TODO(layouts): every module lands this session
-            if exc.name != target.partition(":")[0]:
-                raise
-    return found
+    return [get(name) for name in LAYOUTS]
 
 
 def detect(tree: SourceTree) -> Resolution:
@@ -75,7 +68,7 @@ def detect(tree: SourceTree) -> Resolution:
         resolution = layout.resolve(tree)
         found = len(resolution.migrations)
         # ties: the more specific layout when it found migrations, Flyway (the default) otherwise
-        rank = (found, resolution.migration_like, priority if found else -priority)
+        rank = (found, resolution.resemblance, priority if found else -priority)
         if best is None or rank > best[0]:
             best = (rank, resolution)
     assert best is not None

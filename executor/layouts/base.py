@@ -89,6 +89,10 @@ class NameProblem:
     example: str | None = None  # a correctly formed path close to ``rel``
     rule: str = "naming-malformed"
     severity: str = "error"  # "warning" for files the tool itself ignores (a Drizzle orphan)
+    # for a file that is not a migration itself (a Drizzle journal): the whole message and the remedy,
+    # instead of "<rel> is not a valid <Tool> migration: <problem>" and "rename it to <example>"
+    message: str | None = None
+    remedy: str | None = None
 
 
 @dataclass
@@ -99,6 +103,13 @@ class Resolution:
     # files the layout reads but that are not migrations (journal, lock file, metadata.toml)
     support_files: list[str] = field(default_factory=list)
     migration_like: int = 0  # files that are, or look like, migrations of this layout
+    # how many of those are unmistakably this layout's (detection ranks by it); None: migration_like.
+    # Flyway counts only V/U/R-shaped names here, not every ``*.sql`` it would call a near-miss.
+    evidence: int | None = None
+
+    @property
+    def resemblance(self) -> int:
+        return self.migration_like if self.evidence is None else self.evidence
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ Flyway's ResourceNameParser)."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from executor.errors import ConfigurationError
@@ -12,6 +13,8 @@ from executor.layouts.base import Layout, NameProblem, NewMigration, Resolution,
 from executor.layouts.base import ResolvedMigration as Resolved
 from executor.layouts.numbering import next_version
 from executor.naming import VERSION_RE, VERSIONED, Version, parse_name
+
+_PREFIX_SHAPED = re.compile(r"^([VvUu]\d|[Rr]__)")  # unmistakably meant as a Flyway name
 
 
 class Flyway(Layout):
@@ -24,12 +27,14 @@ class Flyway(Layout):
         return sum(1 for rel in tree.paths() if parse_name(rel).ok)
 
     def resolve(self, tree: SourceTree) -> Resolution:
-        out = Resolution(layout=self.name)
+        out = Resolution(layout=self.name, evidence=0)
         for rel in tree.paths():
             verdict = parse_name(rel)
             if not verdict.is_migration_like:
                 continue
             out.migration_like += 1
+            if _PREFIX_SHAPED.match(rel.rsplit("/", 1)[-1]):
+                out.evidence = (out.evidence or 0) + 1
             if verdict.name is None:
                 head, sep, _ = rel.rpartition("/")
                 out.problems.append(

@@ -45,7 +45,8 @@ def _example(example: Example) -> str:
     return f"{head}\n\n{_sql_block(body)}"
 
 
-def _rule(rule: type[Rule]) -> str:
+def rule_markdown(rule: type[Rule]) -> str:
+    """One rule's section of docs/rules.md (also what `schemagate explain RULE` prints)."""
     d = rule.docs
     parts = [
         f"## {rule.id}",
@@ -151,7 +152,7 @@ def render(registry: Registry = REGISTRY) -> str:
             continue
         lines += [f"# {_CATEGORY_TITLES[category]}", ""]
         for rule in members:
-            lines += [_rule(rule), ""]
+            lines += [rule_markdown(rule), ""]
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -7,6 +7,7 @@ from typing import Any
 from pglast import ast
 from pglast.visitors import Ancestor
 
+from executor.headers import line_and_column
 from validator.safety.literals import sql_function_body, string_literals
 from validator.safety.nodes import manual
 from validator.safety.rule import Example, Rule, RuleDocs
@@ -148,4 +149,4 @@ class EnumValueInTransaction(Rule):
     def _line(self, location: int | None, stmt: Any) -> int:
         if location is None or location < stmt.start:
             return stmt.line
-        return self.ctx.file.text.count("\n", 0, location) + 1
+        return line_and_column(self.ctx.file.text, location)[0]

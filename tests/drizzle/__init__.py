@@ -1,0 +1,1 @@
+"""The real drizzle-orm migrator, installed from npm for the Drizzle tests (see migrator.py)."""
