@@ -73,6 +73,7 @@ from executor.errors import (
     SchemagateError,
     SecurityViolation,
     SqlError,
+    combined,
 )
 from executor.headers import (
     HEADER_KEYS,
@@ -308,18 +309,6 @@ def _notices_to(conn, sink: _NoticeSink) -> Iterator[None]:
         yield
     finally:
         conn.notices = saved
-
-
-def _combined(errors: list[SchemagateError]) -> SchemagateError:
-    first = errors[0]
-    if len(errors) > 1:
-        others = ", ".join(e.file or "?" for e in errors[1:6]) + (", …" if len(errors) > 6 else "")
-        first.message += (
-            f" (and {len(errors) - 1} more refusal(s): {others}; `schemagate info` lists them all)"
-        )
-        first.args = (first.message,)
-        first.context["refusals"] = [e.to_dict() for e in errors]
-    return first
 
 
 # --------------------------------------------------------------------------------------------
@@ -1001,7 +990,7 @@ def apply(
             ensure_history_table(conn, settings)
             p = _plan_from(build_info(bundle.manifest, read_history(conn, settings), settings), settings)
             if p.refusals:
-                raise _combined(p.refusals)
+                raise combined(p.refusals, all_listed_by="`schemagate info`")
             scs = conn.get_parameter_status("standard_conforming_strings") != "off"
             prepared = [_prepare(bundle, entry, why, settings, scs) for entry, why in p.to_apply]
             runner = _Runner(conn, bundle, settings, emit, hooks, sink, deadline)
@@ -1072,7 +1061,7 @@ def undo(
         infos = build_info(bundle.manifest, read_history(conn, settings), settings)
         problems = refusals(infos, settings)
         if problems:
-            raise _combined(problems)
+            raise combined(problems, all_listed_by="`schemagate info`")
         applied = [i for i in infos if i.kind == VERSIONED and i.state is MigrationState.APPLIED]
         if not applied:
             raise MigrationRefused(

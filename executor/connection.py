@@ -27,6 +27,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from typing import Any
 from urllib.parse import unquote
 
 import psycopg2
@@ -199,7 +200,7 @@ def connect(
                 ),
                 context={"target": shown},
             )
-    options = {k: v for k, v in NETWORK_OPTIONS.items() if k not in given}
+    options: dict[str, Any] = {k: v for k, v in NETWORK_OPTIONS.items() if k not in given}
     if "connect_timeout" not in given and not os.environ.get("PGCONNECT_TIMEOUT"):
         options["connect_timeout"] = str(connect_timeout)
     if "application_name" not in given and not os.environ.get("PGAPPNAME"):
@@ -359,7 +360,7 @@ class ResponseDeadline:
         ``base``: the connection's own cursor class, kept (psycopg2's plain cursor by default)."""
         deadline = self
 
-        class BoundedCursor(base or psycopg2.extensions.cursor):  # type: ignore[misc,valid-type]
+        class BoundedCursor(base or psycopg2.extensions.cursor):  # type: ignore[misc]
             def execute(self, query, vars=None):
                 with deadline.bound(seconds, what):
                     return super().execute(query, vars)

@@ -7,6 +7,7 @@ database refused, 2: bad usage or configuration).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import StrEnum
 from typing import Any
 
@@ -125,6 +126,42 @@ class ConnectionFailure(SchemagateError):
 
 class PermissionDenied(SchemagateError):
     category = Category.PERMISSION_DENIED
+
+
+MAX_LISTED_REFUSALS = 20  # in the message of a combined refusal; its context holds them all
+
+
+def combined(errors: Sequence[SchemagateError], *, all_listed_by: str | None = None) -> SchemagateError:
+    """Several refusals as one: the first as it is (its type, location, rule and remedy), followed
+    by a line for each other one with its location, rule and message, and every one of them in
+    ``context["refusals"]``.  ``all_listed_by`` names the command that shows them all.  A single
+    refusal is returned unchanged."""
+    first, others = errors[0], list(errors[1:])
+    if not others:
+        return first
+    lines = [f"  - {_headline(e)}" for e in others[:MAX_LISTED_REFUSALS]]
+    if len(others) > MAX_LISTED_REFUSALS:
+        lines.append(f"  - … and {len(others) - MAX_LISTED_REFUSALS} more")
+    if all_listed_by:
+        lines.append(f"  ({all_listed_by} lists them all)")
+    return type(first)(
+        f"{first.message}\n  and {len(others)} more refusal(s):\n" + "\n".join(lines),
+        remedy=first.remedy,
+        file=first.file,
+        line=first.line,
+        column=first.column,
+        rule=first.rule,
+        category=first.category,
+        context={**first.context, "refusals": [e.to_dict() for e in errors]},
+    )
+
+
+def _headline(error: SchemagateError) -> str:
+    """``file:line: [rule] message`` on one line (``str(error)`` without the remedy)."""
+    location = error.location()
+    rule = f"[{error.rule}] " if error.rule else ""
+    message = " ".join(error.message.split())
+    return f"{location}: {rule}{message}" if location else f"{rule}{message}"
 
 
 def aws_error_code(exc: BaseException, default: str = "") -> str:

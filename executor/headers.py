@@ -433,9 +433,27 @@ def _is_routine(heads: list[str]) -> bool:
     return any(tuple(heads[: len(h)]) == h for h in _ROUTINE_HEADS)
 
 
+class LineCounter:
+    """1-based (line, column) of character offsets in one text, for many look-ups: newlines are
+    counted from the previous look-up, so look-ups in order (the statements of a file) cost one
+    pass over the text together.  Offsets outside the text are clamped to it."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._offset = 0  # the last offset looked up, and its line
+        self._line = 1
+
+    def position(self, offset: int) -> tuple[int, int]:
+        text = self.text
+        offset = max(0, min(offset, len(text)))
+        if offset >= self._offset:
+            self._line += text.count("\n", self._offset, offset)
+        else:
+            self._line -= text.count("\n", offset, self._offset)
+        self._offset = offset
+        return self._line, offset - (text.rfind("\n", 0, offset) + 1) + 1
+
+
 def line_and_column(sql: str, offset: int) -> tuple[int, int]:
-    """1-based line and column of a character offset in ``sql``."""
-    offset = max(0, min(offset, len(sql)))
-    line = sql.count("\n", 0, offset) + 1
-    column = offset - (sql.rfind("\n", 0, offset) + 1) + 1
-    return line, column
+    """1-based line and column of a character offset in ``sql`` (one look-up; ``LineCounter`` for many)."""
+    return LineCounter(sql).position(offset)

@@ -133,8 +133,9 @@ def read_history(conn, settings: ExecutorSettings) -> list[HistoryRow]:
     except psycopg2.errors.UndefinedColumn as exc:
         if not conn.autocommit:
             conn.rollback()
+        reason = (exc.pgerror or str(exc)).strip()
         raise ConfigurationError(
-            f"{settings.qualified_table} exists but is not a schemagate history table: {exc.pgerror.strip()}",
+            f"{settings.qualified_table} exists but is not a schemagate history table: {reason}",
             remedy="point the executor at another schema or table name (settings schema/table)",
         ) from None
     except psycopg2.errors.InsufficientPrivilege as exc:

@@ -88,7 +88,7 @@ class MigrationName:
     description: str  # with "_" shown as spaces
 
     @property
-    def sort_key(self) -> tuple:
+    def sort_key(self) -> tuple[int, tuple[int, ...], str, str]:
         """Versioned first (by version), then repeatables (by description); undo last."""
         order = {VERSIONED: 0, REPEATABLE: 1, UNDO: 2}[self.kind]
         return (order, self.version.parts if self.version else (), self.description, self.file)

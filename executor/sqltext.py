@@ -103,6 +103,17 @@ class ControlCharacter:
         return f"{file} holds a {self.describe()}: {self.why}"
 
 
+def byte_line_and_column(data: bytes, offset: int) -> tuple[int, int]:
+    """1-based line and column of the byte at ``offset`` in a file's bytes: the column counts the
+    characters before it on its line (a byte that does not decode counts as one), not bytes, and
+    not the UTF-8 BOM."""
+    line_start = data.rfind(b"\n", 0, offset) + 1
+    if line_start == 0 and data.startswith(UTF8_BOM):
+        line_start = len(UTF8_BOM)
+    column = len(data[line_start:offset].decode("utf-8", errors="replace")) + 1
+    return data.count(b"\n", 0, offset) + 1, column
+
+
 def find_invalid_utf8(data: bytes) -> tuple[int, int] | None:
     """The byte offset (in the file as stored) and line of the first byte that is not UTF-8, or None."""
     skip = len(UTF8_BOM) if data.startswith(UTF8_BOM) else 0
@@ -122,14 +133,11 @@ def find_control_character(data: bytes) -> ControlCharacter | None:
     offset = first.start()
     matched = first.group()
     code = matched[0] if len(matched) == 1 else matched[1]  # C1: the second byte is the code point
-    line_start = data.rfind(b"\n", 0, offset) + 1
-    if line_start == 0 and data.startswith(UTF8_BOM):
-        line_start = len(UTF8_BOM)
-    column = len(data[line_start:offset].decode("utf-8", errors="replace")) + 1
+    line, column = byte_line_and_column(data, offset)
     return ControlCharacter(
         code=code,
         offset=offset,
-        line=data.count(b"\n", 0, offset) + 1,
+        line=line,
         column=column,
         count=sum(1 for _ in _FORBIDDEN.finditer(data)),
     )

@@ -162,7 +162,7 @@ def build_info(
     """
     rows = sorted(history, key=lambda r: r.installed_rank)
     with_bundle = manifest is not None
-    versioned = {}
+    versioned: dict[Version, ManifestEntry] = {}
     for e in manifest.versioned if manifest else []:
         v = e.parsed_version
         if v is not None:
@@ -233,7 +233,7 @@ def build_info(
                 _from_entry(
                     e,
                     MigrationState.BELOW_BASELINE,
-                    f"at or below the baseline version {baseline.version}: not applied",
+                    f"at or below the baseline version {baseline_version.text}: not applied",
                 )
             )
         elif highest_applied is not None and v < highest_applied:

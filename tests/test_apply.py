@@ -442,6 +442,10 @@ def test_several_refusals_are_raised_together(db) -> None:
         apply(db, bundle_of({"V1__a.sql": "SELECT 10;", "V3__c.sql": "SELECT 3;"}), FAST)
     assert "1 more refusal" in caught.value.message
     assert [r["rule"] for r in caught.value.context["refusals"]] == ["checksum-drift", "missing-migration"]
+    # the second is named with its file and rule; the first keeps its own remedy
+    assert "  - V2__b.sql: [missing-migration] " in caught.value.message
+    assert "(`schemagate info` lists them all)" in caught.value.message
+    assert caught.value.file == "V1__a.sql" and caught.value.remedy
 
 
 def test_transaction_control_inside_a_file_is_refused_before_anything_runs(db) -> None:

@@ -90,6 +90,7 @@ def test_invalid_utf8_offset_counts_the_bom(tmp_path: Path) -> None:
     write(tmp_path, {"V1__x.sql": b"\xef\xbb\xbfselect \xff;"})
     (_,), (finding,) = discover(tmp_path)
     assert "byte offset 10" in finding.message and finding.line == 1
+    assert finding.column == 8  # the column an editor shows: the BOM is no character of the line
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,13 @@ import pglast.parser
 import pytest
 
 from executor.errors import ConfigurationError
-from executor.headers import line_and_column, migration_statements, parse_header_settings, split_statements
+from executor.headers import (
+    LineCounter,
+    line_and_column,
+    migration_statements,
+    parse_header_settings,
+    split_statements,
+)
 
 
 def texts(sql: str, **kwargs) -> list[str]:
@@ -316,3 +322,21 @@ def test_the_project_migrations_split_like_postgresql_splits_them() -> None:
         mine = [s.text.rstrip(";").strip() for s in split_statements(sql)]
         theirs = [s.strip() for s in pglast.parser.split(sql)]
         assert mine == theirs, path.name
+
+
+# -- positions ------------------------------------------------------------------------------
+
+
+def test_line_counter_gives_the_same_positions_in_any_order_of_look_ups() -> None:
+    sql = "-- add the invoices table\nCREATE TABLE invoices (\n  id bigint,\n  total numeric\n);\n\nSELECT 1;"
+
+    def counted(offset: int) -> tuple[int, int]:  # by hand: the text before the offset
+        before = sql[: max(0, min(offset, len(sql)))]
+        return before.count("\n") + 1, len(before.rsplit("\n", 1)[-1]) + 1
+
+    offsets = [0, 26, 49, 61, 30, 0, len(sql), 75, 3, 10_000, -5, 48]
+    counter = LineCounter(sql)  # one counter, forwards and backwards
+    assert [counter.position(o) for o in offsets] == [counted(o) for o in offsets]
+    assert [line_and_column(sql, o) for o in offsets] == [counted(o) for o in offsets]
+    assert line_and_column(sql, sql.index("total")) == (4, 3)
+    assert line_and_column(sql, len(sql)) == (7, 10)  # just after the last character

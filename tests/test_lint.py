@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 from pathlib import Path
 
 import pytest
 
 from executor.checksum import file_checksum
-from executor.errors import ConfigurationError
+from executor.errors import ConfigurationError, SchemagateError
 from validator.config import load_config
 from validator.lint import LintTarget, effective_rules, lint_files, start_lint
 from validator.lint_cache import LintCache
@@ -230,14 +231,30 @@ def test_background_job_overlaps_and_can_be_abandoned(tmp_path):
     files = {f"V{i}__t.sql": SELECT_STAR_VIEW.replace("active_customers", f"v{i}") for i in range(1, 41)}
     root = project(tmp_path, files)
     cfg = load_config(root)
-    job = start_lint(cfg, targets(root))  # every miss goes to workers at once
-    assert job.stats.processes >= 1 and job.stats.linted == 40
-    workers = list(job._pool._processes.values())
-    started = time.perf_counter()
+    job = start_lint(cfg, targets(root))  # every miss goes to workers at once, beside the caller
+    assert job.stats.processes == len(job.workers) >= 1 and job.stats.linted == 40
+    assert all(w.process.pid is not None for w in job.workers)  # started before result() is asked
     job.close()  # e.g. the structural checks raised: the workers must not outlive the run
-    assert time.perf_counter() - started < 5
-    assert workers and not any(p.is_alive() for p in workers)
+    # ended (terminated, or finished just before) and reaped: the exit code is known
+    assert job.running == 0 and all(w.process.exitcode is not None for w in job.workers)
+    assert not any((root / ".schemagate").rglob("*.json"))  # an abandoned job caches nothing
 
     one = start_lint(cfg, targets(root)[:1])  # a single miss still runs beside the caller
-    assert one.stats.processes == 1
+    assert one.stats.processes == len(one.workers) == 1
     assert [f.rule for f in one.result().findings] == ["lint-AM04"]
+    assert one.running == 0 and one.workers[0].process.exitcode == 0
+
+
+def test_a_worker_that_dies_is_an_error_not_a_hang(tmp_path):
+    # a long file per worker: a worker is still linting when it is killed (an OOM kill)
+    body = "".join(SELECT_STAR_VIEW.replace("active_customers", f"v{i}") for i in range(100))
+    files = {f"V{i}__t.sql": body.replace("CREATE VIEW v", f"CREATE VIEW f{i}_v") for i in range(1, 17)}
+    root = project(tmp_path, files)
+    job = start_lint(load_config(root), targets(root), processes=2)
+    assert len(job.workers) == 2
+    os.kill(job.workers[0].process.pid, signal.SIGKILL)
+    with pytest.raises(SchemagateError) as exc:
+        job.result()
+    assert "worker process died" in exc.value.message and "processes = 1" in exc.value.remedy
+    assert job.running == 0  # the other worker is stopped too
+    assert not any((root / ".schemagate").rglob("*.json"))  # nothing half-cached

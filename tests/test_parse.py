@@ -10,7 +10,7 @@ from pglast import ast
 from executor.checksum import decode_sql, file_checksum
 from executor.naming import parse_name
 from validator.discovery import MigrationFile
-from validator.parse import ParsedFile, offset_to_line_col, parse_file
+from validator.parse import ParsedFile, parse_file
 
 
 def parsed(content: str | bytes, name: str = "V1__x.sql") -> ParsedFile:
@@ -65,12 +65,6 @@ def test_offsets_are_characters_in_non_ascii_files() -> None:
 def test_last_statement_without_semicolon_ends_at_its_last_token() -> None:
     p = parsed("select 1;\nselect 2  -- trailing\n/* more */\n")
     assert p.statements[1].text == "select 2"
-
-
-def test_offset_to_line_col() -> None:
-    assert offset_to_line_col("ab\ncd", 0) == (1, 1)
-    assert offset_to_line_col("ab\ncd", 4) == (2, 2)
-    assert offset_to_line_col("ab\ncd", 99) == (2, 3)
 
 
 # --- syntax errors -------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Rehearsal: migrations applied to a throwaway database, with the locks they took.
 
-The lowest layer (validator.rehearsal_locks) is tested with raw psycopg2 on ``fresh_db``; the
+The lowest layer (validator.rehearsal.locks) is tested with raw psycopg2 on ``fresh_db``; the
 rehearsal itself on the test server (``pg_admin_url``) through ``rehearse``.
 """
 
@@ -19,7 +19,7 @@ import pytest
 from executor.errors import ConfigurationError
 from validator.config import load_config
 from validator.rehearsal import BaseStore, RehearsalResult, RehearsedMigration, rehearse
-from validator.rehearsal_locks import (
+from validator.rehearsal.locks import (
     LockInfo,
     LockObserver,
     held_relation_locks,
@@ -492,7 +492,7 @@ def test_junit_cases_fail_only_on_blocking_findings() -> None:
     blocking_severity = "warning") fail."""
     from validator.findings import Finding
     from validator.rehearsal import RehearsalResult, RehearsedMigration
-    from validator.rehearsal_locks import LockInfo
+    from validator.rehearsal.locks import LockInfo
 
     lock = LockInfo(relation="public.orders", mode="ACCESS EXCLUSIVE", existed_before=True, flagged=True)
     migrations = [

@@ -206,7 +206,7 @@ def rule_levels() -> dict[str, str] | None:
         from validator.safety.registry import REGISTRY
     except ImportError:
         return None
-    from validator.rehearsal import RULE_BASE_FAILED, RULE_BLOCKING_LOCK, RULE_FAILED, RULE_REWRITE
+    from validator.rehearsal.findings import RULE_BASE_FAILED, RULE_BLOCKING_LOCK, RULE_FAILED, RULE_REWRITE
 
     rehearsal = {
         RULE_FAILED: "error",

@@ -32,7 +32,7 @@ from executor.manifest import ManifestEntry
 from executor.naming import MigrationName
 from executor.sqltext import REMEDY as CONTROL_REMEDY
 from executor.sqltext import RULE as CONTROL_RULE
-from executor.sqltext import find_control_character
+from executor.sqltext import byte_line_and_column, find_control_character
 from validator.findings import ERROR, Finding
 
 FAMILY = "naming"
@@ -324,9 +324,7 @@ def _not_utf8(mf: MigrationFile) -> Finding:
         offset = 0  # pragma: no cover - only called for undecodable data
     except UnicodeDecodeError as exc:
         offset = exc.start + skip
-    line = data.count(b"\n", 0, offset) + 1
-    line_start = data.rfind(b"\n", 0, offset) + 1
-    column = len(data[line_start:offset].decode("utf-8", errors="replace")) + 1
+    line, column = byte_line_and_column(data, offset)
     return Finding(
         rule="naming-not-utf8",
         family=FAMILY,

@@ -46,7 +46,7 @@ class Finding:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def sort_key(self) -> tuple:
+    def sort_key(self) -> tuple[str, int, int, str, str]:
         return (self.file or "", self.line or 0, self.column or 0, self.family, self.rule)
 
 
@@ -55,10 +55,20 @@ def count_by_severity(findings: Iterable[Finding]) -> dict[str, int]:
     return {ERROR: counts.get(ERROR, 0), WARNING: counts.get(WARNING, 0)}
 
 
+def is_blocking(finding: Finding, blocking_severity: str = ERROR) -> bool:
+    """Whether ``finding`` stops the bundle and fails the build: an error always, a warning too when
+    ``blocking_severity`` (``[tool.schemagate] blocking_severity``) is "warning"."""
+    return finding.severity == ERROR or blocking_severity == WARNING
+
+
+def blocking_findings(findings: Iterable[Finding], blocking_severity: str = ERROR) -> list[Finding]:
+    """The findings that stop the bundle (``is_blocking``), in their order."""
+    return [f for f in findings if is_blocking(f, blocking_severity)]
+
+
 def has_errors(findings: Iterable[Finding], blocking: str = ERROR) -> bool:
-    """True when any finding is at or above the blocking severity."""
-    blocking_set = {ERROR} if blocking == ERROR else {ERROR, WARNING}
-    return any(f.severity in blocking_set for f in findings)
+    """True when any finding blocks (``is_blocking``) at the blocking severity ``blocking``."""
+    return any(is_blocking(f, blocking) for f in findings)
 
 
 def docs_link(page: str, anchor: str | None = None) -> str:

@@ -9,7 +9,7 @@ directory.  The user's home directory is deliberately not read: CI and a laptop 
 
 Results are cached by file checksum + sqlfluff version + configuration (``lint_cache``), and
 computing the cache key does not import sqlfluff, so a run where every file is cached never pays
-for sqlfluff at all.  Files that are not cached are linted in a process pool when there are enough
+for sqlfluff at all.  Files that are not cached are linted in worker processes when there are enough
 of them to pay for the workers (sqlfluff is pure Python and single-threaded).
 
 ``[tool.schemagate.lint]`` keys read here::
@@ -26,21 +26,25 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import sys
 import time
 import tomllib
 from collections.abc import Iterable
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from importlib import metadata, resources
+from multiprocessing.connection import Connection
+from multiprocessing.context import DefaultContext, ForkContext
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from executor.errors import ConfigurationError, SchemagateError
 from validator.config import ValidatorConfig
 from validator.findings import ERROR, SEVERITIES, WARNING, Finding
 from validator.lint_cache import DEFAULT_CACHE_DIR, LintCache, Violation, config_key, prune
+
+if TYPE_CHECKING:  # sqlfluff is imported where it runs: a run answered from the cache never loads it
+    from sqlfluff.core import Linter
 
 DEFAULTS_RESOURCE = "sqlfluff_defaults.cfg"
 FORCED_DIALECT = "postgres"
@@ -204,7 +208,7 @@ def _effective_config(
     configs = load_config_string(defaults_text(), working_path=str(project_root))
     for _, path in _config_files(project_root, migrations, directory, config_root):
         configs = nested_combine(configs, load_file(str(path)))
-    configs.setdefault("core", {})["dialect"] = FORCED_DIALECT
+    cast(dict[str, Any], configs.setdefault("core", {}))["dialect"] = FORCED_DIALECT
     return configs
 
 
@@ -216,7 +220,7 @@ def lint_severity(config: ValidatorConfig) -> str:
             remedy='severity = "warning"',
             file="pyproject.toml",
         )
-    return severity
+    return str(severity)
 
 
 def cache_directory(config: ValidatorConfig) -> Path | None:
@@ -228,7 +232,7 @@ def cache_directory(config: ValidatorConfig) -> Path | None:
 
 
 # ---------------------------------------------------------------------------------------------
-# the worker side: everything here runs in the pool's processes (or in this one)
+# the worker side: everything here runs in the worker processes (or in this one)
 
 
 @dataclass(frozen=True)
@@ -242,10 +246,10 @@ class ConfigSpec:
     config_root: Path | None = None  # ValidatorConfig.lint_config_root
 
 
-_LINTERS: dict[str, Any] = {}
+_LINTERS: dict[str, Linter] = {}
 
 
-def _linter(spec: ConfigSpec) -> Any:
+def _linter(spec: ConfigSpec) -> Linter:
     linter = _LINTERS.get(spec.key)
     if linter is None:
         from sqlfluff.core import FluffConfig, Linter
@@ -264,7 +268,7 @@ def _linter(spec: ConfigSpec) -> Any:
     return linter
 
 
-def _violations(linter: Any, rel: str, text: str) -> list[Violation]:
+def _violations(linter: Linter, rel: str, text: str) -> list[Violation]:
     try:
         linted = linter.lint_string(text, fname=rel)
     except Exception as exc:  # a sqlfluff crash on one file must not hide the other findings
@@ -323,7 +327,7 @@ def _split(items: list[tuple[int, str, str]], parts: int) -> list[list[tuple[int
     return [c for c in chunks if c]
 
 
-def _pool_context() -> Any:
+def _worker_context() -> ForkContext | DefaultContext:
     # fork: workers start in milliseconds and inherit what this process already imported
     if sys.platform == "linux" and "fork" in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("fork")
@@ -336,6 +340,61 @@ def _config_error(message: str) -> ConfigurationError:
         remedy="fix the project's .sqlfluff / [tool.sqlfluff] (see validator/sqlfluff_defaults.cfg)",
         rule="lint",
     )
+
+
+Task = tuple[ConfigSpec, list[tuple[str, str]]]  # what a worker lints: a configuration, (rel, text)s
+
+
+def _work(tasks: list[Task], answers: Connection) -> None:
+    """A worker process's whole life: lint its tasks in order, send the answers back, and end."""
+    # the caller stops its workers (terminate() on Ctrl-C or an error): a handler inherited
+    # through fork must not delay SIGTERM, and Ctrl-C must not print a traceback per worker
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    answers.send([_lint_chunk(spec, items) for spec, items in tasks])
+    answers.close()
+
+
+class LintWorker:
+    """One worker process with its share of the files; its answers come back through a pipe.
+
+    A worker is a plain ``multiprocessing.Process`` so that stopping it is the public
+    ``terminate()``/``kill()``, and one that dies (an OOM kill) is seen at once: its pipe ends
+    without an answer."""
+
+    def __init__(self, context: ForkContext | DefaultContext, tasks: list[Task]) -> None:
+        self._answers, send = context.Pipe(duplex=False)
+        self.process = context.Process(target=_work, args=(tasks, send), daemon=True, name="schemagate-lint")
+        self.process.start()
+        send.close()  # the worker holds the only write end: its end is the pipe's end
+        self.answered = False
+
+    def answers(self) -> list[list[list[Violation]] | str]:
+        """Wait for this worker's answers (one per task, in order)."""
+        try:
+            answers: list[list[list[Violation]] | str] = self._answers.recv()
+        except (EOFError, OSError):
+            raise SchemagateError(
+                "a sqlfluff worker process died before it finished (killed, or out of memory)",
+                remedy="run again; if it recurs set [tool.schemagate.lint] processes = 1, "
+                "or validate with --no-lint",
+                rule="lint",
+            ) from None
+        finally:
+            self._answers.close()
+        self.answered = True
+        return answers
+
+    def stop(self, deadline: float) -> None:
+        """Terminate the process (if it still runs) and reap it by ``deadline`` (time.monotonic)."""
+        if self.answered:  # it ends by itself once it has answered
+            self.process.join(timeout=max(0.0, deadline - time.monotonic()))
+        if self.process.is_alive():
+            self.process.terminate()
+        self.process.join(timeout=max(0.0, deadline - time.monotonic()))
+        if self.process.is_alive():  # SIGTERM not acted on (yet): a worker must not outlive the run
+            self.process.kill()
+            self.process.join(timeout=1)
 
 
 class LintJob:
@@ -360,8 +419,10 @@ class LintJob:
         self.report_unparsable = bool(config.lint.get("report_unparsable", False))
         self.stats = LintStats(files=len(targets))
         self.violations: dict[int, list[Violation]] = {}
-        self._pool: Any = None
-        self._pending: list[tuple[LintCache, ConfigSpec, list[tuple[int, str, str]], Any]] = []
+        self.workers: list[LintWorker] = []
+        # (cache, chunk of (index, rel, text)); linted here, or by self.workers[w] as its task t
+        self._pending: list[tuple[LintCache, ConfigSpec, list[tuple[int, str, str]], tuple[int, int] | None]]
+        self._pending = []
         version = sqlfluff_version()
         cache_dir = cache_directory(config)
 
@@ -404,14 +465,23 @@ class LintJob:
         if workers == 1 and not background:
             self._pending = [(cache, spec, misses, None) for cache, spec, misses in work]
             return
-        self.stats.processes = workers
-        # concurrent.futures, not multiprocessing.Pool: a worker that dies (OOM kill) turns into
-        # BrokenProcessPool here instead of a result that never arrives
-        self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context())
+        # each configuration's files are split over the workers (the next chunk to the next
+        # worker, round the ring); worker w lints its chunks in order
+        tasks: list[list[Task]] = [[] for _ in range(workers)]
+        turn = 0
         for cache, spec, misses in work:
             for chunk in _split(misses, workers):
-                future = self._pool.submit(_lint_chunk, spec, [(r, t) for _, r, t in chunk])
-                self._pending.append((cache, spec, chunk, future))
+                w, turn = turn % workers, turn + 1
+                self._pending.append((cache, spec, chunk, (w, len(tasks[w]))))
+                tasks[w].append((spec, [(r, t) for _, r, t in chunk]))
+        context = _worker_context()
+        try:
+            # fewer chunks than workers (a single file): no process for nothing
+            self.workers = [LintWorker(context, share) for share in tasks if share]
+        except BaseException:
+            self.close()
+            raise
+        self.stats.processes = len(self.workers)
 
     @staticmethod
     def _check(answer: list[list[Violation]] | str) -> list[list[Violation]]:
@@ -421,17 +491,12 @@ class LintJob:
 
     def result(self) -> LintResult:
         try:
-            for cache, spec, chunk, future in self._pending:
-                try:
-                    items = [(r, t) for _, r, t in chunk]
-                    answer = _lint_chunk(spec, items) if future is None else future.result()
-                except BrokenProcessPool:
-                    raise SchemagateError(
-                        "a sqlfluff worker process died before it finished (killed, or out of memory)",
-                        remedy="run again; if it recurs set [tool.schemagate.lint] processes = 1, "
-                        "or validate with --no-lint",
-                        rule="lint",
-                    ) from None
+            answers = [worker.answers() for worker in self.workers]
+            for cache, spec, chunk, place in self._pending:
+                if place is None:
+                    answer = _lint_chunk(spec, [(r, t) for _, r, t in chunk])
+                else:
+                    answer = answers[place[0]][place[1]]
                 for (i, _, _), found in zip(chunk, self._check(answer), strict=True):
                     self.violations[i] = found
                     cache.put(self.targets[i].checksum, found)
@@ -448,22 +513,16 @@ class LintJob:
         self.stats.seconds = time.perf_counter() - self.started
         return LintResult(findings=findings, stats=self.stats)
 
+    @property
+    def running(self) -> int:
+        """How many of this job's worker processes are alive."""
+        return sum(worker.process.is_alive() for worker in self.workers)
+
     def close(self) -> None:
         """Stop the workers (at once: an abandoned job must not hold the caller's exit)."""
-        pool, self._pool = self._pool, None
-        if pool is None:
-            return
-        processes = list((getattr(pool, "_processes", None) or {}).values())
-        pool.shutdown(wait=False, cancel_futures=True)
-        for process in processes:
-            if process.is_alive():
-                process.terminate()
         deadline = time.monotonic() + 5
-        for process in processes:
-            process.join(timeout=max(0.0, deadline - time.monotonic()))
-            if process.is_alive():  # SIGTERM not acted on (yet): a worker must not outlive the run
-                process.kill()
-                process.join(timeout=1)
+        for worker in self.workers:
+            worker.stop(deadline)
 
 
 def violation_finding(v: Violation, rel: str, severity: str) -> Finding:

@@ -84,7 +84,8 @@ class LintCache:
             self.misses += 1
             return None
         self.hits += 1
-        return data["violations"]
+        violations: list[Violation] = data["violations"]
+        return violations
 
     def put(self, checksum: str, violations: list[Violation]) -> None:
         path = self._entry(checksum)

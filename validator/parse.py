@@ -69,7 +69,13 @@ from pglast import ast, enums
 from pglast.parser import ParseError, parse_plpgsql_json, parse_sql, scan
 
 from executor.errors import ConfigurationError
-from executor.headers import SET_DIRECTIVE, migration_statements, parse_header_settings, wrapper_role
+from executor.headers import (
+    SET_DIRECTIVE,
+    LineCounter,
+    migration_statements,
+    parse_header_settings,
+    wrapper_role,
+)
 from executor.sqltext import find_control_character
 from validator.discovery import MigrationFile, skip_sql_trivia
 from validator.findings import ERROR, Finding
@@ -123,38 +129,12 @@ class ParsedFile:
         return self.statements[1:-1] if self.wrapper is not None else self.statements
 
 
-def offset_to_line_col(text: str, offset: int) -> tuple[int, int]:
-    """1-based (line, column) of the character at ``offset`` (0-based) in ``text``."""
-    offset = max(0, min(offset, len(text)))
-    line = text.count("\n", 0, offset) + 1
-    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
-
-
-class _Lines:
-    """offset -> (line, column) for many look-ups in one text, mostly in increasing order (the
-    statements of a file): newlines are counted from the previous look-up, so a file costs one pass."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.offset = 0  # the last offset looked up and its line
-        self.line = 1
-
-    def position(self, offset: int) -> tuple[int, int]:
-        offset = max(0, min(offset, len(self.text)))
-        if offset >= self.offset:
-            self.line += self.text.count("\n", self.offset, offset)
-        else:
-            self.line = self.text.count("\n", 0, offset) + 1
-        self.offset = offset
-        return self.line, offset - (self.text.rfind("\n", 0, offset) + 1) + 1
-
-
 def parse_file(mf: MigrationFile) -> ParsedFile:
     """Parse one migration file: statements, syntax findings, transactional flag, header settings."""
     text = mf.text
     if text is None:  # not UTF-8: discovery already reported it
         return ParsedFile(file=mf, text="", statements=[], transactional=True, findings=[], settings={})
-    lines = _Lines(text)
+    lines = LineCounter(text)
     settings, findings = read_header_settings(mf.rel, text)
     parsed = ParsedFile(
         file=mf, text=text, statements=[], transactional=True, findings=findings, settings=settings
@@ -438,7 +418,7 @@ def _end_of_last_statement(text: str, start: int) -> int:
 # --- statements that cannot run inside a transaction block ----------------------------------
 
 
-def _classify(parsed: ParsedFile, stmt: Statement, lines: _Lines) -> None:
+def _classify(parsed: ParsedFile, stmt: Statement, lines: LineCounter) -> None:
     node = stmt.node
     if isinstance(node, ast.TransactionStmt):
         return  # judged with the whole file in view: _check_transaction_statements
@@ -545,7 +525,7 @@ def _option(options: Any, name: str) -> ast.DefElem | None:
     return None
 
 
-def _check_plpgsql(parsed: ParsedFile, stmt: Statement, lines: _Lines) -> None:
+def _check_plpgsql(parsed: ParsedFile, stmt: Statement, lines: LineCounter) -> None:
     node = stmt.node
     options = node.args if isinstance(node, ast.DoStmt) else node.options
     language = _option(options, "language")
@@ -607,7 +587,7 @@ def _commits(tree: Any) -> bool:
 
 
 def _plpgsql_error_position(
-    stmt: Statement, body_opt: ast.DefElem, body: str, message: str, lines: _Lines
+    stmt: Statement, body_opt: ast.DefElem, body: str, message: str, lines: LineCounter
 ) -> tuple[int, int]:
     """The file position of a PL/pgSQL error.
 
@@ -680,7 +660,7 @@ def _body_token(stmt: Statement, body_opt: ast.DefElem, body: str) -> tuple[int,
 # --- syntax errors --------------------------------------------------------------------------
 
 
-def _syntax_error(rel: str, text: str, lines: _Lines, exc: ParseError) -> Finding:
+def _syntax_error(rel: str, text: str, lines: LineCounter, exc: ParseError) -> Finding:
     message, location = exc.args[0], exc.args[1] if len(exc.args) > 1 else None
     if location is None:  # "at end of input": point just after the last character
         location = len(text.rstrip())

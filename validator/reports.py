@@ -46,7 +46,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from validator.findings import ERROR, FAMILIES, WARNING, Finding, count_by_severity
+from validator.findings import ERROR, FAMILIES, WARNING, Finding, count_by_severity, is_blocking
 
 JUNIT_FILE = "junit.xml"
 MARKDOWN_FILE = "report.md"
@@ -141,7 +141,7 @@ class ReportData:
         return text
 
     def is_blocking(self, finding: Finding) -> bool:
-        return finding.severity == ERROR or self.blocking_severity == WARNING
+        return is_blocking(finding, self.blocking_severity)
 
     @property
     def blocking(self) -> list[Finding]:

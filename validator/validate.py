@@ -40,27 +40,35 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from executor.bundle import Bundle, make_bundle, write_bundle
 from executor.errors import ConfigurationError
 from executor.manifest import MANIFEST_FILE, MIGRATIONS_DIR, Manifest
 from executor.naming import UNDO, VERSIONED, Version
 from validator.config import ValidatorConfig
-from validator.findings import Finding, count_by_severity, has_errors
+from validator.findings import Finding, blocking_findings, count_by_severity, has_errors
 from validator.gate_config import GateConfiguration, gate_configuration
-from validator.reports import BundleInfo, ReportData, write_reports
+from validator.reports import BundleInfo, ReportData, ReportSection, write_reports
 from validator.source import detect_source
+
+if TYPE_CHECKING:  # the checks are imported where they run: a run without lint never loads sqlfluff
+    from validator.database_check import DatabaseCheck
+    from validator.discovery import MigrationFile
+    from validator.gitref import MigrationChanges
+    from validator.lint import LintJob, LintStats
+    from validator.safety.suppressions import Suppression
+    from validator.structural import StructuralResult
 
 STRUCTURAL_FAMILIES = ("naming", "order", "syntax", "integrity")
 
 
 @dataclass
 class ValidationResult:
-    files: list[Any]  # validator.structural.MigrationFile
+    files: list[MigrationFile]
     findings: list[Finding]
-    suppressions: list[Any] = field(default_factory=list)
-    sections: list[Any] = field(default_factory=list)
+    suppressions: list[Suppression] = field(default_factory=list)
+    sections: list[ReportSection] = field(default_factory=list)
     manifest: Manifest | None = None
     bundle_path: Path | None = None  # the directory written, when one was
     exit_code: int = 0
@@ -68,8 +76,8 @@ class ValidationResult:
     report: ReportData | None = None
     report_paths: dict[str, Path] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
-    lint_stats: Any = None  # validator.lint.LintStats when lint ran
-    structural: Any = None  # validator.structural.StructuralResult
+    lint_stats: LintStats | None = None  # when lint ran
+    structural: StructuralResult | None = None
     judgement: Judgement | None = None  # what the review checks judged
     config: ValidatorConfig | None = None  # the configuration in effect (the base ref's gate keys)
 
@@ -128,10 +136,10 @@ class Judgement:
     accepted: frozenset[str]
     down_scripts: frozenset[str]
     basis: str | None = None
-    changes: Any = None  # validator.gitref.MigrationChanges with a base ref
+    changes: MigrationChanges | None = None  # with a base ref
 
 
-def resolve_accepted_history(config: ValidatorConfig, files: list[Any]) -> Version | None:
+def resolve_accepted_history(config: ValidatorConfig, files: list[MigrationFile]) -> Version | None:
     """The version ``accepted_history`` names, which must be the version of a versioned migration
     on disk; ConfigurationError (exit 2) naming the closest versions otherwise."""
     wanted = config.accepted_history
@@ -163,7 +171,7 @@ def resolve_accepted_history(config: ValidatorConfig, files: list[Any]) -> Versi
     )
 
 
-def judgement(config: ValidatorConfig, files: list[Any], base_ref: str | None) -> Judgement:
+def judgement(config: ValidatorConfig, files: list[MigrationFile], base_ref: str | None) -> Judgement:
     """What the review checks judge (see Judgement): with a base ref, what changed since it;
     otherwise what lies above ``accepted_history``."""
     accepted_version = resolve_accepted_history(config, files)
@@ -206,14 +214,21 @@ def _safety_config(config: ValidatorConfig) -> ValidatorConfig:
     return dataclasses.replace(config, rules={k: v for k, v in config.rules.items() if k in REGISTRY})
 
 
-def _start_lint(config: ValidatorConfig, files: list[Any], judged: frozenset[str]) -> Any:
+def _start_lint(
+    config: ValidatorConfig, files: list[MigrationFile], judged: frozenset[str]
+) -> LintJob | None:
     """Start sqlfluff on the judged files *before* the structural checks: its workers run while
     this process parses and applies the safety rules (sqlfluff is the slow part).  None when
     nothing is judged: then no worker starts and sqlfluff is not even looked for."""
-    targets = [f for f in files if f.text is not None and f.rel in judged]
+    from validator.lint import LintTarget, start_lint
+
+    targets = [
+        LintTarget(rel=f.rel, text=f.text, checksum=f.checksum)
+        for f in files
+        if f.text is not None and f.rel in judged
+    ]
     if not targets:
         return None
-    from validator.lint import LintTarget, start_lint
 
     try:
         from validator.safety import sqlfluff_overlap
@@ -221,12 +236,10 @@ def _start_lint(config: ValidatorConfig, files: list[Any], judged: frozenset[str
         skip = sqlfluff_overlap(_safety_config(config))
     except ImportError:  # safety rules not installed: nothing to de-duplicate against
         skip = set()
-    return start_lint(
-        config, [LintTarget(rel=f.rel, text=f.text, checksum=f.checksum) for f in targets], skip_codes=skip
-    )
+    return start_lint(config, targets, skip_codes=skip)
 
 
-def _lint_findings(job: Any, structural: Any, findings: list[Finding]) -> list[Finding]:
+def _lint_findings(job: LintJob, structural: StructuralResult, findings: list[Finding]) -> list[Finding]:
     """The job's findings for files that parsed (a file with a syntax error gets that error only)."""
     parsed = {p.rel for p in structural.parsed}
     broken = {f.file for f in findings if f.family == "syntax" and f.severity == "error"}
@@ -235,7 +248,7 @@ def _lint_findings(job: Any, structural: Any, findings: list[Finding]) -> list[F
 
 def _review_checks(
     config: ValidatorConfig,
-    structural: Any,
+    structural: StructuralResult,
     judged: Judgement,
     findings: list[Finding],
     timings: dict[str, float],
@@ -243,14 +256,14 @@ def _review_checks(
     rehearse: bool,
     rehearsal_database_url: str | None,
     progress: Callable[[str], None] = lambda stage: None,
-) -> tuple[list[Any], list[Any]]:
+) -> tuple[list[Suppression], list[ReportSection]]:
     """Safety rules and the rehearsal on the judged files; appends to ``findings``, ``timings``
     and ``checks``."""
-    suppressions: list[Any] = []
+    suppressions: list[Suppression] = []
     try:
         from validator.safety import check_safety
-    except ImportError:
-        check_safety = None
+    except ImportError:  # pglast is not installed: no safety rules
+        check_safety = None  # type: ignore[assignment]
     if check_safety is not None:
         progress(f"safety rules on {_count(len(judged.judged), 'file')}")
         started = time.perf_counter()
@@ -264,7 +277,7 @@ def _review_checks(
         timings["safety"] = time.perf_counter() - started
         checks.append("safety")
 
-    sections: list[Any] = []
+    sections: list[ReportSection] = []
     if rehearse:
         from validator.rehearsal import rehearse as run_rehearsal
 
@@ -290,7 +303,7 @@ def run_validation(
     sign_with_kms: str | None = None,
     bundle_dir: str | Path | None = None,
     reports_dir: str | Path | None = None,
-    database_check: Callable[[Any], Any] | None = None,
+    database_check: Callable[[StructuralResult], DatabaseCheck] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> ValidationResult:
     """``database_check(structural)``: compares the files with a database (``validate --database-url``,
@@ -325,7 +338,7 @@ def _run_validation(
     sign_with_kms: str | None,
     bundle_dir: str | Path | None,
     reports_dir: str | Path | None,
-    database_check: Callable[[Any], Any] | None = None,
+    database_check: Callable[[StructuralResult], DatabaseCheck] | None = None,
     progress: Callable[[str], None] = lambda stage: None,
 ) -> ValidationResult:
     from validator.gitref import resolve_base_ref
@@ -430,7 +443,7 @@ def _run_validation(
                 signed_with=sign_with_kms if bundle.manifest.signature else None,
             )
     elif bundle_dir is not None:
-        n = sum(1 for f in findings if f.severity == "error" or config.blocking_severity == "warning")
+        n = len(blocking_findings(findings, config.blocking_severity))
         removed = _remove_stale_bundle(Path(bundle_dir))
         bundle_note = f"bundle not written: {n} blocking finding{'s' if n != 1 else ''}" + (
             f" (the earlier bundle in {bundle_dir} was removed)" if removed else ""

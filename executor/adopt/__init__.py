@@ -25,7 +25,7 @@ from importlib import import_module
 
 from executor.adopt.base import TYPE_BASELINE, TYPE_IMPORTED, Adoption, ImportedRow, PreviousTool
 from executor.bundle import Bundle
-from executor.errors import ConfigurationError, MigrationRefused, SchemagateError
+from executor.errors import ConfigurationError, MigrationRefused, SchemagateError, combined
 from executor.history import ensure_history_table, history_exists, read_history
 from executor.lock import AdvisoryLock, autocommit_session, rollback_if_open
 from executor.settings import ExecutorSettings
@@ -78,24 +78,6 @@ class TakeOver:
         if self.already:
             text += f" ({len(self.already)} already imported)"
         return text
-
-
-def combined(errors: list[SchemagateError]) -> SchemagateError:
-    """One refusal that lists the others (the first keeps its remedy)."""
-    first = errors[0]
-    if len(errors) == 1:
-        return first
-    listing = "\n".join(f"  - {e.message}" for e in errors[1:21])
-    more = f"\n  - … and {len(errors) - 21} more" if len(errors) > 21 else ""
-    return type(first)(
-        f"{first.message}\n  and {len(errors) - 1} more refusal(s):\n{listing}{more}",
-        remedy=first.remedy,
-        file=first.file,
-        line=first.line,
-        column=first.column,
-        rule=first.rule,
-        context={**first.context, "refusals": [e.to_dict() for e in errors]},
-    )
 
 
 def _compare(adoption: Adoption, existing: list, settings: ExecutorSettings, tool: PreviousTool) -> TakeOver:

@@ -12,13 +12,17 @@ Rules live one per module in ``validator/safety/rules/``, listed in ``registry.R
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 from validator.safety.check import SafetyResult, check_files
 from validator.safety.registry import REGISTRY
 from validator.safety.settings import safety_settings
 from validator.safety.source import source_file
 from validator.safety.suppressions import Suppression
+
+if TYPE_CHECKING:
+    from validator.config import ValidatorConfig
+    from validator.parse import ParsedFile
 
 __all__ = [
     "DESTRUCTIVE_RULES",
@@ -50,7 +54,7 @@ SQLFLUFF_EQUIVALENTS: dict[str, tuple[str, ...]] = {
 }
 
 
-def check_safety(parsed: Sequence[Any], config: Any) -> SafetyResult:
+def check_safety(parsed: Sequence[ParsedFile], config: ValidatorConfig | None) -> SafetyResult:
     """Run the enabled safety rules over ``parsed`` (ParsedFile objects in apply order)."""
     return check_files(parsed, config)
 
@@ -59,7 +63,7 @@ def check_sql(
     sql: str | dict[str, str],
     *,
     file: str = "V1__test.sql",
-    config: Any = None,
+    config: ValidatorConfig | None = None,
     transactional: bool | None = None,
 ) -> SafetyResult:
     """Check SQL text (or ``{file name: sql}`` in apply order); for tests and docs examples."""
@@ -68,7 +72,7 @@ def check_sql(
     return check_files(parsed, config)
 
 
-def sqlfluff_overlap(config: Any) -> set[str]:
+def sqlfluff_overlap(config: ValidatorConfig | None) -> set[str]:
     """sqlfluff rule codes whose problem an enabled schemagate rule already reports."""
     settings = safety_settings(config)
     return {code for code, ids in SQLFLUFF_EQUIVALENTS.items() if any(settings.enabled(i) for i in ids)}

@@ -3,18 +3,23 @@ the suppressions themselves, as ``Finding`` values (family ``safety``)."""
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
-from pglast.parser import scan
+from pglast.parser import Token, scan
 
+from executor.headers import LineCounter
 from validator.findings import Finding, docs_link
-from validator.safety.engine import RawFinding, run_rules
+from validator.safety.context import RawFinding
+from validator.safety.engine import run_rules
 from validator.safety.registry import REGISTRY, Registry
 from validator.safety.settings import SafetySettings, safety_settings
 from validator.safety.suppressions import Suppression, SuppressionProblem, find_suppressions
+
+if TYPE_CHECKING:
+    from validator.config import ValidatorConfig
+    from validator.parse import ParsedFile
 
 FAMILY = "safety"
 SUPPRESSION_RULES = (
@@ -29,15 +34,6 @@ SUPPRESSION_RULES = (
 class SafetyResult:
     findings: list[Finding] = field(default_factory=list)
     suppressions: list[Suppression] = field(default_factory=list)
-
-
-class _Lines:
-    def __init__(self, text: str) -> None:
-        self.starts = [0] + [i + 1 for i, ch in enumerate(text) if ch == "\n"]
-
-    def position(self, offset: int) -> tuple[int, int]:
-        line = bisect.bisect_right(self.starts, offset)
-        return line, offset - self.starts[line - 1] + 1
 
 
 def _finding(
@@ -62,21 +58,23 @@ def _finding(
     )
 
 
-def _tokens(text: str) -> Sequence[Any]:
+def _tokens(text: str) -> Sequence[Token]:
     try:
         return scan(text)
     except Exception:  # a file that does not scan has no statements either: nothing to exempt
         return ()
 
 
-def check_files(files: Sequence[Any], config: Any, registry: Registry = REGISTRY) -> SafetyResult:
+def check_files(
+    files: Sequence[ParsedFile], config: ValidatorConfig | None, registry: Registry = REGISTRY
+) -> SafetyResult:
     settings = safety_settings(config, registry)
     rules = [r for r in registry if settings.enabled(r.id) and r.id not in SUPPRESSION_RULES]
     parsed = [f for f in files if getattr(f, "statements", None) is not None]
     raw = run_rules(parsed, rules, target_postgres=settings.target_postgres)
     result = SafetyResult()
     for file in parsed:
-        lines = _Lines(file.text)
+        lines = LineCounter(file.text)
         sups, problems = find_suppressions(file, _tokens(file.text), set(registry.ids))
         result.suppressions.extend(sups)
         for rf in raw.get(file.rel, []):

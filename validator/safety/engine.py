@@ -2,29 +2,28 @@
 
 For every statement the engine walks the AST once with pglast's visitor iteration and looks up each
 node's class in a table built from the enabled rules' ``visit_<NodeClass>`` methods, calling each
-with pglast's ancestor chain.  Rules report through the ``FileContext``; the engine records
-locations (node ``location`` values are character offsets into the file text, as
-``validator.parse`` parses the whole file at once), then tells the ``Catalog`` what the statement
-did so later statements (and later files) can ask.  Findings come back as data.
+with pglast's ancestor chain.  Rules ask and report through the ``FileContext``
+(``validator.safety.context``); then the engine tells the ``Catalog`` what the statement did so
+later statements (and later files) can ask.  Findings come back as data.
 """
 
 from __future__ import annotations
 
-import bisect
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from functools import cached_property
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from pglast import ast
 from pglast.enums import TransactionStmtKind
-from pglast.parser import scan
 from pglast.visitors import Continue, Visitor
 
 from validator.safety.catalog import Catalog
+from validator.safety.context import FileContext, RawFinding
 from validator.safety.plpgsql import embedded_statements
 from validator.safety.rule import Rule
+
+if TYPE_CHECKING:
+    from validator.parse import ParsedFile
 
 _OPEN = (TransactionStmtKind.TRANS_STMT_BEGIN, TransactionStmtKind.TRANS_STMT_START)
 _CLOSE = (
@@ -36,16 +35,7 @@ _CLOSE = (
 )
 
 
-@dataclass(frozen=True)
-class RawFinding:
-    rule: str
-    statement: int  # index of the statement it is about
-    offset: int  # character offset in the file text
-    message: str
-    help: str
-
-
-def transaction_keys(file: Any) -> list[object]:
+def transaction_keys(file: ParsedFile) -> list[object]:
     """For each statement, which transaction it runs in: the whole file when the executor wraps it
     in one, else the explicit ``BEGIN ... COMMIT`` block around it, else None (autocommit)."""
     keys: list[object] = []
@@ -79,71 +69,8 @@ class _Dispatcher(Visitor):
             return
 
 
-@dataclass
-class FileContext:
-    """What a rule may ask about the file and the statement being visited."""
-
-    file: Any
-    target_postgres: int
-    catalog: Catalog
-    findings: list[RawFinding] = field(default_factory=list)
-    statement: Any = None
-    tx: object = None
-    tx_keys: list[object] = field(default_factory=list)
-    # while the rules walk a statement a DO block runs: where its node locations count from in the
-    # file (None: unknown, report at the DO statement); 0 for top-level statements
-    location_shift: int | None = 0
-    in_do_block: bool = False
-
-    # ---- questions rules ask --------------------------------------------------------------
-    @property
-    def in_transaction(self) -> bool:
-        return self.tx is not None
-
-    def is_new_table(self, relation: Any) -> bool:
-        return self.catalog.is_new_table(relation)
-
-    def later_statements_in_same_transaction(self) -> Iterable[Any]:
-        if self.tx is None:
-            return
-        for stmt in self.file.statements[self.statement.index + 1 :]:
-            if self.tx_keys[stmt.index] != self.tx:
-                return
-            yield stmt
-
-    @cached_property
-    def tokens(self) -> Sequence[Any]:
-        """pglast scanner tokens of the whole file (offsets into file.text), or () if it will not scan."""
-        try:
-            return scan(self.file.text)
-        except Exception:  # the parser accepted the file, so this is not expected
-            return ()
-
-    @cached_property
-    def _token_starts(self) -> list[int]:
-        return [t.start for t in self.tokens]
-
-    def statement_tokens(self, stmt: Any) -> list[Any]:
-        starts = self._token_starts
-        lo = bisect.bisect_left(starts, stmt.start)
-        hi = bisect.bisect_left(starts, stmt.end)
-        return list(self.tokens[lo:hi])
-
-    # ---- reporting ------------------------------------------------------------------------
-    def report(self, rule: str, node: Any, message: str, help: str, *, offset: int | None = None) -> None:
-        if offset is None:
-            loc = getattr(node, "location", None) if node is not None else None
-            if self.location_shift is None:
-                offset = self.statement.start
-            elif not isinstance(loc, int) or loc < 0:
-                offset = self.statement.start if not self.in_do_block else self.location_shift
-            else:
-                offset = self.location_shift + loc
-        self.findings.append(RawFinding(rule, self.statement.index, offset, message, help))
-
-
 def run_rules(
-    files: Sequence[Any],
+    files: Sequence[ParsedFile],
     rules: Sequence[type[Rule]],
     *,
     target_postgres: int,

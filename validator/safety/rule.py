@@ -21,7 +21,7 @@ from pglast import ast
 from validator.findings import ERROR, SEVERITIES
 
 if TYPE_CHECKING:  # pragma: no cover
-    from validator.safety.engine import FileContext
+    from validator.safety.context import FileContext
 
 RULE_ID = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)+$")
 CATEGORIES = ("locking", "breaking", "robustness", "style", "suppressions")
@@ -71,6 +71,7 @@ class Rule:
     docs: ClassVar[RuleDocs]
     examples: ClassVar[tuple[Example, ...]]  # shown in docs/rules.md, and tests
     cases: ClassVar[tuple[Example, ...]] = ()  # tests only (tests/safety_snapshots/<id>.yaml pins both)
+    _node_types: ClassVar[tuple[str, ...]]  # node_types(), computed once per class
 
     @classmethod
     def all_examples(cls) -> tuple[Example, ...]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from executor.errors import ConfigurationError
 from validator.config import DEFAULT_TARGET_POSTGRES, ValidatorConfig
@@ -26,7 +25,7 @@ def default_config() -> ValidatorConfig:
     return ValidatorConfig(project_root=Path("."), migrations=Path("migrations"))
 
 
-def safety_settings(config: ValidatorConfig | Any | None, registry: Registry = REGISTRY) -> SafetySettings:
+def safety_settings(config: ValidatorConfig | None, registry: Registry = REGISTRY) -> SafetySettings:
     """Effective severities; a rule id in ``[tool.schemagate.rules]`` that does not exist is a
     configuration error (exit code 2), never silently ignored."""
     config = config or default_config()

@@ -19,8 +19,16 @@ and every suppression is returned so the report can show the approver what was w
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+from executor.headers import LineCounter
+
+if TYPE_CHECKING:
+    from pglast.parser import Token
+
+    from validator.parse import ParsedFile
 
 DIRECTIVE = re.compile(r"--[ \t]*schemagate:(?P<kind>[\w-]*)(?P<rest>[^\n]*)")
 # ``-- schemagate:<kind>`` comments that belong to other parts (validator.parse reads ``set``)
@@ -63,7 +71,7 @@ class SuppressionProblem:
     help: str
 
 
-def _comments(text: str, tokens: Any) -> list[tuple[int, str]]:
+def _comments(text: str, tokens: Sequence[Token] | None) -> list[tuple[int, str]]:
     """``--`` comments as (offset, text), from the scanner so string literals and dollar-quoted bodies
     that merely contain ``--`` are never mistaken for comments."""
     if tokens:
@@ -71,7 +79,7 @@ def _comments(text: str, tokens: Any) -> list[tuple[int, str]]:
     return [(m.start(), m.group(0)) for m in re.finditer(r"--[^\n]*", text)]
 
 
-def _target_statement(file: Any, offset: int, trailing: bool) -> int | None:
+def _target_statement(file: ParsedFile, offset: int, trailing: bool) -> int | None:
     stmts = file.statements
     if trailing:  # code before the comment on its line: it is about that statement
         before = [s for s in stmts if s.start < offset]
@@ -83,18 +91,17 @@ def _target_statement(file: Any, offset: int, trailing: bool) -> int | None:
 
 
 def find_suppressions(
-    file: Any, tokens: Any, known_rules: set[str]
+    file: ParsedFile, tokens: Sequence[Token] | None, known_rules: set[str]
 ) -> tuple[list[Suppression], list[SuppressionProblem]]:
     text = file.text
     found: list[Suppression] = []
     problems: list[SuppressionProblem] = []
+    lines = LineCounter(text)
     for offset, comment in _comments(text, tokens):
         m = DIRECTIVE.match(comment)
         if m is None:
             continue
-        line_start = text.rfind("\n", 0, offset) + 1
-        line = text.count("\n", 0, offset) + 1
-        column = offset - line_start + 1
+        line, column = lines.position(offset)
         kind = m.group("kind")
         if kind in OTHER_DIRECTIVES:
             continue
@@ -137,7 +144,7 @@ def find_suppressions(
                 )
             )
         scope: Literal["statement", "file"] = "file" if kind == "ignore-file" else "statement"
-        trailing = bool(text[line_start:offset].strip())
+        trailing = bool(text[offset - (column - 1) : offset].strip())  # code before it on its line
         target = _target_statement(file, offset, trailing) if scope == "statement" else None
         found.append(
             Suppression(

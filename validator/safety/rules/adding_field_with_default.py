@@ -7,6 +7,7 @@ from typing import Any
 
 from pglast import ast
 from pglast.enums import ConstrType
+from pglast.visitors import Ancestor
 
 from validator.safety.catalog import declared_type_name
 from validator.safety.nodes import altered_table, constraints, is_added_column, manual, qualified
@@ -142,7 +143,7 @@ class AddingFieldWithDefault(Rule):
         ),
     )
 
-    def visit_ColumnDef(self, ancestors: Any, node: Any) -> None:
+    def visit_ColumnDef(self, ancestors: Ancestor, node: ast.ColumnDef) -> None:
         if not is_added_column(ancestors):
             return
         table = altered_table(ancestors)

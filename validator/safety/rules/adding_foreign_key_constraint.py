@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from pglast import ast
 from pglast.enums import AlterTableType, ConstrType
+from pglast.visitors import Ancestor
 
 from validator.safety.nodes import altered_table, constraints, enclosing_cmd, manual, qualified
 from validator.safety.rule import Example, Rule, RuleDocs
@@ -94,7 +94,7 @@ class AddingForeignKeyConstraint(Rule):
         ),
     )
 
-    def visit_Constraint(self, ancestors: Any, node: Any) -> None:
+    def visit_Constraint(self, ancestors: Ancestor, node: ast.Constraint) -> None:
         if node.contype != ConstrType.CONSTR_FOREIGN or node.skip_validation:
             return
         cmd = enclosing_cmd(ancestors)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from pglast import ast
 from pglast.enums import AlterTableType
+from pglast.visitors import Ancestor
 
 from validator.safety.nodes import altered_table, manual, qualified
 from validator.safety.rule import Example, Rule, RuleDocs
@@ -76,7 +76,7 @@ class AddingNotNullableField(Rule):
         ),
     )
 
-    def visit_AlterTableCmd(self, ancestors: Any, node: Any) -> None:
+    def visit_AlterTableCmd(self, ancestors: Ancestor, node: ast.AlterTableCmd) -> None:
         if node.subtype != AlterTableType.AT_SetNotNull:
             return
         table = altered_table(ancestors)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from pglast import ast
 from pglast.enums import ConstrType
+from pglast.visitors import Ancestor
 
 from validator.safety.nodes import altered_table, constraints, is_added_column, manual, qualified
 from validator.safety.rule import Example, Rule, RuleDocs
@@ -53,7 +53,7 @@ class AddingRequiredField(Rule):
         ),
     )
 
-    def visit_ColumnDef(self, ancestors: Any, node: Any) -> None:
+    def visit_ColumnDef(self, ancestors: Ancestor, node: ast.ColumnDef) -> None:
         if not is_added_column(ancestors) or not (
             node.is_not_null or constraints(node, ConstrType.CONSTR_NOTNULL)
         ):

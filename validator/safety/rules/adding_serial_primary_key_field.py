@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from pglast import ast
 from pglast.enums import ConstrType
+from pglast.visitors import Ancestor
 
 from validator.safety.nodes import manual, qualified, table_gaining_indexed_constraint
 from validator.safety.rule import Example, Rule, RuleDocs
@@ -63,7 +63,7 @@ class AddingSerialPrimaryKeyField(Rule):
         ),
     )
 
-    def visit_Constraint(self, ancestors: Any, node: Any) -> None:
+    def visit_Constraint(self, ancestors: Ancestor, node: ast.Constraint) -> None:
         table = table_gaining_indexed_constraint(self.ctx, ancestors, node, ConstrType.CONSTR_PRIMARY)
         if table is not None:
             self.report(

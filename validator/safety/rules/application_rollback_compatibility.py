@@ -7,6 +7,7 @@ from typing import Any
 
 from pglast import ast
 from pglast.enums import AlterTableType, ObjectType
+from pglast.visitors import Ancestor
 
 from validator.safety.nodes import manual, qualified
 from validator.safety.objects import name_of
@@ -152,7 +153,7 @@ class ApplicationRollbackCompatibility(Rule):
             "against representative data; suppress with what was checked.",
         )
 
-    def visit_AlterTableStmt(self, ancestors: Any, node: Any) -> None:
+    def visit_AlterTableStmt(self, ancestors: Ancestor, node: ast.AlterTableStmt) -> None:
         if node.relation is None or self.ctx.is_new_table(node.relation):
             return
         rel = qualified(node.relation)
@@ -169,35 +170,35 @@ class ApplicationRollbackCompatibility(Rule):
                 squawk, what = _TABLE_CMDS[cmd.subtype]
                 self._flag(cmd, squawk, f"{what} on {rel}")
 
-    def visit_IndexStmt(self, ancestors: Any, node: Any) -> None:
+    def visit_IndexStmt(self, ancestors: Ancestor, node: ast.IndexStmt) -> None:
         if node.unique and not self.ctx.is_new_table(node.relation):
             self._flag(node, "ban-new-write-restriction", f"a new unique index on {qualified(node.relation)}")
 
-    def visit_DropStmt(self, ancestors: Any, node: Any) -> None:
+    def visit_DropStmt(self, ancestors: Ancestor, node: ast.DropStmt) -> None:
         if node.removeType in _DROPPED:
             squawk, what = _DROPPED[node.removeType]
             for obj in node.objects or ():
                 if not self.ctx.catalog.is_new_object(node.removeType, name_of(obj)):
                     self._flag(node, squawk, f"{what} {name_of(obj)}")
 
-    def visit_GrantStmt(self, ancestors: Any, node: Any) -> None:
+    def visit_GrantStmt(self, ancestors: Ancestor, node: ast.GrantStmt) -> None:
         if not node.is_grant:
             self._flag(node, "ban-revoke", "revoking a privilege")
 
-    def visit_ViewStmt(self, ancestors: Any, node: Any) -> None:
+    def visit_ViewStmt(self, ancestors: Ancestor, node: ast.ViewStmt) -> None:
         if node.replace and not self.ctx.catalog.is_new_object(ObjectType.OBJECT_VIEW, node.view.relname):
             self._flag(node.view, "ban-replace-view-function", f"replacing view {node.view.relname}")
 
-    def visit_CreateFunctionStmt(self, ancestors: Any, node: Any) -> None:
+    def visit_CreateFunctionStmt(self, ancestors: Ancestor, node: ast.CreateFunctionStmt) -> None:
         name = node.funcname[-1].sval
         if node.replace and not self.ctx.catalog.is_new_object(ObjectType.OBJECT_FUNCTION, name):
             self._flag(node, "ban-replace-view-function", f"replacing function {name}")
 
-    def visit_CreatePolicyStmt(self, ancestors: Any, node: Any) -> None:
+    def visit_CreatePolicyStmt(self, ancestors: Ancestor, node: ast.CreatePolicyStmt) -> None:
         if not self.ctx.is_new_table(node.table):
             self._flag(node.table, "ban-create-policy", f"a new policy on {qualified(node.table)}")
 
-    def visit_AlterPolicyStmt(self, ancestors: Any, node: Any) -> None:
+    def visit_AlterPolicyStmt(self, ancestors: Ancestor, node: ast.AlterPolicyStmt) -> None:
         if node.roles:
             self._flag(
                 node.table, "ban-alter-policy-roles", f"changing the roles of policy {node.policy_name}"
@@ -209,31 +210,31 @@ class ApplicationRollbackCompatibility(Rule):
                 f"changing the condition of policy {node.policy_name}",
             )
 
-    def visit_AlterFunctionStmt(self, ancestors: Any, node: Any) -> None:
+    def visit_AlterFunctionStmt(self, ancestors: Ancestor, node: ast.AlterFunctionStmt) -> None:
         self._flag(node, "ban-alter-function-options", f"changing the options of {name_of(node.func)}")
 
-    def visit_AlterRoleStmt(self, ancestors: Any, node: Any) -> None:
+    def visit_AlterRoleStmt(self, ancestors: Ancestor, node: ast.AlterRoleStmt) -> None:
         self._flag(node, "ban-alter-role-options", "changing a role")
 
-    def visit_AlterRoleSetStmt(self, ancestors: Any, node: Any) -> None:
+    def visit_AlterRoleSetStmt(self, ancestors: Ancestor, node: ast.AlterRoleSetStmt) -> None:
         self._flag(
             node, "ban-alter-role-options", f"changing a setting of role {getattr(node.role, 'rolename', '')}"
         )
 
-    def visit_AlterDatabaseStmt(self, ancestors: Any, node: Any) -> None:
+    def visit_AlterDatabaseStmt(self, ancestors: Ancestor, node: ast.AlterDatabaseStmt) -> None:
         self._flag(node, "ban-alter-database-options", f"changing database {node.dbname}")
 
-    def visit_AlterDatabaseSetStmt(self, ancestors: Any, node: Any) -> None:
+    def visit_AlterDatabaseSetStmt(self, ancestors: Ancestor, node: ast.AlterDatabaseSetStmt) -> None:
         self._flag(node, "ban-alter-database-options", f"changing a setting of database {node.dbname}")
 
-    def visit_AlterSystemStmt(self, ancestors: Any, node: Any) -> None:
+    def visit_AlterSystemStmt(self, ancestors: Ancestor, node: ast.AlterSystemStmt) -> None:
         self._flag(node, "ban-alter-system-options", "changing the server configuration")
 
-    def visit_AlterEnumStmt(self, ancestors: Any, node: Any) -> None:
+    def visit_AlterEnumStmt(self, ancestors: Ancestor, node: ast.AlterEnumStmt) -> None:
         if node.newVal and not node.oldVal and node.typeName[-1].sval not in self.ctx.catalog.new_types:
             self._flag(node, "ban-add-enum-value", f"a new value of enum {node.typeName[-1].sval}")
 
-    def visit_AlterSeqStmt(self, ancestors: Any, node: Any) -> None:
+    def visit_AlterSeqStmt(self, ancestors: Ancestor, node: ast.AlterSeqStmt) -> None:
         if any(isinstance(o, ast.DefElem) and o.defname in _SEQUENCE_VALUES for o in node.options or ()):
             self._flag(
                 node.sequence,
@@ -241,8 +242,10 @@ class ApplicationRollbackCompatibility(Rule):
                 f"changing the values of {qualified(node.sequence)}",
             )
 
-    def visit_AlterExtensionStmt(self, ancestors: Any, node: Any) -> None:
+    def visit_AlterExtensionStmt(self, ancestors: Ancestor, node: ast.AlterExtensionStmt) -> None:
         self._flag(node, "ban-alter-extension", f"updating extension {node.extname}")
 
-    def visit_AlterExtensionContentsStmt(self, ancestors: Any, node: Any) -> None:
+    def visit_AlterExtensionContentsStmt(
+        self, ancestors: Ancestor, node: ast.AlterExtensionContentsStmt
+    ) -> None:
         self._flag(node, "ban-alter-extension", f"changing the members of extension {node.extname}")

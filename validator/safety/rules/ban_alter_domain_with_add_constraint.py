@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pglast import ast
+from pglast.visitors import Ancestor
 
 from validator.safety.nodes import manual
 from validator.safety.rule import Example, Rule, RuleDocs
@@ -49,7 +48,7 @@ class BanAlterDomainWithAddConstraint(Rule):
         Example("ALTER DOMAIN email_address SET DEFAULT 'unknown@example.com';", False),
     )
 
-    def visit_AlterDomainStmt(self, ancestors: Any, node: Any) -> None:
+    def visit_AlterDomainStmt(self, ancestors: Ancestor, node: ast.AlterDomainStmt) -> None:
         if node.subtype != "C" or not isinstance(node.def_, ast.Constraint) or node.def_.skip_validation:
             return
         if node.typeName[-1].sval in self.ctx.catalog.new_types:

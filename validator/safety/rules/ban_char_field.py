@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from pglast import ast
+from pglast.visitors import Ancestor
 
 from validator.safety.catalog import type_name
 from validator.safety.nodes import column_name, manual, table_column_context
@@ -42,7 +43,7 @@ class BanCharField(Rule):
         Example("SELECT 'x'::char(1);", False),
     )
 
-    def visit_ColumnDef(self, ancestors: Any, node: Any) -> None:
+    def visit_ColumnDef(self, ancestors: Ancestor, node: ast.ColumnDef) -> None:
         if table_column_context(ancestors) is None or node.typeName is None:
             return
         if type_name(node.typeName) == "bpchar":

@@ -6,6 +6,7 @@ from typing import Any
 
 from pglast import ast
 from pglast.enums import AlterTableType
+from pglast.visitors import Ancestor
 
 from validator.safety.nodes import has_reindex_concurrently, manual
 from validator.safety.rule import Example, Rule, RuleDocs
@@ -72,19 +73,19 @@ class BanConcurrentIndexCreationInTransaction(Rule):
                 "such a file outside a transaction.",
             )
 
-    def visit_IndexStmt(self, ancestors: Any, node: Any) -> None:
+    def visit_IndexStmt(self, ancestors: Ancestor, node: ast.IndexStmt) -> None:
         if node.concurrent:
             self._check(node, "CREATE INDEX CONCURRENTLY")
 
-    def visit_DropStmt(self, ancestors: Any, node: Any) -> None:
+    def visit_DropStmt(self, ancestors: Ancestor, node: ast.DropStmt) -> None:
         if node.concurrent:
             self._check(node, "DROP INDEX CONCURRENTLY")
 
-    def visit_ReindexStmt(self, ancestors: Any, node: Any) -> None:
+    def visit_ReindexStmt(self, ancestors: Ancestor, node: ast.ReindexStmt) -> None:
         if has_reindex_concurrently(node):
             self._check(node, "REINDEX CONCURRENTLY")
 
-    def visit_AlterTableCmd(self, ancestors: Any, node: Any) -> None:
+    def visit_AlterTableCmd(self, ancestors: Ancestor, node: ast.AlterTableCmd) -> None:
         if (
             node.subtype == AlterTableType.AT_DetachPartition
             and isinstance(node.def_, ast.PartitionCmd)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pglast import ast
 from pglast.enums import ConstrType
+from pglast.visitors import Ancestor
 
 from validator.safety.nodes import manual
 from validator.safety.rule import Example, Rule, RuleDocs
@@ -47,7 +46,7 @@ class BanCreateDomainWithConstraint(Rule):
         Example("CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');", False),
     )
 
-    def visit_CreateDomainStmt(self, ancestors: Any, node: Any) -> None:
+    def visit_CreateDomainStmt(self, ancestors: Ancestor, node: ast.CreateDomainStmt) -> None:
         for con in node.constraints or ():
             if isinstance(con, ast.Constraint) and con.contype == ConstrType.CONSTR_CHECK:
                 self.report(

@@ -6,6 +6,7 @@ from typing import Any
 
 from pglast import ast
 from pglast.enums import AlterTableType, ObjectType
+from pglast.visitors import Ancestor
 
 from validator.safety.nodes import altered_table, manual, qualified
 from validator.safety.rule import Example, Rule, RuleDocs
@@ -65,7 +66,7 @@ class BanDropColumn(Rule):
         ),
     )
 
-    def visit_AlterTableCmd(self, ancestors: Any, node: Any) -> None:
+    def visit_AlterTableCmd(self, ancestors: Ancestor, node: ast.AlterTableCmd) -> None:
         if node.subtype != AlterTableType.AT_DropColumn:
             return
         alter = ancestors.find_nearest(ast.AlterTableStmt)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from pglast import ast
 from pglast.enums import AlterTableType, ObjectType
+from pglast.visitors import Ancestor
 
 from validator.safety.nodes import altered_table, manual, qualified
 from validator.safety.objects import names_taken
@@ -97,7 +99,7 @@ class BanDropConstraint(Rule):
         Example("ALTER TABLE users DROP COLUMN legacy_flag;", False, title="see ban-drop-column"),
     )
 
-    def visit_AlterTableCmd(self, ancestors: Any, node: Any) -> None:
+    def visit_AlterTableCmd(self, ancestors: Ancestor, node: ast.AlterTableCmd) -> None:
         if node.subtype != AlterTableType.AT_DropConstraint or not node.name:
             return
         table = altered_table(ancestors)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from pglast import ast
+from pglast.visitors import Ancestor
 
 from validator.safety.nodes import manual
 from validator.safety.rule import Example, Rule, RuleDocs
@@ -37,7 +38,7 @@ class BanDropDatabase(Rule):
         Example("DROP OWNED BY analytics_reader;", False),
     )
 
-    def visit_DropdbStmt(self, ancestors: Any, node: Any) -> None:
+    def visit_DropdbStmt(self, ancestors: Ancestor, node: ast.DropdbStmt) -> None:
         self.report(
             node,
             f"Dropping database {node.dbname} destroys all of its data.",

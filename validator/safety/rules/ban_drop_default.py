@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from pglast import ast
 from pglast.enums import AlterTableType
+from pglast.visitors import Ancestor
 
 from validator.safety.nodes import altered_table, manual, qualified
 from validator.safety.rule import Example, Rule, RuleDocs
@@ -85,7 +85,7 @@ class BanDropDefault(Rule):
         Example("ALTER VIEW active_users ALTER COLUMN active SET DEFAULT true;", False),
     )
 
-    def visit_AlterTableCmd(self, ancestors: Any, node: Any) -> None:
+    def visit_AlterTableCmd(self, ancestors: Ancestor, node: ast.AlterTableCmd) -> None:
         what = _WHAT.get(node.subtype)
         if what is None or (node.subtype == AlterTableType.AT_ColumnDefault and node.def_ is not None):
             return  # SET DEFAULT

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from pglast import ast
 from pglast.enums import AlterTableType
+from pglast.visitors import Ancestor
 
 from validator.safety.nodes import altered_table, manual, qualified
 from validator.safety.rule import Example, Rule, RuleDocs
@@ -49,7 +49,7 @@ class BanDropNotNull(Rule):
         ),
     )
 
-    def visit_AlterTableCmd(self, ancestors: Any, node: Any) -> None:
+    def visit_AlterTableCmd(self, ancestors: Ancestor, node: ast.AlterTableCmd) -> None:
         if node.subtype != AlterTableType.AT_DropNotNull:
             return
         table = altered_table(ancestors)
@@ -62,7 +62,7 @@ class BanDropNotNull(Rule):
             "Make sure every reader handles NULL before dropping the constraint.",
         )
 
-    def visit_AlterDomainStmt(self, ancestors: Any, node: Any) -> None:
+    def visit_AlterDomainStmt(self, ancestors: Ancestor, node: ast.AlterDomainStmt) -> None:
         if node.subtype != "N" or not node.typeName:  # ALTER DOMAIN ... DROP NOT NULL
             return
         domain = node.typeName[-1].sval

@@ -6,6 +6,7 @@ from typing import Any
 
 from pglast import ast
 from pglast.enums import ObjectType
+from pglast.visitors import Ancestor
 
 from validator.safety.nodes import manual
 from validator.safety.objects import name_of, put_back_later
@@ -112,7 +113,7 @@ class BanDropObject(Rule):
         ),
     )
 
-    def visit_DropStmt(self, ancestors: Any, node: Any) -> None:
+    def visit_DropStmt(self, ancestors: Ancestor, node: ast.DropStmt) -> None:
         what = DROPPED.get(node.removeType)
         if what is None:
             return

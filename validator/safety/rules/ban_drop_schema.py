@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from pglast import ast
 from pglast.enums import DropBehavior, ObjectType
+from pglast.visitors import Ancestor
 
 from validator.safety.nodes import manual
 from validator.safety.objects import name_of
@@ -49,7 +49,7 @@ class BanDropSchema(Rule):
         Example("REASSIGN OWNED BY report_reader TO reporting_owner;", False),
     )
 
-    def visit_DropStmt(self, ancestors: Any, node: Any) -> None:
+    def visit_DropStmt(self, ancestors: Ancestor, node: ast.DropStmt) -> None:
         if node.removeType != ObjectType.OBJECT_SCHEMA:
             return
         old = [
@@ -69,7 +69,7 @@ class BanDropSchema(Rule):
             "saying so.",
         )
 
-    def visit_DropOwnedStmt(self, ancestors: Any, node: Any) -> None:
+    def visit_DropOwnedStmt(self, ancestors: Ancestor, node: ast.DropOwnedStmt) -> None:
         names = [getattr(r, "rolename", None) or "?" for r in node.roles or ()]
         if all(self.ctx.catalog.is_new_object(ObjectType.OBJECT_ROLE, n) for n in names):
             return  # roles created by this file own only what this file created

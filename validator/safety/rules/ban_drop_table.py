@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from pglast import ast
 from pglast.enums import ObjectType
+from pglast.visitors import Ancestor
 
 from validator.safety.nodes import manual
 from validator.safety.rule import Example, Rule, RuleDocs
@@ -56,7 +56,7 @@ class BanDropTable(Rule):
         Example("CREATE UNLOGGED TABLE tmp_rows (line text);\nDROP TABLE IF EXISTS tmp_rows;", False),
     )
 
-    def visit_DropStmt(self, ancestors: Any, node: Any) -> None:
+    def visit_DropStmt(self, ancestors: Ancestor, node: ast.DropStmt) -> None:
         if node.removeType != ObjectType.OBJECT_TABLE:
             return
         names = [".".join(p.sval for p in obj) for obj in node.objects or ()]

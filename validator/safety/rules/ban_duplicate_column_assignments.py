@@ -7,6 +7,7 @@ from typing import Any
 
 from pglast import ast
 from pglast.enums import AlterTableType
+from pglast.visitors import Ancestor
 
 from validator.safety.nodes import manual
 from validator.safety.rule import Example, Rule, RuleDocs
@@ -100,15 +101,15 @@ class BanDuplicateColumnAssignments(Rule):
                 f"Remove the duplicate {name}.",
             )
 
-    def visit_CreateStmt(self, ancestors: Any, node: Any) -> None:
+    def visit_CreateStmt(self, ancestors: Ancestor, node: ast.CreateStmt) -> None:
         cols = [(e.colname, e) for e in node.tableElts or () if isinstance(e, ast.ColumnDef) and e.colname]
         self._report(_duplicates(cols), "declared", "'column specified more than once'")
 
-    def visit_ViewStmt(self, ancestors: Any, node: Any) -> None:
+    def visit_ViewStmt(self, ancestors: Ancestor, node: ast.ViewStmt) -> None:
         names = [(a.sval, node.view) for a in node.aliases or () if isinstance(a, ast.String)]
         self._report(_duplicates(names), "listed", "'column specified more than once'")
 
-    def visit_AlterTableStmt(self, ancestors: Any, node: Any) -> None:
+    def visit_AlterTableStmt(self, ancestors: Ancestor, node: ast.AlterTableStmt) -> None:
         added = [
             (c.def_.colname, c.def_)
             for c in node.cmds or ()
@@ -124,13 +125,13 @@ class BanDuplicateColumnAssignments(Rule):
         ]
         self._report(_duplicates(plain), "assigned", "'multiple assignments to same column'")
 
-    def visit_UpdateStmt(self, ancestors: Any, node: Any) -> None:
+    def visit_UpdateStmt(self, ancestors: Ancestor, node: ast.UpdateStmt) -> None:
         self._assignments(node.targetList)
 
-    def visit_OnConflictClause(self, ancestors: Any, node: Any) -> None:
+    def visit_OnConflictClause(self, ancestors: Ancestor, node: ast.OnConflictClause) -> None:
         self._assignments(node.targetList)
 
-    def visit_InsertStmt(self, ancestors: Any, node: Any) -> None:
+    def visit_InsertStmt(self, ancestors: Ancestor, node: ast.InsertStmt) -> None:
         cols = [
             (c.name, c)
             for c in node.cols or ()

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from pglast import ast
 from pglast.enums import DropBehavior
+from pglast.visitors import Ancestor
 
 from validator.safety.nodes import manual, qualified
 from validator.safety.rule import Example, Rule, RuleDocs
@@ -40,7 +40,7 @@ class BanTruncateCascade(Rule):
         Example("DROP TABLE import_rows CASCADE;", False, title="see ban-drop-table"),
     )
 
-    def visit_TruncateStmt(self, ancestors: Any, node: Any) -> None:
+    def visit_TruncateStmt(self, ancestors: Ancestor, node: ast.TruncateStmt) -> None:
         if node.behavior == DropBehavior.DROP_CASCADE:
             tables = ", ".join(qualified(r) for r in node.relations or ())
             self.report(

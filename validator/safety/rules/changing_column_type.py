@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from pglast import ast
 from pglast.enums import AlterTableType
+from pglast.visitors import Ancestor
 
 from validator.safety.catalog import type_mods, type_name
 from validator.safety.nodes import altered_table, manual, qualified
@@ -90,7 +92,7 @@ class ChangingColumnType(Rule):
         Example("ALTER TABLE users ALTER COLUMN name SET DEFAULT '';", False),
     )
 
-    def visit_AlterTableCmd(self, ancestors: Any, node: Any) -> None:
+    def visit_AlterTableCmd(self, ancestors: Ancestor, node: ast.AlterTableCmd) -> None:
         if node.subtype != AlterTableType.AT_AlterColumnType:
             return
         table = altered_table(ancestors)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from pglast import ast
 from pglast.enums import AlterTableType, ConstrType
+from pglast.visitors import Ancestor
 
 from validator.safety.nodes import altered_table, enclosing_cmd, manual, qualified
 from validator.safety.rule import Example, Rule, RuleDocs
@@ -87,7 +87,7 @@ class ConstraintMissingNotValid(Rule):
         ),
     )
 
-    def visit_AlterTableCmd(self, ancestors: Any, node: Any) -> None:
+    def visit_AlterTableCmd(self, ancestors: Ancestor, node: ast.AlterTableCmd) -> None:
         table = altered_table(ancestors)
         if table is None or self.ctx.is_new_table(table):
             return
@@ -106,7 +106,7 @@ class ConstraintMissingNotValid(Rule):
                     "Move VALIDATE CONSTRAINT to the next migration.",
                 )
 
-    def visit_Constraint(self, ancestors: Any, node: Any) -> None:
+    def visit_Constraint(self, ancestors: Ancestor, node: ast.Constraint) -> None:
         if node.contype != ConstrType.CONSTR_CHECK or node.skip_validation:
             return
         cmd = enclosing_cmd(ancestors)

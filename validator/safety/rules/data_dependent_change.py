@@ -7,6 +7,7 @@ from typing import Any
 
 from pglast import ast
 from pglast.enums import AlterTableType, ConstrType
+from pglast.visitors import Ancestor
 
 from validator.safety.catalog import type_mods, type_name
 from validator.safety.nodes import altered_table, manual, qualified
@@ -158,7 +159,7 @@ class DataDependentChange(Rule):
             "one before the change.",
         )
 
-    def visit_IndexStmt(self, ancestors: Any, node: Any) -> None:
+    def visit_IndexStmt(self, ancestors: Ancestor, node: ast.IndexStmt) -> None:
         if node.unique:
             self._report(
                 node.relation,
@@ -168,7 +169,7 @@ class DataDependentChange(Rule):
                 "SELECT <key>, count(*) ... GROUP BY <key> HAVING count(*) > 1",
             )
 
-    def visit_AlterTableCmd(self, ancestors: Any, node: Any) -> None:
+    def visit_AlterTableCmd(self, ancestors: Ancestor, node: ast.AlterTableCmd) -> None:
         table = altered_table(ancestors)
         if table is None:
             return

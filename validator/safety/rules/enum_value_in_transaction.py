@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from pglast import ast
+from pglast.visitors import Ancestor
 
+from executor.headers import line_and_column
 from validator.safety.literals import sql_function_body, string_literals
 from validator.safety.nodes import manual
 from validator.safety.rule import Example, Rule, RuleDocs
@@ -100,7 +102,7 @@ class EnumValueInTransaction(Rule):
         ),
     )
 
-    def visit_AlterEnumStmt(self, ancestors: Any, node: Any) -> None:
+    def visit_AlterEnumStmt(self, ancestors: Ancestor, node: ast.AlterEnumStmt) -> None:
         if node.oldVal or not node.newVal or not self.ctx.in_transaction:
             return  # RENAME VALUE, or autocommit
         enum = node.typeName[-1].sval
@@ -147,4 +149,4 @@ class EnumValueInTransaction(Rule):
     def _line(self, location: int | None, stmt: Any) -> int:
         if location is None or location < stmt.start:
             return stmt.line
-        return self.ctx.file.text.count("\n", 0, location) + 1
+        return line_and_column(self.ctx.file.text, location)[0]

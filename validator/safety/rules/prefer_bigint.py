@@ -6,6 +6,7 @@ from typing import Any
 
 from pglast import ast
 from pglast.enums import ConstrType
+from pglast.visitors import Ancestor
 
 from validator.safety.catalog import type_name
 from validator.safety.nodes import column_name, constraints, manual, table_column_context
@@ -98,7 +99,7 @@ class PreferBigint(Rule):
         Example("SELECT count(*)::integer FROM orders;", False),
     )
 
-    def visit_ColumnDef(self, ancestors: Any, node: Any) -> None:
+    def visit_ColumnDef(self, ancestors: Ancestor, node: ast.ColumnDef) -> None:
         if table_column_context(ancestors) is None or node.typeName is None:
             return
         kind = SMALL_INTS.get(type_name(node.typeName))

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from pglast import ast
+from pglast.visitors import Ancestor
 
 from validator.safety.catalog import type_name
 from validator.safety.nodes import column_name, manual, table_column_context
@@ -56,7 +57,7 @@ class PreferIdentity(Rule):
         Example("ALTER TABLE t ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY;", False),
     )
 
-    def visit_ColumnDef(self, ancestors: Any, node: Any) -> None:
+    def visit_ColumnDef(self, ancestors: Ancestor, node: ast.ColumnDef) -> None:
         if table_column_context(ancestors) is None or node.typeName is None:
             return
         base = SERIALS.get(type_name(node.typeName))

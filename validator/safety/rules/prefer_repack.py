@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pglast import ast
+from pglast.visitors import Ancestor
 
 from validator.safety.nodes import manual, qualified
 from validator.safety.rule import Example, Rule, RuleDocs
@@ -101,7 +102,7 @@ class PreferRepack(Rule):
             if not self.ctx.is_new_table(t) and t.relpersistence != "t" and t.schemaname != "pg_temp"
         ]
 
-    def visit_VacuumStmt(self, ancestors: Any, node: Any) -> None:
+    def visit_VacuumStmt(self, ancestors: Ancestor, node: ast.VacuumStmt) -> None:
         if not node.is_vacuumcmd or not _full(node):
             return
         tables = [r.relation for r in node.rels or () if isinstance(r, ast.VacuumRelation) and r.relation]
@@ -110,7 +111,7 @@ class PreferRepack(Rule):
             return
         self._report(node, "VACUUM FULL", old)
 
-    def visit_ClusterStmt(self, ancestors: Any, node: Any) -> None:
+    def visit_ClusterStmt(self, ancestors: Ancestor, node: ast.ClusterStmt) -> None:
         if node.relation is None:
             self._report(node, "CLUSTER", [])
         elif self._old([node.relation]):

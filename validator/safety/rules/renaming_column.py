@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from pglast import ast
 from pglast.enums import ObjectType
+from pglast.visitors import Ancestor
 
 from validator.safety.nodes import manual, qualified
 from validator.safety.rule import Example, Rule, RuleDocs
@@ -51,7 +51,7 @@ class RenamingColumn(Rule):
         Example("ALTER TABLE users ADD COLUMN full_name text;\nUPDATE users SET full_name = name;", False),
     )
 
-    def visit_RenameStmt(self, ancestors: Any, node: Any) -> None:
+    def visit_RenameStmt(self, ancestors: Ancestor, node: ast.RenameStmt) -> None:
         if node.renameType != ObjectType.OBJECT_COLUMN or node.relationType not in _RELATIONS:
             return
         if self.ctx.is_new_table(node.relation):

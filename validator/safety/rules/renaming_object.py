@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from pglast import ast
 from pglast.enums import ObjectType
+from pglast.visitors import Ancestor
 
 from validator.safety.nodes import manual
 from validator.safety.objects import name_of, put_back_later
@@ -89,7 +91,7 @@ class RenamingObject(Rule):
         ),
     )
 
-    def visit_RenameStmt(self, ancestors: Any, node: Any) -> None:
+    def visit_RenameStmt(self, ancestors: Ancestor, node: ast.RenameStmt) -> None:
         if node.renameType in _OWN_RULE:
             return
         if node.renameType == ObjectType.OBJECT_ATTRIBUTE and node.relation is not None:
@@ -101,7 +103,7 @@ class RenamingObject(Rule):
                 node.renameType, f"{node.relation.relname}.{node.subname}"
             ):
                 return
-            old = node.subname
+            old = node.subname or ""
         else:
             old = node.subname or name_of(node.object if node.object is not None else node.relation)
             if self.ctx.catalog.is_new_object(node.renameType, old) or (
@@ -118,7 +120,7 @@ class RenamingObject(Rule):
             "clients, and remove the old name in a later release.",
         )
 
-    def visit_AlterEnumStmt(self, ancestors: Any, node: Any) -> None:
+    def visit_AlterEnumStmt(self, ancestors: Ancestor, node: ast.AlterEnumStmt) -> None:
         if not node.oldVal:
             return
         enum = node.typeName[-1].sval
@@ -133,7 +135,7 @@ class RenamingObject(Rule):
             "values cannot be dropped, so keep it or replace the type in a later release.",
         )
 
-    def visit_AlterObjectSchemaStmt(self, ancestors: Any, node: Any) -> None:
+    def visit_AlterObjectSchemaStmt(self, ancestors: Ancestor, node: ast.AlterObjectSchemaStmt) -> None:
         target = node.relation if node.relation is not None else node.object
         name = name_of(target)
         if (

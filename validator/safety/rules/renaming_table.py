@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from pglast import ast
 from pglast.enums import ObjectType
+from pglast.visitors import Ancestor
 
 from validator.safety.nodes import manual, qualified
 from validator.safety.rule import Example, Rule, RuleDocs
@@ -43,7 +43,7 @@ class RenamingTable(Rule):
         Example("ALTER VIEW active_users RENAME TO active_accounts;", False),
     )
 
-    def visit_RenameStmt(self, ancestors: Any, node: Any) -> None:
+    def visit_RenameStmt(self, ancestors: Ancestor, node: ast.RenameStmt) -> None:
         if node.renameType != ObjectType.OBJECT_TABLE or self.ctx.is_new_table(node.relation):
             return
         self.report(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from pglast import ast
+from pglast.visitors import Ancestor
 
 from validator.safety.nodes import manual, qualified
 from validator.safety.rule import Example, Rule, RuleDocs
@@ -74,7 +75,7 @@ class RequireConcurrentIndexCreation(Rule):
         ),
     )
 
-    def visit_IndexStmt(self, ancestors: Any, node: Any) -> None:
+    def visit_IndexStmt(self, ancestors: Ancestor, node: ast.IndexStmt) -> None:
         if node.concurrent or self.ctx.is_new_table(node.relation):
             return
         table = node.relation.relname

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from pglast import ast
 from pglast.enums import ObjectType
+from pglast.visitors import Ancestor
 
 from validator.safety.nodes import manual
 from validator.safety.rule import Example, Rule, RuleDocs
@@ -45,7 +45,7 @@ class RequireConcurrentIndexDeletion(Rule):
         Example("ALTER TABLE orders DROP CONSTRAINT orders_customer_fk;", False),
     )
 
-    def visit_DropStmt(self, ancestors: Any, node: Any) -> None:
+    def visit_DropStmt(self, ancestors: Ancestor, node: ast.DropStmt) -> None:
         if node.removeType != ObjectType.OBJECT_INDEX or node.concurrent:
             return
         names = [obj[-1].sval for obj in node.objects or ()]

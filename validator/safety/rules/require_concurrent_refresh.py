@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from pglast import ast
+from pglast.visitors import Ancestor
 
 from validator.safety.nodes import manual, qualified
 from validator.safety.rule import Example, Rule, RuleDocs
@@ -50,7 +51,7 @@ class RequireConcurrentRefresh(Rule):
         Example("REFRESH MATERIALIZED VIEW public.search_index WITH DATA;", True),
     )
 
-    def visit_RefreshMatViewStmt(self, ancestors: Any, node: Any) -> None:
+    def visit_RefreshMatViewStmt(self, ancestors: Ancestor, node: ast.RefreshMatViewStmt) -> None:
         if node.concurrent or node.skipData or self.ctx.is_new_table(node.relation):
             return
         self.report(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from pglast import ast
+from pglast.visitors import Ancestor
 
 from validator.safety.nodes import has_reindex_concurrently, manual
 from validator.safety.rule import Example, Rule, RuleDocs
@@ -42,7 +43,7 @@ class RequireConcurrentReindex(Rule):
         Example("CREATE INDEX CONCURRENTLY orders_customer_idx_new ON orders (customer_id);", False),
     )
 
-    def visit_ReindexStmt(self, ancestors: Any, node: Any) -> None:
+    def visit_ReindexStmt(self, ancestors: Ancestor, node: ast.ReindexStmt) -> None:
         if has_reindex_concurrently(node):
             return
         help = (

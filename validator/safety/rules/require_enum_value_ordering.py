@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from pglast import ast
+from pglast.visitors import Ancestor
 
 from validator.safety.nodes import manual
 from validator.safety.rule import Example, Rule, RuleDocs
@@ -39,7 +40,7 @@ class RequireEnumValueOrdering(Rule):
         Example("ALTER TYPE priority ADD VALUE IF NOT EXISTS 'urgent' AFTER 'high';", False),
     )
 
-    def visit_AlterEnumStmt(self, ancestors: Any, node: Any) -> None:
+    def visit_AlterEnumStmt(self, ancestors: Ancestor, node: ast.AlterEnumStmt) -> None:
         if node.oldVal or not node.newVal or node.newValNeighbor:
             return
         self.report(

@@ -1,7 +1,8 @@
 """What a rehearsed migration did to the relations around it: the locks its backend held and the
 tables it rewrote.
 
-Plain psycopg2 over the catalogs; the rehearsal (``validator.rehearsal``) decides when to look.
+Plain psycopg2 over the catalogs; the rehearsal's probe (``validator.rehearsal.probe``) decides
+when to look.
 
 - ``snapshot_relations`` records every user relation with its ``relfilenode``; comparing the
   snapshot taken before a migration with one taken after it tells which tables were rewritten
@@ -21,9 +22,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from psycopg2.extensions import connection as Connection
+from psycopg2.extensions import cursor as Cursor
 
 # pg_locks.mode values, weakest first (PostgreSQL manual, "Table-Level Lock Modes")
 LOCK_MODES = (
@@ -85,6 +89,11 @@ def blocks_writes(mode: str) -> bool:
     return _STRENGTH.get(mode, -1) >= _STRENGTH[FLAG_FROM]
 
 
+def lock_effect(mode: str) -> str:
+    """What a write-blocking ``mode`` (as ``mode_label`` spells it) does to the others."""
+    return "blocks reads and writes" if mode == "ACCESS EXCLUSIVE" else "blocks writes"
+
+
 @dataclass(frozen=True)
 class RelationState:
     oid: int
@@ -108,7 +117,7 @@ class LockInfo:
         return asdict(self)
 
 
-def snapshot_relations(cur: Any) -> dict[int, RelationState]:
+def snapshot_relations(cur: Cursor) -> dict[int, RelationState]:
     """Every relation outside the system schemas, by oid."""
     cur.execute(
         f"""
@@ -131,7 +140,7 @@ def snapshot_relations(cur: Any) -> dict[int, RelationState]:
 LockSample = dict[int, tuple[str, "str | None", "str | None"]]  # oid -> (mode, name, relkind)
 
 
-def held_relation_locks(cur: Any, pid: int | None = None) -> LockSample:
+def held_relation_locks(cur: Cursor, pid: int | None = None) -> LockSample:
     """Granted relation locks of backend ``pid`` (default: this connection) in this database:
     oid -> (strongest mode, qualified name where visible, relkind where visible).  Locks on
     catalogs and TOAST tables are left out."""
@@ -182,6 +191,8 @@ def summarize_locks(
         if state is None and name is None:
             continue  # an unnamed relation neither snapshot knows: a catalog or a temporary object
         rel_name = state.name if state else name
+        if rel_name is None:  # (not reached: a nameless relation is not in a snapshot, see above)
+            continue
         rel_kind = state.kind if state else (kind or "r")
         owner = state.table if state else None
         if rel_name in exclude or (owner is not None and owner in exclude):
@@ -214,8 +225,10 @@ class LockObserver:
     the gate (its locks were then read while all of them were held).
     """
 
-    def __init__(self, connect: Any, *, interval_s: float = 0.002, gate_timeout_s: float = 10.0) -> None:
-        self._connect = connect  # () -> a new psycopg2 connection to the rehearsal database
+    def __init__(
+        self, connect: Callable[[], Connection], *, interval_s: float = 0.002, gate_timeout_s: float = 10.0
+    ) -> None:
+        self._connect = connect  # a new connection to the rehearsal database
         self.interval_s = interval_s
         self.gate_timeout_s = gate_timeout_s
         self.held: LockSample = {}
@@ -224,9 +237,9 @@ class LockObserver:
         self.error: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._gate: Any = None
+        self._gate: Connection | None = None
         self._gate_vxid: str | None = None
-        self._poll: Any = None
+        self._poll: Connection | None = None
 
     def start(self, pid: int) -> None:
         self._gate = self._connect()
@@ -238,19 +251,21 @@ class LockObserver:
             )
             row = cur.fetchone()
             self._gate_vxid = row[0] if row else None
-        self._poll = self._connect()
-        self._poll.autocommit = True
-        self._thread = threading.Thread(target=self._run, args=(pid,), name="rehearsal-observer", daemon=True)
+        poll = self._poll = self._connect()
+        poll.autocommit = True
+        self._thread = threading.Thread(
+            target=self._run, args=(poll, pid), name="rehearsal-observer", daemon=True
+        )
         self._thread.start()
 
     def _release_gate(self) -> None:
         if self._gate is not None and not self._gate.closed:
             self._gate.rollback()
 
-    def _run(self, pid: int) -> None:
+    def _run(self, poll: Connection, pid: int) -> None:
         deadline = time.monotonic() + self.gate_timeout_s
         try:
-            with self._poll.cursor() as cur:
+            with poll.cursor() as cur:
                 while not self._stop.is_set():
                     merge_samples(self.held, held_relation_locks(cur, pid))
                     self.samples += 1

@@ -1,0 +1,77 @@
+"""What a rehearsal saw of one new migration: applied (with its locks and rewrites), failed (at
+the line PostgreSQL named), or not rehearsed (and why)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypedDict
+
+from validator.rehearsal.locks import LockInfo
+
+Status = Literal["applied", "failed", "not rehearsed"]
+
+
+class FailureDetail(TypedDict):
+    """Where and how a rehearsed migration failed (report.json's ``error``)."""
+
+    sqlstate: str | None
+    message: str
+    line: int | None
+    column: int | None
+    category: str  # executor.errors.Category
+
+
+@dataclass
+class RehearsedMigration:
+    file: str
+    duration_ms: int | None
+    transactional: bool
+    locks: list[LockInfo] = field(default_factory=list)
+    rewritten: list[str] = field(default_factory=list)  # relations whose relfilenode changed
+    note: str | None = None
+    status: Status = "applied"
+    error: FailureDetail | None = None  # when failed
+
+    @property
+    def flagged(self) -> list[LockInfo]:
+        return [li for li in self.locks if li.flagged]
+
+    @property
+    def notable(self) -> bool:
+        """Worth a lock table of its own in report.md."""
+        return self.status != "applied" or bool(self.flagged or self.rewritten) or not self.transactional
+
+    def effect(self) -> str:
+        """What it does, as the end of a sentence starting with the file name."""
+        if self.status == "failed":
+            err: Mapping[str, Any] = self.error or {}
+            where = f" at line {err['line']}" if err.get("line") else ""
+            state = f" (SQLSTATE {err['sqlstate']})" if err.get("sqlstate") else ""
+            return f"fails{where}: {err.get('message') or ''}{state}".rstrip()
+        if self.status != "applied":
+            return f"was not rehearsed: {self.note}"
+        locked = {li.relation for li in self.flagged}
+        parts = []
+        for li in self.flagged:
+            rewrite = " and rewrites it" if li.relation in self.rewritten else ""
+            parts.append(f"takes {li.mode} on {li.relation}{rewrite}")
+        parts.extend(f"rewrites {rel}" for rel in self.rewritten if rel not in locked)
+        return "; ".join(parts) if parts else "takes no lock that blocks writes on an existing table"
+
+    def headline(self) -> str:
+        """One sentence for the approver: "V044 takes ACCESS EXCLUSIVE on public.orders and rewrites it"."""
+        return f"{self.file} {self.effect()}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "status": self.status,
+            "duration_ms": self.duration_ms,
+            "transactional": self.transactional,
+            "locks": [li.to_dict() for li in self.locks],
+            "rewritten": list(self.rewritten),
+            "note": self.note,
+            "error": self.error,
+            "summary": self.headline(),
+        }
