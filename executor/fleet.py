@@ -259,5 +259,7 @@ def apply_to_target(target: FleetTarget, bundle: Any, settings: Any) -> TargetOu
 
 def error_from_outcome(outcome: TargetOutcome) -> SchemagateError:
     """A failed outcome as the error the single-database path would have raised (for exit codes)."""
-    category = Category(outcome.category) if outcome.category in Category.__members__ else None
+    category = (
+        Category(outcome.category) if outcome.category and outcome.category in Category.__members__ else None
+    )
     return SchemagateError(outcome.message or "failed", remedy=outcome.remedy, category=category)

@@ -615,6 +615,7 @@ def handle_codepipeline(job: CodePipelineJob, context: Any) -> dict[str, Any]:
     run_id = _job_run_id(job)
     invocation_no = job.continuation.invocation + 1 if job.continuation else 1
     obs.bind_run(invocation="codepipeline", job_id=job.job_id, pipeline_execution_id=run_id)
+    assert job.bundle is not None  # only fleet_report jobs have none, and they were handled above
     logger.info(
         f"CodePipeline job {job.job_id}: bundle {job.bundle.url}"
         + (f" (continuing, invocation {invocation_no})" if job.continuation else ""),

@@ -91,7 +91,13 @@ def from_safety(structural: Any, findings: Sequence[Finding]) -> dict[str, list[
     parsed = {p.rel: p for p in getattr(structural, "parsed", None) or ()}
     out: dict[str, list[LockImpact]] = {}
     for f in findings:
-        if f.family != "safety" or f.rule not in REGISTRY or f.file not in parsed or f.line is None:
+        if (
+            f.family != "safety"
+            or f.rule not in REGISTRY
+            or f.file is None
+            or f.file not in parsed
+            or f.line is None
+        ):
             continue
         rule = REGISTRY[f.rule]
         if rule.category != "locking":
