@@ -41,7 +41,7 @@ def server_url(stack: ExitStack) -> str:
     url = os.environ.get("SCHEMAGATE_TEST_DATABASE_URL")
     if url:
         return url
-    from schemagate.embedded import EmbeddedPostgres
+    from localdb.server import EmbeddedPostgres
 
     return stack.enter_context(EmbeddedPostgres(REPO_ROOT / ".schemagate" / "test-server").running())
 

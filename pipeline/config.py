@@ -120,6 +120,13 @@ class SourceConfig:
     # build then posts report.md as one comment (schemagate pr-comment)
     comment_token_secret_arn: str | None = None
 
+    def required(self, name: str) -> str:
+        """A key this provider needs (``load_config`` checked it is set), typed as never None."""
+        value = getattr(self, name)
+        if not isinstance(value, str) or not value:
+            raise PipelineConfigError(f"source.{name}", f"is required for a {self.provider.value} source")
+        return value
+
 
 @dataclass(frozen=True, kw_only=True)
 class DatabaseTargetConfig:
@@ -574,7 +581,7 @@ class _Reader:
         if isinstance(value, str):
             items = [part.strip() for part in value.split(",") if part.strip()]
         elif isinstance(value, list | tuple):
-            items = value
+            items = [str(item) for item in value]
         else:
             raise PipelineConfigError(self.key(key), f"must be a list of strings, got {type(value).__name__}")
         if required and not items:

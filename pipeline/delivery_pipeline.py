@@ -23,6 +23,7 @@ from pipeline.nag_policy import (
     acknowledge,
     acknowledge_artifact_grants,
     acknowledge_state_machine_grants,
+    cfn_resource,
     logical_id,
 )
 from pipeline.validation_project import ValidationProject
@@ -115,7 +116,7 @@ class DeliveryPipeline(Construct):
             ],
         )
 
-        cfn = self.pipeline.node.default_child
+        cfn = cfn_resource(self.pipeline)
         for stage, environment in enumerate(environments, start=2):  # after Source and Validate
             for action, path in environment.input_files.items():
                 # the Step Functions action wants the file's path inside its input artifact
@@ -163,14 +164,16 @@ class DeliveryPipeline(Construct):
             description="schemagate: the pipeline's source action (CodeConnections)",
         )
         self.source_role.add_to_policy(
-            iam.PolicyStatement(actions=list(CONNECTION_ACTIONS), resources=[source.connection_arn])
+            iam.PolicyStatement(
+                actions=list(CONNECTION_ACTIONS), resources=[source.required("connection_arn")]
+            )
         )
         return actions.CodeStarConnectionsSourceAction(
             action_name="Source",
             role=self.source_role,
-            connection_arn=source.connection_arn,
-            owner=source.owner,
-            repo=source.repo,
+            connection_arn=source.required("connection_arn"),
+            owner=source.required("owner"),
+            repo=source.required("repo"),
             branch=source.branch,
             output=self.source_artifact,
             trigger_on_push=True,

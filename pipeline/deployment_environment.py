@@ -104,32 +104,28 @@ class DeploymentEnvironment(Construct):
         if env.fleet is not None:
             fleet_input = codepipeline.Artifact(f"FleetInput_{env.name}")
             plan_name = f"{pipeline_name}-{env.slug}-plan"
-            common = {
-                "function": function,
-                "environment": env.name,
-                "max_concurrency": env.fleet.max_concurrency,
-                "tolerated_failure_percentage": env.fleet.tolerated_failure_percentage,
-                "results_bucket": store.bucket,
-                "results_key": store.key,
-                "log_retention": log_retention,
-            }
-            plan = FleetStateMachine(
-                self,
-                "FleetPlan",
-                state_machine_name=plan_name,
-                action="plan",
-                results_prefix=f"fleet-results/{env.slug}/plan",
-                snapshot=False,
-                **common,
-            )
-            execute = FleetStateMachine(
-                self,
-                "FleetExecute",
-                state_machine_name=f"{pipeline_name}-{env.slug}-apply",
-                action="apply",
-                results_prefix=f"fleet-results/{env.slug}/apply",
-                snapshot=env.snapshot_before_apply,
-                **common,
+            fleet = env.fleet
+
+            def state_machine(construct_id: str, name: str, action: str, snapshot: bool) -> FleetStateMachine:
+                return FleetStateMachine(
+                    self,
+                    construct_id,
+                    state_machine_name=name,
+                    action=action,
+                    results_prefix=f"fleet-results/{env.slug}/{action}",
+                    snapshot=snapshot,
+                    function=function,
+                    environment=env.name,
+                    max_concurrency=fleet.max_concurrency,
+                    tolerated_failure_percentage=fleet.tolerated_failure_percentage,
+                    results_bucket=store.bucket,
+                    results_key=store.key,
+                    log_retention=log_retention,
+                )
+
+            plan = state_machine("FleetPlan", plan_name, "plan", False)
+            execute = state_machine(
+                "FleetExecute", f"{pipeline_name}-{env.slug}-apply", "apply", env.snapshot_before_apply
             )
             self.state_machines = {"plan": plan.state_machine, "apply": execute.state_machine}
             self.executor.allow_fleet(

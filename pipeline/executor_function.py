@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import jsii
 from aws_cdk import (
@@ -78,7 +79,9 @@ def executor_code(*, arch: str, prebuilt_dir: str | None = None) -> lambda_.Code
         str(EXECUTOR_DIR),
         bundling=BundlingOptions(
             image=DockerImage.from_registry(f"public.ecr.aws/sam/build-python{PYTHON_VERSION}"),
-            local=LocalPipBundling(arch=arch, python_version=PYTHON_VERSION),
+            # jsii calls try_bundle(output_dir, options) positionally; its Protocol spells the
+            # options out as keywords, which mypy cannot match to an implementation
+            local=cast(ILocalBundling, LocalPipBundling(arch=arch, python_version=PYTHON_VERSION)),
         ),
     )
 

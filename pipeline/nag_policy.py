@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from aws_cdk import Acknowledgment, App, CfnElement, Stack, Token, Validations
+from aws_cdk import Acknowledgment, App, CfnElement, CfnResource, Stack, Token, Validations
 from cdk_nag import AwsSolutionsChecks
 from constructs import IConstruct
 
@@ -24,9 +24,17 @@ def acknowledge(scope: IConstruct, rule_id: str, reason: str) -> None:
     Validations.of(scope).acknowledge(Acknowledgment(id=rule_id, reason=reason))
 
 
+def cfn_resource(construct: IConstruct) -> CfnResource:
+    """The CloudFormation resource an L2 construct wraps (its ``node.default_child``)."""
+    child = construct.node.default_child
+    if not isinstance(child, CfnResource):
+        raise TypeError(f"{construct.node.path} wraps no CloudFormation resource of its own")
+    return child
+
+
 def logical_id(construct: IConstruct) -> str:
     """The CloudFormation logical id cdk-nag uses in finding ids, e.g. ``<Bucket83908E77.Arn>``."""
-    element = construct.node.default_child if not isinstance(construct, CfnElement) else construct
+    element = construct if isinstance(construct, CfnElement) else cfn_resource(construct)
     return Stack.of(construct).get_logical_id(element)
 
 

@@ -26,6 +26,7 @@ from pipeline.nag_policy import (
     acknowledge_artifact_grants,
     acknowledge_asset_reads,
     acknowledge_codebuild_defaults,
+    cfn_resource,
 )
 from pipeline.report_store import JunitReportGroup
 from pipeline.schemagate_wheel import SchemagateWheel
@@ -107,16 +108,16 @@ class PullRequestValidation(Construct):
             ]
             if source.provider is SourceProvider.BITBUCKET:
                 build_source = codebuild.Source.bit_bucket(
-                    owner=source.owner,
-                    repo=source.repo,
+                    owner=source.required("owner"),
+                    repo=source.required("repo"),
                     webhook=True,
                     webhook_filters=filters,
                     report_build_status=True,
                 )
             else:
                 build_source = codebuild.Source.git_hub(
-                    owner=source.owner,
-                    repo=source.repo,
+                    owner=source.required("owner"),
+                    repo=source.required("repo"),
                     webhook=True,
                     webhook_filters=filters,
                     report_build_status=True,
@@ -141,6 +142,7 @@ class PullRequestValidation(Construct):
         acknowledge_asset_reads(self, who="the pull-request build")
         self.commenter: lambda_.Function | None = None
         if source.provider is SourceProvider.CODECOMMIT:
+            assert repository is not None
             self.rule = self._start_on_codecommit_pull_requests(repository)
             self.commenter = self._comment_results_on_codecommit(repository, log_retention)
         else:
@@ -158,7 +160,7 @@ class PullRequestValidation(Construct):
     def _use_connection(self, source: SourceConfig) -> None:
         """Authenticate the webhook and the clone through the CodeStar connection."""
         source_type, host = _HOSTS[source.provider]
-        cfn = self.project.node.default_child
+        cfn = cfn_resource(self.project)
         cfn.add_property_override("Source.Type", source_type)
         cfn.add_property_override("Source.Location", f"{host}/{source.owner}/{source.repo}.git")
         cfn.add_property_override(
@@ -174,7 +176,7 @@ class PullRequestValidation(Construct):
                     "codestar-connections:GetConnectionToken",
                     "codestar-connections:GetConnection",
                 ],
-                resources=[source.connection_arn],
+                resources=[source.required("connection_arn")],
             )
         )
 

@@ -7,6 +7,8 @@ from aws_cdk import aws_codebuild as codebuild
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from pipeline.nag_policy import cfn_resource
+
 
 class JunitReportGroup(Construct):
     """A TEST report group (the buildspec sends JUNITXML) exporting raw reports to ``bucket/prefix``.
@@ -25,5 +27,5 @@ class JunitReportGroup(Construct):
             zip_export=False,
             removal_policy=RemovalPolicy.RETAIN,
         )
-        cfn = self.report_group.node.default_child
+        cfn = cfn_resource(self.report_group)
         cfn.add_property_override("ExportConfig.S3Destination.Path", prefix)

@@ -98,7 +98,7 @@ class PipelineStack(Stack):
         repository = None
         if config.source.provider is SourceProvider.CODECOMMIT:
             repository = codecommit.Repository.from_repository_name(
-                self, "Repository", config.source.repository_name
+                self, "Repository", config.source.required("repository_name")
             )
 
         store = ArtifactStore(self, "Artifacts")

@@ -131,6 +131,8 @@ class ValidationProject(Construct):
             )
         # DescribeKey lets the signer pick the key's SHA-256 algorithm (executor/signing.py).
         self.signing_key.grant(self.project, "kms:Sign", "kms:DescribeKey")
+        role = self.project.role
+        assert role is not None  # a project made here always has its own role
         self.signing_key.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="OnlyTheValidationProjectSigns",
@@ -138,7 +140,7 @@ class ValidationProject(Construct):
                 principals=[iam.AnyPrincipal()],
                 actions=["kms:Sign"],
                 resources=["*"],
-                conditions={"ArnNotEquals": {"aws:PrincipalArn": self.project.role.role_arn}},
+                conditions={"ArnNotEquals": {"aws:PrincipalArn": role.role_arn}},
             )
         )
         acknowledge(
