@@ -62,8 +62,10 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
@@ -449,7 +451,10 @@ def write_approved_bundle(migrations: Path, workdir: Path) -> Path:
 
 
 class Databases:
-    """One fresh database per tool, dropped on ``close`` unless kept."""
+    """One fresh database per tool; ``close`` leaves them to ``drop_all`` (run after every timing:
+    DROP DATABASE checkpoints, which would weigh on the next repetition), unless they are kept."""
+
+    pending: ClassVar[list[tuple[str, str]]] = []  # (admin URL, database) to drop at the end
 
     def __init__(self, admin: str, keep: bool) -> None:
         self.admin = admin
@@ -459,14 +464,19 @@ class Databases:
 
     def close(self) -> None:
         if not self.keep:
-            for name in self.names.values():
-                drop_database(self.admin, name)
+            Databases.pending += [(self.admin, name) for name in self.names.values()]
 
     def __enter__(self) -> Databases:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    @classmethod
+    def drop_all(cls) -> None:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            list(pool.map(lambda job: drop_database(*job), cls.pending))
+        cls.pending.clear()
 
 
 def verify(dbs: Databases, count: int, what: str) -> None:
@@ -513,6 +523,8 @@ def measure_times(
                     applies[tool].append(bench.apply(tool, urls[tool]))
                 verify(dbs, args.count, f"{label} {rep + 1}")
                 for name, tool in NOOPS:
+                    if via and tool is None:  # start-up alone: nothing goes through the proxy
+                        continue
                     noops[name].append(bench.noop(name, urls[tool or "schemagate"]))
                     if tool:
                         check_noop(dbs, tool, args.count, name)
@@ -575,7 +587,8 @@ def print_times(title: str, applies: dict[str, list[float]], noops: dict[str, li
         print(f"  {APPLY_LABELS[tool]:<58} {median(applies[tool]):>6.3f} s   {runs(applies[tool])}")
     print(f"  {'no-op re-run on the up-to-date database (process)':<58}")
     for name, _ in NOOPS:
-        print(f"  {name:<58} {median(noops[name]):>6.3f} s   {runs(noops[name])}")
+        if noops[name]:
+            print(f"  {name:<58} {median(noops[name]):>6.3f} s   {runs(noops[name])}")
 
 
 def print_round_trips(counts: dict[str, Counter[str]], count: int) -> None:
@@ -648,6 +661,25 @@ def print_ratios(
     return [(label, ok) for label, _, _, ok in rows if ok is not None]
 
 
+def latency_pass(
+    bench: Bench,
+    admin: str,
+    args: argparse.Namespace,
+    applies: dict[str, list[float]],
+    counts: dict[str, Counter[str]],
+) -> None:
+    """Time everything again through proxies adding ``--latency-ms``; print beside the direct times."""
+    ms = args.latency_ms
+    lat_applies, lat_noops = measure_times(bench, admin, args, lambda url: start_proxy(url, ms))
+    print_times(f"times through the proxy adding {ms:g} ms per client->server batch", lat_applies, lat_noops)
+    print_ratios(f"ratios through the proxy with {ms:g} ms latency", lat_applies, lat_noops, None)
+    print(f"\n  {'time added by the latency (apply)':<40} {'measured':>10}   round trips x {ms:g} ms")
+    for tool in TOOLS:
+        added = median(lat_applies[tool]) - median(applies[tool])
+        expected = round_trips(counts[tool]) * ms / 1000
+        print(f"  {tool:<40} {added:>8.3f} s   {expected:.3f} s")
+
+
 def tool_version(argv: list[str]) -> str:
     done = subprocess.run(argv, capture_output=True, text=True, check=False)
     return (done.stdout or done.stderr).strip().splitlines()[0] if done.returncode == 0 else "?"
@@ -700,21 +732,12 @@ def main() -> int:
             "ratios and issue 15's targets (times straight to the server)", applies, noops, rt_per
         )
         if args.latency_ms:
-            lat_applies, lat_noops = measure_times(
-                bench, admin, args, lambda url: start_proxy(url, args.latency_ms)
-            )
-            print_times(
-                f"times through the proxy adding {args.latency_ms:g} ms per client->server batch",
-                lat_applies,
-                lat_noops,
-            )
-            print_ratios(
-                f"ratios through the proxy with {args.latency_ms:g} ms latency", lat_applies, lat_noops, None
-            )
+            latency_pass(bench, admin, args, applies, counts)
     except BenchFailure as failure:
         print(f"\nFAILED: {failure}", file=sys.stderr)
         return 1
     finally:
+        Databases.drop_all()
         if args.keep:
             print(f"\nkept: {workdir} (the databases too)")
         else:
