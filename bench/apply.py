@@ -260,6 +260,24 @@ def with_database(url: str, dbname: str) -> str:
     return urlunsplit((p.scheme, p.netloc, "/" + dbname, p.query, p.fragment))
 
 
+def tool_url(admin: str, dbname: str) -> str:
+    """The URL every tool gets for ``dbname``: the same TLS for all three, ``sslmode=disable``
+    unless the server's URL names one (dbmate's driver knows no ``prefer``, libpq's default)."""
+    url = with_database(admin, dbname)
+    if "sslmode=" in urlsplit(url).query:
+        return url
+    p = urlsplit(url)
+    return urlunsplit(
+        (p.scheme, p.netloc, p.path, "&".join(q for q in (p.query, "sslmode=disable") if q), "")
+    )
+
+
+def redact(text: str, admin: str) -> str:
+    """``text`` without the server's password (a tool's error may quote its URL)."""
+    password = urlsplit(admin).password
+    return text.replace(password, "***") if password else text
+
+
 def create_database(admin: str) -> str:
     name = f"sg_bench_{uuid.uuid4().hex[:10]}"
     conn = psycopg2.connect(admin)
@@ -389,7 +407,9 @@ class Bench:
     dbmate_dir: Path
     files: list[Path]
     bundle_dir: Path | None = None
-    env: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(init=False)
+    libpq_env: dict[str, str] = field(init=False)
+    script: Path = field(init=False)
 
     def __post_init__(self) -> None:
         self.env = {**dbmate_env(), "PYTHONPATH": str(REPO_ROOT)}
@@ -460,7 +480,7 @@ class Databases:
         self.admin = admin
         self.keep = keep
         self.names = {tool: create_database(admin) for tool in TOOLS}
-        self.urls = {tool: with_database(admin, name) for tool, name in self.names.items()}
+        self.urls = {tool: tool_url(admin, name) for tool, name in self.names.items()}
 
     def close(self) -> None:
         if not self.keep:
@@ -734,7 +754,7 @@ def main() -> int:
         if args.latency_ms:
             latency_pass(bench, admin, args, applies, counts)
     except BenchFailure as failure:
-        print(f"\nFAILED: {failure}", file=sys.stderr)
+        print(f"\nFAILED: {redact(str(failure), admin)}", file=sys.stderr)
         return 1
     finally:
         Databases.drop_all()
