@@ -12,8 +12,10 @@ the same SQL in both.  Then in ONE run, on the same server, each tool into a fre
 - **psql** (the baseline): ONE `psql` session running ``BEGIN; \\i file; COMMIT;`` per file
   (``ON_ERROR_STOP``): no history table, no checks; psql sends each statement as its own query.
 - **dbmate** (the real one, ``dbmate`` from the npm registry, installed into the tools' cache
-  outside the repository, see ``bench/dbmate_tool.py``): ``dbmate migrate --no-dump-schema``
-  (a transaction per migration and its ``schema_migrations`` row).
+  outside the repository, see ``bench/dbmate_tool.py``; its Go binary run directly, without the
+  npm package's Node.js launcher, which would add about 0.1 s to every call):
+  ``dbmate migrate --no-dump-schema`` (a transaction per migration and its ``schema_migrations``
+  row).
 - **schemagate**: ``schemagate apply --migrations DIR --yes`` as a real CLI process
   (structural checks, checksums, the history table, the advisory lock, a transaction per
   migration with its history row).
@@ -21,7 +23,9 @@ the same SQL in both.  Then in ONE run, on the same server, each tool into a fre
   --migrations DIR``, ``schemagate apply --bundle DIR`` (the pipeline's path), ``dbmate migrate``,
   and for reference the bare interpreter start-up (``python -c pass``) and ``schemagate --help``.
 
-Times are wall-clock times of the whole process (start-up included), medians over ``--repeat``
+Every tool gets the same connection settings (``sslmode=disable`` unless the server's URL names
+an ``sslmode``).  Times are wall-clock times of the whole process (start-up included; beside them
+the client's CPU time, user + system, of the process and its children), medians over ``--repeat``
 repetitions (each into fresh databases; the tools' order rotates between repetitions), measured
 directly against the server, never through the proxy.
 
@@ -53,6 +57,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -69,7 +74,7 @@ from typing import ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
-from dbmate_tool import DBMATE_VERSION, dbmate_argv, dbmate_binary, dbmate_env
+from dbmate_tool import DBMATE_VERSION, dbmate_argv, dbmate_binary, dbmate_env, native_binary
 from pg_proxy import CountingProxy, round_trips
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -385,15 +390,18 @@ class BenchFailure(Exception):
     """A tool failed or the databases differ: the benchmark exits 1 with this message."""
 
 
-def timed(argv: list[str], *, env: dict[str, str], cwd: Path, what: str) -> float:
-    """Run ``argv`` to its end; its wall-clock time, or ``BenchFailure`` with its output."""
+def timed(argv: list[str], *, env: dict[str, str], cwd: Path, what: str) -> tuple[float, float]:
+    """Run ``argv`` to its end: its wall-clock time and the CPU time (user + system) it and its
+    children used, or ``BenchFailure`` with its output."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         tail = (done.stdout + done.stderr)[-3000:]
         raise BenchFailure(f"{what} failed (exit {done.returncode}):\n{tail}")
-    return elapsed
+    return elapsed, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 @dataclass
@@ -422,7 +430,7 @@ class Bench:
     def schemagate(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "schemagate", *args]
 
-    def apply(self, tool: str, url: str) -> float:
+    def apply(self, tool: str, url: str) -> tuple[float, float]:
         if tool == "psql":
             argv = [self.psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-f", str(self.script)]
         elif tool == "dbmate":
@@ -434,7 +442,7 @@ class Bench:
         env = self.env if tool == "dbmate" else self.libpq_env
         return timed(argv, env=env, cwd=self.workdir, what=f"{tool} apply")
 
-    def noop(self, name: str, url: str) -> float:
+    def noop(self, name: str, url: str) -> tuple[float, float]:
         argv = {
             "schemagate apply --migrations DIR": self.schemagate(
                 "apply", "--database-url", url, "--migrations", str(self.flyway_dir), "--yes"
@@ -524,14 +532,23 @@ def check_noop(dbs: Databases, tool: str, count: int, name: str) -> None:
         raise BenchFailure(f"{name} on the up-to-date database changed its history ({recorded} != {count})")
 
 
+@dataclass
+class Times:
+    """Per apply (by tool) and per no-op (by name): wall-clock seconds and client CPU seconds."""
+
+    applies: dict[str, list[float]] = field(default_factory=lambda: {tool: [] for tool in TOOLS})
+    apply_cpu: dict[str, list[float]] = field(default_factory=lambda: {tool: [] for tool in TOOLS})
+    noops: dict[str, list[float]] = field(default_factory=lambda: {name: [] for name, _ in NOOPS})
+    noop_cpu: dict[str, list[float]] = field(default_factory=lambda: {name: [] for name, _ in NOOPS})
+
+
 def measure_times(
     bench: Bench, admin: str, args: argparse.Namespace, via: Callable[[str], CountingProxy] | None
-) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+) -> Times:
     """``--repeat`` repetitions, each into fresh databases: apply times per tool, no-op times.
 
     ``via``: a proxy factory (the latency pass) or None (straight to the server)."""
-    applies: dict[str, list[float]] = {tool: [] for tool in TOOLS}
-    noops: dict[str, list[float]] = {name: [] for name, _ in NOOPS}
+    times = Times()
     label = "latency pass" if via else "timing pass"
     for rep in range(args.repeat):
         order = TOOLS[rep % 3 :] + TOOLS[: rep % 3]
@@ -540,18 +557,22 @@ def measure_times(
             try:
                 urls = {tool: (proxies[tool].url if via else url) for tool, url in dbs.urls.items()}
                 for tool in order:
-                    applies[tool].append(bench.apply(tool, urls[tool]))
+                    wall, cpu = bench.apply(tool, urls[tool])
+                    times.applies[tool].append(wall)
+                    times.apply_cpu[tool].append(cpu)
                 verify(dbs, args.count, f"{label} {rep + 1}")
                 for name, tool in NOOPS:
                     if via and tool is None:  # start-up alone: nothing goes through the proxy
                         continue
-                    noops[name].append(bench.noop(name, urls[tool or "schemagate"]))
+                    wall, cpu = bench.noop(name, urls[tool or "schemagate"])
+                    times.noops[name].append(wall)
+                    times.noop_cpu[name].append(cpu)
                     if tool:
                         check_noop(dbs, tool, args.count, name)
             finally:
                 for proxy in proxies.values():
                     proxy.close()
-    return applies, noops
+    return times
 
 
 def count_round_trips(bench: Bench, admin: str, args: argparse.Namespace) -> dict[str, Counter[str]]:
@@ -600,15 +621,17 @@ APPLY_LABELS = {
 }
 
 
-def print_times(title: str, applies: dict[str, list[float]], noops: dict[str, list[float]]) -> None:
+def print_times(title: str, times: Times) -> None:
     print(f"\n{title}")
-    print(f"  {'apply, each into a fresh database':<58} {'median':>8}   runs")
+    print(f"  {'apply, each into a fresh database':<58} {'median':>8}  {'client CPU':>10}   runs")
     for tool in TOOLS:
-        print(f"  {APPLY_LABELS[tool]:<58} {median(applies[tool]):>6.3f} s   {runs(applies[tool])}")
+        wall, cpu = times.applies[tool], times.apply_cpu[tool]
+        print(f"  {APPLY_LABELS[tool]:<58} {median(wall):>6.3f} s  {median(cpu):>8.3f} s   {runs(wall)}")
     print(f"  {'no-op re-run on the up-to-date database (process)':<58}")
     for name, _ in NOOPS:
-        if noops[name]:
-            print(f"  {name:<58} {median(noops[name]):>6.3f} s   {runs(noops[name])}")
+        wall, cpu = times.noops[name], times.noop_cpu[name]
+        if wall:
+            print(f"  {name:<58} {median(wall):>6.3f} s  {median(cpu):>8.3f} s   {runs(wall)}")
 
 
 def print_round_trips(counts: dict[str, Counter[str]], count: int) -> None:
@@ -634,12 +657,10 @@ def print_round_trips(counts: dict[str, Counter[str]], count: int) -> None:
         print(f"  {tool}: {marginal:.2f} round trips per migration beyond those of its no-op run")
 
 
-def print_ratios(
-    title: str, applies: dict[str, list[float]], noops: dict[str, list[float]], rt_per: float | None
-) -> list[tuple[str, bool]]:
-    sg, ps, dm = (median(applies[t]) for t in ("schemagate", "psql", "dbmate"))
-    noop_sg = median(noops["schemagate apply --migrations DIR"])
-    noop_dm = median(noops["dbmate migrate"])
+def print_ratios(title: str, times: Times, rt_per: float | None) -> list[tuple[str, bool]]:
+    sg, ps, dm = (median(times.applies[t]) for t in ("schemagate", "psql", "dbmate"))
+    noop_sg = median(times.noops["schemagate apply --migrations DIR"])
+    noop_dm = median(times.noops["dbmate migrate"])
     rows = [
         (
             "apply schemagate / dbmate",
@@ -685,17 +706,17 @@ def latency_pass(
     bench: Bench,
     admin: str,
     args: argparse.Namespace,
-    applies: dict[str, list[float]],
+    direct: Times,
     counts: dict[str, Counter[str]],
 ) -> None:
     """Time everything again through proxies adding ``--latency-ms``; print beside the direct times."""
     ms = args.latency_ms
-    lat_applies, lat_noops = measure_times(bench, admin, args, lambda url: start_proxy(url, ms))
-    print_times(f"times through the proxy adding {ms:g} ms per client->server batch", lat_applies, lat_noops)
-    print_ratios(f"ratios through the proxy with {ms:g} ms latency", lat_applies, lat_noops, None)
+    times = measure_times(bench, admin, args, lambda url: start_proxy(url, ms))
+    print_times(f"times through the proxy adding {ms:g} ms per client->server batch", times)
+    print_ratios(f"ratios through the proxy with {ms:g} ms latency", times, None)
     print(f"\n  {'time added by the latency (apply)':<40} {'measured':>10}   round trips x {ms:g} ms")
     for tool in TOOLS:
-        added = median(lat_applies[tool]) - median(applies[tool])
+        added = median(times.applies[tool]) - median(direct.applies[tool])
         expected = round_trips(counts[tool]) * ms / 1000
         print(f"  {tool:<40} {added:>8.3f} s   {expected:.3f} s")
 
@@ -724,7 +745,7 @@ def main() -> int:
 
     admin = admin_url()
     psql = find_psql()
-    dbmate = dbmate_binary()
+    dbmate = native_binary(dbmate_binary())
     workdir = Path(tempfile.mkdtemp(prefix="schemagate-bench-"))
     history = generate(args.count)
     files = write_flyway(workdir / "migrations", history)
@@ -743,16 +764,14 @@ def main() -> int:
     )
     checks: list[tuple[str, bool]] = []
     try:
-        applies, noops = measure_times(bench, admin, args, None)
+        times = measure_times(bench, admin, args, None)
         counts = count_round_trips(bench, admin, args)
         rt_per = round_trips(counts["schemagate"]) / args.count
-        print_times("times, straight to the server (no proxy)", applies, noops)
+        print_times("times, straight to the server (no proxy)", times)
         print_round_trips(counts, args.count)
-        checks = print_ratios(
-            "ratios and issue 15's targets (times straight to the server)", applies, noops, rt_per
-        )
+        checks = print_ratios("ratios and issue 15's targets (times straight to the server)", times, rt_per)
         if args.latency_ms:
-            latency_pass(bench, admin, args, applies, counts)
+            latency_pass(bench, admin, args, times, counts)
     except BenchFailure as failure:
         print(f"\nFAILED: {redact(str(failure), admin)}", file=sys.stderr)
         return 1

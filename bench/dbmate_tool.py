@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import fcntl
 import os
+import platform
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -63,6 +65,20 @@ def dbmate_binary() -> Path:
                     f"could not install dbmate@{DBMATE_VERSION} from the npm registry into {root} "
                     f"(npm exit {result.returncode}):\n{result.stdout}\n{result.stderr}"
                 )
+    return binary
+
+
+def native_binary(launcher: Path) -> Path:
+    """The Go binary the npm launcher (a Node.js script) would spawn for this platform.
+
+    The benchmark runs it directly, as a user of dbmate's own release (Homebrew, a GitHub
+    download, the Docker image) does: the launcher adds Node.js start-up (about 0.1 s) to every
+    call.  ``SystemExit`` if the platform's package is missing."""
+    modules = launcher.resolve().parent.parent.parent  # node_modules/dbmate/dist/cli.js
+    arch = {"x86_64": "x64", "amd64": "x64", "aarch64": "arm64"}.get(platform.machine().lower())
+    binary = modules / "@dbmate" / f"{sys.platform}-{arch or platform.machine().lower()}" / "bin" / "dbmate"
+    if not _works(binary):
+        raise SystemExit(f"dbmate's binary for this platform is not where npm puts it: {binary}")
     return binary
 
 
