@@ -20,7 +20,8 @@ as a round trip; the number of connections is reported beside it.
 that long before it is forwarded (one way, client->server; the answers are not delayed), so a
 client pays about that much per round trip, as on a network whose round-trip time it is
 (an executor Lambda to RDS in another availability zone: about 1 ms).  Messages the client
-sends together in one write pay it once, as on a real network.
+sends together in one write pay it once, as on a real network.  ``held()`` says how long the
+proxy really held them: ``time.sleep`` overshoots, by a lot when the machine is busy.
 
 No TLS: the proxied URL asks for ``sslmode=disable`` (libpq clients should also get
 ``PGGSSENCMODE=disable``); a connection whose client negotiates encryption anyway is forwarded
@@ -108,6 +109,7 @@ class _Link:
         self.client = client
         self.server = server
         self.counter = FrontendCounter()
+        self.held_s = 0.0  # how long the latency really held this connection's client bytes
         self.closed = False
         self.threads = [
             threading.Thread(target=self._client_to_server, daemon=True),
@@ -129,7 +131,9 @@ class _Link:
                 self.close()
                 return
             if self.counter.feed(data) and delay:
+                started = time.perf_counter()
                 time.sleep(delay)
+                self.held_s += time.perf_counter() - started
             try:
                 self.server.sendall(data)
             except OSError:
@@ -231,6 +235,13 @@ class CountingProxy:
             total.update(link.counter.counts)
         total["connections"] = len(links)
         return total
+
+    def held(self) -> float:
+        """Seconds the added latency really held client bytes, over every connection so far (more
+        than latency x round trips when the machine is busy: the proxy's threads wake up late)."""
+        self.settle()
+        with self._lock:
+            return sum(link.held_s for link in self.links)
 
     def reset(self) -> None:
         """Forget the connections counted so far (they must be closed)."""
