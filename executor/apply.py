@@ -5,16 +5,23 @@ How a run goes (``apply``):
 1. one connection in autocommit; the executor's session-level advisory lock is taken (waiting up
    to ``advisory_lock_wait_s``), so no transaction is open while we wait or while a
    ``CREATE INDEX CONCURRENTLY`` runs;
-2. the history table is created if absent, then read *after* taking the lock (another executor
-   may have applied migrations while we waited);
+2. the history table is read (one query) *after* taking the lock (another executor may have applied
+   migrations while we waited), and created if absent;
 3. the plan joins bundle and history (``executor.state``); any refusal (drift, missing, out of
    order, failed row, a header error, a transaction statement or a control character inside a
    file) is raised before anything runs;
-4. each migration runs statement by statement, as psql would run it:
-   - transactional (the default): ``BEGIN`` and ``SET LOCAL`` lock_timeout / statement_timeout /
-     search_path travel with the first statement, the history row with the last one, then
-     ``COMMIT``; a failure rolls back migration *and* history row together; a plain ``BEGIN; ...
-     COMMIT;`` around the whole file is not sent (this transaction takes its place);
+4. each migration runs as psql would run it:
+   - transactional (the default): one simple-query message, one round trip, holds ``BEGIN``, the
+     ``SET LOCAL`` lock_timeout / statement_timeout / search_path, the file's statements, the
+     history row and ``COMMIT``; PostgreSQL stops at a failing statement, and the transaction is
+     rolled back, migration *and* history row together.  The file then runs again statement by
+     statement in a new transaction (BEGIN and the settings with the first statement, the history
+     row with the last one, then COMMIT), which finds the failing statement, its line and column
+     (or succeeds, when the failure was transient), and is rolled back in turn.  Statement by
+     statement from the start: a file with ``lock_retries = 0``, with a COPY, on PostgreSQL before
+     13, and a retry after a lock timeout; with a ``before_commit`` hook COMMIT is a message of its
+     own.  A plain ``BEGIN; ... COMMIT;`` around the whole file is not sent (this transaction takes
+     its place);
    - ``transactional: false``: autocommit, session-level timeouts reset afterwards, history row
      written after the last statement succeeded.  **A failure after anything of the file may have
      taken effect writes a ``success = false`` row** — that is, any failure except one of its first
@@ -38,9 +45,11 @@ loses its session, its open transaction and all its locks within ``network_timeo
 ``client_connection_check_interval`` (2s, PostgreSQL 14+: a vanished client during a long
 statement) and server-side TCP keepalives / ``tcp_user_timeout``.  On the client side every query
 waits at most ``network_timeout`` for its answer, a migration's statements their
-``statement_timeout`` on top (``executor.connection.ResponseDeadline``); then the connection is
-closed and the run fails with CONNECTION_ERROR.  A connection lost at any point is a
-``ConnectionFailure``.
+``statement_timeout`` on top (each statement's, for a migration sent as one message)
+(``executor.connection.ResponseDeadline``); then the connection is closed and the run fails with
+CONNECTION_ERROR.  A connection lost at any point is a ``ConnectionFailure``; lost while the one
+message of a migration (which holds its COMMIT) was unanswered, the error says that it may or may
+not be applied (``schemagate info`` tells).
 """
 
 from __future__ import annotations
@@ -92,6 +101,7 @@ from executor.history import (
     insert_row,
     insert_row_sql,
     read_history,
+    read_history_if_present,
 )
 from executor.index_statement import is_index_statement, parse_index_statement
 from executor.lock import AdvisoryLock, rollback_if_open
@@ -1102,8 +1112,11 @@ def apply(
                     duration_ms=int(lock.waited_s * 1000),
                 )
             )
-            ensure_history_table(conn, settings)
-            p = _plan_from(build_info(bundle.manifest, read_history(conn, settings), settings), settings)
+            rows = read_history_if_present(conn, settings)
+            if rows is None:
+                ensure_history_table(conn, settings)
+                rows = []
+            p = _plan_from(build_info(bundle.manifest, rows, settings), settings)
             if p.refusals:
                 raise combined(p.refusals, all_listed_by="`schemagate info`")
             scs = conn.get_parameter_status("standard_conforming_strings") != "off"

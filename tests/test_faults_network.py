@@ -262,10 +262,10 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.mark.parametrize(
     ("command", "cut_at"),
     [
-        (["plan"], b"to_regclass"),  # reading the history
-        (["info"], b"to_regclass"),
+        (["plan"], b"ORDER BY installed_rank"),  # reading the history
+        (["info"], b"ORDER BY installed_rank"),
         (["info", "--json"], b"pg_index"),  # looking for INVALID indexes
-        (["apply", "--yes"], b"to_regclass"),  # the quick "already applied?" look
+        (["apply", "--yes"], b"ORDER BY installed_rank"),  # the quick "already applied?" look
         (["apply", "--yes"], b"pg_try_advisory_lock"),  # about to take the lock
         (["repair"], b"pg_try_advisory_lock"),
         (["baseline", "--version", "1"], b"pg_try_advisory_lock"),
@@ -288,7 +288,7 @@ def test_losing_the_connection_before_the_lock_is_a_connection_error(
 @pytest.mark.parametrize("call", [plan, info])
 def test_the_executor_api_raises_a_connection_failure_while_planning(accounts_db: str, call) -> None:
     with TcpProxy(accounts_db) as proxy:
-        proxy.cut_when(b"to_regclass")
+        proxy.cut_when(b"ORDER BY installed_rank")
         conn = connect(proxy.url)
         try:
             with pytest.raises(ConnectionFailure) as caught:
