@@ -5,16 +5,23 @@ How a run goes (``apply``):
 1. one connection in autocommit; the executor's session-level advisory lock is taken (waiting up
    to ``advisory_lock_wait_s``), so no transaction is open while we wait or while a
    ``CREATE INDEX CONCURRENTLY`` runs;
-2. the history table is created if absent, then read *after* taking the lock (another executor
-   may have applied migrations while we waited);
+2. the history table is read (one query) *after* taking the lock (another executor may have applied
+   migrations while we waited), and created if absent;
 3. the plan joins bundle and history (``executor.state``); any refusal (drift, missing, out of
    order, failed row, a header error, a transaction statement or a control character inside a
    file) is raised before anything runs;
-4. each migration runs statement by statement, as psql would run it:
-   - transactional (the default): ``BEGIN`` and ``SET LOCAL`` lock_timeout / statement_timeout /
-     search_path travel with the first statement, the history row with the last one, then
-     ``COMMIT``; a failure rolls back migration *and* history row together; a plain ``BEGIN; ...
-     COMMIT;`` around the whole file is not sent (this transaction takes its place);
+4. each migration runs as psql would run it:
+   - transactional (the default): one simple-query message, one round trip, holds ``BEGIN``, the
+     ``SET LOCAL`` lock_timeout / statement_timeout / search_path, the file's statements, the
+     history row and ``COMMIT``; PostgreSQL stops at a failing statement, and the transaction is
+     rolled back, migration *and* history row together.  The file then runs again statement by
+     statement in a new transaction (BEGIN and the settings with the first statement, the history
+     row with the last one, then COMMIT), which finds the failing statement, its line and column
+     (or succeeds, when the failure was transient), and is rolled back in turn.  Statement by
+     statement from the start: a file with ``lock_retries = 0``, with a COPY, on PostgreSQL before
+     13, and a retry after a lock timeout; with a ``before_commit`` hook COMMIT is a message of its
+     own.  A plain ``BEGIN; ... COMMIT;`` around the whole file is not sent (this transaction takes
+     its place);
    - ``transactional: false``: autocommit, session-level timeouts reset afterwards, history row
      written after the last statement succeeded.  **A failure after anything of the file may have
      taken effect writes a ``success = false`` row** — that is, any failure except one of its first
@@ -38,9 +45,11 @@ loses its session, its open transaction and all its locks within ``network_timeo
 ``client_connection_check_interval`` (2s, PostgreSQL 14+: a vanished client during a long
 statement) and server-side TCP keepalives / ``tcp_user_timeout``.  On the client side every query
 waits at most ``network_timeout`` for its answer, a migration's statements their
-``statement_timeout`` on top (``executor.connection.ResponseDeadline``); then the connection is
-closed and the run fails with CONNECTION_ERROR.  A connection lost at any point is a
-``ConnectionFailure``.
+``statement_timeout`` on top (each statement's, for a migration sent as one message)
+(``executor.connection.ResponseDeadline``); then the connection is closed and the run fails with
+CONNECTION_ERROR.  A connection lost at any point is a ``ConnectionFailure``; lost while the one
+message of a migration (which holds its COMMIT) was unanswered, the error says that it may or may
+not be applied (``schemagate info`` tells).
 """
 
 from __future__ import annotations
@@ -92,6 +101,7 @@ from executor.history import (
     insert_row,
     insert_row_sql,
     read_history,
+    read_history_if_present,
 )
 from executor.index_statement import is_index_statement, parse_index_statement
 from executor.lock import AdvisoryLock, rollback_if_open
@@ -295,10 +305,28 @@ class _NoticeSink:
         self.file: str | None = None
         self.collected: list[str] = []
 
+        self.held: list[str] | None = None  # while one attempt's notices wait for its outcome
+
     def append(self, notice: str) -> None:
         text = " ".join(notice.split())
+        if self.held is not None:
+            self.held.append(text)
+            return
         self.collected.append(text)
         self.emit(Event("notice", file=self.file, message=text))
+
+    def hold(self) -> None:
+        """Keep the notices that arrive from now on until ``release`` (the attempt counted) or
+        ``discard`` (it failed and the statement-by-statement re-run will send them again)."""
+        self.held = []
+
+    def release(self) -> None:
+        held, self.held = self.held or [], None
+        for text in held:
+            self.append(text)
+
+    def discard(self) -> None:
+        self.held = None
 
 
 @contextmanager
@@ -492,6 +520,7 @@ class _StatementFailed(Exception):
         retryable: bool,
         at_commit: bool = False,
         doing: str | None = None,
+        one_message: bool = False,
     ) -> None:
         super().__init__(str(exc))
         self.exc = exc
@@ -500,6 +529,7 @@ class _StatementFailed(Exception):
         self.retryable = retryable
         self.at_commit = at_commit
         self.doing = doing  # what the executor did for the statement when it failed, if not the statement
+        self.one_message = one_message  # lost while the file, its history row and COMMIT were one message
         self.left_invalid: list[index_validity.IndexRow] = []  # INVALID indexes a failed index build left
 
 
@@ -534,11 +564,12 @@ class _Runner:
         self.deadline = deadline
         self.cur = conn.cursor()
 
-    def _bound(self, p: _Prepared, what: str):
-        """The client's wait for one statement: its statement_timeout plus network_timeout."""
+    def _bound(self, p: _Prepared, what: str, *, statements: int = 1):
+        """The client's wait for one message: statement_timeout for each of its ``statements`` (the
+        server times each statement of a multi-statement message on its own) plus network_timeout."""
         network = self.settings.network_timeout_s
         statement = duration_seconds(p.statement_timeout)
-        seconds = None if network is None or statement is None else statement + network
+        seconds = None if network is None or statement is None else statement * statements + network
         if self.deadline is None:
             return nullcontext()
         return self.deadline.bound(seconds, what)
@@ -586,11 +617,16 @@ class _Runner:
         attempt = 0
         self.sink.file = entry.file
         self.sink.collected = []
+        one_message = self._one_message_allowed(p)
         try:
             while True:
                 started = time.monotonic()
                 try:
-                    if entry.transactional:
+                    if one_message:
+                        one_message = False  # a retry, or the re-run of a failure: statement by statement
+                        if not self._one_message(p):
+                            self._transactional(p)  # it failed and was rolled back: find where, as today
+                    elif entry.transactional:
                         self._transactional(p)
                     else:
                         self._autocommit(p, started)
@@ -662,8 +698,89 @@ class _Runner:
             self.hooks.after_migration(self.conn, entry, applied)
         return applied
 
+    def _one_message_allowed(self, p: _Prepared) -> bool:
+        """Can this migration go to the server as one message (``_one_message``)?
+
+        Not a ``transactional: false`` file (each statement commits on its own, with index checks in
+        between); not a file with ``lock_retries = 0`` (a lock timeout in the one message could only be
+        located by running the file again, which would be the retry the file forbids); not a file with
+        a COPY (psycopg2 answers COPY ... STDIN/STDOUT only on its own); not on PostgreSQL before 13,
+        which applies statement_timeout to a whole multi-statement message instead of each statement.
+        """
+        return (
+            p.entry.transactional
+            and p.lock_retries > 0
+            and self.conn.server_version >= 130000
+            and not any(st.words[:1] == ("copy",) for st in p.statements)
+        )
+
+    def _one_message(self, p: _Prepared) -> bool:
+        """BEGIN, the settings, the file's statements, its history row and COMMIT as one simple-query
+        message: one round trip.  True when applied.
+
+        False when the server refused it: PostgreSQL stopped at the failing statement and the
+        transaction the message opened is rolled back here, so nothing of it stays; the caller then runs
+        the file statement by statement (``_transactional``) to report the exact statement, line and
+        column.  The notices of this attempt are held until its outcome is known, so a re-run does not
+        report them twice.  A lock timeout is raised into the retry loop instead (the retry runs
+        statement by statement), and so is a lost connection: with COMMIT in the message, the migration
+        may or may not be applied.  With a ``before_commit`` hook, COMMIT is a second message, after
+        the hook, inside the still open transaction.
+        """
+        hook = self.hooks.before_commit
+        parts = ["BEGIN;", self._settings_sql(p, local=True)]
+        parts += [st.text if st.text.rstrip().endswith(";") else st.text + "\n;" for st in p.statements]
+        parts.append(self._history_sql(p, success=True, execution_time_ms=None) + ";")
+        if hook is None:
+            parts.append("COMMIT;")
+        text = "\n".join(parts)
+        what = (
+            f"running {p.entry.file} ({len(p.statements)} statement(s), its history row"
+            + (" and COMMIT" if hook is None else "")
+            + " in one message)"
+        )
+        self.sink.hold()
+        try:
+            with self._bound(p, what, statements=len(p.statements) + 1):
+                self.cur.execute(text)
+        except psycopg2.Error as exc:
+            self.sink.discard()
+            if is_connection_lost(exc, self.conn):
+                raise _StatementFailed(exc, None, 0, retryable=True, one_message=hook is None) from None
+            self._rollback()
+            if exc.pgcode == LOCK_NOT_AVAILABLE:
+                raise _StatementFailed(exc, None, 0, retryable=True) from None
+            return False
+        except BaseException:
+            self.sink.discard()
+            self._rollback()
+            raise
+        if hook is None and self.conn.get_transaction_status() != _IDLE:
+            # the COMMIT did not run (the server read the text differently from the executor's splitter):
+            # nothing is committed; the statement-by-statement run reports what the server makes of it
+            self.sink.discard()
+            self._rollback()
+            return False
+        self.sink.release()
+        if hook is not None:
+            try:
+                hook(self.cur, p.entry)
+                self._commit(p)
+            except BaseException:
+                self._rollback()
+                raise
+        return True
+
+    def _commit(self, p: _Prepared) -> None:
+        try:
+            with self._bound(p, f"committing {p.entry.file}"):
+                self.cur.execute("COMMIT")
+        except psycopg2.Error as exc:
+            raise _StatementFailed(exc, None, 0, retryable=True, at_commit=True) from None
+
     def _transactional(self, p: _Prepared) -> None:
-        """BEGIN + settings with the first statement, history row with the last, then COMMIT."""
+        """Statement by statement: BEGIN + settings with the first statement, history row with the
+        last, then COMMIT."""
         prefix = "BEGIN;" + self._settings_sql(p, local=True) + "\n"
         history_sql = self._history_sql(p, success=True, execution_time_ms=None)
         queries: list[tuple[str, Statement | None, int]] = []
@@ -686,11 +803,7 @@ class _Runner:
                     raise _StatementFailed(exc, st, prefix_len, retryable=True) from None
             if self.hooks.before_commit is not None:
                 self.hooks.before_commit(cur, p.entry)
-            try:
-                with self._bound(p, f"committing {p.entry.file}"):
-                    cur.execute("COMMIT")
-            except psycopg2.Error as exc:
-                raise _StatementFailed(exc, None, 0, retryable=True, at_commit=True) from None
+            self._commit(p)
         except BaseException:
             self._rollback()
             raise
@@ -809,6 +922,18 @@ class _Runner:
             )
         else:
             stalled = " ".join(str(exc).split())
+        if lost and failed.one_message:
+            return ConnectionFailure(
+                f"lost the connection to the database while applying {entry.file}, whose statements, history "
+                f"row and COMMIT went to the server in one message: it may or may not be applied ({stalled})",
+                file=entry.file,
+                remedy=(
+                    "the migration and its history row commit together: run `schemagate info` to see whether "
+                    "it is applied (PostgreSQL rolls back a transaction whose COMMIT it did not reach), "
+                    "check the server and the network, then apply again"
+                ),
+                context={"sqlstate": exc.pgcode, "stalled": overdue is not None, "may_be_applied": True},
+            )
         if lost and failed.at_commit:
             return ConnectionFailure(
                 f"lost the connection to the database during the COMMIT of {entry.file}: it may or may not "
@@ -987,8 +1112,11 @@ def apply(
                     duration_ms=int(lock.waited_s * 1000),
                 )
             )
-            ensure_history_table(conn, settings)
-            p = _plan_from(build_info(bundle.manifest, read_history(conn, settings), settings), settings)
+            rows = read_history_if_present(conn, settings)
+            if rows is None:
+                ensure_history_table(conn, settings)
+                rows = []
+            p = _plan_from(build_info(bundle.manifest, rows, settings), settings)
             if p.refusals:
                 raise combined(p.refusals, all_listed_by="`schemagate info`")
             scs = conn.get_parameter_status("standard_conforming_strings") != "off"

@@ -12,6 +12,7 @@ from typing import Any
 
 import psycopg2
 import psycopg2.errors
+import psycopg2.extensions
 
 from executor.errors import ConfigurationError, PermissionDenied
 from executor.settings import ExecutorSettings
@@ -122,14 +123,29 @@ def ensure_history_table(conn, settings: ExecutorSettings) -> bool:
 
 def read_history(conn, settings: ExecutorSettings) -> list[HistoryRow]:
     """All rows in installed_rank order; empty when the table does not exist (creates nothing)."""
-    if not history_exists(conn, settings):
-        return []
+    return read_history_if_present(conn, settings) or []
+
+
+def read_history_if_present(conn, settings: ExecutorSettings) -> list[HistoryRow] | None:
+    """All rows in installed_rank order, or None when the table does not exist (creates nothing).
+
+    One query: the SELECT itself, its "relation does not exist" meaning no table.  Inside a transaction
+    the caller opened, an error would abort the caller's work, so there the table's existence is asked
+    first (two queries)."""
+    select = f"SELECT {', '.join(COLUMNS)} FROM {settings.qualified_table} ORDER BY installed_rank"
+    own_transaction = conn.get_transaction_status() == psycopg2.extensions.TRANSACTION_STATUS_IDLE
+    if not own_transaction and not history_exists(conn, settings):
+        return None
     try:
         with conn.cursor() as cur:
-            cur.execute(
-                f"SELECT {', '.join(COLUMNS)} FROM {settings.qualified_table} ORDER BY installed_rank"
-            )
+            cur.execute(select)
             rows = cur.fetchall()
+    except psycopg2.errors.UndefinedTable:
+        if not own_transaction:
+            raise
+        if not conn.autocommit:
+            conn.rollback()  # the transaction the SELECT opened, not the caller's
+        return None
     except psycopg2.errors.UndefinedColumn as exc:
         if not conn.autocommit:
             conn.rollback()

@@ -3,47 +3,124 @@
 Exit codes (README.md "Commands"): 0 success; 1 the migrations or the database refused (findings, drift,
 failed statement); 2 bad usage or configuration.  Commands live in one module per area and
 register themselves on the group; every refusal is a ``SchemagateError`` rendered here.
+
+Start-up is lazy: this module imports neither click nor a command module until it is used.
+``entry`` (the console script) first offers the arguments to ``schemagate.quick_apply``, which
+answers a no-op ``apply`` without click and without parsing SQL, and falls back here for anything
+else; the click group (``cli``) is built on first use and imports a command's module only when that
+command runs (``COMMANDS``), all of them for ``--help`` or an unknown name.
 """
 
 from __future__ import annotations
 
 import sys
+from functools import cache
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
-import click
+if TYPE_CHECKING:
+    import click
 
-from executor.errors import SchemagateError
-from schemagate import console
+    from executor.errors import SchemagateError
 
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(package_name="schemagate")
-@click.option(
-    "--no-color",
-    is_flag=True,
-    expose_value=False,
-    is_eager=True,
-    callback=console.disable_colour,
-    help="Never colour the output (also: NO_COLOR=1). Colour is used only on a terminal anyway.",
-)
-def cli() -> None:
-    """A gated delivery pipeline for PostgreSQL schema migrations."""
-
-
-def _register() -> None:
-    from schemagate import cmd_clean, cmd_db, cmd_import, cmd_new, cmd_pr_comment, cmd_rules, cmd_validate
-
-    for module in (cmd_new, cmd_validate, cmd_db, cmd_import, cmd_clean, cmd_rules, cmd_pr_comment):
-        module.register(cli)
+# every command -> the module (schemagate.<module>) whose register() adds it to the group
+COMMANDS = {
+    "new": "cmd_new",
+    "validate": "cmd_validate",
+    "plan": "cmd_db",
+    "apply": "cmd_db",
+    "migrate": "cmd_db",
+    "info": "cmd_db",
+    "repair": "cmd_db",
+    "baseline": "cmd_db",
+    "undo": "cmd_db",
+    "run": "cmd_db",
+    "import": "cmd_import",
+    "clean": "cmd_clean",
+    "rules": "cmd_rules",
+    "explain": "cmd_rules",
+    "pr-comment": "cmd_pr_comment",
+}
 
 
-_register()
+@cache
+def _group() -> click.Group:
+    import click
+
+    from schemagate import console
+
+    class LazyGroup(click.Group):
+        """Registers a command's module when the command is looked up (all of them to list them)."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.registered: set[str] = set()
+
+        def register(self, module: str) -> None:
+            if module not in self.registered:
+                self.registered.add(module)
+                import_module(f"schemagate.{module}").register(self)
+
+        def register_all(self) -> None:
+            for module in dict.fromkeys(COMMANDS.values()):
+                self.register(module)
+
+        def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+            module = COMMANDS.get(cmd_name)
+            if module is None:
+                self.register_all()  # an unknown name: click suggests the close ones from all commands
+            else:
+                self.register(module)
+            return super().get_command(ctx, cmd_name)
+
+        def list_commands(self, ctx: click.Context) -> list[str]:
+            self.register_all()
+            return super().list_commands(ctx)
+
+    @click.group(
+        cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
+    )
+    @click.version_option(package_name="schemagate")
+    @click.option(
+        "--no-color",
+        is_flag=True,
+        expose_value=False,
+        is_eager=True,
+        callback=console.disable_colour,
+        help="Never colour the output (also: NO_COLOR=1). Colour is used only on a terminal anyway.",
+    )
+    def cli() -> None:
+        """A gated delivery pipeline for PostgreSQL schema migrations."""
+
+    return cli
+
+
+def __getattr__(name: str) -> Any:
+    if name == "cli":  # the click group, e.g. for click.testing.CliRunner
+        group = _group()
+        group.register_all()
+        return group
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def render_error(exc: SchemagateError) -> int:
+    """Print a refusal as every command does; its exit code."""
+    from schemagate import console
+
+    console.echo(f"error: {exc}", "error", err=True)
+    return exc.exit_code
 
 
 def main(argv: list[str] | None = None) -> int:
+    import click
+
+    from executor.errors import SchemagateError
+    from schemagate import console
+
     console.reset_colour()  # --no-color is per invocation
     try:
         # non-standalone click returns (not raises) the code of a command's `raise click.exceptions.Exit(n)`
-        code = cli.main(args=argv, prog_name="schemagate", standalone_mode=False)
+        code = _group().main(args=argv, prog_name="schemagate", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         return 1
@@ -51,12 +128,14 @@ def main(argv: list[str] | None = None) -> int:
         exc.show()
         return exc.exit_code
     except SchemagateError as exc:
-        console.echo(f"error: {exc}", "error", err=True)
-        return exc.exit_code
+        return render_error(exc)
     except click.exceptions.Exit as exc:
         return exc.exit_code
     return code if isinstance(code, int) and not isinstance(code, bool) else 0
 
 
 def entry() -> None:  # pragma: no cover - console script wrapper
-    sys.exit(main())
+    from schemagate.quick_apply import quick_apply
+
+    code = quick_apply(sys.argv[1:])
+    sys.exit(main() if code is None else code)

@@ -174,38 +174,11 @@ def load_migrations(
 
 
 def already_applied(conn, config, settings) -> int | None:
-    """``apply --migrations DIR`` fast path: the number of applied migrations when every file on disk
-    is already applied with the same checksum (nothing pending, failed, drifted or missing), else None.
+    """``apply --migrations DIR`` on an up-to-date database: see ``schemagate.quick_apply`` (click-free,
+    so the console script answers a no-op apply before importing click)."""
+    from schemagate.quick_apply import already_applied as applied
 
-    It skips parsing: a file applied with these exact bytes has run on PostgreSQL already, and an
-    up-to-date database runs nothing, so the syntax check could not change the outcome.  Anything
-    else (a new file, a misnamed one, any refusal) returns None and takes the full structural path,
-    which reports it.
-    """
-    from executor.history import read_history
-    from executor.manifest import Manifest
-    from executor.state import MigrationState, build_info, refusals
-    from validator.structural import discover_migrations
-
-    found = discover_migrations(config)
-    files, findings = found
-    if not files or any(f.severity == "error" for f in findings):
-        return None
-    manifest = Manifest(migrations=[mf.manifest_entry() for mf in files], layout=found.layout)
-    try:
-        rows = read_history(conn, settings)
-    finally:
-        conn.rollback()  # leave no transaction open: the executor manages its own
-    infos = build_info(manifest, rows, settings)
-    settled = {
-        MigrationState.APPLIED,
-        MigrationState.BASELINE,
-        MigrationState.BELOW_BASELINE,
-        MigrationState.UNDO,
-    }
-    if refusals(infos, settings) or any(i.state not in settled for i in infos):
-        return None
-    return applied_count(infos)
+    return applied(conn, config, settings)
 
 
 def executor_settings(config, **flags: Any):

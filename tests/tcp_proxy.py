@@ -10,6 +10,10 @@ VPN, which TCP keepalives cannot see.
 ``cut_when(b"...")``: the connection is reset on both sides at that point instead (a dead path
 that the client and the server both notice).
 
+``messages`` (and ``queries()``): every message the clients sent, read from the protocol's framing
+(a type byte and a length; the startup packet has no type byte), so a test can count round trips:
+each simple-query ``'Q'`` message is one round trip, whatever number of statements its text holds.
+
 Threads, not asyncio, so it runs next to the blocking psycopg2 code under test.
 """
 
@@ -22,6 +26,36 @@ import threading
 from urllib.parse import urlsplit, urlunsplit
 
 
+class _FrontendMessages:
+    """Cuts the client's byte stream into protocol messages (the URL disables TLS, so they are readable)."""
+
+    def __init__(self, sink: list[tuple[str, bytes]]) -> None:
+        self.sink = sink
+        self.buffer = b""
+        self.started = False  # the startup packet (no type byte) was read
+
+    def feed(self, data: bytes) -> None:
+        self.buffer += data
+        while True:
+            if not self.started:
+                if len(self.buffer) < 4:
+                    return
+                (length,) = struct.unpack("!i", self.buffer[:4])
+                if len(self.buffer) < length:
+                    return
+                self.buffer = self.buffer[length:]
+                self.started = True
+                continue
+            if len(self.buffer) < 5:
+                return
+            (length,) = struct.unpack("!i", self.buffer[1:5])
+            if len(self.buffer) < 1 + length:
+                return
+            kind, body = chr(self.buffer[0]), self.buffer[5 : 1 + length]
+            self.buffer = self.buffer[1 + length :]
+            self.sink.append((kind, body))
+
+
 class _Link:
     def __init__(self, proxy: TcpProxy, client: socket.socket, server: socket.socket) -> None:
         self.proxy = proxy
@@ -29,6 +63,7 @@ class _Link:
         self.server = server
         self.stalled = False
         self.closed = False
+        self.frontend = _FrontendMessages(proxy.messages)
 
     def start(self) -> None:
         for source, target, from_client in (
@@ -51,6 +86,7 @@ class _Link:
             if self.stalled:
                 continue
             if from_client:
+                self.frontend.feed(data)
                 action = self.proxy._trigger(tail + data)
                 tail = data[-256:]
                 if action == "stall":
@@ -98,6 +134,11 @@ class TcpProxy:
         self._rules: list[tuple[bytes, str]] = []
         self._lock = threading.Lock()
         self._closing = False
+        self.messages: list[tuple[str, bytes]] = []  # (type, body) of every message clients sent
+
+    def queries(self) -> list[str]:
+        """The text of every simple-query ('Q') message the clients sent, in order."""
+        return [body.rstrip(b"\0").decode("utf-8") for kind, body in self.messages if kind == "Q"]
 
     @property
     def url(self) -> str:

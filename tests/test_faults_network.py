@@ -2,8 +2,9 @@
 
 The promise: a stalled run frees its locks within ``network_timeout`` (PostgreSQL ends a session
 that says nothing for that long, idle in a transaction or holding the migration lock), the client
-gives up after ``statement_timeout + network_timeout`` with a CONNECTION_ERROR, and the database
-holds neither the migration nor its history row.  A connection lost before the lock (planning)
+gives up after ``statement_timeout + network_timeout`` (for a transactional file sent as one message,
+``statement_timeout`` for each of its statements) with a CONNECTION_ERROR, and the database holds
+neither the migration nor its history row.  A connection lost before the lock (planning)
 is the same categorized error, never a psycopg2 traceback.
 
 The waits below are bounded by the promise plus a wide margin (the machine is shared): they
@@ -131,10 +132,13 @@ def apply_in_thread(url: str, settings: ExecutorSettings = STALLED):
 
 
 def test_a_stall_between_two_statements_frees_the_lock_within_network_timeout(accounts_db: str) -> None:
+    # statement by statement, as a file with lock_retries = 0 and the re-run that locates a failure go
+    # (otherwise a transactional file is one message: see the test below)
+    one_by_one = STALLED.with_overrides(lock_retries=0)
     with TcpProxy(accounts_db) as proxy:
         # given a network path that stops delivering anything right after ALTER TABLE took its lock
         proxy.stall_when(b"UPDATE accounts SET billing_email")
-        thread, outcome = apply_in_thread(proxy.url)
+        thread, outcome = apply_in_thread(proxy.url, one_by_one)
         wait_until(proxy.stalled.is_set, 30, "the proxy to stall")
         holders = exclusive_lock_holders(accounts_db, "accounts")
         assert holders, (
@@ -168,6 +172,34 @@ def test_a_stall_between_two_statements_frees_the_lock_within_network_timeout(ac
     finally:
         conn.close()
     assert rows(accounts_db, "SELECT count(*) FROM accounts WHERE billing_email IS NOT NULL") == [(285,)]
+
+
+def test_a_stall_while_the_one_message_of_a_migration_is_sent_frees_the_lock_and_says_so(
+    accounts_db: str,
+) -> None:
+    with TcpProxy(accounts_db) as proxy:
+        # a transactional file is one message (BEGIN ... its statements, history row, COMMIT): the path
+        # stalls as it is sent, so the server never reads it, and the session holds the migration lock
+        proxy.stall_when(b"UPDATE accounts SET billing_email")
+        thread, outcome = apply_in_thread(proxy.url)
+        wait_until(proxy.stalled.is_set, 30, "the proxy to stall")
+        wait_until(
+            lambda: not advisory_lock_holders(accounts_db),
+            NETWORK_TIMEOUT_S + MARGIN_S,
+            "the migration lock to be released (idle_session_timeout)",
+        )
+        # the client allows each statement of the message its statement_timeout, plus network_timeout
+        thread.join(timeout=3 * STATEMENT_TIMEOUT_S + NETWORK_TIMEOUT_S + MARGIN_S)
+        assert not thread.is_alive(), "the executor is still waiting for the stalled server"
+    error = outcome["error"]
+    assert isinstance(error, ConnectionFailure) and error.category.value == "CONNECTION_ERROR"
+    assert error.file == "V2__add_accounts_billing_email.sql"
+    assert "no answer from the server" in error.message and "network path stalled" in error.message
+    # COMMIT was in the message: the client cannot know, and says so rather than guess
+    assert "may or may not be applied" in error.message and "schemagate info" in error.remedy
+    assert error.context["stalled"] is True and error.context["may_be_applied"] is True
+    assert columns(accounts_db, "accounts") == ["id", "name", "plan", "created_at"]
+    assert history_rows(accounts_db) == [("V1__create_accounts.sql", True)]
 
 
 def test_a_stall_between_migrations_frees_the_migration_lock(accounts_db: str) -> None:
@@ -230,10 +262,10 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.mark.parametrize(
     ("command", "cut_at"),
     [
-        (["plan"], b"to_regclass"),  # reading the history
-        (["info"], b"to_regclass"),
+        (["plan"], b"ORDER BY installed_rank"),  # reading the history
+        (["info"], b"ORDER BY installed_rank"),
         (["info", "--json"], b"pg_index"),  # looking for INVALID indexes
-        (["apply", "--yes"], b"to_regclass"),  # the quick "already applied?" look
+        (["apply", "--yes"], b"ORDER BY installed_rank"),  # the quick "already applied?" look
         (["apply", "--yes"], b"pg_try_advisory_lock"),  # about to take the lock
         (["repair"], b"pg_try_advisory_lock"),
         (["baseline", "--version", "1"], b"pg_try_advisory_lock"),
@@ -256,7 +288,7 @@ def test_losing_the_connection_before_the_lock_is_a_connection_error(
 @pytest.mark.parametrize("call", [plan, info])
 def test_the_executor_api_raises_a_connection_failure_while_planning(accounts_db: str, call) -> None:
     with TcpProxy(accounts_db) as proxy:
-        proxy.cut_when(b"to_regclass")
+        proxy.cut_when(b"ORDER BY installed_rank")
         conn = connect(proxy.url)
         try:
             with pytest.raises(ConnectionFailure) as caught:

@@ -1,0 +1,130 @@
+"""``schemagate apply`` on an up-to-date database, answered without click and without parsing SQL.
+
+A no-op apply is the command a deploy runs most (every deploy, most of them with nothing new), so its
+process should start and end at once.  ``quick_apply(argv)`` reads the few arguments of the common
+case (``apply`` or ``migrate`` with ``--yes``/``-y``, ``--database-url URL``, ``--migrations DIR``,
+``--schema S``), resolves the database as ``schemagate.cmd_db`` does (``--database-url``, then
+``$DATABASE_URL``), connects, and asks ``already_applied``: when every file on disk is applied with
+the same checksum it prints what the full command prints and returns 0.  Anything else returns None
+before printing anything, and the caller runs the full click CLI (help, a usage error, any other
+option, the PG* variables or the embedded server, a bundle, something to apply), which does it all
+again from the start.  A refusal on the way (a bad configuration, no connection) is printed here as
+the full CLI prints it, so a failing connection is not tried twice.
+
+Imports: the executor's history and state, the validator's configuration and discovery (files, names,
+checksums), psycopg2; not click, pglast, sqlfluff, boto3 or the rest of the validator
+(``tests/test_quick_apply.py`` checks it).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+APPLY_COMMANDS = ("apply", "migrate")
+_FLAGS = ("--yes", "-y")
+_VALUES = ("--database-url", "--migrations", "--schema")
+
+
+def parse(argv: list[str]) -> dict[str, str] | None:
+    """The options of a plain ``apply`` (last one wins, as click does), or None for anything else."""
+    if not argv or argv[0] not in APPLY_COMMANDS:
+        return None
+    values: dict[str, str] = {}
+    rest = iter(argv[1:])
+    for arg in rest:
+        if arg in _FLAGS:
+            continue
+        name, eq, value = arg.partition("=")
+        if name not in _VALUES:
+            return None
+        if not eq:
+            value = next(rest, "")
+        if not value or value.startswith("-"):  # click's reading of these is the reference: let it judge
+            return None
+        values[name] = value
+    return values
+
+
+def already_applied(conn: Any, config: Any, settings: Any) -> int | None:
+    """``apply --migrations DIR`` fast path: the number of applied migrations when every file on disk
+    is already applied with the same checksum (nothing pending, failed, drifted or missing), else None.
+
+    It skips parsing: a file applied with these exact bytes has run on PostgreSQL already, and an
+    up-to-date database runs nothing, so the syntax check could not change the outcome.  Anything
+    else (a new file, a misnamed one, any refusal) returns None and takes the full structural path,
+    which reports it.  One query: the history.
+    """
+    from executor.history import read_history
+    from executor.manifest import Manifest
+    from executor.state import MigrationState, build_info, refusals
+    from validator.discovery import discover
+
+    found = discover(config.migrations, layout=config.layout, max_file_bytes=config.max_file_bytes)
+    files, findings = found
+    if not files or any(f.severity == "error" for f in findings):
+        return None
+    manifest = Manifest(migrations=[mf.manifest_entry() for mf in files], layout=found.layout)
+    try:
+        rows = read_history(conn, settings)
+    finally:
+        conn.rollback()  # leave no transaction open: the executor manages its own
+    infos = build_info(manifest, rows, settings)
+    settled = {
+        MigrationState.APPLIED,
+        MigrationState.BASELINE,
+        MigrationState.BELOW_BASELINE,
+        MigrationState.UNDO,
+    }
+    if refusals(infos, settings) or any(i.state not in settled for i in infos):
+        return None
+    return sum(1 for i in infos if i.state is MigrationState.APPLIED)
+
+
+def quick_apply(argv: list[str]) -> int | None:
+    """The exit code of a no-op ``schemagate apply``, or None: run the full CLI."""
+    options = parse(argv)
+    if options is None:
+        return None
+    url = options.get("--database-url") or os.environ.get("DATABASE_URL")
+    migrations = Path(options["--migrations"]) if "--migrations" in options else None
+    if not url or (migrations is not None and migrations.is_file()):
+        return None  # the PG* variables or the embedded server; a file where a directory belongs
+    from executor.errors import SchemagateError
+
+    try:
+        return _up_to_date(url, migrations, options.get("--schema"))
+    except SchemagateError as exc:
+        from schemagate.cli import render_error
+
+        return render_error(exc)
+
+
+def _up_to_date(url: str, migrations: Path | None, schema: str | None) -> int | None:
+    from executor.connection import connect, connection_errors, mask_url
+    from validator.config import load_config
+
+    config = load_config(Path.cwd(), migrations=migrations)
+    if not config.migrations.is_dir():
+        return None
+    settings = config.executor.with_overrides(
+        allow_out_of_order=None,
+        allow_missing=None,
+        schema=schema,
+        search_path=None,
+        lock_timeout=None,
+        statement_timeout=None,
+    )
+    conn = connect(url)
+    try:
+        with connection_errors(f"talking to {mask_url(url)}", conn):
+            applied = already_applied(conn, config, settings)
+    finally:
+        conn.close()
+    if applied is None:
+        return None
+    sys.stdout.write(f"nothing to apply: database is up to date ({applied} applied)\n")
+    sys.stdout.flush()
+    return 0

@@ -1,0 +1,184 @@
+"""A no-op ``schemagate apply`` answered without click and without parsing SQL (schemagate.quick_apply),
+and the lazy CLI behind it (schemagate.cli): what the process imports, the same output as the full
+command, and a fall-back to the full command for everything else."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+
+from schemagate import cli as cli_module
+from schemagate.cli import COMMANDS, main
+from schemagate.quick_apply import parse, quick_apply
+from tests.database_faults import history_rows
+from tests.histories import flyway_billing
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# modules a no-op apply must not load: click and what only other commands need
+NOT_ON_THE_NO_OP_PATH = (
+    "click",
+    "pglast",
+    "sqlfluff",
+    "boto3",
+    "botocore",
+    "rich",
+    "aws_lambda_powertools",
+    "localdb",
+    "executor.adopt",
+    "executor.apply",
+    "schemagate.cmd_db",
+    "schemagate.console",
+    "validator.structural",
+    "validator.parse",
+    "validator.lint",
+    "validator.safety",
+    "validator.rehearsal",
+    "validator.validate",
+    "validator.reports",
+)
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A Flyway billing history (sub-directories per year, a CONCURRENTLY file) in migrations/."""
+    flyway_billing.write(tmp_path / "migrations")
+    (tmp_path / "pyproject.toml").write_text('[tool.schemagate]\nmigrations = "migrations"\n')
+    monkeypatch.chdir(tmp_path)
+    for var in ("DATABASE_URL", "PGHOST", "PGSERVICE", "PGDATABASE"):
+        monkeypatch.delenv(var, raising=False)
+    return tmp_path
+
+
+def imported_modules(stderr: str) -> set[str]:
+    """The modules ``python -X importtime`` reports as imported."""
+    names = set()
+    for line in stderr.splitlines():
+        if line.startswith("import time:") and "|" in line:
+            name = line.rsplit("|", 1)[1].strip()
+            if name != "imported package":
+                names.add(name)
+    return names
+
+
+def run_schemagate(
+    project: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "schemagate", *args],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT), **(env or {})},
+    )
+
+
+def forbidden(modules: set[str]) -> list[str]:
+    return sorted(m for m in modules if any(m == f or m.startswith(f + ".") for f in NOT_ON_THE_NO_OP_PATH))
+
+
+def test_a_no_op_apply_process_imports_neither_click_nor_the_validators_heavy_parts(
+    project: Path, fresh_db: str
+) -> None:
+    first = run_schemagate(project, "apply", "--yes", "--database-url", fresh_db)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "applied 22 migrations" in first.stdout
+    # the first apply had something to do: it went through the full click CLI
+    assert "click" in imported_modules(first.stderr)
+
+    again = run_schemagate(project, "apply", "--yes", env={"DATABASE_URL": fresh_db})
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert again.stdout == "nothing to apply: database is up to date (22 applied)\n"
+    modules = imported_modules(again.stderr)
+    assert "schemagate.quick_apply" in modules and "psycopg2" in modules  # it did the work itself
+    assert forbidden(modules) == []
+    assert len(history_rows(fresh_db)) == 22
+
+
+def test_the_quick_answer_is_the_full_commands_answer(project: Path, fresh_db: str, capsys) -> None:
+    assert main(["apply", "--yes", "--database-url", fresh_db]) == 0
+    capsys.readouterr()
+    for argv in (
+        ["apply", "--yes", "--database-url", fresh_db],
+        ["migrate", "-y", f"--database-url={fresh_db}", "--migrations", "migrations"],
+        ["apply", "--schema", "public", "--database-url", fresh_db],
+    ):
+        assert main(argv) == 0
+        full = capsys.readouterr()
+        assert quick_apply(argv) == 0
+        quick = capsys.readouterr()
+        assert (quick.out, quick.err) == (full.out, full.err), argv
+        assert quick.out == "nothing to apply: database is up to date (22 applied)\n"
+
+
+def test_a_refusal_on_the_quick_path_is_printed_as_the_full_command_prints_it(
+    project: Path, fresh_db: str, capsys
+) -> None:
+    bad = fresh_db.rsplit("/", 1)[0] + "/no_such_database_here"
+    argv = ["apply", "--yes", "--database-url", bad]
+    code = main(argv)
+    full = capsys.readouterr()
+    assert code == 1 and "could not connect" in full.err
+    assert quick_apply(argv) == code
+    quick = capsys.readouterr()
+    assert (quick.out, quick.err) == (full.out, full.err)
+
+
+def test_anything_but_a_no_op_apply_falls_back_to_the_full_cli(project: Path, fresh_db: str, capsys) -> None:
+    # nothing applied yet: something to do, nothing printed, the full command takes it from the start
+    assert quick_apply(["apply", "--yes", "--database-url", fresh_db]) is None
+    assert capsys.readouterr() == ("", "")
+    assert history_rows(fresh_db) == []
+    # arguments only click reads, or no database URL (the PG* variables, the embedded server)
+    for argv in (
+        ["apply", "--help"],
+        ["apply", "--yes", "--bundle", "dist/bundle"],
+        ["apply", "--target", "5", "--database-url", fresh_db],
+        ["apply", "--database-url"],
+        ["apply", "--database-url", "--yes"],
+        ["apply", "--yes"],
+        ["apply", "--yes", "--migrations", "pyproject.toml", "--database-url", fresh_db],
+        ["--no-color", "apply", "--yes", "--database-url", fresh_db],
+        ["info", "--database-url", fresh_db],
+        [],
+    ):
+        assert quick_apply(argv) is None, argv
+    assert capsys.readouterr() == ("", "")
+    assert parse(["apply", "-y", "--database-url=a", "--database-url", "b"]) == {"--database-url": "b"}
+
+
+def test_a_new_file_on_disk_is_applied_by_the_full_command(project: Path, fresh_db: str, capsys) -> None:
+    assert main(["apply", "--yes", "--database-url", fresh_db]) == 0
+    (project / "migrations" / "2026" / "V021__add_invoices_memo.sql").write_text(
+        "ALTER TABLE invoices ADD COLUMN memo text;\n"
+    )
+    capsys.readouterr()
+    assert quick_apply(["apply", "--yes", "--database-url", fresh_db]) is None
+    assert main(["apply", "--yes", "--database-url", fresh_db]) == 0
+    assert "applied 1 migration" in capsys.readouterr().out
+    assert history_rows(fresh_db)[-1] == ("2026/V021__add_invoices_memo.sql", True)
+
+
+def test_the_lazy_command_table_names_every_command_with_its_module() -> None:
+    registered: dict[str, str] = {}
+    for module in sorted(set(COMMANDS.values())):
+        group = click.Group()
+        __import__(f"schemagate.{module}", fromlist=["register"]).register(group)
+        registered.update(dict.fromkeys(group.commands, module))
+    assert registered == COMMANDS
+    assert sorted(cli_module.cli.commands) == sorted(COMMANDS)
+
+
+def test_help_and_an_unknown_command_still_list_every_command(capsys) -> None:
+    assert main(["--help"]) == 0
+    listing = capsys.readouterr().out
+    for name in COMMANDS:
+        assert f"  {name} " in listing
+    assert main(["aply"]) == 2
+    assert "Did you mean 'apply'?" in capsys.readouterr().err
