@@ -130,10 +130,8 @@ def what_it_blocks(mode: str) -> str:
         return "blocks VACUUM and DDL, not reads or writes"
     if "SHARE" in conflicts:
         return "blocks CREATE INDEX and DDL, not reads or writes"
-    if "EXCLUSIVE" in conflicts:
+    if conflicts:  # ACCESS SHARE, ROW SHARE: only ACCESS EXCLUSIVE (and EXCLUSIVE) wait for them
         return "blocks ALTER TABLE and DROP, not reads or writes"
-    if conflicts:
-        return "blocks ALTER TABLE and DROP only"
     return "blocks nothing"
 
 
