@@ -362,3 +362,34 @@ def test_the_conflict_table_is_the_manuals() -> None:
     assert what_it_blocks("EXCLUSIVE") == "blocks writes and SELECT FOR UPDATE"
     assert what_it_blocks("ROW EXCLUSIVE") == "blocks CREATE INDEX and DDL, not reads or writes"
     assert what_it_blocks("ACCESS SHARE") == "blocks ALTER TABLE and DROP, not reads or writes"
+
+
+def test_a_failed_migration_shows_what_it_held_until_it_failed(tmp_path, pg_admin_url: str) -> None:
+    from validator.config import load_config
+    from validator.rehearsal import rehearse
+    from validator.structural import check_structure
+
+    mig = tmp_path / "migrations"
+    mig.mkdir()
+    (mig / "V1__invoices.sql").write_text(
+        "CREATE TABLE invoices (id bigint PRIMARY KEY, total_cents bigint NOT NULL);\n"
+        "INSERT INTO invoices SELECT i, i * 100 FROM generate_series(1, 50000) AS i;\n"
+    )
+    (mig / "V2__invoices_tax.sql").write_text(
+        "ALTER TABLE invoices ADD COLUMN tax_cents bigint;\n"
+        "UPDATE invoices SET tax_cents = total_cents / 5;\n"
+        "UPDATE invoices SET tax_rate = 20;  -- the column is tax_cents\n"
+    )
+    config = load_config(tmp_path, migrations=mig)
+    result = rehearse(
+        config, check_structure(config), new={"V2__invoices_tax.sql"}, database_url=pg_admin_url
+    )
+    [m] = result.migrations
+    assert m.status == "failed" and m.error is not None and m.error["line"] == 3
+    assert m.started_ms == 0 and m.ended_ms is not None
+    chart = parse_gantt(result.markdown())
+    assert chart is not None
+    [(section, task)] = chart.tasks()
+    assert section == "V2__invoices_tax.sql"
+    assert task.name == "public.invoices ACCESS EXCLUSIVE (blocks reads and writes)" and task.crit
+    assert 0 <= task.start < task.end <= m.ended_ms
