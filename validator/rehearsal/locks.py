@@ -10,6 +10,9 @@ when to look.
 - ``held_relation_locks`` reads ``pg_locks`` for one backend: the strongest granted mode per
   relation.  A transactional migration is read from its own connection just before COMMIT, so
   nothing it took has been released yet.
+- ``LockTimeline`` polls the backend of the transactional migrations from a second connection
+  while each runs, so the report can say *when* each lock was first held (``LockSpan``; the
+  read before COMMIT says it was held until COMMIT).
 - ``LockObserver`` watches a non-transactional migration (``CREATE INDEX CONCURRENTLY`` ...) from
   a second connection.  A poll alone can miss a statement that takes milliseconds, so the
   observer also holds a *snapshot gate*: a REPEATABLE READ transaction opened before the
@@ -60,6 +63,7 @@ RELKINDS = {
     "t": "toast table",
 }
 TABLE_KINDS = ("r", "p", "m", "f")  # locks on these are what blocks an application
+_TABLE_KIND_NAMES = frozenset(RELKINDS[k] for k in TABLE_KINDS)
 REWRITABLE_KINDS = ("r", "m")  # kinds with storage whose new relfilenode means a rewrite
 
 # catalogs, TOAST and temporary schemas are never what a reviewer needs to hear about
@@ -94,6 +98,43 @@ def lock_effect(mode: str) -> str:
     return "blocks reads and writes" if mode == "ACCESS EXCLUSIVE" else "blocks writes"
 
 
+# The manual's "Conflicting Lock Modes" table: the modes (``mode_label`` spelling) each mode
+# conflicts with.  The table is symmetric; test_rehearsal_gantt checks that it is.
+_AS, _RS, _RE, _SUE = "ACCESS SHARE", "ROW SHARE", "ROW EXCLUSIVE", "SHARE UPDATE EXCLUSIVE"
+_S, _SRE, _E, _AE = "SHARE", "SHARE ROW EXCLUSIVE", "EXCLUSIVE", "ACCESS EXCLUSIVE"
+CONFLICTS: dict[str, frozenset[str]] = {
+    _AS: frozenset({_AE}),
+    _RS: frozenset({_E, _AE}),
+    _RE: frozenset({_S, _SRE, _E, _AE}),
+    _SUE: frozenset({_SUE, _S, _SRE, _E, _AE}),
+    _S: frozenset({_RE, _SUE, _SRE, _E, _AE}),
+    _SRE: frozenset({_RE, _SUE, _S, _SRE, _E, _AE}),
+    _E: frozenset({_RS, _RE, _SUE, _S, _SRE, _E, _AE}),
+    _AE: frozenset({_AS, _RS, _RE, _SUE, _S, _SRE, _E, _AE}),
+}
+
+
+def what_it_blocks(mode: str) -> str:
+    """What a lock in ``mode`` (``mode_label`` spelling) makes others wait for, derived from
+    ``CONFLICTS`` by the weakest statement it stops: SELECT takes ACCESS SHARE, SELECT FOR UPDATE
+    ROW SHARE, INSERT/UPDATE/DELETE ROW EXCLUSIVE, VACUUM and CREATE INDEX CONCURRENTLY SHARE
+    UPDATE EXCLUSIVE, CREATE INDEX SHARE, most ALTER TABLE forms ACCESS EXCLUSIVE."""
+    conflicts = CONFLICTS.get(mode, frozenset())
+    if "ACCESS SHARE" in conflicts:
+        return "blocks reads and writes"
+    if "ROW SHARE" in conflicts:
+        return "blocks writes and SELECT FOR UPDATE"
+    if "ROW EXCLUSIVE" in conflicts:
+        return "blocks writes, not reads"
+    if "SHARE UPDATE EXCLUSIVE" in conflicts:
+        return "blocks VACUUM and DDL, not reads or writes"
+    if "SHARE" in conflicts:
+        return "blocks CREATE INDEX and DDL, not reads or writes"
+    if conflicts:  # ACCESS SHARE, ROW SHARE: only ACCESS EXCLUSIVE (and EXCLUSIVE) wait for them
+        return "blocks ALTER TABLE and DROP, not reads or writes"
+    return "blocks nothing"
+
+
 @dataclass(frozen=True)
 class RelationState:
     oid: int
@@ -115,6 +156,31 @@ class LockInfo:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class LockSpan:
+    """A lock a migration held on one relation, and when: from the first to the last time it
+    was seen as the strongest mode on that relation, in ms since the rehearsal's first new
+    migration started (``validator.rehearsal.probe``)."""
+
+    relation: str
+    mode: str  # "ACCESS EXCLUSIVE", "SHARE", ...
+    kind: str  # "table", "index", ... (RELKINDS)
+    existed_before: bool
+    start_ms: int
+    end_ms: int
+
+    @property
+    def blocks(self) -> str:
+        return what_it_blocks(self.mode)
+
+    @property
+    def on_existing_table(self) -> bool:
+        return self.existed_before and self.kind in _TABLE_KIND_NAMES
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "blocks": self.blocks}
 
 
 def snapshot_relations(cur: Cursor) -> dict[int, RelationState]:
@@ -176,6 +242,27 @@ def merge_samples(into: LockSample, sample: LockSample) -> None:
             into[oid] = (stronger(prev[0], mode), name or prev[1], kind or prev[2])
 
 
+def resolve_relation(
+    oid: int,
+    name: str | None,
+    kind: str | None,
+    before: dict[int, RelationState],
+    after: dict[int, RelationState],
+    exclude: Collection[str] = (),
+) -> tuple[str, str, bool] | None:
+    """(qualified name, pg_class.relkind, existed before) of a locked relation, or None for one
+    to leave out: unnamed (a catalog or a temporary object), or in ``exclude`` (relation names;
+    an index of an excluded table is left out too)."""
+    state = before.get(oid) or after.get(oid)
+    rel_name = state.name if state else name
+    if rel_name is None:  # an unnamed relation neither snapshot knows
+        return None
+    owner = state.table if state else None
+    if rel_name in exclude or (owner is not None and owner in exclude):
+        return None
+    return rel_name, state.kind if state else (kind or "r"), oid in before
+
+
 def summarize_locks(
     held: LockSample,
     before: dict[int, RelationState],
@@ -187,21 +274,45 @@ def summarize_locks(
     out), flagged ones first, then by strength and name."""
     ranked: list[tuple[bool, int, str, LockInfo]] = []
     for oid, (mode, name, kind) in held.items():
-        state = before.get(oid) or after.get(oid)
-        if state is None and name is None:
-            continue  # an unnamed relation neither snapshot knows: a catalog or a temporary object
-        rel_name = state.name if state else name
-        if rel_name is None:  # (not reached: a nameless relation is not in a snapshot, see above)
+        resolved = resolve_relation(oid, name, kind, before, after, exclude)
+        if resolved is None:
             continue
-        rel_kind = state.kind if state else (kind or "r")
-        owner = state.table if state else None
-        if rel_name in exclude or (owner is not None and owner in exclude):
-            continue
-        existed = oid in before
+        rel_name, rel_kind, existed = resolved
         flagged = existed and rel_kind in TABLE_KINDS and blocks_writes(mode)
         info = LockInfo(rel_name, mode_label(mode), existed, flagged, RELKINDS.get(rel_kind, rel_kind))
         ranked.append((not flagged, -_STRENGTH.get(mode, 0), rel_name, info))
     return [info for *_, info in sorted(ranked, key=lambda r: r[:3])]
+
+
+@dataclass
+class Seen:
+    """When one (relation, mode) was seen as the strongest lock on the relation (perf_counter)."""
+
+    first: float
+    last: float
+    name: str | None = None
+    kind: str | None = None
+
+
+SpanSample = dict[tuple[int, str], Seen]  # (oid, pg_locks mode) -> first and last seen
+
+
+def record_spans(into: SpanSample, sample: LockSample, at: float) -> None:
+    """Note that each relation of ``sample`` was held in its (strongest) mode at time ``at``."""
+    for oid, (mode, name, kind) in sample.items():
+        seen = into.get((oid, mode))
+        if seen is None:
+            into[(oid, mode)] = Seen(at, at, name, kind)
+        else:
+            seen.first, seen.last = min(seen.first, at), max(seen.last, at)
+            seen.name, seen.kind = seen.name or name, seen.kind or kind
+
+
+def _sample(cur: Cursor, pid: int, spans: SpanSample) -> LockSample:
+    started = time.perf_counter()
+    sample = held_relation_locks(cur, pid)
+    record_spans(spans, sample, (started + time.perf_counter()) / 2)
+    return sample
 
 
 def rewritten_tables(before: dict[int, RelationState], after: dict[int, RelationState]) -> list[str]:
@@ -221,8 +332,9 @@ class LockObserver:
 
     ``start(pid)`` must be called before the watched statement begins (so the snapshot gate is
     older than it); ``stop()`` after it returned.  ``held`` then holds the strongest mode per
-    relation over all samples; ``paused_on_gate`` says whether the statement was seen waiting on
-    the gate (its locks were then read while all of them were held).
+    relation over all samples; ``spans`` when each (relation, mode) was seen; ``paused_on_gate``
+    says whether the statement was seen waiting on the gate (its locks were then read while all
+    of them were held).
     """
 
     def __init__(
@@ -232,6 +344,7 @@ class LockObserver:
         self.interval_s = interval_s
         self.gate_timeout_s = gate_timeout_s
         self.held: LockSample = {}
+        self.spans: SpanSample = {}
         self.samples = 0
         self.paused_on_gate = False
         self.error: str | None = None
@@ -267,7 +380,7 @@ class LockObserver:
         try:
             with poll.cursor() as cur:
                 while not self._stop.is_set():
-                    merge_samples(self.held, held_relation_locks(cur, pid))
+                    merge_samples(self.held, _sample(cur, pid, self.spans))
                     self.samples += 1
                     if not self.paused_on_gate and self._gate_vxid is not None:
                         cur.execute(
@@ -277,7 +390,7 @@ class LockObserver:
                         )
                         waiting = cur.fetchone() is not None
                         if waiting:  # paused with every lock it took so far: read them, then let it go
-                            merge_samples(self.held, held_relation_locks(cur, pid))
+                            merge_samples(self.held, _sample(cur, pid, self.spans))
                             self.samples += 1
                             self.paused_on_gate = True
                         if waiting or time.monotonic() > deadline:
@@ -295,3 +408,85 @@ class LockObserver:
         for conn in (self._gate, self._poll):
             if conn is not None and not conn.closed:
                 conn.close()
+
+
+class LockTimeline:
+    """Poll one backend's relation locks from a second connection, while a migration is marked.
+
+    One connection and one thread serve every transactional migration of a rehearsal:
+    ``begin(pid)`` before the migration starts, ``end()`` once it committed (or failed) returns
+    when each (relation, mode) was seen.  The poll interval grows with the migration's age
+    (``min_interval_s`` up to ``max_interval_s``, about 1% of the time it has run), so a
+    migration of milliseconds is sampled finely and a backfill of minutes does not load the
+    server.  Samples in flight when ``end`` is called are dropped.  A failure of the second
+    connection is kept in ``error``; the migration goes on.
+    """
+
+    def __init__(
+        self,
+        connect: Callable[[], Connection],
+        *,
+        min_interval_s: float = 0.002,
+        max_interval_s: float = 0.1,
+    ) -> None:
+        self._connect = connect
+        self.min_interval_s = min_interval_s
+        self.max_interval_s = max_interval_s
+        self.error: str | None = None
+        self.samples = 0
+        self._mutex = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._pid: int | None = None
+        self._generation = 0
+        self._since = 0.0
+        self._spans: SpanSample = {}
+        self._thread: threading.Thread | None = None
+        self._conn: Connection | None = None
+
+    def begin(self, pid: int) -> None:
+        with self._mutex:
+            self._pid, self._since, self._spans = pid, time.perf_counter(), {}
+            self._generation += 1
+        if self._thread is None and self.error is None:
+            self._thread = threading.Thread(target=self._run, name="rehearsal-timeline", daemon=True)
+            self._thread.start()
+        self._wake.set()
+
+    def end(self) -> SpanSample:
+        with self._mutex:
+            spans, self._spans, self._pid = self._spans, {}, None
+            self._generation += 1
+        return spans
+
+    def _run(self) -> None:
+        try:
+            conn = self._conn = self._connect()
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                while not self._stop.is_set():
+                    with self._mutex:
+                        pid, generation, since = self._pid, self._generation, self._since
+                    if pid is None:
+                        self._wake.wait(0.5)
+                        self._wake.clear()
+                        continue
+                    started = time.perf_counter()
+                    sample = held_relation_locks(cur, pid)
+                    now = time.perf_counter()
+                    with self._mutex:
+                        if generation == self._generation:  # still the same migration
+                            record_spans(self._spans, sample, (started + now) / 2)
+                            self.samples += 1
+                    interval = min(self.max_interval_s, max(self.min_interval_s, (now - since) / 100))
+                    self._stop.wait(interval)
+        except Exception as exc:  # the report then has fewer start times; the rehearsal goes on
+            self.error = f"{type(exc).__name__}: {exc}".strip()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        if self._conn is not None and not self._conn.closed:
+            self._conn.close()

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypedDict
 
-from validator.rehearsal.locks import LockInfo
+from validator.rehearsal.locks import LockInfo, LockSpan
 
 Status = Literal["applied", "failed", "not rehearsed"]
 
@@ -32,6 +32,10 @@ class RehearsedMigration:
     note: str | None = None
     status: Status = "applied"
     error: FailureDetail | None = None  # when failed
+    # when it ran and when it held each lock, in ms since the first new migration started
+    started_ms: int | None = None
+    ended_ms: int | None = None
+    lock_spans: list[LockSpan] = field(default_factory=list)
 
     @property
     def flagged(self) -> list[LockInfo]:
@@ -74,4 +78,7 @@ class RehearsedMigration:
             "note": self.note,
             "error": self.error,
             "summary": self.headline(),
+            "started_ms": self.started_ms,
+            "ended_ms": self.ended_ms,
+            "lock_spans": [sp.to_dict() for sp in self.lock_spans],
         }

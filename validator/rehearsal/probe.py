@@ -5,10 +5,17 @@
 non-transactional one is watched from a second connection (``locks.LockObserver``).  Relfilenodes
 before and after tell which tables were rewritten; relations absent before were created by the
 migration and are exempt.
+
+When each lock was held (``RehearsedMigration.lock_spans``, the report's gantt chart) is in ms
+since the first new migration started.  A transactional migration's backend is polled from a
+second connection while it runs (``locks.LockTimeline``: when each lock was first seen); what the
+read before COMMIT shows was held until COMMIT.  A non-transactional one's spans are its
+observer's samples, first to last.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 import time
 from dataclasses import dataclass, field
@@ -20,16 +27,24 @@ from executor.apply import AppliedMigration, ApplyHooks
 from executor.manifest import ManifestEntry
 from executor.settings import ExecutorSettings
 from validator.rehearsal.locks import (
+    LOCK_MODES,
+    RELKINDS,
     LockObserver,
     LockSample,
+    LockSpan,
+    LockTimeline,
     RelationState,
+    Seen,
+    SpanSample,
     held_relation_locks,
+    mode_label,
+    resolve_relation,
     rewritten_tables,
     snapshot_relations,
     summarize_locks,
 )
 from validator.rehearsal.outcome import RehearsedMigration
-from validator.rehearsal.server import connect, scalar
+from validator.rehearsal.server import connect
 
 GATE_TIMEOUT_S = 1.0  # longest a non-transactional migration is held at the snapshot gate
 
@@ -47,7 +62,10 @@ class Watch:
     held: LockSample = field(default_factory=dict)
     after: dict[int, RelationState] = field(default_factory=dict)
     observer: LockObserver | None = None
+    seen: SpanSample = field(default_factory=dict)  # when each (relation, mode) was seen
     started: float = 0.0
+    read_at: float = 0.0  # when before_commit read the locks (transactional)
+    ended: float = 0.0  # after COMMIT (or when the failure was seen)
     probe_s: float = 0.0  # time spent in our own catalog queries inside the migration's transaction
     duration_ms: int | None = None
     done: bool = False
@@ -63,6 +81,8 @@ class Probe:
         self.exclude = {f"{quote_ident(settings.schema)}.{quote_ident(settings.table)}"}
         self.watches: dict[str, Watch] = {}
         self.current: str | None = None
+        self.origin: float | None = None  # perf_counter when the first watched migration started
+        self.timeline = LockTimeline(lambda: connect(self.url))
 
     def hooks(self) -> ApplyHooks:
         return ApplyHooks(
@@ -76,20 +96,24 @@ class Probe:
         if entry.file not in self.watched:
             return
         watch = self.watches[entry.file] = Watch()
+        pid = conn.get_backend_pid()
         with conn.cursor() as cur:
             watch.before = snapshot_relations(cur)
-            if not entry.transactional:
-                pid = int(scalar(cur, "SELECT pg_backend_pid()"))
-                # the gate must open well within lock_timeout: the statement waits on it
-                watch.observer = LockObserver(lambda: connect(self.url), gate_timeout_s=GATE_TIMEOUT_S)
-                watch.observer.start(pid)
+        if entry.transactional:
+            self.timeline.begin(pid)
+        else:
+            # the gate must open well within lock_timeout: the statement waits on it
+            watch.observer = LockObserver(lambda: connect(self.url), gate_timeout_s=GATE_TIMEOUT_S)
+            watch.observer.start(pid)
         watch.started = time.perf_counter()
+        if self.origin is None:
+            self.origin = watch.started
 
     def before_commit(self, cur: Cursor, entry: ManifestEntry) -> None:
         watch = self.watches.get(entry.file)
         if watch is None:
             return
-        started = time.perf_counter()
+        started = watch.read_at = time.perf_counter()
         watch.held = held_relation_locks(cur)
         watch.after = snapshot_relations(cur)
         watch.probe_s += time.perf_counter() - started
@@ -98,19 +122,76 @@ class Probe:
         watch = self.watches.get(entry.file)
         if watch is None:
             return
+        watch.ended = time.perf_counter()
         watch.duration_ms = max(0, applied.duration_ms - round(watch.probe_s * 1000))
         if watch.observer is not None:
             watch.observer.stop()
-            watch.held = watch.observer.held
+            watch.held, watch.seen = watch.observer.held, watch.observer.spans
+        else:
+            watch.seen = self.timeline.end()
         if not entry.transactional:
             with conn.cursor() as cur:
                 watch.after = snapshot_relations(cur)
         watch.done = True
 
     def stop(self) -> None:
+        """After the executor returned or raised: the migration it was in (if it failed) keeps
+        what was seen of it, ending now."""
+        now = time.perf_counter()
         for watch in self.watches.values():
+            if watch.done:
+                continue
+            watch.ended = watch.ended or now
             if watch.observer is not None:
                 watch.observer.stop()
+                watch.seen = watch.observer.spans
+            elif watch.started:
+                watch.seen = self.timeline.end()
+        self.timeline.stop()
+
+    def ms(self, at: float) -> int:
+        """``at`` (perf_counter) in ms since the first watched migration started."""
+        return max(0, round((at - (self.origin or at)) * 1000))
+
+    def window(self, file: str) -> tuple[int | None, int | None]:
+        """When the migration started and ended, in ms since the first one started."""
+        watch = self.watches.get(file)
+        if watch is None or not watch.started:
+            return None, None
+        return self.ms(watch.started), self.ms(watch.ended) if watch.ended else None
+
+    def spans(self, entry: ManifestEntry) -> list[LockSpan]:
+        """When the migration held each lock, within its own start and end."""
+        watch = self.watches.get(entry.file)
+        if watch is None or not watch.started:
+            return []
+        end = watch.ended or time.perf_counter()
+        seen = {key: Seen(s.first, s.last, s.name, s.kind) for key, s in watch.seen.items()}
+        if entry.transactional:
+            if watch.read_at:  # what the backend held just before COMMIT, it held until COMMIT
+                for oid, (mode, name, kind) in watch.held.items():
+                    seen.setdefault((oid, mode), Seen(watch.read_at, watch.read_at, name, kind)).last = end
+            # locks only accumulate in a transaction: on one relation, a weaker mode stands until
+            # the next stronger one was first seen
+            by_oid: dict[int, list[Seen]] = {}
+            for (oid, _), s in seen.items():
+                by_oid.setdefault(oid, []).append(s)
+            for spans in by_oid.values():
+                spans.sort(key=lambda s: s.first)
+                for weaker, next_one in itertools.pairwise(spans):
+                    weaker.last = max(weaker.last, next_one.first)
+        out: list[LockSpan] = []
+        for (oid, mode), s in seen.items():
+            resolved = resolve_relation(oid, s.name, s.kind, watch.before, watch.after, self.exclude)
+            if resolved is None:
+                continue
+            name, kind, existed = resolved
+            first = min(max(s.first, watch.started), end)
+            last = min(max(s.last, first), end)
+            label, kind_name = mode_label(mode), RELKINDS.get(kind, kind)
+            out.append(LockSpan(name, label, kind_name, existed, self.ms(first), self.ms(last)))
+        strength = {mode_label(m): rank for rank, m in enumerate(LOCK_MODES)}
+        return sorted(out, key=lambda sp: (sp.start_ms, -strength.get(sp.mode, 0), sp.relation))
 
     def elapsed_ms(self, file: str) -> int | None:
         watch = self.watches.get(file)
@@ -133,6 +214,7 @@ class Probe:
                     "non-transactional: locks sampled from a second connection while it ran "
                     f"({obs.samples if obs else 0} samples); a lock held only briefly may be missing"
                 )
+        started_ms, ended_ms = self.window(entry.file)
         return RehearsedMigration(
             file=entry.file,
             duration_ms=watch.duration_ms,
@@ -140,4 +222,7 @@ class Probe:
             locks=summarize_locks(watch.held, watch.before, watch.after, exclude=self.exclude),
             rewritten=rewritten_tables(watch.before, watch.after),
             note=note,
+            started_ms=started_ms,
+            ended_ms=ended_ms,
+            lock_spans=self.spans(entry),
         )

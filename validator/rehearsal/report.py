@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from validator.findings import ERROR, Finding, blocking_findings
+from validator.rehearsal import gantt
 from validator.rehearsal.base import base_template_name
 from validator.rehearsal.findings import FAMILY, RULE_BASE_FAILED
 from validator.rehearsal.locks import lock_effect
@@ -37,7 +38,8 @@ class RehearsalResult:
 
     def markdown(self) -> str:
         """The section body (the report adds the "Rehearsal" heading): what the run was, a table
-        with one row per new migration, and the lock table of every migration worth a look
+        with one row per new migration, the locks on existing tables over time (a Mermaid gantt
+        chart and its table, ``gantt``), and the lock table of every migration worth a look
         (failed, write-blocking, rewriting, non-transactional; all of them when there are few)."""
         n, took = self.base_files, f"{self.base_seconds:.2f} s"
         if n == 0:
@@ -66,6 +68,7 @@ class RehearsalResult:
             more = len(ordered) - len(shown)
             lines.append(f"| … | {more} more, none failed or blocking writes | | (in report.json) |")
         lines.append("")
+        lines += gantt.markdown(self.migrations)
         detailed = [m for m in self.migrations if m.locks and (m.notable or len(self.migrations) <= 5)]
         for m in detailed[:MARKDOWN_MAX_DETAILS]:
             kind = "transactional" if m.transactional else "non-transactional"

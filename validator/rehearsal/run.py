@@ -296,6 +296,7 @@ def _rehearse_new(
         elif failure is not None and entry.file == failed_file:
             finding, detail = failure_finding(failure, entry.file, rule=RULE_FAILED, base=False)
             findings.append(finding)
+            started_ms, ended_ms = probe.window(entry.file)
             migrations.append(
                 RehearsedMigration(
                     entry.file,
@@ -303,6 +304,9 @@ def _rehearse_new(
                     entry.transactional,
                     status="failed",
                     error=detail,
+                    started_ms=started_ms,
+                    ended_ms=ended_ms,
+                    lock_spans=probe.spans(entry),
                 )
             )
         else:
