@@ -31,6 +31,7 @@ from typing import Any
 
 from executor.errors import ConfigurationError, PermissionDenied, aws_error_code
 from executor.fleet import APPLIED, FAILED, PLANNED, UP_TO_DATE, FleetResult, FleetTarget, TargetOutcome
+from executor.pipeline_job import FleetReportVariables
 from executor.plan_report import SUMMARY_MAX
 
 INPUT_FILE = "input.json"
@@ -294,17 +295,17 @@ class FleetReport:
             )
         return _shorten(head, SUMMARY_MAX - len(tail)) + tail
 
-    def output_variables(self, report_url: str | None, *, region: str | None) -> dict[str, str]:
+    def output_variables(self, report_url: str | None, *, region: str | None) -> FleetReportVariables:
         from executor.plan_report import console_link
 
-        return {
-            "pending": str(len(self.summary.get("pending") or [])),
-            "targets": str(self.summary.get("targets", 0)),
-            "summary": self.one_line(),
-            "drift": self.drift(),
-            "plan_report": report_url or "",
-            "plan_report_link": console_link(report_url, region) if report_url else "",
-        }
+        return FleetReportVariables(
+            pending=str(len(self.summary.get("pending") or [])),
+            targets=str(self.summary.get("targets", 0)),
+            summary=self.one_line(),
+            drift=self.drift(),
+            plan_report=report_url or "",
+            plan_report_link=console_link(report_url, region) if report_url else "",
+        )
 
     def to_text(self) -> str:
         s = self.summary
