@@ -33,14 +33,16 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from executor.artifact import S3Location
 from executor.errors import ConfigurationError
 from executor.options import RunOptions, require, text_param
-from executor.pipeline_job import FLEET_ACTIONS, CodePipelineJob, is_job, parse_codepipeline_job
+from executor.pipeline_job import CodePipelineJob, is_job, parse_codepipeline_job
+from executor.vocabulary import DIRECT_ACTIONS, FLEET_ACTIONS, Action
 
-ACTIONS = ("info", "plan", "apply", "import", "snapshot", "fleet_summary")
+ACTIONS = DIRECT_ACTIONS
 DIRECT_KEYS = (
     "action",
     "bundle",
@@ -52,12 +54,22 @@ DIRECT_KEYS = (
     "results",
     "fleet_action",
 )
-REQUEST_TYPES = ("Create", "Update", "Delete")
+
+
+class RequestType(StrEnum):
+    """A CloudFormation custom resource request's ``RequestType``."""
+
+    CREATE = "Create"
+    UPDATE = "Update"
+    DELETE = "Delete"
+
+
+REQUEST_TYPES = tuple(RequestType)
 
 
 @dataclass(frozen=True)
 class DirectInvocation:
-    action: str
+    action: Action
     bundle: S3Location | None
     options: RunOptions
     tool: str | None = None  # import: the tool whose history table is taken over
@@ -66,12 +78,12 @@ class DirectInvocation:
     environment: str | None = None
     snapshot: str | None = None  # action snapshot: the snapshot name prefix
     results: dict[str, Any] | None = None  # fleet_summary: the Map's ResultWriterDetails
-    fleet_action: str | None = None  # fleet_summary: "plan" or "apply"
+    fleet_action: Action | None = None  # fleet_summary: plan or apply
 
 
 @dataclass(frozen=True)
 class CustomResourceRequest:
-    request_type: str
+    request_type: RequestType
     request_id: str
     response_url: str = field(repr=False)  # pre-signed: a credential of its own
     stack_id: str
@@ -103,7 +115,7 @@ def parse_custom_resource(event: Mapping[str, Any]) -> CustomResourceRequest:
     bundle_url = snake.pop("bundle", None)
     options = RunOptions.parse(snake, where="ResourceProperties", ignore=("service_token", "service_timeout"))
     bundle = None
-    if request_type != "Delete":
+    if request_type != RequestType.DELETE:
         if not bundle_url:
             raise ConfigurationError(
                 "the custom resource has no Bundle property",
@@ -111,7 +123,7 @@ def parse_custom_resource(event: Mapping[str, Any]) -> CustomResourceRequest:
             )
         bundle = S3Location.parse(str(bundle_url))
     return CustomResourceRequest(
-        request_type=request_type,
+        request_type=RequestType(request_type),
         request_id=str(require(event, "RequestId", where)),
         response_url=str(require(event, "ResponseURL", where)),
         stack_id=str(require(event, "StackId", where)),
@@ -123,20 +135,21 @@ def parse_custom_resource(event: Mapping[str, Any]) -> CustomResourceRequest:
 
 
 def parse_direct(event: Mapping[str, Any]) -> DirectInvocation:
-    action = event.get("action")
-    if action not in ACTIONS:
+    given = event.get("action")
+    if given not in ACTIONS:
         raise ConfigurationError(
-            f"unknown action {action!r}",
+            f"unknown action {given!r}",
             remedy=f'invoke with {{"action": one of {", ".join(ACTIONS)}, "bundle": "s3://..."}}',
         )
+    action = Action(given)
     bundle_url = event.get("bundle")
-    if action in ("plan", "apply", "import") and not bundle_url:
+    if action.needs_bundle and not bundle_url:
         raise ConfigurationError(
             f"action {action} needs a bundle",
             remedy=f'invoke with {{"action": "{action}", "bundle": "s3://bucket/key"}}',
         )
     tool = table = None
-    if action == "import":
+    if action is Action.IMPORT:
         from executor.adopt import TOOLS
 
         tool, table = event.get("from"), event.get("table")
@@ -152,14 +165,16 @@ def parse_direct(event: Mapping[str, Any]) -> DirectInvocation:
     )
     where = "the invocation"
     snapshot = text_param(event, "snapshot", where)
-    if action == "snapshot" and not snapshot:
+    if action is Action.SNAPSHOT and not snapshot:
         raise ConfigurationError(
             "action snapshot needs the snapshot name prefix",
             remedy='invoke with {"action": "snapshot", "snapshot": "schemagate-production-<execution id>"}',
         )
     results = event.get("results")
     fleet_action = text_param(event, "fleet_action", where)
-    if action == "fleet_summary" and (not isinstance(results, Mapping) or fleet_action not in FLEET_ACTIONS):
+    if action is Action.FLEET_SUMMARY and (
+        not isinstance(results, Mapping) or fleet_action not in FLEET_ACTIONS
+    ):
         raise ConfigurationError(
             "action fleet_summary needs results (the Map's ResultWriterDetails) and fleet_action "
             "plan or apply",
@@ -176,7 +191,7 @@ def parse_direct(event: Mapping[str, Any]) -> DirectInvocation:
         environment=text_param(event, "environment", where),
         snapshot=snapshot,
         results=dict(results) if isinstance(results, Mapping) else None,
-        fleet_action=fleet_action,
+        fleet_action=Action(fleet_action) if fleet_action in FLEET_ACTIONS else None,
     )
 
 

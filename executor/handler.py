@@ -53,18 +53,23 @@ from executor import fleet_pipeline, notify
 from executor import observability as obs
 from executor import pipeline_job as job_protocol
 from executor.errors import Category, ConfigurationError, MigrationRefused, SchemagateError
-from executor.events import CustomResourceRequest, DirectInvocation, parse_event
+from executor.events import CustomResourceRequest, DirectInvocation, RequestType, parse_event
 from executor.pipeline_job import CodePipelineJob, Continuation, failure_text
 from executor.run import AWS_CONFIG, Outcome, as_schemagate_error, execute, target_environ
+from executor.vocabulary import Action, InvocationKind, RunStatus
 
 logger = obs.logger
 DEFAULT_CONTINUATION_MARGIN_MS = 120_000
 CFN_REASON_MAX = 1000  # the whole response document must stay under 4096 bytes
 
 
-def _succeeded(invocation: str, outcome: Outcome) -> notify.RunReport:
+def _succeeded(invocation: InvocationKind, outcome: Outcome) -> notify.RunReport:
     applied = outcome.applied()
-    status = "IN_PROGRESS" if outcome.stopped_early else ("SUCCEEDED" if applied else "NOTHING_TO_DO")
+    status = (
+        RunStatus.IN_PROGRESS
+        if outcome.stopped_early
+        else (RunStatus.SUCCEEDED if applied else RunStatus.NOTHING_TO_DO)
+    )
     report = notify.RunReport(
         status=status,
         invocation=invocation,
@@ -74,7 +79,7 @@ def _succeeded(invocation: str, outcome: Outcome) -> notify.RunReport:
         applied=applied,
         remaining=outcome.remaining(),
         duration_ms=outcome.duration_ms,
-        dry_run=outcome.dry_run or outcome.action != "apply",
+        dry_run=outcome.dry_run or outcome.action is not Action.APPLY,
     )
     logger.info(
         outcome.result.summary() if outcome.result else f"{outcome.action} done",
@@ -85,21 +90,23 @@ def _succeeded(invocation: str, outcome: Outcome) -> notify.RunReport:
             "duration_ms": round(outcome.duration_ms, 1),
         },
     )
-    if outcome.action == "apply" and not outcome.dry_run:
+    if outcome.action is Action.APPLY and not outcome.dry_run:
         obs.record_success(applied=len(applied), duration_ms=outcome.duration_ms)
-    if status != "IN_PROGRESS":  # the continuation's last invocation reports the whole run
+    if status is not RunStatus.IN_PROGRESS:  # the continuation's last invocation reports the whole run
         notify.publish(report, os.environ.get("SCHEMAGATE_NOTIFY_TOPIC_ARN"))
     return report
 
 
-def _failed(invocation: str, run_id: str, error: SchemagateError, started: float) -> notify.RunReport:
+def _failed(
+    invocation: InvocationKind, run_id: str, error: SchemagateError, started: float
+) -> notify.RunReport:
     duration_ms = (time.monotonic() - started) * 1000
     applied = list(error.context.get("applied_before_failure", []))
     obs.log_failure(error, applied_before_failure=applied or None)
     obs.record_failure(error.category.value, applied=len(applied), duration_ms=duration_ms)
     known = logger.get_current_keys()  # what the run had established before it failed
     report = notify.RunReport(
-        status="FAILED",
+        status=RunStatus.FAILED,
         invocation=invocation,
         run_id=run_id,
         database=known.get("database"),
@@ -151,7 +158,7 @@ def _region() -> str | None:
 def _fail_job(
     codepipeline: Any, job: CodePipelineJob, error: SchemagateError, started: float
 ) -> dict[str, str]:
-    _failed("codepipeline", job.run_id, error, started)
+    _failed(InvocationKind.CODEPIPELINE, job.run_id, error, started)
     return job_protocol.fail(codepipeline, job.job_id, error, job.run_id)
 
 
@@ -165,12 +172,12 @@ def handle_plan_job(job: CodePipelineJob, context: Any) -> dict[str, Any]:
     refusal fails the job, so nobody is asked to approve what cannot run."""
     started = time.monotonic()
     run_id = job.run_id
-    obs.bind_run(invocation="codepipeline", job_id=job.job_id, pipeline_execution_id=run_id)
+    obs.bind_run(invocation=InvocationKind.CODEPIPELINE, job_id=job.job_id, pipeline_execution_id=run_id)
     logger.info(f"CodePipeline job {job.job_id}: plan of {job.bundle.url if job.bundle else '?'}")
     codepipeline = _codepipeline_client()
     s3 = _artifact_s3_client(job)
     try:
-        outcome = execute("plan", job.bundle, s3, job.options, run_id, environment=job.environment)
+        outcome = execute(Action.PLAN, job.bundle, s3, job.options, run_id, environment=job.environment)
         report = outcome.plan_report
         assert report is not None
         url = job_protocol.write_job_artifact(
@@ -197,7 +204,7 @@ def handle_plan_job(job: CodePipelineJob, context: Any) -> dict[str, Any]:
     sent = job_protocol.succeed(
         codepipeline, job.job_id, run_id, variables["summary"], output_variables=variables
     )
-    return {"status": "PLANNED", **sent}
+    return {"status": RunStatus.PLANNED, **sent}
 
 
 def _fleet_input(job: CodePipelineJob, s3: Any) -> tuple[job_protocol.FleetInputVariables, str]:
@@ -243,7 +250,7 @@ def _fleet_report(job: CodePipelineJob, s3: Any) -> tuple[job_protocol.FleetRepo
             f"fleet {job.fleet_action} refused: {problem}" + (f"; the full report: {url}" if url else ""),
             rule="fleet-drift" if drift != "none" else "fleet-target-failed",
             remedy="fix the targets named in the report; nothing was applied anywhere"
-            if job.fleet_action == "plan"
+            if job.fleet_action is Action.PLAN
             else "fix the targets named in the report, then retry the stage",
             category=Category.CHECKSUM_MISMATCH if drift != "none" else None,
         )
@@ -253,20 +260,20 @@ def _fleet_report(job: CodePipelineJob, s3: Any) -> tuple[job_protocol.FleetRepo
 def handle_fleet_job(job: CodePipelineJob, context: Any) -> dict[str, Any]:
     """A fleet environment's ``fleet_input`` (freeze the targets) or ``fleet_report`` job."""
     started = time.monotonic()
-    obs.bind_run(invocation="codepipeline", job_id=job.job_id, pipeline_execution_id=job.run_id)
+    obs.bind_run(invocation=InvocationKind.CODEPIPELINE, job_id=job.job_id, pipeline_execution_id=job.run_id)
     logger.info(f"CodePipeline job {job.job_id}: {job.action} for {job.environment or 'the fleet'}")
     codepipeline = _codepipeline_client()
     s3 = _artifact_s3_client(job)
     variables: job_protocol.OutputVariables
     try:
-        if job.action == "fleet_input":
+        if job.action is Action.FLEET_INPUT:
             variables, summary = _fleet_input(job, s3)
         else:
             variables, summary = _fleet_report(job, s3)
     except Exception as exc:
         return _fail_job(codepipeline, job, as_schemagate_error(exc), started)
     sent = job_protocol.succeed(codepipeline, job.job_id, job.run_id, summary, output_variables=variables)
-    return {"status": "SUCCEEDED", **sent}
+    return {"status": RunStatus.SUCCEEDED, **sent}
 
 
 def _snapshot_note(job: CodePipelineJob) -> str:
@@ -285,14 +292,14 @@ def _snapshot_note(job: CodePipelineJob) -> str:
 
 
 def handle_codepipeline(job: CodePipelineJob, context: Any) -> dict[str, Any]:
-    if job.action == "plan":
+    if job.action is Action.PLAN:
         return handle_plan_job(job, context)
-    if job.action in ("fleet_input", "fleet_report"):
+    if job.action.is_fleet_job:
         return handle_fleet_job(job, context)
     started = time.monotonic()
     run_id = job.run_id
     invocation_no = job.continuation.invocation + 1 if job.continuation else 1
-    obs.bind_run(invocation="codepipeline", job_id=job.job_id, pipeline_execution_id=run_id)
+    obs.bind_run(invocation=InvocationKind.CODEPIPELINE, job_id=job.job_id, pipeline_execution_id=run_id)
     assert job.bundle is not None  # only fleet_report jobs have none, and they were handled above
     logger.info(
         f"CodePipeline job {job.job_id}: bundle {job.bundle.url}"
@@ -302,7 +309,7 @@ def handle_codepipeline(job: CodePipelineJob, context: Any) -> dict[str, Any]:
     codepipeline = _codepipeline_client()
     try:
         outcome = execute(
-            "apply",
+            Action.APPLY,
             job.bundle,
             _artifact_s3_client(job),
             job.options,
@@ -314,7 +321,7 @@ def handle_codepipeline(job: CodePipelineJob, context: Any) -> dict[str, Any]:
     except Exception as exc:
         return _fail_job(codepipeline, job, as_schemagate_error(exc), started)
 
-    report = _succeeded("codepipeline", outcome)
+    report = _succeeded(InvocationKind.CODEPIPELINE, outcome)
     applied = len(report.applied)
     assert outcome.bundle is not None  # an apply always has its bundle
     if outcome.stopped_early:
@@ -330,7 +337,7 @@ def handle_codepipeline(job: CodePipelineJob, context: Any) -> dict[str, Any]:
             percent_complete=int(done * 100),
             continuation_token=token,
         )
-        return {"status": "IN_PROGRESS", "applied": report.applied, "remaining": report.remaining}
+        return {"status": RunStatus.IN_PROGRESS, "applied": report.applied, "remaining": report.remaining}
     summary = outcome.result.summary() if outcome.result else "done"
     if job.options.dry_run:
         summary = f"dry run: {len(report.remaining)} migration(s) would be applied"
@@ -358,7 +365,7 @@ def _direct_failure(request: DirectInvocation, run_id: str, error: SchemagateErr
 def handle_fleet_step(request: DirectInvocation, run_id: str) -> dict[str, Any]:
     """The fleet state machine's own steps: ``snapshot`` (one target's instance or cluster) and
     ``fleet_summary`` (the Map's results, read back from S3)."""
-    if request.action == "snapshot":
+    if request.action is Action.SNAPSHOT:
         from executor.snapshot import snapshot_source, take_snapshot
 
         environ = target_environ(request.target_secret_arn) or os.environ
@@ -372,9 +379,9 @@ def handle_fleet_step(request: DirectInvocation, run_id: str) -> dict[str, Any]:
             run_id=run_id,
         )
         logger.info(f"snapshot {state.snapshot} of {state.kind} {state.source}: {state.status}")
-        return {"ok": True, "action": "snapshot", "run_id": run_id, **state.to_dict()}
+        return {"ok": True, "action": Action.SNAPSHOT, "run_id": run_id, **state.to_dict()}
     entries = fleet_pipeline.read_map_results(request.results or {}, boto3.client("s3", config=AWS_CONFIG))
-    fleet_action = request.fleet_action or "apply"
+    fleet_action = request.fleet_action or Action.APPLY
     outcomes = [fleet_pipeline.outcome_from_result(e, fleet_action) for e in entries]
     summary = fleet_pipeline.summarize(
         outcomes,
@@ -384,16 +391,16 @@ def handle_fleet_step(request: DirectInvocation, run_id: str) -> dict[str, Any]:
     logger.info(
         f"fleet {fleet_action}: {summary['text']}", extra={"failed": [f["target"] for f in summary["failed"]]}
     )
-    return {"ok": not summary["failed"], "action": "fleet_summary", "run_id": run_id, **summary}
+    return {"ok": not summary["failed"], "action": Action.FLEET_SUMMARY, "run_id": run_id, **summary}
 
 
 def handle_direct(request: DirectInvocation, context: Any) -> dict[str, Any]:
     started = time.monotonic()
     run_id = request.options.pipeline_execution_id or f"lambda-{getattr(context, 'aws_request_id', 'local')}"
-    obs.bind_run(invocation="direct", pipeline_execution_id=run_id)
+    obs.bind_run(invocation=InvocationKind.DIRECT, pipeline_execution_id=run_id)
     fleet_target = request.target_secret_arn is not None
     try:
-        if request.action in ("snapshot", "fleet_summary"):
+        if request.action.is_fleet_step:
             return json.loads(obs.redact(json.dumps(handle_fleet_step(request, run_id), default=str)))
         outcome = execute(
             request.action,
@@ -410,11 +417,11 @@ def handle_direct(request: DirectInvocation, context: Any) -> dict[str, Any]:
         )
     except Exception as exc:
         error = as_schemagate_error(exc)
-        if request.action == "apply" and not fleet_target:
-            _failed("direct", run_id, error, started)
+        if request.action is Action.APPLY and not fleet_target:
+            _failed(InvocationKind.DIRECT, run_id, error, started)
         else:  # a fleet is told of once, by its summary; its targets still count in the metrics
             obs.log_failure(error)
-            if request.action == "apply":
+            if request.action is Action.APPLY:
                 obs.record_failure(error.category.value, duration_ms=(time.monotonic() - started) * 1000)
         return _direct_failure(request, run_id, error)
     body: dict[str, Any] = {
@@ -440,11 +447,11 @@ def handle_direct(request: DirectInvocation, context: Any) -> dict[str, Any]:
             notes=t.notes,
         )
     if outcome.result is not None:
-        if request.action == "apply" and not fleet_target:
-            _succeeded("direct", outcome)
-        elif request.action == "apply" and not outcome.dry_run:
+        if request.action is Action.APPLY and not fleet_target:
+            _succeeded(InvocationKind.DIRECT, outcome)
+        elif request.action is Action.APPLY and not outcome.dry_run:
             obs.record_success(applied=len(outcome.applied()), duration_ms=outcome.duration_ms)
-        applying = request.action == "apply" and not outcome.dry_run
+        applying = request.action is Action.APPLY and not outcome.dry_run
         body.update(
             summary=outcome.result.summary() if applying else outcome.result.plan.summary(),
             applied=outcome.applied(),
@@ -497,7 +504,7 @@ def send_cfn_response(response_url: str, document: dict[str, Any]) -> None:
 def handle_custom_resource(request: CustomResourceRequest, context: Any) -> dict[str, Any]:
     started = time.monotonic()
     run_id = request.options.pipeline_execution_id or f"cloudformation-{request.request_id}"
-    obs.bind_run(invocation="custom-resource", pipeline_execution_id=run_id)
+    obs.bind_run(invocation=InvocationKind.CUSTOM_RESOURCE, pipeline_execution_id=run_id)
     document: dict[str, Any] = {
         "Status": "SUCCESS",
         "PhysicalResourceId": _physical_id(request),
@@ -506,13 +513,13 @@ def handle_custom_resource(request: CustomResourceRequest, context: Any) -> dict
         "LogicalResourceId": request.logical_resource_id,
         "NoEcho": False,
     }
-    if request.request_type == "Delete":
+    if request.request_type is RequestType.DELETE:
         logger.info("custom resource Delete: migrations are never reverted by a stack deletion")
         send_cfn_response(request.response_url, document)
         return document
     try:
         outcome = execute(
-            "apply",
+            Action.APPLY,
             request.bundle,
             boto3.client("s3", config=AWS_CONFIG),
             request.options,
@@ -527,14 +534,14 @@ def handle_custom_resource(request: CustomResourceRequest, context: Any) -> dict
                 remedy="raise the function's timeout, or deploy again (applied migrations stay applied)",
                 context={"applied_before_failure": [a["script"] for a in outcome.applied()]},
             )
-        report = _succeeded("custom-resource", outcome)
+        report = _succeeded(InvocationKind.CUSTOM_RESOURCE, outcome)
         document["Data"] = {
             "BundleSha256": outcome.bundle.bundle_sha256 if outcome.bundle else "",
             "Applied": str(len(report.applied)),
         }
     except Exception as exc:
         error = as_schemagate_error(exc)
-        _failed("custom-resource", run_id, error, started)
+        _failed(InvocationKind.CUSTOM_RESOURCE, run_id, error, started)
         document.update(Status="FAILED", Reason=failure_text(error, CFN_REASON_MAX))
     send_cfn_response(request.response_url, document)
     return document
@@ -549,8 +556,8 @@ def _unparseable(event: Any, error: SchemagateError) -> dict[str, Any]:
     started = time.monotonic()
     job_id = job_protocol.job_id(event)
     if job_id:
-        obs.bind_run(invocation="codepipeline", job_id=job_id)
-        _failed("codepipeline", f"codepipeline-job-{job_id}", error, started)
+        obs.bind_run(invocation=InvocationKind.CODEPIPELINE, job_id=job_id)
+        _failed(InvocationKind.CODEPIPELINE, f"codepipeline-job-{job_id}", error, started)
         return job_protocol.fail(_codepipeline_client(), job_id, error)
     if isinstance(event, dict) and isinstance(event.get("ResponseURL"), str) and "RequestId" in event:
         obs.log_failure(error)

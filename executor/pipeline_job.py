@@ -29,6 +29,7 @@ from executor import observability as obs
 from executor.artifact import S3Location
 from executor.errors import Category, ConfigurationError, PermissionDenied, SchemagateError, aws_error_code
 from executor.options import RunOptions, require, text_param
+from executor.vocabulary import FLEET_ACTIONS, JOB_ACTIONS, Action, RunStatus
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.code_pipeline_job_event import (
@@ -37,8 +38,6 @@ if TYPE_CHECKING:
     )
 
 CODEPIPELINE_KEY = "CodePipeline.job"
-JOB_ACTIONS = ("apply", "plan", "fleet_input", "fleet_report")
-FLEET_ACTIONS = ("plan", "apply")
 JOB_KEYS = ("action", "environment", "snapshot", "execution_arn", "fleet_action")
 FAILURE_MESSAGE_MAX = 1000  # PutJobFailureResult allows 5000; the console shows the start
 SUMMARY_MAX = 2048  # executionDetails.summary
@@ -161,13 +160,13 @@ class CodePipelineJob:
     options: RunOptions
     continuation: Continuation | None = None
     artifact_name: str | None = None
-    action: str = "apply"  # JOB_ACTIONS
+    action: Action = Action.APPLY  # JOB_ACTIONS
     environment: str | None = None
     snapshot: str | None = None  # name prefix of the snapshot taken before this Execute
     output: S3Location | None = None  # the action's first output artifact (the plan report)
     encryption_key_id: str | None = None  # the artifact store's KMS key, for what the job writes
     execution_arn: str | None = None  # fleet_report: the fleet state machine's execution
-    fleet_action: str | None = None  # fleet_report: "plan" or "apply"
+    fleet_action: Action | None = None  # fleet_report: plan or apply
 
     @property
     def run_id(self) -> str:
@@ -215,7 +214,7 @@ def parse_codepipeline_job(event: Mapping[str, Any]) -> CodePipelineJob:
     job_params = _job_parameters(params)
     options = RunOptions.parse(params, where="UserParameters", ignore=JOB_KEYS)
 
-    chosen = _input_artifact(job, options, fleet_report=job_params["action"] == "fleet_report")
+    chosen = _input_artifact(job, options, fleet_report=job_params["action"] is Action.FLEET_REPORT)
     bundle = _artifact_location(chosen, "input artifact") if chosen is not None else None
     outputs = job.data.output_artifacts if raw_data.get("outputArtifacts") else []
     output = _artifact_location(outputs[0], "output artifact") if outputs else None
@@ -309,28 +308,45 @@ def _artifact_location(artifact: CodePipelineArtifact, what: str) -> S3Location:
     return S3Location(bucket=str(s3.bucket_name), key=str(s3.key))  # the key as CodePipeline wrote it
 
 
-def _job_parameters(params: Mapping[str, Any]) -> dict[str, Any]:
+class JobParameters(TypedDict):
+    """The UserParameters that say what the job is (JOB_KEYS)."""
+
+    action: Action
+    environment: str | None
+    snapshot: str | None
+    execution_arn: str | None
+    fleet_action: Action | None
+
+
+def _job_parameters(params: Mapping[str, Any]) -> JobParameters:
     """The UserParameters that say what the job is (JOB_KEYS), checked."""
     where = "UserParameters"
-    action = text_param(params, "action", where) or "apply"
+    action = text_param(params, "action", where) or Action.APPLY
     if action not in JOB_ACTIONS:
         raise ConfigurationError(
             f"unknown action {action!r} in UserParameters",
             remedy=f"use one of {', '.join(JOB_ACTIONS)} (the default is apply)",
         )
     found = {key: text_param(params, key, where) for key in JOB_KEYS if key != "action"}
-    if action == "fleet_report":
+    fleet_action = found["fleet_action"]
+    if action == Action.FLEET_REPORT:
         if not found["execution_arn"]:
             raise ConfigurationError(
                 "a fleet_report job needs execution_arn",
                 remedy='pass the Step Functions action\'s variable: "execution_arn": "#{<ns>.ExecutionArn}"',
             )
-        if found["fleet_action"] not in FLEET_ACTIONS:
+        if fleet_action not in FLEET_ACTIONS:
             raise ConfigurationError(
-                f"a fleet_report job needs fleet_action plan or apply, not {found['fleet_action']!r}",
+                f"a fleet_report job needs fleet_action plan or apply, not {fleet_action!r}",
                 remedy='add "fleet_action": "plan" (or "apply") to UserParameters',
             )
-    return {"action": action, **found}
+    return JobParameters(
+        action=Action(action),
+        environment=found["environment"],
+        snapshot=found["snapshot"],
+        execution_arn=found["execution_arn"],
+        fleet_action=Action(fleet_action) if fleet_action in FLEET_ACTIONS else None,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -419,4 +435,4 @@ def fail(codepipeline: Any, job_id: str, error: SchemagateError, run_id: str | N
     if run_id is not None:
         details["externalExecutionId"] = run_id[:EXTERNAL_ID_MAX]
     codepipeline.put_job_failure_result(jobId=job_id, failureDetails=details)
-    return {"status": "FAILED", "category": error.category.value, "message": failure_text(error)}
+    return {"status": RunStatus.FAILED, "category": error.category.value, "message": failure_text(error)}

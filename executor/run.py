@@ -39,6 +39,7 @@ from executor.options import RunOptions
 from executor.plan_report import PlanReport, build_plan_report
 from executor.settings import ExecutorSettings
 from executor.signing import KmsSignatureVerifier
+from executor.vocabulary import Action
 
 logger = obs.logger
 AWS_CONFIG = Config(connect_timeout=5, read_timeout=20, retries={"max_attempts": 3, "mode": "standard"})
@@ -49,7 +50,7 @@ AWS_CONFIG = Config(connect_timeout=5, read_timeout=20, retries={"max_attempts":
 
 @dataclass
 class Outcome:
-    action: str
+    action: Action
     run_id: str
     bundle: Bundle | None
     target: DatabaseTarget
@@ -80,7 +81,7 @@ class Outcome:
         """Left for the next invocation (apply), or what would be applied (plan, dry run)."""
         if self.result is None:
             return []
-        if self.action == "apply" and not self.dry_run:
+        if self.action == Action.APPLY and not self.dry_run:
             return [e.file for e in self.result.remaining]
         return [e.file for e, _ in self.result.plan.to_apply]
 
@@ -160,7 +161,7 @@ def target_environ(target_secret_arn: str | None) -> Any:
 
 
 def execute(
-    action: str,
+    action: Action,
     location: S3Location | None,
     s3_client: Any,
     options: RunOptions,
@@ -206,22 +207,22 @@ def execute(
             duration_ms=0.0,
             dry_run=settings.dry_run,
         )
-        if action == "info":
+        if action == Action.INFO:
             outcome.infos = info(conn, bundle, settings)
-        elif action == "import":
+        elif action == Action.IMPORT:
             from executor.adopt import take_over
 
             assert bundle is not None and tool is not None
             outcome.takeover = take_over(conn, bundle, tool, settings, table=table, dry_run=settings.dry_run)
-        elif action == "plan" or settings.dry_run:
+        elif action == Action.PLAN or settings.dry_run:
             assert bundle is not None
             p = plan(conn, bundle, settings)
-            if action == "apply" and p.refusals:  # a dry run fails where the real run would
+            if action == Action.APPLY and p.refusals:  # a dry run fails where the real run would
                 raise p.refusals[0]
             outcome.result = ApplyResult(
                 plan=p, applied=[], stopped_early=False, remaining=[e for e, _ in p.to_apply]
             )
-            if action == "plan":
+            if action == Action.PLAN:
                 outcome.plan_report = build_plan_report(
                     conn,
                     bundle,
