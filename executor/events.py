@@ -195,7 +195,7 @@ def parse_direct(event: Mapping[str, Any]) -> DirectInvocation:
     )
 
 
-def parse_event(event: Any) -> Invocation:
+def parse_event(event: object) -> Invocation:
     """Tell the three kinds apart and parse; ConfigurationError for anything else."""
     if isinstance(event, Mapping):
         if is_job(event):

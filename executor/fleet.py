@@ -26,9 +26,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from executor.errors import Category, ConfigurationError, SchemagateError
+
+if TYPE_CHECKING:
+    from executor.bundle import Bundle
+    from executor.settings import ExecutorSettings
 
 
 class TargetStatus(StrEnum):
@@ -249,7 +253,7 @@ def read_targets_file(path: str | Path) -> list[FleetTarget]:
     return targets
 
 
-def apply_to_target(target: FleetTarget, bundle: Any, settings: Any) -> TargetOutcome:
+def apply_to_target(target: FleetTarget, bundle: Bundle, settings: ExecutorSettings) -> TargetOutcome:
     """Apply ``bundle`` to one target on a connection of its own (its own lock and history)."""
     from executor.apply import apply
     from executor.connection import connect

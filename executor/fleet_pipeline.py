@@ -28,7 +28,7 @@ import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypedDict
 
 from executor.errors import ConfigurationError, PermissionDenied, aws_error_code
 from executor.fleet import FleetResult, FleetTarget, TargetOutcome, TargetStatus
@@ -53,6 +53,21 @@ class ChildStatus(StrEnum):
 
 # --------------------------------------------------------------------------------------------
 # 1. the targets
+
+
+class InputTarget(TypedDict):
+    name: str
+    secret_arn: str
+
+
+class FleetInputDocument(TypedDict):
+    """``input.json`` of the FleetInput artifact (the state machines' input)."""
+
+    bundle: str
+    run_id: str
+    environment: str | None
+    snapshot: str | None
+    targets: list[InputTarget]
 
 
 def parse_targets(value: str, *, parameter: str) -> list[FleetTarget]:
@@ -124,7 +139,7 @@ def read_targets(parameter: str, ssm: Any) -> list[FleetTarget]:
 
 def fleet_input(
     *, bundle_url: str, run_id: str, environment: str | None, snapshot: str | None, targets: list[FleetTarget]
-) -> dict[str, Any]:
+) -> FleetInputDocument:
     """``input.json``: what both of the stage's state machines start from."""
     return {
         "bundle": bundle_url,
@@ -135,7 +150,7 @@ def fleet_input(
     }
 
 
-def input_zip(document: Mapping[str, Any]) -> bytes:
+def input_zip(document: FleetInputDocument) -> bytes:
     """The FleetInput artifact: a zip holding ``input.json`` (CodePipeline artifacts are zips)."""
     data = io.BytesIO()
     with zipfile.ZipFile(data, "w", zipfile.ZIP_DEFLATED) as archive:

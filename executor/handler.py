@@ -43,7 +43,8 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import boto3
@@ -59,6 +60,23 @@ from executor.run import AWS_CONFIG, Outcome, as_schemagate_error, execute, targ
 from executor.vocabulary import Action, InvocationKind, RunStatus
 
 logger = obs.logger
+
+
+class LambdaContext(Protocol):
+    """What the handler reads of the Lambda context (the runtime's object, or a test's)."""
+
+    @property
+    def aws_request_id(self) -> str: ...
+
+    def get_remaining_time_in_millis(self) -> int: ...
+
+
+def _redacted(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The answer as JSON values, every registered secret masked."""
+    answer: dict[str, Any] = json.loads(obs.redact(json.dumps(body, default=str)))
+    return answer
+
+
 DEFAULT_CONTINUATION_MARGIN_MS = 120_000
 CFN_REASON_MAX = 1000  # the whole response document must stay under 4096 bytes
 
@@ -133,14 +151,14 @@ def _margin_ms() -> int:
         return DEFAULT_CONTINUATION_MARGIN_MS
 
 
-def _time_left(context: Any) -> Any:
+def _time_left(context: LambdaContext | None) -> Callable[[], bool] | None:
     if context is None or not hasattr(context, "get_remaining_time_in_millis"):
         return None
     margin = _margin_ms()
     return lambda: context.get_remaining_time_in_millis() > margin
 
 
-def _deadline(context: Any) -> float | None:
+def _deadline(context: LambdaContext | None) -> float | None:
     """When every statement must have ended (time.monotonic()): the Lambda's end minus the margin."""
     if context is None or not hasattr(context, "get_remaining_time_in_millis"):
         return None
@@ -166,7 +184,7 @@ def _artifact_s3_client(job: CodePipelineJob) -> Any:
     return job_protocol.artifact_s3_client(job, AWS_CONFIG)
 
 
-def handle_plan_job(job: CodePipelineJob, context: Any) -> dict[str, Any]:
+def handle_plan_job(job: CodePipelineJob, context: LambdaContext | None) -> dict[str, Any]:
     """A Plan action: verify the bundle against this environment's database, change nothing, write
     the plan report, answer with the output variables the approval reads.  Drift or any other
     refusal fails the job, so nobody is asked to approve what cannot run."""
@@ -257,7 +275,7 @@ def _fleet_report(job: CodePipelineJob, s3: Any) -> tuple[job_protocol.FleetRepo
     return variables, variables["summary"]
 
 
-def handle_fleet_job(job: CodePipelineJob, context: Any) -> dict[str, Any]:
+def handle_fleet_job(job: CodePipelineJob, context: LambdaContext | None) -> dict[str, Any]:
     """A fleet environment's ``fleet_input`` (freeze the targets) or ``fleet_report`` job."""
     started = time.monotonic()
     obs.bind_run(invocation=InvocationKind.CODEPIPELINE, job_id=job.job_id, pipeline_execution_id=job.run_id)
@@ -291,7 +309,7 @@ def _snapshot_note(job: CodePipelineJob) -> str:
     return f" after snapshot {name}"
 
 
-def handle_codepipeline(job: CodePipelineJob, context: Any) -> dict[str, Any]:
+def handle_codepipeline(job: CodePipelineJob, context: LambdaContext | None) -> dict[str, Any]:
     if job.action is Action.PLAN:
         return handle_plan_job(job, context)
     if job.action.is_fleet_job:
@@ -394,14 +412,14 @@ def handle_fleet_step(request: DirectInvocation, run_id: str) -> dict[str, Any]:
     return {"ok": not summary["failed"], "action": Action.FLEET_SUMMARY, "run_id": run_id, **summary}
 
 
-def handle_direct(request: DirectInvocation, context: Any) -> dict[str, Any]:
+def handle_direct(request: DirectInvocation, context: LambdaContext | None) -> dict[str, Any]:
     started = time.monotonic()
     run_id = request.options.pipeline_execution_id or f"lambda-{getattr(context, 'aws_request_id', 'local')}"
     obs.bind_run(invocation=InvocationKind.DIRECT, pipeline_execution_id=run_id)
     fleet_target = request.target_secret_arn is not None
     try:
         if request.action.is_fleet_step:
-            return json.loads(obs.redact(json.dumps(handle_fleet_step(request, run_id), default=str)))
+            return _redacted(handle_fleet_step(request, run_id))
         outcome = execute(
             request.action,
             request.bundle,
@@ -461,7 +479,7 @@ def handle_direct(request: DirectInvocation, context: Any) -> dict[str, Any]:
         )
     if outcome.plan_report is not None:
         body["plan_report"] = outcome.plan_report.to_dict()
-    return json.loads(obs.redact(json.dumps(body, default=str)))
+    return _redacted(body)
 
 
 def _physical_id(request: CustomResourceRequest) -> str:
@@ -501,7 +519,7 @@ def send_cfn_response(response_url: str, document: dict[str, Any]) -> None:
     )
 
 
-def handle_custom_resource(request: CustomResourceRequest, context: Any) -> dict[str, Any]:
+def handle_custom_resource(request: CustomResourceRequest, context: LambdaContext | None) -> dict[str, Any]:
     started = time.monotonic()
     run_id = request.options.pipeline_execution_id or f"cloudformation-{request.request_id}"
     obs.bind_run(invocation=InvocationKind.CUSTOM_RESOURCE, pipeline_execution_id=run_id)
@@ -551,7 +569,7 @@ def handle_custom_resource(request: CustomResourceRequest, context: Any) -> dict
 # the entry point
 
 
-def _unparseable(event: Any, error: SchemagateError) -> dict[str, Any]:
+def _unparseable(event: object, error: SchemagateError) -> dict[str, Any]:
     """The event could not be parsed: still answer whoever waits for an answer."""
     started = time.monotonic()
     job_id = job_protocol.job_id(event)
@@ -579,7 +597,7 @@ def _unparseable(event: Any, error: SchemagateError) -> dict[str, Any]:
     return {"ok": False, **{k: v for k, v in error.to_dict().items() if k != "context"}}
 
 
-def handle(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+def handle(event: dict[str, Any], context: LambdaContext | None = None) -> dict[str, Any]:
     """Lambda handler.  Never logs ``event``; always answers CodePipeline / CloudFormation."""
     try:
         obs.bind_run(lambda_request_id=getattr(context, "aws_request_id", None))

@@ -85,7 +85,7 @@ def as_bool(value: Any, *, name: str, where: str) -> bool:
     )
 
 
-def require(mapping: Any, key: str, where: str) -> Any:
+def require(mapping: object, key: str, where: str) -> Any:
     if not isinstance(mapping, Mapping) or key not in mapping:
         raise ConfigurationError(
             f"the {where} has no {key}", remedy="invoke the executor from a CodePipeline Lambda invoke action"

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import boto3
 from botocore.config import Config
@@ -39,13 +40,27 @@ from executor.options import RunOptions
 from executor.plan_report import PlanReport, build_plan_report
 from executor.settings import ExecutorSettings
 from executor.signing import KmsSignatureVerifier
+from executor.state import MigrationInfo
 from executor.vocabulary import Action
+
+if TYPE_CHECKING:
+    from psycopg2.extensions import connection
+
+    from executor.adopt import TakeOver
 
 logger = obs.logger
 AWS_CONFIG = Config(connect_timeout=5, read_timeout=20, retries={"max_attempts": 3, "mode": "standard"})
 
 # --------------------------------------------------------------------------------------------
 # the core: one run against one bundle
+
+
+class AppliedScript(TypedDict):
+    """One applied migration in a run's answer and report (``notify.RunReport.applied``)."""
+
+    script: str
+    version: str | None
+    duration_ms: int
 
 
 @dataclass
@@ -57,16 +72,16 @@ class Outcome:
     duration_ms: float
     dry_run: bool = False
     result: ApplyResult | None = None  # apply / plan (dry run)
-    infos: list[Any] | None = None  # info
-    takeover: Any = None  # import: executor.adopt.TakeOver
-    run_applied: list[dict[str, Any]] | None = None  # a continued run: all its invocations, from history
+    infos: list[MigrationInfo] | None = None  # info
+    takeover: TakeOver | None = None  # import
+    run_applied: list[AppliedScript] | None = None  # a continued run: all its invocations, from history
     plan_report: PlanReport | None = None  # plan: what the approver reads
 
     @property
     def stopped_early(self) -> bool:
         return bool(self.result and self.result.stopped_early)
 
-    def applied(self) -> list[dict[str, Any]]:
+    def applied(self) -> list[AppliedScript]:
         """What this run applied: every invocation of a continued run (the history knows)."""
         if self.run_applied is not None:
             return self.run_applied
@@ -140,8 +155,8 @@ def _on_event(event: Event) -> None:
 
 
 def _connect(
-    target: DatabaseTarget, environ: Any = None, *, refreshed: bool = False
-) -> tuple[Any, DatabaseTarget]:
+    target: DatabaseTarget, environ: Mapping[str, str] | None = None, *, refreshed: bool = False
+) -> tuple[connection, DatabaseTarget]:
     try:
         return connect(target.dsn(), connect_timeout=target.connect_timeout), target
     except ConnectionFailure as exc:
@@ -153,7 +168,7 @@ def _connect(
         raise
 
 
-def target_environ(target_secret_arn: str | None) -> Any:
+def target_environ(target_secret_arn: str | None) -> Mapping[str, str] | None:
     """The environment the target is resolved from: a fleet target's secret instead of the function's."""
     if not target_secret_arn:
         return None
@@ -167,7 +182,7 @@ def execute(
     options: RunOptions,
     run_id: str,
     *,
-    should_continue: Any = None,
+    should_continue: Callable[[], bool] | None = None,
     expected_bundle_sha256: str | None = None,
     deadline: float | None = None,
     target_secret_arn: str | None = None,
