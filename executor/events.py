@@ -1,6 +1,7 @@
 """The three ways the executor Lambda is invoked, parsed into typed values at the edge.
 
-- ``CodePipelineJob``: the Lambda invoke action's event (``{"CodePipeline.job": {...}}``).  Its
+- ``CodePipelineJob``: the Lambda invoke action's event (``{"CodePipeline.job": {...}}``), read by
+  ``executor.pipeline_job`` through Powertools' ``CodePipelineJobEvent``.  Its
   ``artifactCredentials`` are temporary credentials: they are kept out of ``repr`` and registered
   for masking by the handler; the event is never logged whole.
 - ``DirectInvocation``: ``{"action": "info" | "plan" | "apply", "bundle": "s3://bucket/key", ...options}``
@@ -13,14 +14,14 @@
 - ``CustomResourceRequest``: a CloudFormation custom resource request (``RequestType`` Create,
   Update or Delete, ``ResponseURL``, ``ResourceProperties.Bundle`` = ``s3://...``).
 
-Options (CodePipeline ``UserParameters`` JSON, direct invocation keys, or custom resource properties
-in PascalCase): ``dry_run``, ``allow_out_of_order``, ``allow_missing``, ``schema``, ``lock_timeout``,
-``statement_timeout``, ``search_path``, ``pipeline_execution_id`` (set it to
+Options (``executor.options``; CodePipeline ``UserParameters`` JSON, direct invocation keys, or custom
+resource properties in PascalCase): ``dry_run``, ``allow_out_of_order``, ``allow_missing``, ``schema``,
+``lock_timeout``, ``statement_timeout``, ``search_path``, ``pipeline_execution_id`` (set it to
 ``#{codepipeline.PipelineExecutionId}``: the job event itself does not carry the execution id),
 ``artifact`` (which input artifact holds the bundle, by name; default the first).
 
-CodePipeline ``UserParameters`` also say what the job is (``JOB_KEYS``): ``action`` (``apply``, the
-default; ``plan``: plan against this environment's database and answer with output variables;
+CodePipeline ``UserParameters`` also say what the job is (``executor.pipeline_job.JOB_KEYS``): ``action``
+(``apply``, the default; ``plan``: plan against this environment's database and answer with output variables;
 ``fleet_input``: freeze a fleet's targets into the stage's input artifact; ``fleet_report``: report
 a fleet plan state machine's summary, with ``execution_arn`` and ``fleet_action``), ``environment``
 (its name, shown in reports) and ``snapshot`` (the name prefix of the snapshot taken before this
@@ -29,20 +30,19 @@ Execute, named in its result).
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from executor.artifact import S3Location
 from executor.errors import ConfigurationError
+from executor.options import RunOptions, require, text_param
+from executor.pipeline_job import CodePipelineJob, is_job, parse_codepipeline_job
+from executor.vocabulary import DIRECT_ACTIONS, FLEET_ACTIONS, Action
 
-CODEPIPELINE_KEY = "CodePipeline.job"
-ACTIONS = ("info", "plan", "apply", "import", "snapshot", "fleet_summary")
-JOB_ACTIONS = ("apply", "plan", "fleet_input", "fleet_report")
-FLEET_ACTIONS = ("plan", "apply")
-JOB_KEYS = ("action", "environment", "snapshot", "execution_arn", "fleet_action")
+ACTIONS = DIRECT_ACTIONS
 DIRECT_KEYS = (
     "action",
     "bundle",
@@ -54,154 +54,22 @@ DIRECT_KEYS = (
     "results",
     "fleet_action",
 )
-REQUEST_TYPES = ("Create", "Update", "Delete")
-
-_BOOL_OPTIONS = ("dry_run", "allow_out_of_order", "allow_missing")
-_TEXT_OPTIONS = (
-    "schema",
-    "lock_timeout",
-    "statement_timeout",
-    "search_path",
-    "pipeline_execution_id",
-    "artifact",
-)
-KNOWN_OPTIONS = _BOOL_OPTIONS + _TEXT_OPTIONS
-_SETTINGS_OPTIONS = (
-    "dry_run",
-    "allow_out_of_order",
-    "allow_missing",
-    "schema",
-    "lock_timeout",
-    "statement_timeout",
-    "search_path",
-)
 
 
-@dataclass(frozen=True)
-class RunOptions:
-    dry_run: bool = False
-    allow_out_of_order: bool | None = None
-    allow_missing: bool | None = None
-    schema: str | None = None
-    lock_timeout: str | None = None
-    statement_timeout: str | None = None
-    search_path: str | None = None
-    pipeline_execution_id: str | None = None
-    artifact: str | None = None
+class RequestType(StrEnum):
+    """A CloudFormation custom resource request's ``RequestType``."""
 
-    def settings_overrides(self) -> dict[str, Any]:
-        """Keyword arguments for ``ExecutorSettings.with_overrides`` (None = keep the default)."""
-        return {name: getattr(self, name) for name in _SETTINGS_OPTIONS if getattr(self, name) is not None}
-
-    @classmethod
-    def parse(cls, data: Mapping[str, Any], *, where: str, ignore: tuple[str, ...] = ()) -> RunOptions:
-        unknown = sorted(set(data) - set(KNOWN_OPTIONS) - set(ignore))
-        if unknown:
-            raise ConfigurationError(
-                f"unknown option(s) in {where}: {', '.join(unknown)}",
-                remedy=f"known options: {', '.join(KNOWN_OPTIONS)}",
-            )
-        values: dict[str, Any] = {}
-        for name in _BOOL_OPTIONS:
-            if name in data and data[name] is not None:
-                values[name] = _as_bool(data[name], name=name, where=where)
-        for name in _TEXT_OPTIONS:
-            value = data.get(name)
-            if value is None or value == "":
-                continue
-            if not isinstance(value, str | int | float) or isinstance(value, bool):
-                raise ConfigurationError(
-                    f"{name} in {where} must be a string", remedy=f'write it like "{name}": "..."'
-                )
-            values[name] = str(value)
-        return cls(**values)
+    CREATE = "Create"
+    UPDATE = "Update"
+    DELETE = "Delete"
 
 
-def _as_bool(value: Any, *, name: str, where: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"  # CloudFormation passes every property as a string
-    raise ConfigurationError(
-        f"{name} in {where} must be true or false, not {value!r}", remedy=f'"{name}": true'
-    )
-
-
-@dataclass(frozen=True)
-class ArtifactCredentials:
-    """The pipeline's temporary credentials for its artifact bucket; never printed."""
-
-    access_key_id: str = field(repr=False)
-    secret_access_key: str = field(repr=False)
-    session_token: str = field(repr=False)
-
-    @property
-    def secrets(self) -> tuple[str, ...]:
-        return (self.secret_access_key, self.session_token)
-
-
-@dataclass(frozen=True)
-class Continuation:
-    """What one invocation hands to the next through CodePipeline's ``continuationToken``.
-
-    The history table is the truth about what is applied; the token only ties the invocations of one
-    pipeline execution together (same run id, same approved bundle)."""
-
-    run_id: str
-    bundle_sha256: str
-    invocation: int = 1
-
-    def to_token(self) -> str:
-        return json.dumps(
-            {
-                "v": 1,
-                "run_id": self.run_id,
-                "bundle_sha256": self.bundle_sha256,
-                "invocation": self.invocation,
-            },
-            separators=(",", ":"),
-        )
-
-    @classmethod
-    def from_token(cls, token: str) -> Continuation:
-        try:
-            data = json.loads(token)
-            if data.get("v") != 1:
-                raise ValueError("version")
-            return cls(
-                run_id=str(data["run_id"]),
-                bundle_sha256=str(data["bundle_sha256"]),
-                invocation=int(data.get("invocation", 1)),
-            )
-        except (ValueError, TypeError, KeyError, AttributeError):
-            raise ConfigurationError(
-                "the job's continuationToken was not written by this executor",
-                remedy="retry the pipeline stage; if it persists, the Execute action is wired to "
-                "another function",
-            ) from None
-
-
-@dataclass(frozen=True)
-class CodePipelineJob:
-    job_id: str
-    account_id: str
-    bundle: S3Location | None  # None only for fleet_report (its input is the state machine's results)
-    credentials: ArtifactCredentials | None
-    options: RunOptions
-    continuation: Continuation | None = None
-    artifact_name: str | None = None
-    action: str = "apply"  # JOB_ACTIONS
-    environment: str | None = None
-    snapshot: str | None = None  # name prefix of the snapshot taken before this Execute
-    output: S3Location | None = None  # the action's first output artifact (the plan report)
-    encryption_key_id: str | None = None  # the artifact store's KMS key, for what the job writes
-    execution_arn: str | None = None  # fleet_report: the fleet state machine's execution
-    fleet_action: str | None = None  # fleet_report: "plan" or "apply"
+REQUEST_TYPES = tuple(RequestType)
 
 
 @dataclass(frozen=True)
 class DirectInvocation:
-    action: str
+    action: Action
     bundle: S3Location | None
     options: RunOptions
     tool: str | None = None  # import: the tool whose history table is taken over
@@ -210,12 +78,12 @@ class DirectInvocation:
     environment: str | None = None
     snapshot: str | None = None  # action snapshot: the snapshot name prefix
     results: dict[str, Any] | None = None  # fleet_summary: the Map's ResultWriterDetails
-    fleet_action: str | None = None  # fleet_summary: "plan" or "apply"
+    fleet_action: Action | None = None  # fleet_summary: plan or apply
 
 
 @dataclass(frozen=True)
 class CustomResourceRequest:
-    request_type: str
+    request_type: RequestType
     request_id: str
     response_url: str = field(repr=False)  # pre-signed: a credential of its own
     stack_id: str
@@ -226,138 +94,6 @@ class CustomResourceRequest:
 
 
 Invocation = CodePipelineJob | DirectInvocation | CustomResourceRequest
-
-
-def codepipeline_job_id(event: Any) -> str | None:
-    """The job id, if the event looks like a CodePipeline job at all (to report even a bad event)."""
-    if isinstance(event, Mapping) and isinstance(event.get(CODEPIPELINE_KEY), Mapping):
-        job_id = event[CODEPIPELINE_KEY].get("id")
-        return job_id if isinstance(job_id, str) and job_id else None
-    return None
-
-
-def _require(mapping: Any, key: str, where: str) -> Any:
-    if not isinstance(mapping, Mapping) or key not in mapping:
-        raise ConfigurationError(
-            f"the {where} has no {key}", remedy="invoke the executor from a CodePipeline Lambda invoke action"
-        )
-    return mapping[key]
-
-
-def parse_codepipeline_job(event: Mapping[str, Any]) -> CodePipelineJob:
-    job = event[CODEPIPELINE_KEY]
-    where = "CodePipeline job"
-    data = _require(job, "data", where)
-    config = _require(_require(data, "actionConfiguration", where), "configuration", where)
-    raw_params = config.get("UserParameters") if isinstance(config, Mapping) else None
-    params: Any = {}
-    if raw_params not in (None, ""):
-        try:
-            params = json.loads(raw_params)
-        except (TypeError, ValueError):
-            raise ConfigurationError(
-                "UserParameters of the Execute action is not JSON",
-                remedy='write UserParameters as a JSON object, e.g. {"schema": "public", "dry_run": false}',
-            ) from None
-    if not isinstance(params, Mapping):
-        raise ConfigurationError(
-            "UserParameters of the Execute action is not a JSON object",
-            remedy='write UserParameters as a JSON object, e.g. {"schema": "public"}',
-        )
-    job_params = _job_parameters(params)
-    options = RunOptions.parse(params, where="UserParameters", ignore=JOB_KEYS)
-
-    artifacts = data.get("inputArtifacts") or []
-    if not artifacts and job_params["action"] == "fleet_report":
-        artifacts = [None]
-    elif not artifacts:
-        raise ConfigurationError(
-            "the Execute action has no input artifact",
-            remedy="give the action the Validate stage's bundle artifact",
-        )
-    chosen = artifacts[0]
-    if options.artifact and chosen is not None:
-        named = [a for a in artifacts if isinstance(a, Mapping) and a.get("name") == options.artifact]
-        if not named:
-            names = ", ".join(str(a.get("name")) for a in artifacts if isinstance(a, Mapping))
-            raise ConfigurationError(
-                f"UserParameters names input artifact {options.artifact!r}, "
-                f"but the action's inputs are {names}",
-                remedy="name one of the action's input artifacts in UserParameters.artifact",
-            )
-        chosen = named[0]
-    bundle = _artifact_location(chosen, "input artifact") if chosen is not None else None
-    outputs = data.get("outputArtifacts") or []
-    output = _artifact_location(outputs[0], "output artifact") if outputs else None
-    key = data.get("encryptionKey")
-
-    creds = data.get("artifactCredentials")
-    credentials = None
-    if isinstance(creds, Mapping) and creds.get("accessKeyId"):
-        credentials = ArtifactCredentials(
-            access_key_id=str(creds["accessKeyId"]),
-            secret_access_key=str(creds.get("secretAccessKey", "")),
-            session_token=str(creds.get("sessionToken", "")),
-        )
-    token = data.get("continuationToken")
-    return CodePipelineJob(
-        job_id=str(_require(job, "id", where)),
-        account_id=str(job.get("accountId", "")),
-        bundle=bundle,
-        credentials=credentials,
-        options=options,
-        continuation=Continuation.from_token(token) if token else None,
-        artifact_name=chosen.get("name") if chosen is not None else None,
-        output=output,
-        encryption_key_id=str(key["id"]) if isinstance(key, Mapping) and key.get("id") else None,
-        **job_params,
-    )
-
-
-def _artifact_location(artifact: Any, what: str) -> S3Location:
-    location = _require(artifact, "location", what)
-    if location.get("type", "S3") != "S3":
-        raise ConfigurationError(
-            f"{what} {artifact.get('name')} is stored in {location.get('type')}, not S3",
-            remedy="use an S3 artifact store for the pipeline",
-        )
-    s3 = _require(location, "s3Location", f"{what} location")
-    return S3Location(
-        bucket=str(_require(s3, "bucketName", "s3Location")), key=str(_require(s3, "objectKey", "s3Location"))
-    )
-
-
-def _text(params: Mapping[str, Any], key: str, where: str) -> str | None:
-    value = params.get(key)
-    if value in (None, ""):
-        return None
-    if not isinstance(value, str):
-        raise ConfigurationError(f"{key} in {where} must be a string", remedy=f'write it like "{key}": "..."')
-    return value
-
-
-def _job_parameters(params: Mapping[str, Any]) -> dict[str, Any]:
-    """The UserParameters that say what the job is (JOB_KEYS), checked."""
-    where = "UserParameters"
-    action = _text(params, "action", where) or "apply"
-    if action not in JOB_ACTIONS:
-        raise ConfigurationError(
-            f"unknown action {action!r} in UserParameters",
-            remedy=f"use one of {', '.join(JOB_ACTIONS)} (the default is apply)",
-        )
-    found = {key: _text(params, key, where) for key in JOB_KEYS if key != "action"}
-    if action == "fleet_report":
-        if not found["execution_arn"]:
-            raise ConfigurationError(
-                "a fleet_report job needs execution_arn",
-                remedy='pass the Step Functions action\'s variable: "execution_arn": "#{<ns>.ExecutionArn}"',
-            )
-        if found["fleet_action"] not in FLEET_ACTIONS:
-            raise ConfigurationError(
-                f"a fleet_report job needs fleet_action plan or apply, not {found['fleet_action']!r}",
-                remedy='add "fleet_action": "plan" (or "apply") to UserParameters',
-            )
-    return {"action": action, **found}
 
 
 def _snake(name: str) -> str:
@@ -379,7 +115,7 @@ def parse_custom_resource(event: Mapping[str, Any]) -> CustomResourceRequest:
     bundle_url = snake.pop("bundle", None)
     options = RunOptions.parse(snake, where="ResourceProperties", ignore=("service_token", "service_timeout"))
     bundle = None
-    if request_type != "Delete":
+    if request_type != RequestType.DELETE:
         if not bundle_url:
             raise ConfigurationError(
                 "the custom resource has no Bundle property",
@@ -387,11 +123,11 @@ def parse_custom_resource(event: Mapping[str, Any]) -> CustomResourceRequest:
             )
         bundle = S3Location.parse(str(bundle_url))
     return CustomResourceRequest(
-        request_type=request_type,
-        request_id=str(_require(event, "RequestId", where)),
-        response_url=str(_require(event, "ResponseURL", where)),
-        stack_id=str(_require(event, "StackId", where)),
-        logical_resource_id=str(_require(event, "LogicalResourceId", where)),
+        request_type=RequestType(request_type),
+        request_id=str(require(event, "RequestId", where)),
+        response_url=str(require(event, "ResponseURL", where)),
+        stack_id=str(require(event, "StackId", where)),
+        logical_resource_id=str(require(event, "LogicalResourceId", where)),
         physical_resource_id=event.get("PhysicalResourceId"),
         bundle=bundle,
         options=options,
@@ -399,20 +135,21 @@ def parse_custom_resource(event: Mapping[str, Any]) -> CustomResourceRequest:
 
 
 def parse_direct(event: Mapping[str, Any]) -> DirectInvocation:
-    action = event.get("action")
-    if action not in ACTIONS:
+    given = event.get("action")
+    if given not in ACTIONS:
         raise ConfigurationError(
-            f"unknown action {action!r}",
+            f"unknown action {given!r}",
             remedy=f'invoke with {{"action": one of {", ".join(ACTIONS)}, "bundle": "s3://..."}}',
         )
+    action = Action(given)
     bundle_url = event.get("bundle")
-    if action in ("plan", "apply", "import") and not bundle_url:
+    if action.needs_bundle and not bundle_url:
         raise ConfigurationError(
             f"action {action} needs a bundle",
             remedy=f'invoke with {{"action": "{action}", "bundle": "s3://bucket/key"}}',
         )
     tool = table = None
-    if action == "import":
+    if action is Action.IMPORT:
         from executor.adopt import TOOLS
 
         tool, table = event.get("from"), event.get("table")
@@ -427,15 +164,17 @@ def parse_direct(event: Mapping[str, Any]) -> DirectInvocation:
         {k: v for k, v in event.items() if k not in DIRECT_KEYS}, where="the invocation"
     )
     where = "the invocation"
-    snapshot = _text(event, "snapshot", where)
-    if action == "snapshot" and not snapshot:
+    snapshot = text_param(event, "snapshot", where)
+    if action is Action.SNAPSHOT and not snapshot:
         raise ConfigurationError(
             "action snapshot needs the snapshot name prefix",
             remedy='invoke with {"action": "snapshot", "snapshot": "schemagate-production-<execution id>"}',
         )
     results = event.get("results")
-    fleet_action = _text(event, "fleet_action", where)
-    if action == "fleet_summary" and (not isinstance(results, Mapping) or fleet_action not in FLEET_ACTIONS):
+    fleet_action = text_param(event, "fleet_action", where)
+    if action is Action.FLEET_SUMMARY and (
+        not isinstance(results, Mapping) or fleet_action not in FLEET_ACTIONS
+    ):
         raise ConfigurationError(
             "action fleet_summary needs results (the Map's ResultWriterDetails) and fleet_action "
             "plan or apply",
@@ -448,18 +187,18 @@ def parse_direct(event: Mapping[str, Any]) -> DirectInvocation:
         options=options,
         tool=tool,
         table=table,
-        target_secret_arn=_text(event, "target_secret_arn", where),
-        environment=_text(event, "environment", where),
+        target_secret_arn=text_param(event, "target_secret_arn", where),
+        environment=text_param(event, "environment", where),
         snapshot=snapshot,
         results=dict(results) if isinstance(results, Mapping) else None,
-        fleet_action=fleet_action,
+        fleet_action=Action(fleet_action) if fleet_action in FLEET_ACTIONS else None,
     )
 
 
-def parse_event(event: Any) -> Invocation:
+def parse_event(event: object) -> Invocation:
     """Tell the three kinds apart and parse; ConfigurationError for anything else."""
     if isinstance(event, Mapping):
-        if isinstance(event.get(CODEPIPELINE_KEY), Mapping):
+        if is_job(event):
             return parse_codepipeline_job(event)
         if "RequestType" in event and "ResponseURL" in event:
             return parse_custom_resource(event)

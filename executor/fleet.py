@@ -24,15 +24,31 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from executor.errors import Category, ConfigurationError, SchemagateError
 
-APPLIED = "applied"
-UP_TO_DATE = "up to date"
-PLANNED = "planned"
-FAILED = "failed"
+if TYPE_CHECKING:
+    from executor.bundle import Bundle
+    from executor.settings import ExecutorSettings
+
+
+class TargetStatus(StrEnum):
+    """How one target of a fleet ended (in the order a summary counts them)."""
+
+    APPLIED = "applied"
+    PLANNED = "planned"
+    UP_TO_DATE = "up to date"
+    FAILED = "failed"
+
+
+# the statuses by their old names
+APPLIED = TargetStatus.APPLIED
+UP_TO_DATE = TargetStatus.UP_TO_DATE
+PLANNED = TargetStatus.PLANNED
+FAILED = TargetStatus.FAILED
 DEFAULT_CONCURRENCY = 4
 MAX_CONCURRENCY = 64  # one connection per worker; beyond this a local run only queues in libpq
 
@@ -47,7 +63,7 @@ class FleetTarget:
 @dataclass
 class TargetOutcome:
     target: str  # FleetTarget.name
-    status: str  # APPLIED | UP_TO_DATE | PLANNED | FAILED
+    status: TargetStatus
     applied: list[str] = field(default_factory=list)
     pending: list[str] = field(default_factory=list)  # a plan's migrations to apply
     duration_ms: float = 0.0
@@ -59,21 +75,21 @@ class TargetOutcome:
 
     @property
     def failed(self) -> bool:
-        return self.status == FAILED
+        return self.status == TargetStatus.FAILED
 
     def line(self, width: int = 0) -> str:
         name = self.target.ljust(width)
         took = f"{self.duration_ms / 1000:.1f} s"
         if self.failed:
             return f"  FAILED  {name}  [{self.category}] {self.message}"
-        if self.status == APPLIED:
+        if self.status == TargetStatus.APPLIED:
             files = (
                 ", ".join(self.applied)
                 if len(self.applied) <= 3
                 else f"{self.applied[0]} … {self.applied[-1]}"
             )
             return f"  ok      {name}  applied {len(self.applied)} ({files}) in {took}"
-        if self.status == PLANNED:
+        if self.status == TargetStatus.PLANNED:
             return f"  ok      {name}  {len(self.pending)} pending" + (
                 f" ({', '.join(self.pending)})" if self.pending else ""
             )
@@ -110,9 +126,8 @@ class FleetResult:
 
     def summary(self) -> str:
         """``12 targets: 10 applied, 1 up to date, 1 failed (tenant_07)``."""
-        order = (APPLIED, PLANNED, UP_TO_DATE, FAILED)
         counts = self.counts()
-        parts = [f"{counts[s]} {s}" for s in order if counts.get(s)]
+        parts = [f"{counts[s]} {s}" for s in TargetStatus if counts.get(s)]
         text = f"{len(self.outcomes)} target{'s' if len(self.outcomes) != 1 else ''}: " + ", ".join(parts)
         if self.failed:
             text += " (" + ", ".join(o.target for o in self.failed) + ")"
@@ -169,7 +184,7 @@ def failed_outcome(target: FleetTarget, error: SchemagateError) -> TargetOutcome
     message = scrub(f"{where}{error.message}", target.url)
     return TargetOutcome(
         target=target.name,
-        status=FAILED,
+        status=TargetStatus.FAILED,
         applied=list(error.context.get("applied_before_failure") or []),
         category=error.category.value,
         message=message,
@@ -238,7 +253,7 @@ def read_targets_file(path: str | Path) -> list[FleetTarget]:
     return targets
 
 
-def apply_to_target(target: FleetTarget, bundle: Any, settings: Any) -> TargetOutcome:
+def apply_to_target(target: FleetTarget, bundle: Bundle, settings: ExecutorSettings) -> TargetOutcome:
     """Apply ``bundle`` to one target on a connection of its own (its own lock and history)."""
     from executor.apply import apply
     from executor.connection import connect
@@ -251,7 +266,7 @@ def apply_to_target(target: FleetTarget, bundle: Any, settings: Any) -> TargetOu
     applied = [a.entry.file for a in result.applied]
     return TargetOutcome(
         target=target.name,
-        status=APPLIED if applied else UP_TO_DATE,
+        status=TargetStatus.APPLIED if applied else TargetStatus.UP_TO_DATE,
         applied=applied,
         pending=[e.file for e in result.remaining],
     )

@@ -27,11 +27,14 @@ import re
 import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypedDict
 
 from executor.errors import ConfigurationError, PermissionDenied, aws_error_code
-from executor.fleet import APPLIED, FAILED, PLANNED, UP_TO_DATE, FleetResult, FleetTarget, TargetOutcome
+from executor.fleet import FleetResult, FleetTarget, TargetOutcome, TargetStatus
+from executor.pipeline_job import FleetReportVariables
 from executor.plan_report import SUMMARY_MAX
+from executor.vocabulary import Action
 
 INPUT_FILE = "input.json"
 MAX_INLINE_TARGETS = 2000  # the state machine's input (256 KiB) carries the list
@@ -40,8 +43,31 @@ _NAME = re.compile(r"^[\w.@:/-]{1,128}$")
 FAILED_SHOWN = 100  # per-target lines kept in a summary (the state's output is limited to 256 KiB)
 
 
+class ChildStatus(StrEnum):
+    """A Distributed Map child execution's status, as the ResultWriter files it."""
+
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    PENDING = "PENDING"
+
+
 # --------------------------------------------------------------------------------------------
 # 1. the targets
+
+
+class InputTarget(TypedDict):
+    name: str
+    secret_arn: str
+
+
+class FleetInputDocument(TypedDict):
+    """``input.json`` of the FleetInput artifact (the state machines' input)."""
+
+    bundle: str
+    run_id: str
+    environment: str | None
+    snapshot: str | None
+    targets: list[InputTarget]
 
 
 def parse_targets(value: str, *, parameter: str) -> list[FleetTarget]:
@@ -113,7 +139,7 @@ def read_targets(parameter: str, ssm: Any) -> list[FleetTarget]:
 
 def fleet_input(
     *, bundle_url: str, run_id: str, environment: str | None, snapshot: str | None, targets: list[FleetTarget]
-) -> dict[str, Any]:
+) -> FleetInputDocument:
     """``input.json``: what both of the stage's state machines start from."""
     return {
         "bundle": bundle_url,
@@ -124,7 +150,7 @@ def fleet_input(
     }
 
 
-def input_zip(document: Mapping[str, Any]) -> bytes:
+def input_zip(document: FleetInputDocument) -> bytes:
     """The FleetInput artifact: a zip holding ``input.json`` (CodePipeline artifacts are zips)."""
     data = io.BytesIO()
     with zipfile.ZipFile(data, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -149,7 +175,7 @@ def read_map_results(details: Mapping[str, Any], s3: Any) -> list[dict[str, Any]
     manifest = _get_json(s3, bucket, key)
     entries: list[dict[str, Any]] = []
     files = manifest.get("ResultFiles") or {}
-    for status in ("SUCCEEDED", "FAILED", "PENDING"):
+    for status in ChildStatus:
         for item in files.get(status) or []:
             for entry in _get_json(s3, manifest.get("DestinationBucket") or bucket, item["Key"]):
                 entries.append({**entry, "Status": entry.get("Status") or status})
@@ -183,30 +209,30 @@ def _loads(text: Any) -> Any:
     return text or {}
 
 
-def outcome_from_result(entry: Mapping[str, Any], fleet_action: str) -> TargetOutcome:
+def outcome_from_result(entry: Mapping[str, Any], fleet_action: Action) -> TargetOutcome:
     """One child execution's entry as the target's outcome."""
     item = _loads(entry.get("Input"))
     target = item.get("target") if isinstance(item, Mapping) else None
     name = (target or {}).get("name") or (target or {}).get("secret_arn") or entry.get("Name") or "?"
-    if entry.get("Status") != "SUCCEEDED":
+    if entry.get("Status") != ChildStatus.SUCCEEDED:
         cause = _loads(entry.get("Cause"))
         message = cause.get("message") if isinstance(cause, Mapping) else None
         return TargetOutcome(
             target=name,
-            status=FAILED,
+            status=TargetStatus.FAILED,
             category=(cause.get("category") if isinstance(cause, Mapping) else None)
-            or str(entry.get("Error") or "FAILED"),
+            or str(entry.get("Error") or ChildStatus.FAILED),
             message=message
             or str(entry.get("Cause") or entry.get("Status") or "the child execution failed")[:500],
             remedy=cause.get("remedy") if isinstance(cause, Mapping) else None,
             applied=list(cause.get("applied") or []) if isinstance(cause, Mapping) else [],
         )
     body = _loads(entry.get("Output"))
-    if fleet_action == "plan":
+    if fleet_action == Action.PLAN:
         report = body.get("plan_report") or {}
         return TargetOutcome(
             target=name,
-            status=PLANNED,
+            status=TargetStatus.PLANNED,
             pending=list(body.get("pending") or []),
             drift=str(report.get("drift") or "none"),
             detail={"plan_report": report, "database": body.get("database")},
@@ -214,7 +240,7 @@ def outcome_from_result(entry: Mapping[str, Any], fleet_action: str) -> TargetOu
     applied = [a["script"] if isinstance(a, Mapping) else str(a) for a in body.get("applied") or []]
     return TargetOutcome(
         target=name,
-        status=APPLIED if applied else UP_TO_DATE,
+        status=TargetStatus.APPLIED if applied else TargetStatus.UP_TO_DATE,
         applied=applied,
         detail={"database": body.get("database"), "snapshot": body.get("snapshot")},
     )
@@ -225,7 +251,7 @@ def outcome_from_result(entry: Mapping[str, Any], fleet_action: str) -> TargetOu
 
 
 def summarize(
-    outcomes: Iterable[TargetOutcome], *, fleet_action: str, environment: str | None
+    outcomes: Iterable[TargetOutcome], *, fleet_action: Action, environment: str | None
 ) -> dict[str, Any]:
     """A bounded summary of the fleet's outcomes: counts, the targets that failed or drifted, and
     for a plan the pending files with the largest table each would lock across the fleet."""
@@ -245,7 +271,7 @@ def summarize(
     snapshots = sorted({str(o.detail["snapshot"]) for o in outcomes if o.detail.get("snapshot")})
     if snapshots:  # taken before Execute; the tenants of one instance share one
         summary["snapshots"] = snapshots[:FAILED_SHOWN]
-    if fleet_action == "plan":
+    if fleet_action == Action.PLAN:
         pending: dict[str, int] = {}
         heaviest: dict[str, dict[str, Any]] = {}
         for o in outcomes:
@@ -284,7 +310,7 @@ class FleetReport:
         """The counts, the pending files (shortened first) and the heaviest lock on the largest table."""
         s = self.summary
         head = str(s.get("text") or "")
-        if self.fleet_action == "plan" and s.get("pending"):
+        if self.fleet_action == Action.PLAN and s.get("pending"):
             head += "; pending: " + ", ".join(p["file"] for p in s["pending"])
         heaviest = (s.get("impact") or [None])[0]
         tail = ""
@@ -294,17 +320,17 @@ class FleetReport:
             )
         return _shorten(head, SUMMARY_MAX - len(tail)) + tail
 
-    def output_variables(self, report_url: str | None, *, region: str | None) -> dict[str, str]:
+    def output_variables(self, report_url: str | None, *, region: str | None) -> FleetReportVariables:
         from executor.plan_report import console_link
 
-        return {
-            "pending": str(len(self.summary.get("pending") or [])),
-            "targets": str(self.summary.get("targets", 0)),
-            "summary": self.one_line(),
-            "drift": self.drift(),
-            "plan_report": report_url or "",
-            "plan_report_link": console_link(report_url, region) if report_url else "",
-        }
+        return FleetReportVariables(
+            pending=str(len(self.summary.get("pending") or [])),
+            targets=str(self.summary.get("targets", 0)),
+            summary=self.one_line(),
+            drift=self.drift(),
+            plan_report=report_url or "",
+            plan_report_link=console_link(report_url, region) if report_url else "",
+        )
 
     def to_text(self) -> str:
         s = self.summary
@@ -336,7 +362,7 @@ class FleetReport:
                 if f.get("remedy"):
                     lines.append(f"      remedy: {f['remedy']}")
             lines.append("")
-            if self.fleet_action == "apply":
+            if self.fleet_action == Action.APPLY:
                 lines.append(
                     "Retry the stage once they are fixed: the other targets are up to date and stay so."
                 )

@@ -1,11 +1,14 @@
 """The Lambda entry point: ``executor.handler.handle(event, context)``.
 
-A thin edge: the event is parsed into a typed invocation (``executor.events``), one core
-function (``execute``) fetches and verifies the bundle, resolves the database and runs
-``executor.apply``, and each kind of invocation turns the typed outcome into its own answer:
+A thin edge that dispatches the actions: the event is parsed into a typed invocation
+(``executor.events``; a CodePipeline job by ``executor.pipeline_job``, through Powertools'
+``CodePipelineJobEvent``), one core function (``executor.run.execute``) fetches and verifies the
+bundle, resolves the database and runs ``executor.apply``, and each kind of invocation turns the
+typed outcome into its own answer:
 
 - CodePipeline job    -> ``PutJobSuccessResult`` (with a ``continuationToken`` when the Lambda's
-                         time ran short between migrations) or ``PutJobFailureResult``; a Plan job
+                         time ran short between migrations) or ``PutJobFailureResult``, both sent
+                         by ``executor.pipeline_job``; a Plan job
                          (UserParameters ``{"action": "plan"}``) changes nothing, writes the plan
                          report as its output artifact and answers with output variables; a fleet's
                          ``fleet_input`` / ``fleet_report`` jobs are ``executor.fleet_pipeline``'s;
@@ -13,8 +16,8 @@ function (``execute``) fetches and verifies the bundle, resolves the database an
 - custom resource     -> a ``PUT`` of the response document to the pre-signed ``ResponseURL``.
 
 Every failure carries a category (``executor.errors.Category``), is logged once with it, counted in
-the metrics, and told to the SNS topic.  The event is never logged whole: it carries the pipeline's temporary
-artifact credentials (and the custom resource's pre-signed URL).
+the metrics, and told to the SNS topic.  The event is never logged whole: it carries the pipeline's
+temporary artifact credentials (and the custom resource's pre-signed URL).
 
 Environment, besides the documented ``SCHEMAGATE_DB_SECRET_ARN``, ``SCHEMAGATE_SIGNING_KEY_ID``,
 ``SCHEMAGATE_NOTIFY_TOPIC_ARN``, ``SCHEMAGATE_SCHEMA`` and ``executor.credentials``' variables:
@@ -40,302 +43,51 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import boto3
-from botocore.config import Config
 
 from executor import credentials as db_credentials
 from executor import fleet_pipeline, notify
 from executor import observability as obs
-from executor.apply import ApplyResult, Event, apply, info, plan
-from executor.artifact import S3Location, fetch_bundle
-from executor.bundle import Bundle
-from executor.connection import connect
-from executor.credentials import DatabaseTarget
-from executor.errors import (
-    Category,
-    ConfigurationError,
-    ConnectionFailure,
-    MigrationRefused,
-    PermissionDenied,
-    SchemagateError,
-    SecurityViolation,
-    SqlError,
-    aws_error_code,
-)
-from executor.events import (
-    CODEPIPELINE_KEY,
-    CodePipelineJob,
-    Continuation,
-    CustomResourceRequest,
-    DirectInvocation,
-    RunOptions,
-    codepipeline_job_id,
-    parse_event,
-)
-from executor.history import read_history
-from executor.plan_report import PlanReport, build_plan_report
-from executor.settings import ExecutorSettings
-from executor.signing import KmsSignatureVerifier
+from executor import pipeline_job as job_protocol
+from executor.errors import Category, ConfigurationError, MigrationRefused, SchemagateError
+from executor.events import CustomResourceRequest, DirectInvocation, RequestType, parse_event
+from executor.pipeline_job import CodePipelineJob, Continuation, failure_text
+from executor.run import AWS_CONFIG, Outcome, as_schemagate_error, execute, target_environ
+from executor.vocabulary import Action, InvocationKind, RunStatus
 
 logger = obs.logger
-DEFAULT_CONTINUATION_MARGIN_MS = 120_000
-FAILURE_MESSAGE_MAX = 1000  # PutJobFailureResult allows 5000; the console shows the start
-CFN_REASON_MAX = 1000  # the whole response document must stay under 4096 bytes
-_AWS_CONFIG = Config(connect_timeout=5, read_timeout=20, retries={"max_attempts": 3, "mode": "standard"})
-
-FAILURE_TYPES = {
-    Category.CONFIGURATION_ERROR: "ConfigurationError",
-    Category.PERMISSION_DENIED: "PermissionError",
-}
 
 
-# --------------------------------------------------------------------------------------------
-# the core: one run against one bundle
-
-
-@dataclass
-class Outcome:
-    action: str
-    run_id: str
-    bundle: Bundle | None
-    target: DatabaseTarget
-    duration_ms: float
-    dry_run: bool = False
-    result: ApplyResult | None = None  # apply / plan (dry run)
-    infos: list[Any] | None = None  # info
-    takeover: Any = None  # import: executor.adopt.TakeOver
-    run_applied: list[dict[str, Any]] | None = None  # a continued run: all its invocations, from history
-    plan_report: PlanReport | None = None  # plan: what the approver reads
+class LambdaContext(Protocol):
+    """What the handler reads of the Lambda context (the runtime's object, or a test's)."""
 
     @property
-    def stopped_early(self) -> bool:
-        return bool(self.result and self.result.stopped_early)
+    def aws_request_id(self) -> str: ...
 
-    def applied(self) -> list[dict[str, Any]]:
-        """What this run applied: every invocation of a continued run (the history knows)."""
-        if self.run_applied is not None:
-            return self.run_applied
-        if self.result is None:
-            return []
-        return [
-            {"script": a.entry.file, "version": a.entry.version, "duration_ms": a.duration_ms}
-            for a in self.result.applied
-        ]
-
-    def remaining(self) -> list[str]:
-        """Left for the next invocation (apply), or what would be applied (plan, dry run)."""
-        if self.result is None:
-            return []
-        if self.action == "apply" and not self.dry_run:
-            return [e.file for e in self.result.remaining]
-        return [e.file for e, _ in self.result.plan.to_apply]
+    def get_remaining_time_in_millis(self) -> int: ...
 
 
-def base_settings(options: RunOptions, run_id: str, deadline: float | None = None) -> ExecutorSettings:
-    schema = os.environ.get("SCHEMAGATE_SCHEMA") or "public"
-    return ExecutorSettings(schema=schema).with_overrides(
-        run_id=run_id, statement_deadline=deadline, **options.settings_overrides()
-    )
+def _redacted(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The answer as JSON values, every registered secret masked."""
+    answer: dict[str, Any] = json.loads(obs.redact(json.dumps(body, default=str)))
+    return answer
 
 
-ALLOW_UNSIGNED_ENV = "SCHEMAGATE_ALLOW_UNSIGNED_BUNDLES"
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("", "0", "false", "no", "off")
+DEFAULT_CONTINUATION_MARGIN_MS = 120_000
+CFN_REASON_MAX = 1000  # the whole response document must stay under 4096 bytes
 
 
-def allow_unsigned_bundles() -> bool:
-    value = os.environ.get(ALLOW_UNSIGNED_ENV, "").strip().lower()
-    if value not in _TRUE + _FALSE:
-        raise ConfigurationError(
-            f"{ALLOW_UNSIGNED_ENV}={value!r} is neither true nor false",
-            remedy=f"leave {ALLOW_UNSIGNED_ENV} unset (signed bundles only), or set it to true for a "
-            "development setup without a signing key",
-        )
-    return value in _TRUE
-
-
-def signature_verifier() -> KmsSignatureVerifier | None:
-    """The verifier of the configured key; None only when unsigned bundles are explicitly allowed
-    (logged as a warning each time).  Raises SecurityViolation when no key is configured."""
-    key_id = os.environ.get("SCHEMAGATE_SIGNING_KEY_ID", "").strip()
-    if key_id:
-        return KmsSignatureVerifier(key_id, boto3.client("kms", config=_AWS_CONFIG))
-    if not allow_unsigned_bundles():
-        raise SecurityViolation(
-            "refusing the bundle: the executor has no signing key (SCHEMAGATE_SIGNING_KEY_ID is not set), "
-            "so it cannot tell the approved bundle from one whose SQL and hashes were rewritten in S3",
-            remedy=(
-                "set SCHEMAGATE_SIGNING_KEY_ID to the KMS key the Validate stage signs with (`schemagate "
-                f"validate --bundle DIR --sign-with-kms KEY`); only for a development setup, set "
-                f"{ALLOW_UNSIGNED_ENV}=true"
-            ),
-            rule="unsigned-bundle",
-        )
-    logger.warning(
-        f"accepting a bundle WITHOUT verifying its signature: {ALLOW_UNSIGNED_ENV}=true and no "
-        "SCHEMAGATE_SIGNING_KEY_ID; whoever can write the artifact can change what runs",
-        extra={"allow_unsigned_bundles": True},
-    )
-    return None
-
-
-def _on_event(event: Event) -> None:
-    fields = {"event": event.kind, "file": event.file, "duration_ms": event.duration_ms}
-    logger.info(event.message or event.kind, extra={k: v for k, v in fields.items() if v is not None})
-
-
-def _connect(
-    target: DatabaseTarget, environ: Any = None, *, refreshed: bool = False
-) -> tuple[Any, DatabaseTarget]:
-    try:
-        return connect(target.dsn(), connect_timeout=target.connect_timeout), target
-    except ConnectionFailure as exc:
-        # a rotated password makes the cached secret stale: read it again, once
-        if not refreshed and not target.iam_auth and "password authentication failed" in exc.message:
-            fresh = db_credentials.resolve_target(environ, refresh=True)
-            obs.register_secret(*fresh.secrets)
-            return _connect(fresh, environ, refreshed=True)
-        raise
-
-
-def target_environ(target_secret_arn: str | None) -> Any:
-    """The environment the target is resolved from: a fleet target's secret instead of the function's."""
-    if not target_secret_arn:
-        return None
-    return {**os.environ, "SCHEMAGATE_DB_SECRET_ARN": target_secret_arn}
-
-
-def execute(
-    action: str,
-    location: S3Location | None,
-    s3_client: Any,
-    options: RunOptions,
-    run_id: str,
-    *,
-    should_continue: Any = None,
-    expected_bundle_sha256: str | None = None,
-    deadline: float | None = None,
-    target_secret_arn: str | None = None,
-    environment: str | None = None,
-    tool: str | None = None,
-    table: str | None = None,
-) -> Outcome:
-    """Verify the bundle (before any database access), then info / plan / apply it."""
-    started = time.monotonic()
-    settings = base_settings(options, run_id, deadline)
-    bundle = None
-    if location is not None:
-        verifier = signature_verifier()  # refuses before anything is downloaded
-        bundle = fetch_bundle(location, s3_client, signature_verifier=verifier)
-        obs.bind_run(bundle_sha256=bundle.bundle_sha256)
-        logger.info(
-            f"verified bundle {location.url}: {len(bundle.manifest.migrations)} file(s)",
-            extra={"signed": bundle.manifest.signature is not None},
-        )
-        if expected_bundle_sha256 and bundle.bundle_sha256 != expected_bundle_sha256:
-            raise SecurityViolation(
-                f"the bundle changed between invocations of run {run_id} "
-                f"(was {expected_bundle_sha256}, now {bundle.bundle_sha256})",
-                remedy="re-run the pipeline from the Validate stage; never replace an approved artifact",
-            )
-    environ = target_environ(target_secret_arn)
-    target = db_credentials.resolve_target(environ)
-    obs.register_secret(*target.secrets)
-    obs.bind_run(database=target.describe())
-    conn, target = _connect(target, environ)
-    try:
-        outcome = Outcome(
-            action=action,
-            run_id=run_id,
-            bundle=bundle,
-            target=target,
-            duration_ms=0.0,
-            dry_run=settings.dry_run,
-        )
-        if action == "info":
-            outcome.infos = info(conn, bundle, settings)
-        elif action == "import":
-            from executor.adopt import take_over
-
-            assert bundle is not None and tool is not None
-            outcome.takeover = take_over(conn, bundle, tool, settings, table=table, dry_run=settings.dry_run)
-        elif action == "plan" or settings.dry_run:
-            assert bundle is not None
-            p = plan(conn, bundle, settings)
-            if action == "apply" and p.refusals:  # a dry run fails where the real run would
-                raise p.refusals[0]
-            outcome.result = ApplyResult(
-                plan=p, applied=[], stopped_early=False, remaining=[e for e, _ in p.to_apply]
-            )
-            if action == "plan":
-                outcome.plan_report = build_plan_report(
-                    conn,
-                    bundle,
-                    p,
-                    database=target.describe(),
-                    environment=environment or os.environ.get("SCHEMAGATE_ENVIRONMENT") or None,
-                )
-        else:
-            assert bundle is not None
-            outcome.result = apply(
-                conn, bundle, settings, on_event=_on_event, should_continue=should_continue
-            )
-            if expected_bundle_sha256:  # continued: report the whole run, not this invocation
-                outcome.run_applied = [
-                    {"script": r.script, "version": r.version, "duration_ms": r.execution_time_ms}
-                    for r in read_history(conn, settings)
-                    if r.run_id == run_id and r.success
-                ]
-    finally:
-        conn.close()
-    outcome.duration_ms = (time.monotonic() - started) * 1000
-    return outcome
-
-
-# --------------------------------------------------------------------------------------------
-# failures: one shape for every invocation kind
-
-
-def as_schemagate_error(exc: BaseException) -> SchemagateError:
-    """Every failure has a category; unexpected exceptions are mapped, and logged with their trace."""
-    if isinstance(exc, SchemagateError):
-        return exc
-    code = aws_error_code(exc)
-    logger.exception(f"unexpected {type(exc).__name__}")
-    if "AccessDenied" in code or code in ("UnrecognizedClientException", "ExpiredTokenException"):
-        return PermissionDenied(
-            f"AWS refused a call ({code})", remedy="check the executor role's permissions"
-        )
-    import psycopg2
-
-    if isinstance(exc, psycopg2.OperationalError | psycopg2.InterfaceError):
-        return ConnectionFailure(
-            f"the database connection failed: {type(exc).__name__}", remedy="retry the stage"
-        )
-    if isinstance(exc, psycopg2.Error):
-        return SqlError(
-            f"the database refused a statement: {type(exc).__name__}", remedy="see the executor's log"
-        )
-    return ConfigurationError(
-        f"the executor failed unexpectedly ({type(exc).__name__})",
-        remedy="see the executor's log for the stack trace and report it",
-    )
-
-
-def failure_text(error: SchemagateError, limit: int = FAILURE_MESSAGE_MAX) -> str:
-    """``[CATEGORY] file:line:col: message — remedy: ...``, short and without secrets."""
-    text = f"[{error.category.value}] {error}".replace("\n  remedy: ", " — remedy: ")
-    text = obs.redact(text)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _succeeded(invocation: str, outcome: Outcome) -> notify.RunReport:
+def _succeeded(invocation: InvocationKind, outcome: Outcome) -> notify.RunReport:
     applied = outcome.applied()
-    status = "IN_PROGRESS" if outcome.stopped_early else ("SUCCEEDED" if applied else "NOTHING_TO_DO")
+    status = (
+        RunStatus.IN_PROGRESS
+        if outcome.stopped_early
+        else (RunStatus.SUCCEEDED if applied else RunStatus.NOTHING_TO_DO)
+    )
     report = notify.RunReport(
         status=status,
         invocation=invocation,
@@ -345,7 +97,7 @@ def _succeeded(invocation: str, outcome: Outcome) -> notify.RunReport:
         applied=applied,
         remaining=outcome.remaining(),
         duration_ms=outcome.duration_ms,
-        dry_run=outcome.dry_run or outcome.action != "apply",
+        dry_run=outcome.dry_run or outcome.action is not Action.APPLY,
     )
     logger.info(
         outcome.result.summary() if outcome.result else f"{outcome.action} done",
@@ -356,21 +108,23 @@ def _succeeded(invocation: str, outcome: Outcome) -> notify.RunReport:
             "duration_ms": round(outcome.duration_ms, 1),
         },
     )
-    if outcome.action == "apply" and not outcome.dry_run:
+    if outcome.action is Action.APPLY and not outcome.dry_run:
         obs.record_success(applied=len(applied), duration_ms=outcome.duration_ms)
-    if status != "IN_PROGRESS":  # the continuation's last invocation reports the whole run
+    if status is not RunStatus.IN_PROGRESS:  # the continuation's last invocation reports the whole run
         notify.publish(report, os.environ.get("SCHEMAGATE_NOTIFY_TOPIC_ARN"))
     return report
 
 
-def _failed(invocation: str, run_id: str, error: SchemagateError, started: float) -> notify.RunReport:
+def _failed(
+    invocation: InvocationKind, run_id: str, error: SchemagateError, started: float
+) -> notify.RunReport:
     duration_ms = (time.monotonic() - started) * 1000
     applied = list(error.context.get("applied_before_failure", []))
     obs.log_failure(error, applied_before_failure=applied or None)
     obs.record_failure(error.category.value, applied=len(applied), duration_ms=duration_ms)
     known = logger.get_current_keys()  # what the run had established before it failed
     report = notify.RunReport(
-        status="FAILED",
+        status=RunStatus.FAILED,
         invocation=invocation,
         run_id=run_id,
         database=known.get("database"),
@@ -397,14 +151,14 @@ def _margin_ms() -> int:
         return DEFAULT_CONTINUATION_MARGIN_MS
 
 
-def _time_left(context: Any) -> Any:
+def _time_left(context: LambdaContext | None) -> Callable[[], bool] | None:
     if context is None or not hasattr(context, "get_remaining_time_in_millis"):
         return None
     margin = _margin_ms()
     return lambda: context.get_remaining_time_in_millis() > margin
 
 
-def _deadline(context: Any) -> float | None:
+def _deadline(context: LambdaContext | None) -> float | None:
     """When every statement must have ended (time.monotonic()): the Lambda's end minus the margin."""
     if context is None or not hasattr(context, "get_remaining_time_in_millis"):
         return None
@@ -412,74 +166,43 @@ def _deadline(context: Any) -> float | None:
 
 
 def _codepipeline_client() -> Any:
-    return boto3.client("codepipeline", config=_AWS_CONFIG)
+    return boto3.client("codepipeline", config=AWS_CONFIG)
 
 
 def _region() -> str | None:
     return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
 
 
-def write_job_artifact(job: CodePipelineJob, s3: Any, body: bytes, content_type: str) -> str | None:
-    """Write ``body`` to the job's output artifact (with the job's artifact credentials, encrypted
-    with the artifact store's key); returns its ``s3://`` URL, None when the action has no output."""
-    if job.output is None:
-        return None
-    extra: dict[str, Any] = {"ContentType": content_type}
-    if job.encryption_key_id:
-        extra.update(ServerSideEncryption="aws:kms", SSEKMSKeyId=job.encryption_key_id)
-    try:
-        s3.put_object(Bucket=job.output.bucket, Key=job.output.key, Body=body, **extra)
-    except Exception as exc:
-        code = aws_error_code(exc)
-        if "AccessDenied" in code or code in ("InvalidAccessKeyId", "ExpiredToken"):
-            raise PermissionDenied(
-                f"the job's artifact credentials may not write {job.output.url} ({code})",
-                remedy="retry the action; the pipeline's role needs write access to its artifact bucket",
-            ) from None
-        raise
-    return job.output.url
-
-
 def _fail_job(
-    codepipeline: Any, job: CodePipelineJob, run_id: str, error: SchemagateError, started: float
-) -> dict:
-    _failed("codepipeline", run_id, error, started)
-    codepipeline.put_job_failure_result(
-        jobId=job.job_id,
-        failureDetails={
-            "type": FAILURE_TYPES.get(error.category, "JobFailed"),
-            "message": failure_text(error),
-            "externalExecutionId": run_id[:1500],
-        },
-    )
-    return {"status": "FAILED", "category": error.category.value, "message": failure_text(error)}
+    codepipeline: Any, job: CodePipelineJob, error: SchemagateError, started: float
+) -> dict[str, str]:
+    _failed(InvocationKind.CODEPIPELINE, job.run_id, error, started)
+    return job_protocol.fail(codepipeline, job.job_id, error, job.run_id)
 
 
-def _job_run_id(job: CodePipelineJob) -> str:
-    return (
-        (job.continuation.run_id if job.continuation else None)
-        or job.options.pipeline_execution_id
-        or f"codepipeline-job-{job.job_id}"
-    )
+def _artifact_s3_client(job: CodePipelineJob) -> Any:
+    return job_protocol.artifact_s3_client(job, AWS_CONFIG)
 
 
-def handle_plan_job(job: CodePipelineJob, context: Any) -> dict[str, Any]:
+def handle_plan_job(job: CodePipelineJob, context: LambdaContext | None) -> dict[str, Any]:
     """A Plan action: verify the bundle against this environment's database, change nothing, write
     the plan report, answer with the output variables the approval reads.  Drift or any other
     refusal fails the job, so nobody is asked to approve what cannot run."""
     started = time.monotonic()
-    run_id = _job_run_id(job)
-    obs.bind_run(invocation="codepipeline", job_id=job.job_id, pipeline_execution_id=run_id)
+    run_id = job.run_id
+    obs.bind_run(invocation=InvocationKind.CODEPIPELINE, job_id=job.job_id, pipeline_execution_id=run_id)
     logger.info(f"CodePipeline job {job.job_id}: plan of {job.bundle.url if job.bundle else '?'}")
     codepipeline = _codepipeline_client()
     s3 = _artifact_s3_client(job)
     try:
-        outcome = execute("plan", job.bundle, s3, job.options, run_id, environment=job.environment)
+        outcome = execute(Action.PLAN, job.bundle, s3, job.options, run_id, environment=job.environment)
         report = outcome.plan_report
         assert report is not None
-        url = write_job_artifact(job, s3, obs.redact(report.to_text()).encode(), "text/plain; charset=utf-8")
+        url = job_protocol.write_job_artifact(
+            job, s3, obs.redact(report.to_text()).encode(), "text/plain; charset=utf-8"
+        )
     except Exception as exc:
-        return _fail_job(codepipeline, job, run_id, as_schemagate_error(exc), started)
+        return _fail_job(codepipeline, job, as_schemagate_error(exc), started)
     logger.info(
         f"plan: {report.summary()}",
         extra={"pending": [p.file for p in report.pending], "drift": report.drift(), "plan_report": url},
@@ -494,87 +217,81 @@ def handle_plan_job(job: CodePipelineJob, context: Any) -> dict[str, Any]:
             rule=first.rule,
             category=first.category,
         )
-        return _fail_job(codepipeline, job, run_id, error, started)
-    variables = {k: obs.redact(v) for k, v in report.output_variables(url, region=_region()).items()}
-    codepipeline.put_job_success_result(
-        jobId=job.job_id,
-        outputVariables=variables,
-        executionDetails={
-            "summary": variables["summary"][:2048],
-            "externalExecutionId": run_id[:1500],
-            "percentComplete": 100,
-        },
+        return _fail_job(codepipeline, job, error, started)
+    variables = job_protocol.plan_variables(report.output_variables(url, region=_region()))
+    sent = job_protocol.succeed(
+        codepipeline, job.job_id, run_id, variables["summary"], output_variables=variables
     )
-    return {"status": "PLANNED", **variables}
+    return {"status": RunStatus.PLANNED, **sent}
 
 
-def handle_fleet_job(job: CodePipelineJob, context: Any) -> dict[str, Any]:
+def _fleet_input(job: CodePipelineJob, s3: Any) -> tuple[job_protocol.FleetInputVariables, str]:
+    """Freeze the fleet's targets (read once from SSM) into the stage's FleetInput artifact."""
+    parameter = os.environ.get("SCHEMAGATE_FLEET_TARGETS_PARAMETER", "").strip()
+    if not parameter or job.bundle is None:
+        raise ConfigurationError(
+            "a fleet_input job needs SCHEMAGATE_FLEET_TARGETS_PARAMETER and the bundle as its input",
+            remedy="deploy the environment with fleet.targetsParameter (the CDK app wires both)",
+        )
+    targets = fleet_pipeline.read_targets(parameter, boto3.client("ssm", config=AWS_CONFIG))
+    document = fleet_pipeline.fleet_input(
+        bundle_url=job.bundle.url,
+        run_id=job.run_id,
+        environment=job.environment,
+        snapshot=job.snapshot,
+        targets=targets,
+    )
+    url = job_protocol.write_job_artifact(job, s3, fleet_pipeline.input_zip(document), "application/zip")
+    summary = f"{len(targets)} target(s) from {parameter} frozen for this execution"
+    logger.info(summary, extra={"fleet_input": url})
+    return {"targets": str(len(targets))}, summary
+
+
+def _fleet_report(job: CodePipelineJob, s3: Any) -> tuple[job_protocol.FleetReportVariables, str]:
+    """Report the fleet state machine's summary; drift or a failed target refuses the stage."""
+    states = boto3.client("stepfunctions", config=AWS_CONFIG)
+    execution = states.describe_execution(executionArn=job.execution_arn)
+    if execution.get("status") != "SUCCEEDED":
+        raise ConfigurationError(
+            f"the fleet's {job.fleet_action} state machine execution is {execution.get('status')}",
+            remedy="open the execution in the Step Functions console",
+        )
+    report = fleet_pipeline.FleetReport(json.loads(execution.get("output") or "{}"))
+    url = job_protocol.write_job_artifact(
+        job, s3, obs.redact(report.to_text()).encode(), "text/plain; charset=utf-8"
+    )
+    variables = report.output_variables(url, region=_region())
+    if report.refused:
+        drift = report.drift()
+        problem = f"drift: {drift}" if drift != "none" else variables["summary"]
+        raise MigrationRefused(
+            f"fleet {job.fleet_action} refused: {problem}" + (f"; the full report: {url}" if url else ""),
+            rule="fleet-drift" if drift != "none" else "fleet-target-failed",
+            remedy="fix the targets named in the report; nothing was applied anywhere"
+            if job.fleet_action is Action.PLAN
+            else "fix the targets named in the report, then retry the stage",
+            category=Category.CHECKSUM_MISMATCH if drift != "none" else None,
+        )
+    return variables, variables["summary"]
+
+
+def handle_fleet_job(job: CodePipelineJob, context: LambdaContext | None) -> dict[str, Any]:
     """A fleet environment's ``fleet_input`` (freeze the targets) or ``fleet_report`` job."""
     started = time.monotonic()
-    run_id = _job_run_id(job)
-    obs.bind_run(invocation="codepipeline", job_id=job.job_id, pipeline_execution_id=run_id)
+    obs.bind_run(invocation=InvocationKind.CODEPIPELINE, job_id=job.job_id, pipeline_execution_id=job.run_id)
     logger.info(f"CodePipeline job {job.job_id}: {job.action} for {job.environment or 'the fleet'}")
     codepipeline = _codepipeline_client()
     s3 = _artifact_s3_client(job)
+    variables: job_protocol.OutputVariables
     try:
-        if job.action == "fleet_input":
-            parameter = os.environ.get("SCHEMAGATE_FLEET_TARGETS_PARAMETER", "").strip()
-            if not parameter or job.bundle is None:
-                raise ConfigurationError(
-                    "a fleet_input job needs SCHEMAGATE_FLEET_TARGETS_PARAMETER and the bundle as its input",
-                    remedy="deploy the environment with fleet.targetsParameter (the CDK app wires both)",
-                )
-            targets = fleet_pipeline.read_targets(parameter, boto3.client("ssm", config=_AWS_CONFIG))
-            document = fleet_pipeline.fleet_input(
-                bundle_url=job.bundle.url,
-                run_id=run_id,
-                environment=job.environment,
-                snapshot=job.snapshot,
-                targets=targets,
-            )
-            url = write_job_artifact(job, s3, fleet_pipeline.input_zip(document), "application/zip")
-            variables = {"targets": str(len(targets))}
-            summary = f"{len(targets)} target(s) from {parameter} frozen for this execution"
-            logger.info(summary, extra={"fleet_input": url})
+        if job.action is Action.FLEET_INPUT:
+            variables, summary = _fleet_input(job, s3)
         else:
-            states = boto3.client("stepfunctions", config=_AWS_CONFIG)
-            execution = states.describe_execution(executionArn=job.execution_arn)
-            if execution.get("status") != "SUCCEEDED":
-                raise ConfigurationError(
-                    f"the fleet's {job.fleet_action} state machine execution is {execution.get('status')}",
-                    remedy="open the execution in the Step Functions console",
-                )
-            report = fleet_pipeline.FleetReport(json.loads(execution.get("output") or "{}"))
-            url = write_job_artifact(
-                job, s3, obs.redact(report.to_text()).encode(), "text/plain; charset=utf-8"
-            )
-            variables = report.output_variables(url, region=_region())
-            summary = variables["summary"]
-            if report.refused:
-                drift = report.drift()
-                problem = f"drift: {drift}" if drift != "none" else summary
-                raise MigrationRefused(
-                    f"fleet {job.fleet_action} refused: {problem}"
-                    + (f"; the full report: {url}" if url else ""),
-                    rule="fleet-drift" if drift != "none" else "fleet-target-failed",
-                    remedy="fix the targets named in the report; nothing was applied anywhere"
-                    if job.fleet_action == "plan"
-                    else "fix the targets named in the report, then retry the stage",
-                    category=Category.CHECKSUM_MISMATCH if drift != "none" else None,
-                )
+            variables, summary = _fleet_report(job, s3)
     except Exception as exc:
-        return _fail_job(codepipeline, job, run_id, as_schemagate_error(exc), started)
-    variables = {k: obs.redact(v) for k, v in variables.items()}
-    codepipeline.put_job_success_result(
-        jobId=job.job_id,
-        outputVariables=variables,
-        executionDetails={
-            "summary": obs.redact(summary)[:2048],
-            "externalExecutionId": run_id[:1500],
-            "percentComplete": 100,
-        },
-    )
-    return {"status": "SUCCEEDED", **variables}
+        return _fail_job(codepipeline, job, as_schemagate_error(exc), started)
+    sent = job_protocol.succeed(codepipeline, job.job_id, job.run_id, summary, output_variables=variables)
+    return {"status": RunStatus.SUCCEEDED, **sent}
 
 
 def _snapshot_note(job: CodePipelineJob) -> str:
@@ -592,29 +309,15 @@ def _snapshot_note(job: CodePipelineJob) -> str:
     return f" after snapshot {name}"
 
 
-def _artifact_s3_client(job: CodePipelineJob) -> Any:
-    if job.credentials is None:  # fall back to the function's own role
-        return boto3.client("s3", config=_AWS_CONFIG)
-    return boto3.client(
-        "s3",
-        aws_access_key_id=job.credentials.access_key_id,
-        aws_secret_access_key=job.credentials.secret_access_key,
-        aws_session_token=job.credentials.session_token,
-        config=Config(
-            signature_version="s3v4", connect_timeout=5, read_timeout=20, retries={"max_attempts": 3}
-        ),
-    )
-
-
-def handle_codepipeline(job: CodePipelineJob, context: Any) -> dict[str, Any]:
-    if job.action == "plan":
+def handle_codepipeline(job: CodePipelineJob, context: LambdaContext | None) -> dict[str, Any]:
+    if job.action is Action.PLAN:
         return handle_plan_job(job, context)
-    if job.action in ("fleet_input", "fleet_report"):
+    if job.action.is_fleet_job:
         return handle_fleet_job(job, context)
     started = time.monotonic()
-    run_id = _job_run_id(job)
+    run_id = job.run_id
     invocation_no = job.continuation.invocation + 1 if job.continuation else 1
-    obs.bind_run(invocation="codepipeline", job_id=job.job_id, pipeline_execution_id=run_id)
+    obs.bind_run(invocation=InvocationKind.CODEPIPELINE, job_id=job.job_id, pipeline_execution_id=run_id)
     assert job.bundle is not None  # only fleet_report jobs have none, and they were handled above
     logger.info(
         f"CodePipeline job {job.job_id}: bundle {job.bundle.url}"
@@ -624,7 +327,7 @@ def handle_codepipeline(job: CodePipelineJob, context: Any) -> dict[str, Any]:
     codepipeline = _codepipeline_client()
     try:
         outcome = execute(
-            "apply",
+            Action.APPLY,
             job.bundle,
             _artifact_s3_client(job),
             job.options,
@@ -634,48 +337,31 @@ def handle_codepipeline(job: CodePipelineJob, context: Any) -> dict[str, Any]:
             deadline=_deadline(context),
         )
     except Exception as exc:
-        error = as_schemagate_error(exc)
-        _failed("codepipeline", run_id, error, started)
-        codepipeline.put_job_failure_result(
-            jobId=job.job_id,
-            failureDetails={
-                "type": FAILURE_TYPES.get(error.category, "JobFailed"),
-                "message": failure_text(error),
-                "externalExecutionId": run_id[:1500],
-            },
-        )
-        return {"status": "FAILED", "category": error.category.value, "message": failure_text(error)}
+        return _fail_job(codepipeline, job, as_schemagate_error(exc), started)
 
-    report = _succeeded("codepipeline", outcome)
+    report = _succeeded(InvocationKind.CODEPIPELINE, outcome)
     applied = len(report.applied)
+    assert outcome.bundle is not None  # an apply always has its bundle
     if outcome.stopped_early:
         token = Continuation(
-            run_id=run_id,
-            bundle_sha256=outcome.bundle.bundle_sha256,  # type: ignore[union-attr]
-            invocation=invocation_no,
+            run_id=run_id, bundle_sha256=outcome.bundle.bundle_sha256, invocation=invocation_no
         ).to_token()
         done = applied / max(1, applied + len(report.remaining))
-        codepipeline.put_job_success_result(
-            jobId=job.job_id,
-            continuationToken=token,
-            executionDetails={
-                "summary": obs.redact(f"applied {applied}, {len(report.remaining)} left: continuing")[:2048],
-                "externalExecutionId": run_id[:1500],
-                "percentComplete": int(done * 100),
-            },
+        job_protocol.succeed(
+            codepipeline,
+            job.job_id,
+            run_id,
+            f"applied {applied}, {len(report.remaining)} left: continuing",
+            percent_complete=int(done * 100),
+            continuation_token=token,
         )
-        return {"status": "IN_PROGRESS", "applied": report.applied, "remaining": report.remaining}
+        return {"status": RunStatus.IN_PROGRESS, "applied": report.applied, "remaining": report.remaining}
     summary = outcome.result.summary() if outcome.result else "done"
     if job.options.dry_run:
         summary = f"dry run: {len(report.remaining)} migration(s) would be applied"
     summary += _snapshot_note(job)
-    codepipeline.put_job_success_result(
-        jobId=job.job_id,
-        executionDetails={
-            "summary": obs.redact(f"{summary} (bundle {outcome.bundle.bundle_sha256[:12]})")[:2048],  # type: ignore[union-attr]
-            "externalExecutionId": run_id[:1500],
-            "percentComplete": 100,
-        },
+    job_protocol.succeed(
+        codepipeline, job.job_id, run_id, f"{summary} (bundle {outcome.bundle.bundle_sha256[:12]})"
     )
     return {"status": report.status, "applied": report.applied, "remaining": report.remaining}
 
@@ -697,7 +383,7 @@ def _direct_failure(request: DirectInvocation, run_id: str, error: SchemagateErr
 def handle_fleet_step(request: DirectInvocation, run_id: str) -> dict[str, Any]:
     """The fleet state machine's own steps: ``snapshot`` (one target's instance or cluster) and
     ``fleet_summary`` (the Map's results, read back from S3)."""
-    if request.action == "snapshot":
+    if request.action is Action.SNAPSHOT:
         from executor.snapshot import snapshot_source, take_snapshot
 
         environ = target_environ(request.target_secret_arn) or os.environ
@@ -706,14 +392,14 @@ def handle_fleet_step(request: DirectInvocation, run_id: str) -> dict[str, Any]:
         state = take_snapshot(
             request.snapshot or "",
             snapshot_source(secret, environ),
-            boto3.client("rds", config=_AWS_CONFIG),
+            boto3.client("rds", config=AWS_CONFIG),
             environment=request.environment or os.environ.get("SCHEMAGATE_ENVIRONMENT") or None,
             run_id=run_id,
         )
         logger.info(f"snapshot {state.snapshot} of {state.kind} {state.source}: {state.status}")
-        return {"ok": True, "action": "snapshot", "run_id": run_id, **state.to_dict()}
-    entries = fleet_pipeline.read_map_results(request.results or {}, boto3.client("s3", config=_AWS_CONFIG))
-    fleet_action = request.fleet_action or "apply"
+        return {"ok": True, "action": Action.SNAPSHOT, "run_id": run_id, **state.to_dict()}
+    entries = fleet_pipeline.read_map_results(request.results or {}, boto3.client("s3", config=AWS_CONFIG))
+    fleet_action = request.fleet_action or Action.APPLY
     outcomes = [fleet_pipeline.outcome_from_result(e, fleet_action) for e in entries]
     summary = fleet_pipeline.summarize(
         outcomes,
@@ -723,21 +409,21 @@ def handle_fleet_step(request: DirectInvocation, run_id: str) -> dict[str, Any]:
     logger.info(
         f"fleet {fleet_action}: {summary['text']}", extra={"failed": [f["target"] for f in summary["failed"]]}
     )
-    return {"ok": not summary["failed"], "action": "fleet_summary", "run_id": run_id, **summary}
+    return {"ok": not summary["failed"], "action": Action.FLEET_SUMMARY, "run_id": run_id, **summary}
 
 
-def handle_direct(request: DirectInvocation, context: Any) -> dict[str, Any]:
+def handle_direct(request: DirectInvocation, context: LambdaContext | None) -> dict[str, Any]:
     started = time.monotonic()
     run_id = request.options.pipeline_execution_id or f"lambda-{getattr(context, 'aws_request_id', 'local')}"
-    obs.bind_run(invocation="direct", pipeline_execution_id=run_id)
+    obs.bind_run(invocation=InvocationKind.DIRECT, pipeline_execution_id=run_id)
     fleet_target = request.target_secret_arn is not None
     try:
-        if request.action in ("snapshot", "fleet_summary"):
-            return json.loads(obs.redact(json.dumps(handle_fleet_step(request, run_id), default=str)))
+        if request.action.is_fleet_step:
+            return _redacted(handle_fleet_step(request, run_id))
         outcome = execute(
             request.action,
             request.bundle,
-            boto3.client("s3", config=_AWS_CONFIG),
+            boto3.client("s3", config=AWS_CONFIG),
             request.options,
             run_id,
             should_continue=_time_left(context),
@@ -749,11 +435,11 @@ def handle_direct(request: DirectInvocation, context: Any) -> dict[str, Any]:
         )
     except Exception as exc:
         error = as_schemagate_error(exc)
-        if request.action == "apply" and not fleet_target:
-            _failed("direct", run_id, error, started)
+        if request.action is Action.APPLY and not fleet_target:
+            _failed(InvocationKind.DIRECT, run_id, error, started)
         else:  # a fleet is told of once, by its summary; its targets still count in the metrics
             obs.log_failure(error)
-            if request.action == "apply":
+            if request.action is Action.APPLY:
                 obs.record_failure(error.category.value, duration_ms=(time.monotonic() - started) * 1000)
         return _direct_failure(request, run_id, error)
     body: dict[str, Any] = {
@@ -779,11 +465,11 @@ def handle_direct(request: DirectInvocation, context: Any) -> dict[str, Any]:
             notes=t.notes,
         )
     if outcome.result is not None:
-        if request.action == "apply" and not fleet_target:
-            _succeeded("direct", outcome)
-        elif request.action == "apply" and not outcome.dry_run:
+        if request.action is Action.APPLY and not fleet_target:
+            _succeeded(InvocationKind.DIRECT, outcome)
+        elif request.action is Action.APPLY and not outcome.dry_run:
             obs.record_success(applied=len(outcome.applied()), duration_ms=outcome.duration_ms)
-        applying = request.action == "apply" and not outcome.dry_run
+        applying = request.action is Action.APPLY and not outcome.dry_run
         body.update(
             summary=outcome.result.summary() if applying else outcome.result.plan.summary(),
             applied=outcome.applied(),
@@ -793,7 +479,7 @@ def handle_direct(request: DirectInvocation, context: Any) -> dict[str, Any]:
         )
     if outcome.plan_report is not None:
         body["plan_report"] = outcome.plan_report.to_dict()
-    return json.loads(obs.redact(json.dumps(body, default=str)))
+    return _redacted(body)
 
 
 def _physical_id(request: CustomResourceRequest) -> str:
@@ -833,10 +519,10 @@ def send_cfn_response(response_url: str, document: dict[str, Any]) -> None:
     )
 
 
-def handle_custom_resource(request: CustomResourceRequest, context: Any) -> dict[str, Any]:
+def handle_custom_resource(request: CustomResourceRequest, context: LambdaContext | None) -> dict[str, Any]:
     started = time.monotonic()
     run_id = request.options.pipeline_execution_id or f"cloudformation-{request.request_id}"
-    obs.bind_run(invocation="custom-resource", pipeline_execution_id=run_id)
+    obs.bind_run(invocation=InvocationKind.CUSTOM_RESOURCE, pipeline_execution_id=run_id)
     document: dict[str, Any] = {
         "Status": "SUCCESS",
         "PhysicalResourceId": _physical_id(request),
@@ -845,15 +531,15 @@ def handle_custom_resource(request: CustomResourceRequest, context: Any) -> dict
         "LogicalResourceId": request.logical_resource_id,
         "NoEcho": False,
     }
-    if request.request_type == "Delete":
+    if request.request_type is RequestType.DELETE:
         logger.info("custom resource Delete: migrations are never reverted by a stack deletion")
         send_cfn_response(request.response_url, document)
         return document
     try:
         outcome = execute(
-            "apply",
+            Action.APPLY,
             request.bundle,
-            boto3.client("s3", config=_AWS_CONFIG),
+            boto3.client("s3", config=AWS_CONFIG),
             request.options,
             run_id,
             should_continue=_time_left(context),
@@ -866,14 +552,14 @@ def handle_custom_resource(request: CustomResourceRequest, context: Any) -> dict
                 remedy="raise the function's timeout, or deploy again (applied migrations stay applied)",
                 context={"applied_before_failure": [a["script"] for a in outcome.applied()]},
             )
-        report = _succeeded("custom-resource", outcome)
+        report = _succeeded(InvocationKind.CUSTOM_RESOURCE, outcome)
         document["Data"] = {
             "BundleSha256": outcome.bundle.bundle_sha256 if outcome.bundle else "",
             "Applied": str(len(report.applied)),
         }
     except Exception as exc:
         error = as_schemagate_error(exc)
-        _failed("custom-resource", run_id, error, started)
+        _failed(InvocationKind.CUSTOM_RESOURCE, run_id, error, started)
         document.update(Status="FAILED", Reason=failure_text(error, CFN_REASON_MAX))
     send_cfn_response(request.response_url, document)
     return document
@@ -883,21 +569,14 @@ def handle_custom_resource(request: CustomResourceRequest, context: Any) -> dict
 # the entry point
 
 
-def _unparseable(event: Any, error: SchemagateError) -> dict[str, Any]:
+def _unparseable(event: object, error: SchemagateError) -> dict[str, Any]:
     """The event could not be parsed: still answer whoever waits for an answer."""
     started = time.monotonic()
-    job_id = codepipeline_job_id(event)
+    job_id = job_protocol.job_id(event)
     if job_id:
-        obs.bind_run(invocation="codepipeline", job_id=job_id)
-        _failed("codepipeline", f"codepipeline-job-{job_id}", error, started)
-        _codepipeline_client().put_job_failure_result(
-            jobId=job_id,
-            failureDetails={
-                "type": FAILURE_TYPES.get(error.category, "JobFailed"),
-                "message": failure_text(error),
-            },
-        )
-        return {"status": "FAILED", "category": error.category.value, "message": failure_text(error)}
+        obs.bind_run(invocation=InvocationKind.CODEPIPELINE, job_id=job_id)
+        _failed(InvocationKind.CODEPIPELINE, f"codepipeline-job-{job_id}", error, started)
+        return job_protocol.fail(_codepipeline_client(), job_id, error)
     if isinstance(event, dict) and isinstance(event.get("ResponseURL"), str) and "RequestId" in event:
         obs.log_failure(error)
         send_cfn_response(
@@ -918,13 +597,11 @@ def _unparseable(event: Any, error: SchemagateError) -> dict[str, Any]:
     return {"ok": False, **{k: v for k, v in error.to_dict().items() if k != "context"}}
 
 
-def handle(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+def handle(event: dict[str, Any], context: LambdaContext | None = None) -> dict[str, Any]:
     """Lambda handler.  Never logs ``event``; always answers CodePipeline / CloudFormation."""
     try:
         obs.bind_run(lambda_request_id=getattr(context, "aws_request_id", None))
-        if isinstance(event, dict) and isinstance(event.get(CODEPIPELINE_KEY), dict):
-            creds = event[CODEPIPELINE_KEY].get("data", {}).get("artifactCredentials") or {}
-            obs.register_secret(*(str(v) for k, v in creds.items() if k != "accessKeyId" and v))
+        obs.register_secret(*job_protocol.job_secrets(event))
         if isinstance(event, dict) and isinstance(event.get("ResponseURL"), str):
             obs.register_secret(event["ResponseURL"])
         try:

@@ -8,6 +8,7 @@ that succeeded does not fail because the topic is unreachable (the failure is lo
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -23,7 +24,7 @@ class RunReport:
     run_id: str
     database: str | None = None  # user@host:port/dbname, never the password
     bundle_sha256: str | None = None
-    applied: list[dict[str, Any]] = field(default_factory=list)  # {"script", "version", "duration_ms"}
+    applied: Sequence[Mapping[str, Any]] = field(default_factory=list)  # {"script", "version", "duration_ms"}
     remaining: list[str] = field(default_factory=list)
     duration_ms: float = 0.0
     dry_run: bool = False
