@@ -17,6 +17,7 @@ row count on the database it plans for.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -38,7 +39,15 @@ def lock_impact(structural: Any, findings: Sequence[Finding], sections: Iterable
     return impact_to_manifest(impact)
 
 
+def _rehearsal_ran() -> bool:
+    """A rehearsal section exists only once ``validator.rehearsal`` was imported; without one,
+    importing it (and the executor's apply loop under it) just to find none is a quarter second."""
+    return "validator.rehearsal" in sys.modules
+
+
 def rehearsed_files(sections: Iterable[Any]) -> set[str]:
+    if not _rehearsal_ran():
+        return set()
     from validator.rehearsal import RehearsalResult
 
     return {
@@ -51,6 +60,8 @@ def rehearsed_files(sections: Iterable[Any]) -> set[str]:
 
 
 def from_rehearsal(sections: Iterable[Any]) -> dict[str, list[LockImpact]]:
+    if not _rehearsal_ran():
+        return {}
     from validator.rehearsal import RehearsalResult
 
     floor = LOCK_MODES.index(RECORDED_FROM)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from executor.bundle import Bundle, make_bundle
 from executor.errors import SchemagateError
@@ -18,6 +19,9 @@ from validator.findings import ERROR, Finding, count_by_severity
 from validator.gitref import check_immutability
 from validator.order import check_order
 from validator.parse import ParsedFile, mark_committing_calls, parse_file
+
+if TYPE_CHECKING:
+    from validator.parse_cache import ParseCache
 
 
 @dataclass
@@ -52,6 +56,7 @@ def check_structure(
     *,
     base_ref: str | None = None,
     discovered: Discovered | tuple[list[MigrationFile], list[Finding]] | None = None,
+    parse_cache: ParseCache | None = None,
 ) -> StructuralResult:
     """Discovery, order, immutability (when ``base_ref`` is given) and parsing of every file.
 
@@ -59,7 +64,8 @@ def check_structure(
     files (``run_validation`` starts lint on them first), so every check sees the same bytes.
 
     Files are parsed in this process: libpg_query parses a 500-file history in well under a second
-    (see tests/test_corpus.py), less than a process pool costs to start.
+    (see tests/test_corpus.py), less than a process pool costs to start.  ``parse_cache``
+    (``validator.parse_cache``): answer unchanged files from the cache (``validate`` passes one).
     """
     found = discovered if discovered is not None else discover_migrations(config)
     files, discovery_findings = found
@@ -68,7 +74,11 @@ def check_structure(
     findings += check_order(files, config)
     if base_ref is not None:
         findings += check_immutability(files, config.migrations, base_ref, config, layout=layout)
-    parsed = [parse_file(mf) for mf in files]
+    if parse_cache is not None:
+        parsed = [parse_cache.parse(mf) for mf in files]
+        parse_cache.save()
+    else:
+        parsed = [parse_file(mf) for mf in files]
     committing = set().union(*(p.committing_procedures for p in parsed)) if parsed else set()
     if committing:
         for p in parsed:

@@ -270,7 +270,9 @@ def _review_checks(
         # every forward migration goes through the rules, in order, so that what the accepted
         # history created is known; only the judged files' findings and suppressions are kept
         forward = [p for p in structural.parsed if p.file.name.kind != UNDO]
-        safety = check_safety(forward, _safety_config(config)) if judged.judged else None
+        safety = (
+            check_safety(forward, _safety_config(config), judged=judged.judged) if judged.judged else None
+        )
         if safety is not None:
             findings += [f for f in safety.findings if f.file in judged.judged]
             suppressions = [s for s in safety.suppressions if s.file in judged.judged]
@@ -368,7 +370,12 @@ def _run_validation(
     try:
         progress(f"parsing {_count(len(discovered.files), 'file')}")
         started = time.perf_counter()
-        structural = check_structure(config, base_ref=base_ref, discovered=discovered)
+        from validator.parse_cache import ParseCache, parse_cache_directory
+
+        parse_cache = ParseCache(parse_cache_directory(config.project_root, config.lint), config.migrations)
+        structural = check_structure(
+            config, base_ref=base_ref, discovered=discovered, parse_cache=parse_cache
+        )
         timings["structural"] = discovery_seconds + time.perf_counter() - started
         if not structural.files and not structural.findings:
             raise ConfigurationError(

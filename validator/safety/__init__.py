@@ -11,7 +11,7 @@ Rules live one per module in ``validator/safety/rules/``, listed in ``registry.R
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING
 
 from validator.safety.check import SafetyResult, check_files
@@ -54,9 +54,13 @@ SQLFLUFF_EQUIVALENTS: dict[str, tuple[str, ...]] = {
 }
 
 
-def check_safety(parsed: Sequence[ParsedFile], config: ValidatorConfig | None) -> SafetyResult:
-    """Run the enabled safety rules over ``parsed`` (ParsedFile objects in apply order)."""
-    return check_files(parsed, config)
+def check_safety(
+    parsed: Sequence[ParsedFile], config: ValidatorConfig | None, *, judged: Collection[str] | None = None
+) -> SafetyResult:
+    """Run the enabled safety rules over ``parsed`` (ParsedFile objects in apply order).
+    ``judged``: the rel paths whose findings are wanted (None: all); the other files are only read
+    for what they create (accepted history)."""
+    return check_files(parsed, config, judged=judged)
 
 
 def check_sql(

@@ -3,7 +3,7 @@ the suppressions themselves, as ``Finding`` values (family ``safety``)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -66,14 +66,22 @@ def _tokens(text: str) -> Sequence[Token]:
 
 
 def check_files(
-    files: Sequence[ParsedFile], config: ValidatorConfig | None, registry: Registry = REGISTRY
+    files: Sequence[ParsedFile],
+    config: ValidatorConfig | None,
+    registry: Registry = REGISTRY,
+    *,
+    judged: Collection[str] | None = None,
 ) -> SafetyResult:
+    """Findings and suppressions of the ``judged`` files (by ``rel``; None: all of them); the
+    other files are read for what they create (``run_rules``)."""
     settings = safety_settings(config, registry)
     rules = [r for r in registry if settings.enabled(r.id) and r.id not in SUPPRESSION_RULES]
     parsed = [f for f in files if getattr(f, "statements", None) is not None]
-    raw = run_rules(parsed, rules, target_postgres=settings.target_postgres)
+    raw = run_rules(parsed, rules, target_postgres=settings.target_postgres, judged=judged)
     result = SafetyResult()
     for file in parsed:
+        if judged is not None and file.rel not in judged:
+            continue
         lines = LineCounter(file.text)
         sups, problems = find_suppressions(file, _tokens(file.text), set(registry.ids))
         result.suppressions.extend(sups)

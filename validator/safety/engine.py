@@ -10,7 +10,7 @@ later statements (and later files) can ask.  Findings come back as data.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pglast import ast
@@ -74,12 +74,21 @@ def run_rules(
     rules: Sequence[type[Rule]],
     *,
     target_postgres: int,
+    judged: Collection[str] | None = None,
 ) -> dict[str, list[RawFinding]]:
-    """Run ``rules`` over ``files`` (in apply order); raw findings per file ``rel``."""
+    """Run ``rules`` over ``files`` (in apply order); raw findings per file ``rel``.
+
+    ``judged``: the files (by ``rel``) the rules judge; the others (accepted history) only tell
+    the catalog what they created, so that the judged files are judged knowing it, and get no
+    entry.  The catalog is the only state that crosses files (rules are made per file), so the
+    judged files' findings are the same as when every file is judged.  None: all are judged."""
     catalog = Catalog()
     out: dict[str, list[RawFinding]] = {}
     for file in files:
         catalog.start_file()
+        if judged is not None and file.rel not in judged:
+            _record_only(file, catalog)
+            continue
         ctx = FileContext(file=file, target_postgres=target_postgres, catalog=catalog)
         ctx.tx_keys = transaction_keys(file)
         instances = [cls(ctx) for cls in rules]
@@ -117,3 +126,15 @@ def run_rules(
                 ctx.location_shift, ctx.in_do_block = 0, False
         out[file.rel] = ctx.findings
     return out
+
+
+def _record_only(file: ParsedFile, catalog: Catalog) -> None:
+    """What ``run_rules`` tells the catalog about ``file``, without running a rule."""
+    keys = transaction_keys(file)
+    for stmt in file.statements:
+        if stmt.node is None:
+            continue
+        tx = keys[stmt.index]
+        catalog.record(stmt.node, tx)
+        for inner in embedded_statements(stmt):
+            catalog.record(inner.node, tx)
