@@ -62,7 +62,12 @@ def already_applied(conn: Any, config: Any, settings: Any) -> int | None:
     from executor.state import MigrationState, build_info, refusals
     from validator.discovery import discover
 
-    found = discover(config.migrations, layout=config.layout, max_file_bytes=config.max_file_bytes)
+    found = discover(
+        config.migrations,
+        layout=config.layout,
+        max_file_bytes=config.max_file_bytes,
+        memo=_layout_memo(config),
+    )
     files, findings = found
     if not files or any(f.severity == "error" for f in findings):
         return None
@@ -81,6 +86,16 @@ def already_applied(conn: Any, config: Any, settings: Any) -> int | None:
     if refusals(infos, settings) or any(i.state not in settled for i in infos):
         return None
     return sum(1 for i in infos if i.state is MigrationState.APPLIED)
+
+
+def _layout_memo(config: Any) -> Path | None:
+    """Where detection's answer is remembered (``validator.layout_memo``); None when the project
+    turned its caches off (``[tool.schemagate.lint] cache = false``)."""
+    if config.lint.get("cache", True) is False:
+        return None
+    from validator.layout_memo import DEFAULT_MEMO
+
+    return Path(config.project_root) / DEFAULT_MEMO
 
 
 def quick_apply(argv: list[str]) -> int | None:

@@ -102,32 +102,48 @@ class DirectoryTree:
         self.root = root
         self.max_file_bytes = max_file_bytes
         self._paths: list[str] = []
-        self._full: dict[str, Path] = {}
+        self._full: dict[str, str] = {}
         self._data: dict[str, bytes] = {}
         self.refused: list[Finding] = []
-        resolved_root = root.resolve()
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            current = Path(dirpath)
-            for d in dirnames:  # os.walk does not descend into linked directories: say so if outside
-                linked = current / d
-                if linked.is_symlink() and not linked.resolve().is_relative_to(resolved_root):
-                    rel = linked.relative_to(root).as_posix()
-                    self.refused.append(_outside_link(rel, os.readlink(linked), linked.resolve()))
-            for name in sorted(filenames):
-                if not name.startswith("."):
-                    self._add(current / name, root, resolved_root)
+        self._walk(os.fspath(root), "", root.resolve())
         self._paths.sort()
 
-    def _add(self, path: Path, root: Path, resolved_root: Path) -> None:
-        rel = path.relative_to(root).as_posix()
-        if path.is_symlink():
-            target = path.resolve()
+    def _walk(self, directory: str, prefix: str, resolved_root: Path) -> None:
+        """One directory (as ``os.walk`` top-down would: its linked directories and files first,
+        then its subdirectories in name order), through ``os.scandir`` so each file costs one
+        ``stat``."""
+        try:
+            with os.scandir(directory) as it:
+                entries = sorted((e for e in it if not e.name.startswith(".")), key=lambda e: e.name)
+        except OSError:
+            return  # as os.walk: a directory that cannot be listed holds nothing
+        subdirs: list[os.DirEntry[str]] = []
+        files: list[os.DirEntry[str]] = []
+        for entry in entries:
+            try:
+                is_dir = entry.is_dir()
+            except OSError:
+                is_dir = False
+            (subdirs if is_dir else files).append(entry)
+        for d in subdirs:  # os.walk does not descend into linked directories: say so if outside
+            if d.is_symlink():
+                linked = Path(d.path)
+                if not linked.resolve().is_relative_to(resolved_root):
+                    self.refused.append(_outside_link(prefix + d.name, os.readlink(linked), linked.resolve()))
+        for f in files:
+            self._add(f, prefix + f.name, resolved_root)
+        for d in subdirs:
+            if not d.is_symlink():
+                self._walk(d.path, f"{prefix}{d.name}/", resolved_root)
+
+    def _add(self, entry: os.DirEntry[str], rel: str, resolved_root: Path) -> None:
+        if entry.is_symlink():
+            target = Path(entry.path).resolve()
             if not target.is_relative_to(resolved_root):
-                self.refused.append(_outside_link(rel, os.readlink(path), target))
+                self.refused.append(_outside_link(rel, os.readlink(entry.path), target))
                 return
         try:
-            st = path.stat()
+            st = entry.stat()
         except OSError:
             return  # a dangling link
         if not stat.S_ISREG(st.st_mode):
@@ -136,7 +152,7 @@ class DirectoryTree:
             self.refused.append(_too_large(rel, st.st_size, self.max_file_bytes))
             return
         self._paths.append(rel)
-        self._full[rel] = path
+        self._full[rel] = entry.path
 
     def paths(self) -> list[str]:
         return self._paths
@@ -144,12 +160,13 @@ class DirectoryTree:
     def read(self, rel: str) -> bytes:
         data = self._data.get(rel)
         if data is None:
-            data = self._full[rel].read_bytes()
+            with open(self._full[rel], "rb") as f:
+                data = f.read()
             self._data[rel] = data
         return data
 
     def full_path(self, rel: str) -> Path:
-        return self._full[rel]
+        return Path(self._full[rel])
 
 
 def _require_directory(root: Path) -> None:
@@ -168,9 +185,16 @@ def _require_directory(root: Path) -> None:
 
 
 def discover(
-    migrations_dir: Path, *, layout: str | None = None, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    migrations_dir: Path,
+    *,
+    layout: str | None = None,
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    memo: Path | None = None,
 ) -> Discovered:
     """Classify every file under ``migrations_dir`` (recursively) with its layout.
+
+    ``memo``: a file (``validator.layout_memo``) that remembers which layout detection chose for
+    these exact contents, so a repeated run resolves the tree with that layout alone.
 
     Returns the migrations in application order and the naming findings (unpacks as ``files,
     findings``). Raises ConfigurationError when the directory does not exist, is not a directory, or
@@ -179,7 +203,7 @@ def discover(
     root = Path(migrations_dir)
     _require_directory(root)
     tree = DirectoryTree(root, max_file_bytes=max_file_bytes)
-    resolution = layouts.resolve(tree, layout)
+    resolution = _resolve(tree, layout, memo)
     findings: list[Finding] = list(tree.refused)
     findings += [_problem_finding(resolution, p) for p in resolution.problems]
     files: list[MigrationFile] = []
@@ -202,6 +226,20 @@ def discover(
         layout=resolution.layout,
         support_files=list(resolution.support_files),
     )
+
+
+def _resolve(tree: DirectoryTree, layout: str | None, memo: Path | None) -> Resolution:
+    if layout is not None or memo is None:
+        return layouts.resolve(tree, layout)
+    from validator import layout_memo
+
+    key = layout_memo.tree_key(tree)
+    known = layout_memo.recall(memo, key)
+    if known in layouts.LAYOUTS:
+        return layouts.get(known).resolve(tree)
+    resolution = layouts.detect(tree)
+    layout_memo.remember(memo, key, resolution.layout)
+    return resolution
 
 
 def _read(
