@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import total_ordering
+from functools import lru_cache, total_ordering
 
 VERSIONED = "versioned"
 REPEATABLE = "repeatable"
@@ -52,6 +52,12 @@ class Version:
 
     @classmethod
     def parse(cls, text: str) -> Version:
+        if cls is Version:
+            return _parse_version(text)  # versions are immutable: one per text, shared
+        return cls._build(text)
+
+    @classmethod
+    def _build(cls, text: str) -> Version:
         if not VERSION_RE.match(text):
             raise ValueError(f"not a migration version: {text!r} (digits separated by '.' or '_')")
         parts = [int(p) for p in re.split(r"[._]", text)]
@@ -76,6 +82,11 @@ class Version:
 
     def __str__(self) -> str:
         return self.text
+
+
+@lru_cache(maxsize=4096)
+def _parse_version(text: str) -> Version:
+    return Version._build(text)
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,6 @@ request must not switch off its own gate.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
 import re
 import tomllib
@@ -161,6 +160,8 @@ def _key_error(key: str, problem: str, remedy: str, where: str = "") -> Configur
 
 
 def _closest(key: str, known: list[str] | tuple[str, ...]) -> str:
+    import difflib  # only for a misspelt key: not on every command's start
+
     close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
     return f"did you mean {close[0]!r}? " if close else ""
 
