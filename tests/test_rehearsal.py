@@ -305,6 +305,66 @@ def test_rehearsing_on_the_deployment_database_is_refused(
         rehearse(config, structural, new=None, database_url=pg_admin_url)
 
 
+def _spellings(admin_url: str) -> list[str]:
+    """Other ways to write the URL of the very database ``admin_url`` names."""
+    params = psycopg2.extensions.parse_dsn(admin_url)
+    host, port = params.get("host", "127.0.0.1"), params.get("port", "5432")
+    user, dbname = params.get("user", "postgres"), params.get("dbname", "postgres")
+    other_host = "localhost" if host == "127.0.0.1" else "127.0.0.1"
+    return [
+        admin_url + ("&" if "?" in admin_url else "?") + "sslmode=disable",
+        admin_url.replace(f"@{host}:", f"@{other_host}:", 1),
+        f"host={host} port={port} user={user} dbname={dbname} application_name=app",
+        f"postgresql://{user}@{host}:{port}/{dbname}?connect_timeout=3&application_name=app",
+    ]
+
+
+def _throwaway_databases(admin_url: str) -> list[str]:
+    with psycopg2.connect(admin_url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT datname FROM pg_database WHERE datname LIKE 'sg\\_rehearsal\\_%' ORDER BY 1")
+        names = [r[0] for r in cur.fetchall()]
+    conn.close()
+    return names
+
+
+@pytest.mark.parametrize("spelling", range(4))
+def test_the_deployment_database_spelt_another_way_is_refused_before_anything_is_created(
+    tmp_path: Path, pg_admin_url: str, monkeypatch: pytest.MonkeyPatch, spelling: int
+) -> None:
+    """The guard compares the servers, not the strings: ``?sslmode=disable``, ``localhost`` for
+    ``127.0.0.1``, a key=value DSN or extra parameters name the same database."""
+    deploy = _spellings(pg_admin_url)[spelling]
+    assert psycopg2.extensions.parse_dsn(deploy) != psycopg2.extensions.parse_dsn(pg_admin_url)
+    monkeypatch.setenv("DATABASE_URL", deploy)
+    config, structural = _project(tmp_path, {"V1__customers.sql": "CREATE TABLE customers (id int);\n"})
+    before = _throwaway_databases(pg_admin_url)
+    with pytest.raises(ConfigurationError, match="DATABASE_URL deploys to"):
+        rehearse(config, structural, new=None, database_url=pg_admin_url)
+    assert _throwaway_databases(pg_admin_url) == before  # nothing was created
+    with psycopg2.connect(pg_admin_url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT to_regclass('public.customers')")
+        assert cur.fetchone() == (None,)
+    conn.close()
+
+
+def test_the_same_server_asked_by_identity_when_the_names_cannot_tell(
+    pg_admin_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the URLs alone cannot tell (a socket directory, several hosts, a service file), both
+    servers are asked for their system_identifier and database; another database of the same
+    server, or a deploy target that does not answer, is not the rehearsal's database."""
+    from validator.rehearsal import server
+
+    monkeypatch.setattr(server, "_address", lambda params: None)
+    params = psycopg2.extensions.parse_dsn(pg_admin_url)
+    dbname = params.get("dbname", "postgres")
+    same = _spellings(pg_admin_url)[2]
+    assert server.is_the_same_database(pg_admin_url, same)
+    other = "template1" if dbname != "template1" else "postgres"
+    assert not server.is_the_same_database(pg_admin_url, same.replace(f"dbname={dbname}", f"dbname={other}"))
+    assert not server.is_the_same_database(pg_admin_url, "postgresql://nobody:secret@127.0.0.1:1/app")
+
+
 def test_leftovers_of_a_killed_run_are_swept_but_a_live_runs_database_is_not(pg_admin_url: str) -> None:
     dead, live = f"sg_rehearsal_dead{uuid.uuid4().hex[:8]}", f"sg_rehearsal_live{uuid.uuid4().hex[:8]}"
     owner, sweeper = psycopg2.connect(pg_admin_url), psycopg2.connect(pg_admin_url)

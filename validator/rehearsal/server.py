@@ -3,13 +3,20 @@ run there.
 
 ``--rehearsal-database-url`` names a server where schemagate may CREATE DATABASE; without it the
 embedded PostgreSQL (``localdb``) under ``.schemagate/rehearsal`` is started for the run and
-stopped afterwards (unless it was already running).  ``$DATABASE_URL`` is never connected to: it
-is only read to refuse a rehearsal server that is the deploy target.
+stopped afterwards (unless it was already running).  ``$DATABASE_URL`` is only read to refuse a
+rehearsal URL that is the deploy target's database, before anything is created: the same host
+(names resolved, ``localhost`` is ``127.0.0.1``), port and database refuse at once, and otherwise
+both servers are asked, read-only, for their ``system_identifier`` and ``current_database()``
+(one ``SELECT`` each, nothing else), so a spelling that libpq reads as another string (``?sslmode=
+disable``, a key=value DSN, another name of the host) still refuses.  A deploy target that does not
+answer within ``IDENTITY_TIMEOUT`` seconds, or refuses connections, cannot be the rehearsal server
+the rehearsal is about to use: the rehearsal goes on.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -22,12 +29,15 @@ from psycopg2.extensions import cursor as Cursor
 from psycopg2.extensions import make_dsn, parse_dsn
 
 from executor.connection import connect as executor_connect
-from executor.errors import ConfigurationError
+from executor.errors import ConfigurationError, SchemagateError
 
 if TYPE_CHECKING:
     from validator.config import ValidatorConfig
 
 APPLICATION_NAME = "schemagate-rehearsal"
+IDENTITY_TIMEOUT = 5  # seconds to wait for the deploy target's answer to "who are you"
+_IDENTITY_QUERY = "SELECT (SELECT system_identifier::text FROM pg_control_system()), current_database()"
+_IDENTITY_FALLBACK = "SELECT host(inet_server_addr()) || ':' || inet_server_port(), current_database()"
 
 
 def with_dbname(url: str, dbname: str) -> str:
@@ -56,7 +66,7 @@ def rehearsal_server(config: ValidatorConfig, database_url: str | None) -> Itera
                 "may create throwaway databases",
             ) from None
         deploy_target = os.environ.get("DATABASE_URL")
-        if deploy_target and parse_dsn(deploy_target) == parse_dsn(database_url):
+        if deploy_target and is_the_same_database(database_url, deploy_target):
             raise ConfigurationError(
                 "--rehearsal-database-url is the database DATABASE_URL deploys to",
                 remedy="rehearse on a separate server (or leave the option out to use an embedded one): "
@@ -80,6 +90,66 @@ def rehearsal_server(config: ValidatorConfig, database_url: str | None) -> Itera
     # command still uses it); the cached bases stay on disk for the next run
     with EmbeddedPostgres(home).running() as url:
         yield url, f"embedded PostgreSQL under {home}"
+
+
+def _address(params: dict[str, str]) -> tuple[frozenset[str], str, str] | None:
+    """(addresses, port, database) a libpq connection with ``params`` reaches, or None when it
+    cannot be told without connecting (a socket directory, several hosts, a service file)."""
+    host = params.get("hostaddr") or params.get("host") or os.environ.get("PGHOST", "")
+    if not host or host.startswith("/") or "," in host or params.get("service"):
+        return None
+    port = params.get("port") or os.environ.get("PGPORT") or "5432"
+    user = params.get("user") or os.environ.get("PGUSER") or ""
+    dbname = params.get("dbname") or os.environ.get("PGDATABASE") or user
+    try:
+        infos = socket.getaddrinfo(host, int(port), proto=socket.IPPROTO_TCP)
+    except (OSError, ValueError):
+        return None
+    addresses = frozenset(str(info[4][0]) for info in infos)
+    loopback = {"127.0.0.1", "::1"}
+    if addresses & loopback:  # localhost, 127.0.0.1 and ::1 are one machine's one server
+        addresses = addresses | loopback
+    return addresses, port, dbname
+
+
+def _identity(url: str) -> tuple[str, str] | None:
+    """(system_identifier, current database) of the server behind ``url``, asked read-only, or
+    None when it does not answer (its error is not shown: the URL may hold a password)."""
+    try:
+        conn = executor_connect(url, connect_timeout=IDENTITY_TIMEOUT, application_name=APPLICATION_NAME)
+    except SchemagateError:
+        return None
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            for query in (_IDENTITY_QUERY, _IDENTITY_FALLBACK):
+                try:
+                    cur.execute(query)
+                except psycopg2.Error:
+                    continue  # pg_control_system() not granted: the server's address instead
+                row = cur.fetchone()
+                if row is not None and row[0] is not None:
+                    return str(row[0]), str(row[1])
+        return None
+    except psycopg2.Error:
+        return None
+    finally:
+        conn.close()
+
+
+def is_the_same_database(rehearsal_url: str, deploy_url: str) -> bool:
+    """True when ``rehearsal_url`` names the database ``deploy_url`` deploys to, however spelt."""
+    try:
+        ours, theirs = parse_dsn(rehearsal_url), parse_dsn(deploy_url)
+    except psycopg2.ProgrammingError:
+        return False  # the deploy target's URL is the apply's business, reported there
+    if ours == theirs:
+        return True
+    here, there = _address(ours), _address(theirs)
+    if here is not None and there is not None and here[0] & there[0] and here[1:] == there[1:]:
+        return True
+    mine = _identity(rehearsal_url)
+    return mine is not None and mine == _identity(deploy_url)
 
 
 def connect(url: str, *, autocommit: bool = True) -> Connection:
