@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from executor import apply as apply_module
+from executor import planning
 from executor.errors import Category, ConfigurationError
 from executor.events import ACTIONS, RequestType, parse_event
 from executor.fleet import FleetResult, TargetOutcome, TargetStatus
@@ -21,7 +21,10 @@ from tests.test_state import SETTINGS, entry, manifest, row
 
 S = MigrationState
 EVENTS = Path(__file__).parent / "events"
-APPLY_SOURCE = Path(apply_module.__file__).read_text(encoding="utf-8")
+# the modules of the apply machinery (executor.apply and the parts it was split into)
+APPLY_SOURCE = "\n".join(
+    path.read_text(encoding="utf-8") for path in sorted(Path(planning.__file__).parent.glob("*.py"))
+)
 
 
 def test_every_value_is_the_string_callers_already_use() -> None:
@@ -110,7 +113,7 @@ def test_the_flags_agree_with_what_the_join_found() -> None:
     refused = {e.rule for e in refusals(infos, SETTINGS)}
     assert refused == set(Refusal)
     assert refused == {"failed-migration", "checksum-drift", "missing-migration", "out-of-order"}
-    plan = apply_module._plan_from(infos, SETTINGS.with_overrides(allow_out_of_order=True))
+    plan = planning.plan_from(infos, SETTINGS.with_overrides(allow_out_of_order=True))
     planned = {e.file for e, _ in plan.to_apply}
     assert planned == {
         "V4__index_invoices_by_account.sql",
