@@ -81,6 +81,7 @@ from executor.session import NoticeSink, autocommit, executor_session, notices_t
 from executor.settings import ExecutorSettings
 from executor.state import build_info
 from executor.undo import undo
+from executor.vocabulary import EventKind
 
 # The executor's core calls, importable from here as they always were (the CLI and the rehearsal do):
 # each is defined in the module of its part.
@@ -153,13 +154,13 @@ def apply(
         lock = AdvisoryLock(
             conn,
             settings,
-            on_wait=lambda message: emit(Event("waiting_for_lock", message=message)),
+            on_wait=lambda message: emit(Event(EventKind.WAITING_FOR_LOCK, message=message)),
             max_poll_interval_s=poll_interval(settings),
         )
         with lock:
             emit(
                 Event(
-                    "lock_acquired",
+                    EventKind.LOCK_ACQUIRED,
                     message=f"holding the migration lock on {settings.qualified_table}",
                     duration_ms=int(lock.waited_s * 1000),
                 )
@@ -180,7 +181,7 @@ def apply(
                     remaining = [x.entry for x in prepared[index:]]
                     emit(
                         Event(
-                            "stopped",
+                            EventKind.STOPPED,
                             file=item.entry.file,
                             message=(
                                 f"stopped before {item.entry.file}: {len(remaining)} migration(s) left for "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from executor.bundle import Bundle
 from executor.errors import ConfigurationError, MigrationRefused
-from executor.history import BASELINE_SCRIPT, TYPE_BASELINE, ensure_history_table, insert_row, read_history
+from executor.history import BASELINE_SCRIPT, HistoryType, ensure_history_table, insert_row, read_history
 from executor.lock import AdvisoryLock, rollback_if_open
 from executor.manifest import ManifestEntry
 from executor.naming import Version
@@ -91,7 +91,7 @@ def baseline(
                         settings,
                         version=entry.version,
                         description=entry.description,
-                        type=TYPE_BASELINE,
+                        type=HistoryType.BASELINE,
                         script=entry.script,
                         checksum=entry.sha256,
                         execution_time_ms=0,
@@ -104,7 +104,7 @@ def baseline(
                         settings,
                         version=version,
                         description=description or "baseline",
-                        type=TYPE_BASELINE,
+                        type=HistoryType.BASELINE,
                         script=BASELINE_SCRIPT,
                         checksum=None,
                         execution_time_ms=0,

@@ -8,6 +8,7 @@ import re
 from typing import Any
 
 import psycopg2
+from psycopg2 import errorcodes
 
 from executor import index_validity
 from executor.connection import ResponseDeadline, is_connection_lost
@@ -16,7 +17,7 @@ from executor.headers import Statement, line_and_column
 from executor.prepare import Prepared
 from executor.settings import ExecutorSettings
 
-LOCK_NOT_AVAILABLE = "55P03"
+LOCK_NOT_AVAILABLE = errorcodes.LOCK_NOT_AVAILABLE  # lock_timeout expired: retried
 
 
 class StatementFailed(Exception):
@@ -166,19 +167,19 @@ def to_error(
             "or raise the limit with `-- schemagate:set lock_timeout=30s lock_retries=5` in the file "
             "header"
         )
-    elif exc.pgcode == "57014" and p.capped:
+    elif exc.pgcode == errorcodes.QUERY_CANCELED and p.capped:
         remedy = (
             f"statement_timeout was capped at {p.statement_timeout}, the time the Lambda executor had "
             "left: a migration that needs longer belongs to the CodeBuild executor (`executor: "
             '"codebuild"` for the environment, see docs/deploy.md), or in smaller migrations'
         )
-    elif exc.pgcode == "57014":
+    elif exc.pgcode == errorcodes.QUERY_CANCELED:
         remedy = (
             f"the statement ran longer than statement_timeout ({p.statement_timeout}): raise it for this "
             "file with `-- schemagate:set statement_timeout=2h`, or split the work into smaller "
             "migrations"
         )
-    elif exc.pgcode == "25001":
+    elif exc.pgcode == errorcodes.ACTIVE_SQL_TRANSACTION:
         remedy = (
             "this statement cannot run inside a transaction: the file must be `transactional: false` in "
             "the bundle (`schemagate validate` marks files with CREATE INDEX CONCURRENTLY and similar), "
@@ -192,7 +193,7 @@ def to_error(
     cls: type[SchemagateError] = SqlError
     if exc.pgcode == LOCK_NOT_AVAILABLE:
         cls = LockTimeout
-    elif exc.pgcode == "42501":
+    elif exc.pgcode == errorcodes.INSUFFICIENT_PRIVILEGE:
         cls = PermissionDenied
     return cls(message, file=entry.file, line=line, column=column, remedy=remedy, context=context)
 

@@ -14,17 +14,13 @@ from executor.naming import REPEATABLE, Version
 from executor.session import autocommit, bounded
 from executor.settings import ExecutorSettings
 from executor.state import MigrationInfo, MigrationState, build_info, refusals
-
-WHY_PENDING = "pending"
-WHY_OUT_OF_ORDER = "out of order"
-WHY_REPEATABLE_CHANGED = "repeatable changed"
-WHY_REPEATABLE_NEW = "repeatable new"
+from executor.vocabulary import PlanReason
 
 
 @dataclass
 class Plan:
     infos: list[MigrationInfo]
-    to_apply: list[tuple[ManifestEntry, str]]  # (entry, why): pending | out of order | repeatable changed/new
+    to_apply: list[tuple[ManifestEntry, PlanReason]]  # (entry, why)
     refusals: list[SchemagateError]
 
     def summary(self) -> str:
@@ -36,19 +32,19 @@ class Plan:
 
 
 def plan_from(infos: list[MigrationInfo], settings: ExecutorSettings) -> Plan:
-    versioned: list[tuple[Version, ManifestEntry, str]] = []
-    repeatable: list[tuple[ManifestEntry, str]] = []
+    versioned: list[tuple[Version, ManifestEntry, PlanReason]] = []
+    repeatable: list[tuple[ManifestEntry, PlanReason]] = []
     for i in infos:
         if i.entry is None:
             continue
         if i.state is MigrationState.PENDING and i.kind != REPEATABLE:
-            versioned.append((i.entry.parsed_version, i.entry, WHY_PENDING))  # type: ignore[arg-type]
+            versioned.append((i.entry.parsed_version, i.entry, PlanReason.PENDING))  # type: ignore[arg-type]
         elif i.state is MigrationState.OUT_OF_ORDER and settings.allow_out_of_order:
-            versioned.append((i.entry.parsed_version, i.entry, WHY_OUT_OF_ORDER))  # type: ignore[arg-type]
+            versioned.append((i.entry.parsed_version, i.entry, PlanReason.OUT_OF_ORDER))  # type: ignore[arg-type]
         elif i.state is MigrationState.PENDING:
-            repeatable.append((i.entry, WHY_REPEATABLE_NEW))
+            repeatable.append((i.entry, PlanReason.REPEATABLE_NEW))
         elif i.state is MigrationState.OUTDATED:
-            repeatable.append((i.entry, WHY_REPEATABLE_CHANGED))
+            repeatable.append((i.entry, PlanReason.REPEATABLE_CHANGED))
     versioned.sort(key=lambda t: t[0])
     return Plan(
         infos=infos,

@@ -22,7 +22,7 @@ from executor.settings import ExecutorSettings
 @dataclass
 class Prepared:
     entry: ManifestEntry
-    why: str
+    why: str  # a PlanReason, or what an undo reverses
     sql: str
     statements: list[Statement]
     lock_timeout: str

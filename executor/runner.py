@@ -19,13 +19,14 @@ from executor.connection import ResponseDeadline
 from executor.errors import SchemagateError
 from executor.failure import LOCK_NOT_AVAILABLE, IndexProblem, StatementFailed, to_error
 from executor.headers import Statement, line_and_column
-from executor.history import TYPE_REPEATABLE, TYPE_SQL, TYPE_UNDO, insert_row_sql
+from executor.history import HistoryType, insert_row_sql
 from executor.lock import rollback_if_open
 from executor.naming import REPEATABLE, UNDO
 from executor.prepare import Prepared
 from executor.progress import AppliedMigration, ApplyHooks, Event
 from executor.session import NoticeSink
 from executor.settings import ExecutorSettings, duration_seconds
+from executor.vocabulary import EventKind
 
 
 class Runner:
@@ -86,7 +87,7 @@ class Runner:
             self.settings,
             version=e.version,
             description=e.description,
-            type={REPEATABLE: TYPE_REPEATABLE, UNDO: TYPE_UNDO}.get(e.kind, TYPE_SQL),
+            type={REPEATABLE: HistoryType.REPEATABLE, UNDO: HistoryType.UNDO}.get(e.kind, HistoryType.SQL),
             script=e.script,
             checksum=e.sha256,
             execution_time_ms=execution_time_ms,
@@ -98,7 +99,7 @@ class Runner:
         entry = p.entry
         if self.hooks.before_migration is not None:
             self.hooks.before_migration(self.conn, entry)
-        self.emit(Event("start", file=entry.file, message=f"applying {entry.file} ({p.why})"))
+        self.emit(Event(EventKind.START, file=entry.file, message=f"applying {entry.file} ({p.why})"))
         p.statement_timeout, p.capped = self.settings.capped_statement_timeout(p.statement_timeout)
         attempt = 0
         self.sink.file = entry.file
@@ -125,7 +126,7 @@ class Runner:
                         attempt += 1
                         self.emit(
                             Event(
-                                "retry",
+                                EventKind.RETRY,
                                 file=entry.file,
                                 message=(
                                     f"lock_timeout ({p.lock_timeout}) expired waiting for a lock; "
@@ -150,7 +151,7 @@ class Runner:
                         self._record_failure(p, started, error)
                     self.emit(
                         Event(
-                            "failed",
+                            EventKind.FAILED,
                             file=entry.file,
                             message=str(error),
                             duration_ms=int((time.monotonic() - started) * 1000),
@@ -163,7 +164,7 @@ class Runner:
                         self._record_failure(p, started, error)
                     self.emit(
                         Event(
-                            "failed",
+                            EventKind.FAILED,
                             file=entry.file,
                             message=str(error),
                             duration_ms=int((time.monotonic() - started) * 1000),
@@ -172,7 +173,9 @@ class Runner:
                     raise error from None
                 except Exception as exc:  # a hook refused, or something unexpected: rolled back already
                     self.emit(
-                        Event("failed", file=entry.file, message=f"{entry.file} was rolled back: {exc}")
+                        Event(
+                            EventKind.FAILED, file=entry.file, message=f"{entry.file} was rolled back: {exc}"
+                        )
                     )
                     raise
         finally:
@@ -183,7 +186,7 @@ class Runner:
         )
         self.emit(
             Event(
-                "applied",
+                EventKind.APPLIED,
                 file=entry.file,
                 message=f"applied {entry.file} in {duration} ms",
                 duration_ms=duration,

@@ -20,6 +20,7 @@ from executor.errors import ConfigurationError
 from executor.lock import rollback_if_open
 from executor.progress import Event
 from executor.settings import ExecutorSettings
+from executor.vocabulary import EventKind
 
 IDLE = psycopg2.extensions.TRANSACTION_STATUS_IDLE
 DEAD_CLIENT_CHECK = "2s"  # client_connection_check_interval (PostgreSQL 14+) for the executor's session
@@ -141,7 +142,7 @@ class NoticeSink:
             self.held.append(text)
             return
         self.collected.append(text)
-        self.emit(Event("notice", file=self.file, message=text))
+        self.emit(Event(EventKind.NOTICE, file=self.file, message=text))
 
     def hold(self) -> None:
         """Keep the notices that arrive from now on until ``release`` (the attempt counted) or

@@ -20,6 +20,7 @@ from executor.index_statement import is_index_statement, parse_index_statement
 from executor.lock import rollback_if_open
 from executor.prepare import Prepared
 from executor.progress import Event
+from executor.vocabulary import EventKind
 
 if TYPE_CHECKING:
     from executor.runner import Runner
@@ -99,7 +100,7 @@ def _index_check(runner: Runner, p: Prepared, st: Statement, index: int) -> inde
     def dropped(row: index_validity.IndexRow) -> None:
         runner.emit(
             Event(
-                "invalid_index_dropped",
+                EventKind.INVALID_INDEX_DROPPED,
                 file=p.entry.file,
                 message=(
                     f"dropped the INVALID index {row.qualified} on {row.qualified_table} (left by an "

@@ -16,6 +16,7 @@ from executor.runner import Runner
 from executor.session import NoticeSink, autocommit, executor_session, notices_to, poll_interval
 from executor.settings import ExecutorSettings
 from executor.state import MigrationState, build_info, refusals
+from executor.vocabulary import EventKind
 
 
 def _undo_remedy(bundle: Bundle, version: str | None, file: str) -> str:
@@ -54,7 +55,7 @@ def undo(
         AdvisoryLock(
             conn,
             settings,
-            on_wait=lambda message: emit(Event("waiting_for_lock", message=message)),
+            on_wait=lambda message: emit(Event(EventKind.WAITING_FOR_LOCK, message=message)),
             max_poll_interval_s=poll_interval(settings),
         ),
     ):

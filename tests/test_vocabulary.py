@@ -14,6 +14,7 @@ from executor import planning
 from executor.errors import Category, ConfigurationError
 from executor.events import ACTIONS, RequestType, parse_event
 from executor.fleet import FleetResult, TargetOutcome, TargetStatus
+from executor.history import HistoryType
 from executor.pipeline_job import Continuation, FailureType, job_id, job_secrets, parse_codepipeline_job
 from executor.state import MigrationState, Refusal, build_info, refusals
 from executor.vocabulary import Action, EventKind, PlanReason, RunStatus
@@ -38,14 +39,17 @@ def test_every_value_is_the_string_callers_already_use() -> None:
     } == set(PlanReason)
 
 
-def test_every_event_kind_and_plan_reason_the_apply_loop_uses_is_in_the_vocabulary() -> None:
-    """apply.py still writes the strings (its switch to the enums is a later step): none may be
-    missing from the vocabulary, so a new kind fails here until it is named."""
-    kinds = set(re.findall(r'Event\(\s*"(\w+)"', APPLY_SOURCE))
-    assert kinds >= {"start", "applied", "failed", "retry", "notice", "waiting_for_lock"}
-    assert kinds <= {k.value for k in EventKind}
-    whys = dict(re.findall(r'^(WHY_\w+) = "([^"]+)"', APPLY_SOURCE, flags=re.M))
-    assert set(whys.values()) == {r.value for r in PlanReason}
+def test_the_apply_modules_name_event_kinds_and_plan_reasons_by_their_enums() -> None:
+    """No event kind, plan reason or history type is written as a plain string any more: every
+    ``Event(`` of the apply modules starts with an ``EventKind`` member, and those members cover the
+    kinds a run reports."""
+    assert not re.findall(r'Event\(\s*"', APPLY_SOURCE)
+    kinds = set(re.findall(r"Event\(\s*EventKind\.(\w+)", APPLY_SOURCE))
+    assert {"START", "APPLIED", "FAILED", "RETRY", "NOTICE", "WAITING_FOR_LOCK"} <= kinds
+    assert kinds <= {k.name for k in EventKind}
+    assert not re.findall(r"^WHY_\w+ = ", APPLY_SOURCE, flags=re.M)
+    assert not re.findall(r'^TYPE_\w+ = "', APPLY_SOURCE, flags=re.M)
+    assert {str(t) for t in HistoryType} == {"SQL", "REPEATABLE", "BASELINE", "UNDO", "IMPORTED"}
 
 
 def test_action_flags() -> None:
@@ -121,7 +125,7 @@ def test_the_flags_agree_with_what_the_join_found() -> None:
         "R__account_balances_view.sql",
         "R__invoice_totals_view.sql",
     }
-    assert {why for _, why in plan.to_apply} <= set(PlanReason)
+    assert all(isinstance(why, PlanReason) for _, why in plan.to_apply)
     assert {i.file for i in infos if i.state.is_pending} <= planned
     assert not any(i.state.is_settled for i in infos if i.file in planned)
 
