@@ -65,6 +65,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from executor.baseline import baseline
 from executor.bundle import Bundle
@@ -82,6 +83,9 @@ from executor.settings import ExecutorSettings
 from executor.state import build_info
 from executor.undo import undo
 from executor.vocabulary import EventKind
+
+if TYPE_CHECKING:
+    from psycopg2.extensions import connection as Connection
 
 # The executor's core calls, importable from here as they always were (the CLI and the rehearsal do):
 # each is defined in the module of its part.
@@ -123,7 +127,7 @@ class ApplyResult:
 
 
 def apply(
-    conn,
+    conn: Connection,
     bundle: Bundle,
     settings: ExecutorSettings,
     *,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from executor.bundle import Bundle
 from executor.errors import ConfigurationError, MigrationRefused
 from executor.history import BASELINE_SCRIPT, HistoryType, ensure_history_table, insert_row, read_history
@@ -10,6 +12,9 @@ from executor.manifest import ManifestEntry
 from executor.naming import Version
 from executor.session import autocommit, executor_session, poll_interval
 from executor.settings import ExecutorSettings
+
+if TYPE_CHECKING:
+    from psycopg2.extensions import connection as Connection
 
 _USER_OBJECTS = """
 SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -20,7 +25,7 @@ WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') AND n.ns
 
 
 def baseline(
-    conn,
+    conn: Connection,
     version: str,
     description: str,
     settings: ExecutorSettings,
@@ -72,7 +77,7 @@ def baseline(
             )
         with conn.cursor() as cur:
             cur.execute(_USER_OBJECTS, (settings.qualified_table,))
-            objects = cur.fetchone()[0]
+            (objects,) = cur.fetchone() or (None,)  # count(*): always one row
         if objects == 0 and not force:
             raise MigrationRefused(
                 f"cannot baseline at version {version}: the database holds no tables, views or sequences, so "

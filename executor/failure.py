@@ -5,7 +5,7 @@ line and column in the file, and a remedy (``to_error``)."""
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg2
 from psycopg2 import errorcodes
@@ -16,6 +16,10 @@ from executor.errors import ConnectionFailure, LockTimeout, PermissionDenied, Sc
 from executor.headers import Statement, line_and_column
 from executor.prepare import Prepared
 from executor.settings import ExecutorSettings
+
+if TYPE_CHECKING:
+    from psycopg2.extensions import Diagnostics
+    from psycopg2.extensions import connection as Connection
 
 LOCK_NOT_AVAILABLE = errorcodes.LOCK_NOT_AVAILABLE  # lock_timeout expired: retried
 
@@ -58,7 +62,7 @@ def to_error(
     failed: StatementFailed,
     p: Prepared,
     *,
-    conn,
+    conn: Connection,
     deadline: ResponseDeadline | None,
     settings: ExecutorSettings,
     attempts: int,
@@ -198,7 +202,7 @@ def to_error(
     return cls(message, file=entry.file, line=line, column=column, remedy=remedy, context=context)
 
 
-def locate(sql: str, failed: StatementFailed, diag) -> tuple[int | None, int | None, str]:
+def locate(sql: str, failed: StatementFailed, diag: Diagnostics) -> tuple[int | None, int | None, str]:
     """Line and column in the file of the failure, and a phrase saying how precise that is."""
     st = failed.statement
     if failed.at_commit:

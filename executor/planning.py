@@ -4,6 +4,7 @@ refusals), and the info list it is built from.  Reads only: changes nothing, cre
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from executor import index_validity
 from executor.bundle import Bundle
@@ -15,6 +16,9 @@ from executor.session import autocommit, bounded
 from executor.settings import ExecutorSettings
 from executor.state import MigrationInfo, MigrationState, build_info, refusals
 from executor.vocabulary import PlanReason
+
+if TYPE_CHECKING:
+    from psycopg2.extensions import connection as Connection
 
 
 @dataclass
@@ -53,7 +57,7 @@ def plan_from(infos: list[MigrationInfo], settings: ExecutorSettings) -> Plan:
     )
 
 
-def info(conn, bundle: Bundle | None, settings: ExecutorSettings) -> list[MigrationInfo]:
+def info(conn: Connection, bundle: Bundle | None, settings: ExecutorSettings) -> list[MigrationInfo]:
     """The info list; ``bundle=None`` describes the history alone.  Changes nothing.
 
     A recorded migration whose index is INVALID in the database lists it in ``invalid_indexes``.
@@ -67,7 +71,7 @@ def info(conn, bundle: Bundle | None, settings: ExecutorSettings) -> list[Migrat
 
 
 def invalid_indexes(
-    conn, bundle: Bundle | None, settings: ExecutorSettings, infos: list[MigrationInfo]
+    conn: Connection, bundle: Bundle | None, settings: ExecutorSettings, infos: list[MigrationInfo]
 ) -> list[tuple[index_validity.IndexRow, str | None]]:
     """Every INVALID index in the database, with the recorded migration that should have built it
     (its file, or None).  Changes nothing."""
@@ -79,6 +83,6 @@ def invalid_indexes(
         return index_validity.annotate(cur, bundle, infos)
 
 
-def plan(conn, bundle: Bundle, settings: ExecutorSettings) -> Plan:
+def plan(conn: Connection, bundle: Bundle, settings: ExecutorSettings) -> Plan:
     """What ``apply`` would do and why, with its refusals.  Changes nothing, creates no table."""
     return plan_from(info(conn, bundle, settings), settings)

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from executor.manifest import ManifestEntry
+
+if TYPE_CHECKING:
+    from psycopg2.extensions import connection as Connection
+    from psycopg2.extensions import cursor as Cursor
 
 
 @dataclass
@@ -39,6 +43,6 @@ class ApplyHooks:
     after_migration(conn, entry, applied): after it was committed.
     """
 
-    before_migration: Callable[[Any, ManifestEntry], None] | None = None
-    before_commit: Callable[[Any, ManifestEntry], None] | None = None
-    after_migration: Callable[[Any, ManifestEntry, AppliedMigration], None] | None = None
+    before_migration: Callable[[Connection, ManifestEntry], None] | None = None
+    before_commit: Callable[[Cursor, ManifestEntry], None] | None = None
+    after_migration: Callable[[Connection, ManifestEntry, AppliedMigration], None] | None = None

@@ -4,6 +4,7 @@ realign the recorded checksums of drifted files with the bundle's."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from executor import history as history_table
 from executor.bundle import Bundle
@@ -14,6 +15,9 @@ from executor.session import autocommit, executor_session, poll_interval
 from executor.settings import ExecutorSettings
 from executor.state import MigrationInfo, MigrationState, build_info
 
+if TYPE_CHECKING:
+    from psycopg2.extensions import connection as Connection
+
 
 @dataclass
 class RepairResult:
@@ -22,7 +26,7 @@ class RepairResult:
 
 
 def repair(
-    conn, bundle: Bundle | None, settings: ExecutorSettings, *, realign_checksums: bool = False
+    conn: Connection, bundle: Bundle | None, settings: ExecutorSettings, *, realign_checksums: bool = False
 ) -> RepairResult:
     """Remove ``success = false`` rows (after a person fixed the database); with
     ``realign_checksums`` also record the bundle's checksum for drifted files."""

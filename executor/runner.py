@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from contextlib import nullcontext, suppress
+from contextlib import AbstractContextManager, nullcontext, suppress
+from typing import TYPE_CHECKING
 
 import psycopg2
 
@@ -28,13 +29,16 @@ from executor.session import NoticeSink
 from executor.settings import ExecutorSettings, duration_seconds
 from executor.vocabulary import EventKind
 
+if TYPE_CHECKING:
+    from psycopg2.extensions import connection as Connection
+
 
 class Runner:
     """Applies prepared migrations on one autocommit connection holding the lock."""
 
     def __init__(
         self,
-        conn,
+        conn: Connection,
         bundle: Bundle,
         settings: ExecutorSettings,
         emit: Callable[[Event], None],
@@ -51,7 +55,7 @@ class Runner:
         self.deadline = deadline
         self.cur = conn.cursor()
 
-    def bound(self, p: Prepared, what: str, *, statements: int = 1):
+    def bound(self, p: Prepared, what: str, *, statements: int = 1) -> AbstractContextManager[None]:
         """The client's wait for one message: statement_timeout for each of its ``statements`` (the
         server times each statement of a multi-statement message on its own) plus network_timeout."""
         network = self.settings.network_timeout_s

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from typing import TYPE_CHECKING
 
 import psycopg2
 import psycopg2.extensions
@@ -22,12 +23,15 @@ from executor.progress import Event
 from executor.settings import ExecutorSettings
 from executor.vocabulary import EventKind
 
+if TYPE_CHECKING:
+    from psycopg2.extensions import connection as Connection
+
 IDLE = psycopg2.extensions.TRANSACTION_STATUS_IDLE
 DEAD_CLIENT_CHECK = "2s"  # client_connection_check_interval (PostgreSQL 14+) for the executor's session
 
 
 @contextmanager
-def autocommit(conn, *, exclusive: bool) -> Iterator[None]:
+def autocommit(conn: Connection, *, exclusive: bool) -> Iterator[None]:
     """Run in autocommit on an idle connection; restores the caller's setting afterwards.
 
     ``exclusive``: the caller must not be inside a transaction (apply, repair, baseline).  A read
@@ -54,7 +58,7 @@ def autocommit(conn, *, exclusive: bool) -> Iterator[None]:
                 pass
 
 
-def session_timeouts(conn, settings: ExecutorSettings) -> dict[str, str]:
+def session_timeouts(conn: Connection, settings: ExecutorSettings) -> dict[str, str]:
     """The server-side bounds of the executor's session (``executor.apply``'s docstring: bounded
     waits)."""
     version = conn.server_version
@@ -76,7 +80,7 @@ def session_timeouts(conn, settings: ExecutorSettings) -> dict[str, str]:
 
 
 @contextmanager
-def bounded(conn, settings: ExecutorSettings, doing: str) -> Iterator[ResponseDeadline]:
+def bounded(conn: Connection, settings: ExecutorSettings, doing: str) -> Iterator[ResponseDeadline]:
     """Every query inside waits at most network_timeout for its answer (the runner allows a migration's
     statements their statement_timeout on top), and a lost connection is a ConnectionFailure."""
     deadline = ResponseDeadline(conn)
@@ -99,7 +103,7 @@ def poll_interval(settings: ExecutorSettings) -> float:
 
 
 @contextmanager
-def executor_session(conn, settings: ExecutorSettings, doing: str) -> Iterator[ResponseDeadline]:
+def executor_session(conn: Connection, settings: ExecutorSettings, doing: str) -> Iterator[ResponseDeadline]:
     """``bounded`` plus the session's server-side timeouts (reset afterwards); on an idle autocommit
     connection (inside ``autocommit``)."""
     with bounded(conn, settings, doing) as deadline:
@@ -159,9 +163,11 @@ class NoticeSink:
 
 
 @contextmanager
-def notices_to(conn, sink: NoticeSink) -> Iterator[None]:
+def notices_to(conn: Connection, sink: NoticeSink) -> Iterator[None]:
+    """Send the server's notices to ``sink`` while inside: psycopg2 calls the ``append`` of whatever
+    object ``conn.notices`` is (the stubs type it a list; a list subclass would bypass ``append``)."""
     saved = conn.notices
-    conn.notices = sink
+    conn.notices = sink  # type: ignore[assignment]
     try:
         yield
     finally:

@@ -4,6 +4,7 @@ request."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from executor.bundle import Bundle
 from executor.errors import MigrationRefused, combined
@@ -17,6 +18,9 @@ from executor.session import NoticeSink, autocommit, executor_session, notices_t
 from executor.settings import ExecutorSettings
 from executor.state import MigrationState, build_info, refusals
 from executor.vocabulary import EventKind
+
+if TYPE_CHECKING:
+    from psycopg2.extensions import connection as Connection
 
 
 def _undo_remedy(bundle: Bundle, version: str | None, file: str) -> str:
@@ -32,7 +36,7 @@ def _undo_remedy(bundle: Bundle, version: str | None, file: str) -> str:
 
 
 def undo(
-    conn,
+    conn: Connection,
     bundle: Bundle,
     settings: ExecutorSettings,
     *,

@@ -14,10 +14,12 @@ from executor.prepare import Prepared
 from executor.session import IDLE
 
 if TYPE_CHECKING:
+    from psycopg2.extensions import connection as Connection
+
     from executor.runner import Runner
 
 
-def allowed(p: Prepared, conn) -> bool:
+def allowed(p: Prepared, conn: Connection) -> bool:
     """Can this migration go to the server as one message (``send``)?
 
     Not a ``transactional: false`` file (each statement commits on its own, with index checks in
