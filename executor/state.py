@@ -129,7 +129,7 @@ class MigrationInfo:
     execution_time_ms: int | None = None
     reason: str = ""  # a human sentence explaining the state
     # INVALID indexes in the database that this (recorded, non-transactional) migration should have
-    # built: filled in by ``executor.apply.info`` (executor.index_validity.annotate)
+    # built: filled in by ``executor.planning.info`` (executor.index_validity.annotate)
     invalid_indexes: list[str] = field(default_factory=list)
     entry: ManifestEntry | None = field(default=None, repr=False, compare=False)
     row: HistoryRow | None = field(default=None, repr=False, compare=False)
