@@ -15,7 +15,7 @@ Bounded waits (so a stalled network cannot hold the executor, or its locks, for 
 - ``ResponseDeadline``: the client gives up on an answer that is overdue (the executor allows a
   statement its ``statement_timeout`` plus ``network_timeout``) and closes the socket, so even a
   path that still acknowledges packets but delivers nothing (a stalled proxy or NAT) ends;
-- the server side (idle timeouts of the session) is set by ``executor.apply``.
+- the server side (idle timeouts of the session) is set by ``executor.session``.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 import psycopg2
@@ -17,11 +18,17 @@ import psycopg2.extensions
 from executor.errors import ConfigurationError, PermissionDenied
 from executor.settings import ExecutorSettings
 
-TYPE_SQL = "SQL"
-TYPE_REPEATABLE = "REPEATABLE"
-TYPE_BASELINE = "BASELINE"
-TYPE_UNDO = "UNDO"
-TYPE_IMPORTED = "IMPORTED"  # taken over from another tool's history table by `schemagate import`
+
+class HistoryType(StrEnum):
+    """The ``type`` column of a history row: each value is the string written in the table."""
+
+    SQL = "SQL"  # a versioned migration
+    REPEATABLE = "REPEATABLE"
+    BASELINE = "BASELINE"
+    UNDO = "UNDO"
+    IMPORTED = "IMPORTED"  # taken over from another tool's history table by `schemagate import`
+
+
 BASELINE_SCRIPT = "<< schemagate baseline >>"
 
 COLUMNS = (
@@ -61,7 +68,7 @@ class HistoryRow:
     installed_rank: int
     version: str | None
     description: str
-    type: str  # SQL, REPEATABLE, BASELINE, UNDO
+    type: str  # a HistoryType's value, as read from the table
     script: str
     checksum: str | None
     installed_by: str
@@ -188,7 +195,7 @@ def insert_row_sql(
     *,
     version: str | None,
     description: str,
-    type: str,
+    type: HistoryType,
     script: str,
     checksum: str | None,
     execution_time_ms: int | None,

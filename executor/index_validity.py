@@ -9,7 +9,7 @@ kept up to date on every write (and a unique one still rejects duplicates).  The
 already exists, skipping``, and the migration would be recorded as a success without its index.
 
 So, for every ``CREATE INDEX`` / ``REINDEX`` statement of a ``transactional: false`` file, the
-executor (``executor.apply``):
+executor (``executor.stepwise``):
 
 1. ``before_statement``: looks for a leftover of *this* statement and drops it with
    ``DROP INDEX CONCURRENTLY IF EXISTS`` so that the statement builds the index again.  A leftover

@@ -11,7 +11,7 @@ timeout the error names the session holding it.  A session whose client died rel
 when PostgreSQL notices (the executor sets ``client_connection_check_interval`` on PostgreSQL 14+
 so a dead client is noticed within seconds even during a long statement, and
 ``idle_session_timeout`` so a session whose network stalled between two migrations ends within
-``network_timeout``; ``executor.apply`` polls often enough not to be taken for one).
+``network_timeout``; ``executor.session.poll_interval`` polls often enough not to be taken for one).
 """
 
 from __future__ import annotations

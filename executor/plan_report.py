@@ -1,6 +1,6 @@
 """The plan an approver reads: what ``apply`` would do to *this* database, and what it will lock.
 
-``build_plan_report`` joins the plan (``executor.apply.plan``: pending migrations and refusals) with
+``build_plan_report`` joins the plan (``executor.planning.plan``: pending migrations and refusals) with
 the manifest's lock impact (``executor.impact``) and the target's own table statistics.  It reads
 catalogs and the history table only: it creates nothing, takes no lock it would wait for, and
 leaves no transaction open.
@@ -21,10 +21,10 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from executor.apply import Plan
 from executor.bundle import Bundle
 from executor.errors import SchemagateError
 from executor.impact import LOCK_MODES, LockImpact, TableStats, impact_from_manifest, table_stats
+from executor.planning import Plan
 
 # the approval's custom data holds about 500 characters with its variables resolved: its own text,
 # the bundle hash and commit take ~280 of them

@@ -21,7 +21,7 @@ from botocore.config import Config
 
 from executor import credentials as db_credentials
 from executor import observability as obs
-from executor.apply import ApplyResult, Event, apply, info, plan
+from executor.apply import ApplyResult, apply
 from executor.artifact import S3Location, fetch_bundle
 from executor.bundle import Bundle
 from executor.connection import connect
@@ -38,6 +38,8 @@ from executor.errors import (
 from executor.history import read_history
 from executor.options import RunOptions
 from executor.plan_report import PlanReport, build_plan_report
+from executor.planning import info, plan
+from executor.progress import Event
 from executor.settings import ExecutorSettings
 from executor.signing import KmsSignatureVerifier
 from executor.state import MigrationInfo

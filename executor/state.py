@@ -13,14 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from executor.errors import ChecksumMismatch, MigrationRefused, SchemagateError
-from executor.history import (
-    TYPE_BASELINE,
-    TYPE_IMPORTED,
-    TYPE_REPEATABLE,
-    TYPE_SQL,
-    TYPE_UNDO,
-    HistoryRow,
-)
+from executor.history import HistoryRow, HistoryType
 from executor.manifest import Manifest, ManifestEntry
 from executor.naming import REPEATABLE, UNDO, VERSIONED, Version
 from executor.settings import ExecutorSettings
@@ -113,7 +106,12 @@ class Refusal(StrEnum):
     OUT_OF_ORDER = "out-of-order"
 
 
-_KIND_OF_TYPE = {TYPE_SQL: VERSIONED, TYPE_REPEATABLE: REPEATABLE, TYPE_BASELINE: "baseline", TYPE_UNDO: UNDO}
+_KIND_OF_TYPE: dict[str, str] = {  # a row counted as its HistoryType -> the migration kind
+    HistoryType.SQL: VERSIONED,
+    HistoryType.REPEATABLE: REPEATABLE,
+    HistoryType.BASELINE: "baseline",
+    HistoryType.UNDO: UNDO,
+}
 
 
 @dataclass
@@ -131,7 +129,7 @@ class MigrationInfo:
     execution_time_ms: int | None = None
     reason: str = ""  # a human sentence explaining the state
     # INVALID indexes in the database that this (recorded, non-transactional) migration should have
-    # built: filled in by ``executor.apply.info`` (executor.index_validity.annotate)
+    # built: filled in by ``executor.planning.info`` (executor.index_validity.annotate)
     invalid_indexes: list[str] = field(default_factory=list)
     entry: ManifestEntry | None = field(default=None, repr=False, compare=False)
     row: HistoryRow | None = field(default=None, repr=False, compare=False)
@@ -166,10 +164,10 @@ def _version(text: str | None) -> Version | None:
 def _counts_as(row: HistoryRow) -> str:
     """The type a row counts as: an imported row is a versioned (or, without a version, repeatable)
     migration that another tool applied."""
-    if row.type == TYPE_IMPORTED:
-        return TYPE_SQL if row.version is not None else TYPE_REPEATABLE
-    if row.type == TYPE_BASELINE and row.checksum:  # `baseline` of a file on disk, with its checksum
-        return TYPE_SQL
+    if row.type == HistoryType.IMPORTED:
+        return HistoryType.SQL if row.version is not None else HistoryType.REPEATABLE
+    if row.type == HistoryType.BASELINE and row.checksum:  # `baseline` of a file on disk, with its checksum
+        return HistoryType.SQL
     return row.type
 
 
@@ -213,9 +211,9 @@ def _applied_sentence(row: HistoryRow) -> str:
         if row.installed_on
         else "at an unknown time"
     )
-    if row.type == TYPE_BASELINE:
+    if row.type == HistoryType.BASELINE:
         return f"marked as applied by `schemagate baseline` {when} (user {row.installed_by})"
-    if row.type == TYPE_IMPORTED:
+    if row.type == HistoryType.IMPORTED:
         tool = (row.run_id or "").removeprefix("import:") or "another tool"
         return f"applied by {tool} {when} (user {row.installed_by}); imported into schemagate's history"
     return f"applied {when} by {row.installed_by} in {row.execution_time_ms} ms (run {row.run_id})"
@@ -246,17 +244,17 @@ def build_info(
     baseline: HistoryRow | None = None
     for r in rows:
         counts_as = _counts_as(r)
-        if counts_as == TYPE_SQL:
+        if counts_as == HistoryType.SQL:
             v = _version(r.version)
             if v is not None:
                 latest_versioned[v] = r
-        elif counts_as == TYPE_UNDO:
+        elif counts_as == HistoryType.UNDO:
             v = _version(r.version)
             if v is not None and r.success and v in latest_versioned:
                 del latest_versioned[v]
-        elif counts_as == TYPE_REPEATABLE:
+        elif counts_as == HistoryType.REPEATABLE:
             latest_repeatable[r.script] = r
-        elif counts_as == TYPE_BASELINE and r.success:
+        elif counts_as == HistoryType.BASELINE and r.success:
             baseline = r
     baseline_version = _version(baseline.version) if baseline else None
     applied_versions = [v for v, r in latest_versioned.items() if r.success]
@@ -267,7 +265,7 @@ def build_info(
 
     infos: list[MigrationInfo] = []
     for r in rows:
-        if _counts_as(r) == TYPE_BASELINE:
+        if _counts_as(r) == HistoryType.BASELINE:
             infos.append(
                 _from_row(
                     r,
@@ -277,7 +275,7 @@ def build_info(
                     None,
                 )
             )
-        elif r.type == TYPE_UNDO:
+        elif r.type == HistoryType.UNDO:
             infos.append(
                 _from_row(
                     r, MigrationState.APPLIED, f"undo of version {r.version} " + _applied_sentence(r), None
@@ -285,11 +283,11 @@ def build_info(
             )
         elif id(r) not in counted:
             continue  # superseded by a later row for the same version or repeatable
-        elif _counts_as(r) == TYPE_SQL:
+        elif _counts_as(r) == HistoryType.SQL:
             v = _version(r.version)
             entry = versioned.get(v) if v is not None else None
             infos.append(_versioned_row_info(r, v, entry, with_bundle, max_bundle))
-        elif _counts_as(r) == TYPE_REPEATABLE:
+        elif _counts_as(r) == HistoryType.REPEATABLE:
             infos.append(_repeatable_row_info(r, repeatables.get(r.script), with_bundle))
 
     if manifest is None:

@@ -57,7 +57,7 @@ FLEET_ACTIONS = (Action.PLAN, Action.APPLY)  # what a fleet's state machine does
 
 
 class EventKind(StrEnum):
-    """The progress events of a run (``executor.apply.Event.kind``), logged as ``event``."""
+    """The progress events of a run (``executor.progress.Event.kind``), logged as ``event``."""
 
     WAITING_FOR_LOCK = "waiting_for_lock"
     LOCK_ACQUIRED = "lock_acquired"
@@ -71,7 +71,7 @@ class EventKind(StrEnum):
 
 
 class PlanReason(StrEnum):
-    """Why the plan applies a migration (``executor.apply.Plan.to_apply``'s second element)."""
+    """Why the plan applies a migration (``executor.planning.Plan.to_apply``'s second element)."""
 
     PENDING = "pending"
     OUT_OF_ORDER = "out of order"  # allowed by allow_out_of_order

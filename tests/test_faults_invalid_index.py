@@ -19,7 +19,7 @@ from executor import index_validity
 from executor.apply import apply, info, invalid_indexes, repair
 from executor.connection import connect
 from executor.errors import ConnectionFailure, MigrationRefused, SqlError
-from executor.history import TYPE_SQL, insert_row
+from executor.history import HistoryType, insert_row
 from executor.index_statement import parse_index_statement
 from executor.settings import ExecutorSettings
 from schemagate.cli import main
@@ -385,7 +385,7 @@ def test_info_shows_the_invalid_index_a_recorded_migration_should_have_built(
                 SETTINGS,
                 version=entry.version,
                 description=entry.description,
-                type=TYPE_SQL,
+                type=HistoryType.SQL,
                 script=entry.script,
                 checksum=entry.sha256,
                 execution_time_ms=5,

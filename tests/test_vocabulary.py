@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from executor import apply as apply_module
+from executor import planning
 from executor.errors import Category, ConfigurationError
 from executor.events import ACTIONS, RequestType, parse_event
 from executor.fleet import FleetResult, TargetOutcome, TargetStatus
+from executor.history import HistoryType
 from executor.pipeline_job import Continuation, FailureType, job_id, job_secrets, parse_codepipeline_job
 from executor.state import MigrationState, Refusal, build_info, refusals
 from executor.vocabulary import Action, EventKind, PlanReason, RunStatus
@@ -21,7 +22,10 @@ from tests.test_state import SETTINGS, entry, manifest, row
 
 S = MigrationState
 EVENTS = Path(__file__).parent / "events"
-APPLY_SOURCE = Path(apply_module.__file__).read_text(encoding="utf-8")
+# the modules of the apply machinery (executor.apply and the parts it was split into)
+APPLY_SOURCE = "\n".join(
+    path.read_text(encoding="utf-8") for path in sorted(Path(planning.__file__).parent.glob("*.py"))
+)
 
 
 def test_every_value_is_the_string_callers_already_use() -> None:
@@ -35,14 +39,17 @@ def test_every_value_is_the_string_callers_already_use() -> None:
     } == set(PlanReason)
 
 
-def test_every_event_kind_and_plan_reason_the_apply_loop_uses_is_in_the_vocabulary() -> None:
-    """apply.py still writes the strings (its switch to the enums is a later step): none may be
-    missing from the vocabulary, so a new kind fails here until it is named."""
-    kinds = set(re.findall(r'Event\(\s*"(\w+)"', APPLY_SOURCE))
-    assert kinds >= {"start", "applied", "failed", "retry", "notice", "waiting_for_lock"}
-    assert kinds <= {k.value for k in EventKind}
-    whys = dict(re.findall(r'^(WHY_\w+) = "([^"]+)"', APPLY_SOURCE, flags=re.M))
-    assert set(whys.values()) == {r.value for r in PlanReason}
+def test_the_apply_modules_name_event_kinds_and_plan_reasons_by_their_enums() -> None:
+    """No event kind, plan reason or history type is written as a plain string any more: every
+    ``Event(`` of the apply modules starts with an ``EventKind`` member, and those members cover the
+    kinds a run reports."""
+    assert not re.findall(r'Event\(\s*"', APPLY_SOURCE)
+    kinds = set(re.findall(r"Event\(\s*EventKind\.(\w+)", APPLY_SOURCE))
+    assert {"START", "APPLIED", "FAILED", "RETRY", "NOTICE", "WAITING_FOR_LOCK"} <= kinds
+    assert kinds <= {k.name for k in EventKind}
+    assert not re.findall(r"^WHY_\w+ = ", APPLY_SOURCE, flags=re.M)
+    assert not re.findall(r'^TYPE_\w+ = "', APPLY_SOURCE, flags=re.M)
+    assert {str(t) for t in HistoryType} == {"SQL", "REPEATABLE", "BASELINE", "UNDO", "IMPORTED"}
 
 
 def test_action_flags() -> None:
@@ -110,7 +117,7 @@ def test_the_flags_agree_with_what_the_join_found() -> None:
     refused = {e.rule for e in refusals(infos, SETTINGS)}
     assert refused == set(Refusal)
     assert refused == {"failed-migration", "checksum-drift", "missing-migration", "out-of-order"}
-    plan = apply_module._plan_from(infos, SETTINGS.with_overrides(allow_out_of_order=True))
+    plan = planning.plan_from(infos, SETTINGS.with_overrides(allow_out_of_order=True))
     planned = {e.file for e, _ in plan.to_apply}
     assert planned == {
         "V4__index_invoices_by_account.sql",
@@ -118,7 +125,7 @@ def test_the_flags_agree_with_what_the_join_found() -> None:
         "R__account_balances_view.sql",
         "R__invoice_totals_view.sql",
     }
-    assert {why for _, why in plan.to_apply} <= set(PlanReason)
+    assert all(isinstance(why, PlanReason) for _, why in plan.to_apply)
     assert {i.file for i in infos if i.state.is_pending} <= planned
     assert not any(i.state.is_settled for i in infos if i.file in planned)
 

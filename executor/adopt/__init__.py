@@ -23,10 +23,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import import_module
 
-from executor.adopt.base import TYPE_BASELINE, TYPE_IMPORTED, Adoption, ImportedRow, PreviousTool
+from executor.adopt.base import Adoption, ImportedRow, PreviousTool
 from executor.bundle import Bundle
 from executor.errors import ConfigurationError, MigrationRefused, SchemagateError, combined
-from executor.history import ensure_history_table, history_exists, read_history
+from executor.history import HistoryType, ensure_history_table, history_exists, read_history
 from executor.lock import AdvisoryLock, autocommit_session, rollback_if_open
 from executor.settings import ExecutorSettings
 
@@ -94,14 +94,19 @@ def _compare(adoption: Adoption, existing: list, settings: ExecutorSettings, too
         )
     by_key = {}
     for r in existing:
-        if r.success and r.type in (TYPE_IMPORTED, "SQL", "REPEATABLE", TYPE_BASELINE):
-            by_key[(r.version, r.script) if r.type != TYPE_BASELINE else ("baseline", r.version)] = r
-    baselines = [r for r in existing if r.type == TYPE_BASELINE and r.success]
+        if r.success and r.type in (
+            HistoryType.IMPORTED,
+            HistoryType.SQL,
+            HistoryType.REPEATABLE,
+            HistoryType.BASELINE,
+        ):
+            by_key[(r.version, r.script) if r.type != HistoryType.BASELINE else ("baseline", r.version)] = r
+    baselines = [r for r in existing if r.type == HistoryType.BASELINE and r.success]
     take = TakeOver(tool=tool.name, table="")
     for row in adoption.rows:
-        key = ("baseline", row.version) if row.type == TYPE_BASELINE else row.key
+        key = ("baseline", row.version) if row.type == HistoryType.BASELINE else row.key
         present = by_key.get(key)
-        if present is None and row.type == TYPE_BASELINE and baselines:
+        if present is None and row.type == HistoryType.BASELINE and baselines:
             refusals.append(
                 MigrationRefused(
                     f"{settings.qualified_table} already has a baseline at version {baselines[-1].version}; "
@@ -113,7 +118,7 @@ def _compare(adoption: Adoption, existing: list, settings: ExecutorSettings, too
             continue
         if present is None:
             take.to_write.append(row)
-        elif row.type != TYPE_BASELINE and (present.checksum or None) != row.checksum:
+        elif row.type != HistoryType.BASELINE and (present.checksum or None) != row.checksum:
             refusals.append(
                 MigrationRefused(
                     f"{settings.qualified_table} already records {row.script} with checksum "
@@ -227,4 +232,4 @@ def take_over(
             return result
 
 
-__all__ = ["TOOLS", "TYPE_IMPORTED", "ImportedRow", "PreviousTool", "TakeOver", "get_tool", "take_over"]
+__all__ = ["TOOLS", "ImportedRow", "PreviousTool", "TakeOver", "get_tool", "take_over"]

@@ -22,10 +22,8 @@ from typing import Any, ClassVar
 
 from executor.bundle import Bundle
 from executor.errors import MigrationRefused, SchemagateError
+from executor.history import HistoryType
 from executor.manifest import ManifestEntry
-
-TYPE_IMPORTED = "IMPORTED"
-TYPE_BASELINE = "BASELINE"
 
 
 @dataclass(frozen=True)
@@ -39,7 +37,7 @@ class ImportedRow:
     installed_on: datetime | None  # when the old tool applied it (None: now)
     installed_by: str | None  # who the old tool says applied it (None: the current user)
     execution_time_ms: int = 0
-    type: str = TYPE_IMPORTED
+    type: HistoryType = HistoryType.IMPORTED
     origin: str = ""  # how the old tool names it, for messages ("20240101120000_init")
 
     @property

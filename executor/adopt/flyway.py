@@ -20,11 +20,11 @@ import re
 import zlib
 from typing import Any
 
-from executor.adopt.base import TYPE_BASELINE, Adoption, PreviousTool, find_table, read_rows
+from executor.adopt.base import Adoption, PreviousTool, find_table, read_rows
 from executor.bundle import Bundle
 from executor.checksum import UTF8_BOM
 from executor.errors import MigrationRefused
-from executor.history import BASELINE_SCRIPT
+from executor.history import BASELINE_SCRIPT, HistoryType
 from executor.manifest import ManifestEntry
 from executor.naming import REPEATABLE, VERSIONED, Version
 
@@ -173,6 +173,6 @@ class FlywayHistory(PreviousTool):
             checksum=None,
             installed_on=row["installed_on"],
             installed_by=row["installed_by"],
-            type=TYPE_BASELINE,
+            type=HistoryType.BASELINE,
             origin=str(row["script"]),
         )
