@@ -28,8 +28,10 @@ from tests.database_faults import history_rows, rows, wait_until
 from tests.executor_worker import bundle_of
 from tests.tcp_proxy import TcpProxy
 
-NETWORK_TIMEOUT_S = 2
-STATEMENT_TIMEOUT_S = 3
+# the shortest bounds the settings accept (network_timeout >= 1s) that the migrations below still
+# finish in: the stall tests wait for them to fire, so these set how long the tests take
+NETWORK_TIMEOUT_S = 1
+STATEMENT_TIMEOUT_S = 1
 MARGIN_S = 20  # scheduling on a shared machine, not part of the promise
 STALLED = ExecutorSettings(
     network_timeout=f"{NETWORK_TIMEOUT_S}s",
