@@ -139,3 +139,9 @@ def fresh_db(pg_admin_url: str) -> Iterator[str]:
     """A new, empty database for this test; yields its URL and drops it afterwards."""
     with temporary_database(pg_admin_url) as url:
         yield url
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The tests marked ``slow`` run first: started last, one of them would keep a worker busy after
+    the others are done (``--dist worksteal`` shares out the rest)."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

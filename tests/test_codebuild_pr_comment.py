@@ -103,6 +103,7 @@ def test_a_refused_comment_does_not_fail_the_build(build_dir):
         assert api.ours() == []
 
 
+@pytest.mark.slow
 def test_the_pr_build_gets_the_token_secret_and_may_read_only_that(tmp_path, monkeypatch):
     stub = tmp_path / "executor-stub"
     shutil.copytree(REPO / "executor", stub / "executor", ignore=shutil.ignore_patterns("__pycache__"))

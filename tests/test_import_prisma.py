@@ -284,6 +284,7 @@ def test_no_prisma_table_refuses(fresh_db: str, tmp_path: Path, capsys) -> None:
     assert not history_table_exists(fresh_db)
 
 
+@pytest.mark.slow
 def test_a_partly_migrated_database_imports_what_prisma_applied_and_apply_runs_the_rest(
     fresh_db: str, pg_admin_url: str, tmp_path: Path, capsys
 ) -> None:
