@@ -5,16 +5,13 @@ Every test that touches a database talks to a real PostgreSQL: the server named 
 PostgreSQL started once per test session under ``.schemagate/test-server``.  Each test gets a fresh
 database of its own (``fresh_db``), dropped afterwards, so tests can run in parallel.  Fixtures that
 build the same database for many tests (a history another tool migrated) build it once per test
-process and give each test its own copy (``database_templates``).  Within a test session the
-databases are dropped by a thread of their own (``DatabaseDropper``), so no test waits for it.
+process and give each test its own copy (``database_templates``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import queue
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -32,75 +29,18 @@ def _with_database(url: str, dbname: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, "/" + dbname, parts.query, parts.fragment))
 
 
-class DatabaseDropper:
-    """Drops databases one after the other in a thread of its own.  On PostgreSQL 15 every DROP
-    DATABASE waits for a checkpoint, which on a busy machine takes up to seconds: the test that
-    used the database need not wait for it.  ``close`` waits for the last drop and raises when one
-    failed (the databases are then left behind, named in the error)."""
-
-    def __init__(self, admin_url: str) -> None:
-        self.admin_url = admin_url
-        self.failed: list[str] = []
-        self._queue: queue.Queue[str | None] = queue.Queue()
-        self._thread = threading.Thread(target=self._run, name="drop-test-databases", daemon=True)
-        self._thread.start()
-
-    def drop(self, name: str) -> None:
-        self._queue.put(name)
-
-    def _run(self) -> None:
-        admin = None
-        while (name := self._queue.get()) is not None:
-            try:
-                if admin is None or admin.closed:
-                    admin = psycopg2.connect(self.admin_url)
-                    admin.autocommit = True
-                with admin.cursor() as cur:
-                    cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            except psycopg2.Error as error:
-                self.failed.append(f"{name}: {error}".strip())
-                admin = None
-        if admin is not None:
-            admin.close()
-
-    def close(self) -> None:
-        self._queue.put(None)
-        self._thread.join()
-        if self.failed:
-            raise RuntimeError("test databases not dropped: " + "; ".join(self.failed))
-
-
-_dropper: DatabaseDropper | None = None  # set for a test session by pg_admin_url
-
-
-@contextmanager
-def _dropping_in_background(url: str) -> Iterator[str]:
-    global _dropper
-    _dropper = DatabaseDropper(url)
-    try:
-        yield url
-    finally:
-        dropper, _dropper = _dropper, None
-        dropper.close()
-
-
 @pytest.fixture(scope="session")
 def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """URL of a database on the test server with rights to create databases."""
     url = os.environ.get("SCHEMAGATE_TEST_DATABASE_URL")
     if url:
-        with _dropping_in_background(url):
-            yield url
+        yield url
         return
     from localdb.server import EmbeddedPostgres
 
     # one embedded server shared by all xdist workers: the data directory is the repository's
     # the last xdist worker to leave stops the server it started
-    # (the drops end before the server stops)
-    with (
-        EmbeddedPostgres(REPO_ROOT / ".schemagate" / "test-server").running() as url,
-        _dropping_in_background(url),
-    ):
+    with EmbeddedPostgres(REPO_ROOT / ".schemagate" / "test-server").running() as url:
         yield url
 
 
@@ -116,14 +56,10 @@ def temporary_database(admin_url: str, prefix: str = "sg_test", template: str = 
     try:
         yield _with_database(admin_url, name)
     finally:
-        if _dropper is not None and _dropper.admin_url == admin_url:
-            admin.close()
-            _dropper.drop(name)
-        else:
-            with admin.cursor() as cur:
-                # FORCE ends the sessions a test left behind (PostgreSQL 13+)
-                cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            admin.close()
+        with admin.cursor() as cur:
+            # FORCE ends the sessions a test left behind (PostgreSQL 13+)
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
 
 
 def content_key(*parts: str | Path) -> str:
