@@ -19,6 +19,8 @@ from typing import Any
 
 TARGET_PREFIX = "CodePipeline_20150709"
 OPERATIONS = ("PutJobSuccessResult", "PutJobFailureResult")
+# how often serve_forever looks for shutdown(): its default, 0.5 s, was a wait at every test's end
+SHUTDOWN_POLL_S = 0.02
 
 
 def _decode_cbor(body: bytes) -> Any:
@@ -88,7 +90,9 @@ class CodePipelineStub:
                 self.wfile.write(payload)
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": SHUTDOWN_POLL_S}, daemon=True
+        )
 
     @property
     def url(self) -> str:

@@ -3,14 +3,17 @@
 Every test that touches a database talks to a real PostgreSQL: the server named by
 ``SCHEMAGATE_TEST_DATABASE_URL`` (``.ci/run`` points it at 127.0.0.1:5432), otherwise an embedded
 PostgreSQL started once per test session under ``.schemagate/test-server``.  Each test gets a fresh
-database of its own (``fresh_db``), dropped afterwards, so tests can run in parallel.
+database of its own (``fresh_db``), dropped afterwards, so tests can run in parallel.  Fixtures that
+build the same database for many tests (a history another tool migrated) build it once per test
+process and give each test its own copy (``database_templates``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -42,24 +45,93 @@ def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @contextmanager
-def temporary_database(admin_url: str, prefix: str = "sg_test") -> Iterator[str]:
-    """Create an empty database on the test server, yield its URL, drop it afterwards."""
+def temporary_database(admin_url: str, prefix: str = "sg_test", template: str = "template0") -> Iterator[str]:
+    """Create a database on the test server (empty, or a copy of ``template``), yield its URL, drop
+    it afterwards."""
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = psycopg2.connect(admin_url)
     admin.autocommit = True
     with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
+        cur.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
     try:
         yield _with_database(admin_url, name)
     finally:
         with admin.cursor() as cur:
-            cur.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE datname = %s AND pid <> pg_backend_pid()",
-                (name,),
-            )
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            # FORCE ends the sessions a test left behind (PostgreSQL 13+)
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+
+
+def content_key(*parts: str | Path) -> str:
+    """A hash of strings and of files and directory trees (relative names and bytes): what a
+    database template is built from, so a changed input builds a new one."""
+    digest = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, str):
+            digest.update(b"s\0" + part.encode() + b"\0")
+            continue
+        files = sorted(p for p in part.rglob("*") if p.is_file()) if part.is_dir() else [part]
+        for path in files:
+            digest.update(b"f\0" + path.relative_to(part).as_posix().encode() + b"\0")
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+class DatabaseTemplates:
+    """Databases built once per test process and copied for each test that asks
+    (``CREATE DATABASE ... TEMPLATE``, a file copy: much cheaper than running the migrations again).
+    Each test still gets a database of its own, identical to what the build left; they are keyed by
+    ``content_key`` of everything the build reads, and dropped when the session ends."""
+
+    def __init__(self, admin_url: str) -> None:
+        self.admin_url = admin_url
+        self._built: dict[str, str] = {}
+
+    @contextmanager
+    def copy(self, key: str, build: Callable[[str], object]) -> Iterator[str]:
+        """A new database holding what ``build(url)`` leaves in an empty one; dropped afterwards."""
+        template = self._built.get(key)
+        if template is None:
+            template = f"sg_template_{uuid.uuid4().hex[:12]}"
+            admin = psycopg2.connect(self.admin_url)
+            admin.autocommit = True
+            try:
+                with admin.cursor() as cur:
+                    cur.execute(f'CREATE DATABASE "{template}" TEMPLATE template0')
+                try:
+                    build(_with_database(self.admin_url, template))
+                    with admin.cursor() as cur:  # a copy needs the template without sessions
+                        cur.execute(
+                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                            (template,),
+                        )
+                except BaseException:
+                    with admin.cursor() as cur:
+                        cur.execute(f'DROP DATABASE IF EXISTS "{template}" WITH (FORCE)')
+                    raise
+            finally:
+                admin.close()
+            self._built[key] = template
+        with temporary_database(self.admin_url, template=template) as url:
+            yield url
+
+    def drop_all(self) -> None:
+        admin = psycopg2.connect(self.admin_url)
+        admin.autocommit = True
+        try:
+            with admin.cursor() as cur:
+                for template in self._built.values():
+                    cur.execute(f'DROP DATABASE IF EXISTS "{template}" WITH (FORCE)')
+        finally:
+            admin.close()
+        self._built.clear()
+
+
+@pytest.fixture(scope="session")
+def database_templates(pg_admin_url: str) -> Iterator[DatabaseTemplates]:
+    templates = DatabaseTemplates(pg_admin_url)
+    yield templates
+    templates.drop_all()
 
 
 @pytest.fixture
@@ -67,3 +139,9 @@ def fresh_db(pg_admin_url: str) -> Iterator[str]:
     """A new, empty database for this test; yields its URL and drops it afterwards."""
     with temporary_database(pg_admin_url) as url:
         yield url
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The tests marked ``slow`` run first: started last, one of them would keep a worker busy after
+    the others are done (``--dist worksteal`` shares out the rest)."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -1,19 +1,27 @@
 """The CDK app synthesized with representative configurations, once per test run, for the
 tests/test_pipeline_*.py modules (jsii synth is slow: each configuration is synthesized once).
 
-Under pytest-xdist the first worker to need a configuration synthesizes it into a directory shared
-by the run and the others read the templates from there.  The Lambda asset points at a stub
-package (``executorAssetDir``) and the schemagate wheel at a stub file (``schemagateWheel``) so synth
-runs no pip; test_pipeline_bundle.py runs the real builds.
+The first worker (pytest-xdist) to need a configuration synthesizes it, the others wait for it and
+read the templates.  The output is kept between runs under ``.schemagate/test-cache/cdk/``
+(git-ignored), one directory per configuration named by a hash of everything the synthesis reads:
+the sources of ``pipeline/`` and ``executor/`` (the Lambda asset is a copy of it), ``cdk.json``,
+this module (the configurations, the buildspec), the versions of aws-cdk-lib, constructs, cdk-nag
+and jsii, and Node's.  A change to any of them synthesizes again; ``SCHEMAGATE_TEST_CDK_CACHE=0``
+synthesizes into the run's temporary directory instead, as a clean clone does.  The Lambda asset
+points at a stub package (``executorAssetDir``) and the schemagate wheel at a stub file
+(``schemagateWheel``) so synth runs no pip; test_pipeline_bundle.py runs the real builds.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import shutil
+import subprocess
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +35,7 @@ from aws_cdk.assertions import Template
 from pipeline.app import build_app
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+CACHE_ROOT = REPO_ROOT / ".schemagate" / "test-cache" / "cdk"
 WHEEL_NAME = "schemagate-0.1.0-py3-none-any.whl"
 SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/app-db-AbCdEf"
 CONNECTION_ARN = (
@@ -140,23 +149,47 @@ class Synthesized:
         return json.loads((self.outdir / f"{stack}.template.json").read_text())
 
 
-def _synthesize(name: str, workdir: Path) -> Synthesized:
-    outdir = workdir / f"cdk.out-{name}"
-    done = outdir / "manifest.json"
+def synthesis_inputs_hash(name: str) -> str:
+    """A hash of everything the synthesis of configuration ``name`` reads (see the module doc)."""
+    digest = hashlib.sha256()
+    for tree in ("pipeline", "executor"):
+        for path in sorted((REPO_ROOT / tree).rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                digest.update(path.relative_to(REPO_ROOT).as_posix().encode() + b"\0")
+                digest.update(hashlib.sha256(path.read_bytes()).digest())
+    for path in (REPO_ROOT / "cdk.json", Path(__file__)):
+        digest.update(path.name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+    digest.update(json.dumps([name, CONFIGS[name], ENVIRONMENTS[name]], sort_keys=True).encode())
+    for package in ("aws-cdk-lib", "constructs", "cdk-nag", "jsii"):
+        digest.update(f"{package}=={version(package)}\0".encode())
+    node = subprocess.run(["node", "--version"], capture_output=True, text=True, check=False)
+    digest.update(f"node {node.stdout.strip()}".encode())
+    return digest.hexdigest()
+
+
+def _synthesize(name: str, workdir: Path, *, keyed: bool) -> Synthesized:
+    """Configuration ``name`` synthesized under ``workdir``: in a directory named by the hash of its
+    inputs when ``keyed`` (the cache kept between runs), else in ``cdk.out-NAME``."""
+    inputs = synthesis_inputs_hash(name) if keyed else ""
+    entry = workdir / (f"{name}-{inputs[:24]}" if keyed else name)
+    outdir = entry / "cdk.out"
+    done = entry / "synthesized"  # written last: a synthesis cut short is done again
     workdir.mkdir(parents=True, exist_ok=True)
     with (workdir / f"{name}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not done.exists():
-            stub = workdir / "executor-stub"
-            if not stub.exists():
-                shutil.copytree(
-                    REPO_ROOT / "executor", stub / "executor", ignore=shutil.ignore_patterns("__pycache__")
-                )
-            buildspec = workdir / "buildspec.yml"
+            if keyed:  # entries of this configuration for other inputs are stale
+                for stale in workdir.glob(f"{name}-*"):
+                    shutil.rmtree(stale, ignore_errors=True)
+            shutil.rmtree(entry, ignore_errors=True)
+            stub = entry / "executor-stub"
+            shutil.copytree(
+                REPO_ROOT / "executor", stub / "executor", ignore=shutil.ignore_patterns("__pycache__")
+            )
+            buildspec = entry / "buildspec.yml"
             buildspec.write_text(BUILDSPEC)
-            wheel = workdir / WHEEL_NAME
-            if not wheel.exists():
-                wheel.write_bytes(b"PK\x05\x06" + b"\0" * 18)  # an empty zip: the asset is never installed
+            wheel = entry / WHEEL_NAME
+            wheel.write_bytes(b"PK\x05\x06" + b"\0" * 18)  # an empty zip: the asset is never installed
             context = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
             context["schemagate"] = {
                 **CONFIGS[name],
@@ -176,15 +209,22 @@ def _synthesize(name: str, workdir: Path) -> Synthesized:
                     else:
                         os.environ[key] = value
             app.synth()  # cdk-nag runs here: an unacknowledged finding raises ValidationFailed
-    manifest = json.loads(done.read_text())
+            done.write_text(inputs)
+    manifest = json.loads((outdir / "manifest.json").read_text())
     stacks = [
         key for key, value in manifest["artifacts"].items() if value["type"] == "aws:cloudformation:stack"
     ]
     return Synthesized(outdir=outdir, stacks=stacks)
 
 
+def _cache_enabled() -> bool:
+    return os.environ.get("SCHEMAGATE_TEST_CDK_CACHE", "1") != "0"
+
+
 @pytest.fixture(scope="session")
 def synth_dir(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
+    if _cache_enabled():
+        return CACHE_ROOT
     worker = getattr(request.config, "workerinput", {}).get("workerid")
     if worker is None:
         return tmp_path_factory.mktemp("cdk")
@@ -195,17 +235,17 @@ def synth_dir(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureR
 
 @pytest.fixture(scope="session")
 def codecommit(synth_dir: Path) -> Synthesized:
-    return _synthesize("codecommit", synth_dir)
+    return _synthesize("codecommit", synth_dir, keyed=_cache_enabled())
 
 
 @pytest.fixture(scope="session")
 def github_demo(synth_dir: Path) -> Synthesized:
-    return _synthesize("github-demo", synth_dir)
+    return _synthesize("github-demo", synth_dir, keyed=_cache_enabled())
 
 
 @pytest.fixture(scope="session")
 def environments(synth_dir: Path) -> Synthesized:
-    return _synthesize("environments", synth_dir)
+    return _synthesize("environments", synth_dir, keyed=_cache_enabled())
 
 
 @pytest.fixture(scope="session")

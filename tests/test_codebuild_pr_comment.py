@@ -18,6 +18,7 @@ from aws_cdk.assertions import Match, Template
 
 from pipeline.app import build_app
 from pipeline.config import PipelineConfig, PipelineConfigError
+from tests.pipeline_synth import WHEEL_NAME
 from tests.test_github_action import TOKEN, FakeGitHub
 
 REPO = Path(__file__).resolve().parent.parent
@@ -103,9 +104,13 @@ def test_a_refused_comment_does_not_fail_the_build(build_dir):
         assert api.ours() == []
 
 
+@pytest.mark.slow
 def test_the_pr_build_gets_the_token_secret_and_may_read_only_that(tmp_path, monkeypatch):
     stub = tmp_path / "executor-stub"
     shutil.copytree(REPO / "executor", stub / "executor", ignore=shutil.ignore_patterns("__pycache__"))
+    # a stub wheel, as in tests/pipeline_synth.py: synth runs no pip (test_pipeline_bundle.py builds it)
+    wheel = tmp_path / WHEEL_NAME
+    wheel.write_bytes(b"PK\x05\x06" + b"\0" * 18)
     context = json.loads((REPO / "cdk.json").read_text())["context"]
     context["schemagate"] = {
         "sourceProvider": "github",
@@ -115,6 +120,7 @@ def test_the_pr_build_gets_the_token_secret_and_may_read_only_that(tmp_path, mon
         "demoDatabase": True,
         "githubCommentTokenSecretArn": TOKEN_SECRET,
         "executorAssetDir": str(stub),
+        "schemagateWheel": str(wheel),
     }
     monkeypatch.setenv("CDK_DEFAULT_ACCOUNT", "123456789012")
     monkeypatch.setenv("CDK_DEFAULT_REGION", "eu-west-1")

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import temporary_database
 from tests.fault_injection import (
     check_outcome,
@@ -20,6 +22,7 @@ FILES = 40
 KILLS = 6
 
 
+@pytest.mark.slow
 def test_random_kills_end_in_an_exact_history_without_invalid_indexes(
     tmp_path: Path, pg_admin_url: str
 ) -> None:

@@ -28,8 +28,10 @@ from tests.database_faults import history_rows, rows, wait_until
 from tests.executor_worker import bundle_of
 from tests.tcp_proxy import TcpProxy
 
-NETWORK_TIMEOUT_S = 2
-STATEMENT_TIMEOUT_S = 3
+# the shortest bounds the settings accept (network_timeout >= 1s) that the migrations below still
+# finish in: the stall tests wait for them to fire, so these set how long the tests take
+NETWORK_TIMEOUT_S = 1
+STATEMENT_TIMEOUT_S = 1
 MARGIN_S = 20  # scheduling on a shared machine, not part of the promise
 STALLED = ExecutorSettings(
     network_timeout=f"{NETWORK_TIMEOUT_S}s",
@@ -131,6 +133,7 @@ def apply_in_thread(url: str, settings: ExecutorSettings = STALLED):
     return thread, outcome
 
 
+@pytest.mark.slow
 def test_a_stall_between_two_statements_frees_the_lock_within_network_timeout(accounts_db: str) -> None:
     # statement by statement, as a file with lock_retries = 0 and the re-run that locates a failure go
     # (otherwise a transactional file is one message: see the test below)
@@ -174,6 +177,7 @@ def test_a_stall_between_two_statements_frees_the_lock_within_network_timeout(ac
     assert rows(accounts_db, "SELECT count(*) FROM accounts WHERE billing_email IS NOT NULL") == [(285,)]
 
 
+@pytest.mark.slow
 def test_a_stall_while_the_one_message_of_a_migration_is_sent_frees_the_lock_and_says_so(
     accounts_db: str,
 ) -> None:
@@ -202,6 +206,7 @@ def test_a_stall_while_the_one_message_of_a_migration_is_sent_frees_the_lock_and
     assert history_rows(accounts_db) == [("V1__create_accounts.sql", True)]
 
 
+@pytest.mark.slow
 def test_a_stall_between_migrations_frees_the_migration_lock(accounts_db: str) -> None:
     with TcpProxy(accounts_db) as proxy:
         # V2 is committed; the BEGIN of V3 never arrives: the session is idle, holding the advisory lock

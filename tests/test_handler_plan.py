@@ -181,6 +181,7 @@ def test_a_plan_job_with_an_unknown_action_is_a_configuration_error(world: World
     assert world.tables() == set()
 
 
+@pytest.mark.slow
 def test_statements_never_outlive_the_lambda(
     world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:

@@ -4,6 +4,7 @@ a new migration, and every refusal with the database left as it was."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg2
@@ -16,7 +17,7 @@ from executor.history import read_history
 from executor.manifest import ManifestEntry
 from executor.settings import ExecutorSettings
 from schemagate.cli import main
-from tests.conftest import temporary_database
+from tests.conftest import DatabaseTemplates, content_key, temporary_database
 from tests.dbmate_tool import dbmate_binary, run_dbmate
 from tests.golang_migrate_state import ensure_version_table, set_version
 from tests.histories import dbmate_bookings
@@ -70,9 +71,11 @@ def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def migrated(fresh_db: str, root: Path, dbmate: Path) -> tuple[str, Path]:
-    run_dbmate(dbmate, fresh_db, root, "up")
-    return fresh_db, root
+def migrated(database_templates: DatabaseTemplates, root: Path, dbmate: Path) -> Iterator[tuple[str, Path]]:
+    """``dbmate up`` of every migration (built once, a copy for each test)."""
+    key = content_key("dbmate up", str(dbmate), root)
+    with database_templates.copy(key, lambda url: run_dbmate(dbmate, url, root, "up")) as url:
+        yield url, root
 
 
 def test_the_table_dbmate_writes_is_what_the_importer_reads(migrated: tuple[str, Path]) -> None:

@@ -5,6 +5,7 @@ as it was."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from executor.checksum import file_checksum
 from executor.history import read_history
 from executor.settings import ExecutorSettings
 from schemagate.cli import main
-from tests.conftest import temporary_database
+from tests.conftest import DatabaseTemplates, content_key, temporary_database
 from tests.diesel_state import DIESEL_DDL, diesel_migrate, diesel_order, diesel_rows, diesel_version
 from tests.histories import diesel_registry
 from tests.schema_snapshot import schema_snapshot
@@ -55,10 +56,12 @@ def import_diesel(root: Path, url: str, *extra: str) -> int:
 
 
 @pytest.fixture
-def diesel_db(fresh_db: str, tmp_path: Path) -> tuple[str, Path]:
+def diesel_db(database_templates: DatabaseTemplates, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """Every migration run as diesel runs them (built once, a copy for each test)."""
     root = diesel_registry.write(tmp_path / "migrations")
-    diesel_migrate(fresh_db, root)
-    return fresh_db, root
+    key = content_key("diesel migration run", root)
+    with database_templates.copy(key, lambda url: diesel_migrate(url, root)) as url:
+        yield url, root
 
 
 def test_import_records_every_applied_migration_then_apply_does_nothing_and_a_new_one_applies_alone(

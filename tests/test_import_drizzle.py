@@ -5,6 +5,7 @@ database left as it was."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg2
@@ -16,7 +17,7 @@ from executor.history import read_history
 from executor.layouts.drizzle import JOURNAL, drizzle_hash
 from executor.settings import ExecutorSettings
 from schemagate.cli import main
-from tests.conftest import temporary_database
+from tests.conftest import DatabaseTemplates, content_key, temporary_database
 from tests.drizzle.migrator import drizzle_migrate, drizzle_rows, install
 from tests.histories import drizzle_helpdesk
 from tests.schema_snapshot import schema_snapshot
@@ -34,10 +35,14 @@ def drizzle_orm() -> Path:
 
 
 @pytest.fixture
-def drizzle_db(fresh_db: str, tmp_path: Path, drizzle_orm: Path) -> tuple[str, Path]:
+def drizzle_db(
+    database_templates: DatabaseTemplates, tmp_path: Path, drizzle_orm: Path
+) -> Iterator[tuple[str, Path]]:
+    """Every migration run by drizzle-orm's migrator (built once, a copy for each test)."""
     root = drizzle_helpdesk.write(tmp_path / "drizzle")
-    drizzle_migrate(drizzle_orm, fresh_db, root)
-    return fresh_db, root
+    key = content_key("drizzle-orm migrate", str(drizzle_orm), root)
+    with database_templates.copy(key, lambda url: drizzle_migrate(drizzle_orm, url, root)) as url:
+        yield url, root
 
 
 def sg_history(url: str) -> list[tuple]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg2
@@ -14,7 +15,7 @@ from executor.adopt.flyway import flyway_checksum
 from executor.history import read_history
 from executor.settings import ExecutorSettings
 from schemagate.cli import main
-from tests.conftest import temporary_database
+from tests.conftest import DatabaseTemplates, content_key, temporary_database
 from tests.flyway_state import flyway_migrate, flyway_order, flyway_rows
 from tests.histories import flyway_billing
 from tests.schema_snapshot import schema_snapshot
@@ -38,10 +39,12 @@ def run(*args: str) -> int:
 
 
 @pytest.fixture
-def flyway_db(fresh_db: str, tmp_path: Path) -> tuple[str, Path]:
+def flyway_db(database_templates: DatabaseTemplates, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """Every migration run as flyway migrate runs them (built once, a copy for each test)."""
     root = flyway_billing.write(tmp_path / "db" / "migration")
-    flyway_migrate(fresh_db, root)
-    return fresh_db, root
+    key = content_key("flyway migrate", root)
+    with database_templates.copy(key, lambda url: flyway_migrate(url, root)) as url:
+        yield url, root
 
 
 def test_flyway_checksum_is_crc32_of_the_lines_without_line_endings() -> None:

@@ -5,6 +5,7 @@ it was."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg2
@@ -17,7 +18,7 @@ from executor.history import read_history
 from executor.manifest import ManifestEntry
 from executor.settings import ExecutorSettings
 from schemagate.cli import main
-from tests.conftest import temporary_database
+from tests.conftest import DatabaseTemplates, content_key, temporary_database
 from tests.golang_migrate_state import force, migrate_up, state, up_files
 from tests.histories import golang_migrate_fleet
 from tests.schema_snapshot import schema_snapshot
@@ -66,9 +67,11 @@ def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def migrated(fresh_db: str, root: Path) -> tuple[str, Path]:
-    migrate_up(fresh_db, root)
-    return fresh_db, root
+def migrated(database_templates: DatabaseTemplates, root: Path) -> Iterator[tuple[str, Path]]:
+    """``migrate up`` of every migration (built once, a copy for each test)."""
+    key = content_key("golang-migrate up", root)
+    with database_templates.copy(key, lambda url: migrate_up(url, root)) as url:
+        yield url, root
 
 
 def test_import_records_every_version_up_to_golang_migrates_then_apply_does_nothing_and_new_applies_alone(

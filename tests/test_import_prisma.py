@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg2
@@ -18,7 +19,7 @@ from executor.checksum import file_checksum
 from executor.history import read_history
 from executor.settings import ExecutorSettings
 from schemagate.cli import main
-from tests.conftest import temporary_database
+from tests.conftest import DatabaseTemplates, content_key, temporary_database
 from tests.histories import prisma_scheduling
 from tests.prisma_state import (
     prisma_deploy,
@@ -77,12 +78,21 @@ def baselined(url: str, root: Path) -> None:
     prisma_resolve_applied(url, root, "0_init")
 
 
+def baselined_and_deployed(root: Path) -> Callable[[str], None]:
+    def build(url: str) -> None:
+        baselined(url, root)
+        prisma_deploy(url, root)
+
+    return build
+
+
 @pytest.fixture
-def prisma_db(fresh_db: str, tmp_path: Path) -> tuple[str, Path]:
+def prisma_db(database_templates: DatabaseTemplates, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """0_init baselined, every other migration deployed (built once, a copy for each test)."""
     root = prisma_scheduling.write(tmp_path / "prisma" / "migrations")
-    baselined(fresh_db, root)
-    prisma_deploy(fresh_db, root)
-    return fresh_db, root
+    key = content_key("prisma: baselined 0_init, deployed the rest", root)
+    with database_templates.copy(key, baselined_and_deployed(root)) as url:
+        yield url, root
 
 
 def failed_deploy_of_latest(url: str, root: Path) -> str:
@@ -274,6 +284,7 @@ def test_no_prisma_table_refuses(fresh_db: str, tmp_path: Path, capsys) -> None:
     assert not history_table_exists(fresh_db)
 
 
+@pytest.mark.slow
 def test_a_partly_migrated_database_imports_what_prisma_applied_and_apply_runs_the_rest(
     fresh_db: str, pg_admin_url: str, tmp_path: Path, capsys
 ) -> None:

@@ -83,6 +83,7 @@ def test_validate_reports_no_naming_order_syntax_or_integrity_error(registry: Pa
     assert report["summary"]["files"] == len([r for r in diesel_registry.FILES if r.endswith(".sql")])
 
 
+@pytest.mark.slow
 def test_apply_builds_the_schema_diesel_builds(
     fresh_db: str, pg_admin_url: str, registry: Path, capsys
 ) -> None:

@@ -812,6 +812,7 @@ def test_a_buildspec_that_signs_raises_no_unsigned_bundle_warning(codecommit: Sy
     assert "aws:cdk:warning" not in metadata
 
 
+@pytest.mark.slow
 def test_an_unacknowledged_nag_finding_fails_synth(tmp_path: Path) -> None:
     """The gate the two tests around this one rely on: cdk-nag runs at synth and refuses."""
     from aws_cdk import Stack
@@ -845,6 +846,7 @@ def test_every_acknowledgment_carries_a_reason(codecommit: Synthesized, github_d
         assert all(len(reason.strip()) > 30 for reason in acknowledged.values()), acknowledged
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("configuration", "stack"),
     [

@@ -15,12 +15,15 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONNECTION_ARN = (
     "arn:aws:codeconnections:eu-west-1:123456789012:connection/12345678-1234-1234-1234-123456789012"
 )
 
 
+@pytest.mark.slow
 def test_the_app_synthesizes_from_cdk_json_with_local_bundling_and_no_docker(tmp_path: Path) -> None:
     outdir = tmp_path / "cdk.out"
     env = {

@@ -412,6 +412,7 @@ def test_the_builds_install_the_deployed_schemagate_wheel(promotion: Template) -
 # --- checks ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_cdk_nag_cfn_lint_and_acknowledgments(environments: Synthesized) -> None:
     from cfnlint import api
 
