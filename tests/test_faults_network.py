@@ -30,8 +30,8 @@ from tests.tcp_proxy import TcpProxy
 
 # the shortest bounds the settings accept (network_timeout >= 1s) that the migrations below still
 # finish in: the stall tests wait for them to fire, so these set how long the tests take
-NETWORK_TIMEOUT_S = 1
-STATEMENT_TIMEOUT_S = 1
+NETWORK_TIMEOUT_S = 2  # short, yet above what a statement takes on a loaded machine
+STATEMENT_TIMEOUT_S = 2
 MARGIN_S = 20  # scheduling on a shared machine, not part of the promise
 STALLED = ExecutorSettings(
     network_timeout=f"{NETWORK_TIMEOUT_S}s",
