@@ -242,39 +242,35 @@ class Rows:
         raise NotProbed(f"no value for column {col.name} of type {cast}")
 
     def insert(
-        self,
-        table: Table,
-        given: dict[str, str],
-        *,
-        depth: int = 0,
-        parent_keys: set[str] | None = None,
-    ) -> None:
-        """Insert one row of ``table`` with the ``given`` SQL values; NOT NULL columns without a
-        usable default get a value (a foreign key: a new parent row); the others their default."""
+        self, table: Table, given: dict[str, str], *, depth: int = 0, returning: Sequence[str] = ()
+    ) -> list[str]:
+        """Insert one row of ``table`` with the ``given`` SQL values: a serial or identity column
+        takes its sequence's next value, as real rows do (the probe sets sequences back); a NOT
+        NULL foreign key points at a parent row made for it; another NOT NULL column without a
+        default gets a value of its type; the rest their default or NULL.  Returns the
+        ``returning`` columns' values as text."""
         values = dict(given)
+        referencing = {c for _, cols, _, _ in table.foreign_keys for c in cols}
         for col in table.columns.values():
-            if col.name in values or col.generated:
+            if col.name in values or col.generated or col.serial or col.name in referencing:
                 continue
-            if col.serial or (col.not_null and col.default is None):
+            if col.not_null and col.default is None:
                 values[col.name] = self.value(table, col)
         for _name, cols, parent, pcols in table.foreign_keys:
-            if any(c in given for c in cols) or not all(c in values for c in cols):
+            if any(c in values for c in cols):
                 continue
-            if all(not table.columns[c].not_null and not table.columns[c].serial for c in cols):
-                continue
-            # a NOT NULL key generated above: point it at a parent row (made for it)
+            if all(not table.columns[c].not_null or table.columns[c].default is not None for c in cols):
+                continue  # NULL (or the default) needs no parent
             if depth >= 3:
                 raise NotProbed(f"the foreign keys of {table.name} nest too deep to fill")
-            parent_table = _table_by_oid(self.cur, parent)
-            keys = {}
-            for c, p in zip(cols, pcols, strict=True):
-                pcol = parent_table.columns[p]
-                keys[p] = self.fixed(self.value(parent_table, pcol), pcol)
-                values[c] = keys[p].rsplit("::", 1)[0] + f"::{table.columns[c].type_sql}"
-            self.insert(parent_table, keys, depth=depth + 1)
-        self.execute_insert(table, values)
+            keys = self.insert(_table_by_oid(self.cur, parent), {}, depth=depth + 1, returning=pcols)
+            for c, key in zip(cols, keys, strict=True):
+                values[c] = f"{_literal(self.cur, key)}::{table.columns[c].type_sql}"
+        return self.execute_insert(table, values, returning)
 
-    def execute_insert(self, table: Table, values: dict[str, str]) -> None:
+    def execute_insert(
+        self, table: Table, values: dict[str, str], returning: Sequence[str] = ()
+    ) -> list[str]:
         names = list(values)
         overriding = any(table.columns[n].identity == "a" for n in names)
         statement = (
@@ -286,13 +282,19 @@ class Rows:
             if names
             else f"INSERT INTO {table.name} DEFAULT VALUES"
         )
+        if returning:
+            statement += " RETURNING " + ", ".join(
+                f"{sql.Identifier(c).as_string(self.cur)}::text" for c in returning
+            )
         try:
             self.cur.execute("SAVEPOINT sg_probe_row")
             self.cur.execute(statement)
+            row = self.cur.fetchone() if returning else None
             self.cur.execute("RELEASE SAVEPOINT sg_probe_row")
         except psycopg2.Error as exc:
             self.cur.execute("ROLLBACK TO SAVEPOINT sg_probe_row")
             raise NotProbed(f"the table refuses the probe's row ({exc.pgcode} {_first_line(exc)})") from None
+        return [str(v) for v in row] if row else []
 
 
 def _first_line(exc: psycopg2.Error) -> str:
@@ -309,7 +311,7 @@ class Plan:
     """How one statement is probed: what goes in before the migration runs."""
 
     rows: str  # "rows that hold ...", for the message
-    prepare: Callable[[Rows, Table], None]
+    prepare: Callable[[Rows, Table], object]
     before: list[str] = field(default_factory=list)  # SQL run before the rows go in
     after: list[str] = field(default_factory=list)  # and after
 

@@ -248,6 +248,7 @@ class DataDependentChange(Rule):
 
     def visit_IndexStmt(self, ancestors: Ancestor, node: ast.IndexStmt) -> None:
         if node.unique:
+            keys = [_key_part(e) for e in node.indexParams or ()]
             self._report(
                 node.relation,
                 node.relation,
@@ -256,8 +257,10 @@ class DataDependentChange(Rule):
                 "SELECT <key>, count(*) ... GROUP BY <key> HAVING count(*) > 1",
                 {
                     "kind": "unique",
-                    "columns": tuple(_column_refs(node.indexParams)),
-                    "key": tuple(_key_part(e) for e in node.indexParams or ()),
+                    "columns": tuple(
+                        dict.fromkeys(c for c, _ in map(_key_part, node.indexParams or ()) if c)
+                    ),
+                    "key": tuple(keys),
                     "partial": node.whereClause is not None,
                     "constraint": node.idxname,
                 },
