@@ -160,6 +160,18 @@ def test_an_insufficient_backfill_is_caught(tmp_path: Path, pg_admin_url: str) -
     assert (finding.file, finding.line) == ("V13__orders_currency_backfill.sql", 2)
 
 
+def test_the_rule_level_applies_to_the_probe_finding(tmp_path: Path, pg_admin_url: str) -> None:
+    files = {"V13__orders_currency_not_null.sql": NEW["V14__orders_currency_not_null.sql"]}
+    config, structural = _project(
+        tmp_path,
+        {**HISTORY, **files},
+        pyproject='[tool.schemagate.rules]\nrehearsal-data-dependent = "error"\n',
+    )
+    result = rehearse(config, structural, new=set(files), database_url=pg_admin_url)
+    [finding] = [f for f in result.findings if f.rule == "rehearsal-data-dependent"]
+    assert finding.severity == "error"
+
+
 def _fingerprint(url: str) -> dict[str, object]:
     """What a later migration (or a reviewer) could see of the database: schema, rows, sequences."""
     conn = psycopg2.connect(url)

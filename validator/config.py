@@ -216,11 +216,11 @@ def rule_levels() -> dict[str, str] | None:
     )
 
     rehearsal = {
-        RULE_DATA_DEPENDENT: "warning",
         RULE_FAILED: "error",
         RULE_BASE_FAILED: "error",
         RULE_BLOCKING_LOCK: "warning",
         RULE_REWRITE: "warning",
+        RULE_DATA_DEPENDENT: "warning",
     }
     return {**{rule.id: rule.severity for rule in REGISTRY}, **rehearsal}
 
