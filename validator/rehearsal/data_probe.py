@@ -372,7 +372,10 @@ def _column(node: Any) -> str:
     fields: Any = node.fields if isinstance(node, ast.ColumnRef) else None
     if fields and isinstance(fields[-1], ast.String):
         return str(fields[-1].sval)
-    raise NotProbed("the CHECK is not on a column")
+    raise NotProbed(
+        "the CHECK tests an expression other than a column (the probe breaks column op constant, IN, "
+        "BETWEEN, length(column) op n and IS NOT NULL)"
+    )
 
 
 def _node(node: Any) -> str:
