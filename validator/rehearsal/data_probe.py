@@ -600,10 +600,24 @@ class DataProbe:
             out.extend(self._result(t, "not probed", note=f"could not connect: {exc}") for t in targets)
             return time.perf_counter() - started
         try:
-            sequences = _sequences(probe_conn)
+            try:
+                sequences = _sequences(probe_conn)
+            except psycopg2.Error as exc:  # without them the probe could move a sequence: do not probe
+                note = f"could not read the sequences: {exc.pgcode} {_first_line(exc)}"
+                out.extend(self._result(t, "not probed", note=note) for t in targets)
+                return time.perf_counter() - started
             for target in targets:
-                out.append(self._probe(probe_conn, parsed, target))
-            _restore_sequences(probe_conn, sequences)
+                try:
+                    out.append(self._probe(probe_conn, parsed, target))
+                except Exception as exc:  # a gap of the probe must not stop the real run
+                    out.append(self._result(target, "not probed", note=f"the probe failed: {exc!r}"))
+            try:
+                _restore_sequences(probe_conn, sequences)
+            except psycopg2.Error as exc:  # said in every result of the file: the run may see moved values
+                for r in out:
+                    r.note = (r.note + "; " if r.note else "") + (
+                        f"the probe could not set the sequences back ({exc.pgcode} {_first_line(exc)})"
+                    )
         finally:
             probe_conn.close()
         took = time.perf_counter() - started
