@@ -137,6 +137,7 @@ def test_rules_lists_every_rule_with_the_level_this_project_sets(tmp_path, monke
         "rehearsal-base-failed",
         "rehearsal-blocking-lock",
         "rehearsal-table-rewrite",
+        "rehearsal-data-dependent",
     ]
 
 

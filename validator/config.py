@@ -82,7 +82,7 @@ LINT_DEFAULTS: dict[str, Any] = {
 TABLE_KEYS: dict[str, tuple[str, ...]] = {
     "lint": tuple(LINT_DEFAULTS),
     "executor": tuple(f.name for f in dataclasses.fields(ExecutorSettings)),
-    "rehearsal": ("setup",),
+    "rehearsal": ("setup", "data_probe"),
 }
 # what decides the verdict; read from the base ref when there is one
 GATE_KEYS = ("out_of_order", "target_postgres", "blocking_severity", "accepted_history", "rules", "lint")
@@ -207,13 +207,20 @@ def rule_levels() -> dict[str, str] | None:
         from validator.safety.registry import REGISTRY
     except ImportError:
         return None
-    from validator.rehearsal.findings import RULE_BASE_FAILED, RULE_BLOCKING_LOCK, RULE_FAILED, RULE_REWRITE
+    from validator.rehearsal.findings import (
+        RULE_BASE_FAILED,
+        RULE_BLOCKING_LOCK,
+        RULE_DATA_DEPENDENT,
+        RULE_FAILED,
+        RULE_REWRITE,
+    )
 
     rehearsal = {
         RULE_FAILED: "error",
         RULE_BASE_FAILED: "error",
         RULE_BLOCKING_LOCK: "warning",
         RULE_REWRITE: "warning",
+        RULE_DATA_DEPENDENT: "warning",
     }
     return {**{rule.id: rule.severity for rule in REGISTRY}, **rehearsal}
 

@@ -341,6 +341,16 @@ REHEARSAL_RULES: tuple[CatalogRule, ...] = tuple(
             "Add the column without a volatile default and backfill in batches, or change the type "
             "through a new column.",
         ),
+        (
+            "rehearsal-data-dependent",
+            WARNING,
+            "A data-dependent statement failed on rows that production commonly holds.",
+            "The data probe ran the statement on a rolled-back copy of the rehearsal database holding rows "
+            "it cannot accept (a duplicate, a NULL, a row breaking a CHECK, an orphan, a value the new type "
+            "refuses): production's rows may make the migration fail after the approval.",
+            "Clean the data first (in this migration or an earlier one), backfill before SET NOT NULL, or "
+            "add the constraint NOT VALID and VALIDATE it after the clean-up.",
+        ),
     )
 )
 

@@ -6,10 +6,11 @@ from validator.rehearsal.findings import (
     FAMILY,
     RULE_BASE_FAILED,
     RULE_BLOCKING_LOCK,
+    RULE_DATA_DEPENDENT,
     RULE_FAILED,
     RULE_REWRITE,
 )
-from validator.rehearsal.outcome import RehearsedMigration
+from validator.rehearsal.outcome import DataProbeResult, RehearsedMigration
 from validator.rehearsal.report import RehearsalResult
 from validator.rehearsal.run import rehearse
 
@@ -17,9 +18,11 @@ __all__ = [
     "FAMILY",
     "RULE_BASE_FAILED",
     "RULE_BLOCKING_LOCK",
+    "RULE_DATA_DEPENDENT",
     "RULE_FAILED",
     "RULE_REWRITE",
     "BaseStore",
+    "DataProbeResult",
     "RehearsalResult",
     "RehearsedMigration",
     "base_key",

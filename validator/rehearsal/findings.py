@@ -6,13 +6,29 @@ from __future__ import annotations
 from executor.errors import SchemagateError
 from validator.findings import ERROR, WARNING, Finding, docs_link
 from validator.rehearsal.locks import lock_effect
-from validator.rehearsal.outcome import FailureDetail, RehearsedMigration
+from validator.rehearsal.outcome import DataProbeResult, FailureDetail, RehearsedMigration
 
 FAMILY = "rehearsal"
 RULE_FAILED = "rehearsal-failed"
 RULE_BASE_FAILED = "rehearsal-base-failed"
 RULE_BLOCKING_LOCK = "rehearsal-blocking-lock"
 RULE_REWRITE = "rehearsal-table-rewrite"
+RULE_DATA_DEPENDENT = "rehearsal-data-dependent"
+
+_DATA_REMEDY = {
+    "unique": "look for duplicates in production first (SELECT <key>, count(*) ... GROUP BY <key> "
+    "HAVING count(*) > 1) and clean them up in this migration or an earlier one, before the index",
+    "not-null": "backfill first (UPDATE ... SET <column> = ... WHERE <column> IS NULL, in batches on a big "
+    "table), or add CHECK (<column> IS NOT NULL) NOT VALID, VALIDATE it, then SET NOT NULL",
+    "check": "fix the rows that break it first, or add it NOT VALID (new rows are checked at once) and "
+    "VALIDATE CONSTRAINT after the clean-up",
+    "foreign-key": "delete or repair the orphan rows first, or add it NOT VALID and VALIDATE CONSTRAINT "
+    "after the clean-up",
+    "validate": "fix the rows that break the constraint before validating it (the NOT VALID constraint "
+    "already keeps new rows right)",
+    "type-change": "find the values the new type refuses first and fix them, or change the type through "
+    "a new column filled in batches",
+}
 
 
 def failure_finding(
@@ -97,6 +113,25 @@ def lock_findings(m: RehearsedMigration) -> list[Finding]:
             )
         )
     return findings
+
+
+def data_probe_findings(file: str, probes: list[DataProbeResult]) -> list[Finding]:
+    """A warning per data-dependent statement that failed on the probe's rows."""
+    return [
+        Finding(
+            rule=RULE_DATA_DEPENDENT,
+            family=FAMILY,
+            severity=WARNING,
+            file=file,
+            line=p.line,
+            column=None,
+            message=p.sentence() + " (on a copy of the rehearsal database holding rows like production's)",
+            help=_DATA_REMEDY.get(p.kind, "fix the rows first"),
+            docs=docs_link("rehearsal.md", RULE_DATA_DEPENDENT),
+        )
+        for p in probes
+        if p.status == "fails"
+    ]
 
 
 def _whole_file_warning(rule: str, m: RehearsedMigration, message: str, help_text: str) -> Finding:

@@ -10,6 +10,47 @@ from typing import Any, Literal, TypedDict
 from validator.rehearsal.locks import LockInfo, LockSpan
 
 Status = Literal["applied", "failed", "not rehearsed"]
+ProbeStatus = Literal["fails", "holds", "not probed"]
+
+
+@dataclass
+class DataProbeResult:
+    """What the data probe (``data_probe``) saw of one data-dependent statement: with rows that break
+    it, the statement ``fails`` (with the SQLSTATE and message) or ``holds`` (the migration fixes
+    the rows first), or it was ``not probed`` (``note`` says why)."""
+
+    line: int
+    kind: str  # DataDependentStatement.kind
+    table: str
+    columns: list[str]
+    status: ProbeStatus
+    rows: str = ""  # "two rows with the same email differing only in case (...)"
+    sqlstate: str | None = None
+    message: str | None = None
+    note: str | None = None
+    fixed_earlier: bool = False  # the migration changes the table's rows before the statement
+
+    def sentence(self) -> str:
+        if self.status == "fails":
+            return f"with {self.rows}, this statement fails: {self.sqlstate} {self.message}"
+        if self.status == "holds":
+            how = " (the migration fixes the rows before it)" if self.fixed_earlier else ""
+            return f"with {self.rows}, this statement succeeds{how}"
+        return f"not probed: {self.note}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "line": self.line,
+            "kind": self.kind,
+            "table": self.table,
+            "columns": list(self.columns),
+            "status": self.status,
+            "rows": self.rows,
+            "sqlstate": self.sqlstate,
+            "message": self.message,
+            "note": self.note,
+            "summary": self.sentence(),
+        }
 
 
 class FailureDetail(TypedDict):
@@ -36,6 +77,8 @@ class RehearsedMigration:
     started_ms: int | None = None
     ended_ms: int | None = None
     lock_spans: list[LockSpan] = field(default_factory=list)
+    # the data probe's results for its data-dependent statements (in a copy, before it ran)
+    data_probes: list[DataProbeResult] = field(default_factory=list)
 
     @property
     def flagged(self) -> list[LockInfo]:
@@ -81,4 +124,5 @@ class RehearsedMigration:
             "started_ms": self.started_ms,
             "ended_ms": self.ended_ms,
             "lock_spans": [sp.to_dict() for sp in self.lock_spans],
+            "data_probes": [p.to_dict() for p in self.data_probes],
         }

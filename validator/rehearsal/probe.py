@@ -83,6 +83,13 @@ class Probe:
         self.current: str | None = None
         self.origin: float | None = None  # perf_counter when the first watched migration started
         self.timeline = LockTimeline(lambda: connect(self.url))
+        # time taken between migrations by something else (the data probe), left out of the times
+        self.pauses: list[tuple[float, float]] = []
+
+    def pause(self, seconds: float) -> None:
+        """``seconds`` just spent outside the migrations: later times do not count them."""
+        if self.origin is not None and seconds > 0:
+            self.pauses.append((time.perf_counter(), seconds))
 
     def hooks(self) -> ApplyHooks:
         return ApplyHooks(
@@ -151,7 +158,8 @@ class Probe:
 
     def ms(self, at: float) -> int:
         """``at`` (perf_counter) in ms since the first watched migration started."""
-        return max(0, round((at - (self.origin or at)) * 1000))
+        paused = sum(seconds for when, seconds in self.pauses if when <= at)
+        return max(0, round((at - (self.origin or at) - paused) * 1000))
 
     def window(self, file: str) -> tuple[int | None, int | None]:
         """When the migration started and ended, in ms since the first one started."""

@@ -68,6 +68,7 @@ class RehearsalResult:
             more = len(ordered) - len(shown)
             lines.append(f"| … | {more} more, none failed or blocking writes | | (in report.json) |")
         lines.append("")
+        lines += _data_probe_markdown(self.migrations)
         lines += gantt.markdown(self.migrations)
         detailed = [m for m in self.migrations if m.locks and (m.notable or len(self.migrations) <= 5)]
         for m in detailed[:MARKDOWN_MAX_DETAILS]:
@@ -151,6 +152,31 @@ class RehearsalResult:
                     )
                 )
         return FAMILY, cases
+
+
+MARKDOWN_MAX_PROBES = 50  # lines of the data probe's list in report.md; report.json has all
+
+
+def _data_probe_markdown(migrations: list[RehearsedMigration]) -> list[str]:
+    """What the data probe saw: each data-dependent statement, failing ones first."""
+    probed = [(m.file, p) for m in migrations for p in m.data_probes]
+    if not probed:
+        return []
+    order = {"fails": 0, "not probed": 1, "holds": 2}
+    shown = sorted(probed, key=lambda fp: order.get(fp[1].status, 3))[:MARKDOWN_MAX_PROBES]
+    fails = sum(p.status == "fails" for _, p in probed)
+    lines = [
+        f"**Data probe**: {len(probed)} data-dependent statement(s) run on a rolled-back copy holding rows "
+        f"that break them, {fails} failed:",
+        "",
+    ]
+    for file, p in shown:
+        mark = "❌ " if p.status == "fails" else ""
+        lines.append(f"- {mark}`{file}` line {p.line} ({p.kind} on `{p.table}`): {_md(p.sentence())}")
+    if len(probed) > len(shown):
+        lines.append(f"- … {len(probed) - len(shown)} more in report.json")
+    lines.append("")
+    return lines
 
 
 def _result_cell(m: RehearsedMigration) -> str:

@@ -40,11 +40,13 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from executor.apply import ApplyHooks
 from executor.apply import apply as executor_apply
 from executor.bundle import make_bundle
-from executor.errors import ConnectionFailure, SchemagateError
+from executor.errors import ConfigurationError, ConnectionFailure, SchemagateError
 from executor.manifest import ManifestEntry
 from executor.naming import Version
 from executor.settings import ExecutorSettings
@@ -62,6 +64,7 @@ from validator.rehearsal.base import (
 from validator.rehearsal.findings import (
     RULE_BASE_FAILED,
     RULE_FAILED,
+    data_probe_findings,
     failure_finding,
     lock_findings,
     with_configured_levels,
@@ -73,17 +76,61 @@ from validator.rehearsal.server import connect, drop_database, rehearsal_server,
 
 if TYPE_CHECKING:
     from validator.config import ValidatorConfig
+    from validator.parse import ParsedFile
+    from validator.rehearsal.data_probe import DataProbe
+    from validator.safety.rules.data_dependent_change import DataDependentStatement
     from validator.structural import StructuralResult
 
 
-def _apply(url: str, entries: list[Entry], settings: ExecutorSettings, probe: Probe | None) -> None:
+def _apply(url: str, entries: list[Entry], settings: ExecutorSettings, hooks: ApplyHooks | None) -> None:
     """Apply whatever of ``entries`` is pending in the database at ``url`` with the executor."""
     bundle = make_bundle(entries, source={"rehearsal": True}, origin="rehearsal")
     conn = connect(url, autocommit=False)
     try:
-        executor_apply(conn, bundle, settings, hooks=probe.hooks() if probe else None)
+        executor_apply(conn, bundle, settings, hooks=hooks)
     finally:
         conn.close()
+
+
+DATA_PROBE_SETTING = "data_probe"  # [tool.schemagate.rehearsal] data_probe = false turns it off
+
+
+def data_probe_enabled(config: ValidatorConfig) -> bool:
+    """``[tool.schemagate.rehearsal] data_probe`` (true unless set to false)."""
+    table = config.raw.get("rehearsal") or {}
+    value = table.get(DATA_PROBE_SETTING, True) if isinstance(table, dict) else True
+    if not isinstance(value, bool):
+        raise ConfigurationError(
+            f"[tool.schemagate.rehearsal] {DATA_PROBE_SETTING} = {value!r} is not true or false",
+            file="pyproject.toml",
+            remedy=f"{DATA_PROBE_SETTING} = false turns the data probe off; remove the key to keep it on",
+        )
+    return value
+
+
+@dataclass
+class DataProbeInput:
+    """What the data probe needs: the data-dependent statements of the new files, their parse."""
+
+    targets: dict[str, list[DataDependentStatement]]
+    parsed: dict[str, ParsedFile]
+    search_path: str | None
+
+
+def _data_probe_input(
+    config: ValidatorConfig, structural: StructuralResult, entries: list[Entry], fresh: list[Entry]
+) -> DataProbeInput | None:
+    if not data_probe_enabled(config):
+        return None
+    from validator.rehearsal.data_probe import data_dependent_statements
+
+    by_rel = {p.rel: p for p in structural.parsed if p.key == p.rel}
+    files = [by_rel[e.file] for e, _ in entries if e.file in by_rel]
+    judged = {e.file for e, _ in fresh}
+    targets = data_dependent_statements(files, judged=judged, target_postgres=config.target_postgres)
+    if not targets:
+        return None
+    return DataProbeInput(targets, {f: by_rel[f] for f in targets}, config.executor.search_path)
 
 
 def _rehearsal_settings(config: ValidatorConfig) -> ExecutorSettings:
@@ -139,6 +186,7 @@ def rehearse(
     fresh, held_back = fresh[:cut], fresh[cut:]
     settings = _rehearsal_settings(config)
     setup = load_setup(config)
+    probe_input = _data_probe_input(config, structural, entries, fresh) if fresh else None
     findings: list[Finding] = []
     migrations: list[RehearsedMigration] = []
 
@@ -202,7 +250,7 @@ def rehearse(
                     for e, _ in fresh
                 ]
             else:
-                migrations, more = _rehearse_new(target_url, base, fresh, settings)
+                migrations, more = _rehearse_new(target_url, base, fresh, settings, probe_input)
                 findings.extend(more)
             migrations += _held_back(held_back)
         finally:
@@ -270,14 +318,27 @@ def _build_base(
 
 
 def _rehearse_new(
-    url: str, base: list[Entry], fresh: list[Entry], settings: ExecutorSettings
+    url: str,
+    base: list[Entry],
+    fresh: list[Entry],
+    settings: ExecutorSettings,
+    probe_input: DataProbeInput | None = None,
 ) -> tuple[list[RehearsedMigration], list[Finding]]:
     """Apply the new migrations on top of the base (one executor run, hooks around each) and
-    describe each: applied with its locks, failed, or not rehearsed after a failure."""
+    describe each: applied with its locks, failed, or not rehearsed after a failure.  With
+    ``probe_input``, the data probe runs before each migration holding a data-dependent statement
+    (in a transaction of its own connection, rolled back: the run does not see its rows)."""
     probe = Probe(url, settings, {e.file for e, _ in fresh})
+    hooks = probe.hooks()
+    data: DataProbe | None = None
+    if probe_input is not None:
+        from validator.rehearsal.data_probe import DataProbe
+
+        data = DataProbe(url, probe_input.targets, probe_input.parsed, probe_input.search_path)
+        hooks = _with_data_probe(hooks, data, probe)
     failure: SchemagateError | None = None
     try:
-        _apply(url, _ordered(base + fresh), settings, probe)
+        _apply(url, _ordered(base + fresh), settings, hooks)
     except SchemagateError as err:
         failure = err
     finally:
@@ -317,4 +378,25 @@ def _rehearse_new(
     if failure is not None and failed_file is None:  # a refusal about no new file in particular
         finding, _ = failure_finding(failure, failure.file or "", rule=RULE_FAILED, base=False)
         findings.append(finding)
+    if data is not None:
+        for m in migrations:
+            m.data_probes = data.results.get(m.file, [])
+            findings.extend(data_probe_findings(m.file, m.data_probes))
     return migrations, findings
+
+
+def _with_data_probe(hooks: ApplyHooks, data: DataProbe, probe: Probe) -> ApplyHooks:
+    """``hooks`` with the data probe first before each migration (its time left out of the times)."""
+    watch_before = hooks.before_migration
+
+    def before_migration(conn: object, entry: ManifestEntry) -> None:
+        if entry.file in probe.watched:
+            probe.pause(data.before_migration(conn, entry))  # type: ignore[arg-type]
+        if watch_before is not None:
+            watch_before(conn, entry)
+
+    return ApplyHooks(
+        before_migration=before_migration,
+        before_commit=hooks.before_commit,
+        after_migration=hooks.after_migration,
+    )

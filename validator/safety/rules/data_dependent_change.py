@@ -3,7 +3,8 @@ fails or succeeds depending on the rows already in the table."""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from pglast import ast
 from pglast.enums import AlterTableType, ConstrType
@@ -37,6 +38,69 @@ def cast_can_fail(old: Any, new: Any) -> bool:
     return False
 
 
+Kind = Literal["unique", "not-null", "check", "foreign-key", "validate", "type-change"]
+
+
+@dataclass(frozen=True)
+class DataDependentStatement:
+    """What the rule found, as data: the statement, its table and columns, and what kind of rows
+    break it (the rehearsal's data probe inserts such rows before running it on a copy)."""
+
+    kind: Kind
+    statement: int  # index in ParsedFile.statements
+    line: int  # the statement's first line
+    schema: str | None
+    table: str
+    # unique: the columns the key reads; not-null and type-change: the column; foreign-key: the
+    # referencing columns; check, validate: ()
+    columns: tuple[str, ...] = ()
+    # unique: each key element as (column, function): ("email", "lower") for lower(email),
+    # ("email", None) for the column itself, (None, None) for another expression
+    key: tuple[tuple[str | None, str | None], ...] = ()
+    partial: bool = False  # unique: the index has a WHERE clause
+    constraint: str | None = None  # the constraint's name (validate; add constraint when named)
+    check: Any = None  # check: the expression node (pglast)
+    ref_schema: str | None = None  # foreign-key: the referenced table and its columns
+    ref_table: str | None = None
+    ref_columns: tuple[str, ...] = ()
+    new_type: str | None = None  # type-change: type_name() of the new type, and its modifiers
+    new_type_mods: tuple[int, ...] | None = None
+    rows_fixed_earlier: bool = False  # an earlier statement of the file changes the table's rows
+
+
+def _column_refs(node: Any) -> list[str]:
+    """The column names an expression reads, in order, once each."""
+    out: list[str] = []
+
+    def walk(n: Any) -> None:
+        if isinstance(n, ast.ColumnRef):
+            last = n.fields[-1] if n.fields else None
+            if isinstance(last, ast.String) and last.sval not in out:
+                out.append(last.sval)
+            return
+        if isinstance(n, tuple | list):
+            for item in n:
+                walk(item)
+        elif isinstance(n, ast.Node):
+            for name in n:
+                walk(getattr(n, name))
+
+    walk(node)
+    return out
+
+
+def _key_part(elem: Any) -> tuple[str | None, str | None]:
+    if getattr(elem, "name", None):
+        return elem.name, None
+    expr = getattr(elem, "expr", None)
+    if isinstance(expr, ast.FuncCall) and len(expr.args or ()) == 1:
+        fn = expr.funcname[-1].sval.lower()
+        refs = _column_refs(expr.args)
+        if fn in ("lower", "upper") and isinstance(expr.args[0], ast.ColumnRef) and len(refs) == 1:
+            return refs[0], fn
+    return None, None
+
+
 class DataDependentChange(Rule):
     id = "data-dependent-change"
     category = "breaking"
@@ -49,8 +113,8 @@ class DataDependentChange(Rule):
         "duplicate, SET NOT NULL on a NULL, a CHECK or foreign key (or VALIDATE CONSTRAINT) on one row that "
         "breaks it, a narrowing ALTER COLUMN TYPE on one value that does not fit.  A development or CI "
         "database with few rows passes; production fails at deploy time, after the approval.  "
-        "(The rehearsal runs on a copy of the schema without production-like rows, so it does not prove "
-        "these yet.)",
+        "The rehearsal's data probe (rehearsal-data-dependent) runs each such statement on a copy of the "
+        "rehearsal database holding a few rows that break it, and shows the failure.",
         lock="that of the statement (see the locking rules); the failure rolls the migration back.",
         anti_pattern="CREATE UNIQUE INDEX CONCURRENTLY users_email_key ON users (lower(email));",
         best_practice="-- look first (in the PR description):\n"
@@ -148,8 +212,31 @@ class DataDependentChange(Rule):
                 return True
         return False
 
-    def _report(self, node: Any, table: Any, what: str, failure: str, check: str) -> None:
-        if self.ctx.is_new_table(table) or self._rows_fixed_earlier(table):
+    def _found(self, found: DataDependentStatement) -> None:
+        """Each data-dependent statement on a table that existed before the file, reported or not
+        (those the file fixes the rows for first too): nothing here; ``data_dependent_statements``
+        collects them."""
+
+    def _describe(self, kind: Kind, table: Any, fixed: bool, **data: Any) -> DataDependentStatement:
+        return DataDependentStatement(
+            kind=kind,
+            statement=self.ctx.statement.index,
+            line=self.ctx.statement.line,
+            schema=table.schemaname or None,
+            table=table.relname,
+            rows_fixed_earlier=fixed,
+            **data,
+        )
+
+    def _report(
+        self, node: Any, table: Any, what: str, failure: str, check: str, found: dict[str, Any] | None = None
+    ) -> None:
+        if self.ctx.is_new_table(table):
+            return
+        fixed = self._rows_fixed_earlier(table)
+        if found is not None and not self.ctx.in_do_block:
+            self._found(self._describe(table=table, fixed=fixed, **found))
+        if fixed:
             return
         self.report(
             node,
@@ -161,12 +248,22 @@ class DataDependentChange(Rule):
 
     def visit_IndexStmt(self, ancestors: Ancestor, node: ast.IndexStmt) -> None:
         if node.unique:
+            keys = [_key_part(e) for e in node.indexParams or ()]
             self._report(
                 node.relation,
                 node.relation,
                 f"Building unique index {node.idxname or '(unnamed)'}",
                 "two rows have the same key",
                 "SELECT <key>, count(*) ... GROUP BY <key> HAVING count(*) > 1",
+                {
+                    "kind": "unique",
+                    "columns": tuple(
+                        dict.fromkeys(c for c, _ in map(_key_part, node.indexParams or ()) if c)
+                    ),
+                    "key": tuple(keys),
+                    "partial": node.whereClause is not None,
+                    "constraint": node.idxname,
+                },
             )
 
     def visit_AlterTableCmd(self, ancestors: Ancestor, node: ast.AlterTableCmd) -> None:
@@ -179,7 +276,12 @@ class DataDependentChange(Rule):
             ):
                 return
             self._report(
-                table, table, f"SET NOT NULL on {node.name}", "a row has a NULL", f"WHERE {node.name} IS NULL"
+                table,
+                table,
+                f"SET NOT NULL on {node.name}",
+                "a row has a NULL",
+                f"WHERE {node.name} IS NULL",
+                {"kind": "not-null", "columns": (node.name,)},
             )
         elif node.subtype == AlterTableType.AT_AddConstraint and isinstance(node.def_, ast.Constraint):
             self._constraint(node.def_, table)
@@ -190,6 +292,7 @@ class DataDependentChange(Rule):
                 f"VALIDATE CONSTRAINT {node.name}",
                 "a row breaks the constraint",
                 "the constraint's condition negated, or the orphan rows of a foreign key",
+                {"kind": "validate", "constraint": node.name},
             )
         elif node.subtype == AlterTableType.AT_AlterColumnType and isinstance(node.def_, ast.ColumnDef):
             old = self.ctx.catalog.column_type(table.relname, node.name)
@@ -200,6 +303,12 @@ class DataDependentChange(Rule):
                     f"Changing the type of {node.name}",
                     "a value does not convert",
                     "a query for the values the new type refuses",
+                    {
+                        "kind": "type-change",
+                        "columns": (node.name,),
+                        "new_type": type_name(node.def_.typeName),
+                        "new_type_mods": type_mods(node.def_.typeName),
+                    },
                 )
 
     def _constraint(self, con: Any, table: Any) -> None:
@@ -212,6 +321,12 @@ class DataDependentChange(Rule):
                 "two rows have the same key"
                 + (" or a NULL" if con.contype == ConstrType.CONSTR_PRIMARY else ""),
                 "SELECT <key>, count(*) ... GROUP BY <key> HAVING count(*) > 1",
+                {
+                    "kind": "unique",
+                    "columns": tuple(k.sval for k in con.keys or ()),
+                    "key": tuple((k.sval, None) for k in con.keys or ()),
+                    "constraint": con.conname,
+                },
             )
         elif con.contype in (ConstrType.CONSTR_CHECK, ConstrType.CONSTR_FOREIGN) and not con.skip_validation:
             kind = "CHECK" if con.contype == ConstrType.CONSTR_CHECK else "foreign key"
@@ -221,4 +336,14 @@ class DataDependentChange(Rule):
                 f"Adding {kind} {con.conname or ''}".rstrip(),
                 "a row breaks it",
                 "the condition negated, or the rows without a match in the referenced table",
+                {"kind": "check", "check": con.raw_expr, "constraint": con.conname}
+                if con.contype == ConstrType.CONSTR_CHECK
+                else {
+                    "kind": "foreign-key",
+                    "columns": tuple(a.sval for a in con.fk_attrs or ()),
+                    "constraint": con.conname,
+                    "ref_schema": con.pktable.schemaname or None,
+                    "ref_table": con.pktable.relname,
+                    "ref_columns": tuple(a.sval for a in con.pk_attrs or ()),
+                },
             )
