@@ -73,7 +73,7 @@ def clean_command(database_url: str | None, force: bool, yes: bool) -> None:
     """Drop every schema (and everything in it) of the embedded PostgreSQL, and create `public`
     again, like `flyway clean`.  Any other database is refused unless --force is given and its
     name is typed to confirm."""
-    from schemagate.cmd_db import confirm_or_refuse, connected, target_database
+    from schemagate.target import confirm_or_refuse, connected, target_database
 
     with target_database(database_url) as target:
         if not target.embedded and not force:

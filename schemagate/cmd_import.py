@@ -15,23 +15,23 @@ SHOWN = 20
 
 def register(group: click.Group) -> None:
     from executor.adopt import TOOLS
-    from schemagate.cmd_db import (
-        _database_option,
-        _schema_option,
-        _source_options,
+    from schemagate.target import (
         confirm_or_refuse,
         connected,
+        database_option,
         executor_settings,
         load_config,
         load_migrations,
+        schema_option,
+        source_options,
         target_database,
     )
 
     @group.command("import", short_help="Take over a database another migration tool migrated.")
     @click.option("--from", "tool_name", required=True, type=click.Choice(list(TOOLS)), help="the tool")
-    @_database_option
-    @_source_options
-    @_schema_option
+    @database_option
+    @source_options
+    @schema_option
     @click.option(
         "--table", metavar="SCHEMA.TABLE", help="the old tool's history table, if not where it keeps it"
     )

@@ -163,7 +163,7 @@ def _database_check(database_url: str, config):
     """``--database-url``: the callback run_validation calls once the files are checked."""
 
     def check(structural):
-        from schemagate.cmd_db import connected, target_database
+        from schemagate.target import connected, target_database
         from validator.database_check import check_against_database
 
         with target_database(database_url) as target, connected(target) as conn:

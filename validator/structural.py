@@ -18,7 +18,8 @@ from validator.discovery import Discovered, MigrationFile, discover
 from validator.findings import ERROR, Finding, count_by_severity
 from validator.gitref import check_immutability
 from validator.order import check_order
-from validator.parse import ParsedFile, mark_committing_calls, parse_file
+from validator.parse import ParsedFile, parse_file
+from validator.transactions import mark_committing_calls
 
 if TYPE_CHECKING:
     from validator.parse_cache import ParseCache
