@@ -78,13 +78,13 @@ def up_to_target(bundle, target: str):
             if close
             else "there are no versioned migrations",
         )
-    above = any(v > wanted for v in versions)
+    any_above = any(v > wanted for v in versions)
     kept = [
         e
         for e in bundle.manifest.migrations
         if (e.kind == VERSIONED and e.parsed_version <= wanted)
         or e.kind == UNDO
-        or (e.kind == REPEATABLE and not above)
+        or (e.kind == REPEATABLE and not any_above)
     ]
     return dataclasses.replace(bundle, manifest=dataclasses.replace(bundle.manifest, migrations=kept))
 
@@ -261,7 +261,7 @@ def register(group: click.Group) -> None:
             lock_timeout=lock_timeout,
             statement_timeout=statement_timeout,
         )
-        if fleet:
+        if targets_file is not None:
             apply_fleet(targets_file, bundle, settings, concurrency, yes)
             return
         with target_database(database_url) as target, connected(target) as conn:
