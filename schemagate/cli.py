@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sys
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from executor.errors import SchemagateError
@@ -67,7 +67,7 @@ def _group() -> LazyGroup:
     return cli
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> LazyGroup:
     if name == "cli":  # the click group, e.g. for click.testing.CliRunner
         group = _group()
         group.register_all()

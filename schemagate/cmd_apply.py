@@ -9,7 +9,7 @@ import dataclasses
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -39,11 +39,19 @@ from schemagate.target import (
     tolerance_options,
 )
 
+if TYPE_CHECKING:
+    from psycopg2.extensions import connection as Connection
+
+    from executor.apply import ApplyResult
+    from executor.bundle import Bundle
+    from executor.settings import ExecutorSettings
+    from validator.config import ValidatorConfig
+
 PLAN_LINES_SHOWN = 20  # before `apply` asks; `plan` lists everything
 DEFAULT_FLEET_CONCURRENCY = 4  # executor.fleet.DEFAULT_CONCURRENCY (imported lazily: the CLI starts fast)
 
 
-def already_applied(conn, config, settings) -> int | None:
+def already_applied(conn: Connection, config: ValidatorConfig, settings: ExecutorSettings) -> int | None:
     """``apply --migrations DIR`` on an up-to-date database: see ``schemagate.quick_apply`` (click-free,
     so the console script answers a no-op apply before importing click)."""
     from schemagate.quick_apply import already_applied as applied
@@ -51,7 +59,7 @@ def already_applied(conn, config, settings) -> int | None:
     return applied(conn, config, settings)
 
 
-def up_to_target(bundle, target: str):
+def up_to_target(bundle: Bundle, target: str) -> Bundle:
     """``apply --target VERSION``: the bundle without the versioned migrations above VERSION (like
     Flyway's ``-target``), so they stay pending.  Repeatables are left out too while any versioned
     migration lies above the target: they are written against the latest schema (a view over a
@@ -82,14 +90,16 @@ def up_to_target(bundle, target: str):
     kept = [
         e
         for e in bundle.manifest.migrations
-        if (e.kind == VERSIONED and e.parsed_version <= wanted)
+        if (e.kind == VERSIONED and e.parsed_version is not None and e.parsed_version <= wanted)
         or e.kind == UNDO
         or (e.kind == REPEATABLE and not any_above)
     ]
     return dataclasses.replace(bundle, manifest=dataclasses.replace(bundle.manifest, migrations=kept))
 
 
-def do_apply(conn, bundle, settings, target: Target, *, yes: bool) -> Any:
+def do_apply(
+    conn: Connection, bundle: Bundle, settings: ExecutorSettings, target: Target, *, yes: bool
+) -> ApplyResult | None:
     """plan -> (prompt) -> apply, printing progress; returns the ApplyResult, or None when up to date."""
     from executor import apply as core
 
@@ -262,6 +272,7 @@ def register(group: click.Group) -> None:
             statement_timeout=statement_timeout,
         )
         if targets_file is not None:
+            assert bundle is not None  # a fleet's bundle is loaded above, before any connection
             apply_fleet(targets_file, bundle, settings, concurrency, yes)
             return
         with target_database(database_url) as target, connected(target) as conn:
@@ -329,7 +340,9 @@ def register(group: click.Group) -> None:
         click.echo(f"\n{state_counts(infos)}")
 
 
-def apply_fleet(targets_file: Path, bundle: Any, settings: Any, concurrency: int, yes: bool) -> None:
+def apply_fleet(
+    targets_file: Path, bundle: Bundle, settings: ExecutorSettings, concurrency: int, yes: bool
+) -> None:
     """``apply --targets``: the bundle to every target (executor.fleet), one line per target."""
     from executor import fleet
 
@@ -354,7 +367,7 @@ def apply_fleet(targets_file: Path, bundle: Any, settings: Any, concurrency: int
         raise click.exceptions.Exit(1)
 
 
-def validate_for_run(config) -> Any:
+def validate_for_run(config: ValidatorConfig) -> Bundle:
     """Run the full validation (what `schemagate validate` runs); exit 1 on blocking findings."""
     from schemagate.console import echo_lines
     from validator.reports import console_lines

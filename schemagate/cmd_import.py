@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from executor.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from executor.adopt import TakeOver
 
 SHOWN = 20
 
@@ -66,7 +70,7 @@ def register(group: click.Group) -> None:
         settings = executor_settings(config, schema=schema)
         with target_database(database_url) as target, connected(target) as conn:
 
-            def confirm(plan) -> bool:
+            def confirm(plan: TakeOver) -> bool:
                 _show(plan, target.label)
                 return confirm_or_refuse(
                     f"record {len(plan.to_write)} migration(s) {tool.title} applied in {target.label}?", yes
@@ -92,7 +96,7 @@ def register(group: click.Group) -> None:
             )
 
 
-def _show(plan, label: str) -> None:
+def _show(plan: TakeOver, label: str) -> None:
     if not plan.to_write:
         return
     click.echo(f"{len(plan.to_write)} migration(s) applied by {plan.tool} to record in {label}:")

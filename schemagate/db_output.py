@@ -7,17 +7,26 @@ import dataclasses
 import enum
 import json
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, TypeAlias
 
 import click
 
-from executor.errors import MigrationRefused
+from executor.errors import MigrationRefused, SchemagateError
 from schemagate.tables import render_table
 
+if TYPE_CHECKING:
+    from executor.apply import Event, Plan
+    from executor.index_validity import IndexRow
+    from executor.state import MigrationInfo
 
-def _jsonable(value: Any) -> Any:
-    if hasattr(value, "to_dict"):
-        return _jsonable(value.to_dict())
+# what ``--json`` prints: a JSON document made of the executor's plain data
+JSON: TypeAlias = "dict[str, JSON] | list[JSON] | str | int | float | bool | None"
+
+
+def _jsonable(value: object) -> JSON:
+    to_dict = getattr(value, "to_dict", None)
+    if to_dict is not None:
+        return _jsonable(to_dict())
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, dict):
@@ -25,7 +34,7 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
     if isinstance(value, enum.Enum):
-        return value.value
+        return _jsonable(value.value)
     if isinstance(value, datetime | date):
         return value.isoformat()
     if value is None or isinstance(value, bool | int | float | str):
@@ -39,23 +48,23 @@ def _ms(value: int | float | None) -> str:
     return f"{value / 1000:.2f} s" if value >= 10_000 else f"{round(value)} ms"
 
 
-def info_rows(infos: list[Any]) -> list[list[Any]]:
+def info_rows(infos: list[MigrationInfo]) -> list[list[str]]:
     rows = []
     for i in infos:
-        installed = i.installed_on.strftime("%Y-%m-%d %H:%M:%S") if getattr(i, "installed_on", None) else ""
+        installed = i.installed_on.strftime("%Y-%m-%d %H:%M:%S") if i.installed_on else ""
         state = i.state.value
         rows.append([i.version or "", i.description, i.kind, state, installed, _ms(i.execution_time_ms)])
     return rows
 
 
-def info_table(infos: list[Any]) -> str:
+def info_table(infos: list[MigrationInfo]) -> str:
     if not infos:
         return "(no migrations in the bundle and none recorded in the database)"
     headers = ["Version", "Description", "Kind", "State", "Installed on", "Time"]
     return render_table(headers, info_rows(infos), right=["Time"])
 
 
-def state_counts(infos: list[Any]) -> str:
+def state_counts(infos: list[MigrationInfo]) -> str:
     counts: dict[str, int] = {}
     for i in infos:
         counts[i.state.value] = counts.get(i.state.value, 0) + 1
@@ -63,7 +72,7 @@ def state_counts(infos: list[Any]) -> str:
 
 
 def invalid_index_lines(
-    invalid: list[tuple[Any, str | None]], infos: list[Any], *, with_migrations: bool = True
+    invalid: list[tuple[IndexRow, str | None]], infos: list[MigrationInfo], *, with_migrations: bool = True
 ) -> list[str]:
     """What ``info`` says about INVALID indexes (left by an interrupted or failed concurrent build)."""
     states = {i.file: i.state.value for i in infos}
@@ -88,7 +97,7 @@ def invalid_index_lines(
     return lines
 
 
-def describe_plan(plan: Any, *, limit: int | None = None) -> str:
+def describe_plan(plan: Plan, *, limit: int | None = None) -> str:
     """One line per migration to apply; with ``limit``, a long plan shows its head and tail."""
     items = plan.to_apply
     width = max((len(entry.file) for entry, _ in items), default=0)
@@ -103,7 +112,7 @@ def describe_plan(plan: Any, *, limit: int | None = None) -> str:
     return "\n".join(lines)
 
 
-def refusal_error(refusals: list[Any]) -> Exception:
+def refusal_error(refusals: list[SchemagateError]) -> SchemagateError:
     """One refusal as it is; several as one MigrationRefused listing each with its remedy."""
     if len(refusals) == 1:
         return refusals[0]
@@ -115,7 +124,7 @@ def refusal_error(refusals: list[Any]) -> Exception:
     )
 
 
-def applied_count(infos: list[Any]) -> int:
+def applied_count(infos: list[MigrationInfo]) -> int:
     """How many are applied as the bundle has them (the "N applied" of an up-to-date database)."""
     from executor.state import MigrationState  # psycopg2 with it: not before a command runs
 
@@ -138,14 +147,14 @@ class Progress:
         self.line = ProgressLine(total, width=width)
         self.notices: list[str] = []
 
-    def __call__(self, event: Any) -> None:
+    def __call__(self, event: Event) -> None:
         kind = event.kind
         if kind == "notice":
             self.notices.append(event.message)
             return
         if kind == "start":
             self.notices = []
-            self.line.start(event.file)
+            self.line.start(event.file or "")  # a start event always names its file
         elif kind == "applied":
             self.line.finish(f"{_ms(event.duration_ms):>7}")
             self._flush()
@@ -182,5 +191,5 @@ def plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def print_json(data: Any) -> None:
+def print_json(data: object) -> None:
     click.echo(json.dumps(_jsonable(data), indent=2, sort_keys=False))

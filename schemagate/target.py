@@ -28,11 +28,19 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Literal, overload
 
 import click
+from click.decorators import FC
 
 from executor.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from psycopg2.extensions import connection as Connection
+
+    from executor.bundle import Bundle
+    from executor.settings import ExecutorSettings
+    from validator.config import ValidatorConfig
 
 EMBEDDED_DATABASE = "schemagate"
 LIBPQ_SERVER_VARIABLES = ("PGHOST", "PGSERVICE", "PGDATABASE")
@@ -90,7 +98,7 @@ def target_database(database_url: str | None) -> Iterator[Target]:
 
 
 @contextlib.contextmanager
-def connected(target: Target) -> Iterator[Any]:
+def connected(target: Target) -> Iterator[Connection]:
     """A connection to the target; losing it inside the block is a ConnectionFailure (CONNECTION_ERROR,
     exit 1) that names the target, never a psycopg2 traceback."""
     from executor.connection import connect, connection_errors
@@ -115,7 +123,7 @@ def _remember_layout(ctx: click.Context, _param: click.Parameter, value: str | N
     return value
 
 
-def layout_option(f):
+def layout_option(f: FC) -> FC:
     """``--layout NAME``: the directory's layout instead of detecting it (kept in the click context, so
     every command reads it through ``load_config``)."""
     from executor.layouts import LAYOUTS
@@ -129,7 +137,8 @@ def layout_option(f):
     )(f)
 
 
-def load_config(migrations: Path | None):
+def load_config(migrations: Path | None) -> ValidatorConfig:
+    """The project's configuration, with ``--migrations`` and the ``--layout`` of this command."""
     from validator.config import load_config as load
 
     config = load(Path.cwd(), migrations=migrations)
@@ -140,9 +149,25 @@ def load_config(migrations: Path | None):
     return config
 
 
+@overload
 def load_migrations(
-    bundle_dir: Path | None, migrations: Path | None, config, *, optional: bool = False
-) -> Any:
+    bundle_dir: Path | None,
+    migrations: Path | None,
+    config: ValidatorConfig,
+    *,
+    optional: Literal[False] = False,
+) -> Bundle: ...
+
+
+@overload
+def load_migrations(
+    bundle_dir: Path | None, migrations: Path | None, config: ValidatorConfig, *, optional: bool
+) -> Bundle | None: ...
+
+
+def load_migrations(
+    bundle_dir: Path | None, migrations: Path | None, config: ValidatorConfig, *, optional: bool = False
+) -> Bundle | None:
     """An approved bundle (fully verified) or the migrations directory (structural checks only).
 
     ``optional``: without --bundle/--migrations and no migrations directory, return None (``info``
@@ -166,7 +191,8 @@ def load_migrations(
     return bundle_from_directory(config)
 
 
-def executor_settings(config, **flags: Any):
+def executor_settings(config: ValidatorConfig, **flags: str | bool | None) -> ExecutorSettings:
+    """``[tool.schemagate.executor]`` with the flags given (None: not given, the configuration's)."""
     return config.executor.with_overrides(**flags)
 
 
@@ -185,7 +211,7 @@ def confirm_or_refuse(question: str, yes: bool) -> bool:
 # -- the options the database commands share -----------------------------------------------
 
 
-def database_option(f):
+def database_option(f: FC) -> FC:
     return click.option(
         "--database-url",
         metavar="URL",
@@ -193,7 +219,7 @@ def database_option(f):
     )(f)
 
 
-def source_options(f):
+def source_options(f: FC) -> FC:
     f = layout_option(f)
     f = click.option(
         "--migrations",
@@ -209,7 +235,7 @@ def source_options(f):
     )(f)
 
 
-def schema_option(f):
+def schema_option(f: FC) -> FC:
     return click.option(
         "--schema",
         metavar="S",
@@ -217,7 +243,7 @@ def schema_option(f):
     )(f)
 
 
-def search_path_option(f):
+def search_path_option(f: FC) -> FC:
     return click.option(
         "--search-path",
         "search_path",
@@ -228,7 +254,7 @@ def search_path_option(f):
     )(f)
 
 
-def _checked_search_path(_ctx: Any, _param: Any, value: str | None) -> str | None:
+def _checked_search_path(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
     if value is None:
         return None
     from validator.config import check_search_path
@@ -236,7 +262,7 @@ def _checked_search_path(_ctx: Any, _param: Any, value: str | None) -> str | Non
     return check_search_path(value, "--search-path")
 
 
-def tolerance_options(f):
+def tolerance_options(f: FC) -> FC:
     f = click.option(
         "--allow-missing", is_flag=True, default=None, help="tolerate applied versions absent from the bundle"
     )(f)

@@ -121,7 +121,7 @@ def bundle_from_directory(config: ValidatorConfig) -> Bundle:
     )
 
 
-def manifest_extra(config: ValidatorConfig) -> dict:
+def manifest_extra(config: ValidatorConfig) -> dict[str, str]:
     """Manifest keys the executor needs to run the files as they were validated."""
     search_path = config.executor.search_path
     return {"search_path": search_path} if search_path else {}
