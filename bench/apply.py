@@ -70,7 +70,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
@@ -99,6 +99,14 @@ class Migration:
     description: str
     up: str
     down: str
+
+
+def one_value(cur: psycopg2.extensions.cursor) -> Any:
+    """The one value of the row the last query returned (SHOW, count(*): there always is one)."""
+    row = cur.fetchone()
+    if row is None:
+        raise LookupError("the query returned no row")
+    return row[0]
 
 
 def generate(count: int) -> list[Migration]:
@@ -310,7 +318,7 @@ def server_version(admin: str) -> str:
     conn = psycopg2.connect(admin)
     with conn.cursor() as cur:
         cur.execute("SHOW server_version")
-        version = cur.fetchone()[0]
+        version: str = one_value(cur)
     conn.close()
     return version
 
@@ -349,7 +357,7 @@ def schema_shape(url: str) -> dict[str, list[tuple]]:
         rows = []
         for table in tables:
             cur.execute(f'SELECT count(*) FROM public."{table}"')
-            rows.append((table, cur.fetchone()[0]))
+            rows.append((table, one_value(cur)))
         shape["rows"] = rows
     conn.close()
     return shape
@@ -366,7 +374,7 @@ def history_rows(url: str, tool: str) -> int | None:
     conn = psycopg2.connect(url)
     with conn.cursor() as cur:
         cur.execute(query)
-        count = cur.fetchone()[0]
+        count = one_value(cur)
     conn.close()
     return count
 
@@ -564,14 +572,14 @@ def measure_times(
                     if via:  # what the added latency really cost the apply
                         times.held[tool].append(proxies[tool].held())
                 verify(dbs, args.count, f"{label} {rep + 1}")
-                for name, tool in NOOPS:
-                    if via and tool is None:  # start-up alone: nothing goes through the proxy
+                for name, noop_tool in NOOPS:
+                    if via and noop_tool is None:  # start-up alone: nothing goes through the proxy
                         continue
-                    wall, cpu = bench.noop(name, urls[tool or "schemagate"])
+                    wall, cpu = bench.noop(name, urls[noop_tool or "schemagate"])
                     times.noops[name].append(wall)
                     times.noop_cpu[name].append(cpu)
-                    if tool:
-                        check_noop(dbs, tool, args.count, name)
+                    if noop_tool:
+                        check_noop(dbs, noop_tool, args.count, name)
             finally:
                 for proxy in proxies.values():
                     proxy.close()

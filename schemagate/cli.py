@@ -7,34 +7,33 @@ register themselves on the group; every refusal is a ``SchemagateError`` rendere
 Start-up is lazy: this module imports neither click nor a command module until it is used.
 ``entry`` (the console script) first offers the arguments to ``schemagate.quick_apply``, which
 answers a no-op ``apply`` without click and without parsing SQL, and falls back here for anything
-else; the click group (``cli``) is built on first use and imports a command's module only when that
-command runs (``COMMANDS``), all of them for ``--help`` or an unknown name.
+else; the click group (``cli``, a ``schemagate.lazy_group.LazyGroup``) is built on first use and imports a
+command's module only when that command runs (``COMMANDS``), all of them for ``--help`` or an unknown
+name.
 """
 
 from __future__ import annotations
 
 import sys
 from functools import cache
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    import click
-
     from executor.errors import SchemagateError
+    from schemagate.lazy_group import LazyGroup
 
 # every command -> the module (schemagate.<module>) whose register() adds it to the group
 COMMANDS = {
     "new": "cmd_new",
     "validate": "cmd_validate",
-    "plan": "cmd_db",
-    "apply": "cmd_db",
-    "migrate": "cmd_db",
-    "info": "cmd_db",
-    "repair": "cmd_db",
-    "baseline": "cmd_db",
-    "undo": "cmd_db",
-    "run": "cmd_db",
+    "plan": "cmd_apply",
+    "apply": "cmd_apply",
+    "migrate": "cmd_apply",
+    "undo": "cmd_apply",
+    "run": "cmd_apply",
+    "info": "cmd_info",
+    "repair": "cmd_repair",
+    "baseline": "cmd_repair",
     "import": "cmd_import",
     "clean": "cmd_clean",
     "rules": "cmd_rules",
@@ -44,38 +43,11 @@ COMMANDS = {
 
 
 @cache
-def _group() -> click.Group:
+def _group() -> LazyGroup:
     import click
 
     from schemagate import console
-
-    class LazyGroup(click.Group):
-        """Registers a command's module when the command is looked up (all of them to list them)."""
-
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self.registered: set[str] = set()
-
-        def register(self, module: str) -> None:
-            if module not in self.registered:
-                self.registered.add(module)
-                import_module(f"schemagate.{module}").register(self)
-
-        def register_all(self) -> None:
-            for module in dict.fromkeys(COMMANDS.values()):
-                self.register(module)
-
-        def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-            module = COMMANDS.get(cmd_name)
-            if module is None:
-                self.register_all()  # an unknown name: click suggests the close ones from all commands
-            else:
-                self.register(module)
-            return super().get_command(ctx, cmd_name)
-
-        def list_commands(self, ctx: click.Context) -> list[str]:
-            self.register_all()
-            return super().list_commands(ctx)
+    from schemagate.lazy_group import LazyGroup
 
     @click.group(
         cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -95,7 +67,7 @@ def _group() -> click.Group:
     return cli
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> LazyGroup:
     if name == "cli":  # the click group, e.g. for click.testing.CliRunner
         group = _group()
         group.register_all()

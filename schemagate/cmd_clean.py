@@ -13,14 +13,20 @@ does not skip that.  A wrong name changes nothing (exit 1).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from executor.errors import ConfigurationError
 
+if TYPE_CHECKING:
+    from psycopg2.extensions import connection as Connection
+    from psycopg2.extensions import cursor as Cursor
+
 SYSTEM_SCHEMAS = "n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'"
 
 
-def _grants(cur) -> list[tuple[str, str, bool]]:
+def _grants(cur: Cursor) -> list[tuple[str, str, bool]]:
     cur.execute(
         "SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END, "
         "a.privilege_type, a.is_grantable "
@@ -29,7 +35,7 @@ def _grants(cur) -> list[tuple[str, str, bool]]:
     return [(grantee, privilege, bool(grantable)) for grantee, privilege, grantable in cur.fetchall()]
 
 
-def drop_everything(conn) -> list[str]:
+def drop_everything(conn: Connection) -> list[str]:
     """Drop every non-system schema in one transaction and create ``public`` again as it was;
     returns the schemas dropped.  Nothing changes when any statement fails."""
     with conn.cursor() as cur:
@@ -56,9 +62,17 @@ def drop_everything(conn) -> list[str]:
     return [name for name, _, _ in schemas]
 
 
-def _quote(cur, name: str) -> str:
-    cur.execute("SELECT quote_ident(%s)", (name,))
-    return cur.fetchone()[0]
+def _quote(cur: Cursor, name: str) -> str:
+    return str(_one_value(cur, "SELECT quote_ident(%s)", (name,)))
+
+
+def _one_value(cur: Cursor, query: str, params: tuple[str, ...] = ()) -> object:
+    """The one value ``query`` returns (a SELECT of one row and column)."""
+    cur.execute(query, params)
+    row = cur.fetchone()
+    if row is None:
+        raise LookupError(f"no row from {query}")
+    return row[0]
 
 
 @click.command("clean", short_help="Drop everything in the local (or a throwaway) database.")
@@ -73,7 +87,7 @@ def clean_command(database_url: str | None, force: bool, yes: bool) -> None:
     """Drop every schema (and everything in it) of the embedded PostgreSQL, and create `public`
     again, like `flyway clean`.  Any other database is refused unless --force is given and its
     name is typed to confirm."""
-    from schemagate.cmd_db import confirm_or_refuse, connected, target_database
+    from schemagate.target import confirm_or_refuse, connected, target_database
 
     with target_database(database_url) as target:
         if not target.embedded and not force:
@@ -86,8 +100,7 @@ def clean_command(database_url: str | None, force: bool, yes: bool) -> None:
             )
         with connected(target) as conn:
             with conn.cursor() as cur:
-                cur.execute("SELECT current_database()")
-                name = cur.fetchone()[0]
+                name = str(_one_value(cur, "SELECT current_database()"))
             conn.rollback()
             if target.embedded:
                 if not confirm_or_refuse(f"drop every schema in {target.label}?", yes):

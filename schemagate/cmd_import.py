@@ -5,33 +5,37 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from executor.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from executor.adopt import TakeOver
 
 SHOWN = 20
 
 
 def register(group: click.Group) -> None:
     from executor.adopt import TOOLS
-    from schemagate.cmd_db import (
-        _database_option,
-        _schema_option,
-        _source_options,
+    from schemagate.target import (
         confirm_or_refuse,
         connected,
+        database_option,
         executor_settings,
         load_config,
         load_migrations,
+        schema_option,
+        source_options,
         target_database,
     )
 
     @group.command("import", short_help="Take over a database another migration tool migrated.")
     @click.option("--from", "tool_name", required=True, type=click.Choice(list(TOOLS)), help="the tool")
-    @_database_option
-    @_source_options
-    @_schema_option
+    @database_option
+    @source_options
+    @schema_option
     @click.option(
         "--table", metavar="SCHEMA.TABLE", help="the old tool's history table, if not where it keeps it"
     )
@@ -66,7 +70,7 @@ def register(group: click.Group) -> None:
         settings = executor_settings(config, schema=schema)
         with target_database(database_url) as target, connected(target) as conn:
 
-            def confirm(plan) -> bool:
+            def confirm(plan: TakeOver) -> bool:
                 _show(plan, target.label)
                 return confirm_or_refuse(
                     f"record {len(plan.to_write)} migration(s) {tool.title} applied in {target.label}?", yes
@@ -92,7 +96,7 @@ def register(group: click.Group) -> None:
             )
 
 
-def _show(plan, label: str) -> None:
+def _show(plan: TakeOver, label: str) -> None:
     if not plan.to_write:
         return
     click.echo(f"{len(plan.to_write)} migration(s) applied by {plan.tool} to record in {label}:")

@@ -86,7 +86,7 @@ def create_migration(
 
 def register(group: click.Group) -> None:
     """Add ``schemagate new`` to the group."""
-    from schemagate.cmd_db import layout_option
+    from schemagate.target import layout_option
 
     @group.command("new")
     @click.argument("description", nargs=-1, required=True)
@@ -104,7 +104,7 @@ def register(group: click.Group) -> None:
 
         Example: schemagate new add invoice status  ->  migrations/V043__add_invoice_status.sql
         """
-        from schemagate.cmd_db import load_config as load_with_flags
+        from schemagate.target import load_config as load_with_flags
 
         config = load_with_flags(migrations_dir)
         existed = config.migrations.is_dir()

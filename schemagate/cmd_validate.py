@@ -19,11 +19,20 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from schemagate.console import echo, echo_lines
+
+if TYPE_CHECKING:
+    from validator.config import ValidatorConfig
+    from validator.database_check import DatabaseCheck
+    from validator.reports import RepositoryPaths
+    from validator.structural import StructuralResult
+    from validator.validate import ValidationResult
 
 FORMATS = ("text", "json", "sarif", "github")
 
@@ -159,11 +168,13 @@ def validate_command(
         raise click.exceptions.Exit(result.exit_code)
 
 
-def _database_check(database_url: str, config):
+def _database_check(
+    database_url: str, config: ValidatorConfig
+) -> Callable[[StructuralResult], DatabaseCheck]:
     """``--database-url``: the callback run_validation calls once the files are checked."""
 
-    def check(structural):
-        from schemagate.cmd_db import connected, target_database
+    def check(structural: StructuralResult) -> DatabaseCheck:
+        from schemagate.target import connected, target_database
         from validator.database_check import check_against_database
 
         with target_database(database_url) as target, connected(target) as conn:
@@ -172,20 +183,22 @@ def _database_check(database_url: str, config):
     return check
 
 
-def repository_paths(result):
+def repository_paths(result: ValidationResult) -> RepositoryPaths:
     from validator.reports import RepositoryPaths
 
     config = result.config
+    assert config is not None  # run_validation records the configuration it used
     return RepositoryPaths.for_project(config.migrations, config.project_root, config.config_file)
 
 
-def print_report(result, output_format: str, sarif_file: Path | None = None) -> None:
+def print_report(result: ValidationResult, output_format: str, sarif_file: Path | None = None) -> None:
     """The validation's report on stdout in ``output_format`` (and the SARIF log in ``sarif_file``)."""
     import json
 
     from validator.reports import console_lines, render_github, render_json, summary_line
 
     report = result.report
+    assert report is not None  # run_validation always reports
     if sarif_file is not None or output_format == "sarif":
         from validator.sarif import render_sarif
 

@@ -17,7 +17,7 @@ import os
 import sys
 import threading
 import time
-from typing import IO, Any
+from typing import IO
 
 import click
 
@@ -25,7 +25,9 @@ SEVERITY_COLOURS = {"error": "red", "warning": "yellow", "ok": "green"}
 _colour_disabled = False  # schemagate --no-color
 
 
-def disable_colour(_ctx: Any = None, _param: Any = None, value: bool = True) -> bool:
+def disable_colour(
+    _ctx: click.Context | None = None, _param: click.Parameter | None = None, value: bool = True
+) -> bool:
     """``--no-color`` (a click callback; also callable directly)."""
     global _colour_disabled
     if value:

@@ -17,7 +17,7 @@ import re
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from typing import Any
+from typing import TypedDict, cast
 
 from executor.errors import SchemagateError
 
@@ -25,6 +25,14 @@ MARKER = "<!-- schemagate:report -->"
 DEFAULT_API_URL = "https://api.github.com"
 TIMEOUT_S = 30
 _NEXT = re.compile(r'<([^>]+)>;\s*rel="next"')
+
+
+class IssueComment(TypedDict, total=False):
+    """What schemagate reads of a pull request's comment (the API's issue comment object)."""
+
+    id: int
+    body: str | None
+    html_url: str
 
 
 class GitHubApiError(SchemagateError):
@@ -47,8 +55,9 @@ class GitHubClient:
         return f"GitHubClient(api_url={self.api_url!r})"
 
     def request(
-        self, method: str, url: str, body: dict[str, Any] | None = None
-    ) -> tuple[Any, dict[str, str]]:
+        self, method: str, url: str, body: dict[str, str] | None = None
+    ) -> tuple[object, dict[str, str]]:
+        """The JSON answer (None when empty; its shape is the endpoint's) and the headers."""
         full = url if url.startswith(("http://", "https://")) else f"{self.api_url}{url}"
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(full, data=data, method=method)  # noqa: S310 - http(s) only, above
@@ -76,13 +85,13 @@ class GitHubClient:
             ) from None
         return (json.loads(payload) if payload else None), headers
 
-    def comments(self, repository: str, number: int) -> list[dict[str, Any]]:
+    def comments(self, repository: str, number: int) -> list[IssueComment]:
         """Every comment of the pull request (issue comments), all pages."""
         url: str | None = f"/repos/{repository}/issues/{number}/comments?per_page=100"
-        out: list[dict[str, Any]] = []
+        out: list[IssueComment] = []
         while url:
             page, headers = self.request("GET", url)
-            out += page or []
+            out += cast("list[IssueComment]", page or [])
             match = _NEXT.search(headers.get("link", ""))
             url = match.group(1) if match else None
         return out
@@ -122,9 +131,11 @@ def upsert_comment(client: GitHubClient, repository: str, number: int, report_ma
     body = comment_body(report_markdown)
     existing = next((c for c in client.comments(repository, number) if MARKER in (c.get("body") or "")), None)
     if existing is not None:
-        updated, _ = client.request(
+        answer, _ = client.request(
             "PATCH", f"/repos/{repository}/issues/comments/{existing['id']}", {"body": body}
         )
+        updated = cast("IssueComment | None", answer)
         return CommentResult("updated", int(existing["id"]), (updated or {}).get("html_url"))
-    created, _ = client.request("POST", f"/repos/{repository}/issues/{number}/comments", {"body": body})
+    answer, _ = client.request("POST", f"/repos/{repository}/issues/{number}/comments", {"body": body})
+    created = cast(IssueComment, answer)
     return CommentResult("created", int(created["id"]), created.get("html_url"))

@@ -21,7 +21,13 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from psycopg2.extensions import connection as Connection
+
+    from executor.settings import ExecutorSettings
+    from validator.config import ValidatorConfig
 
 APPLY_COMMANDS = ("apply", "migrate")
 _FLAGS = ("--yes", "-y")
@@ -48,7 +54,7 @@ def parse(argv: list[str]) -> dict[str, str] | None:
     return values
 
 
-def already_applied(conn: Any, config: Any, settings: Any) -> int | None:
+def already_applied(conn: Connection, config: ValidatorConfig, settings: ExecutorSettings) -> int | None:
     """``apply --migrations DIR`` fast path: the number of applied migrations when every file on disk
     is already applied with the same checksum (nothing pending, failed, drifted or missing), else None.
 

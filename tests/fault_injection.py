@@ -42,6 +42,7 @@ from tests.database_faults import (
     terminate,
     wait_until,
 )
+from validator.rehearsal.server import scalar
 
 STRATEGIES = ("sigkill-anywhere", "sigkill-in-index-build", "terminate-in-index-build")
 
@@ -311,11 +312,9 @@ class _Progress:
 
     def rows(self) -> int:
         with self.conn.cursor() as cur:
-            cur.execute("SELECT to_regclass('public.schemagate_history') IS NOT NULL")
-            if not cur.fetchone()[0]:
+            if not scalar(cur, "SELECT to_regclass('public.schemagate_history') IS NOT NULL"):
                 return 0
-            cur.execute("SELECT count(*) FROM public.schemagate_history")
-            return int(cur.fetchone()[0])
+            return int(scalar(cur, "SELECT count(*) FROM public.schemagate_history"))
 
     def wait_for(self, target: int, process: subprocess.Popen) -> bool:
         """Until the history has ``target`` rows (True) or the process ended (False)."""

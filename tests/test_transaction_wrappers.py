@@ -498,8 +498,8 @@ def test_the_executor_refuses_transaction_statements_before_anything_runs(
 def test_needs_transaction_block_matches_what_postgresql_does_outside_one(
     fresh_db: str, sql: str, outcome: str
 ) -> None:
-    from validator.parse import needs_transaction_block
     from validator.safety.source import source_file
+    from validator.transactions import needs_transaction_block
 
     (stmt,) = source_file(sql + ";").statements
     assert (needs_transaction_block(stmt.node) is None) == (outcome == "fine")

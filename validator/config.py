@@ -43,10 +43,13 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 from executor.errors import ConfigurationError
 from executor.settings import ExecutorSettings
+
+# a table of pyproject.toml or schemagate.toml ([tool.schemagate] and below) as tomllib reads it
+TomlTable: TypeAlias = dict[str, Any]
 
 # majors the safety rules know the behaviour of; 10-13 are past community support but still run
 # (for example under RDS extended support), and several dangers differ there (ADD COLUMN ... DEFAULT
@@ -71,7 +74,7 @@ TOP_LEVEL_KEYS: dict[str, str] = {
     "rehearsal": "table: rehearsal settings",
 }
 # the keys of each table; "rules" is checked against the rule registries instead
-LINT_DEFAULTS: dict[str, Any] = {
+LINT_DEFAULTS: TomlTable = {
     "enabled": True,
     "severity": "warning",
     "cache": True,
@@ -102,12 +105,12 @@ class ValidatorConfig:
     blocking_severity: str = "error"
     accepted_history: str | None = None  # a version, resolved against the files by validate
     rules: dict[str, str] = field(default_factory=dict)
-    lint: dict[str, Any] = field(default_factory=lambda: {"enabled": True, "severity": "warning"})
+    lint: TomlTable = field(default_factory=lambda: {"enabled": True, "severity": "warning"})
     executor: ExecutorSettings = field(default_factory=ExecutorSettings)
     layout: str | None = None  # None: detected from the directory (executor.layouts)
     max_file_bytes: int = 16 * 1024 * 1024  # a bigger migration is an error finding (max_file_mb)
     pyproject: Path | None = None
-    raw: dict[str, Any] = field(default_factory=dict)
+    raw: TomlTable = field(default_factory=dict)
     # where lint reads the project's sqlfluff configuration files (a copy of the base ref's, laid
     # out like the project); None: the project itself
     lint_config_root: Path | None = None
@@ -166,7 +169,7 @@ def _closest(key: str, known: list[str] | tuple[str, ...]) -> str:
     return f"did you mean {close[0]!r}? " if close else ""
 
 
-def schemagate_table(text: str, source: str) -> dict[str, Any]:
+def schemagate_table(text: str, source: str) -> TomlTable:
     """``[tool.schemagate]`` of a pyproject.toml's text ({} when it has none)."""
     try:
         data = tomllib.loads(text)
@@ -181,7 +184,7 @@ def schemagate_table(text: str, source: str) -> dict[str, Any]:
     return table
 
 
-def config_file_table(data: bytes, source: str) -> dict[str, Any]:
+def config_file_table(data: bytes, source: str) -> TomlTable:
     """The settings of a ``schemagate.toml`` (its top-level keys are those of [tool.schemagate])."""
     try:
         return tomllib.loads(data.decode("utf-8"))
@@ -225,7 +228,7 @@ def rule_levels() -> dict[str, str] | None:
     return {**{rule.id: rule.severity for rule in REGISTRY}, **rehearsal}
 
 
-def check_known_keys(table: dict[str, Any], where: str = "") -> None:
+def check_known_keys(table: TomlTable, where: str = "") -> None:
     """Refuse keys that schemagate does not know, in every section, naming the closest known key."""
     known_top = list(TOP_LEVEL_KEYS)
     for key, value in table.items():
@@ -271,7 +274,7 @@ def check_known_keys(table: dict[str, Any], where: str = "") -> None:
             )
 
 
-def check_search_path(value: Any, key: str = "search_path") -> str:
+def check_search_path(value: object, key: str = "search_path") -> str:
     """A search_path as PostgreSQL takes it: schema names separated by commas."""
     if not isinstance(value, str) or not _SEARCH_PATH_RE.match(value):
         raise ConfigurationError(
@@ -283,7 +286,7 @@ def check_search_path(value: Any, key: str = "search_path") -> str:
     return value.strip()
 
 
-def _read_gate_keys(cfg: ValidatorConfig, table: dict[str, Any], where: str = "") -> None:
+def _read_gate_keys(cfg: ValidatorConfig, table: TomlTable, where: str = "") -> None:
     """Set the gate keys of ``cfg`` from ``table`` (already checked by check_known_keys)."""
     if "out_of_order" in table:
         if not isinstance(table["out_of_order"], bool):
@@ -329,7 +332,7 @@ def _read_gate_keys(cfg: ValidatorConfig, table: dict[str, Any], where: str = ""
 _KIND = {bool: "true or false", int: "an integer", str: "a string"}
 
 
-def _accepted_history(value: Any, where: str) -> str:
+def _accepted_history(value: object, where: str) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
     if not isinstance(value, str) or not value.strip():
@@ -346,7 +349,7 @@ def _accepted_history(value: Any, where: str) -> str:
 def load_config(project_root: Path | None = None, *, migrations: Path | None = None) -> ValidatorConfig:
     root = find_project_root(project_root or Path.cwd())
     pyproject = root / "pyproject.toml"
-    table: dict[str, Any] = {}
+    table: TomlTable = {}
     if pyproject.is_file():
         try:
             text = pyproject.read_text(encoding="utf-8")
@@ -374,7 +377,7 @@ def load_config(project_root: Path | None = None, *, migrations: Path | None = N
 
 
 def _config_from_table(
-    root: Path, table: dict[str, Any], migrations: Path | None, pyproject: Path, config_file: Path | None
+    root: Path, table: TomlTable, migrations: Path | None, pyproject: Path, config_file: Path | None
 ) -> ValidatorConfig:
     check_known_keys(table)
     mig = migrations if migrations is not None else root / str(table.get("migrations", "migrations"))
@@ -427,7 +430,7 @@ def _config_from_table(
 # -- the gate's own configuration -----------------------------------------------------------------
 
 
-def with_gate_settings(config: ValidatorConfig, table: dict[str, Any], source: str) -> ValidatorConfig:
+def with_gate_settings(config: ValidatorConfig, table: TomlTable, source: str) -> ValidatorConfig:
     """``config`` with its gate keys taken from ``table`` (the base ref's [tool.schemagate]; keys it
     does not set get their defaults), everything else kept."""
     where = f" (in pyproject.toml on {source})"

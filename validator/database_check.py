@@ -17,12 +17,19 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
+from executor.errors import SchemagateError
 from executor.manifest import Manifest
 from executor.settings import ExecutorSettings
 from executor.state import MigrationInfo, MigrationState, build_info, refusals
 from validator.findings import ERROR, WARNING, Finding, docs_link
+
+if TYPE_CHECKING:
+    from psycopg2.extensions import connection as Connection
+
+    from validator.reports import JSONObject, JUnitCase
+    from validator.structural import StructuralResult
 
 FAMILY = "integrity"
 RULE_PENDING = "pending-migration"
@@ -60,7 +67,7 @@ class DatabaseCheck:
             lines += ["", f"{len(problems)} would stop `schemagate apply` (listed with the findings)."]
         return "\n".join(lines)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         return {
             "target": self.target,
             "table": self.table,
@@ -69,7 +76,7 @@ class DatabaseCheck:
             "migrations": [i.to_dict() for i in self.infos],
         }
 
-    def junit_suite(self) -> tuple[str, list[Any]]:
+    def junit_suite(self) -> tuple[str, list[JUnitCase]]:
         from validator.reports import JUnitCase
 
         out = "\n".join(f"{i.file}: {i.state.value}" for i in self.infos) or None
@@ -77,7 +84,8 @@ class DatabaseCheck:
         return "database", [case]
 
 
-def _refusal_finding(error: Any) -> Finding:
+def _refusal_finding(error: SchemagateError) -> Finding:
+    assert error.rule is not None  # every refusal of executor.state names its rule
     return Finding(
         rule=error.rule,
         family=FAMILY,
@@ -112,9 +120,9 @@ def _pending_finding(info: MigrationInfo, target: str) -> Finding:
 
 
 def check_against_database(
-    conn: Any, structural: Any, settings: ExecutorSettings, *, target: str
+    conn: Connection, structural: StructuralResult, settings: ExecutorSettings, *, target: str
 ) -> DatabaseCheck:
-    """Join ``structural`` (validator.structural.StructuralResult) with the history ``conn`` holds."""
+    """Join ``structural`` (the files, checked structurally) with the history ``conn`` holds."""
     from executor.history import read_history
 
     entries = [entry for entry, _ in structural.manifest_entries()]

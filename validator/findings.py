@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from validator.reports import JSONObject
 
 FAMILIES = ("naming", "order", "syntax", "lint", "safety", "rehearsal", "integrity")
 ERROR = "error"
@@ -43,7 +46,7 @@ class Finding:
     def with_severity(self, severity: str) -> Finding:
         return replace(self, severity=severity)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONObject:
         return asdict(self)
 
     def sort_key(self) -> tuple[str, int, int, str, str]:

@@ -24,13 +24,14 @@ import tomllib
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from executor.errors import ConfigurationError
 from validator.config import (
     CONFIG_FILE,
     DEFAULT_TARGET_POSTGRES,
     LINT_DEFAULTS,
+    TomlTable,
     ValidatorConfig,
     config_file_table,
     rule_levels,
@@ -38,6 +39,10 @@ from validator.config import (
     with_gate_settings,
 )
 from validator.findings import ERROR, Finding
+
+if TYPE_CHECKING:
+    from validator.discovery import MigrationFile
+    from validator.reports import JSONObject, JUnitCase
 
 RULE_GATE_CONFIG_CHANGED = "gate-config-changed"
 CONFIGURATION_DOCS = (
@@ -65,7 +70,7 @@ def _shown(value: Any, default: bool = False) -> str:
     return f"{text} (default)" if default else text
 
 
-def gate_view(table: dict[str, Any]) -> dict[str, tuple[Any, bool]]:
+def gate_view(table: TomlTable) -> dict[str, tuple[Any, bool]]:
     """The effective gate settings of a [tool.schemagate] table, flattened: key -> (value, is the
     default).  Rules the table does not name are left out (``gate_changes`` fills in defaults)."""
     defaults: dict[str, Any] = {
@@ -87,7 +92,7 @@ def gate_view(table: dict[str, Any]) -> dict[str, tuple[Any, bool]]:
     return view
 
 
-def gate_changes(old: dict[str, Any], new: dict[str, Any]) -> list[GateChange]:
+def gate_changes(old: TomlTable, new: TomlTable) -> list[GateChange]:
     """The gate settings that differ between two [tool.schemagate] tables (base ref, this change);
     a key set to what its default already was is no change."""
     before, after = gate_view(old), gate_view(new)
@@ -226,7 +231,7 @@ class GateConfiguration:
             lines.append("| " + " | ".join(x.replace("|", "\\|") for x in cells) + " |")
         return "\n".join(lines) + "\n"
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         return {
             "source": self.source,
             "commit": self.commit,
@@ -235,7 +240,7 @@ class GateConfiguration:
             "changes": [{"key": c.key, "old": c.old, "new": c.new} for c in self.changes],
         }
 
-    def junit_suite(self) -> tuple[str, list[Any]]:
+    def junit_suite(self) -> tuple[str, list[JUnitCase]]:
         """One passing case that says where the configuration came from (the blocking findings, if
         any, are in the integrity suite)."""
         from validator.reports import JUnitCase
@@ -246,7 +251,7 @@ class GateConfiguration:
 
 
 def gate_configuration(
-    config: ValidatorConfig, files: list[Any], base_ref: str, stack: ExitStack
+    config: ValidatorConfig, files: list[MigrationFile], base_ref: str, stack: ExitStack
 ) -> tuple[ValidatorConfig, GateConfiguration]:
     """``config`` with the gate keys and the sqlfluff configuration files of ``base_ref``, and what
     this change does to them.  The base ref's sqlfluff files are copied into a temporary directory
@@ -259,7 +264,7 @@ def gate_configuration(
     candidates += [rel for rel in ("pyproject.toml", CONFIG_FILE) if rel not in candidates]
     at_ref = project_files_at_ref(config.project_root, config.migrations, base_ref, candidates)
 
-    def table(files_: dict[str, bytes]) -> dict[str, Any]:
+    def table(files_: dict[str, bytes]) -> TomlTable:
         if CONFIG_FILE in files_:  # schemagate.toml: the settings at its top level
             return config_file_table(files_[CONFIG_FILE], f"{CONFIG_FILE} on {base_ref}")
         data = files_.get("pyproject.toml")

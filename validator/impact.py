@@ -19,16 +19,26 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 from executor.impact import LOCK_MODES, LockImpact, impact_to_manifest
 from validator.findings import Finding
+
+if TYPE_CHECKING:
+    from pglast import ast
+    from pglast.visitors import Ancestor
+
+    from validator.parse import ParsedFile
+    from validator.reports import JSONObject, ReportSection
+    from validator.structural import StructuralResult
 
 RECORDED_FROM = "ROW EXCLUSIVE"  # weaker modes only read (ACCESS SHARE, ROW SHARE)
 _TABLE_KINDS = ("table", "partitioned table", "materialized view", "foreign table")
 
 
-def lock_impact(structural: Any, findings: Sequence[Finding], sections: Iterable[Any]) -> dict[str, Any]:
+def lock_impact(
+    structural: StructuralResult, findings: Sequence[Finding], sections: Iterable[ReportSection]
+) -> dict[str, list[JSONObject]]:
     """The manifest's ``impact`` value: ``{file: [LockImpact as dict, ...]}`` for every migration a
     source said something about (strongest lock per table first)."""
     impact: dict[str, list[LockImpact]] = dict(from_rehearsal(sections))
@@ -45,7 +55,7 @@ def _rehearsal_ran() -> bool:
     return "validator.rehearsal" in sys.modules
 
 
-def rehearsed_files(sections: Iterable[Any]) -> set[str]:
+def rehearsed_files(sections: Iterable[ReportSection]) -> set[str]:
     if not _rehearsal_ran():
         return set()
     from validator.rehearsal import RehearsalResult
@@ -59,7 +69,7 @@ def rehearsed_files(sections: Iterable[Any]) -> set[str]:
     }
 
 
-def from_rehearsal(sections: Iterable[Any]) -> dict[str, list[LockImpact]]:
+def from_rehearsal(sections: Iterable[ReportSection]) -> dict[str, list[LockImpact]]:
     if not _rehearsal_ran():
         return {}
     from validator.rehearsal import RehearsalResult
@@ -94,12 +104,12 @@ def from_rehearsal(sections: Iterable[Any]) -> dict[str, list[LockImpact]]:
     return out
 
 
-def from_safety(structural: Any, findings: Sequence[Finding]) -> dict[str, list[LockImpact]]:
+def from_safety(structural: StructuralResult, findings: Sequence[Finding]) -> dict[str, list[LockImpact]]:
     try:
         from validator.safety import REGISTRY
     except ImportError:  # the lint extra is not installed: no safety rules ran
         return {}
-    parsed = {p.rel: p for p in getattr(structural, "parsed", None) or ()}
+    parsed = {p.rel: p for p in structural.parsed}
     out: dict[str, list[LockImpact]] = {}
     for f in findings:
         if (
@@ -130,14 +140,14 @@ def documented_mode(text: str) -> str | None:
     return min(found)[2] if found else None
 
 
-def relation_at(parsed: Any, line: int, column: int) -> str | None:
+def relation_at(parsed: ParsedFile, line: int, column: int) -> str | None:
     """The first relation (RangeVar) of the statement at ``line:column`` of a parsed file."""
     from pglast.visitors import Visitor
 
     class FirstRelation(Visitor):
-        found: Any = None
+        found: ast.RangeVar | None = None
 
-        def visit_RangeVar(self, ancestors: Any, node: Any) -> None:
+        def visit_RangeVar(self, ancestors: Ancestor, node: ast.RangeVar) -> None:
             if self.found is None:
                 self.found = node
 

@@ -29,7 +29,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from localdb.state_dir import ignore_state_of
 
@@ -37,7 +37,16 @@ CACHE_FORMAT = 1
 STALE_AFTER_DAYS = 30
 DEFAULT_CACHE_DIR = Path(".schemagate") / "cache" / "lint"
 
-Violation = dict[str, Any]  # {"code", "line", "column", "description", "name", "warning"}
+
+class Violation(TypedDict):
+    """One sqlfluff violation as the workers send it and the cache keeps it (JSON)."""
+
+    code: str
+    line: int | None
+    column: int | None
+    description: str
+    name: str
+    warning: bool
 
 
 def config_key(sqlfluff_version: str, effective_config: dict[str, Any]) -> str:

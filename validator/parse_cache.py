@@ -50,7 +50,13 @@ if TYPE_CHECKING:
 CACHE_FORMAT = 1
 DEFAULT_CACHE_DIR = Path(".schemagate") / "cache" / "parse"
 # the modules whose code decides what parse_file returns
-_PARSING_MODULES = ("validator.parse", "executor.headers", "executor.sqltext", "validator.discovery")
+_PARSING_MODULES = (
+    "validator.parse",
+    "validator.transactions",
+    "executor.headers",
+    "executor.sqltext",
+    "validator.discovery",
+)
 
 
 @lru_cache(maxsize=1)

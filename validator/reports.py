@@ -44,9 +44,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, runtime_checkable
 
 from validator.findings import ERROR, FAMILIES, WARNING, Finding, count_by_severity, is_blocking
+
+if TYPE_CHECKING:
+    from validator.safety.suppressions import Suppression
+
+# a JSON object of report.json (a section's, the bundle's, the whole document): what json.dumps writes
+JSONObject: TypeAlias = dict[str, Any]
 
 JUNIT_FILE = "junit.xml"
 MARKDOWN_FILE = "report.md"
@@ -77,7 +83,7 @@ class ReportSection(Protocol):
 
     def markdown(self) -> str: ...
 
-    def to_json(self) -> dict: ...
+    def to_json(self) -> JSONObject: ...
 
     def junit_suite(self) -> tuple[str, list[JUnitCase]]: ...
 
@@ -89,7 +95,7 @@ class BundleInfo:
     migrations: int
     signed_with: str | None = None  # KMS key id when the manifest carries a signature
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         return dataclasses.asdict(self)
 
 
@@ -98,8 +104,8 @@ class ReportData:
     files: list[str]  # every migration file checked, relative to the migrations directory
     findings: list[Finding]
     checks: list[str] = field(default_factory=lambda: ["naming", "order", "syntax", "integrity"])
-    suppressions: list[Any] = field(default_factory=list)  # validator.safety Suppression objects
-    sections: list[Any] = field(default_factory=list)  # ReportSection implementations
+    suppressions: list[Suppression] = field(default_factory=list)
+    sections: list[ReportSection] = field(default_factory=list)
     blocking_severity: str = ERROR
     bundle: BundleInfo | None = None
     bundle_note: str | None = None  # why no bundle was written, when one was asked for
@@ -167,7 +173,7 @@ def finding_line(f: Finding) -> str:
     return f"{f.location} {f.rule} {f.message}"
 
 
-def suppression_dict(s: Any) -> dict[str, Any]:
+def suppression_dict(s: object) -> JSONObject:
     if dataclasses.is_dataclass(s) and not isinstance(s, type):
         data = dataclasses.asdict(s)
     elif isinstance(s, dict):
@@ -341,14 +347,15 @@ def render_junit(data: ReportData, max_cases: int = CODEBUILD_MAX_CASES) -> byte
     root.set("errors", "0")
     root.set("time", f"{all_time:.3f}")
     ET.indent(root)
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
+    document: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return document + b"\n"
 
 
 # ---------------------------------------------------------------------------------------------
 # JSON
 
 
-def render_json(data: ReportData) -> dict[str, Any]:
+def render_json(data: ReportData) -> JSONObject:
     return {
         "summary": data.summary(),
         "findings": [f.to_dict() for f in sorted(data.findings, key=Finding.sort_key)],
@@ -369,7 +376,7 @@ def render_json(data: ReportData) -> dict[str, Any]:
 # Markdown
 
 
-def _cell(text: Any) -> str:
+def _cell(text: object) -> str:
     return str(text if text is not None else "").replace("|", "\\|").replace("\r", "").replace("\n", "<br>")
 
 

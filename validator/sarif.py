@@ -14,7 +14,7 @@ action resolves it against the repository, and the document is the same on every
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeAlias
 from urllib.parse import quote
 
 from validator.findings import ERROR, Finding
@@ -26,12 +26,15 @@ SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 INFORMATION_URI = "https://github.com/schemagate/schemagate"
 SRCROOT = "%SRCROOT%"
 
+# an object of the SARIF 2.1.0 log (its schema is SARIF_SCHEMA)
+SarifObject: TypeAlias = dict[str, Any]
+
 
 def _level(severity: str) -> str:
     return "error" if severity == ERROR else "warning"
 
 
-def _descriptor(rule: CatalogRule) -> dict[str, Any]:
+def _descriptor(rule: CatalogRule) -> SarifObject:
     return {
         "id": rule.id,
         "name": "".join(part.capitalize() for part in rule.id.split("-")),
@@ -60,8 +63,8 @@ def _unknown_rule(finding: Finding) -> CatalogRule:
     )
 
 
-def _location(path: str, finding: Finding) -> dict[str, Any]:
-    region: dict[str, Any] = {"startLine": finding.line or 1}
+def _location(path: str, finding: Finding) -> SarifObject:
+    region: SarifObject = {"startLine": finding.line or 1}
     if finding.line is not None and finding.column is not None:
         region["startColumn"] = finding.column
     return {
@@ -72,7 +75,7 @@ def _location(path: str, finding: Finding) -> dict[str, Any]:
     }
 
 
-def render_sarif(data: ReportData, paths: RepositoryPaths) -> dict[str, Any]:
+def render_sarif(data: ReportData, paths: RepositoryPaths) -> SarifObject:
     """The SARIF log of ``data``; ``paths`` maps findings to repository-relative paths."""
     rules = list(all_rules())
     index = {rule.id: n for n, rule in enumerate(rules)}
@@ -86,7 +89,7 @@ def render_sarif(data: ReportData, paths: RepositoryPaths) -> dict[str, Any]:
         text = finding.message
         if finding.help:
             text += f"\nhelp: {finding.help}"
-        result: dict[str, Any] = {
+        result: SarifObject = {
             "ruleId": finding.rule,
             "ruleIndex": index[finding.rule],
             "level": "error" if data.is_blocking(finding) else "warning",

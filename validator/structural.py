@@ -18,7 +18,8 @@ from validator.discovery import Discovered, MigrationFile, discover
 from validator.findings import ERROR, Finding, count_by_severity
 from validator.gitref import check_immutability
 from validator.order import check_order
-from validator.parse import ParsedFile, mark_committing_calls, parse_file
+from validator.parse import ParsedFile, parse_file
+from validator.transactions import mark_committing_calls
 
 if TYPE_CHECKING:
     from validator.parse_cache import ParseCache
@@ -120,7 +121,7 @@ def bundle_from_directory(config: ValidatorConfig) -> Bundle:
     )
 
 
-def manifest_extra(config: ValidatorConfig) -> dict:
+def manifest_extra(config: ValidatorConfig) -> dict[str, str]:
     """Manifest keys the executor needs to run the files as they were validated."""
     search_path = config.executor.search_path
     return {"search_path": search_path} if search_path else {}

@@ -27,10 +27,13 @@ import threading
 import time
 from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from psycopg2.extensions import connection as Connection
 from psycopg2.extensions import cursor as Cursor
+
+if TYPE_CHECKING:
+    from validator.reports import JSONObject
 
 # pg_locks.mode values, weakest first (PostgreSQL manual, "Table-Level Lock Modes")
 LOCK_MODES = (
@@ -154,7 +157,7 @@ class LockInfo:
     flagged: bool  # a write-blocking mode on a table that existed before the migration
     kind: str = "table"  # "table", "index", "sequence", ... (RELKINDS)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONObject:
         return asdict(self)
 
 
@@ -179,7 +182,7 @@ class LockSpan:
     def on_existing_table(self) -> bool:
         return self.existed_before and self.kind in _TABLE_KIND_NAMES
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONObject:
         return {**asdict(self), "blocks": self.blocks}
 
 

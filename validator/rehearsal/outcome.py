@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypedDict
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from validator.rehearsal.locks import LockInfo, LockSpan
+
+if TYPE_CHECKING:
+    from validator.reports import JSONObject
 
 Status = Literal["applied", "failed", "not rehearsed"]
 ProbeStatus = Literal["fails", "holds", "not probed"]
@@ -110,7 +113,7 @@ class RehearsedMigration:
         """One sentence for the approver: "V044 takes ACCESS EXCLUSIVE on public.orders and rewrites it"."""
         return f"{self.file} {self.effect()}"
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONObject:
         return {
             "file": self.file,
             "status": self.status,

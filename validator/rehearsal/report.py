@@ -4,7 +4,7 @@ Markdown for report.md, its JSON for report.json, its JUnit suite "rehearsal")."
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from validator.findings import ERROR, Finding, blocking_findings
 from validator.rehearsal import gantt
@@ -14,7 +14,7 @@ from validator.rehearsal.locks import lock_effect
 from validator.rehearsal.outcome import RehearsedMigration
 
 if TYPE_CHECKING:
-    from validator.reports import JUnitCase
+    from validator.reports import JSONObject, JUnitCase
 
 MARKDOWN_MAX_ROWS = 100  # rows in report.md's table (notable ones kept first); report.json has all
 MARKDOWN_MAX_DETAILS = 25  # lock tables in report.md
@@ -92,7 +92,7 @@ class RehearsalResult:
             lines += [f"Lock tables of {more} more migration(s) are in report.json.", ""]
         return "\n".join(lines).rstrip() + "\n"
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         return {
             "base_reused": self.base_reused,
             "base_seconds": round(self.base_seconds, 3),
