@@ -3,7 +3,7 @@
 A no-op apply is the command a deploy runs most (every deploy, most of them with nothing new), so its
 process should start and end at once.  ``quick_apply(argv)`` reads the few arguments of the common
 case (``apply`` or ``migrate`` with ``--yes``/``-y``, ``--database-url URL``, ``--migrations DIR``,
-``--schema S``), resolves the database as ``schemagate.cmd_db`` does (``--database-url``, then
+``--schema S``), resolves the database as ``schemagate.target`` does (``--database-url``, then
 ``$DATABASE_URL``), connects, and asks ``already_applied``: when every file on disk is applied with
 the same checksum it prints what the full command prints and returns 0.  Anything else returns None
 before printing anything, and the caller runs the full click CLI (help, a usage error, any other
@@ -83,18 +83,12 @@ def already_applied(conn: Connection, config: ValidatorConfig, settings: Executo
     finally:
         conn.rollback()  # leave no transaction open: the executor manages its own
     infos = build_info(manifest, rows, settings)
-    settled = {
-        MigrationState.APPLIED,
-        MigrationState.BASELINE,
-        MigrationState.BELOW_BASELINE,
-        MigrationState.UNDO,
-    }
-    if refusals(infos, settings) or any(i.state not in settled for i in infos):
+    if refusals(infos, settings) or not all(i.state.is_settled for i in infos):
         return None
     return sum(1 for i in infos if i.state is MigrationState.APPLIED)
 
 
-def _layout_memo(config: Any) -> Path | None:
+def _layout_memo(config: ValidatorConfig) -> Path | None:
     """Where detection's answer is remembered (``validator.layout_memo``); None when the project
     turned its caches off (``[tool.schemagate.lint] cache = false``)."""
     if config.lint.get("cache", True) is False:

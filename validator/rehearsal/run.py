@@ -75,6 +75,8 @@ from validator.rehearsal.report import RehearsalResult
 from validator.rehearsal.server import connect, drop_database, rehearsal_server, scalar, with_dbname
 
 if TYPE_CHECKING:
+    from psycopg2.extensions import connection as Connection
+
     from validator.config import ValidatorConfig
     from validator.parse import ParsedFile
     from validator.rehearsal.data_probe import DataProbe
@@ -389,9 +391,9 @@ def _with_data_probe(hooks: ApplyHooks, data: DataProbe, probe: Probe) -> ApplyH
     """``hooks`` with the data probe first before each migration (its time left out of the times)."""
     watch_before = hooks.before_migration
 
-    def before_migration(conn: object, entry: ManifestEntry) -> None:
+    def before_migration(conn: Connection, entry: ManifestEntry) -> None:
         if entry.file in probe.watched:
-            probe.pause(data.before_migration(conn, entry))  # type: ignore[arg-type]
+            probe.pause(data.before_migration(conn, entry))
         if watch_before is not None:
             watch_before(conn, entry)
 
