@@ -94,26 +94,24 @@ class History:
     def create_table(self) -> tuple[str, str]:
         word = self.rng.choice(WORDS)
         table = f"{word}s_{self.n}"
-        cols = [
-            f"    {c} {self.rng.choice(COLUMN_TYPES)}"
-            for c in self.rng.sample(
-                [
-                    "name",
-                    "email",
-                    "status_text",
-                    "amount",
-                    "notes",
-                    "due_on",
-                    "external_id",
-                    "payload",
-                    "is_active",
-                    "closed_at",
-                    "quantity",
-                    "reference",
-                ],
-                5,
-            )
-        ]
+        names = self.rng.sample(
+            [
+                "name",
+                "email",
+                "status_text",
+                "amount",
+                "notes",
+                "due_on",
+                "external_id",
+                "payload",
+                "is_active",
+                "closed_at",
+                "quantity",
+                "reference",
+            ],
+            5,
+        )
+        cols = [f"    {c} {self.rng.choice(COLUMN_TYPES)}" for c in names]
         fk = ""
         if self.tables and self.rng.random() < 0.6:
             parent = self.rng.choice(list(self.tables))
@@ -127,7 +125,7 @@ class History:
             "    updated_at timestamptz NOT NULL DEFAULT now()\n);\n\n"
             f"COMMENT ON TABLE {table} IS 'One row per {word}.';\n"
         )
-        self.tables[table] = ["name", "created_at"]
+        self.tables[table] = [*names, "created_at"]  # what later files index and backfill: real columns
         return f"create_{table}", sql
 
     def add_column(self) -> tuple[str, str]:
