@@ -306,9 +306,13 @@ def scale_row(label: str, root: Path, *args: str) -> tuple[float, int]:
     """One scale row: ``python -m schemagate ARGS`` in ``root``, wall time and peak RSS printed."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     seconds, rss, code, stdout = measured([PYTHON, "-m", "schemagate", *args], root, env)
-    summary = [line for line in stdout.splitlines() if "files checked" in line or "judged" in line]
+    summary = [
+        line
+        for line in stdout.splitlines()
+        if "files checked" in line or line.startswith(("applied ", "nothing to apply"))
+    ]
     print(
-        f"{label:<46} {seconds:8.2f} s  {rss / 1024:7.0f} MB peak RSS  exit {code}  {' '.join(summary[-1:])}"
+        f"{label:<54} {seconds:8.2f} s  {rss / 1024:7.0f} MB peak RSS  exit {code}  {' '.join(summary[-1:])}"
     )
     return seconds, rss
 
