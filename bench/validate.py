@@ -16,6 +16,17 @@ Every schemagate time is the wall time of a fresh `python -m schemagate` process
 because that is what a developer or CodeBuild waits for.  Target: warm < 3 s on a 2-core machine.
 
     .venv/bin/python bench/validate.py [--files 500] [--keep DIR]
+
+With ``--count N`` (issue 12: 20,000 files) it prints the scale rows instead, each a fresh process
+with its wall time and peak resident set size (``wait4``'s ``ru_maxrss``, what ``/usr/bin/time -v``
+reports as "Maximum resident set size": the largest of the process and the lint workers it waited
+for): ``validate --no-lint`` cold and warm, ``validate`` with lint cold and warm (``--skip-lint``
+leaves these out: sqlfluff is the long part), the PR (``--base-ref main``, one new file) cold and
+warm, and ``apply --migrations DIR --yes`` into a fresh database and its no-op re-run, on
+``--database-url`` or ``$SCHEMAGATE_TEST_DATABASE_URL`` (a role that may create databases; the
+database is dropped afterwards; neither set: no apply rows).
+
+    .venv/bin/python bench/validate.py --count 20000 [--skip-lint] [--database-url URL]
 """
 
 from __future__ import annotations
@@ -29,6 +40,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -82,26 +94,24 @@ class History:
     def create_table(self) -> tuple[str, str]:
         word = self.rng.choice(WORDS)
         table = f"{word}s_{self.n}"
-        cols = [
-            f"    {c} {self.rng.choice(COLUMN_TYPES)}"
-            for c in self.rng.sample(
-                [
-                    "name",
-                    "email",
-                    "status_text",
-                    "amount",
-                    "notes",
-                    "due_on",
-                    "external_id",
-                    "payload",
-                    "is_active",
-                    "closed_at",
-                    "quantity",
-                    "reference",
-                ],
-                5,
-            )
-        ]
+        names = self.rng.sample(
+            [
+                "name",
+                "email",
+                "status_text",
+                "amount",
+                "notes",
+                "due_on",
+                "external_id",
+                "payload",
+                "is_active",
+                "closed_at",
+                "quantity",
+                "reference",
+            ],
+            5,
+        )
+        cols = [f"    {c} {self.rng.choice(COLUMN_TYPES)}" for c in names]
         fk = ""
         if self.tables and self.rng.random() < 0.6:
             parent = self.rng.choice(list(self.tables))
@@ -115,7 +125,7 @@ class History:
             "    updated_at timestamptz NOT NULL DEFAULT now()\n);\n\n"
             f"COMMENT ON TABLE {table} IS 'One row per {word}.';\n"
         )
-        self.tables[table] = ["name", "created_at"]
+        self.tables[table] = [*names, "created_at"]  # what later files index and backfill: real columns
         return f"create_{table}", sql
 
     def add_column(self) -> tuple[str, str]:
@@ -179,12 +189,18 @@ class History:
         return pick()
 
 
+def version_width(count: int) -> int:
+    """Digits of a version: 4 (``V0001``), more when the history is longer (``V00001`` for 20,000)."""
+    return max(4, len(str(count)))
+
+
 def generate(directory: Path, count: int) -> History:
     directory.mkdir(parents=True, exist_ok=True)
     history = History()
+    width = version_width(count)
     for i in range(1, count + 1):
         description, sql = history.next()
-        (directory / f"V{i:04d}__{description}.sql").write_text(sql)
+        (directory / f"V{i:0{width}d}__{description}.sql").write_text(sql)
     return history
 
 
@@ -267,12 +283,110 @@ def pull_request(root: Path) -> tuple[float, float]:
     return cold, warm
 
 
+def measured(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[float, int, int, str]:
+    """Run ``cmd``: wall seconds, peak RSS in KiB (``wait4``: the process and the children it
+    waited for, as ``/usr/bin/time -v``), exit code, stdout."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        process = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=err)
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - started
+        process.returncode = code = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout = out.read().decode("utf-8", "replace")
+        if code not in (0, 1):
+            sys.exit(
+                f"{' '.join(cmd[2:])} failed ({code}):\n{stdout}\n{err.read().decode('utf-8', 'replace')}"
+            )
+    return seconds, usage.ru_maxrss, code, stdout
+
+
+def scale_row(label: str, root: Path, *args: str) -> tuple[float, int]:
+    """One scale row: ``python -m schemagate ARGS`` in ``root``, wall time and peak RSS printed."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    seconds, rss, code, stdout = measured([PYTHON, "-m", "schemagate", *args], root, env)
+    summary = [
+        line
+        for line in stdout.splitlines()
+        if "files checked" in line or line.startswith(("applied ", "nothing to apply"))
+    ]
+    print(
+        f"{label:<54} {seconds:8.2f} s  {rss / 1024:7.0f} MB peak RSS  exit {code}  {' '.join(summary[-1:])}"
+    )
+    return seconds, rss
+
+
+def scale(root: Path, count: int, *, lint: bool, database_url: str | None) -> None:
+    """The rows of ``--count N`` (see the module docstring)."""
+    report = ("--reports", "reports", "--bundle", "bundle")
+    for state in ("cold (empty .schemagate)", "warm (parse cache)"):
+        if state.startswith("cold"):
+            shutil.rmtree(root / ".schemagate", ignore_errors=True)
+        scale_row(f"validate --no-lint, {state}", root, "validate", "--no-lint", *report)
+    if lint:
+        for state in ("cold (empty .schemagate)", "warm (lint cache)"):
+            if state.startswith("cold"):
+                shutil.rmtree(root / ".schemagate", ignore_errors=True)
+            scale_row(f"validate, {state}", root, "validate", *report)
+
+    git(root, "checkout", "-q", "-b", "pr")
+    description, sql = History(seed=count).next()
+    width = version_width(count)
+    (root / "migrations" / f"V{count + 1:0{width}d}__{description}.sql").write_text(sql)
+    git(root, "add", "migrations")
+    git(root, "commit", "-qm", "one new migration")
+    shutil.rmtree(root / ".schemagate", ignore_errors=True)
+    no_lint = () if lint else ("--no-lint",)
+    for state in ("cold (empty .schemagate)", "warm (second run)"):
+        scale_row(
+            f"PR validate --base-ref main{' --no-lint' if no_lint else ''}, {state}",
+            root,
+            "validate",
+            "--base-ref",
+            "main",
+            *no_lint,
+            *report,
+        )
+    git(root, "checkout", "-q", "main")
+
+    if not database_url:
+        print("apply rows: no --database-url and no $SCHEMAGATE_TEST_DATABASE_URL")
+        return
+    import psycopg2
+    from psycopg2 import sql as pgsql
+
+    name = f"sg_bench_scale_{os.getpid()}"
+    admin = psycopg2.connect(database_url)
+    admin.autocommit = True
+    parts = urlsplit(database_url)
+    url = urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
+    try:
+        with admin.cursor() as cur:
+            cur.execute(pgsql.SQL("CREATE DATABASE {} TEMPLATE template0").format(pgsql.Identifier(name)))
+        apply = ("apply", "--database-url", url, "--migrations", "migrations", "--yes")
+        scale_row("apply --migrations DIR --yes, fresh database", root, *apply)
+        scale_row("apply --migrations DIR --yes, no-op re-run", root, *apply)
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(pgsql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(pgsql.Identifier(name)))
+        admin.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--files", type=int, default=500)
+    parser.add_argument("--count", type=int, help="the scale rows on N files (time and peak RSS)")
+    parser.add_argument("--skip-lint", action="store_true", help="with --count: no lint rows")
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("SCHEMAGATE_TEST_DATABASE_URL"),
+        help="with --count: server for the apply rows (default $SCHEMAGATE_TEST_DATABASE_URL)",
+    )
     parser.add_argument("--keep", type=Path, help="generate into DIR and keep it")
     args = parser.parse_args()
     cpus = os.cpu_count() or 1
+    files = args.count or args.files
 
     root = args.keep or Path(tempfile.mkdtemp(prefix="schemagate-bench-"))
     if root.exists() and args.keep:
@@ -281,7 +395,7 @@ def main() -> None:
     (root / "pyproject.toml").write_text(
         '[project]\nname = "bench"\nversion = "0"\n\n[tool.schemagate]\nmigrations = "migrations"\n'
     )
-    history = generate(root / "migrations", args.files)
+    history = generate(root / "migrations", files)
     for cmd in (
         ["git", "init", "-q", "-b", "main"],
         ["git", "add", "-A"],
@@ -289,7 +403,12 @@ def main() -> None:
     ):
         subprocess.run(cmd, cwd=root, check=True)
     size = sum(p.stat().st_size for p in (root / "migrations").glob("*.sql"))
-    print(f"history: {args.files} files, {size / 1024:.0f} KiB, in {root} ({cpus} CPUs)")
+    print(f"history: {files} files, {size / 1024:.0f} KiB, in {root} ({cpus} CPUs)")
+    if args.count:
+        scale(root, files, lint=not args.skip_lint, database_url=args.database_url)
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+        return
 
     cold, done = validate(root)
     summary = [line for line in done.stdout.splitlines() if "files checked" in line]
@@ -298,7 +417,7 @@ def main() -> None:
 
     # the PR case, three times (a different new file each time: never in the cache), best and median
     description, sql = history.next()
-    new_file = root / "migrations" / f"V{args.files + 1:04d}__{description}.sql"
+    new_file = root / "migrations" / f"V{args.files + 1:0{version_width(args.files)}d}__{description}.sql"
     warms = []
     for attempt in range(3):
         new_file.write_text(f"-- attempt {attempt}\n{sql}")
