@@ -30,6 +30,7 @@ from schemagate.target import (
     connected,
     database_option,
     executor_settings,
+    layout_option,
     load_config,
     load_migrations,
     schema_option,
@@ -322,6 +323,7 @@ def register(group: click.Group) -> None:
         )
 
     @group.command("run", short_help="Validate, ask, apply, then show the state.")
+    @layout_option
     @database_option
     @search_path_option
     @click.option("--yes", "-y", is_flag=True, help="apply without asking")

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 import click
 
 from schemagate.console import echo, echo_lines
+from schemagate.target import layout_option
 
 if TYPE_CHECKING:
     from validator.config import ValidatorConfig
@@ -38,6 +39,7 @@ FORMATS = ("text", "json", "sarif", "github")
 
 
 @click.command("validate")
+@layout_option
 @click.option(
     "--migrations",
     "migrations",
@@ -131,9 +133,10 @@ def validate_command(
     sign_with_kms: str | None,
 ) -> None:
     """Check the migrations: naming, order, syntax, lint, safety; write reports and the bundle."""
-    from validator.config import check_search_path, load_config
+    from schemagate.target import load_config
+    from validator.config import check_search_path
 
-    config = load_config(Path.cwd(), migrations=migrations.resolve() if migrations else None)
+    config = load_config(migrations.resolve() if migrations else None)  # with --layout
     if search_path is not None:
         config.executor = config.executor.with_overrides(
             search_path=check_search_path(search_path, "--search-path")
