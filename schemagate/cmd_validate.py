@@ -17,11 +17,11 @@ Exit codes (README.md "Commands"): 0 nothing blocks; 1 findings block (the bundl
 
 from __future__ import annotations
 
-import contextlib
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 import click
 
@@ -150,9 +150,12 @@ def validate_command(
     from schemagate.console import ProgressLine, is_terminal
     from validator.validate import run_validation
 
-    # on a terminal, what validation is doing (on stderr; a log gets the findings, one line each)
-    stages = ProgressLine(0, stream=sys.stderr) if is_terminal(sys.stderr) else None
-    with stages or contextlib.nullcontext():
+    # what validation is doing, on stderr: on a terminal one line rewritten as the stages go, in a
+    # log a line when each stage starts (with the time so far), so a long run shows where it is
+    stages: ProgressLine | StageLog = (
+        ProgressLine(0, stream=sys.stderr) if is_terminal(sys.stderr) else StageLog(sys.stderr)
+    )
+    with stages:
         result = run_validation(
             config,
             base_ref=base_ref,
@@ -163,12 +166,37 @@ def validate_command(
             bundle_dir=bundle,
             reports_dir=reports,
             database_check=_database_check(database_url, config) if database_url else None,
-            progress=stages.start if stages is not None else None,
+            progress=stages.start,
         )
     assert result.report is not None
     print_report(result, output_format, sarif_file)
     if result.exit_code:
         raise click.exceptions.Exit(result.exit_code)
+
+
+class StageLog:
+    """Validation's stages in a log (no terminal): ``validate: [12.3 s] linting 500 files (sqlfluff)``
+    when each starts, then the total when the run ends."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+        self.started = time.monotonic()
+        self.stages = 0
+
+    def start(self, stage: str) -> None:
+        self.stages += 1
+        self._write(f"validate: [{time.monotonic() - self.started:.1f} s] {stage}")
+
+    def _write(self, line: str) -> None:
+        self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def __enter__(self) -> StageLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.stages:
+            self._write(f"validate: [{time.monotonic() - self.started:.1f} s] done")
 
 
 def _database_check(
