@@ -55,6 +55,22 @@ def test_in_a_log_each_file_is_named_when_it_starts_and_its_line_ends_with_its_d
         assert re.fullmatch(rf"  \[{n}/3\] {re.escape(name)} +\d+(\.\d+)? (ms|s)", line), line
 
 
+def test_in_a_log_validation_names_each_stage_when_it_starts_with_the_time_so_far(project, capsys):
+    code = main(["validate", "--reports", "reports"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.out + captured.err
+    lines = [line for line in captured.err.splitlines() if line.startswith("validate: [")]
+    assert "\r" not in captured.err and "\x1b" not in captured.err
+    stages = [re.fullmatch(r"validate: \[(\d+\.\d) s\] (.+)", line) for line in lines]
+    assert all(stages), lines
+    names = [m.group(2) for m in stages if m]
+    assert names[0] == "parsing 3 files" and names[-1] == "done"
+    assert "linting 3 files (sqlfluff)" in names and "safety rules on 3 files" in names
+    times = [float(m.group(1)) for m in stages if m]
+    assert times == sorted(times)  # the time so far, never going back
+    assert "validate: [" not in captured.out  # stdout keeps the findings and the verdict only
+
+
 def test_on_a_terminal_the_line_is_rewritten_while_the_migration_runs(project, fresh_db):
     out = run_on_a_terminal(project, "apply", "--database-url", fresh_db, "--yes")
     assert "applied 3 migrations" in out, out
