@@ -63,6 +63,7 @@ loop, and keeps every public name of the executor's core importable from ``execu
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -74,7 +75,7 @@ from executor.history import ensure_history_table, read_history_if_present
 from executor.lock import AdvisoryLock
 from executor.manifest import ManifestEntry
 from executor.planning import Plan, info, invalid_indexes, plan, plan_from
-from executor.prepare import prepare
+from executor.prepare import Prepared, prepare
 from executor.progress import AppliedMigration, ApplyHooks, Event
 from executor.repair import RepairResult, repair
 from executor.runner import Runner
@@ -89,6 +90,7 @@ if TYPE_CHECKING:
 
 # The executor's core calls, importable from here as they always were (the CLI and the rehearsal do):
 # each is defined in the module of its part.
+
 __all__ = [
     "AppliedMigration",
     "ApplyHooks",
@@ -177,7 +179,7 @@ def apply(
             if p.refusals:
                 raise combined(p.refusals, all_listed_by="`schemagate info`")
             scs = conn.get_parameter_status("standard_conforming_strings") != "off"
-            prepared = [prepare(bundle, entry, why, settings, scs) for entry, why in p.to_apply]
+            prepared = _prepare_all(conn, bundle, p, settings, scs)
             runner = Runner(conn, bundle, settings, emit, hooks, sink, deadline)
             applied: list[AppliedMigration] = []
             for index, item in enumerate(prepared):
@@ -200,3 +202,22 @@ def apply(
                     error.context["applied_before_failure"] = [a.entry.file for a in applied]
                     raise
             return ApplyResult(plan=p, applied=applied, stopped_early=False, remaining=[])
+
+
+def _prepare_all(
+    conn: Connection, bundle: Bundle, p: Plan, settings: ExecutorSettings, scs: bool
+) -> list[Prepared]:
+    """Every pending migration read and checked before the first one runs (a file that must not run
+    refuses the run while nothing has changed).  That takes a while on a long history on a busy
+    machine, and the session holds the migration lock meanwhile: a ``SELECT 1`` now and then keeps
+    it from being ended by ``idle_session_timeout``, which is there for a client that stalls."""
+    every = poll_interval(settings)
+    last = time.monotonic()
+    prepared = []
+    for entry, why in p.to_apply:
+        prepared.append(prepare(bundle, entry, why, settings, scs))
+        if time.monotonic() - last >= every:
+            with conn.cursor() as cur:
+                cur.execute("SELECT 1")
+            last = time.monotonic()
+    return prepared

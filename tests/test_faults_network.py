@@ -360,3 +360,39 @@ def test_the_executors_session_is_bounded_while_it_runs_and_reset_afterwards(fre
         "tcp_keepalives_idle": "15",
     }
     assert after[:2] == ("0", "0")  # the caller's connection is left as it was
+
+
+def test_a_long_preparation_under_the_lock_does_not_let_the_idle_timeout_end_the_session(
+    fresh_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every pending file is read and checked before the first runs, holding the migration lock; on
+    a long history on a busy machine that outlasts idle_session_timeout (= network_timeout), which
+    must end only a client that stalls (seen: 20,000 files under load).  A client slowed down while
+    it prepares still applies everything."""
+    import time as clock
+
+    from executor import apply as core
+
+    real = core.prepare
+
+    def slow_prepare(*args, **kwargs):  # a busy machine: 0.2 s per file, 2.4 s in all
+        clock.sleep(0.2)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(core, "prepare", slow_prepare)
+    files = {
+        f"V{n:03d}__create_ledger_{n}.sql": (
+            f"CREATE TABLE ledger_{n} (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, amount_cents bigint NOT NULL);\n"
+            f"INSERT INTO ledger_{n} (amount_cents) SELECT g * 100 FROM generate_series(1, 50) AS g;\n"
+        )
+        for n in range(1, 13)
+    }
+    settings = ExecutorSettings(network_timeout="1s", statement_timeout="5s")
+    conn = connect(fresh_db)
+    try:
+        result = apply(conn, bundle_of(files), settings)
+    finally:
+        conn.close()
+    assert len(result.applied) == 12
+    assert history_rows(fresh_db) == [(name, True) for name in files]
+    assert rows(fresh_db, "SELECT count(*) FROM ledger_12") == [(50,)]
