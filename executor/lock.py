@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import psycopg2
 import psycopg2.extensions
 
-from executor.errors import ConfigurationError, LockTimeout
+from executor.errors import LockTimeout
 from executor.settings import ExecutorSettings
 
 _IDLE = psycopg2.extensions.TRANSACTION_STATUS_IDLE
@@ -179,25 +178,3 @@ class AdvisoryLock:
 
     def __exit__(self, *exc_info: object) -> None:
         self.release()
-
-
-@contextmanager
-def autocommit_session(conn) -> Iterator[None]:
-    """Autocommit on an idle connection for the block (the caller's setting is restored); the
-    executor's own transactions are explicit ``BEGIN``/``COMMIT`` inside it."""
-    if conn.get_transaction_status() != _IDLE:
-        raise ConfigurationError(
-            "the connection has an open transaction; the executor manages its own transactions",
-            remedy="commit or roll back first, or pass a fresh connection (executor.connection.connect)",
-        )
-    saved = conn.autocommit
-    conn.autocommit = True
-    try:
-        yield
-    finally:
-        if not conn.closed:
-            try:
-                rollback_if_open(conn)
-                conn.autocommit = saved
-            except psycopg2.Error:
-                pass

@@ -27,7 +27,8 @@ from executor.adopt.base import Adoption, ImportedRow, PreviousTool
 from executor.bundle import Bundle
 from executor.errors import ConfigurationError, MigrationRefused, SchemagateError, combined
 from executor.history import HistoryType, ensure_history_table, history_exists, read_history
-from executor.lock import AdvisoryLock, autocommit_session, rollback_if_open
+from executor.lock import AdvisoryLock, rollback_if_open
+from executor.session import autocommit
 from executor.settings import ExecutorSettings
 
 # --from name -> "module:class"
@@ -205,7 +206,7 @@ def take_over(
             remedy=f"point --migrations at the {tool.title} migrations directory (or set layout = "
             f'"{tool.layout}" under [tool.schemagate])',
         )
-    with autocommit_session(conn):
+    with autocommit(conn, exclusive=True):
         if dry_run:
             located, adoption = _read_adoption(conn, bundle, tool, table)
             existing = read_history(conn, settings) if history_exists(conn, settings) else []
