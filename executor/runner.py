@@ -151,30 +151,11 @@ class Runner:
                         attempts=attempt + 1,
                         partial=partial,
                     )
-                    if partial:
-                        self._record_failure(p, started, error)
-                    self.emit(
-                        Event(
-                            EventKind.FAILED,
-                            file=entry.file,
-                            message=str(error),
-                            duration_ms=int((time.monotonic() - started) * 1000),
-                        )
-                    )
+                    self._failed(p, started, error, partial=partial)
                     raise error from None
                 except IndexProblem as problem:
-                    error = problem.error
-                    if problem.partial:
-                        self._record_failure(p, started, error)
-                    self.emit(
-                        Event(
-                            EventKind.FAILED,
-                            file=entry.file,
-                            message=str(error),
-                            duration_ms=int((time.monotonic() - started) * 1000),
-                        )
-                    )
-                    raise error from None
+                    self._failed(p, started, problem.error, partial=problem.partial)
+                    raise problem.error from None
                 except Exception as exc:  # a hook refused, or something unexpected: rolled back already
                     self.emit(
                         Event(
@@ -227,6 +208,20 @@ class Runner:
             return
         with suppress(psycopg2.Error):
             rollback_if_open(self.conn)
+
+    def _failed(self, p: Prepared, started: float, error: SchemagateError, *, partial: bool) -> None:
+        """A migration that failed: its ``success = false`` row when part of it may have taken
+        effect, and the FAILED event."""
+        if partial:
+            self._record_failure(p, started, error)
+        self.emit(
+            Event(
+                EventKind.FAILED,
+                file=p.entry.file,
+                message=str(error),
+                duration_ms=int((time.monotonic() - started) * 1000),
+            )
+        )
 
     def _record_failure(self, p: Prepared, started: float, error: SchemagateError) -> None:
         """Write the success=false row of a non-transactional file (it may have changed something)."""
