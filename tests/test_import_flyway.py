@@ -217,3 +217,39 @@ def test_a_flyway_baseline_becomes_schemagate_baseline(fresh_db: str, tmp_path: 
     assert run("apply", "--migrations", str(root), "--database-url", fresh_db, "--yes") == 0
     applied = [r[2] for r in sg_history(fresh_db)[1:]]
     assert applied == flyway_order(root)[5:]
+
+
+def test_the_import_waits_for_the_migration_lock_and_writes_nothing_while_another_executor_holds_it(
+    flyway_db: tuple[str, Path],
+) -> None:
+    from executor.adopt import take_over
+    from executor.connection import connect
+    from executor.errors import LockTimeout
+    from executor.lock import lock_key
+    from validator.config import load_config
+    from validator.structural import bundle_from_directory
+
+    url, root = flyway_db
+    settings = ExecutorSettings(advisory_lock_wait_s=1.0)
+    bundle = bundle_from_directory(load_config(root.parent.parent, migrations=root))
+    holder = psycopg2.connect(url)  # another executor, between two migrations
+    holder.autocommit = True
+    try:
+        with holder.cursor() as cur:
+            cur.execute("SELECT pg_advisory_lock(%s)", (lock_key(settings),))
+        conn = connect(url)
+        try:
+            with pytest.raises(LockTimeout, match=r"held by another session \(waited 1\.\ds\)"):
+                take_over(conn, bundle, "flyway", settings)
+        finally:
+            conn.close()
+        assert sg_history(url) == []  # nothing written, not even the table
+    finally:
+        holder.close()
+    conn = connect(url)  # the lock is free again: the same import goes through
+    try:
+        take_over(conn, bundle, "flyway", settings)
+    finally:
+        conn.close()
+    imported = sg_history(url)
+    assert len(imported) == len(flyway_rows(url)) and {r[1] for r in imported} <= {"IMPORTED", "BASELINE"}
