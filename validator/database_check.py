@@ -28,7 +28,8 @@ from validator.findings import ERROR, WARNING, Finding, docs_link
 if TYPE_CHECKING:
     from psycopg2.extensions import connection as Connection
 
-    from validator.reports import JSONObject, JUnitCase
+    from validator.findings import JSONObject
+    from validator.reports import JUnitCase
     from validator.structural import StructuralResult
 
 FAMILY = "integrity"

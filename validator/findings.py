@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
-from typing import TYPE_CHECKING
+from typing import Any, TypeAlias
 
-if TYPE_CHECKING:
-    from validator.reports import JSONObject
+# a JSON object of report.json (a section's, the bundle's, the whole document): what json.dumps writes
+JSONObject: TypeAlias = dict[str, Any]
 
 FAMILIES = ("naming", "order", "syntax", "lint", "safety", "rehearsal", "integrity")
 ERROR = "error"

@@ -42,7 +42,8 @@ from validator.findings import ERROR, Finding
 
 if TYPE_CHECKING:
     from validator.discovery import MigrationFile
-    from validator.reports import JSONObject, JUnitCase
+    from validator.findings import JSONObject
+    from validator.reports import JUnitCase
 
 RULE_GATE_CONFIG_CHANGED = "gate-config-changed"
 CONFIGURATION_DOCS = (

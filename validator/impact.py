@@ -28,8 +28,9 @@ if TYPE_CHECKING:
     from pglast import ast
     from pglast.visitors import Ancestor
 
+    from validator.findings import JSONObject
     from validator.parse import ParsedFile
-    from validator.reports import JSONObject, ReportSection
+    from validator.reports import ReportSection
     from validator.structural import StructuralResult
 
 RECORDED_FROM = "ROW EXCLUSIVE"  # weaker modes only read (ACCESS SHARE, ROW SHARE)

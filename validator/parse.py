@@ -62,7 +62,6 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
 from pglast import ast
@@ -78,6 +77,7 @@ from executor.headers import (
 from executor.sqltext import find_control_character
 from validator.discovery import MigrationFile, skip_sql_trivia
 from validator.findings import ERROR, Finding
+from validator.parsed import ParsedFile, Statement
 from validator.transactions import (
     check_transaction_statements,
     last_name,
@@ -90,50 +90,6 @@ from validator.transactions import (
 FAMILY = "syntax"
 PG_DOCS = "https://www.postgresql.org/docs/current"
 _POISON = "\n;\n!!schemagate!!"  # ends any open statement, then fails with a message of its own
-
-
-@dataclass
-class Statement:
-    index: int  # 0-based position in the file
-    text: str  # the statement without its terminating semicolon
-    node: Any  # the pglast AST node (RawStmt.stmt)
-    start: int  # character offsets into ParsedFile.text
-    end: int
-    line: int  # 1-based position of the statement's first token
-    column: int
-    # why the statement cannot run inside a transaction block (None: it can)
-    non_transactional: str | None = None
-
-    @property
-    def transactional(self) -> bool:
-        return self.non_transactional is None
-
-
-@dataclass
-class ParsedFile:
-    file: MigrationFile
-    text: str
-    statements: list[Statement]
-    transactional: bool
-    findings: list[Finding]
-    settings: dict[str, str]
-    # lower-cased names of procedures created in this file whose PL/pgSQL body commits or rolls back
-    committing_procedures: set[str] = field(default_factory=set)
-    # the plain BEGIN and COMMIT around the whole file, which the executor does not send
-    wrapper: tuple[Statement, Statement] | None = None
-
-    @property
-    def rel(self) -> str:
-        return self.file.rel
-
-    @property
-    def key(self) -> str:
-        return self.file.key
-
-    @property
-    def body(self) -> list[Statement]:
-        """The statements the executor runs: all of them but the wrapper."""
-        return self.statements[1:-1] if self.wrapper is not None else self.statements
 
 
 def parse_file(mf: MigrationFile) -> ParsedFile:

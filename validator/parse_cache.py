@@ -16,9 +16,9 @@ An entry is keyed by what decides ``parse_file``'s answer:
 * the file's checksum (``executor.checksum.file_checksum``), its section (a dbmate file holds up
   and down), its path (findings name it) and what its layout says about transactions;
 * whether its bytes hold a control character (then the executor-split check is skipped);
-* pglast's version and a hash of the parsing code (``validator/parse.py``, ``executor/headers.py``,
-  ``executor/sqltext.py``, ``validator/discovery.py``) and ``CACHE_FORMAT``: an upgrade or an
-  edit of the parser invalidates every entry.
+* pglast's version and a hash of the parsing code (``validator/parse.py``, ``parsed.py``,
+  ``transactions.py``, ``discovery.py``, ``executor/headers.py``, ``executor/sqltext.py``) and
+  ``CACHE_FORMAT``: an upgrade or an edit of the parser invalidates every entry.
 
 Layout: ``<dir>/<options key[:24]>/<hash of the migrations directory[:16]>.json``, one pack of
 entries named ``<checksum>-<file key[:32]>`` per migrations directory (see ``ParseCache``); the
@@ -52,6 +52,7 @@ DEFAULT_CACHE_DIR = Path(".schemagate") / "cache" / "parse"
 # the modules whose code decides what parse_file returns
 _PARSING_MODULES = (
     "validator.parse",
+    "validator.parsed",
     "validator.transactions",
     "executor.headers",
     "executor.sqltext",

@@ -44,15 +44,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from validator.findings import ERROR, FAMILIES, WARNING, Finding, count_by_severity, is_blocking
+from validator.findings import ERROR, FAMILIES, WARNING, Finding, JSONObject, count_by_severity, is_blocking
 
 if TYPE_CHECKING:
     from validator.safety.suppressions import Suppression
 
-# a JSON object of report.json (a section's, the bundle's, the whole document): what json.dumps writes
-JSONObject: TypeAlias = dict[str, Any]
 
 JUNIT_FILE = "junit.xml"
 MARKDOWN_FILE = "report.md"

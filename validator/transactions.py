@@ -18,7 +18,7 @@ from executor.headers import SET_DIRECTIVE, wrapper_role
 from validator.findings import ERROR, Finding
 
 if TYPE_CHECKING:
-    from validator.parse import ParsedFile, Statement
+    from validator.parsed import ParsedFile, Statement
 
 FAMILY = "syntax"  # validator.parse's family: these checks are part of parsing a file
 PG_DOCS = "https://www.postgresql.org/docs/current"

@@ -33,7 +33,7 @@ from psycopg2.extensions import connection as Connection
 from psycopg2.extensions import cursor as Cursor
 
 if TYPE_CHECKING:
-    from validator.reports import JSONObject
+    from validator.findings import JSONObject
 
 # pg_locks.mode values, weakest first (PostgreSQL manual, "Table-Level Lock Modes")
 LOCK_MODES = (

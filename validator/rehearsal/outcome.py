@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypedDict
 from validator.rehearsal.locks import LockInfo, LockSpan
 
 if TYPE_CHECKING:
-    from validator.reports import JSONObject
+    from validator.findings import JSONObject
 
 Status = Literal["applied", "failed", "not rehearsed"]
 ProbeStatus = Literal["fails", "holds", "not probed"]

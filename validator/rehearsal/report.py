@@ -14,7 +14,8 @@ from validator.rehearsal.locks import lock_effect
 from validator.rehearsal.outcome import RehearsedMigration
 
 if TYPE_CHECKING:
-    from validator.reports import JSONObject, JUnitCase
+    from validator.findings import JSONObject
+    from validator.reports import JUnitCase
 
 MARKDOWN_MAX_ROWS = 100  # rows in report.md's table (notable ones kept first); report.json has all
 MARKDOWN_MAX_DETAILS = 25  # lock tables in report.md
