@@ -19,7 +19,6 @@ from functools import cache
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from executor.errors import SchemagateError
     from schemagate.lazy_group import LazyGroup
 
 # every command -> the module (schemagate.<module>) whose register() adds it to the group
@@ -50,7 +49,9 @@ def _group() -> LazyGroup:
     from schemagate.lazy_group import LazyGroup
 
     @click.group(
-        cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
+        cls=LazyGroup,
+        modules=COMMANDS,
+        context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     )
     @click.version_option(package_name="schemagate")
     @click.option(
@@ -75,14 +76,6 @@ def __getattr__(name: str) -> LazyGroup:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def render_error(exc: SchemagateError) -> int:
-    """Print a refusal as every command does; its exit code."""
-    from schemagate import console
-
-    console.echo(f"error: {exc}", "error", err=True)
-    return exc.exit_code
-
-
 def main(argv: list[str] | None = None) -> int:
     import click
 
@@ -100,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         exc.show()
         return exc.exit_code
     except SchemagateError as exc:
-        return render_error(exc)
+        return console.render_error(exc)
     except click.exceptions.Exit as exc:
         return exc.exit_code
     return code if isinstance(code, int) and not isinstance(code, bool) else 0

@@ -17,9 +17,12 @@ import os
 import sys
 import threading
 import time
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from executor.errors import SchemagateError
 
 SEVERITY_COLOURS = {"error": "red", "warning": "yellow", "ok": "green"}
 _colour_disabled = False  # schemagate --no-color
@@ -75,6 +78,12 @@ def echo(text: str, severity: str | None = None, *, err: bool = False) -> None:
     else:
         text = style(text, severity, err=err)
     click.echo(text, err=err, color=colour_enabled(_stream(err)))
+
+
+def render_error(exc: SchemagateError) -> int:
+    """Print a refusal as every command does; its exit code."""
+    echo(f"error: {exc}", "error", err=True)
+    return exc.exit_code
 
 
 def echo_lines(lines: list[tuple[str, str | None]], *, err: bool = False) -> None:

@@ -8,14 +8,14 @@ from typing import Any
 
 import click
 
-from schemagate.cli import COMMANDS
-
 
 class LazyGroup(click.Group):
     """Registers a command's module when the command is looked up (all of them to list them)."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, modules: dict[str, str], **kwargs: Any) -> None:
+        """``modules``: command name -> the ``schemagate`` module that registers it (``cli.COMMANDS``)."""
         super().__init__(*args, **kwargs)
+        self.modules = modules
         self.registered: set[str] = set()
 
     def register(self, module: str) -> None:
@@ -24,11 +24,11 @@ class LazyGroup(click.Group):
             import_module(f"schemagate.{module}").register(self)
 
     def register_all(self) -> None:
-        for module in dict.fromkeys(COMMANDS.values()):
+        for module in dict.fromkeys(self.modules.values()):
             self.register(module)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        module = COMMANDS.get(cmd_name)
+        module = self.modules.get(cmd_name)
         if module is None:
             self.register_all()  # an unknown name: click suggests the close ones from all commands
         else:

@@ -112,7 +112,7 @@ def quick_apply(argv: list[str]) -> int | None:
     try:
         return _up_to_date(url, migrations, options.get("--schema"))
     except SchemagateError as exc:
-        from schemagate.cli import render_error
+        from schemagate.console import render_error
 
         return render_error(exc)
 
