@@ -43,6 +43,14 @@ class ManifestEntry:
         return Version.parse(self.version) if self.version is not None else None
 
     @property
+    def required_version(self) -> Version:
+        """The version of an entry that has one (a versioned or undo migration), for code that handles
+        only those; a repeatable has none, and asking for it is a bug in the caller (ValueError)."""
+        if self.version is None:
+            raise ValueError(f"{self.file} is a {self.kind} migration: it has no version")
+        return Version.parse(self.version)
+
+    @property
     def script(self) -> str:
         """The name recorded in the history table."""
         return self.script_name or self.file

@@ -56,7 +56,7 @@ class DbmateHistory(PreviousTool):
         ups: dict[str, ManifestEntry] = {
             e.version: e for e in bundle.manifest.migrations if e.kind == VERSIONED and e.version is not None
         }
-        applied = set()
+        applied: set[str] = set()
         for row in rows:
             version = str(row["version"])
             entry = ups.get(version)
@@ -66,7 +66,7 @@ class DbmateHistory(PreviousTool):
             applied.add(version)
         if out.refusals:
             return out
-        for version, entry in sorted(ups.items(), key=lambda kv: kv[1].parsed_version):
+        for version, entry in sorted(ups.items(), key=lambda kv: kv[1].required_version):
             if version in applied:
                 out.rows.append(self.imported(entry, origin=version, installed_on=None, installed_by=None))
         out.notes.append(
@@ -74,10 +74,10 @@ class DbmateHistory(PreviousTool):
             "of them after it ran cannot be detected, and no times or users (the rows get the time of this "
             "import)"
         )
-        highest = max(ups[v].parsed_version for v in applied)
+        highest = max(ups[v].required_version for v in applied)
         skipped = sorted(
-            (e for v, e in ups.items() if v not in applied and e.parsed_version < highest),
-            key=lambda e: e.parsed_version,
+            (e for v, e in ups.items() if v not in applied and e.required_version < highest),
+            key=lambda e: e.required_version,
         )
         if skipped:
             out.notes.append(

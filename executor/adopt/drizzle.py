@@ -102,8 +102,8 @@ class DrizzleHistory(PreviousTool):
 
     def adopt(self, rows: list[dict[str, Any]], bundle: Bundle) -> Adoption:
         entries = sorted(
-            (e for e in bundle.manifest.versioned if e.parsed_version is not None),
-            key=lambda e: e.parsed_version,  # type: ignore[arg-type,return-value]
+            (e for e in bundle.manifest.versioned if e.version is not None),
+            key=lambda e: e.required_version,
         )
         hashes = [drizzle_hash(bundle.files[e.file]) for e in entries]
         whens = journal_whens(bundle)
@@ -122,11 +122,11 @@ class DrizzleHistory(PreviousTool):
     ) -> Adoption:
         out = Adoption()
         at: dict[int, list[int]] = {}  # when -> entries (two entries of a merge may share one)
-        for k, e in enumerate(entries):
-            at.setdefault(whens[e.file], []).append(k)
+        for i, e in enumerate(entries):
+            at.setdefault(whens[e.file], []).append(i)
         by_hash: dict[str, list[int]] = {}
-        for k, h in enumerate(hashes):
-            by_hash.setdefault(h, []).append(k)
+        for i, h in enumerate(hashes):
+            by_hash.setdefault(h, []).append(i)
         done: set[int] = set()
         for row in rows:
             same_when = at.get(_created_at(row), [])

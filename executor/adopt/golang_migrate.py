@@ -67,13 +67,13 @@ class GolangMigrateHistory(PreviousTool):
             return out
         version, dirty = int(rows[0]["version"]), bool(rows[0]["dirty"])
         ups = sorted(
-            (e for e in bundle.manifest.migrations if e.kind == VERSIONED and e.parsed_version is not None),
-            key=lambda e: e.parsed_version,
+            (e for e in bundle.manifest.migrations if e.kind == VERSIONED and e.version is not None),
+            key=lambda e: e.required_version,
         )
-        current = next((e for e in ups if e.parsed_version.parts == (version,)), None)
+        current = next((e for e in ups if e.required_version.parts == (version,)), None)
         if dirty:
             what = f"version {version} ({current.file})" if current else f"version {version}"
-            previous = [e.version for e in ups if e.parsed_version.parts[0] < version]
+            previous = [e.version for e in ups if e.required_version.parts[0] < version]
             before = previous[-1] if previous else None
             out.refusals.append(
                 MigrationRefused(
@@ -96,7 +96,7 @@ class GolangMigrateHistory(PreviousTool):
             out.refusals.append(self.no_file(f"version {version} (the version golang-migrate is at)", table))
             return out
         for entry in ups:
-            if entry.parsed_version.parts[0] > version:
+            if entry.required_version.parts[0] > version:
                 break
             out.rows.append(
                 self.imported(entry, origin=f"version {entry.version}", installed_on=None, installed_by=None)
@@ -106,7 +106,7 @@ class GolangMigrateHistory(PreviousTool):
             f"({len(out.rows)}); golang-migrate records no checksums, so an edit made to one of them "
             "after it ran cannot be detected, and no times or users (the rows get the time of this import)"
         )
-        pending = [e for e in ups if e.parsed_version.parts[0] > version]
+        pending = [e for e in ups if e.required_version.parts[0] > version]
         if pending:
             out.notes.append(
                 f"{len(pending)} migration(s) above version {version} are not applied yet "

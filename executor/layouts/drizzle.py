@@ -123,14 +123,19 @@ def read_journal(raw: bytes) -> Journal:
     return Journal(data=data, entries=entries, text=text)
 
 
-def _entry(position: int, raw: Any) -> JournalEntry:
+def _whole_number(where: str, raw: dict[str, object], key: str) -> int:
+    value = raw.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise JournalError(f"{where} has {key} {value!r}; it must be a whole number ({_EXAMPLE_ENTRY})")
+    return value
+
+
+def _entry(position: int, raw: object) -> JournalEntry:
     where = f"entry {position}"
     if not isinstance(raw, dict):
         raise JournalError(f"{where} is not an object like {_EXAMPLE_ENTRY}")
-    idx, when, tag = raw.get("idx"), raw.get("when"), raw.get("tag")
-    for key, value in (("idx", idx), ("when", when)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise JournalError(f"{where} has {key} {value!r}; it must be a whole number ({_EXAMPLE_ENTRY})")
+    idx, when = _whole_number(where, raw, "idx"), _whole_number(where, raw, "when")
+    tag = raw.get("tag")
     if not isinstance(tag, str) or not tag.strip():
         raise JournalError(f"{where} (idx {idx}) has no tag ({_EXAMPLE_ENTRY})")
     if tag.startswith("/") or "\\" in tag or ".." in tag.split("/"):
