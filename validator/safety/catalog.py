@@ -11,58 +11,57 @@ to rewrite)?  Is there a validated ``CHECK (col IS NOT NULL)`` from an earlier m
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from pglast import ast
 from pglast.enums import AlterTableType, ConstrType, NullTestType, ObjectType
 
+from validator.safety.nodes import cmd_name, filled, last_name, relname, sval
 from validator.safety.objects import created, kind
 
 
-def type_name(tn: Any) -> str:
+def type_name(tn: ast.TypeName | None) -> str:
     """The last part of a TypeName, lower case: ``int4``, ``varchar``, ``timestamptz``, ``serial``."""
-    if tn is None or not tn.names:
-        return ""
-    return tn.names[-1].sval.lower()
+    return declared_type_name(tn).lower()
 
 
-def declared_type_name(tn: Any) -> str:
+def declared_type_name(tn: ast.TypeName | None) -> str:
     """The last part of a TypeName as PostgreSQL stores it (``"OrderStatus"`` keeps its case,
     unquoted names are already folded to lower case by the parser)."""
     if tn is None or not tn.names:
         return ""
-    return tn.names[-1].sval
+    return sval(tn.names[-1], "TypeName.names")
 
 
-def _last(names: Any) -> str:
+def _last(names: object) -> str:
     """The last part of a qualified name given as a tuple of String nodes."""
-    parts = [n.sval for n in names or () if isinstance(n, ast.String)]
+    parts = [sval(n) for n in names if isinstance(n, ast.String)] if isinstance(names, tuple) else []
     return parts[-1] if parts else ""
 
 
-def type_mods(tn: Any) -> tuple[int, ...] | None:
+def type_mods(tn: ast.TypeName | None) -> tuple[int, ...] | None:
     """Integer type modifiers (``varchar(20)`` -> ``(20,)``); None when there are none or not literal."""
     if tn is None or not tn.typmods:
         return None
-    mods = []
+    mods: list[int] = []
     for m in tn.typmods:
         val = getattr(m, "val", None)
         if not isinstance(val, ast.Integer):
             return None
-        mods.append(val.ival)
+        mods.append(filled(val.ival, "Integer.ival"))
     return tuple(mods)
 
 
-def not_null_column(expr: Any) -> str | None:
+def not_null_column(expr: object) -> str | None:
     """``col IS NOT NULL`` -> ``col``; anything else -> None."""
     if (
         isinstance(expr, ast.NullTest)
         and expr.nulltesttype == NullTestType.IS_NOT_NULL
         and isinstance(expr.arg, ast.ColumnRef)
+        and expr.arg.fields is not None
         and len(expr.arg.fields) == 1
         and isinstance(expr.arg.fields[0], ast.String)
     ):
-        return expr.arg.fields[0].sval
+        return sval(expr.arg.fields[0], "ColumnRef.fields")
     return None
 
 
@@ -79,7 +78,8 @@ class CheckConstraint:
 
 @dataclass
 class Catalog:
-    columns: dict[str, dict[str, Any]] = field(default_factory=dict)  # table -> column -> TypeName
+    # table -> column -> its declared type
+    columns: dict[str, dict[str, ast.TypeName | None]] = field(default_factory=dict)
     checks: dict[tuple[str, str], CheckConstraint] = field(default_factory=dict)
     # types the migrations created (unqualified name -> "enum", "domain", "composite", "range"), and
     # the domains among them with a CHECK or NOT NULL constraint
@@ -95,7 +95,7 @@ class Catalog:
     new_types: set[str] = field(default_factory=set)
     # (objects.kind(ObjectType), name) created or renamed to in this file; constraints as
     # (OBJECT_TABCONSTRAINT, "table.name")
-    new_objects: set[tuple[Any, str]] = field(default_factory=set)
+    new_objects: set[tuple[ObjectType | None, str]] = field(default_factory=set)
 
     def start_file(self) -> None:
         self.new_tables = set()
@@ -103,16 +103,16 @@ class Catalog:
         self.new_types = set()
         self.new_objects = set()
 
-    def is_new_object(self, object_type: Any, name: str) -> bool:
+    def is_new_object(self, object_type: ObjectType | None, name: str) -> bool:
         return (kind(object_type), name) in self.new_objects
 
     # ---- questions -------------------------------------------------------------------------
-    def is_new_table(self, relation: Any) -> bool:
+    def is_new_table(self, relation: ast.RangeVar | str | None) -> bool:
         """True when ``relation`` (a RangeVar or a name) was created earlier in the current file."""
         name = relation if isinstance(relation, str) else getattr(relation, "relname", None)
         return name is not None and name in self.new_tables
 
-    def column_type(self, table: str, column: str) -> Any | None:
+    def column_type(self, table: str, column: str) -> ast.TypeName | None:
         return self.columns.get(table, {}).get(column)
 
     def validated_not_null_check(self, table: str, column: str, tx: object) -> CheckConstraint | None:
@@ -128,19 +128,19 @@ class Catalog:
         return None
 
     # ---- recording -------------------------------------------------------------------------
-    def record(self, node: Any, tx: object) -> None:
+    def record(self, node: ast.Node | None, tx: object) -> None:
         self.new_objects.update(created(node))
         if isinstance(node, ast.CreateStmt):
             self._record_create(node, tx)
         elif isinstance(node, ast.CreateTableAsStmt) and node.into and node.into.rel:
             # CREATE TABLE AS, SELECT INTO and CREATE MATERIALIZED VIEW
-            self.new_tables.add(node.into.rel.relname)
+            self.new_tables.add(relname(node.into.rel))
         elif isinstance(node, ast.IndexStmt) and node.idxname:
             self.new_indexes.add(node.idxname)
         elif isinstance(node, ast.CreateEnumStmt):
-            self._record_type(node.typeName[-1].sval, "enum")
+            self._record_type(last_name(node.typeName, "CreateEnumStmt.typeName"), "enum")
         elif isinstance(node, ast.CreateDomainStmt):
-            name = node.domainname[-1].sval
+            name = last_name(node.domainname, "CreateDomainStmt.domainname")
             self._record_type(name, "domain")
             if any(
                 c.contype in (ConstrType.CONSTR_CHECK, ConstrType.CONSTR_NOTNULL)
@@ -148,17 +148,18 @@ class Catalog:
             ):
                 self.constrained_domains.add(name)
         elif isinstance(node, ast.AlterDomainStmt) and node.subtype in ("C", "O") and node.typeName:
-            self.constrained_domains.add(node.typeName[-1].sval)  # ADD CONSTRAINT, SET NOT NULL
+            # ADD CONSTRAINT, SET NOT NULL
+            self.constrained_domains.add(last_name(node.typeName, "AlterDomainStmt.typeName"))
         elif isinstance(node, ast.CompositeTypeStmt) and node.typevar:
-            self._record_type(node.typevar.relname, "composite")
+            self._record_type(relname(node.typevar), "composite")
         elif isinstance(node, ast.CreateRangeStmt):
-            self._record_type(node.typeName[-1].sval, "range")
+            self._record_type(last_name(node.typeName, "CreateRangeStmt.typeName"), "range")
         elif (
             isinstance(node, ast.RenameStmt)
             and node.renameType in (ObjectType.OBJECT_TYPE, ObjectType.OBJECT_DOMAIN)
             and node.object
         ):
-            self._rename_type(_last(node.object), node.newname)
+            self._rename_type(_last(node.object), filled(node.newname, "RenameStmt.newname"))
         elif isinstance(node, ast.DropStmt) and node.removeType in (
             ObjectType.OBJECT_TYPE,
             ObjectType.OBJECT_DOMAIN,
@@ -172,20 +173,20 @@ class Catalog:
         elif (
             isinstance(node, ast.RenameStmt) and node.renameType == ObjectType.OBJECT_TABLE and node.relation
         ):
-            old = node.relation.relname
+            old, new = relname(node.relation), filled(node.newname, "RenameStmt.newname")
             if old in self.new_tables:
-                self.new_tables.add(node.newname)
+                self.new_tables.add(new)
             if old in self.columns:
-                self.columns[node.newname] = self.columns.pop(old)
+                self.columns[new] = self.columns.pop(old)
         elif (
             isinstance(node, ast.RenameStmt) and node.renameType == ObjectType.OBJECT_COLUMN and node.relation
         ):
-            cols = self.columns.get(node.relation.relname, {})
-            if node.subname in cols:
-                cols[node.newname] = cols.pop(node.subname)
+            cols = self.columns.get(relname(node.relation), {})
+            if node.subname is not None and node.subname in cols:
+                cols[filled(node.newname, "RenameStmt.newname")] = cols.pop(node.subname)
         elif isinstance(node, ast.DropStmt) and node.removeType == ObjectType.OBJECT_TABLE:
             for obj in node.objects or ():
-                self.columns.pop(obj[-1].sval, None)
+                self.columns.pop(sval(obj[-1], "DropStmt.objects"), None)
 
     def _record_type(self, name: str, kind: str) -> None:
         self.new_types.add(name)
@@ -200,12 +201,12 @@ class Catalog:
             self.constrained_domains.discard(old)
             self.constrained_domains.add(new)
 
-    def _record_create(self, node: Any, tx: object) -> None:
-        table = node.relation.relname
+    def _record_create(self, node: ast.CreateStmt, tx: object) -> None:
+        table = relname(filled(node.relation, "CreateStmt.relation"))
         self.new_tables.add(table)
         if node.partspec is not None:
             self.partitioned.add(table)
-        cols: dict[str, Any] = {}
+        cols: dict[str, ast.TypeName | None] = {}
         for elt in node.tableElts or ():
             if isinstance(elt, ast.ColumnDef) and elt.colname:
                 cols[elt.colname] = elt.typeName
@@ -214,44 +215,46 @@ class Catalog:
                 self._record_constraint(table, elt, tx, validated=True)
         self.columns[table] = cols
 
-    def _record_alter(self, node: Any, tx: object) -> None:
-        table = node.relation.relname
+    def _record_alter(self, node: ast.AlterTableStmt, tx: object) -> None:
+        table = relname(filled(node.relation, "AlterTableStmt.relation"))
         cols = self.columns.setdefault(table, {})
         for cmd in node.cmds or ():
+            if not isinstance(cmd, ast.AlterTableCmd):
+                continue
             if cmd.subtype == AlterTableType.AT_AddColumn and isinstance(cmd.def_, ast.ColumnDef):
-                cols[cmd.def_.colname] = cmd.def_.typeName
+                cols[filled(cmd.def_.colname, "ColumnDef.colname")] = cmd.def_.typeName
                 self._record_column_constraints(table, cmd.def_)
             elif cmd.subtype == AlterTableType.AT_SetNotNull:
-                self.not_null.add((table, cmd.name))
+                self.not_null.add((table, cmd_name(cmd)))
             elif cmd.subtype == AlterTableType.AT_DropNotNull:
-                self.not_null.discard((table, cmd.name))
+                self.not_null.discard((table, cmd_name(cmd)))
             elif cmd.subtype == AlterTableType.AT_AlterColumnType and isinstance(cmd.def_, ast.ColumnDef):
-                cols[cmd.name] = cmd.def_.typeName
+                cols[cmd_name(cmd)] = cmd.def_.typeName
             elif cmd.subtype == AlterTableType.AT_DropColumn:
-                cols.pop(cmd.name, None)
+                cols.pop(cmd_name(cmd), None)
             elif cmd.subtype == AlterTableType.AT_AddConstraint and isinstance(cmd.def_, ast.Constraint):
                 self._record_constraint(table, cmd.def_, tx, validated=not cmd.def_.skip_validation)
             elif cmd.subtype == AlterTableType.AT_ValidateConstraint:
-                check = self.checks.get((table, cmd.name))
+                check = self.checks.get((table, cmd_name(cmd)))
                 if check is not None:
                     check.validated = True
                     check.tx = tx
             elif cmd.subtype == AlterTableType.AT_DropConstraint:
-                self.checks.pop((table, cmd.name), None)
+                self.checks.pop((table, cmd_name(cmd)), None)
 
-    def _record_column_constraints(self, table: str, coldef: Any) -> None:
+    def _record_column_constraints(self, table: str, coldef: ast.ColumnDef) -> None:
         for con in coldef.constraints or ():
             if isinstance(con, ast.Constraint):
                 if con.contype in (ConstrType.CONSTR_NOTNULL, ConstrType.CONSTR_PRIMARY):
-                    self.not_null.add((table, coldef.colname))
+                    self.not_null.add((table, filled(coldef.colname, "ColumnDef.colname")))
                 if con.conname:
                     self.new_objects.add((ObjectType.OBJECT_TABCONSTRAINT, f"{table}.{con.conname}"))
 
-    def _record_constraint(self, table: str, con: Any, tx: object, *, validated: bool) -> None:
+    def _record_constraint(self, table: str, con: ast.Constraint, tx: object, *, validated: bool) -> None:
         if con.conname:
             self.new_objects.add((ObjectType.OBJECT_TABCONSTRAINT, f"{table}.{con.conname}"))
         if con.contype == ConstrType.CONSTR_PRIMARY:
-            self.not_null.update((table, k.sval) for k in con.keys or ())
+            self.not_null.update((table, sval(k, "Constraint.keys")) for k in con.keys or ())
         # the constraints that can be added NOT VALID and validated later
         if con.contype in (ConstrType.CONSTR_CHECK, ConstrType.CONSTR_FOREIGN) and con.conname:
             column = not_null_column(con.raw_expr) if con.contype == ConstrType.CONSTR_CHECK else None

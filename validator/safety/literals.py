@@ -11,30 +11,31 @@ unknown, and the caller must assume the worst.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from pglast import ast
 from pglast.enums import AlterTableType, ConstrType
 from pglast.parser import ParseError, parse_sql
-from pglast.visitors import Visitor
+from pglast.visitors import Ancestor, Visitor
 
 from validator.safety.catalog import Catalog, declared_type_name
+from validator.safety.nodes import filled, last_name, relname, sval
 
 
 @dataclass(frozen=True)
 class LiteralUse:
-    node: Any  # the A_Const
+    node: ast.A_Const
     types: tuple[str, ...]  # the type names it is cast or coerced to, nearest first; () = unknown
     location: int | None  # character offset (in the text the statement was parsed from)
 
 
-def parents(ancestors: Any) -> Iterator[tuple[Any, Any]]:
+def parents(ancestors: Ancestor) -> Iterator[tuple[Any, tuple[str | int | None, int | None]]]:
     """(parent node, member) pairs from the nearest up, skipping the tuples pglast puts in between
     (the member of a tuple element is its index; the tuple's own member is kept for the parent)."""
     index = None
-    a = ancestors
+    a: Ancestor | None = ancestors
     while a is not None and a.node is not None:
         if isinstance(a.node, tuple):
             if isinstance(a.member, int) and index is None:
@@ -48,14 +49,14 @@ def parents(ancestors: Any) -> Iterator[tuple[Any, Any]]:
 class _Finder(Visitor):
     def __init__(self, label: str) -> None:
         self.label = label
-        self.found: list[tuple[Any, Any]] = []
+        self.found: list[tuple[Ancestor, ast.A_Const]] = []
 
-    def visit_A_Const(self, ancestors: Any, node: Any) -> None:
+    def visit_A_Const(self, ancestors: Ancestor, node: ast.A_Const) -> None:
         if isinstance(node.val, ast.String) and node.val.sval == self.label:
             self.found.append((ancestors, node))
 
 
-def string_literals(stmt: Any, label: str, catalog: Catalog) -> list[LiteralUse]:
+def string_literals(stmt: ast.Node, label: str, catalog: Catalog) -> list[LiteralUse]:
     """Every string constant equal to ``label`` in the statement node ``stmt``, with its type."""
     finder = _Finder(label)
     finder(stmt)
@@ -65,7 +66,7 @@ def string_literals(stmt: Any, label: str, catalog: Catalog) -> list[LiteralUse]
     ]
 
 
-def _literal_types(ancestors: Any, stmt: Any, catalog: Catalog) -> tuple[str, ...]:
+def _literal_types(ancestors: Ancestor, stmt: ast.Node, catalog: Catalog) -> tuple[str, ...]:
     casts: list[str] = []
     chain = list(parents(ancestors))
     i = 0
@@ -75,7 +76,7 @@ def _literal_types(ancestors: Any, stmt: Any, catalog: Catalog) -> tuple[str, ..
         if isinstance(parent, ast.TypeCast) and member == "arg":
             casts.append(declared_type_name(parent.typeName))
         elif isinstance(parent, ast.FuncCall) and _is_function_style_cast(parent, catalog):
-            casts.append(parent.funcname[-1].sval)  # "OrderStatus"('x')
+            casts.append(last_name(parent.funcname, "FuncCall.funcname"))  # "OrderStatus"('x')
         elif not isinstance(parent, ast.A_ArrayExpr):
             break
         i += 1
@@ -88,12 +89,17 @@ def _literal_types(ancestors: Any, stmt: Any, catalog: Catalog) -> tuple[str, ..
     return (column,) if column else ()
 
 
-def _is_function_style_cast(call: Any, catalog: Catalog) -> bool:
-    return len(call.args or ()) == 1 and call.funcname[-1].sval in catalog.types
+def _is_function_style_cast(call: ast.FuncCall, catalog: Catalog) -> bool:
+    return len(call.args or ()) == 1 and last_name(call.funcname, "FuncCall.funcname") in catalog.types
 
 
 def _target_column(
-    parent: Any, member: Any, index: int | None, above: list, stmt: Any, catalog: Catalog
+    parent: object,
+    member: str | int | None,
+    index: int | None,
+    above: list[tuple[Any, tuple[str | int | None, int | None]]],
+    stmt: ast.Node,
+    catalog: Catalog,
 ) -> str | None:
     """The declared type of the column the literal is assigned to, compared with, or the default of."""
     if isinstance(parent, ast.ResTarget) and member == "val":
@@ -116,28 +122,30 @@ def _target_column(
         and parent.subtype == AlterTableType.AT_ColumnDefault
         and isinstance(stmt, ast.AlterTableStmt)
     ):
-        return _column_type(catalog, [stmt.relation], parent.name)
+        return _column_type(catalog, [stmt.relation], filled(parent.name, "AlterTableCmd.name"))
     if isinstance(parent, ast.SelectStmt) and member == "valuesLists" and index is not None:
         insert = next((p for p, _ in above if isinstance(p, ast.InsertStmt)), None)
         # ``index`` is the literal's position in its row of VALUES
         if insert is not None and insert.cols and insert.selectStmt is parent and index < len(insert.cols):
-            return _column_type(catalog, [insert.relation], insert.cols[index].name)
+            target = insert.cols[index]
+            if isinstance(target, ast.ResTarget) and target.name is not None:
+                return _column_type(catalog, [insert.relation], target.name)
     return None
 
 
-def _relations(stmt: Any) -> list[Any]:
-    found: list[Any] = []
+def _relations(stmt: ast.Node) -> list[ast.RangeVar]:
+    found: list[ast.RangeVar] = []
 
     class _Rels(Visitor):
-        def visit_RangeVar(self, ancestors: Any, node: Any) -> None:
+        def visit_RangeVar(self, ancestors: Ancestor, node: ast.RangeVar) -> None:
             found.append(node)
 
     _Rels()(stmt)
     return found
 
 
-def _column_ref_type(ref: Any, stmt: Any, catalog: Catalog) -> str | None:
-    names = [f.sval for f in ref.fields or () if isinstance(f, ast.String)]
+def _column_ref_type(ref: ast.ColumnRef, stmt: ast.Node, catalog: Catalog) -> str | None:
+    names = [sval(f, "ColumnRef.fields") for f in ref.fields or () if isinstance(f, ast.String)]
     if not names:
         return None
     column = names[-1]
@@ -156,17 +164,17 @@ def _column_ref_type(ref: Any, stmt: Any, catalog: Catalog) -> str | None:
     return _column_type(catalog, relations, column)
 
 
-def _column_type(catalog: Catalog, relations: list[Any], column: str) -> str | None:
+def _column_type(catalog: Catalog, relations: Sequence[ast.RangeVar | None], column: str) -> str | None:
     """The column's declared type when every candidate table that has the column agrees on it."""
     types = {
         declared_type_name(tn)
         for rel in relations
-        if rel is not None and (tn := catalog.column_type(rel.relname, column)) is not None
+        if rel is not None and (tn := catalog.column_type(relname(rel), column)) is not None
     }
     return types.pop() if len(types) == 1 else None
 
 
-def sql_function_body(stmt: Any) -> list[Any] | None:
+def sql_function_body(stmt: object) -> list[ast.Node] | None:
     """The parsed statements of ``CREATE FUNCTION/PROCEDURE ... LANGUAGE sql AS '<body>'``: PostgreSQL
     parses and analyses such a body when the function is created (``check_function_bodies``), unlike a
     PL/pgSQL body.  None for anything else, or a body that does not parse."""
@@ -175,13 +183,13 @@ def sql_function_body(stmt: Any) -> list[Any] | None:
     language = body = None
     for opt in stmt.options or ():
         if isinstance(opt, ast.DefElem) and opt.defname == "language" and isinstance(opt.arg, ast.String):
-            language = opt.arg.sval.lower()
+            language = sval(opt.arg, "LANGUAGE").lower()
         elif isinstance(opt, ast.DefElem) and opt.defname == "as":
             arg = opt.arg[0] if isinstance(opt.arg, tuple) and opt.arg else opt.arg
             body = arg.sval if isinstance(arg, ast.String) else None
     if language != "sql" or body is None:
         return None
     try:
-        return [raw.stmt for raw in parse_sql(body)]
+        return [filled(raw.stmt, "RawStmt.stmt") for raw in parse_sql(body)]
     except ParseError:
         return None

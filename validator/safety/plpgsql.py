@@ -13,10 +13,15 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pglast import ast
 from pglast.parser import ParseError, parse_plpgsql_json, parse_sql
+
+from validator.safety.nodes import sval
+
+if TYPE_CHECKING:  # pragma: no cover
+    from validator.parsed import Statement
 
 
 @dataclass(frozen=True)
@@ -27,10 +32,10 @@ class EmbeddedStatement:
     shift: int | None
 
 
-def _language(node: Any) -> str:
+def _language(node: ast.DoStmt) -> str:
     for opt in node.args or ():
         if isinstance(opt, ast.DefElem) and opt.defname == "language" and isinstance(opt.arg, ast.String):
-            return opt.arg.sval.lower()
+            return sval(opt.arg, "DO's LANGUAGE").lower()
     return "plpgsql"
 
 
@@ -59,8 +64,10 @@ def _string_literal(expression: str) -> str | None:
         [raw] = parse_sql(f"SELECT {expression}")
     except (ParseError, ValueError):
         return None
+    if not isinstance(raw.stmt, ast.SelectStmt):
+        return None
     targets = raw.stmt.targetList or ()
-    if len(targets) != 1:
+    if len(targets) != 1 or not isinstance(targets[0], ast.ResTarget):
         return None
     value = targets[0].val
     if isinstance(value, ast.A_Const) and isinstance(value.val, ast.String):
@@ -68,7 +75,7 @@ def _string_literal(expression: str) -> str | None:
     return None
 
 
-def embedded_statements(stmt: Any) -> list[EmbeddedStatement]:
+def embedded_statements(stmt: Statement) -> list[EmbeddedStatement]:
     """The statements a top-level ``DO`` statement (``stmt``: validator.parse's Statement) runs."""
     if not isinstance(stmt.node, ast.DoStmt) or _language(stmt.node) != "plpgsql":
         return []
@@ -77,7 +84,7 @@ def embedded_statements(stmt: Any) -> list[EmbeddedStatement]:
     except (ParseError, ValueError):
         return []  # validator.parse reports a body that does not parse
     line_starts = [0] + [i + 1 for i, ch in enumerate(stmt.text) if ch == "\n"]
-    out = []
+    out: list[EmbeddedStatement] = []
     for lineno, sql in _queries(tree):
         try:
             raws = parse_sql(sql)

@@ -9,8 +9,16 @@ from pglast import ast
 from pglast.enums import ConstrType
 from pglast.visitors import Ancestor
 
-from validator.safety.catalog import declared_type_name
-from validator.safety.nodes import altered_table, constraints, is_added_column, manual, qualified
+from validator.safety.catalog import declared_type_name, type_name
+from validator.safety.nodes import (
+    altered_table,
+    constraints,
+    filled,
+    is_added_column,
+    manual,
+    qualified,
+    sval,
+)
 from validator.safety.rule import Example, Rule, RuleDocs
 from validator.safety.rules.non_volatile_functions import NON_VOLATILE_FUNCTIONS
 
@@ -35,11 +43,13 @@ def non_volatile(expr: Any, types: Collection[str] = ()) -> bool:
         if isinstance(e, ast.TypeCast):
             return walk(e.arg)
         if isinstance(e, ast.FuncCall):
-            if len(e.args or ()) == 1 and e.funcname[-1].sval in types:
-                return walk(e.args[0])
-            name = e.funcname[-1].sval.lower()
-            schema = e.funcname[0].sval if len(e.funcname) > 1 else "pg_catalog"
-            return schema == "pg_catalog" and name in NON_VOLATILE_FUNCTIONS and all(map(walk, e.args or ()))
+            args = e.args or ()
+            funcname = filled(e.funcname, "FuncCall.funcname")
+            if len(args) == 1 and sval(funcname[-1]) in types:
+                return walk(args[0])
+            name = sval(funcname[-1]).lower()
+            schema = sval(funcname[0]) if len(funcname) > 1 else "pg_catalog"
+            return schema == "pg_catalog" and name in NON_VOLATILE_FUNCTIONS and all(map(walk, args))
         if isinstance(e, ast.A_Expr):
             return walk(e.lexpr) and walk(e.rexpr)
         if isinstance(e, ast.BoolExpr | ast.CoalesceExpr | ast.MinMaxExpr):
@@ -190,7 +200,7 @@ class AddingFieldWithDefault(Rule):
                 help="Add a nullable bigint column, fill it in batches from a sequence, then ADD GENERATED "
                 "... AS IDENTITY and SET NOT NULL (with a validated CHECK first).",
             )
-        if node.typeName and node.typeName.names[-1].sval.lower() in SERIAL_TYPES:
+        if type_name(node.typeName) in SERIAL_TYPES:
             self._rewrite(
                 node.typeName, where, "a serial column draws a sequence value for every existing row"
             )

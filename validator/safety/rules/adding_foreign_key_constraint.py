@@ -108,7 +108,11 @@ class AddingForeignKeyConstraint(Rule):
                 f"and to {qualified(node.pktable)} while every existing row is checked.",
                 "Add it with NOT VALID, then run ALTER TABLE ... VALIDATE CONSTRAINT in a later migration.",
             )
-        elif cmd.subtype == AlterTableType.AT_AddColumn and constraints(cmd.def_, ConstrType.CONSTR_FOREIGN):
+        elif (
+            cmd.subtype == AlterTableType.AT_AddColumn
+            and isinstance(cmd.def_, ast.ColumnDef)
+            and constraints(cmd.def_, ConstrType.CONSTR_FOREIGN)
+        ):
             self.report(
                 node,
                 f"Adding a column with REFERENCES to {qualified(table)} takes a lock on "

@@ -6,7 +6,7 @@ from pglast import ast
 from pglast.enums import AlterTableType
 from pglast.visitors import Ancestor
 
-from validator.safety.nodes import altered_table, manual, qualified
+from validator.safety.nodes import altered_table, cmd_name, manual, qualified, relname
 from validator.safety.rule import Example, Rule, RuleDocs
 
 CHECK_FIRST = {
@@ -83,7 +83,7 @@ class AddingNotNullableField(Rule):
         if table is None or self.ctx.is_new_table(table):
             return
         if self.ctx.target_postgres >= 12 and self.ctx.catalog.validated_not_null_check(
-            table.relname, node.name, self.ctx.tx
+            relname(table), cmd_name(node), self.ctx.tx
         ):
             return
         help = (

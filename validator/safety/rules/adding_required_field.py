@@ -6,6 +6,7 @@ from pglast import ast
 from pglast.enums import ConstrType
 from pglast.visitors import Ancestor
 
+from validator.safety.catalog import type_name
 from validator.safety.nodes import altered_table, constraints, is_added_column, manual, qualified
 from validator.safety.rule import Example, Rule, RuleDocs
 from validator.safety.rules.adding_field_with_default import SERIAL_TYPES
@@ -66,7 +67,7 @@ class AddingRequiredField(Rule):
             ConstrType.CONSTR_PRIMARY,
         ):
             return  # filled for every row (or reported by the rule about primary keys)
-        if node.typeName and node.typeName.names[-1].sval.lower() in SERIAL_TYPES:
+        if type_name(node.typeName) in SERIAL_TYPES:
             return
         table = altered_table(ancestors)
         if table is None or self.ctx.is_new_table(table):

@@ -9,7 +9,7 @@ from pglast import ast
 from pglast.enums import AlterTableType, ObjectType
 from pglast.visitors import Ancestor
 
-from validator.safety.nodes import manual, qualified
+from validator.safety.nodes import filled, last_name, manual, qualified, relname
 from validator.safety.objects import name_of
 from validator.safety.rule import Example, Rule, RuleDocs
 
@@ -186,11 +186,12 @@ class ApplicationRollbackCompatibility(Rule):
             self._flag(node, "ban-revoke", "revoking a privilege")
 
     def visit_ViewStmt(self, ancestors: Ancestor, node: ast.ViewStmt) -> None:
-        if node.replace and not self.ctx.catalog.is_new_object(ObjectType.OBJECT_VIEW, node.view.relname):
-            self._flag(node.view, "ban-replace-view-function", f"replacing view {node.view.relname}")
+        view = relname(filled(node.view, "ViewStmt.view"))
+        if node.replace and not self.ctx.catalog.is_new_object(ObjectType.OBJECT_VIEW, view):
+            self._flag(node.view, "ban-replace-view-function", f"replacing view {view}")
 
     def visit_CreateFunctionStmt(self, ancestors: Ancestor, node: ast.CreateFunctionStmt) -> None:
-        name = node.funcname[-1].sval
+        name = last_name(node.funcname, "CreateFunctionStmt.funcname")
         if node.replace and not self.ctx.catalog.is_new_object(ObjectType.OBJECT_FUNCTION, name):
             self._flag(node, "ban-replace-view-function", f"replacing function {name}")
 
@@ -231,8 +232,10 @@ class ApplicationRollbackCompatibility(Rule):
         self._flag(node, "ban-alter-system-options", "changing the server configuration")
 
     def visit_AlterEnumStmt(self, ancestors: Ancestor, node: ast.AlterEnumStmt) -> None:
-        if node.newVal and not node.oldVal and node.typeName[-1].sval not in self.ctx.catalog.new_types:
-            self._flag(node, "ban-add-enum-value", f"a new value of enum {node.typeName[-1].sval}")
+        if node.newVal and not node.oldVal:
+            enum = last_name(node.typeName, "AlterEnumStmt.typeName")
+            if enum not in self.ctx.catalog.new_types:
+                self._flag(node, "ban-add-enum-value", f"a new value of enum {enum}")
 
     def visit_AlterSeqStmt(self, ancestors: Ancestor, node: ast.AlterSeqStmt) -> None:
         if any(isinstance(o, ast.DefElem) and o.defname in _SEQUENCE_VALUES for o in node.options or ()):

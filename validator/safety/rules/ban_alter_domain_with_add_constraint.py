@@ -5,7 +5,7 @@ from __future__ import annotations
 from pglast import ast
 from pglast.visitors import Ancestor
 
-from validator.safety.nodes import manual
+from validator.safety.nodes import last_name, manual
 from validator.safety.rule import Example, Rule, RuleDocs
 
 
@@ -51,11 +51,12 @@ class BanAlterDomainWithAddConstraint(Rule):
     def visit_AlterDomainStmt(self, ancestors: Ancestor, node: ast.AlterDomainStmt) -> None:
         if node.subtype != "C" or not isinstance(node.def_, ast.Constraint) or node.def_.skip_validation:
             return
-        if node.typeName[-1].sval in self.ctx.catalog.new_types:
+        domain = last_name(node.typeName, "AlterDomainStmt.typeName")
+        if domain in self.ctx.catalog.new_types:
             return
         self.report(
             node.def_,
-            f"Adding a constraint to domain {node.typeName[-1].sval} checks every column using "
+            f"Adding a constraint to domain {domain} checks every column using "
             "it while blocking writes to those tables.",
             "Add the constraint with NOT VALID and VALIDATE it later, or put the CHECK on the table "
             "columns instead.",

@@ -6,7 +6,7 @@ from pglast import ast
 from pglast.enums import ConstrType
 from pglast.visitors import Ancestor
 
-from validator.safety.nodes import manual
+from validator.safety.nodes import last_name, manual
 from validator.safety.rule import Example, Rule, RuleDocs
 
 
@@ -47,11 +47,12 @@ class BanCreateDomainWithConstraint(Rule):
     )
 
     def visit_CreateDomainStmt(self, ancestors: Ancestor, node: ast.CreateDomainStmt) -> None:
+        domain = last_name(node.domainname, "CreateDomainStmt.domainname")
         for con in node.constraints or ():
             if isinstance(con, ast.Constraint) and con.contype == ConstrType.CONSTR_CHECK:
                 self.report(
                     con,
-                    f"Domain {node.domainname[-1].sval} has a CHECK constraint, which cannot later be "
+                    f"Domain {domain} has a CHECK constraint, which cannot later be "
                     "changed without scanning every table that uses the domain under lock.",
                     "Use a plain domain (or type) and put the CHECK on the table columns.",
                 )

@@ -8,7 +8,7 @@ from pglast import ast
 from pglast.enums import AlterTableType, ObjectType
 from pglast.visitors import Ancestor
 
-from validator.safety.nodes import altered_table, manual, qualified
+from validator.safety.nodes import altered_table, cmd_name, manual, qualified
 from validator.safety.rule import Example, Rule, RuleDocs
 
 
@@ -71,7 +71,7 @@ class BanDropColumn(Rule):
             return
         alter = ancestors.find_nearest(ast.AlterTableStmt)
         if alter is not None and alter.node.objtype == ObjectType.OBJECT_TYPE:
-            self._attribute(alter.node.relation, node.name)
+            self._attribute(alter.node.relation, cmd_name(node))
             return
         table = altered_table(ancestors)
         if table is None or self.ctx.is_new_table(table):

@@ -8,7 +8,7 @@ from pglast import ast
 from pglast.enums import AlterTableType, ObjectType
 from pglast.visitors import Ancestor
 
-from validator.safety.nodes import altered_table, manual, qualified
+from validator.safety.nodes import altered_table, cmd_name, manual, qualified, relname
 from validator.safety.objects import names_taken
 from validator.safety.rule import Example, Rule, RuleDocs
 
@@ -111,7 +111,7 @@ class BanDropConstraint(Rule):
             return
         if self._added_back(ancestors, key):
             return
-        check = catalog.checks.get((table.relname, node.name))
+        check = catalog.checks.get((relname(table), cmd_name(node)))
         if (
             check is not None
             and check.not_null_column

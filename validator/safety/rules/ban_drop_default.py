@@ -6,7 +6,7 @@ from pglast import ast
 from pglast.enums import AlterTableType
 from pglast.visitors import Ancestor
 
-from validator.safety.nodes import altered_table, manual, qualified
+from validator.safety.nodes import altered_table, cmd_name, manual, qualified, relname
 from validator.safety.rule import Example, Rule, RuleDocs
 
 _WHAT = {
@@ -86,11 +86,15 @@ class BanDropDefault(Rule):
     )
 
     def visit_AlterTableCmd(self, ancestors: Ancestor, node: ast.AlterTableCmd) -> None:
-        what = _WHAT.get(node.subtype)
+        what = _WHAT.get(node.subtype) if node.subtype is not None else None
         if what is None or (node.subtype == AlterTableType.AT_ColumnDefault and node.def_ is not None):
             return  # SET DEFAULT
         table = altered_table(ancestors)
-        if table is None or self.ctx.is_new_table(table) or self._default_set_again(table.relname, node.name):
+        if (
+            table is None
+            or self.ctx.is_new_table(table)
+            or self._default_set_again(relname(table), cmd_name(node))
+        ):
             return
         removed, consequence = what
         self.report(

@@ -114,7 +114,7 @@ class BanDropObject(Rule):
     )
 
     def visit_DropStmt(self, ancestors: Ancestor, node: ast.DropStmt) -> None:
-        what = DROPPED.get(node.removeType)
+        what = DROPPED.get(node.removeType) if node.removeType is not None else None
         if what is None:
             return
         for obj in node.objects or ():

@@ -9,14 +9,14 @@ from pglast import ast
 from pglast.enums import AlterTableType
 from pglast.visitors import Ancestor
 
-from validator.safety.nodes import manual
+from validator.safety.nodes import filled, manual, sval
 from validator.safety.rule import Example, Rule, RuleDocs
 
 
-def _duplicates(named: Iterable[tuple[str, Any]]) -> list[tuple[str, Any]]:
+def _duplicates(named: Iterable[tuple[str, object]]) -> list[tuple[str, object]]:
     """The second (third, ...) occurrence of each name, with its node."""
     seen: set[str] = set()
-    out = []
+    out: list[tuple[str, object]] = []
     for name, node in named:
         if name in seen:
             out.append((name, node))
@@ -93,7 +93,7 @@ class BanDuplicateColumnAssignments(Rule):
         ),
     )
 
-    def _report(self, duplicates: list[tuple[str, Any]], what: str, refusal: str) -> None:
+    def _report(self, duplicates: list[tuple[str, object]], what: str, refusal: str) -> None:
         for name, node in duplicates:
             self.report(
                 node,
@@ -106,18 +106,20 @@ class BanDuplicateColumnAssignments(Rule):
         self._report(_duplicates(cols), "declared", "'column specified more than once'")
 
     def visit_ViewStmt(self, ancestors: Ancestor, node: ast.ViewStmt) -> None:
-        names = [(a.sval, node.view) for a in node.aliases or () if isinstance(a, ast.String)]
+        names = [
+            (sval(a, "ViewStmt.aliases"), node.view) for a in node.aliases or () if isinstance(a, ast.String)
+        ]
         self._report(_duplicates(names), "listed", "'column specified more than once'")
 
     def visit_AlterTableStmt(self, ancestors: Ancestor, node: ast.AlterTableStmt) -> None:
         added = [
-            (c.def_.colname, c.def_)
+            (filled(c.def_.colname, "ColumnDef.colname"), c.def_)
             for c in node.cmds or ()
             if c.subtype == AlterTableType.AT_AddColumn and isinstance(c.def_, ast.ColumnDef)
         ]
         self._report(_duplicates(added), "added", "'column specified more than once'")
 
-    def _assignments(self, targets: Any) -> None:
+    def _assignments(self, targets: tuple[Any, ...] | None) -> None:
         plain = [
             (t.name, t)
             for t in targets or ()

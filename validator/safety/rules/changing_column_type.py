@@ -9,7 +9,7 @@ from pglast.enums import AlterTableType
 from pglast.visitors import Ancestor
 
 from validator.safety.catalog import type_mods, type_name
-from validator.safety.nodes import altered_table, manual, qualified
+from validator.safety.nodes import altered_table, cmd_name, manual, qualified, relname
 from validator.safety.rule import Example, Rule, RuleDocs
 
 _TEXTUAL = {"varchar", "text"}
@@ -98,12 +98,13 @@ class ChangingColumnType(Rule):
         table = altered_table(ancestors)
         if table is None or self.ctx.is_new_table(table):
             return
-        new = node.def_.typeName if node.def_ is not None else None
-        using = node.def_ is not None and node.def_.raw_default is not None
-        if not using and rewrite_free(self.ctx.catalog.column_type(table.relname, node.name), new):
+        coldef = node.def_ if isinstance(node.def_, ast.ColumnDef) else None
+        new = coldef.typeName if coldef is not None else None
+        using = coldef is not None and coldef.raw_default is not None
+        if not using and rewrite_free(self.ctx.catalog.column_type(relname(table), cmd_name(node)), new):
             return
         self.report(
-            node.def_.typeName if new is not None else table,
+            new if new is not None else table,
             f"Changing the type of {qualified(table)}.{node.name} rewrites the table and its indexes "
             "under an ACCESS EXCLUSIVE lock and changes what running code reads.",
             "Add a new column of the new type, backfill it in batches, switch the application, then "

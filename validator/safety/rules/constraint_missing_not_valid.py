@@ -6,7 +6,7 @@ from pglast import ast
 from pglast.enums import AlterTableType, ConstrType
 from pglast.visitors import Ancestor
 
-from validator.safety.nodes import altered_table, enclosing_cmd, manual, qualified
+from validator.safety.nodes import altered_table, cmd_name, enclosing_cmd, manual, qualified, relname
 from validator.safety.rule import Example, Rule, RuleDocs
 
 
@@ -92,7 +92,7 @@ class ConstraintMissingNotValid(Rule):
         if table is None or self.ctx.is_new_table(table):
             return
         if node.subtype == AlterTableType.AT_ValidateConstraint:
-            check = self.ctx.catalog.checks.get((table.relname, node.name))
+            check = self.ctx.catalog.checks.get((relname(table), cmd_name(node)))
             if (
                 check is not None
                 and self.ctx.in_transaction

@@ -11,7 +11,7 @@ from pglast.enums import AlterTableType, ConstrType
 from pglast.visitors import Ancestor
 
 from validator.safety.catalog import type_mods, type_name
-from validator.safety.nodes import altered_table, manual, qualified
+from validator.safety.nodes import altered_table, cmd_name, filled, manual, qualified, relname, sval
 from validator.safety.rule import Example, Rule, RuleDocs
 
 _INT_WIDTH = {"int2": 2, "int4": 4, "int8": 8}
@@ -75,8 +75,8 @@ def _column_refs(node: Any) -> list[str]:
     def walk(n: Any) -> None:
         if isinstance(n, ast.ColumnRef):
             last = n.fields[-1] if n.fields else None
-            if isinstance(last, ast.String) and last.sval not in out:
-                out.append(last.sval)
+            if isinstance(last, ast.String) and (name := sval(last, "ColumnRef.fields")) not in out:
+                out.append(name)
             return
         if isinstance(n, tuple | list):
             for item in n:
@@ -94,9 +94,10 @@ def _key_part(elem: Any) -> tuple[str | None, str | None]:
         return elem.name, None
     expr = getattr(elem, "expr", None)
     if isinstance(expr, ast.FuncCall) and len(expr.args or ()) == 1:
-        fn = expr.funcname[-1].sval.lower()
-        refs = _column_refs(expr.args)
-        if fn in ("lower", "upper") and isinstance(expr.args[0], ast.ColumnRef) and len(refs) == 1:
+        args = filled(expr.args, "FuncCall.args")
+        fn = sval(filled(expr.funcname, "FuncCall.funcname")[-1]).lower()
+        refs = _column_refs(args)
+        if fn in ("lower", "upper") and isinstance(args[0], ast.ColumnRef) and len(refs) == 1:
             return refs[0], fn
     return None, None
 
@@ -272,7 +273,7 @@ class DataDependentChange(Rule):
             return
         if node.subtype == AlterTableType.AT_SetNotNull:
             if self.ctx.target_postgres >= 12 and self.ctx.catalog.validated_not_null_check(
-                table.relname, node.name, None
+                relname(table), cmd_name(node), None
             ):
                 return
             self._report(
@@ -295,7 +296,7 @@ class DataDependentChange(Rule):
                 {"kind": "validate", "constraint": node.name},
             )
         elif node.subtype == AlterTableType.AT_AlterColumnType and isinstance(node.def_, ast.ColumnDef):
-            old = self.ctx.catalog.column_type(table.relname, node.name)
+            old = self.ctx.catalog.column_type(relname(table), cmd_name(node))
             if node.def_.raw_default is not None or cast_can_fail(old, node.def_.typeName):
                 self._report(
                     node.def_.typeName,

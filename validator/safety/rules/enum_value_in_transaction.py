@@ -9,7 +9,7 @@ from pglast.visitors import Ancestor
 
 from executor.headers import line_and_column
 from validator.safety.literals import sql_function_body, string_literals
-from validator.safety.nodes import manual
+from validator.safety.nodes import last_name, manual
 from validator.safety.rule import Example, Rule, RuleDocs
 
 
@@ -105,7 +105,7 @@ class EnumValueInTransaction(Rule):
     def visit_AlterEnumStmt(self, ancestors: Ancestor, node: ast.AlterEnumStmt) -> None:
         if node.oldVal or not node.newVal or not self.ctx.in_transaction:
             return  # RENAME VALUE, or autocommit
-        enum = node.typeName[-1].sval
+        enum = last_name(node.typeName, "AlterEnumStmt.typeName")
         if enum in self.ctx.catalog.new_types:
             return  # PostgreSQL allows using values of a type created in the same transaction
         if self.ctx.target_postgres < 12:

@@ -7,7 +7,7 @@ from typing import Any
 from pglast import ast
 from pglast.visitors import Ancestor
 
-from validator.safety.nodes import manual, qualified
+from validator.safety.nodes import manual, qualified, sval
 from validator.safety.rule import Example, Rule, RuleDocs
 
 REPACK_VERSION = 19  # REPACK (CONCURRENTLY) is built in from PostgreSQL 19
@@ -18,7 +18,7 @@ def _full(node: Any) -> bool:
         if isinstance(opt, ast.DefElem) and opt.defname == "full":
             arg = opt.arg
             return arg is None or not (
-                isinstance(arg, ast.String) and arg.sval.lower() in ("false", "off", "0")
+                isinstance(arg, ast.String) and sval(arg, "FULL's value").lower() in ("false", "off", "0")
             )
     return False
 

@@ -7,7 +7,7 @@ from typing import Any
 from pglast import ast
 from pglast.enums import AlterTableType, ObjectType
 
-from validator.safety.nodes import manual, qualified
+from validator.safety.nodes import filled, manual, qualified
 from validator.safety.rule import Example, Rule, RuleDocs
 
 _HELP = (
@@ -218,7 +218,10 @@ class PreferRobustStmts(Rule):
         if not self._checked:
             return
         if isinstance(node, ast.CreateStmt):
-            temp_dropped = node.relation.relpersistence == "t" and node.oncommit.name == "ONCOMMIT_DROP"
+            temp_dropped = (
+                filled(node.relation, "CreateStmt.relation").relpersistence == "t"
+                and filled(node.oncommit, "CreateStmt.oncommit").name == "ONCOMMIT_DROP"
+            )
             if not node.if_not_exists and not temp_dropped:
                 self._flag(node.relation, "IF NOT EXISTS", "CREATE TABLE")
         elif type(node) in _CREATE_IF_NOT_EXISTS:

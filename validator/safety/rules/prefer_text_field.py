@@ -53,10 +53,10 @@ class PreferTextField(Rule):
     def visit_ColumnDef(self, ancestors: Ancestor, node: ast.ColumnDef) -> None:
         if table_column_context(ancestors) is None or node.typeName is None:
             return
-        if type_name(node.typeName) == "varchar" and type_mods(node.typeName):
+        if type_name(node.typeName) == "varchar" and (mods := type_mods(node.typeName)):
             self.report(
                 node.typeName,
-                f"Column {column_name(ancestors, node)} is varchar({type_mods(node.typeName)[0]}); "
+                f"Column {column_name(ancestors, node)} is varchar({mods[0]}); "
                 "changing that limit later can rewrite the table under an exclusive lock.",
                 "Use text with a CHECK (length(col) <= n) constraint.",
             )

@@ -8,7 +8,7 @@ from pglast import ast
 from pglast.enums import ObjectType
 from pglast.visitors import Ancestor
 
-from validator.safety.nodes import manual
+from validator.safety.nodes import last_name, manual
 from validator.safety.objects import name_of, put_back_later
 from validator.safety.rule import Example, Rule, RuleDocs
 
@@ -123,7 +123,7 @@ class RenamingObject(Rule):
     def visit_AlterEnumStmt(self, ancestors: Ancestor, node: ast.AlterEnumStmt) -> None:
         if not node.oldVal:
             return
-        enum = node.typeName[-1].sval
+        enum = last_name(node.typeName, "AlterEnumStmt.typeName")
         if enum in self.ctx.catalog.new_types:
             return
         self.report(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pglast import ast
 from pglast.visitors import Ancestor
 
-from validator.safety.nodes import manual, qualified
+from validator.safety.nodes import filled, manual, qualified, relname
 from validator.safety.rule import Example, Rule, RuleDocs
 
 
@@ -78,9 +78,10 @@ class RequireConcurrentIndexCreation(Rule):
     def visit_IndexStmt(self, ancestors: Ancestor, node: ast.IndexStmt) -> None:
         if node.concurrent or self.ctx.is_new_table(node.relation):
             return
-        table = node.relation.relname
+        relation = filled(node.relation, "IndexStmt.relation")
+        table = relname(relation)
         catalog = self.ctx.catalog
-        if not node.relation.inh and (table in catalog.partitioned or table not in catalog.columns):
+        if not relation.inh and (table in catalog.partitioned or table not in catalog.columns):
             return  # ON ONLY a partitioned table: an empty, invalid parent index, built per partition later
         self.report(
             node.relation,

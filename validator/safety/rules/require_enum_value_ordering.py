@@ -5,7 +5,7 @@ from __future__ import annotations
 from pglast import ast
 from pglast.visitors import Ancestor
 
-from validator.safety.nodes import manual
+from validator.safety.nodes import last_name, manual
 from validator.safety.rule import Example, Rule, RuleDocs
 
 
@@ -43,9 +43,10 @@ class RequireEnumValueOrdering(Rule):
     def visit_AlterEnumStmt(self, ancestors: Ancestor, node: ast.AlterEnumStmt) -> None:
         if node.oldVal or not node.newVal or node.newValNeighbor:
             return
+        enum = last_name(node.typeName, "AlterEnumStmt.typeName")
         self.report(
             node,
-            f"'{node.newVal}' is appended at the end of {node.typeName[-1].sval}, so it sorts and "
+            f"'{node.newVal}' is appended at the end of {enum}, so it sorts and "
             "compares after every existing value.",
             "Add BEFORE '<value>' or AFTER '<value>' to put it where it belongs (AFTER the current "
             "last value if the end is intended).",
