@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import Any
 
 from pglast import ast
 from pglast.enums import ConstrType
@@ -29,7 +28,7 @@ _HELP = (
 SERIAL_TYPES = {"serial", "serial2", "serial4", "serial8", "smallserial", "bigserial"}
 
 
-def non_volatile(expr: Any, types: Collection[str] = ()) -> bool:
+def non_volatile(expr: object, types: Collection[str] = ()) -> bool:
     """True when ``expr`` is built only from constants, casts, operators and built-in functions that
     are never volatile: PostgreSQL 11+ then evaluates it once and stores it without a rewrite.
 
@@ -37,7 +36,7 @@ def non_volatile(expr: Any, types: Collection[str] = ()) -> bool:
     to one of them (PostgreSQL resolves a one-argument call named like a type, with no such
     function, as a cast), as constant as ``'value'::"MyEnum"``."""
 
-    def walk(e: Any) -> bool:
+    def walk(e: object) -> bool:
         if e is None or isinstance(e, ast.A_Const | ast.SQLValueFunction | ast.String | ast.Integer):
             return True
         if isinstance(e, ast.TypeCast):
@@ -65,7 +64,7 @@ def non_volatile(expr: Any, types: Collection[str] = ()) -> bool:
     return walk(expr)
 
 
-def is_null_default(expr: Any) -> bool:
+def is_null_default(expr: object) -> bool:
     if isinstance(expr, ast.TypeCast):
         return is_null_default(expr.arg)
     return isinstance(expr, ast.A_Const) and bool(expr.isnull)
@@ -205,7 +204,7 @@ class AddingFieldWithDefault(Rule):
                 node.typeName, where, "a serial column draws a sequence value for every existing row"
             )
 
-    def _rewrite(self, node: Any, where: str, reason: str, *, help: str = _HELP) -> None:
+    def _rewrite(self, node: object | None, where: str, reason: str, *, help: str = _HELP) -> None:
         self.report(
             node, f"Adding {where} rewrites the whole table under an ACCESS EXCLUSIVE lock: {reason}.", help
         )

@@ -3,8 +3,6 @@ release but can break the previous one, which a rollback of the application alon
 
 from __future__ import annotations
 
-from typing import Any
-
 from pglast import ast
 from pglast.enums import AlterTableType, ObjectType
 from pglast.visitors import Ancestor
@@ -144,7 +142,7 @@ class ApplicationRollbackCompatibility(Rule):
         Example("ALTER TABLE orders SET (fillfactor = 90);", False),
     )
 
-    def _flag(self, node: Any, squawk: str, what: str) -> None:
+    def _flag(self, node: object | None, squawk: str, what: str) -> None:
         self.report(
             node,
             f"{what[0].upper()}{what[1:]} may break the previous application release if it is rolled back to "

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pglast import ast
 from pglast.enums import AlterTableType
 from pglast.visitors import Ancestor
@@ -64,7 +62,7 @@ class BanConcurrentIndexCreationInTransaction(Rule):
         ),
     )
 
-    def _check(self, node: Any, what: str) -> None:
+    def _check(self, node: object | None, what: str) -> None:
         if self.ctx.in_transaction:
             self.report(
                 node,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pglast import ast
 from pglast.enums import AlterTableType, ObjectType
 from pglast.visitors import Ancestor
@@ -126,7 +124,7 @@ class BanDropConstraint(Rule):
             "on it first and suppress this with that reason.",
         )
 
-    def _added_back(self, ancestors: Any, key: str) -> bool:
+    def _added_back(self, ancestors: Ancestor, key: str) -> bool:
         """Added again under the same name later in this ALTER TABLE or this transaction."""
         if not self.ctx.in_transaction:
             return False

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pglast import ast
 from pglast.enums import ObjectType
 from pglast.visitors import Ancestor
@@ -25,7 +23,7 @@ DROPPED = {
 }
 
 
-def _takes_internal(obj: Any) -> bool:
+def _takes_internal(obj: object) -> bool:
     """A function with an ``internal`` argument (GiST/GIN support functions) is not callable from SQL."""
     args = getattr(obj, "objargs", None) or ()
     return any(isinstance(a, ast.TypeName) and a.names and a.names[-1].sval == "internal" for a in args)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pglast import ast
 from pglast.enums import AlterTableType
 from pglast.visitors import Ancestor
@@ -15,7 +13,7 @@ from validator.safety.rule import Example, Rule, RuleDocs
 _TEXTUAL = {"varchar", "text"}
 
 
-def rewrite_free(old: Any, new: Any) -> bool:
+def rewrite_free(old: ast.TypeName | None, new: ast.TypeName | None) -> bool:
     """Type changes PostgreSQL does without rewriting or scanning: varchar(n) -> varchar(m >= n),
     varchar or text; text -> varchar; numeric(p, s) -> numeric(q >= p, s) or numeric."""
     if old is None:

@@ -18,7 +18,7 @@ _INT_WIDTH = {"int2": 2, "int4": 4, "int8": 8}
 _TEXTUAL = {"varchar", "text", "bpchar"}
 
 
-def cast_can_fail(old: Any, new: Any) -> bool:
+def cast_can_fail(old: ast.TypeName | None, new: ast.TypeName | None) -> bool:
     """A type change that can fail on some existing value (narrowing); False when the old type is not
     known or the change cannot fail (widening, anything to text)."""
     if old is None or new is None:
@@ -68,11 +68,11 @@ class DataDependentStatement:
     rows_fixed_earlier: bool = False  # an earlier statement of the file changes the table's rows
 
 
-def _column_refs(node: Any) -> list[str]:
+def _column_refs(node: object) -> list[str]:
     """The column names an expression reads, in order, once each."""
     out: list[str] = []
 
-    def walk(n: Any) -> None:
+    def walk(n: object) -> None:
         if isinstance(n, ast.ColumnRef):
             last = n.fields[-1] if n.fields else None
             if isinstance(last, ast.String) and (name := sval(last, "ColumnRef.fields")) not in out:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pglast import ast
 from pglast.visitors import Ancestor
@@ -11,6 +11,9 @@ from executor.headers import line_and_column
 from validator.safety.literals import sql_function_body, string_literals
 from validator.safety.nodes import last_name, manual
 from validator.safety.rule import Example, Rule, RuleDocs
+
+if TYPE_CHECKING:  # pragma: no cover
+    from validator.parsed import Statement
 
 
 def _literal(value: str) -> str:
@@ -128,7 +131,7 @@ class EnumValueInTransaction(Rule):
                 )
                 return
 
-    def _use_in(self, stmt: Any, enum: str, label: str) -> int | None:
+    def _use_in(self, stmt: Statement, enum: str, label: str) -> int | None:
         """The line where ``stmt`` uses ``label`` as a value of ``enum`` (or might: a literal whose
         type cannot be told counts), else None.  The same label given to another enum type, a
         literal cast to another type or compared with a column of another type, and the neighbour
@@ -146,7 +149,7 @@ class EnumValueInTransaction(Rule):
             return stmt.line  # a DO block runs at once
         return None
 
-    def _line(self, location: int | None, stmt: Any) -> int:
+    def _line(self, location: int | None, stmt: Statement) -> int:
         if location is None or location < stmt.start:
             return stmt.line
         return line_and_column(self.ctx.file.text, location)[0]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from validator.safety.nodes import manual
 from validator.safety.rule import Example, Rule, RuleDocs
+
+if TYPE_CHECKING:  # pragma: no cover
+    from validator.parsed import Statement
 
 MAX_IDENTIFIER_BYTES = 63  # NAMEDATALEN - 1
 
@@ -84,7 +87,7 @@ class IdentifierTooLong(Rule):
         ),
     )
 
-    def check_statement(self, stmt: Any) -> None:
+    def check_statement(self, stmt: Statement) -> None:
         text = self.ctx.file.text
         for token in self.ctx.statement_tokens(stmt):
             if token.name != "IDENT":

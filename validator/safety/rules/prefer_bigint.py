@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pglast import ast
 from pglast.enums import ConstrType
 from pglast.visitors import Ancestor
 
 from validator.safety.catalog import type_name
-from validator.safety.nodes import column_name, constraints, manual, table_column_context
+from validator.safety.nodes import column_name, constraints, manual, nearest, sval, table_column_context
 from validator.safety.rule import Example, Rule, RuleDocs
 
 SMALL_INTS = {
@@ -22,19 +20,19 @@ SMALL_INTS = {
 }
 
 
-def _primary_key_columns(ancestors: Any) -> set[str]:
-    create = ancestors.find_nearest(ast.CreateStmt)
+def _primary_key_columns(ancestors: Ancestor) -> set[str]:
+    create = nearest(ancestors, ast.CreateStmt)
     if create is None:
         return set()
     return {
-        k.sval
-        for c in create.node.tableElts or ()
+        sval(k, "Constraint.keys")
+        for c in create.tableElts or ()
         if isinstance(c, ast.Constraint) and c.contype == ConstrType.CONSTR_PRIMARY
         for k in c.keys or ()
     }
 
 
-def id_like(ancestors: Any, node: Any, name: str) -> bool:
+def id_like(ancestors: Ancestor, node: ast.ColumnDef, name: str) -> bool:
     return (
         name == "id"
         or name.endswith("_id")

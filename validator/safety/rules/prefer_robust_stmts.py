@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pglast import ast
 from pglast.enums import AlterTableType, ObjectType
 
 from validator.safety.nodes import filled, manual, qualified
 from validator.safety.rule import Example, Rule, RuleDocs
+
+if TYPE_CHECKING:  # pragma: no cover
+    from validator.parsed import Statement
 
 _HELP = (
     "A file that runs outside a transaction is not rolled back when it fails: make each statement "
@@ -51,8 +54,9 @@ _ALTER_NO_FORM = {
 }
 
 
-def _drop_what(node: Any) -> str:
-    return "DROP " + node.removeType.name.removeprefix("OBJECT_").replace("MATVIEW", "MATERIALIZED VIEW")
+def _drop_what(node: ast.DropStmt) -> str:
+    removed = filled(node.removeType, "DropStmt.removeType")
+    return "DROP " + removed.name.removeprefix("OBJECT_").replace("MATVIEW", "MATERIALIZED VIEW")
 
 
 class PreferRobustStmts(Rule):
@@ -182,14 +186,14 @@ class PreferRobustStmts(Rule):
         ),
     )
 
-    def _flag(self, node: Any, missing: str, what: str) -> None:
+    def _flag(self, node: object | None, missing: str, what: str) -> None:
         self.report(
             node,
             f"{what} without {missing} fails when the migration is retried after a partial failure.",
             f"Write {missing}. {_HELP}",
         )
 
-    def _no_form(self, node: Any, what: str) -> None:
+    def _no_form(self, node: object | None, what: str) -> None:
         self.report(
             node,
             f"{what} has no IF [NOT] EXISTS form: in a file that runs outside a transaction, a retry after a "
@@ -203,7 +207,7 @@ class PreferRobustStmts(Rule):
         that run outside a transaction (a single statement is all or nothing)."""
         return not self.ctx.in_transaction and sum(1 for s in self.ctx.file.statements if s.node) > 1
 
-    def check_statement(self, stmt: Any) -> None:
+    def check_statement(self, stmt: Statement) -> None:
         node = stmt.node
         if self.ctx.in_transaction or node is None:
             return
@@ -238,7 +242,7 @@ class PreferRobustStmts(Rule):
         elif isinstance(node, ast.AlterTableStmt) and node.objtype == ObjectType.OBJECT_TABLE:
             self._alter_table(stmt, node)
 
-    def _alter_table(self, stmt: Any, node: Any) -> None:
+    def _alter_table(self, stmt: Statement, node: ast.AlterTableStmt) -> None:
         table = qualified(node.relation)
         for cmd in node.cmds or ():
             if cmd.subtype == AlterTableType.AT_AddColumn and not cmd.missing_ok:
@@ -250,7 +254,7 @@ class PreferRobustStmts(Rule):
             elif cmd.subtype in _ALTER_NO_FORM:
                 self._no_form(cmd, f"ALTER TABLE {table} {_ALTER_NO_FORM[cmd.subtype]}")
 
-    def _dropped_before(self, stmt: Any, con: Any) -> bool:
+    def _dropped_before(self, stmt: Statement, con: object) -> bool:
         """``DROP CONSTRAINT IF EXISTS <name>`` earlier in the file makes ADD CONSTRAINT re-runnable."""
         name = getattr(con, "conname", None)
         for earlier in self.ctx.file.statements[: stmt.index + 1]:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pglast import ast
 from pglast.enums import ObjectType
 from pglast.visitors import Ancestor
 
-from validator.safety.nodes import last_name, manual
+from validator.safety.nodes import filled, last_name, manual
 from validator.safety.objects import name_of, put_back_later
 from validator.safety.rule import Example, Rule, RuleDocs
 
@@ -16,7 +14,7 @@ from validator.safety.rule import Example, Rule, RuleDocs
 _OWN_RULE = {ObjectType.OBJECT_TABLE, ObjectType.OBJECT_COLUMN}
 
 
-def _label(object_type: Any) -> str:
+def _label(object_type: ObjectType) -> str:
     return (
         object_type.name.removeprefix("OBJECT_")
         .replace("TABCONSTRAINT", "CONSTRAINT")
@@ -112,7 +110,7 @@ class RenamingObject(Rule):
                 return
             if put_back_later(self.ctx, node.renameType, old):
                 return
-        what = _label(node.renameType)
+        what = _label(filled(node.renameType, "RenameStmt.renameType"))
         self.report(
             node,
             f"Renaming {what} {old} to {node.newname} breaks the running code that still uses the old name.",
@@ -142,7 +140,7 @@ class RenamingObject(Rule):
             node.relation is not None and self.ctx.is_new_table(node.relation)
         ) or self.ctx.catalog.is_new_object(node.objectType, name):
             return
-        what = _label(node.objectType)
+        what = _label(filled(node.objectType, "AlterObjectSchemaStmt.objectType"))
         self.report(
             node,
             f"Moving {what} {name} to schema {node.newschema} breaks the running code that names it without "
