@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pglast import ast
 from pglast.enums import AlterTableType, ObjectType
 from pglast.visitors import Ancestor
@@ -85,7 +83,7 @@ class BanDropColumn(Rule):
             "that names the release.",
         )
 
-    def _attribute(self, type_name: Any, attribute: str) -> None:
+    def _attribute(self, type_name: ast.RangeVar | None, attribute: str) -> None:
         if type_name is None or type_name.relname in self.ctx.catalog.new_types:
             return
         self.report(

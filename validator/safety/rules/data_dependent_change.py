@@ -89,9 +89,10 @@ def _column_refs(node: object) -> list[str]:
     return out
 
 
-def _key_part(elem: Any) -> tuple[str | None, str | None]:
-    if getattr(elem, "name", None):
-        return elem.name, None
+def _key_part(elem: object) -> tuple[str | None, str | None]:
+    name = getattr(elem, "name", None)
+    if name:
+        return name, None
     expr = getattr(elem, "expr", None)
     if isinstance(expr, ast.FuncCall) and len(expr.args or ()) == 1:
         args = filled(expr.args, "FuncCall.args")
@@ -201,7 +202,7 @@ class DataDependentChange(Rule):
         ),
     )
 
-    def _rows_fixed_earlier(self, table: Any) -> bool:
+    def _rows_fixed_earlier(self, table: ast.RangeVar) -> bool:
         """An earlier statement of this file changes the table's rows (a backfill or a clean-up)."""
         for stmt in self.ctx.file.statements[: self.ctx.statement.index]:
             node = stmt.node
@@ -218,19 +219,25 @@ class DataDependentChange(Rule):
         (those the file fixes the rows for first too): nothing here; ``data_dependent_statements``
         collects them."""
 
-    def _describe(self, kind: Kind, table: Any, fixed: bool, **data: Any) -> DataDependentStatement:
+    def _describe(self, kind: Kind, table: ast.RangeVar, fixed: bool, **data: Any) -> DataDependentStatement:
         return DataDependentStatement(
             kind=kind,
             statement=self.ctx.statement.index,
             line=self.ctx.statement.line,
             schema=table.schemaname or None,
-            table=table.relname,
+            table=relname(table),
             rows_fixed_earlier=fixed,
             **data,
         )
 
     def _report(
-        self, node: Any, table: Any, what: str, failure: str, check: str, found: dict[str, Any] | None = None
+        self,
+        node: object | None,
+        table: ast.RangeVar,
+        what: str,
+        failure: str,
+        check: str,
+        found: dict[str, Any] | None = None,
     ) -> None:
         if self.ctx.is_new_table(table):
             return
@@ -250,9 +257,10 @@ class DataDependentChange(Rule):
     def visit_IndexStmt(self, ancestors: Ancestor, node: ast.IndexStmt) -> None:
         if node.unique:
             keys = [_key_part(e) for e in node.indexParams or ()]
+            relation = filled(node.relation, "IndexStmt.relation")
             self._report(
-                node.relation,
-                node.relation,
+                relation,
+                relation,
                 f"Building unique index {node.idxname or '(unnamed)'}",
                 "two rows have the same key",
                 "SELECT <key>, count(*) ... GROUP BY <key> HAVING count(*) > 1",
@@ -312,7 +320,7 @@ class DataDependentChange(Rule):
                     },
                 )
 
-    def _constraint(self, con: Any, table: Any) -> None:
+    def _constraint(self, con: ast.Constraint, table: ast.RangeVar) -> None:
         if con.contype in (ConstrType.CONSTR_UNIQUE, ConstrType.CONSTR_PRIMARY) and not con.indexname:
             kind = "primary key" if con.contype == ConstrType.CONSTR_PRIMARY else "unique constraint"
             self._report(
@@ -343,8 +351,8 @@ class DataDependentChange(Rule):
                     "kind": "foreign-key",
                     "columns": tuple(a.sval for a in con.fk_attrs or ()),
                     "constraint": con.conname,
-                    "ref_schema": con.pktable.schemaname or None,
-                    "ref_table": con.pktable.relname,
+                    "ref_schema": filled(con.pktable, "Constraint.pktable").schemaname or None,
+                    "ref_table": relname(filled(con.pktable, "Constraint.pktable")),
                     "ref_columns": tuple(a.sval for a in con.pk_attrs or ()),
                 },
             )

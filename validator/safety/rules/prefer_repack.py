@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pglast import ast
 from pglast.visitors import Ancestor
 
@@ -13,7 +11,7 @@ from validator.safety.rule import Example, Rule, RuleDocs
 REPACK_VERSION = 19  # REPACK (CONCURRENTLY) is built in from PostgreSQL 19
 
 
-def _full(node: Any) -> bool:
+def _full(node: ast.VacuumStmt) -> bool:
     for opt in node.options or ():
         if isinstance(opt, ast.DefElem) and opt.defname == "full":
             arg = opt.arg
@@ -79,7 +77,7 @@ class PreferRepack(Rule):
         Example("VACUUM FULL pg_temp.import_rows;", False, transactional=False, title="a temporary table"),
     )
 
-    def _report(self, node: Any, what: str, tables: list[Any]) -> None:
+    def _report(self, node: object | None, what: str, tables: list[ast.RangeVar]) -> None:
         names = ", ".join(qualified(t) for t in tables) or "every table of the database"
         if self.ctx.target_postgres >= REPACK_VERSION:
             help = "Use REPACK (CONCURRENTLY) in a migration of its own (it cannot run in a transaction)."
@@ -95,7 +93,7 @@ class PreferRepack(Rule):
             help,
         )
 
-    def _old(self, tables: list[Any]) -> list[Any]:
+    def _old(self, tables: list[ast.RangeVar]) -> list[ast.RangeVar]:
         return [
             t
             for t in tables
