@@ -18,6 +18,7 @@ import psycopg2
 
 from executor.adopt.flyway import flyway_checksum
 from executor.naming import REPEATABLE, VERSIONED, parse_name
+from tests.helpers import fetch_value, version_of
 from tests.schema_snapshot import psql_run
 
 FLYWAY_DDL = """
@@ -45,7 +46,7 @@ def flyway_order(root: Path) -> list[str]:
         name = parse_name(rel).name
         if name is not None and name.kind in (VERSIONED, REPEATABLE):
             names.append((rel, name))
-    versioned = sorted((n for n in names if n[1].kind == VERSIONED), key=lambda n: n[1].version)
+    versioned = sorted((n for n in names if n[1].kind == VERSIONED), key=lambda n: version_of(n[1]))
     repeatable = sorted((n for n in names if n[1].kind == REPEATABLE), key=lambda n: n[1].description)
     return [rel for rel, _ in versioned + repeatable]
 
@@ -58,10 +59,10 @@ def flyway_migrate(url: str, root: Path, *, upto: int | None = None) -> list[str
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT to_regclass('public.flyway_schema_history')")
-            if cur.fetchone()[0] is None:
+            if fetch_value(cur) is None:
                 cur.execute(FLYWAY_DDL)
             cur.execute('SELECT coalesce(max(installed_rank), 0) FROM "public"."flyway_schema_history"')
-            rank = cur.fetchone()[0]
+            rank = fetch_value(cur)
             for rel in scripts:
                 name = parse_name(rel).name
                 assert name is not None

@@ -21,6 +21,8 @@ from pathlib import Path
 import psycopg2
 from psycopg2 import sql
 
+from tests.helpers import fetch_value
+
 TABLE = "schema_migrations"
 
 
@@ -35,7 +37,7 @@ def version_of(path: Path) -> int:
 
 def _table(cur, table: str) -> sql.Composed:
     cur.execute("SELECT current_schema()")
-    return sql.SQL("{}.{}").format(sql.Identifier(cur.fetchone()[0]), sql.Identifier(table))
+    return sql.SQL("{}.{}").format(sql.Identifier(fetch_value(cur)), sql.Identifier(table))
 
 
 def ensure_version_table(cur, table: str = TABLE) -> sql.Composed:

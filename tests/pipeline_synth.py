@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -275,7 +276,7 @@ def _logical_id(template: Template, resource_type: str, props: dict[str, Any] | 
     return next(iter(found))
 
 
-def _statements_of_role(raw: dict[str, Any], role_id: str) -> list[dict[str, Any]]:
+def _statements_of_role(raw: Mapping[str, Any], role_id: str) -> list[dict[str, Any]]:
     statements = []
     for resource in raw["Resources"].values():
         if resource["Type"] == "AWS::IAM::Policy" and {"Ref": role_id} in resource["Properties"]["Roles"]:

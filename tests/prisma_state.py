@@ -27,6 +27,7 @@ from pathlib import Path
 
 import psycopg2
 
+from tests.helpers import fetch_value
 from tests.schema_snapshot import psql_run
 
 PRISMA_DDL = """\
@@ -60,7 +61,7 @@ def _connect(url: str):
 
 def _initialize(cur) -> None:
     cur.execute("SELECT to_regclass('_prisma_migrations')")
-    if cur.fetchone()[0] is None:
+    if fetch_value(cur) is None:
         cur.execute(PRISMA_DDL)
 
 

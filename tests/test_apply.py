@@ -22,9 +22,11 @@ from executor.errors import (
     SqlError,
 )
 from executor.history import read_history
+from executor.progress import Event
 from executor.settings import ExecutorSettings
 from executor.state import MigrationState
 from tests.executor_worker import bundle_of
+from tests.helpers import fetch_value, sorted_rules
 
 FAST = ExecutorSettings(lock_retry_backoff_s=0.05, advisory_lock_wait_s=5)
 
@@ -97,7 +99,7 @@ def catalog_snapshot(conn) -> dict[str, list[tuple]]:
 
 def test_apply_runs_versioned_then_repeatable_and_a_second_apply_does_nothing(db) -> None:
     bundle = bundle_of(SCHEMA)
-    events = []
+    events: list[Event] = []
     result = apply(db, bundle, FAST.with_overrides(run_id="pipeline-7"), on_event=events.append)
     assert [(a.entry.file) for a in result.applied] == [
         "V1__create_customers.sql",
@@ -249,7 +251,7 @@ def test_a_statement_that_cannot_run_in_a_transaction_explains_the_transactional
     with pytest.raises(SqlError) as caught:
         apply(db, bundle_of(files), FAST)
     assert caught.value.context["sqlstate"] == "25001"
-    assert "transactional: false" in caught.value.remedy
+    assert caught.value.remedy is not None and "transactional: false" in caught.value.remedy
     assert history(db) == [("V1__t.sql", "SQL", True)]
 
 
@@ -262,7 +264,7 @@ def test_a_failed_non_transactional_migration_is_recorded_blocks_and_is_repaired
     with pytest.raises(SqlError) as caught:
         apply(db, bundle, FAST)
     assert caught.value.context["sqlstate"] == "23505" and caught.value.context["failed_row_written"] is True
-    assert "schemagate repair" in caught.value.remedy
+    assert caught.value.remedy is not None and "schemagate repair" in caught.value.remedy
     assert history(db) == [("V1__t.sql", "SQL", True), ("V2__unique.sql", "SQL", False)]
     # the failed CREATE INDEX CONCURRENTLY left an INVALID index behind: that is why the row blocks
     assert query(db, "SELECT indisvalid FROM pg_index WHERE indexrelid = 't_id_key'::regclass") == [(False,)]
@@ -312,13 +314,13 @@ def test_a_lock_timeout_is_retried_with_backoff_then_succeeds_or_fails(db, fresh
     try:
         with blocker.cursor() as cur:
             cur.execute("LOCK TABLE t IN ACCESS SHARE MODE")  # an open transaction reading t
-        events = []
+        events: list[Event] = []
         with pytest.raises(LockTimeout) as caught:
             apply(db, bundle_of(files), FAST, on_event=events.append)
         assert [e.kind for e in events if e.kind in ("retry", "failed")] == ["retry", "retry", "failed"]
         assert caught.value.context["attempts"] == 3 and caught.value.context["sqlstate"] == "55P03"
         assert (caught.value.file, caught.value.line) == ("V2__alter.sql", 2)
-        assert "lock_timeout" in caught.value.remedy
+        assert caught.value.remedy is not None and "lock_timeout" in caught.value.remedy
         assert history(db) == [("V1__t.sql", "SQL", True)]
 
         # the blocker finishes during the back-off: the retry succeeds
@@ -341,13 +343,13 @@ def test_statement_timeout_from_a_header_and_notices_are_forwarded(db) -> None:
         "DO $$ BEGIN RAISE NOTICE 'lock_timeout is %', current_setting('lock_timeout'); END $$;\n"
         "SELECT pg_sleep(2);\n",
     }
-    events = []
+    events: list[Event] = []
     started = time.monotonic()
     with pytest.raises(SqlError) as caught:
         apply(db, bundle_of(files), FAST.with_overrides(lock_timeout="3s"), on_event=events.append)
     assert time.monotonic() - started < 1.5
     assert caught.value.context["sqlstate"] == "57014" and caught.value.line == 3
-    assert "statement_timeout" in caught.value.remedy
+    assert caught.value.remedy is not None and "statement_timeout" in caught.value.remedy
     notices = [(e.file, e.message) for e in events if e.kind == "notice"]
     assert notices == [
         ("V1__notice.sql", "NOTICE: lock_timeout is 3s"),
@@ -364,7 +366,7 @@ def test_search_path_is_set_for_every_migration(db) -> None:
 def test_should_continue_stops_between_migrations_and_the_next_run_finishes(db) -> None:
     files = {f"V{i}__t{i}.sql": f"CREATE TABLE t{i} (id int);" for i in range(1, 5)}
     answers = iter([True, False])
-    events = []
+    events: list[Event] = []
     result = apply(db, bundle_of(files), FAST, should_continue=lambda: next(answers), on_event=events.append)
     assert result.stopped_early
     assert [a.entry.file for a in result.applied] == ["V1__t1.sql", "V2__t2.sql"]
@@ -378,7 +380,7 @@ def test_hooks_run_around_each_migration_and_before_commit_can_veto(db) -> None:
 
     def before_commit(cur, entry):
         cur.execute("SELECT count(*) FROM pg_tables WHERE tablename = 't2'")
-        calls.append(("before_commit", entry.file, cur.fetchone()[0]))
+        calls.append(("before_commit", entry.file, fetch_value(cur)))
         if entry.file == "V2__t2.sql":
             raise RuntimeError("rehearsal says no")
 
@@ -727,7 +729,7 @@ def test_every_state_on_a_real_database(db) -> None:
     }
     assert set(states.values()) == set(MigrationState)
     p = plan(db, later, FAST)
-    assert sorted(e.rule for e in p.refusals) == [
+    assert sorted_rules(p.refusals) == [
         "checksum-drift",
         "failed-migration",
         "missing-migration",

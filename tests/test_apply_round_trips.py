@@ -14,6 +14,7 @@ from executor.errors import LockTimeout, SqlError
 from executor.settings import ExecutorSettings
 from tests.database_faults import catalog_snapshot, history_rows, rows
 from tests.executor_worker import bundle_of
+from tests.helpers import fetch_value
 from tests.histories import flyway_billing
 from tests.tcp_proxy import TcpProxy
 
@@ -39,6 +40,7 @@ class PerMigration:
         if event.kind == "start":
             self._from = len(self.proxy.messages)
         elif event.kind in ("applied", "failed"):
+            assert event.file is not None, event
             self.sent[event.file] = self.proxy.messages[self._from :]
 
     def queries(self, file: str) -> list[str]:
@@ -167,7 +169,7 @@ def test_a_lock_timeout_in_the_one_message_goes_through_the_retry_loop(fresh_db:
         error = caught.value
         assert error.context["attempts"] == 3 and error.context["sqlstate"] == "55P03"
         assert (error.file, error.line) == ("V2__accounts_country.sql", 3)  # the ALTER TABLE
-        assert "lock_timeout" in error.remedy
+        assert error.remedy is not None and "lock_timeout" in error.remedy
         assert rows(fresh_db, "SELECT to_regclass('countries')") == [(None,)]
         assert history_rows(fresh_db) == [("V1__accounts.sql", True)]
 
@@ -240,7 +242,7 @@ def test_with_a_before_commit_hook_commit_is_a_second_message_after_the_hook(fre
     def before_commit(cur, entry) -> None:
         # still inside the migration's transaction: its history row is visible, not yet committed
         cur.execute("SELECT count(*) FROM public.schemagate_history WHERE script = %s", (entry.script,))
-        seen_in_hook.append((entry.file, cur.fetchone()[0]))
+        seen_in_hook.append((entry.file, fetch_value(cur)))
         assert history_rows(fresh_db) == [(f, True) for f in list(files)[: len(seen_in_hook) - 1]]
 
     with TcpProxy(fresh_db) as proxy:

@@ -288,7 +288,9 @@ def _assert_judged_alone_and_bundled(buildspec: dict, work: Path, new: str) -> N
     (junit,) = declared_report_files(buildspec, work)
     root = ET.parse(junit).getroot()
     for family in ("safety", "lint", "rehearsal"):
-        cases = [c.get("name") for c in root.find(f"testsuite[@name='{family}']").iter("testcase")]
+        suite = root.find(f"testsuite[@name='{family}']")
+        assert suite is not None, family
+        cases = [c.attrib["name"] for c in suite.iter("testcase")]
         assert cases[0] == new and all("accepted history" in c for c in cases[1:]), (family, cases)
     bundle = load_bundle(artifact_dir(buildspec, work))
     assert {m.file for m in bundle.manifest.migrations} == set(HISTORY) | {new}

@@ -18,6 +18,7 @@ import psycopg2
 import pytest
 
 from schemagate.cli import main
+from tests.helpers import fetch_value
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -230,7 +231,7 @@ def test_baseline_then_apply_only_what_is_above_it(project: Path, fresh_db: str,
     conn = psycopg2.connect(fresh_db)
     with conn, conn.cursor() as cur:
         cur.execute("SELECT to_regclass('public.schemagate_history')")
-        assert cur.fetchone()[0] is None  # nothing was created by the refusals
+        assert fetch_value(cur) is None  # nothing was created by the refusals
     conn.close()
 
     code, out = cli(capsys, "baseline", "--version", "1", "--database-url", fresh_db)
@@ -360,6 +361,7 @@ def test_libpq_variables_name_the_database_when_no_url_is_given(
     project: Path, fresh_db: str, capsys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     p = urlsplit(fresh_db)
+    assert p.hostname is not None and p.username is not None
     monkeypatch.setenv("PGHOST", p.hostname)
     monkeypatch.setenv("PGPORT", str(p.port))
     monkeypatch.setenv("PGUSER", p.username)

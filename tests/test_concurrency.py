@@ -18,6 +18,7 @@ from executor.apply import apply
 from executor.bundle import write_bundle
 from executor.connection import connect
 from executor.history import read_history
+from executor.progress import Event
 from executor.settings import ExecutorSettings
 from tests.executor_worker import bundle_of
 
@@ -124,7 +125,7 @@ def test_an_executor_killed_half_way_leaves_a_database_the_next_apply_finishes(
     # The orphaned backend is still in pg_sleep, holding the lock and V2's open transaction.  The
     # executor's session sets client_connection_check_interval, so PostgreSQL notices the dead client
     # within seconds, rolls the transaction back and releases the lock; the next apply waits for that.
-    events = []
+    events: list[Event] = []
     conn = connect(fresh_db)
     try:
         started = time.monotonic()

@@ -112,7 +112,7 @@ def test_an_unknown_key_names_the_closest_known_one(
     with pytest.raises(ConfigurationError) as exc:
         load_config(_project(tmp_path, body))
     assert named in exc.value.message
-    assert f"did you mean {closest!r}?" in exc.value.remedy
+    assert exc.value.remedy is not None and f"did you mean {closest!r}?" in exc.value.remedy
     assert exc.value.exit_code == 2
 
 

@@ -19,6 +19,7 @@ from executor.settings import ExecutorSettings
 from executor.sqltext import find_control_character
 from schemagate.cli import main
 from tests.executor_worker import bundle_of, migration
+from tests.helpers import fetch_value
 from validator.discovery import discover
 
 # the attack of the report, byte for byte: the parser stops at the NUL, the executor does not
@@ -38,7 +39,7 @@ def rows_of_x(url: str) -> list[tuple] | None:
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT to_regclass('public.x') IS NOT NULL")
-            if not cur.fetchone()[0]:
+            if not fetch_value(cur):
                 return None
             cur.execute("SELECT id, note FROM x ORDER BY id")
             return cur.fetchall()

@@ -73,16 +73,16 @@ def test_missing_or_forbidden_secret(sm) -> None:
             secrets_client=sm,
         )
     assert exc.value.category.value == "CONFIGURATION_ERROR"
-    assert "SCHEMAGATE_DB_SECRET_ARN" in exc.value.remedy
+    assert exc.value.remedy is not None and "SCHEMAGATE_DB_SECRET_ARN" in exc.value.remedy
 
     class Denied:
         def get_secret_value(self, **_):
             raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "GetSecretValue")
 
-    with pytest.raises(PermissionDenied, match="not allowed") as exc:
+    with pytest.raises(PermissionDenied, match="not allowed") as denied:
         resolve_target({"SCHEMAGATE_DB_SECRET_ARN": "arn:denied"}, secrets_client=Denied())
-    assert exc.value.category.value == "PERMISSION_DENIED"
-    assert "secretsmanager:GetSecretValue" in exc.value.remedy
+    assert denied.value.category.value == "PERMISSION_DENIED"
+    assert denied.value.remedy is not None and "secretsmanager:GetSecretValue" in denied.value.remedy
     with pytest.raises(ConfigurationError, match="SCHEMAGATE_DB_SECRET_ARN is not set"):
         resolve_target({}, secrets_client=sm)
 
@@ -148,7 +148,11 @@ def test_iam_auth_uses_a_token_instead_of_the_password(sm) -> None:
     )
     assert target.iam_auth
     assert target.password != PASSWORD
-    assert "X-Amz-Signature=" in target.password and target.password.startswith("db.example.internal:5432/")
+    assert (
+        target.password is not None
+        and "X-Amz-Signature=" in target.password
+        and target.password.startswith("db.example.internal:5432/")
+    )
     assert target.secrets == (target.password,)
     with pytest.raises(ConfigurationError, match="needs TLS"):
         resolve_target(

@@ -19,6 +19,7 @@ import psycopg2
 import pytest
 
 from localdb.server import EmbeddedPostgres, EmbeddedServerError, default_local_server
+from tests.helpers import fetch_value
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,7 +30,7 @@ def _query(url: str, sql: str):
         conn.autocommit = True
         with conn.cursor() as cur:
             cur.execute(sql)
-            return cur.fetchone()[0] if cur.description else None
+            return fetch_value(cur) if cur.description else None
     finally:
         conn.close()
 
@@ -187,7 +188,9 @@ def test_as_root_binaries_the_server_user_cannot_reach_are_used_from_a_copy(tmp_
 
     from localdb.server import Binaries, _unprivileged_user
 
-    (location,) = importlib.util.find_spec("pgserver").submodule_search_locations
+    spec = importlib.util.find_spec("pgserver")
+    assert spec is not None and spec.submodule_search_locations is not None
+    (location,) = spec.submodule_search_locations
     site = Path(location).parent
     private = tmp_path / "private" / "site-packages"  # tmp_path is 0700 as root
     ignore = shutil.ignore_patterns("include", "*.py", "__pycache__")

@@ -94,6 +94,7 @@ def test_create_index_names_what_postgresqls_parser_reads(sql: str) -> None:
     node = pglast.parse_sql(sql)[0].stmt
     assert isinstance(node, ast.IndexStmt)
     assert parsed.name == node.idxname
+    assert node.relation is not None and node.relation.relname is not None
     assert parsed.table == QualifiedName(node.relation.schemaname, node.relation.relname)
     assert (parsed.unique, parsed.concurrently, parsed.if_not_exists) == (
         bool(node.unique),
@@ -113,8 +114,10 @@ def test_reindex_names_what_postgresqls_parser_reads(sql: str) -> None:
         options["concurrently"] is None or str(getattr(options["concurrently"], "sval", "true")) != "false"
     )
     assert parsed.concurrently == concurrent
+    assert node.kind is not None
     assert parsed.scope == enums.ReindexObjectType(node.kind).name.removeprefix("REINDEX_OBJECT_").lower()
     if node.relation is not None:
+        assert node.relation.relname is not None
         assert (parsed.index or parsed.table) == QualifiedName(
             node.relation.schemaname, node.relation.relname
         )
@@ -139,7 +142,8 @@ def test_other_statements_are_not_index_statements(sql: str) -> None:
 def test_a_statement_that_starts_like_an_index_build_but_cannot_be_read_is_marked_so() -> None:
     parsed = parse_index_statement("CREATE INDEX CONCURRENTLY IF NOT EXISTS")
     assert parsed == IndexStatement(kind=CREATE_INDEX, concurrently=True, understood=False)
-    assert parse_index_statement('CREATE INDEX "unterminated ON t (x)').understood is False
+    unterminated = parse_index_statement('CREATE INDEX "unterminated ON t (x)')
+    assert unterminated is not None and unterminated.understood is False
 
 
 def test_the_first_words_select_the_statements_worth_reading() -> None:

@@ -239,7 +239,7 @@ def test_a_unique_build_over_duplicates_fails_with_a_failed_row_and_is_rebuilt_a
         )
         assert "left the INVALID index(es) public.customers_email_key on public.customers" in error.message
         assert "still rejects duplicates" in error.message
-        assert "schemagate repair" in error.remedy
+        assert error.remedy is not None and "schemagate repair" in error.remedy
         assert error.context["invalid_indexes"][0]["index"] == "public.customers_email_key"
         assert history_rows(fresh_db) == [
             ("V1__create_customers.sql", True),
@@ -288,7 +288,11 @@ def test_an_unnamed_index_build_next_to_an_invalid_index_is_refused_with_a_remed
         error = caught.value
         assert error.rule == "invalid-index-leftover" and error.file == "V2__index_payments_received_at.sql"
         assert "public.payments_received_at_idx" in error.message and "without a name" in error.message
-        assert "DROP INDEX CONCURRENTLY" in error.remedy and "name the index" in error.remedy
+        assert (
+            error.remedy is not None
+            and "DROP INDEX CONCURRENTLY" in error.remedy
+            and "name the index" in error.remedy
+        )
         assert indexes(fresh_db) == before  # nothing dropped, no second index built
         assert history_rows(fresh_db) == [("V1__create_payments.sql", True)]  # no failed row: nothing ran
 
@@ -334,6 +338,7 @@ def test_the_check_after_a_statement_names_an_index_that_is_invalid(fresh_db: st
     rows(fresh_db, "INSERT INTO billing.customers VALUES ('a@example.com'), ('a@example.com')")
     statement = 'CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS "Customers_Email" ON customers (email)'
     parsed = parse_index_statement(statement)
+    assert parsed is not None
     conn = psycopg2.connect(fresh_db)
     conn.autocommit = True
     try:
@@ -354,7 +359,7 @@ def test_the_check_after_a_statement_names_an_index_that_is_invalid(fresh_db: st
     assert problem is not None and problem.rule == "invalid-index"
     assert (problem.file, problem.line, problem.category.value) == ("V9__x.sql", 3, "SQL_ERROR")
     assert "billing.Customers_Email on billing.customers INVALID" in problem.message
-    assert "schemagate repair" in problem.remedy
+    assert problem.remedy is not None and "schemagate repair" in problem.remedy
 
 
 # -- info ---------------------------------------------------------------------------------------------

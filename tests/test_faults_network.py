@@ -26,6 +26,7 @@ from executor.settings import ExecutorSettings
 from schemagate.cli import main
 from tests.database_faults import history_rows, rows, wait_until
 from tests.executor_worker import bundle_of
+from tests.helpers import fetch_value
 from tests.tcp_proxy import TcpProxy
 
 # the shortest bounds the settings accept (network_timeout >= 1s) that the migrations below still
@@ -200,7 +201,11 @@ def test_a_stall_while_the_one_message_of_a_migration_is_sent_frees_the_lock_and
     assert error.file == "V2__add_accounts_billing_email.sql"
     assert "no answer from the server" in error.message and "network path stalled" in error.message
     # COMMIT was in the message: the client cannot know, and says so rather than guess
-    assert "may or may not be applied" in error.message and "schemagate info" in error.remedy
+    assert (
+        error.remedy is not None
+        and "may or may not be applied" in error.message
+        and "schemagate info" in error.remedy
+    )
     assert error.context["stalled"] is True and error.context["may_be_applied"] is True
     assert columns(accounts_db, "accounts") == ["id", "name", "plan", "created_at"]
     assert history_rows(accounts_db) == [("V1__create_accounts.sql", True)]
@@ -332,7 +337,7 @@ def test_the_executors_session_is_bounded_while_it_runs_and_reset_afterwards(fre
         with conn.cursor() as cur:
             for name in names:
                 cur.execute("SELECT current_setting(%s)", (name,))
-                seen[name] = cur.fetchone()[0]
+                seen[name] = fetch_value(cur)
 
     conn = connect(fresh_db)
     try:
@@ -359,7 +364,7 @@ def test_the_executors_session_is_bounded_while_it_runs_and_reset_afterwards(fre
         "idle_session_timeout": f"{NETWORK_TIMEOUT_S}s",
         "tcp_keepalives_idle": "15",
     }
-    assert after[:2] == ("0", "0")  # the caller's connection is left as it was
+    assert after is not None and after[:2] == ("0", "0")  # the caller's connection is left as it was
 
 
 def test_a_long_preparation_under_the_lock_does_not_let_the_idle_timeout_end_the_session(
@@ -372,8 +377,7 @@ def test_a_long_preparation_under_the_lock_does_not_let_the_idle_timeout_end_the
     import time as clock
 
     from executor import apply as core
-
-    real = core.prepare
+    from executor.prepare import prepare as real  # what executor.apply calls by this name
 
     def slow_prepare(*args, **kwargs):  # a busy machine: 0.2 s per file, 2.4 s in all
         clock.sleep(0.2)

@@ -82,7 +82,7 @@ def test_a_url_libpq_would_misread_is_refused_before_connecting(password: str, m
         connect(f"postgresql://postgres:{password}@127.0.0.1/postgres")
     error = caught.value
     text = str(error) + json.dumps(error.to_dict()) + repr(error)
-    assert misread in error.message and "percent-encode" in error.remedy
+    assert error.remedy is not None and misread in error.message and "percent-encode" in error.remedy
     assert error.exit_code == 2 and "postgresql://postgres:***@127.0.0.1/postgres" in error.message
     pieces = [p for p in re.split(r"[@/#?]", password) if len(p) >= 3]
     assert pieces and not [p for p in pieces if p in text]

@@ -35,6 +35,7 @@ from executor.settings import ExecutorSettings
 from executor.signing import sign_manifest
 from tests import billing_project
 from tests.conftest import temporary_database
+from tests.helpers import fetch_value
 from tests.test_handler import ARTIFACT, EVENTS, PASSWORD, REGION, LambdaContext, World, aws_world
 
 INPUT_EVENT = json.loads((EVENTS / "codepipeline_fleet_input_job.json").read_text())
@@ -203,7 +204,7 @@ def history(url: str) -> list[str]:
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT to_regclass('schemagate_history') IS NOT NULL")
-            if not cur.fetchone()[0]:
+            if not fetch_value(cur):
                 return []
             cur.execute("SELECT script FROM schemagate_history WHERE success ORDER BY installed_rank")
             return [r[0] for r in cur.fetchall()]

@@ -30,6 +30,7 @@ from tests.gate_history import (
     make_project,
     write_files,
 )
+from tests.helpers import fetch_value
 from validator.config import load_config
 from validator.validate import run_validation
 
@@ -237,7 +238,7 @@ def test_schemagate_run_with_accepted_history_applies_everything(tmp_path, monke
     assert "2 judged, 43 accepted history" in out
     with psycopg2.connect(fresh_db) as conn, conn.cursor() as cur:
         cur.execute("SELECT count(*) FROM schemagate_history WHERE type = 'SQL' AND success")
-        assert cur.fetchone()[0] == 41
+        assert fetch_value(cur) == 41
         cur.execute(
             "SELECT column_name FROM information_schema.columns"
             " WHERE table_name = 'tasks' AND column_name IN ('archived_at', 'description', 'descr')"

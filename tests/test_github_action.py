@@ -108,11 +108,13 @@ class FakeGitHub:
                     api.comments.append(comment)
                     return self._answer(201, comment)
                 if one and method == "PATCH":
-                    comment = next((c for c in api.comments if c["id"] == int(one.group(1))), None)
-                    if comment is None:
+                    edited: dict[str, Any] | None = next(
+                        (c for c in api.comments if c["id"] == int(one.group(1))), None
+                    )
+                    if edited is None:
                         return self._answer(404, {"message": "Not Found"})
-                    comment["body"] = self._body()["body"]
-                    return self._answer(200, comment)
+                    edited["body"] = self._body()["body"]
+                    return self._answer(200, edited)
                 return self._answer(404, {"message": "Not Found"})
 
             def do_GET(self) -> None:

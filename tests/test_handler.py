@@ -137,7 +137,7 @@ class World:
             "ORDER BY installed_rank"
         )
 
-    def notifications(self) -> list[tuple[str, str]]:
+    def notifications(self) -> list[tuple[str | None, str]]:
         topic = sns_backends[DEFAULT_ACCOUNT_ID][REGION].topics[self.topic_arn]
         return [(n[2], n[1]) for n in topic.sent_notifications]  # (subject, message)
 
@@ -249,7 +249,7 @@ def test_success_applies_reports_logs_counts_and_notifies(
     assert "Failures" not in metrics
 
     [(subject, message)] = world.notifications()
-    assert "applied 3" in subject and EXECUTION_ID in message
+    assert subject is not None and "applied 3" in subject and EXECUTION_ID in message
     assert "V3__index_invoices.sql" in message and bundle.bundle_sha256 in message
 
 
@@ -299,7 +299,7 @@ def test_sql_failure_fails_the_job_and_leaves_the_database_unchanged(
         (1.0, {"service": "schemagate-executor", "Category": "SQL_ERROR"})
     ]
     [(subject, message)] = world.notifications()
-    assert "FAILED (SQL_ERROR)" in subject and "remedy:" in message
+    assert subject is not None and "FAILED (SQL_ERROR)" in subject and "remedy:" in message
     assert "bundle: " in message and "database: " in message
 
 
@@ -428,7 +428,9 @@ def test_low_remaining_time_continues_in_the_next_invocation(world: World) -> No
     assert "continuationToken" not in second.params
     assert world.history() == [(name, True, EXECUTION_ID, bundle.bundle_sha256) for name in GOOD]
     [(subject, message)] = world.notifications()
-    assert "applied 3 migration(s)" in subject  # the whole run, not only the last invocation
+    assert (
+        subject is not None and "applied 3 migration(s)" in subject
+    )  # the whole run, not only the last invocation
     assert "SUCCEEDED" in message and all(name in message for name in GOOD)
 
 

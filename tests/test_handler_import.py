@@ -4,6 +4,7 @@ Flyway migrated (tests/flyway_state.py), the bundle built by the validator from 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg2
@@ -20,7 +21,9 @@ BUNDLE = f"s3://{ARTIFACT['bucketName']}/{ARTIFACT['objectKey']}"
 
 
 @pytest.fixture
-def flyway_world(fresh_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def flyway_world(
+    fresh_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[World, Path]]:
     root = flyway_billing.write(tmp_path / "db" / "migration")
     flyway_migrate(fresh_db, root, upto=14)  # production is at V014; V015.. are new
     with aws_world(fresh_db, monkeypatch) as world:
@@ -28,9 +31,10 @@ def flyway_world(fresh_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         yield world, root
 
 
-def test_import_takes_over_then_apply_applies_only_what_flyway_had_not(flyway_world) -> None:
+def test_import_takes_over_then_apply_applies_only_what_flyway_had_not(
+    flyway_world: tuple[World, Path],
+) -> None:
     world, root = flyway_world
-    world: World
     old = flyway_rows(world.db_url)
 
     dry = handle({"action": "import", "from": "flyway", "bundle": BUNDLE, "dry_run": True}, LambdaContext())

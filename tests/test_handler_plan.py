@@ -21,6 +21,7 @@ import pytest
 from executor.apply import apply
 from executor.bundle import Bundle
 from executor.handler import handle
+from executor.pipeline_job import CodePipelineJob
 from executor.settings import ExecutorSettings
 from executor.signing import sign_manifest
 from tests import billing_project
@@ -214,6 +215,7 @@ def test_the_recorded_plan_event_names_its_report_artifact() -> None:
     from executor.events import parse_event
 
     job = parse_event(PLAN_EVENT)
+    assert isinstance(job, CodePipelineJob)
     assert job.action == "plan" and job.environment == "production"
     assert job.output is not None and job.output.key == REPORT["objectKey"]
     assert job.encryption_key_id == PLAN_JOB["data"]["encryptionKey"]["id"]

@@ -112,4 +112,4 @@ def test_a_role_without_privileges_gets_permission_denied_with_a_remedy(conn, fr
             cur.execute("RESET ROLE")
             cur.execute(f"DROP ROLE {role}")
     assert caught.value.category.value == "PERMISSION_DENIED"
-    assert "grant" in caught.value.remedy
+    assert caught.value.remedy is not None and "grant" in caught.value.remedy

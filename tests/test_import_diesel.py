@@ -19,6 +19,7 @@ from executor.settings import ExecutorSettings
 from schemagate.cli import main
 from tests.conftest import DatabaseTemplates, content_key, temporary_database
 from tests.diesel_state import DIESEL_DDL, diesel_migrate, diesel_order, diesel_rows, diesel_version
+from tests.helpers import fetch_value
 from tests.histories import diesel_registry
 from tests.schema_snapshot import schema_snapshot
 from validator.config import load_config
@@ -40,7 +41,7 @@ def history_table_exists(url: str) -> bool:
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT to_regclass('public.schemagate_history') IS NOT NULL")
-            return cur.fetchone()[0]
+            return fetch_value(cur)
     finally:
         conn.close()
 
@@ -90,7 +91,7 @@ def test_import_records_every_applied_migration_then_apply_does_nothing_and_a_ne
             "SELECT bool_and(h.installed_on = d.run_on::timestamptz) FROM schemagate_history h "
             "JOIN __diesel_schema_migrations d ON d.version = h.version"
         )
-        assert cur.fetchone()[0] is True
+        assert fetch_value(cur) is True
     conn.close()
 
     # a second import changes nothing and says so

@@ -20,6 +20,7 @@ from executor.settings import ExecutorSettings
 from schemagate.cli import main
 from tests.conftest import DatabaseTemplates, content_key, temporary_database
 from tests.golang_migrate_state import force, migrate_up, state, up_files
+from tests.helpers import fetch_value
 from tests.histories import golang_migrate_fleet
 from tests.schema_snapshot import schema_snapshot
 
@@ -40,7 +41,7 @@ def sg_history_exists(url: str) -> bool:
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT to_regclass('public.schemagate_history')")
-            return cur.fetchone()[0] is not None
+            return fetch_value(cur) is not None
     finally:
         conn.close()
 
@@ -98,7 +99,7 @@ def test_import_records_every_version_up_to_golang_migrates_then_apply_does_noth
     conn = psycopg2.connect(url)
     with conn.cursor() as cur:
         cur.execute("SELECT has_table_privilege('pg_monitor', 'schema_migrations', 'SELECT')")
-        assert cur.fetchone()[0] is True
+        assert fetch_value(cur) is True
     conn.close()
 
     assert run(*FROM, "--migrations", str(root), "--database-url", url, "--yes") == 0
@@ -255,7 +256,12 @@ def test_more_than_one_row_is_refused_because_the_version_is_unknown() -> None:
         bundle_of(3, 5),
     )
     [refusal] = adoption.refusals
-    assert refusal.rule == "import-dirty" and "holds 2 rows" in refusal.message and "force" in refusal.remedy
+    assert (
+        refusal.remedy is not None
+        and refusal.rule == "import-dirty"
+        and "holds 2 rows" in refusal.message
+        and "force" in refusal.remedy
+    )
     assert adoption.rows == []
 
 
@@ -267,7 +273,9 @@ def test_an_empty_table_imports_nothing_and_says_so() -> None:
 
 def test_a_dirty_first_migration_names_only_force_of_that_version() -> None:
     [refusal] = GolangMigrateHistory().adopt([{"version": 1, "dirty": True}], bundle_of(1, 2)).refusals
-    assert "force 1" in refusal.remedy and "if you undid it" not in refusal.remedy
+    assert (
+        refusal.remedy is not None and "force 1" in refusal.remedy and "if you undid it" not in refusal.remedy
+    )
 
 
 def test_a_dotted_x_migrations_table_is_one_table_name_as_golang_migrate_quotes_it(

@@ -20,6 +20,7 @@ from executor.history import read_history
 from executor.settings import ExecutorSettings
 from schemagate.cli import main
 from tests.conftest import DatabaseTemplates, content_key, temporary_database
+from tests.helpers import fetch_value
 from tests.histories import prisma_scheduling
 from tests.prisma_state import (
     prisma_deploy,
@@ -48,7 +49,7 @@ def history_table_exists(url: str) -> bool:
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT to_regclass('public.schemagate_history') IS NOT NULL")
-            return cur.fetchone()[0]
+            return fetch_value(cur)
     finally:
         conn.close()
 
@@ -150,7 +151,7 @@ def test_import_records_every_applied_migration_then_apply_does_nothing_and_a_ne
             "SELECT bool_and(h.installed_on = p.finished_at) FROM schemagate_history h "
             "JOIN _prisma_migrations p ON p.migration_name = h.script"
         )
-        assert cur.fetchone()[0] is True
+        assert fetch_value(cur) is True
     conn.close()
 
     assert import_prisma(root, url) == 0

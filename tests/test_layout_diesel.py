@@ -21,6 +21,7 @@ from schemagate.cli import main
 from schemagate.cmd_new import create_migration
 from tests.conftest import REPO_ROOT, temporary_database
 from tests.diesel_state import diesel_migrate, diesel_order, diesel_version
+from tests.helpers import fetch_value, version_of, version_text
 from tests.histories import diesel_registry, flyway_billing, prisma_scheduling
 from tests.history_checks import feature_branch, run_in, structural_errors, validate_report
 from tests.schema_snapshot import schema_snapshot
@@ -55,9 +56,9 @@ def test_the_history_resolves_as_diesel_reads_it(registry: Path) -> None:
     downs = [f for f in found.files if f.kind == UNDO]
     # every directory with an up.sql, in Diesel's order, its version the directory's digits
     assert [f.script_name for f in ups] == diesel_order(registry)
-    assert [f.name.version.text for f in ups] == [diesel_version(d) for d in diesel_order(registry)]
-    assert ups[0].name.version.text == "00000000000000" and ups[0].name.description == "diesel initial setup"
-    assert (ups[1].name.version.text, ups[7].name.version.text) == ("20170308140537", "20180111153012")
+    assert [version_text(f.name) for f in ups] == [diesel_version(d) for d in diesel_order(registry)]
+    assert version_text(ups[0].name) == "00000000000000" and ups[0].name.description == "diesel initial setup"
+    assert (version_text(ups[1].name), version_text(ups[7].name)) == ("20170308140537", "20180111153012")
     # one migration was generated with --no-down
     assert len(downs) == len(ups) - 1
     assert "2019-01-07-162003_backfill_owner_kind/down.sql" not in {f.rel for f in downs}
@@ -102,9 +103,9 @@ def test_apply_builds_the_schema_diesel_builds(
     conn.autocommit = True
     with conn.cursor() as cur:
         cur.execute("INSERT INTO crates (name, updated_at) VALUES ('serde', '2000-01-01') RETURNING id")
-        crate = cur.fetchone()[0]
+        crate = fetch_value(cur)
         cur.execute("UPDATE crates SET description = 'x' WHERE id = %s RETURNING updated_at", (crate,))
-        assert cur.fetchone()[0].year > 2000
+        assert fetch_value(cur).year > 2000
     conn.close()
 
 
@@ -121,7 +122,7 @@ def test_new_creates_the_directory_diesel_generate_makes(registry: Path, capsys)
     assert (printed.parent / "down.sql").is_file()
     assert "-" in printed.parent.name.partition("_")[0]  # Diesel's YYYY-MM-DD-HHMMSS
     new = Diesel().resolve(DirectoryTree(registry))
-    assert new.problems == [] and max(m.version for m in new.migrations).text == diesel_version(
+    assert new.problems == [] and max(version_of(m) for m in new.migrations).text == diesel_version(
         printed.parent.name
     )
 
@@ -162,7 +163,7 @@ def test_a_bundle_round_trips_and_undo_runs_the_latest_down_sql(
             "SELECT count(*) FROM information_schema.columns WHERE table_name = 'crates' "
             "AND column_name = 'trustpub_only'"
         )
-        assert cur.fetchone()[0] == 0
+        assert fetch_value(cur) == 0
     conn.close()
     # the undone migration is pending again, and only it
     assert main(["apply", "--bundle", bundle_dir, "--database-url", fresh_db, "--yes"]) == 0
@@ -301,7 +302,7 @@ def test_metadata_toml_is_read_as_diesel_reads_it(
     else:
         [finding] = found.findings
         assert (finding.file, finding.severity) == ("2024-06-01-100000_index_x/metadata.toml", severity)
-        assert words in finding.message and "run_in_transaction = " in finding.help
+        assert words is not None and words in finding.message and "run_in_transaction = " in finding.help
 
 
 def test_diesel_is_detected_for_its_history_and_never_for_the_others(tmp_path: Path) -> None:

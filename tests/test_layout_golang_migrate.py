@@ -19,6 +19,7 @@ from schemagate.cli import main
 from schemagate.cmd_new import create_migration
 from tests.conftest import REPO_ROOT, temporary_database
 from tests.golang_migrate_state import up_files
+from tests.helpers import fetch_value, version_text
 from tests.histories import dbmate_bookings, flyway_billing, golang_migrate_fleet
 from tests.schema_snapshot import psql_run, schema_snapshot
 from validator.config import load_config
@@ -51,12 +52,12 @@ def test_the_history_resolves_as_golang_migrate_with_numeric_versions_and_down_f
     assert found.findings == []
     ups = [f for f in found.files if f.kind == VERSIONED]
     assert [f.rel for f in ups] == [p.name for p in up_files(history)]
-    assert [f.name.version.text for f in ups] == [str(n) for n in range(1, 29)]  # bigint, as golang-migrate
+    assert [version_text(f.name) for f in ups] == [str(n) for n in range(1, 29)]  # bigint, as golang-migrate
     seven = next(f for f in ups if f.rel == "000007_1.7.0_schema.up.sql")
     assert seven.name.description == "1.7.0 schema"  # dots in the title are kept
     assert next(f for f in ups if f.rel.startswith("000006")).name.description == "add-shipment-eta"
     undos = {f.rel: f for f in found.files if f.kind == UNDO}
-    assert undos["000028_shipments_weight_numeric.down.sql"].name.version.text == "28"
+    assert version_text(undos["000028_shipments_weight_numeric.down.sql"].name) == "28"
     # down files without SQL (irreversible changes) are no undo: `undo` could only pretend
     for empty in ("000011", "000012", "000019", "000027"):
         assert not any(rel.startswith(empty) for rel in undos)
@@ -138,7 +139,7 @@ def test_apply_builds_the_schema_psql_builds_running_the_up_files_in_golang_migr
             cur.execute("SELECT version, script, type FROM schemagate_history ORDER BY installed_rank")
             rows = cur.fetchall()
             cur.execute("SELECT to_regclass('schema_migrations')")
-            assert cur.fetchone()[0] is None  # golang-migrate's table is never created by schemagate
+            assert fetch_value(cur) is None  # golang-migrate's table is never created by schemagate
     finally:
         conn.close()
     assert rows[0] == ("1", "000001_create_companies.up.sql", "SQL")
@@ -157,7 +158,7 @@ def test_schemagate_new_writes_the_up_and_down_files_with_the_next_sequential_ve
     found = discover(history)
     assert found.findings == []
     latest = [f for f in found.files if f.kind == VERSIONED][-1]
-    assert (latest.rel, latest.name.version.text) == ("000029_add_shipments_notes.up.sql", "29")
+    assert (latest.rel, version_text(latest.name)) == ("000029_add_shipments_notes.up.sql", "29")
     # its down file holds no SQL yet: no undo until it does
     assert not any(f.rel == down.name for f in found.files)
 

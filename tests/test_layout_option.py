@@ -13,6 +13,7 @@ import pytest
 
 from executor.bundle import load_bundle
 from schemagate.cli import main
+from tests.helpers import fetch_value
 from tests.histories import golang_migrate_fleet
 
 UPS = sum(1 for rel in golang_migrate_fleet.FILES if rel.endswith(".up.sql"))
@@ -48,7 +49,7 @@ def validate(project: Path, *args: str) -> tuple[int, dict]:
 def history_table(url: str) -> str | None:
     with contextlib.closing(psycopg2.connect(url)) as conn, conn.cursor() as cur:
         cur.execute("SELECT to_regclass('public.schemagate_history')::text")
-        return cur.fetchone()[0]
+        return fetch_value(cur)
 
 
 def test_validate_with_the_right_layout_bundles_it(project: Path, capsys) -> None:

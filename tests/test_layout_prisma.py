@@ -20,6 +20,7 @@ from executor.naming import UNDO, VERSIONED
 from schemagate.cli import main
 from schemagate.cmd_new import create_migration
 from tests.conftest import REPO_ROOT, temporary_database
+from tests.helpers import fetch_value, version_text
 from tests.histories import diesel_registry, flyway_billing, prisma_scheduling
 from tests.history_checks import feature_branch, run_in, structural_errors, validate_report
 from tests.prisma_state import prisma_deploy, prisma_order
@@ -60,12 +61,12 @@ def test_the_history_resolves_as_prisma_reads_it(scheduling: Path) -> None:
     assert found.support_files == ["migration_lock.toml"]
     ups = [f for f in found.files if f.kind == VERSIONED]
     assert [f.script_name for f in ups] == prisma_order(scheduling)
-    assert (ups[0].name.version.text, ups[0].name.description, ups[0].rel) == (
+    assert (version_text(ups[0].name), ups[0].name.description, ups[0].rel) == (
         "0",
         "init",
         "0_init/migration.sql",
     )
-    assert ups[1].name.version.text == "20230214101522" and ups[1].name.description == "add event types"
+    assert version_text(ups[1].name) == "20230214101522" and ups[1].name.description == "add event types"
     assert {f.layout_transactional for f in found.files} == {None}  # Prisma has no per-migration switch
     downs = [f for f in found.files if f.kind == UNDO]
     assert [f.rel for f in downs] == [
@@ -136,7 +137,7 @@ def test_a_bundle_round_trips_and_undo_runs_the_latest_down_sql(
         cur.execute(
             "SELECT count(*) FROM information_schema.columns WHERE table_name = 'Webhook' AND column_name = 'secret'"
         )
-        assert cur.fetchone()[0] == 0
+        assert fetch_value(cur) == 0
     conn.close()
     capsys.readouterr()
     assert main(["apply", "--bundle", bundle_dir, "--database-url", fresh_db, "--yes"]) == 0

@@ -11,14 +11,16 @@ from executor.apply import apply
 from executor.connection import connect
 from executor.errors import LockTimeout
 from executor.lock import AdvisoryLock, lock_key
+from executor.progress import Event
 from executor.settings import ExecutorSettings
 from tests.executor_worker import bundle_of
+from tests.helpers import fetch_value
 
 
 def _holds(conn) -> bool:
     with conn.cursor() as cur:
         cur.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()")
-        return cur.fetchone()[0] > 0
+        return fetch_value(cur) > 0
 
 
 def test_the_lock_is_session_level_outside_any_transaction_and_released_even_on_error(fresh_db: str) -> None:
@@ -51,7 +53,7 @@ def test_a_busy_lock_times_out_naming_the_session_that_holds_it(fresh_db: str) -
         assert f"pid {holder.info.backend_pid}" in error.message
         assert "nightly-migration-job" in error.message and f"user {holder.info.user}" in error.message
         assert error.context["holders"][0]["application_name"] == "nightly-migration-job"
-        assert "pg_terminate_backend" in error.remedy
+        assert error.remedy is not None and "pg_terminate_backend" in error.remedy
         assert error.category.value == "LOCK_TIMEOUT"
         assert len(waited) == 1 and "nightly-migration-job" in waited[0]
         # released: now the waiter gets it at once
@@ -68,7 +70,7 @@ def test_a_waiter_gets_the_lock_when_the_holder_finishes(fresh_db: str) -> None:
     waiter = connect(fresh_db)
     lock = AdvisoryLock(holder, ExecutorSettings())
     lock.acquire()
-    events = []
+    events: list[Event] = []
     bundle = bundle_of({"V1__t.sql": "CREATE TABLE t (id int);"})
     import threading
 
@@ -83,7 +85,7 @@ def test_a_waiter_gets_the_lock_when_the_holder_finishes(fresh_db: str) -> None:
     assert [a.entry.file for a in result.applied] == ["V1__t.sql"]
     kinds = [e.kind for e in events]
     assert kinds[:2] == ["waiting_for_lock", "lock_acquired"]
-    assert events[1].duration_ms >= 250
+    assert events[1].duration_ms is not None and events[1].duration_ms >= 250
 
 
 def test_histories_in_two_schemas_do_not_block_each_other(fresh_db: str) -> None:

@@ -15,11 +15,13 @@ from validator.parse import ParsedFile, parse_file
 
 def parsed(content: str | bytes, name: str = "V1__x.sql") -> ParsedFile:
     data = content.encode() if isinstance(content, str) else content
+    verdict = parse_name(name)
+    assert verdict.name is not None, verdict.problem
     mf = MigrationFile(
         path=Path(name),
         rel=name,
-        name=parse_name(name).name,
-        data=data,  # type: ignore[arg-type]
+        name=verdict.name,
+        data=data,
         checksum=file_checksum(data),
         text=decode_sql(data),
     )

@@ -733,9 +733,8 @@ def test_executor_errors_and_pipeline_failures_reach_the_topic(pipeline: Templat
 
 
 def test_the_dashboard_shows_the_executor_metrics_by_their_names(pipeline: Template) -> None:
-    body = _resolve_join(
-        pipeline.find_resources("AWS::CloudWatch::Dashboard").popitem()[1]["Properties"]["DashboardBody"]
-    )
+    (dashboard,) = pipeline.find_resources("AWS::CloudWatch::Dashboard").values()
+    body = _resolve_join(dashboard["Properties"]["DashboardBody"])
     for title in ("Executions", "Migrations applied", "Durations", "Failures by category"):
         assert f'"title":"{title}"' in body
     for metric in ("MigrationsApplied", "Duration", "Failures"):
@@ -763,7 +762,8 @@ def test_the_demo_database_is_private_with_a_generated_secret(demo_database: Tem
             )
         },
     )
-    subnet_group = demo_database.find_resources("AWS::RDS::DBSubnetGroup").popitem()[1]["Properties"]
+    (subnet_group_resource,) = demo_database.find_resources("AWS::RDS::DBSubnetGroup").values()
+    subnet_group = subnet_group_resource["Properties"]
     private = {
         lid
         for lid, r in demo_database.find_resources("AWS::EC2::Subnet").items()

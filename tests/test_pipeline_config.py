@@ -221,7 +221,7 @@ def test_a_bad_buildspec_fails_synth_naming_it(tmp_path: Path, text: str | None,
         inlined_buildspec.load_buildspec(path)
     assert caught.value.key == "buildspecPath"
     assert str(path) in str(caught.value)
-    assert fragment in str(caught.value)
+    assert fragment is not None and fragment in str(caught.value)
 
 
 def test_a_pipeline_buildspec_without_artifacts_is_refused(tmp_path: Path) -> None:
@@ -352,7 +352,7 @@ def test_a_bad_environment_fails_naming_its_key(
         assert caught.value.key == "environments[0](production).databaseSecretArn"
         return
     assert caught.value.key == key, str(caught.value)
-    assert fragment in str(caught.value)
+    assert fragment is not None and fragment in str(caught.value)
 
 
 def test_database_keys_next_to_environments_must_move_into_one() -> None:

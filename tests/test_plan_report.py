@@ -17,6 +17,7 @@ from executor.plan_report import SUMMARY_MAX, build_plan_report, console_link
 from executor.settings import ExecutorSettings
 from tests import billing_project
 from tests.conftest import temporary_database
+from tests.helpers import fetch_value
 
 V021 = "2026/V021__widen_invoice_amount.sql"
 V022 = "2026/V022__index_invoices_paid_at.sql"
@@ -129,7 +130,9 @@ def test_table_stats_come_from_the_target_catalogs(production: str) -> None:
             cur.execute(
                 "SELECT pg_total_relation_size('public.invoices'), pg_size_pretty(pg_total_relation_size('public.invoices'))"
             )
-            exact, pretty = cur.fetchone()
+            row = cur.fetchone()
+            assert row is not None
+            exact, pretty = row
     finally:
         conn.close()
     invoices = stats["public.invoices"]
@@ -137,7 +140,8 @@ def test_table_stats_come_from_the_target_catalogs(production: str) -> None:
     assert invoices.describe() == f"{pretty}, ~20 k rows"
     # a partitioned table is the sum of its partitions (6000 events over 2025 and 2026)
     assert stats["public.usage_events"].kind == "p" and stats["public.usage_events"].rows == 6000
-    assert stats["public.usage_events"].bytes > 0
+    usage_bytes = stats["public.usage_events"].bytes
+    assert usage_bytes is not None and usage_bytes > 0
     never_analyzed = stats["public.dunning_notices"]
     assert never_analyzed.rows is None and never_analyzed.describe().endswith("rows unknown: never analyzed")
     assert stats["public.refunds"].describe() == "not in this database yet"
@@ -184,9 +188,9 @@ def test_the_plan_shows_each_lock_with_the_target_size_and_changes_nothing(
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT count(*) FROM schemagate_history")
-            rows_before = cur.fetchone()[0]
+            rows_before = fetch_value(cur)
             cur.execute("SELECT pg_size_pretty(pg_total_relation_size('public.invoices'))")
-            size = cur.fetchone()[0]
+            size = fetch_value(cur)
         conn.rollback()
         report = build_plan_report(
             conn,
@@ -197,9 +201,9 @@ def test_the_plan_shows_each_lock_with_the_target_size_and_changes_nothing(
         )
         with conn.cursor() as cur:
             cur.execute("SELECT count(*) FROM schemagate_history")
-            assert cur.fetchone()[0] == rows_before
+            assert fetch_value(cur) == rows_before
             cur.execute("SELECT count(*) FROM pg_indexes WHERE indexname = 'invoices_paid_at_idx'")
-            assert cur.fetchone()[0] == 0
+            assert fetch_value(cur) == 0
     finally:
         conn.close()
     assert [p.file for p in report.pending] == [V021, V022]

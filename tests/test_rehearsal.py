@@ -17,6 +17,7 @@ import psycopg2
 import pytest
 
 from executor.errors import ConfigurationError
+from tests.helpers import fetch_value
 from validator.config import load_config
 from validator.rehearsal import BaseStore, RehearsalResult, RehearsedMigration, rehearse
 from validator.rehearsal.locks import (
@@ -99,7 +100,7 @@ def test_create_index_concurrently_is_observed_from_a_second_connection(fresh_db
     try:
         with conn.cursor() as cur:
             cur.execute("CREATE TABLE t (id int, v text); SELECT pg_backend_pid()")
-            pid = cur.fetchone()[0]
+            pid = fetch_value(cur)
             before = snapshot_relations(cur)
             observer = LockObserver(lambda: psycopg2.connect(fresh_db))
             observer.start(pid)
@@ -284,7 +285,7 @@ def test_the_deployment_database_is_never_touched(
             cur.execute(f'ALTER DATABASE "{target}" WITH ALLOW_CONNECTIONS true')
     with admin.cursor() as cur:
         cur.execute("SELECT count(*) FROM pg_database WHERE datname = %s", (result.database,))
-        assert cur.fetchone()[0] == 0, "the throwaway database is dropped"
+        assert fetch_value(cur) == 0, "the throwaway database is dropped"
     admin.close()
     assert result.database.startswith("sg_rehearsal_")
     assert [m.status for m in result.migrations] == ["applied", "applied"]
@@ -447,11 +448,13 @@ def test_validate_rehearse_puts_the_lock_report_into_all_three_reports(tmp_path:
     assert "V2__orders_seen.sql takes ACCESS EXCLUSIVE on public.orders and rewrites it" in markdown
     assert "| `public.orders` | table | SHARE UPDATE EXCLUSIVE | yes |" in markdown
     suite = ET.parse(reports / "junit.xml").getroot().find("testsuite[@name='rehearsal']")
+    assert suite is not None
     cases = {c.get("name"): c for c in suite.iter("testcase")}
     assert set(cases) == {"V1__orders.sql", "V2__orders_seen.sql", "V3__orders_fk.sql"}
     # the rewrite is a warning: like every suite, the case passes and says so in its output
     assert cases["V2__orders_seen.sql"].find("failure") is None
-    assert "rehearsal-table-rewrite" in cases["V2__orders_seen.sql"].find("system-out").text
+    out = cases["V2__orders_seen.sql"].find("system-out")
+    assert out is not None and out.text is not None and "rehearsal-table-rewrite" in out.text
     assert cases["V3__orders_fk.sql"].find("failure") is None
     data = json.loads((reports / "report.json").read_text())
     [section] = [s for s in data["sections"] if s["title"] == "Rehearsal"]

@@ -41,6 +41,13 @@ class Chart:
         return [(s, t) for s, tasks in self.sections.items() for t in tasks]
 
 
+def the_chart(markdown: str) -> Chart:
+    """The chart of a report that has one."""
+    chart = parse_gantt(markdown)
+    assert chart is not None, markdown
+    return chart
+
+
 def _decode(text: str) -> str:
     return re.sub(r"#(\d+);", lambda m: chr(int(m.group(1))), text)
 
@@ -195,7 +202,7 @@ def test_the_chart_has_a_section_per_migration_that_locked_an_existing_table(reh
 
 def test_the_bars_show_the_lock_each_statement_takes_and_what_it_blocks(rehearsed) -> None:
     markdown, _ = rehearsed
-    bars = _bars(parse_gantt(markdown))
+    bars = _bars(the_chart(markdown))
     add_column = bars[
         ("V2__payments_status.sql", "public.payments ACCESS EXCLUSIVE (blocks reads and writes)")
     ]
@@ -229,10 +236,12 @@ def test_the_bars_show_the_lock_each_statement_takes_and_what_it_blocks(rehearse
 
 def test_odd_names_are_escaped_and_read_back(rehearsed) -> None:
     markdown, _ = rehearsed
-    block = re.search(r"```mermaid\n(.*?)```", markdown, flags=re.S).group(1)
+    found = re.search(r"```mermaid\n(.*?)```", markdown, flags=re.S)
+    assert found is not None, markdown
+    block = found.group(1)
     assert "public.#34;weird" not in block  # (quotes are left as they are)
     assert 'public."weird#58;name#35;1" ACCESS EXCLUSIVE' in block
-    bars = _bars(parse_gantt(markdown))
+    bars = _bars(the_chart(markdown))
     assert bars[
         (
             "V8__import_staging_received_at.sql",
@@ -245,7 +254,7 @@ def test_odd_names_are_escaped_and_read_back(rehearsed) -> None:
 
 def test_bars_lie_within_their_migration_and_the_rehearsal(rehearsed) -> None:
     markdown, data = rehearsed
-    chart = parse_gantt(markdown)
+    chart = the_chart(markdown)
     by_file = {m["file"]: m for m in data["migrations"]}
     total_ms = data["total_seconds"] * 1000
     axis_end = max(m["ended_ms"] for m in data["migrations"])
@@ -272,7 +281,7 @@ def test_bars_lie_within_their_migration_and_the_rehearsal(rehearsed) -> None:
 
 def test_the_text_table_under_the_chart_has_the_same_bars(rehearsed) -> None:
     markdown, _ = rehearsed
-    chart = parse_gantt(markdown)
+    chart = the_chart(markdown)
     after = markdown.split("```mermaid", 1)[1].split("```", 1)[1]
     rows = [line for line in after.splitlines() if line.startswith("| `V")][: len(chart.tasks())]
     assert len(rows) == len(chart.tasks())
@@ -304,7 +313,7 @@ def test_a_large_history_shows_the_longest_and_strongest_bars_and_says_how_many_
         migrations.append(_migration(i, spans, start))
     result = RehearsalResult([], migrations, base_reused=True, base_seconds=0.1, server_version="16.4")
     markdown = result.markdown()
-    chart = parse_gantt(markdown)
+    chart = the_chart(markdown)
     tasks = chart.tasks()
     assert len(tasks) == MAX_BARS
     names = {t.name for _, t in tasks}

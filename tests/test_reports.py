@@ -6,6 +6,8 @@ import json
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
+import pytest
+
 from validator.findings import Finding
 from validator.reports import (
     CODEBUILD_MAX_CASES,
@@ -18,6 +20,7 @@ from validator.reports import (
     render_markdown,
     write_reports,
 )
+from validator.safety.suppressions import Suppression
 
 FILES = ["V1__create_customers.sql", "V2__add_email.sql", "V3__drop_legacy.sql"]
 
@@ -43,15 +46,6 @@ def finding(
         help=help,
         docs=f"https://example.test/rules#{rule}",
     )
-
-
-@dataclass
-class Suppression:
-    file: str
-    line: int
-    rules: set[str]
-    reason: str
-    used: bool
 
 
 @dataclass
@@ -91,10 +85,18 @@ def sample(**overrides) -> ReportData:
         ],
         checks=["naming", "order", "syntax", "integrity", "lint", "safety"],
         suppressions=[
+            # as check_sql leaves them: the first waived a finding, the second suppresses nothing
             Suppression(
-                "V2__add_email.sql", 1, {"adding-not-nullable-field"}, "table is empty in prod", True
+                "V2__add_email.sql",
+                1,
+                ("adding-not-nullable-field",),
+                "table is empty in prod",
+                "statement",
+                used=True,
+                statement=0,
+                used_rules={"adding-not-nullable-field"},
             ),
-            Suppression("V1__create_customers.sql", 4, {"ban-drop-table"}, "", False),
+            Suppression("V1__create_customers.sql", 4, ("ban-drop-table",), "", "statement", statement=1),
         ],
         timings={"lint": 1.5},
         source={"repository": "https://example.test/repo.git", "commit": "abc123", "branch": "feature/x"},
@@ -215,16 +217,30 @@ def test_report_json_shape(tmp_path):
     whole_run = next(f for f in doc["findings"] if f["rule"] == "naming-version-gap")
     assert whole_run["line"] is None and whole_run["file"] is None
     assert doc["passed"] is False
-    assert doc["suppressions"][0] == {
+    first = doc["suppressions"][0]
+    assert {k: first[k] for k in ("file", "line", "rules", "reason", "scope", "used")} == {
         "file": "V2__add_email.sql",
         "line": 1,
         "rules": ["adding-not-nullable-field"],
         "reason": "table is empty in prod",
+        "scope": "statement",
         "used": True,
     }
     assert doc["bundle"] is None and doc["bundle_note"].startswith("bundle not written")
     assert ET.parse(paths["junit"]).getroot().tag == "testsuites"
     assert paths["markdown"].read_text().startswith("## schemagate validate: ❌ failed")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="product bug: reports.suppression_dict serialises a Suppression with dataclasses.asdict, "
+    "so its used_rules (a set) reaches report.json through json.dumps(default=str) as the Python "
+    "repr \"{'adding-not-nullable-field'}\"; Suppression.to_dict() is the report's shape",
+)
+def test_report_json_suppressions_are_plain_json(tmp_path):
+    doc = json.loads(write_reports(sample(), tmp_path / "reports")["json"].read_text())
+    for entry in doc["suppressions"]:
+        assert not any(isinstance(v, str) and v.startswith(("{", "set(")) for v in entry.values()), entry
 
 
 def test_report_markdown_lists_findings_suppressions_bundle_and_sections():

@@ -48,10 +48,10 @@ def rule_ids_in_source() -> dict[str, str]:
                 targets = node.targets if isinstance(node, ast.Assign) else [node.target]
                 value = node.value
                 for target in targets:
-                    name = getattr(target, "id", getattr(target, "attr", ""))
+                    target_name = getattr(target, "id", getattr(target, "attr", ""))
                     constant = value.value if isinstance(value, ast.Constant) else None
                     if (
-                        (name.startswith("RULE") or name == "rule")
+                        (target_name.startswith("RULE") or target_name == "rule")
                         and isinstance(constant, str)
                         and "-" in constant
                     ):

@@ -21,6 +21,7 @@ import pytest
 
 from localdb.server import EmbeddedPostgres
 from schemagate.cli import main
+from tests.helpers import fetch_value
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO_ROOT / "migrations"
@@ -49,7 +50,7 @@ def history_scripts(url: str) -> list[str] | None:
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT to_regclass('public.schemagate_history') IS NOT NULL")
-            if not cur.fetchone()[0]:
+            if not fetch_value(cur):
                 return None
             cur.execute("SELECT script FROM public.schemagate_history WHERE success ORDER BY installed_rank")
             return [r[0] for r in cur.fetchall()]
@@ -86,7 +87,9 @@ def test_run_yes_applies_the_example_migrations_and_prints_the_info_table(
     assert "Version" in table and "State" in table
     assert table.count(" applied ") == len(files)
     assert f"{len(files)} applied" in text
-    assert sorted(history_scripts(fresh_db)) == files
+    scripts = history_scripts(fresh_db)
+    assert scripts is not None
+    assert sorted(scripts) == files
 
     # a second run validates again and has nothing to apply
     code = main(["run", "--database-url", fresh_db, "--yes"])

@@ -85,7 +85,9 @@ def test_adding_field_with_default_reports_exactly_the_tables_postgresql_rewrite
     reported: dict[str, set[str]] = {m.name: set() for m in PRISMA_HISTORY if m.name != "V1__init.sql"}
     for f in findings:
         if f.rule == "adding-field-with-default":
-            reported[f.file].add(re.match(r"Adding (\w+)\.", f.message).group(1))
+            added = re.match(r"Adding (\w+)\.", f.message)
+            assert f.file is not None and added is not None, f
+            reported[f.file].add(added.group(1))
     rewritten.pop("V1__init.sql")
     assert {k: v for k, v in rewritten.items() if v} == {
         "V9__order_token.sql": {"Order"},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -11,11 +12,12 @@ from validator.config import ValidatorConfig
 from validator.safety import REGISTRY, check_safety, check_sql, sqlfluff_overlap
 from validator.safety import docs as rules_docs
 from validator.safety.registry import DuplicateRuleError, Registry
+from validator.safety.rule import Rule
 from validator.safety.rules.ban_drop_column import BanDropColumn
 from validator.safety.source import SqlParseError, source_file
 
 
-def config(**kw: object) -> ValidatorConfig:
+def config(**kw: Any) -> ValidatorConfig:
     return ValidatorConfig(project_root=Path("."), migrations=Path("migrations"), **kw)
 
 
@@ -33,9 +35,12 @@ def test_registry_rejects_duplicate_ids() -> None:
 
 
 def test_registry_rejects_a_rule_without_both_kinds_of_example() -> None:
-    class OnlyBad(BanDropColumn):
+    class OnlyBad(Rule):  # ban-drop-column's definition with its triggering example only
         id = "only-bad"
-        examples = BanDropColumn.examples[:1]
+        category = BanDropColumn.category
+        summary = BanDropColumn.summary
+        docs = BanDropColumn.docs
+        examples = tuple(e for e in BanDropColumn.examples if e.triggers)
 
     with pytest.raises(ValueError, match="non-triggering"):
         Registry([OnlyBad])
@@ -67,7 +72,11 @@ def test_rules_can_be_switched_off_and_their_severity_changed() -> None:
 def test_unknown_rule_in_configuration_is_a_configuration_error() -> None:
     with pytest.raises(ConfigurationError) as exc:
         check_sql("SELECT 1;", config=config(rules={"ban-drop-colum": "off"}))
-    assert "ban-drop-colum" in str(exc.value) and "ban-drop-column" in exc.value.remedy
+    assert (
+        exc.value.remedy is not None
+        and "ban-drop-colum" in str(exc.value)
+        and "ban-drop-column" in exc.value.remedy
+    )
     assert exc.value.exit_code == 2
 
 

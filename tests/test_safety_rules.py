@@ -45,7 +45,7 @@ def test_rule_example(rule: type[Rule], index: int, example: Example) -> None:
 
 
 @pytest.mark.parametrize("rule", list(REGISTRY), ids=lambda r: r.id)
-def test_rule_is_documented(rule: type) -> None:
+def test_rule_is_documented(rule: type[Rule]) -> None:
     docs = rule.docs
     assert rule.summary.endswith(".") and len(rule.summary) < 120
     assert docs.why and docs.lock and docs.anti_pattern and docs.best_practice

@@ -120,6 +120,7 @@ def test_requests_use_digest_message_type(kms) -> None:
     KmsSignatureVerifier(key, kms)(manifest)
     signing = [p for p in sent if "SigningAlgorithm" in p]
     assert [p["MessageType"] for p in signing] == ["DIGEST", "DIGEST"]
+    assert manifest.bundle_sha256 is not None
     assert all(p["Message"] == bytes.fromhex(manifest.bundle_sha256) for p in signing)
     assert signing[1]["KeyId"] == key  # verified with the configured key, not the manifest's
 

@@ -12,6 +12,7 @@ from executor.history import HistoryRow
 from executor.manifest import Manifest, ManifestEntry
 from executor.settings import ExecutorSettings
 from executor.state import MigrationState, build_info, refusals
+from tests.helpers import sorted_rules
 
 S = MigrationState
 SETTINGS = ExecutorSettings()
@@ -99,7 +100,7 @@ def test_a_changed_versioned_file_is_drifted_and_refused_with_both_checksums() -
     assert error.context["expected"] == file_checksum(b"CREATE TABLE a (id int);")
     assert error.context["actual"] == file_checksum(b"CREATE TABLE a (id bigint);")
     assert error.context["expected"] in error.message and error.context["actual"] in error.message
-    assert "repair --realign-checksums" in error.remedy
+    assert error.remedy is not None and "repair --realign-checksums" in error.remedy
 
 
 def test_an_applied_version_absent_from_the_bundle_is_missing_unless_allowed() -> None:
@@ -135,7 +136,9 @@ def test_a_failed_row_blocks_the_run_until_repair() -> None:
     infos = build_info(m, [row(1, "V1__a.sql"), row(2, "V2__b.sql", success=False)], SETTINGS)
     assert states(infos) == {"V1__a.sql": S.APPLIED, "V2__b.sql": S.FAILED}
     (error,) = refusals(infos, SETTINGS)
-    assert error.rule == "failed-migration" and "schemagate repair" in error.remedy
+    assert (
+        error.remedy is not None and error.rule == "failed-migration" and "schemagate repair" in error.remedy
+    )
 
 
 def test_repeatables_are_outdated_when_their_checksum_changes_and_only_the_latest_run_counts() -> None:
@@ -211,7 +214,7 @@ def test_every_problem_is_reported_not_just_the_first(allow: bool) -> None:
         "V2__b.sql": S.OUT_OF_ORDER,
     }
     settings = SETTINGS.with_overrides(allow_missing=allow, allow_out_of_order=allow)
-    rules = sorted(e.rule for e in refusals(infos, settings))
+    rules = sorted_rules(refusals(infos, settings))
     expected = ["checksum-drift", "failed-migration"]
     if not allow:
         expected += ["missing-migration", "out-of-order"]

@@ -17,6 +17,7 @@ from executor.history import read_history
 from executor.settings import ExecutorSettings
 from tests.conftest import temporary_database
 from tests.executor_worker import bundle_of
+from tests.helpers import fetch_value
 from tests.schema_snapshot import psql_run, schema_snapshot
 from validator.config import ValidatorConfig
 from validator.safety import check_safety
@@ -520,7 +521,7 @@ def test_needs_transaction_block_matches_what_postgresql_does_outside_one(
             assert bool(warned) == (outcome == "warning"), conn.notices
             if outcome in ("gone", "empty"):
                 cur.execute("SELECT to_regclass('pg_temp.ids') IS NOT NULL")
-                exists = cur.fetchone()[0]
+                exists = fetch_value(cur)
                 if outcome == "empty":
                     cur.execute("INSERT INTO ids SELECT id FROM orders")
                     cur.execute("SELECT count(*) FROM ids")

@@ -15,7 +15,14 @@ from executor.errors import Category, ConfigurationError
 from executor.events import ACTIONS, RequestType, parse_event
 from executor.fleet import FleetResult, TargetOutcome, TargetStatus
 from executor.history import HistoryType
-from executor.pipeline_job import Continuation, FailureType, job_id, job_secrets, parse_codepipeline_job
+from executor.pipeline_job import (
+    CodePipelineJob,
+    Continuation,
+    FailureType,
+    job_id,
+    job_secrets,
+    parse_codepipeline_job,
+)
 from executor.state import MigrationState, Refusal, build_info, refusals
 from executor.vocabulary import Action, EventKind, PlanReason, RunStatus
 from tests.test_state import SETTINGS, entry, manifest, row
@@ -30,7 +37,8 @@ APPLY_SOURCE = "\n".join(
 
 def test_every_value_is_the_string_callers_already_use() -> None:
     assert [str(a) for a in ACTIONS] == ["info", "plan", "apply", "import", "snapshot", "fleet_summary"]
-    assert Action.FLEET_REPORT == "fleet_report" and json.dumps({"a": Action.APPLY}) == '{"a": "apply"}'
+    as_str: str = Action.FLEET_REPORT  # a StrEnum: a str wherever callers pass the plain string
+    assert as_str == "fleet_report" and json.dumps({"a": Action.APPLY}) == '{"a": "apply"}'
     assert f"{RunStatus.NOTHING_TO_DO}" == "NOTHING_TO_DO"
     assert [str(t) for t in RequestType] == ["Create", "Update", "Delete"]
     assert [str(s) for s in TargetStatus] == ["applied", "planned", "up to date", "failed"]
@@ -188,8 +196,9 @@ def test_a_continued_job_carries_its_run() -> None:
     token = Continuation(run_id="7f3c1e2a", bundle_sha256="c" * 64, invocation=2).to_token()
     event["CodePipeline.job"]["data"]["continuationToken"] = token
     job = parse_event(event)
+    assert isinstance(job, CodePipelineJob)
     assert job.continuation == Continuation(run_id="7f3c1e2a", bundle_sha256="c" * 64, invocation=2)
-    assert job.run_id == "7f3c1e2a"  # type: ignore[union-attr]
+    assert job.run_id == "7f3c1e2a"
 
 
 @pytest.mark.parametrize(
