@@ -6,8 +6,6 @@ import json
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
-import pytest
-
 from validator.findings import Finding
 from validator.reports import (
     CODEBUILD_MAX_CASES,
@@ -231,16 +229,14 @@ def test_report_json_shape(tmp_path):
     assert paths["markdown"].read_text().startswith("## schemagate validate: ❌ failed")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: reports.suppression_dict serialises a Suppression with dataclasses.asdict, "
-    "so its used_rules (a set) reaches report.json through json.dumps(default=str) as the Python "
-    "repr \"{'adding-not-nullable-field'}\"; Suppression.to_dict() is the report's shape",
-)
 def test_report_json_suppressions_are_plain_json(tmp_path):
     doc = json.loads(write_reports(sample(), tmp_path / "reports")["json"].read_text())
     for entry in doc["suppressions"]:
         assert not any(isinstance(v, str) and v.startswith(("{", "set(")) for v in entry.values()), entry
+        assert set(entry) == {"file", "line", "rules", "reason", "scope", "used", "used_rules"}, entry
+        assert all(isinstance(r, str) for r in entry["used_rules"]), entry
+    # the suppression the sample marks as used silenced its rule, and report.json says which
+    assert any(e["used"] and e["used_rules"] for e in doc["suppressions"]), doc["suppressions"]
 
 
 def test_report_markdown_lists_findings_suppressions_bundle_and_sections():

@@ -172,7 +172,13 @@ def finding_line(f: Finding) -> str:
 
 
 def suppression_dict(s: object) -> JSONObject:
-    if dataclasses.is_dataclass(s) and not isinstance(s, type):
+    """A suppression as report.json writes it: ``Suppression.to_dict()`` and the rules it actually
+    silenced (``used_rules``, a sorted list), which the Markdown's destructive-changes section reads."""
+    to_dict = getattr(s, "to_dict", None)
+    if callable(to_dict):
+        data = dict(to_dict())
+        data["used_rules"] = sorted(getattr(s, "used_rules", ()) or ())
+    elif dataclasses.is_dataclass(s) and not isinstance(s, type):
         data = dataclasses.asdict(s)
     elif isinstance(s, dict):
         data = dict(s)
