@@ -6,6 +6,7 @@ run that finds everything cached or accepted never loads sqlfluff."""
 from __future__ import annotations
 
 import dataclasses
+import importlib.machinery
 import json
 import os
 import subprocess
@@ -236,7 +237,10 @@ def test_parsing_code_is_part_of_the_key(tmp_path, monkeypatch):
     before = parse_cache.options_key()
     fake = tmp_path / "parse.py"
     fake.write_text(Path(sys.modules["validator.parse"].__file__).read_text() + "\n# edited\n")
-    monkeypatch.setattr(sys.modules["validator.parse"], "__file__", str(fake))
+    # options_key reads the source through the module's spec (importlib.util.find_spec), which for
+    # an imported module is its __spec__, without importing anything
+    spec = importlib.machinery.ModuleSpec("validator.parse", None, origin=str(fake))
+    monkeypatch.setattr(sys.modules["validator.parse"], "__spec__", spec)
     parse_cache.options_key.cache_clear()
     try:
         assert parse_cache.options_key() != before
@@ -244,3 +248,44 @@ def test_parsing_code_is_part_of_the_key(tmp_path, monkeypatch):
         monkeypatch.undo()
         parse_cache.options_key.cache_clear()
     assert parse_cache.options_key() == before
+
+
+def test_apply_path_answers_known_files_without_parsing_or_importing_pglast(tmp_path):
+    """``apply --migrations`` (``bundle_from_directory``) takes the flags of a known file from the
+    cache without a parse tree: a second run in a fresh process never imports pglast, and its
+    bundle (transactional flags, settings) is the first run's."""
+    import json
+    import subprocess
+
+    project = tmp_path / "project"
+    migrations = project / "db"
+    migrations.mkdir(parents=True)
+    (migrations / "V1__accounts.sql").write_text(
+        "-- schemagate:set lock_timeout=3s\nCREATE TABLE accounts (id bigint PRIMARY KEY, email text);\n"
+    )
+    (migrations / "V2__accounts_email.sql").write_text(
+        "CREATE INDEX CONCURRENTLY accounts_email ON accounts (email) WHERE email IS NOT NULL;\n"
+    )
+    (migrations / "V3__backfill.sql").write_text(
+        "DO $$ BEGIN UPDATE accounts SET email = lower(email); END $$;\n"
+    )
+    script = (
+        "import json, sys\n"
+        "from pathlib import Path\n"
+        "from validator.config import load_config\n"
+        "from validator.structural import bundle_from_directory\n"
+        "b = bundle_from_directory(load_config(Path.cwd(), migrations=Path('db')))\n"
+        "print(json.dumps([[e.script, e.transactional, e.settings] for e in b.manifest.migrations]))\n"
+        "print('pglast' in sys.modules)\n"
+    )
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", script], cwd=project, capture_output=True, text=True, check=True
+        ).stdout.splitlines()
+        for _ in range(2)
+    ]
+    assert runs[0][1] == "True" and runs[1][1] == "False"  # parsed cold, answered warm
+    assert runs[0][0] == runs[1][0]
+    entries = json.loads(runs[1][0])
+    assert [e[1] for e in entries] == [True, False, True]
+    assert entries[0][2] == {"lock_timeout": "3s"}

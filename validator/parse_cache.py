@@ -62,16 +62,18 @@ _PARSING_MODULES = (
 
 @lru_cache(maxsize=1)
 def options_key() -> str:
-    """SHA-256 over the cache format, pglast's version and the parsing code."""
-    import importlib
+    """SHA-256 over the cache format, pglast's version (its ``__init__.py``, which holds
+    ``__version__``) and the parsing code, read from the files without importing them: a run whose
+    files are all cache hits never imports pglast."""
+    from importlib.util import find_spec
 
-    import pglast
-
-    digest = hashlib.sha256(f"format={CACHE_FORMAT};pglast={pglast.__version__}".encode())
-    for name in _PARSING_MODULES:
-        module = importlib.import_module(name)
+    digest = hashlib.sha256(f"format={CACHE_FORMAT}".encode())
+    for name in ("pglast", *_PARSING_MODULES):
+        spec = find_spec(name)
+        if spec is None or spec.origin is None:
+            raise ImportError(f"no module named {name}")
         digest.update(name.encode())
-        digest.update(Path(str(module.__file__)).read_bytes())
+        digest.update(Path(spec.origin).read_bytes())
     return digest.hexdigest()
 
 
@@ -98,19 +100,20 @@ def to_entry(parsed: ParsedFile) -> dict[str, Any]:
     }
 
 
-def from_entry(mf: MigrationFile, entry: dict[str, Any]) -> ParsedFile | None:
+def from_entry(mf: MigrationFile, entry: dict[str, Any], *, trees: bool = True) -> ParsedFile | None:
     """The ParsedFile ``entry`` describes, with the parse tree rebuilt from the text; None when the
-    entry does not fit the file (a miss)."""
-    from pglast.parser import ParseError, parse_sql
-
-    from validator.parse import ParsedFile, Statement
+    entry does not fit the file (a miss).  ``trees=False``: every ``Statement.node`` is None and
+    pglast is not called (``apply --migrations`` needs the flags, not the trees)."""
+    from validator.parsed import ParsedFile, Statement
 
     text = mf.text
     if text is None:
         return None
     rows = entry["statements"]
-    nodes: list[Any] = []
-    if rows:
+    nodes: list[Any] = [None] * len(rows)
+    if rows and trees:
+        from pglast.parser import ParseError, parse_sql
+
         try:
             nodes = [raw.stmt for raw in parse_sql(text)]
         except ParseError:
@@ -152,7 +155,8 @@ class ParseCache:
     pack written holds the entries this run used, so it never grows past the directory's files.
     """
 
-    def __init__(self, directory: Path | None, migrations: Path | str = "") -> None:
+    def __init__(self, directory: Path | None, migrations: Path | str = "", *, trees: bool = True) -> None:
+        self.trees = trees  # False: hits carry no parse trees (Statement.node is None), see from_entry
         self.root = Path(directory) if directory is not None else None
         self.key = options_key() if directory is not None else ""
         where = hashlib.sha256(str(migrations).encode("utf-8")).hexdigest()[:16]
@@ -190,7 +194,7 @@ class ParseCache:
         name = self._name(mf)
         entry = self._load().get(name)
         try:
-            parsed = from_entry(mf, entry) if isinstance(entry, dict) else None
+            parsed = from_entry(mf, entry, trees=self.trees) if isinstance(entry, dict) else None
         except (ValueError, KeyError, TypeError):
             parsed = None
         if parsed is None:
@@ -206,10 +210,10 @@ class ParseCache:
 
     def parse(self, mf: MigrationFile) -> ParsedFile:
         """``parse_file(mf)``, answered from the cache when it can be."""
-        from validator.parse import parse_file
-
         parsed = self.get(mf)
         if parsed is None:
+            from validator.parse import parse_file
+
             parsed = parse_file(mf)
             self.put(parsed)
         return parsed

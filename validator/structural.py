@@ -18,8 +18,7 @@ from validator.discovery import Discovered, MigrationFile, discover
 from validator.findings import ERROR, Finding, count_by_severity
 from validator.gitref import check_immutability
 from validator.order import check_order
-from validator.parse import ParsedFile, parse_file
-from validator.transactions import mark_committing_calls
+from validator.parsed import ParsedFile
 
 if TYPE_CHECKING:
     from validator.parse_cache import ParseCache
@@ -79,15 +78,26 @@ def check_structure(
         parsed = [parse_cache.parse(mf) for mf in files]
         parse_cache.save()
     else:
+        from validator.parse import parse_file
+
         parsed = [parse_file(mf) for mf in files]
     committing = set().union(*(p.committing_procedures for p in parsed)) if parsed else set()
     if committing:
+        from validator.parse import parse_file
+        from validator.transactions import mark_committing_calls
+
+        # a CALL of a committing procedure is found in the trees: parse the tree-less hits again
+        parsed = [parse_file(p.file) if _treeless(p) else p for p in parsed]
         for p in parsed:
             mark_committing_calls(p, committing)
     for p in parsed:
         findings += p.findings
     findings.sort(key=Finding.sort_key)
     return StructuralResult(files=files, parsed=parsed, findings=findings, layout=layout)
+
+
+def _treeless(parsed: ParsedFile) -> bool:
+    return any(s.node is None for s in parsed.statements)
 
 
 def discover_migrations(config: ValidatorConfig) -> Discovered:
@@ -100,7 +110,14 @@ def bundle_from_directory(config: ValidatorConfig) -> Bundle:
 
     Raises SchemagateError (exit 1) listing the error findings; warnings (version gaps) do not stop it.
     """
-    result = check_structure(config)
+    from validator.parse_cache import ParseCache, parse_cache_directory
+
+    # no parse trees here: a file whose checksum the parse cache knows (any earlier validate, plan
+    # or apply of it) is not parsed again, and when every file is known pglast is not even imported
+    cache = ParseCache(
+        parse_cache_directory(config.project_root, config.lint), config.migrations, trees=False
+    )
+    result = check_structure(config, parse_cache=cache)
     errors = [f for f in result.findings if f.severity == ERROR]
     if errors:
         listing = "\n".join(f"  {f.location} {f.rule} {f.message}" for f in errors)
