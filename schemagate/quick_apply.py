@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
     from executor.settings import ExecutorSettings
     from validator.config import ValidatorConfig
+    from validator.discovery import Discovered
 
 APPLY_COMMANDS = ("apply", "migrate")
 _FLAGS = ("--yes", "-y")
@@ -63,10 +64,7 @@ def already_applied(conn: Connection, config: ValidatorConfig, settings: Executo
     else (a new file, a misnamed one, any refusal) returns None and takes the full structural path,
     which reports it.  One query: the history.
     """
-    from executor.history import read_history
-    from executor.manifest import Manifest
-    from executor.state import MigrationState, build_info, refusals
-    from validator.discovery import discover
+    from validator.discovery import discover, hand_over
 
     found = discover(
         config.migrations,
@@ -74,6 +72,17 @@ def already_applied(conn: Connection, config: ValidatorConfig, settings: Executo
         max_file_bytes=config.max_file_bytes,
         memo=_layout_memo(config),
     )
+    applied = _applied(conn, found, settings)
+    if applied is None:  # no no-op: the full command that runs next in this process takes the files over
+        hand_over(config.migrations, found, layout=config.layout, max_file_bytes=config.max_file_bytes)
+    return applied
+
+
+def _applied(conn: Connection, found: Discovered, settings: ExecutorSettings) -> int | None:
+    from executor.history import read_history
+    from executor.manifest import Manifest
+    from executor.state import MigrationState, build_info, refusals
+
     files, findings = found
     if not files or any(f.severity == "error" for f in findings):
         return None

@@ -187,3 +187,28 @@ def test_help_and_an_unknown_command_still_list_every_command(capsys) -> None:
         assert f"  {name} " in listing
     assert main(["aply"]) == 2
     assert "Did you mean 'apply'?" in capsys.readouterr().err
+
+
+def test_the_full_command_takes_over_the_files_the_quick_path_read_once(
+    project: Path, fresh_db: str, monkeypatch
+) -> None:
+    """When the quick path declines, the full command in the same process does not read and hash
+    every file again: its first discovery takes the quick path's result (the same bytes); any later
+    discovery reads the directory afresh."""
+    from validator import discovery
+
+    reads: list[Path] = []
+    real = discovery.DirectoryTree
+
+    def counting(root, **kw):
+        reads.append(Path(root))
+        return real(root, **kw)
+
+    monkeypatch.setattr(discovery, "DirectoryTree", counting)
+    assert quick_apply(["apply", "--yes", "--database-url", fresh_db]) is None
+    assert len(reads) == 1
+    assert main(["apply", "--yes", "--database-url", fresh_db]) == 0
+    assert len(reads) == 1  # the full command read nothing more (a plan, then the apply)
+    assert len(history_rows(fresh_db)) == 22  # 20 versioned, 2 repeatable
+    discovery.discover(project / "migrations")
+    assert len(reads) == 2  # taken once only

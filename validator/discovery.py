@@ -184,6 +184,24 @@ def _require_directory(root: Path) -> None:
         )
 
 
+_HandoverKey = tuple[str, "str | None", int]
+_handover: list[tuple[_HandoverKey, Discovered]] = []  # at most one: see hand_over
+
+
+def _handover_key(root: Path, layout: str | None, max_file_bytes: int) -> _HandoverKey:
+    return (str(root.resolve()), layout, max_file_bytes)
+
+
+def hand_over(migrations_dir: Path, found: Discovered, *, layout: str | None, max_file_bytes: int) -> None:
+    """Keep ``found`` for the next ``discover`` call with the same arguments, once.
+
+    ``schemagate.quick_apply`` discovers the files to see whether a plain ``apply`` is a no-op; when
+    it is not, the full CLI runs in the same process a few milliseconds later and would read and
+    hash every file again.  The next call takes this result instead (and the bytes it checks are the
+    bytes the quick path saw); any other call, or a second one, discovers afresh."""
+    _handover[:] = [(_handover_key(Path(migrations_dir), layout, max_file_bytes), found)]
+
+
 def discover(
     migrations_dir: Path,
     *,
@@ -201,6 +219,11 @@ def discover(
     holds nothing that looks like a migration.
     """
     root = Path(migrations_dir)
+    if _handover:
+        ((key, found),) = _handover
+        _handover.clear()
+        if key == _handover_key(root, layout, max_file_bytes):
+            return found
     _require_directory(root)
     tree = DirectoryTree(root, max_file_bytes=max_file_bytes)
     resolution = _resolve(tree, layout, memo)
