@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -349,6 +348,8 @@ class ResponseDeadline:
         if self.conn.closed:
             return
         with suppress(OSError, psycopg2.Error):
+            import socket  # only for a stalled session: the start of a no-op apply does without
+
             duplicate = socket.socket(fileno=os.dup(self.conn.fileno()))
             try:
                 duplicate.shutdown(socket.SHUT_RDWR)  # acts on the shared socket: libpq's read returns

@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -86,6 +85,8 @@ def remember(memo: Path, key: str, layout: str) -> None:
     try:
         memo.parent.mkdir(parents=True, exist_ok=True)
         ignore_state_of(memo.parent)
+        import tempfile  # only when writing: a no-op apply reads the memo
+
         fd, tmp = tempfile.mkstemp(dir=memo.parent, prefix=".layout-", suffix=".json")
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             json.dump({"format": MEMO_FORMAT, "answers": kept}, out)
