@@ -23,10 +23,10 @@ from executor.progress import Event
 from executor.vocabulary import EventKind
 
 if TYPE_CHECKING:
-    from executor.runner import Runner
+    from executor.sender import Sender
 
 
-def in_transaction(runner: Runner, p: Prepared) -> None:
+def in_transaction(runner: Sender, p: Prepared) -> None:
     """Statement by statement: BEGIN + settings with the first statement, history row with the
     last, then COMMIT."""
     prefix = "BEGIN;" + runner.settings_sql(p, local=True) + "\n"
@@ -57,7 +57,7 @@ def in_transaction(runner: Runner, p: Prepared) -> None:
         raise
 
 
-def without_transaction(runner: Runner, p: Prepared, started: float) -> None:
+def without_transaction(runner: Sender, p: Prepared, started: float) -> None:
     """A ``transactional: false`` file: each statement commits on its own.  Around each index
     statement, ``executor.index_validity`` drops its leftover INVALID index and checks the result."""
     cur = runner.cur
@@ -88,7 +88,7 @@ def without_transaction(runner: Runner, p: Prepared, started: float) -> None:
         runner.reset_session(p)
 
 
-def _index_check(runner: Runner, p: Prepared, st: Statement, index: int) -> index_validity.IndexCheck | None:
+def _index_check(runner: Sender, p: Prepared, st: Statement, index: int) -> index_validity.IndexCheck | None:
     """Before an index statement of a non-transactional file: drop its leftover INVALID index."""
     if not is_index_statement(st.words):
         return None

@@ -16,7 +16,7 @@ from executor.session import IDLE
 if TYPE_CHECKING:
     from psycopg2.extensions import connection as Connection
 
-    from executor.runner import Runner
+    from executor.sender import Sender
 
 
 def allowed(p: Prepared, conn: Connection) -> bool:
@@ -36,7 +36,7 @@ def allowed(p: Prepared, conn: Connection) -> bool:
     )
 
 
-def send(runner: Runner, p: Prepared) -> bool:
+def send(runner: Sender, p: Prepared) -> bool:
     """BEGIN, the settings, the file's statements, its history row and COMMIT as one simple-query
     message: one round trip.  True when applied.
 

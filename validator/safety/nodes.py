@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from pglast import ast
 from pglast.enums import AlterTableType, ConstrType, ObjectType
 from pglast.visitors import Ancestor
-
-if TYPE_CHECKING:  # pragma: no cover
-    from validator.safety.context import FileContext
 
 MANUAL = "https://www.postgresql.org/docs/current/"
 
@@ -126,16 +123,17 @@ PRIMARY_OR_UNIQUE = (ConstrType.CONSTR_PRIMARY, ConstrType.CONSTR_UNIQUE)
 
 
 def table_gaining_indexed_constraint(
-    ctx: FileContext, ancestors: Ancestor, node: ast.Constraint, contype: ConstrType
+    ancestors: Ancestor, node: ast.Constraint, contype: ConstrType
 ) -> ast.RangeVar | None:
-    """The existing table an ``ALTER TABLE ... ADD [COLUMN ...] <contype>`` constraint builds an index
-    on while holding ACCESS EXCLUSIVE, or None (another constraint type, ``USING INDEX``, not an
-    ALTER TABLE, or a table created earlier in the same file)."""
+    """The table an ``ALTER TABLE ... ADD [COLUMN ...] <contype>`` constraint builds an index on
+    while holding ACCESS EXCLUSIVE, or None (another constraint type, ``USING INDEX``, not an ALTER
+    TABLE).  The caller leaves out a table created earlier in the same file
+    (``FileContext.is_new_table``)."""
     if node.contype != contype or node.indexname:
         return None
     cmd = enclosing_cmd(ancestors)
     table = altered_table(ancestors)
-    if cmd is None or table is None or ctx.is_new_table(table):
+    if cmd is None or table is None:
         return None
     if cmd.subtype not in (AlterTableType.AT_AddConstraint, AlterTableType.AT_AddColumn):
         return None

@@ -19,7 +19,6 @@ from validator.safety.nodes import filled, last_name, relname, sval
 
 if TYPE_CHECKING:  # pragma: no cover
     from validator.parsed import Statement
-    from validator.safety.context import FileContext
 
 # objects that share one namespace for these purposes (a domain is a type)
 _SAME = {
@@ -96,7 +95,8 @@ def names_taken(statements: Iterable[Statement]) -> set[tuple[ObjectType | None,
     return {pair for stmt in statements if stmt.node is not None for pair in created(stmt.node)}
 
 
-def put_back_later(ctx: FileContext, object_type: ObjectType | None, name: str) -> bool:
-    """True when a later statement of the same transaction creates (or renames) something to this
-    name: clients never see the name missing, the object is replaced, not removed."""
-    return (kind(object_type), name) in names_taken(ctx.later_statements_in_same_transaction())
+def put_back_later(later: Iterable[Statement], object_type: ObjectType | None, name: str) -> bool:
+    """True when a ``later`` statement of the same transaction (``FileContext.
+    later_statements_in_same_transaction``) creates (or renames) something to this name: clients
+    never see the name missing, the object is replaced, not removed."""
+    return (kind(object_type), name) in names_taken(later)

@@ -64,8 +64,8 @@ class AddingSerialPrimaryKeyField(Rule):
     )
 
     def visit_Constraint(self, ancestors: Ancestor, node: ast.Constraint) -> None:
-        table = table_gaining_indexed_constraint(self.ctx, ancestors, node, ConstrType.CONSTR_PRIMARY)
-        if table is not None:
+        table = table_gaining_indexed_constraint(ancestors, node, ConstrType.CONSTR_PRIMARY)
+        if table is not None and not self.ctx.is_new_table(table):
             self.report(
                 node,
                 f"Adding a primary key to {qualified(table)} builds its index while blocking all "

@@ -120,7 +120,7 @@ class BanDropObject(Rule):
             if _takes_internal(obj):
                 continue  # an index support function: no SQL client can call it
             if self.ctx.catalog.is_new_object(node.removeType, name) or put_back_later(
-                self.ctx, node.removeType, name
+                self.ctx.later_statements_in_same_transaction(), node.removeType, name
             ):
                 continue
             self.report(

@@ -58,8 +58,8 @@ class DisallowedUniqueConstraint(Rule):
     )
 
     def visit_Constraint(self, ancestors: Ancestor, node: ast.Constraint) -> None:
-        table = table_gaining_indexed_constraint(self.ctx, ancestors, node, ConstrType.CONSTR_UNIQUE)
-        if table is not None:
+        table = table_gaining_indexed_constraint(ancestors, node, ConstrType.CONSTR_UNIQUE)
+        if table is not None and not self.ctx.is_new_table(table):
             self.report(
                 node,
                 f"Adding a UNIQUE constraint to {qualified(table)} builds its index while blocking "

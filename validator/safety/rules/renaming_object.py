@@ -108,7 +108,7 @@ class RenamingObject(Rule):
                 node.relation is not None and self.ctx.is_new_table(node.relation)
             ):
                 return
-            if put_back_later(self.ctx, node.renameType, old):
+            if put_back_later(self.ctx.later_statements_in_same_transaction(), node.renameType, old):
                 return
         what = _label(filled(node.renameType, "RenameStmt.renameType"))
         self.report(
