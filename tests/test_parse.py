@@ -10,7 +10,8 @@ from pglast import ast
 from executor.checksum import decode_sql, file_checksum
 from executor.naming import parse_name
 from validator.discovery import MigrationFile
-from validator.parse import ParsedFile, parse_file
+from validator.parse import parse_file
+from validator.parsed import ParsedFile
 
 
 def parsed(content: str | bytes, name: str = "V1__x.sql") -> ParsedFile:

@@ -18,8 +18,8 @@ import pytest
 from tests.gate_history import HISTORY, NEW_UNSAFE, commit_all, git, make_project, write_files
 from tests.histories import flyway_billing
 from validator.config import load_config
-from validator.parse import ParsedFile
 from validator.parse_cache import DEFAULT_CACHE_DIR, ParseCache
+from validator.parsed import ParsedFile
 from validator.safety import check_safety
 from validator.structural import check_structure
 from validator.validate import _safety_config, run_validation

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from pglast.visitors import Ancestor
 
     from validator.findings import JSONObject
-    from validator.parse import ParsedFile
+    from validator.parsed import ParsedFile
     from validator.reports import ReportSection
     from validator.structural import StructuralResult
 

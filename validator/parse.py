@@ -109,8 +109,9 @@ def parse_file(mf: MigrationFile) -> ParsedFile:
         return parsed
 
     for index, raw in enumerate(raw_statements):
-        start = skip_sql_trivia(text, raw.stmt_location)
-        end = raw.stmt_location + raw.stmt_len if raw.stmt_len else _end_of_last_statement(text, start)
+        location = raw.stmt_location or 0  # pglast always fills it; 0 for the first statement
+        start = skip_sql_trivia(text, location)
+        end = location + raw.stmt_len if raw.stmt_len else _end_of_last_statement(text, start)
         line, column = lines.position(start)
         stmt = Statement(
             index=index, text=text[start:end], node=raw.stmt, start=start, end=end, line=line, column=column
@@ -189,7 +190,7 @@ def _check_plpgsql(parsed: ParsedFile, stmt: Statement, lines: LineCounter) -> N
     language = option_named(options, "language")
     lang = "plpgsql" if language is None and isinstance(node, ast.DoStmt) else ""
     if language is not None and isinstance(language.arg, ast.String):
-        lang = language.arg.sval.lower()
+        lang = (language.arg.sval or "").lower()
     body_opt = option_named(options, "as")
     if lang != "plpgsql" or body_opt is None:
         return
@@ -202,7 +203,7 @@ def _check_plpgsql(parsed: ParsedFile, stmt: Statement, lines: LineCounter) -> N
         functions = json.loads(parse_plpgsql_json(stmt.text))
     except ParseError as exc:
         message = exc.args[0]
-        line, column = _plpgsql_error_position(stmt, body_opt, body_arg.sval, message, lines)
+        line, column = _plpgsql_error_position(stmt, body_opt, body_arg.sval or "", message, lines)
         what = (
             "DO block"
             if isinstance(node, ast.DoStmt)
@@ -273,7 +274,7 @@ def _plpgsql_error_position(
         try:
             parse_plpgsql_json(candidate)
         except ParseError as exc:
-            return exc.args[0] == message
+            return bool(exc.args[0] == message)
         return False
 
     low, high = 1, len(body_lines)

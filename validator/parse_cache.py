@@ -45,7 +45,7 @@ from validator.lint_cache import prune
 
 if TYPE_CHECKING:
     from validator.discovery import MigrationFile
-    from validator.parse import ParsedFile
+    from validator.parsed import ParsedFile
 
 CACHE_FORMAT = 1
 DEFAULT_CACHE_DIR = Path(".schemagate") / "cache" / "parse"

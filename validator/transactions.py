@@ -99,7 +99,7 @@ def needs_transaction_block(node: Any) -> str | None:
     """Why ``node`` fails or does nothing outside a transaction block, or None (it runs alike)."""
     if isinstance(node, ast.LockStmt):
         return "LOCK TABLE can only be used in a transaction block (PostgreSQL refuses it outside one)"
-    if isinstance(node, ast.DeclareCursorStmt) and not node.options & enums.CURSOR_OPT_HOLD:
+    if isinstance(node, ast.DeclareCursorStmt) and not (node.options or 0) & enums.CURSOR_OPT_HOLD:
         return "DECLARE CURSOR without WITH HOLD can only be used in a transaction block"
     if isinstance(node, ast.VariableSetStmt) and node.is_local:
         return "SET LOCAL has no effect outside a transaction block (PostgreSQL only warns)"
@@ -226,7 +226,7 @@ def mark_committing_calls(parsed: ParsedFile, procedures: set[str]) -> None:
     """Mark ``CALL p()`` non-transactional when ``p`` (by unqualified name) commits, then re-apply
     the transaction rules.  ``check_structure`` calls this again with the procedures of all files."""
     for stmt in parsed.statements:
-        if isinstance(stmt.node, ast.CallStmt) and stmt.transactional:
+        if isinstance(stmt.node, ast.CallStmt) and stmt.node.funccall is not None and stmt.transactional:
             name = last_name(stmt.node.funccall.funcname)
             if name in procedures:
                 stmt.non_transactional = f"CALL {name}() (its body issues COMMIT/ROLLBACK)"
@@ -283,7 +283,7 @@ def non_transactional_reason(node: Any) -> str | None:
 
 def _transaction_keyword(node: ast.TransactionStmt) -> str:
     kind = enums.TransactionStmtKind
-    return {
+    keywords: dict[enums.TransactionStmtKind | None, str] = {
         kind.TRANS_STMT_BEGIN: "BEGIN",
         kind.TRANS_STMT_START: "START TRANSACTION",
         kind.TRANS_STMT_COMMIT: "COMMIT",
@@ -294,7 +294,8 @@ def _transaction_keyword(node: ast.TransactionStmt) -> str:
         kind.TRANS_STMT_PREPARE: "PREPARE TRANSACTION",
         kind.TRANS_STMT_COMMIT_PREPARED: "COMMIT PREPARED",
         kind.TRANS_STMT_ROLLBACK_PREPARED: "ROLLBACK PREPARED",
-    }.get(node.kind, "transaction control")
+    }
+    return keywords.get(node.kind, "transaction control")
 
 
 # --- the parse tree, read where its fields vary ---------------------------------------------
@@ -314,17 +315,17 @@ def _bool_option(option: ast.DefElem) -> bool:
     if isinstance(arg, ast.Integer):
         return arg.ival != 0
     if isinstance(arg, ast.String):
-        return arg.sval.lower() not in ("false", "off", "no", "0")
+        return (arg.sval or "").lower() not in ("false", "off", "no", "0")
     return True
 
 
 def last_name(names: Any) -> str:
-    parts = [n.sval for n in names or () if isinstance(n, ast.String)]
+    parts = [n.sval for n in names or () if isinstance(n, ast.String) and n.sval is not None]
     return parts[-1].lower() if parts else ""
 
 
 def option_named(options: Any, name: str) -> ast.DefElem | None:
     for opt in options or ():
-        if _defname(opt) == name:
+        if isinstance(opt, ast.DefElem) and opt.defname == name:
             return opt
     return None

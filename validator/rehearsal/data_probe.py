@@ -43,7 +43,7 @@ from validator.rehearsal.outcome import DataProbeResult
 from validator.rehearsal.server import connect
 
 if TYPE_CHECKING:
-    from validator.parse import ParsedFile, Statement
+    from validator.parsed import ParsedFile, Statement
     from validator.safety.rules.data_dependent_change import DataDependentStatement
 
 PROBE_LOCK_TIMEOUT = "5s"  # nothing else uses the rehearsal database; a wait means a bug

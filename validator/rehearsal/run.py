@@ -78,7 +78,7 @@ if TYPE_CHECKING:
     from psycopg2.extensions import connection as Connection
 
     from validator.config import ValidatorConfig
-    from validator.parse import ParsedFile
+    from validator.parsed import ParsedFile
     from validator.rehearsal.data_probe import DataProbe
     from validator.safety.rules.data_dependent_change import DataDependentStatement
     from validator.structural import StructuralResult

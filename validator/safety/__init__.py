@@ -22,7 +22,7 @@ from validator.safety.suppressions import Suppression
 
 if TYPE_CHECKING:
     from validator.config import ValidatorConfig
-    from validator.parse import ParsedFile
+    from validator.parsed import ParsedFile
 
 __all__ = [
     "DESTRUCTIVE_RULES",

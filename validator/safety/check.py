@@ -19,7 +19,7 @@ from validator.safety.suppressions import Suppression, SuppressionProblem, find_
 
 if TYPE_CHECKING:
     from validator.config import ValidatorConfig
-    from validator.parse import ParsedFile
+    from validator.parsed import ParsedFile
 
 FAMILY = "safety"
 SUPPRESSION_RULES = (

@@ -21,7 +21,7 @@ from pglast.parser import Token, scan
 from validator.safety.catalog import Catalog
 
 if TYPE_CHECKING:
-    from validator.parse import ParsedFile, Statement
+    from validator.parsed import ParsedFile, Statement
 
 
 @dataclass(frozen=True)

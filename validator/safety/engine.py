@@ -23,7 +23,7 @@ from validator.safety.plpgsql import embedded_statements
 from validator.safety.rule import Rule
 
 if TYPE_CHECKING:
-    from validator.parse import ParsedFile
+    from validator.parsed import ParsedFile
 
 _OPEN = (TransactionStmtKind.TRANS_STMT_BEGIN, TransactionStmtKind.TRANS_STMT_START)
 _CLOSE = (

@@ -13,7 +13,8 @@ from pathlib import Path
 from executor.checksum import file_checksum
 from executor.naming import parse_name
 from validator.discovery import MigrationFile
-from validator.parse import ParsedFile, parse_file
+from validator.parse import parse_file
+from validator.parsed import ParsedFile
 
 
 class SqlParseError(ValueError):

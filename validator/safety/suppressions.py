@@ -28,7 +28,7 @@ from executor.headers import LineCounter
 if TYPE_CHECKING:
     from pglast.parser import Token
 
-    from validator.parse import ParsedFile
+    from validator.parsed import ParsedFile
 
 DIRECTIVE = re.compile(r"--[ \t]*schemagate:(?P<kind>[\w-]*)(?P<rest>[^\n]*)")
 # ``-- schemagate:<kind>`` comments that belong to other parts (validator.parse reads ``set``)
