@@ -42,9 +42,9 @@ def plan_from(infos: list[MigrationInfo], settings: ExecutorSettings) -> Plan:
         if i.entry is None:
             continue
         if i.state is MigrationState.PENDING and i.kind != REPEATABLE:
-            versioned.append((i.entry.parsed_version, i.entry, PlanReason.PENDING))  # type: ignore[arg-type]
+            versioned.append((i.entry.required_version, i.entry, PlanReason.PENDING))
         elif i.state is MigrationState.OUT_OF_ORDER and settings.allow_out_of_order:
-            versioned.append((i.entry.parsed_version, i.entry, PlanReason.OUT_OF_ORDER))  # type: ignore[arg-type]
+            versioned.append((i.entry.required_version, i.entry, PlanReason.OUT_OF_ORDER))
         elif i.state is MigrationState.PENDING:
             repeatable.append((i.entry, PlanReason.REPEATABLE_NEW))
         elif i.state is MigrationState.OUTDATED:
