@@ -70,12 +70,14 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
 from dbmate_tool import DBMATE_VERSION, dbmate_argv, dbmate_binary, dbmate_env, native_binary
 from pg_proxy import CountingProxy, round_trips
+
+from executor.connection import one_value
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
@@ -101,14 +103,6 @@ class Migration:
     description: str
     up: str
     down: str
-
-
-def one_value(cur: psycopg2.extensions.cursor) -> Any:
-    """The one value of the row the last query returned (SHOW, count(*): there always is one)."""
-    row = cur.fetchone()
-    if row is None:
-        raise LookupError("the query returned no row")
-    return row[0]
 
 
 def generate(count: int) -> list[Migration]:

@@ -24,7 +24,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
 from urllib.parse import unquote
@@ -257,6 +257,22 @@ def lost_connection(exc: BaseException, doing: str, *, deadline: ResponseDeadlin
         "what is applied)",
     )
     return ConnectionFailure(f"lost the connection to the database while {doing}: {detail}", **kw)
+
+
+def one_value(cur: psycopg2.extensions.cursor) -> Any:
+    """The first column of the row the last query returned (``count(*)``, ``SHOW``, ``to_regclass``:
+    queries that always return one); LookupError when there was no row."""
+    row = cur.fetchone()
+    if row is None:
+        query = cur.query.decode("utf-8", "replace") if cur.query else "the query"
+        raise LookupError(f"no row from {query}")
+    return row[0]
+
+
+def scalar(cur: psycopg2.extensions.cursor, query: str, params: Sequence[object] = ()) -> Any:
+    """``query`` (a SELECT of one row and column) run on ``cur``, and its one value."""
+    cur.execute(query, params)
+    return one_value(cur)
 
 
 @contextmanager

@@ -15,6 +15,7 @@ import psycopg2
 import psycopg2.errors
 import psycopg2.extensions
 
+from executor.connection import scalar
 from executor.errors import ConfigurationError, PermissionDenied
 from executor.settings import ExecutorSettings
 
@@ -98,8 +99,7 @@ def _permission_error(exc: psycopg2.Error, settings: ExecutorSettings, doing: st
 
 def history_exists(conn, settings: ExecutorSettings) -> bool:
     with conn.cursor() as cur:
-        cur.execute("SELECT to_regclass(%s) IS NOT NULL", (settings.qualified_table,))
-        return bool(cur.fetchone()[0])
+        return bool(scalar(cur, "SELECT to_regclass(%s) IS NOT NULL", (settings.qualified_table,)))
 
 
 def ensure_history_table(conn, settings: ExecutorSettings) -> bool:

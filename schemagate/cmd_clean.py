@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from executor.connection import scalar
 from executor.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -63,16 +64,7 @@ def drop_everything(conn: Connection) -> list[str]:
 
 
 def _quote(cur: Cursor, name: str) -> str:
-    return str(_one_value(cur, "SELECT quote_ident(%s)", (name,)))
-
-
-def _one_value(cur: Cursor, query: str, params: tuple[str, ...] = ()) -> object:
-    """The one value ``query`` returns (a SELECT of one row and column)."""
-    cur.execute(query, params)
-    row = cur.fetchone()
-    if row is None:
-        raise LookupError(f"no row from {query}")
-    return row[0]
+    return str(scalar(cur, "SELECT quote_ident(%s)", (name,)))
 
 
 @click.command("clean", short_help="Drop everything in the local (or a throwaway) database.")
@@ -100,7 +92,7 @@ def clean_command(database_url: str | None, force: bool, yes: bool) -> None:
             )
         with connected(target) as conn:
             with conn.cursor() as cur:
-                name = str(_one_value(cur, "SELECT current_database()"))
+                name = str(scalar(cur, "SELECT current_database()"))
             conn.rollback()
             if target.embedded:
                 if not confirm_or_refuse(f"drop every schema in {target.label}?", yes):

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import psycopg2
 
+from executor.connection import scalar
 from tests.database_faults import (
     WAITING_FOR_OLD_SNAPSHOTS,
     backend_alive,
@@ -42,7 +43,6 @@ from tests.database_faults import (
     terminate,
     wait_until,
 )
-from validator.rehearsal.server import scalar
 
 STRATEGIES = ("sigkill-anywhere", "sigkill-in-index-build", "terminate-in-index-build")
 

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import Protocol
 
+from executor.connection import one_value
 from executor.naming import Version
-
-
-class _Cursor(Protocol):
-    def fetchone(self) -> tuple[Any, ...] | None: ...
 
 
 class _Versioned(Protocol):
@@ -17,12 +14,9 @@ class _Versioned(Protocol):
     def version(self) -> Version | None: ...
 
 
-def fetch_value(cur: _Cursor) -> Any:
-    """The first column of ``cur.fetchone()``, failing with a clear message (rather than a TypeError
-    on None) when the query returned no row."""
-    row = cur.fetchone()
-    assert row is not None, "the query returned no row"
-    return row[0]
+# the first column of the row the last query returned; LookupError naming the query when it
+# returned none (rather than a TypeError on None)
+fetch_value = one_value
 
 
 def version_of(named: _Versioned) -> Version:

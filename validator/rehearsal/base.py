@@ -23,11 +23,12 @@ import psycopg2.errors
 from psycopg2 import sql
 from psycopg2.extensions import connection as Connection
 
+from executor.connection import scalar
 from executor.errors import ConfigurationError
 from executor.headers import line_and_column
 from executor.manifest import ManifestEntry
 from executor.settings import ExecutorSettings
-from validator.rehearsal.server import drop_database, scalar
+from validator.rehearsal.server import drop_database
 
 if TYPE_CHECKING:
     from validator.config import ValidatorConfig

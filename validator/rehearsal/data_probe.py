@@ -38,6 +38,7 @@ from psycopg2 import sql
 from psycopg2.extensions import connection as Connection
 from psycopg2.extensions import cursor as Cursor
 
+from executor.connection import scalar
 from executor.manifest import ManifestEntry
 from validator.rehearsal.outcome import DataProbeResult
 from validator.rehearsal.server import connect
@@ -155,8 +156,7 @@ def _table_by_oid(cur: Cursor, oid: int) -> Table:
             fks.append((name, list(cols), int(parent), list(pcols or [])))
         else:
             checks.append((name, definition))
-    cur.execute("SELECT %s::regclass::text", [oid])
-    qualified = str(cur.fetchone()[0])  # type: ignore[index]
+    qualified = str(scalar(cur, "SELECT %s::regclass::text", [oid]))
     return Table(oid, qualified, columns, fks, checks)
 
 
@@ -429,8 +429,7 @@ def _breaking(cur: Cursor, node: Any, table: Table) -> tuple[str, str, str]:
                 }.get(op)
                 if sql_value is None:
                     raise NotProbed(f"the CHECK's operator {op}")
-                cur.execute(f"SELECT ({sql_value})::{col.type_sql}::text")
-                shown = cur.fetchone()[0]  # type: ignore[index]
+                shown = scalar(cur, f"SELECT ({sql_value})::{col.type_sql}::text")
                 return column, f"{_literal(cur, shown)}::{col.type_sql}", f"{column} = {shown}"
             if isinstance(value, str) and op in ("=", "<>"):
                 text = value + "-other" if op == "=" else value

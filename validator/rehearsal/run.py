@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING
 from executor.apply import ApplyHooks
 from executor.apply import apply as executor_apply
 from executor.bundle import make_bundle
+from executor.connection import scalar
 from executor.errors import ConfigurationError, ConnectionFailure, SchemagateError
 from executor.manifest import ManifestEntry
 from executor.naming import Version
@@ -72,7 +73,7 @@ from validator.rehearsal.findings import (
 from validator.rehearsal.outcome import RehearsedMigration
 from validator.rehearsal.probe import Probe
 from validator.rehearsal.report import RehearsalResult
-from validator.rehearsal.server import connect, drop_database, rehearsal_server, scalar, with_dbname
+from validator.rehearsal.server import connect, drop_database, rehearsal_server, with_dbname
 
 if TYPE_CHECKING:
     from psycopg2.extensions import connection as Connection

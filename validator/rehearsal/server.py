@@ -20,7 +20,7 @@ import socket
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import psycopg2
 from psycopg2 import sql
@@ -157,15 +157,6 @@ def connect(url: str, *, autocommit: bool = True) -> Connection:
     conn = executor_connect(url, application_name=APPLICATION_NAME)
     conn.autocommit = autocommit
     return conn
-
-
-def scalar(cur: Cursor, query: str, params: tuple[object, ...] = ()) -> Any:
-    """The one value ``query`` returns (a ``SELECT`` of one row and column)."""
-    cur.execute(query, params)
-    row = cur.fetchone()
-    if row is None:
-        raise LookupError(f"no row from {query}")
-    return row[0]
 
 
 def drop_database(cur: Cursor, name: str) -> None:
