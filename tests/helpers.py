@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 from executor.connection import one_value
 from executor.naming import Version
+
+if TYPE_CHECKING:
+    from click.testing import Result
 
 
 class _Versioned(Protocol):
@@ -41,3 +45,14 @@ def sorted_rules(errors: Iterable[_Ruled]) -> list[str]:
     rules = [e.rule for e in errors]
     assert None not in rules, f"a refusal without a rule: {rules}"
     return sorted(r for r in rules if r is not None)
+
+
+def validate_rehearsed(migrations: Path, reports: Path, rehearsal_url: str) -> Result:
+    """``schemagate validate --no-lint --rehearse`` of ``migrations`` on the server of
+    ``rehearsal_url``, run in this process (click's runner), the reports written into ``reports``."""
+    from click.testing import CliRunner
+
+    from schemagate.cli import cli
+
+    argv = ["validate", "--migrations", str(migrations), "--reports", str(reports), "--no-lint"]
+    return CliRunner().invoke(cli, [*argv, "--rehearse", "--rehearsal-database-url", rehearsal_url])

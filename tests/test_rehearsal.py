@@ -17,7 +17,7 @@ import psycopg2
 import pytest
 
 from executor.errors import ConfigurationError
-from tests.helpers import fetch_value
+from tests.helpers import fetch_value, validate_rehearsed
 from validator.config import load_config
 from validator.rehearsal import BaseStore, RehearsalResult, RehearsedMigration, rehearse
 from validator.rehearsal.locks import (
@@ -415,10 +415,6 @@ def test_rehearsal_runs_on_the_embedded_server_when_no_url_is_given(tmp_path: Pa
 
 
 def test_validate_rehearse_puts_the_lock_report_into_all_three_reports(tmp_path: Path, pg_admin_url: str):
-    from click.testing import CliRunner
-
-    from schemagate.cli import cli
-
     _project(
         tmp_path,
         {
@@ -429,20 +425,7 @@ def test_validate_rehearse_puts_the_lock_report_into_all_three_reports(tmp_path:
         },
     )
     reports = tmp_path / "reports"
-    run = CliRunner().invoke(
-        cli,
-        [
-            "validate",
-            "--migrations",
-            str(tmp_path / "migrations"),
-            "--reports",
-            str(reports),
-            "--no-lint",
-            "--rehearse",
-            "--rehearsal-database-url",
-            pg_admin_url,
-        ],
-    )
+    run = validate_rehearsed(tmp_path / "migrations", reports, pg_admin_url)
     assert run.exit_code == 1, run.output  # safety rule adding-field-with-default blocks; rehearsal warns
     markdown = (reports / "report.md").read_text()
     assert "V2__orders_seen.sql takes ACCESS EXCLUSIVE on public.orders and rewrites it" in markdown

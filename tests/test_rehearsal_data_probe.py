@@ -15,6 +15,7 @@ import psycopg2
 import pytest
 
 from tests.conftest import temporary_database
+from tests.helpers import validate_rehearsed
 from validator.config import load_config
 from validator.rehearsal import rehearse
 from validator.rehearsal.run import _apply, _data_probe_input, _entries, _rehearsal_settings, _rehearse_new
@@ -305,28 +306,11 @@ def test_a_setting_that_is_not_a_boolean_is_refused(tmp_path: Path, pg_admin_url
 def test_validate_rehearse_reports_the_probe_end_to_end(
     tmp_path: Path, pg_admin_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from click.testing import CliRunner
-
-    from schemagate.cli import cli
-
     files = {**HISTORY, "V13__users_email_lower.sql": NEW["V13__users_email_lower.sql"]}
     _project(tmp_path, files, pyproject='[tool.schemagate]\naccepted_history = "12"\n')
     monkeypatch.chdir(tmp_path)  # the project's pyproject.toml: V1-V12 are accepted history
     reports = tmp_path / "reports"
-    run = CliRunner().invoke(
-        cli,
-        [
-            "validate",
-            "--migrations",
-            str(tmp_path / "migrations"),
-            "--reports",
-            str(reports),
-            "--no-lint",
-            "--rehearse",
-            "--rehearsal-database-url",
-            pg_admin_url,
-        ],
-    )
+    run = validate_rehearsed(tmp_path / "migrations", reports, pg_admin_url)
     assert run.exit_code == 0, run.output  # warnings only
     assert (
         "V13__users_email_lower.sql:1:1 rehearsal-data-dependent: with two rows sharing email" in run.output

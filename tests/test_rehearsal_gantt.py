@@ -12,9 +12,8 @@ import re
 from dataclasses import dataclass, field
 
 import pytest
-from click.testing import CliRunner
 
-from schemagate.cli import cli
+from tests.helpers import validate_rehearsed
 from validator.rehearsal import RehearsalResult, RehearsedMigration
 from validator.rehearsal.gantt import MAX_BARS, escape
 from validator.rehearsal.locks import CONFLICTS, LOCK_MODES, LockSpan, mode_label, what_it_blocks
@@ -152,20 +151,7 @@ def rehearsed(tmp_path_factory: pytest.TempPathFactory, pg_admin_url: str) -> tu
     for name, text in HISTORY.items():
         (mig / name).write_text(text)
     reports = root / "reports"
-    run = CliRunner().invoke(
-        cli,
-        [
-            "validate",
-            "--migrations",
-            str(mig),
-            "--reports",
-            str(reports),
-            "--no-lint",
-            "--rehearse",
-            "--rehearsal-database-url",
-            pg_admin_url,
-        ],
-    )
+    run = validate_rehearsed(mig, reports, pg_admin_url)
     assert run.exit_code in (0, 1), run.output  # the safety rules may block; the rehearsal ran
     data = json.loads((reports / "report.json").read_text())
     [section] = [s for s in data["sections"] if s["title"] == "Rehearsal"]
