@@ -250,9 +250,9 @@ def migration_statements(sql: str, *, standard_conforming_strings: bool = True) 
 # identifier characters: ASCII letters, '_' (digits, and for a word '$', after the first) and every code
 # point from U+0080 up, spelled as the ASCII characters they are not: the same sets as
 # [A-Za-z_\u0080-\U0010ffff] and its kin, which Python's re takes ~20 ms each to compile at import
-_IDENT_START = r"[^\x00-\x40\x5b-\x5e\x60\x7b-\x7f]"  # A-Z a-z _ U+0080..
-_TAG_CHAR = r"[^\x00-\x2f\x3a-\x40\x5b-\x5e\x60\x7b-\x7f]"  # A-Z a-z 0-9 _ U+0080..
-_WORD_CHAR = r"[^\x00-\x23\x25-\x2f\x3a-\x40\x5b-\x5e\x60\x7b-\x7f]"  # A-Z a-z 0-9 _ $ U+0080..
+IDENT_START = r"[^\x00-\x40\x5b-\x5e\x60\x7b-\x7f]"  # A-Z a-z _ U+0080..
+TAG_CHAR = r"[^\x00-\x2f\x3a-\x40\x5b-\x5e\x60\x7b-\x7f]"  # A-Z a-z 0-9 _ U+0080..
+WORD_CHAR = r"[^\x00-\x23\x25-\x2f\x3a-\x40\x5b-\x5e\x60\x7b-\x7f]"  # A-Z a-z 0-9 _ $ U+0080..
 
 _TOKENS = (
     r"""
@@ -262,8 +262,8 @@ _TOKENS = (
     |(?P<string>')
     |(?P<quoted_ident>")
     |(?P<dollar>(?<![\w$])\$(?:"""
-    + _IDENT_START
-    + _TAG_CHAR
+    + IDENT_START
+    + TAG_CHAR
     + r"""*)?\$)
     |(?P<param>(?<![\w$])\$\d+)
     |(?P<semicolon>;)
@@ -274,8 +274,8 @@ _TOKENS = (
 _WORDS = (
     r"""
     |(?P<word>"""
-    + _IDENT_START
-    + _WORD_CHAR
+    + IDENT_START
+    + WORD_CHAR
     + r"""*)
     |(?P<number>\d+)
 """

@@ -233,3 +233,82 @@ def test_call_of_a_committing_procedure_from_an_earlier_file_is_not_transactiona
         ("V3__call_mixed.sql", False),
     ]
     assert result.findings == []  # each statement of V3 commits on its own, as psql would run them
+
+
+# statements a tree-less parse must hand to the tree parse (each one decides a file's transactions,
+# or is not ASCII), and three it reads alone
+NEEDS_A_TREE = {
+    "V1__concurrent_index.sql": "CREATE INDEX CONCURRENTLY bookings_guest_idx ON bookings (guest_id);\n",
+    "V2__drop_concurrently.sql": "DROP INDEX CONCURRENTLY IF EXISTS bookings_old_idx;\n",
+    "V3__reindex.sql": "REINDEX TABLE CONCURRENTLY bookings;\n",
+    "V4__vacuum.sql": "VACUUM (ANALYZE) bookings;\n",
+    "V5__detach.sql": "ALTER TABLE events DETACH PARTITION events_2024 CONCURRENTLY;\n",
+    "V6__attach.sql": "ALTER TABLE events ATTACH PARTITION events_2026 FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');\n",
+    "V7__wrapped.sql": "BEGIN;\nALTER TABLE bookings ADD COLUMN note text;\nCOMMIT;\n",
+    "V8__do.sql": "DO $$ BEGIN PERFORM pg_sleep(0); END $$;\n",
+    "V9__system.sql": "ALTER SYSTEM SET work_mem = '64MB';\n",
+    "V10__cluster.sql": "CLUSTER;\n",
+    "V11__lock.sql": "LOCK TABLE bookings IN SHARE MODE;\nCREATE INDEX CONCURRENTLY b_idx ON bookings (id);\n",
+    "V12__not_ascii.sql": "COMMENT ON TABLE bookings IS 'réservations ✓';\nALTER TABLE bookings ADD COLUMN é int;\n",
+    "V13__no_semicolon.sql": "-- trailing comment only after\nALTER TABLE bookings ADD COLUMN seats int -- the end\n",
+    "V14__only_comments.sql": "-- nothing to do here\n/* really */\n",
+    "V15__typo.sql": "ALTER TABLE bookings ADD COLUMN x int;\nALTR TABLE bookings DROP COLUMN x;\n",
+}
+
+
+def test_a_tree_less_parse_gives_what_the_tree_parse_gives(corpus: tuple[Path, int], tmp_path: Path) -> None:
+    """``apply --migrations`` parses unknown files with ``trees=False``: libpg_query's JSON instead
+    of pglast's tree where no statement needs one.  On every file of the corpus, the PL/pgSQL
+    samples, the example, the six tool histories and the statements that decide transactions, it
+    must find what ``parse_file`` finds (statements, positions, flags, settings, findings)."""
+    from tests.histories import (
+        dbmate_bookings,
+        diesel_registry,
+        drizzle_helpdesk,
+        flyway_billing,
+        golang_migrate_fleet,
+        prisma_scheduling,
+    )
+    from validator.discovery import discover
+    from validator.parse import parse_file
+    from validator.parse_cache import to_entry
+
+    extras = tmp_path / "extras"
+    extras.mkdir()
+    for name, sql in NEEDS_A_TREE.items():
+        (extras / name).write_text(sql, encoding="utf-8")
+    directories = [corpus[0], REPO_ROOT / "tests" / "corpus" / "plpgsql", REPO_ROOT / "migrations", extras]
+    for history in (
+        dbmate_bookings,
+        diesel_registry,
+        drizzle_helpdesk,
+        flyway_billing,
+        golang_migrate_fleet,
+        prisma_scheduling,
+    ):
+        directories.append(history.write(tmp_path / history.__name__.rsplit(".", 1)[1]))
+    tree_less = with_trees = 0
+    for directory in directories:
+        files, _ = discover(directory)
+        assert files, directory
+        for mf in files:
+            full, light = parse_file(mf), parse_file(mf, trees=False)
+            assert to_entry(light) == to_entry(full), mf.path
+            assert [s.text for s in light.statements] == [s.text for s in full.statements], mf.path
+            if light.statements and all(s.node is None for s in light.statements):
+                tree_less += 1
+            else:
+                with_trees += 1
+    print(f"\n{tree_less} files read without trees, {with_trees} with")
+    assert tree_less >= 300 and with_trees >= 100
+    took_trees = {
+        mf.rel
+        for mf in discover(extras).files
+        if any(s.node is not None for s in parse_file(mf, trees=False).statements)
+    }
+    # all but the plain ALTER TABLE without a semicolon, the file of comments and the one that does not parse
+    assert sorted(set(NEEDS_A_TREE) - took_trees) == [
+        "V13__no_semicolon.sql",
+        "V14__only_comments.sql",
+        "V15__typo.sql",
+    ]

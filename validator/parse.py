@@ -65,7 +65,7 @@ import re
 from typing import Any
 
 from pglast import ast
-from pglast.parser import ParseError, parse_plpgsql_json, parse_sql, scan
+from pglast.parser import ParseError, parse_plpgsql_json, parse_sql, parse_sql_json, scan
 
 from executor.errors import ConfigurationError
 from executor.headers import (
@@ -92,8 +92,14 @@ PG_DOCS = "https://www.postgresql.org/docs/current"
 _POISON = "\n;\n!!schemagate!!"  # ends any open statement, then fails with a message of its own
 
 
-def parse_file(mf: MigrationFile) -> ParsedFile:
-    """Parse one migration file: statements, syntax findings, transactional flag, header settings."""
+def parse_file(mf: MigrationFile, *, trees: bool = True) -> ParsedFile:
+    """Parse one migration file: statements, syntax findings, transactional flag, header settings.
+
+    ``trees=False`` (``apply --migrations``, which needs the flags, not the trees): a file none of
+    whose statements this module looks into (``_without_trees``) is read from libpg_query's JSON
+    output, several times cheaper than pglast's Python parse tree, and its ``Statement.node`` is
+    None; every other file is parsed as with ``trees=True``.  Either way everything but the trees is
+    the same (tests/test_parse_cache.py compares the two on every migration of the test corpus)."""
     text = mf.text
     if text is None:  # not UTF-8: discovery already reported it
         return ParsedFile(file=mf, text="", statements=[], transactional=True, findings=[], settings={})
@@ -102,19 +108,23 @@ def parse_file(mf: MigrationFile) -> ParsedFile:
     parsed = ParsedFile(
         file=mf, text=text, statements=[], transactional=True, findings=findings, settings=settings
     )
-    try:
-        raw_statements = parse_sql(text)
-    except ParseError as exc:
-        parsed.findings.append(_syntax_error(mf.rel, text, lines, exc))
-        return parsed
+    raw_statements: list[tuple[int, int, Any]] | None = None if trees else _without_trees(text)
+    if raw_statements is None:
+        try:
+            raw_statements = [
+                (raw.stmt_location or 0, raw.stmt_len or 0, raw.stmt) for raw in parse_sql(text)
+            ]
+        except ParseError as exc:
+            parsed.findings.append(_syntax_error(mf.rel, text, lines, exc))
+            return parsed
 
-    for index, raw in enumerate(raw_statements):
-        location = raw.stmt_location or 0  # pglast always fills it; 0 for the first statement
+    for index, (location, length, node) in enumerate(raw_statements):
+        # pglast always fills the location (0 for the first statement); a length of 0: to the end
         start = skip_sql_trivia(text, location)
-        end = location + raw.stmt_len if raw.stmt_len else _end_of_last_statement(text, start)
+        end = location + length if length else _end_of_last_statement(text, start)
         line, column = lines.position(start)
         stmt = Statement(
-            index=index, text=text[start:end], node=raw.stmt, start=start, end=end, line=line, column=column
+            index=index, text=text[start:end], node=node, start=start, end=end, line=line, column=column
         )
         parsed.statements.append(stmt)
         _classify(parsed, stmt, lines)
@@ -124,6 +134,59 @@ def parse_file(mf: MigrationFile) -> ParsedFile:
     if find_control_character(mf.data) is None:  # else discovery reports the cause of any disagreement
         _check_executor_split(parsed)
     return parsed
+
+
+# statements whose parse tree parse_file looks into: transaction control, PL/pgSQL bodies, CALLs,
+# and everything non_transactional_reason can refuse in a transaction block
+_TREE_NEEDED = frozenset(
+    {
+        "TransactionStmt",
+        "DoStmt",
+        "CreateFunctionStmt",
+        "CallStmt",
+        "ReindexStmt",
+        "VacuumStmt",
+        "CreatedbStmt",
+        "DropdbStmt",
+        "AlterDatabaseStmt",
+        "AlterSystemStmt",
+        "CreateTableSpaceStmt",
+        "DropTableSpaceStmt",
+        "ClusterStmt",
+        "CreateSubscriptionStmt",
+        "DropSubscriptionStmt",
+    }
+)
+
+
+def _without_trees(text: str) -> list[tuple[int, int, Any]] | None:
+    """Each statement's (location, length, no tree) from libpg_query's JSON, when no statement of the
+    file needs its tree: none is of a ``_TREE_NEEDED`` kind, no CREATE/DROP INDEX is CONCURRENTLY
+    and no ALTER TABLE holds a partition command.  None when one does, when the text does not parse
+    (the tree parse reports the error) or is not ASCII (the JSON counts bytes, the trees characters)."""
+    if not text.isascii():
+        return None
+    try:
+        tree = json.loads(parse_sql_json(text))
+    except ParseError:
+        return None
+    rows: list[tuple[int, int, Any]] = []
+    for raw in tree.get("stmts", ()):
+        ((kind, body),) = raw["stmt"].items()
+        if (
+            kind in _TREE_NEEDED
+            or (kind in ("IndexStmt", "DropStmt") and body.get("concurrent"))
+            or (
+                kind == "AlterTableStmt"
+                and any(
+                    "PartitionCmd" in (cmd.get("AlterTableCmd", {}).get("def") or {})
+                    for cmd in body.get("cmds", ())
+                )
+            )
+        ):
+            return None
+        rows.append((raw.get("stmt_location", 0), raw.get("stmt_len", 0), None))
+    return rows
 
 
 def _check_executor_split(parsed: ParsedFile) -> None:

@@ -33,7 +33,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -214,7 +213,7 @@ class ParseCache:
         if parsed is None:
             from validator.parse import parse_file
 
-            parsed = parse_file(mf)
+            parsed = parse_file(mf, trees=self.trees)
             self.put(parsed)
         return parsed
 
@@ -227,6 +226,8 @@ class ParseCache:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 ignore_state_of(self.path.parent)  # the default cache lies in .schemagate/: never committed
+                import tempfile  # only to write a pack: a run of cache hits does without
+
                 fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".tmp-", suffix=".json")
                 with os.fdopen(fd, "w", encoding="utf-8") as out:
                     json.dump({"key": self.key, "entries": self._used}, out, separators=(",", ":"))

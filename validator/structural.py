@@ -16,7 +16,6 @@ from executor.manifest import ManifestEntry
 from validator.config import ValidatorConfig
 from validator.discovery import Discovered, MigrationFile, discover
 from validator.findings import ERROR, Finding, count_by_severity
-from validator.gitref import check_immutability
 from validator.order import check_order
 from validator.parsed import ParsedFile
 
@@ -73,6 +72,8 @@ def check_structure(
     findings = list(discovery_findings)
     findings += check_order(files, config)
     if base_ref is not None:
+        from validator.gitref import check_immutability  # git, only with a base ref
+
         findings += check_immutability(files, config.migrations, base_ref, config, layout=layout)
     if parse_cache is not None:
         parsed = [parse_cache.parse(mf) for mf in files]
@@ -113,7 +114,8 @@ def bundle_from_directory(config: ValidatorConfig) -> Bundle:
     from validator.parse_cache import ParseCache, parse_cache_directory
 
     # no parse trees here: a file whose checksum the parse cache knows (any earlier validate, plan
-    # or apply of it) is not parsed again, and when every file is known pglast is not even imported
+    # or apply of it) is not parsed again, and when every file is known pglast is not even imported;
+    # an unknown file is read from libpg_query's JSON where no statement needs a tree (parse_file)
     cache = ParseCache(
         parse_cache_directory(config.project_root, config.lint), config.migrations, trees=False
     )
