@@ -90,7 +90,7 @@ def _applied(conn: Connection, found: Discovered, settings: ExecutorSettings) ->
     try:
         rows = read_history(conn, settings)
     finally:
-        conn.rollback()  # leave no transaction open: the executor manages its own
+        conn.rollback()  # leave no transaction open (nothing to end on the quick path's autocommit one)
     infos = build_info(manifest, rows, settings)
     if refusals(infos, settings) or not all(i.state.is_settled for i in infos):
         return None
@@ -142,6 +142,7 @@ def _up_to_date(url: str, migrations: Path | None, schema: str | None) -> int | 
         statement_timeout=None,
     )
     conn = connect(url)
+    conn.autocommit = True  # the history SELECT alone: no BEGIN and ROLLBACK around it, one round trip
     try:
         with connection_errors(f"talking to {mask_url(url)}", conn):
             applied = already_applied(conn, config, settings)

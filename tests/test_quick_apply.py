@@ -212,3 +212,23 @@ def test_the_full_command_takes_over_the_files_the_quick_path_read_once(
     assert len(history_rows(fresh_db)) == 22  # 20 versioned, 2 repeatable
     discovery.discover(project / "migrations")
     assert len(reads) == 2  # taken once only
+
+
+def test_a_no_op_apply_sends_one_query_on_one_connection(project: Path, fresh_db: str) -> None:
+    """Through bench's counting proxy: the up-to-date check is the history SELECT alone (an
+    autocommit session: no BEGIN and ROLLBACK around it), on the one connection it opens."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("pg_proxy", REPO_ROOT / "bench" / "pg_proxy.py")
+    assert spec is not None and spec.loader is not None
+    pg_proxy = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pg_proxy)
+    assert main(["apply", "--yes", "--database-url", fresh_db]) == 0
+    with pg_proxy.CountingProxy(fresh_db) as proxy:
+        again = run_schemagate(
+            project, "apply", "--yes", env={"DATABASE_URL": proxy.url, "PGGSSENCMODE": "disable"}
+        )
+        assert again.returncode == 0, again.stdout + again.stderr
+        totals = proxy.totals()
+    assert again.stdout == "nothing to apply: database is up to date (22 applied)\n"
+    assert (totals["connections"], totals["Q"], pg_proxy.round_trips(totals)) == (1, 1, 1)
