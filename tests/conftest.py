@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,6 +23,16 @@ import psycopg2
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# PYTHONDONTWRITEBYTECODE=1 (set on the shared test machine, as in many container images) makes
+# every pytest process rewrite the asserts of every test module again and every Python process
+# (each xdist worker, each `schemagate` subprocess a test launches) compile the project's modules
+# again from source: about 6 s of CPU per worker before its first test.  The suite keeps the
+# bytecode in the (git-ignored) __pycache__ directories instead; this conftest is imported before
+# any test module, so from here on pytest caches its rewritten modules and Python its compiled
+# ones, which the subprocesses read too.  What runs is the same code; a changed file is compiled
+# again (the cache is keyed by the source's mtime and size).
+sys.dont_write_bytecode = False
 
 
 def _with_database(url: str, dbname: str) -> str:
