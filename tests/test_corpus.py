@@ -261,14 +261,7 @@ def test_a_tree_less_parse_gives_what_the_tree_parse_gives(corpus: tuple[Path, i
     of pglast's tree where no statement needs one.  On every file of the corpus, the PL/pgSQL
     samples, the example, the six tool histories and the statements that decide transactions, it
     must find what ``parse_file`` finds (statements, positions, flags, settings, findings)."""
-    from tests.histories import (
-        dbmate_bookings,
-        diesel_registry,
-        drizzle_helpdesk,
-        flyway_billing,
-        golang_migrate_fleet,
-        prisma_scheduling,
-    )
+    from tests.histories import WRITERS
     from validator.discovery import discover
     from validator.parse import parse_file
     from validator.parse_cache import to_entry
@@ -278,15 +271,7 @@ def test_a_tree_less_parse_gives_what_the_tree_parse_gives(corpus: tuple[Path, i
     for name, sql in NEEDS_A_TREE.items():
         (extras / name).write_text(sql, encoding="utf-8")
     directories = [corpus[0], REPO_ROOT / "tests" / "corpus" / "plpgsql", REPO_ROOT / "migrations", extras]
-    for history in (
-        dbmate_bookings,
-        diesel_registry,
-        drizzle_helpdesk,
-        flyway_billing,
-        golang_migrate_fleet,
-        prisma_scheduling,
-    ):
-        directories.append(history.write(tmp_path / history.__name__.rsplit(".", 1)[1]))
+    directories += [write(tmp_path / layout) for layout, write in WRITERS.items()]
     tree_less = with_trees = 0
     for directory in directories:
         files, _ = discover(directory)

@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,9 +16,9 @@ import pytest
 from executor import layouts
 from tests.conftest import REPO_ROOT
 from tests.histories import (
+    WRITERS,
     dbmate_bookings,
     diesel_registry,
-    drizzle_helpdesk,
     flyway_billing,
     golang_migrate_fleet,
     prisma_scheduling,
@@ -27,14 +26,7 @@ from tests.histories import (
 from validator import layout_memo
 from validator.discovery import DirectoryTree, discover
 
-HISTORIES: dict[str, Callable[[Path], Path]] = {
-    "flyway": flyway_billing.write,
-    "diesel": diesel_registry.write,
-    "prisma": prisma_scheduling.write,
-    "drizzle": drizzle_helpdesk.write,
-    "golang-migrate": golang_migrate_fleet.write,
-    "dbmate": dbmate_bookings.write,
-}
+HISTORIES = WRITERS
 
 
 def shape(found) -> tuple:
