@@ -79,6 +79,7 @@ from validator.discovery import MigrationFile, skip_sql_trivia
 from validator.findings import ERROR, Finding
 from validator.parsed import ParsedFile, Statement
 from validator.transactions import (
+    TREE_NEEDED,
     check_transaction_statements,
     last_name,
     mark_committing_calls,
@@ -99,7 +100,7 @@ def parse_file(mf: MigrationFile, *, trees: bool = True) -> ParsedFile:
     whose statements this module looks into (``_without_trees``) is read from libpg_query's JSON
     output, several times cheaper than pglast's Python parse tree, and its ``Statement.node`` is
     None; every other file is parsed as with ``trees=True``.  Either way everything but the trees is
-    the same (tests/test_parse_cache.py compares the two on every migration of the test corpus)."""
+    the same (tests/test_corpus.py compares the two on every migration of the test corpus)."""
     text = mf.text
     if text is None:  # not UTF-8: discovery already reported it
         return ParsedFile(file=mf, text="", statements=[], transactional=True, findings=[], settings={})
@@ -119,7 +120,7 @@ def parse_file(mf: MigrationFile, *, trees: bool = True) -> ParsedFile:
             return parsed
 
     for index, (location, length, node) in enumerate(raw_statements):
-        # pglast always fills the location (0 for the first statement); a length of 0: to the end
+        # a location of 0 is the first statement's; a length of 0: the statement runs to the end
         start = skip_sql_trivia(text, location)
         end = location + length if length else _end_of_last_statement(text, start)
         line, column = lines.position(start)
@@ -136,32 +137,9 @@ def parse_file(mf: MigrationFile, *, trees: bool = True) -> ParsedFile:
     return parsed
 
 
-# statements whose parse tree parse_file looks into: transaction control, PL/pgSQL bodies, CALLs,
-# and everything non_transactional_reason can refuse in a transaction block
-_TREE_NEEDED = frozenset(
-    {
-        "TransactionStmt",
-        "DoStmt",
-        "CreateFunctionStmt",
-        "CallStmt",
-        "ReindexStmt",
-        "VacuumStmt",
-        "CreatedbStmt",
-        "DropdbStmt",
-        "AlterDatabaseStmt",
-        "AlterSystemStmt",
-        "CreateTableSpaceStmt",
-        "DropTableSpaceStmt",
-        "ClusterStmt",
-        "CreateSubscriptionStmt",
-        "DropSubscriptionStmt",
-    }
-)
-
-
 def _without_trees(text: str) -> list[tuple[int, int, Any]] | None:
     """Each statement's (location, length, no tree) from libpg_query's JSON, when no statement of the
-    file needs its tree: none is of a ``_TREE_NEEDED`` kind, no CREATE/DROP INDEX is CONCURRENTLY
+    file needs its tree: none is of a ``TREE_NEEDED`` kind, no CREATE/DROP INDEX is CONCURRENTLY
     and no ALTER TABLE holds a partition command.  None when one does, when the text does not parse
     (the tree parse reports the error) or is not ASCII (the JSON counts bytes, the trees characters)."""
     if not text.isascii():
@@ -174,7 +152,7 @@ def _without_trees(text: str) -> list[tuple[int, int, Any]] | None:
     for raw in tree.get("stmts", ()):
         ((kind, body),) = raw["stmt"].items()
         if (
-            kind in _TREE_NEEDED
+            kind in TREE_NEEDED
             or (kind in ("IndexStmt", "DropStmt") and body.get("concurrent"))
             or (
                 kind == "AlterTableStmt"

@@ -233,6 +233,33 @@ def mark_committing_calls(parsed: ParsedFile, procedures: set[str]) -> None:
     apply_transaction_rules(parsed)
 
 
+# the statements whose parse tree validator.parse needs (by pglast class name, as libpg_query's JSON
+# names them): transaction control, PL/pgSQL bodies, CALLs and the kinds non_transactional_reason
+# looks into; CREATE/DROP INDEX and ALTER TABLE, common in every history, are let through when the
+# JSON holds none of the fields it refuses (validator.parse._without_trees).  Keep in step with
+# non_transactional_reason below.
+TREE_NEEDED = frozenset(
+    kind.__name__
+    for kind in (
+        ast.TransactionStmt,
+        ast.DoStmt,
+        ast.CreateFunctionStmt,
+        ast.CallStmt,
+        ast.ReindexStmt,
+        ast.VacuumStmt,
+        ast.CreatedbStmt,
+        ast.DropdbStmt,
+        ast.AlterDatabaseStmt,
+        ast.AlterSystemStmt,
+        ast.CreateTableSpaceStmt,
+        ast.DropTableSpaceStmt,
+        ast.ClusterStmt,
+        ast.CreateSubscriptionStmt,
+        ast.DropSubscriptionStmt,
+    )
+)
+
+
 def non_transactional_reason(node: Any) -> str | None:
     """Why PostgreSQL refuses ``node`` inside a transaction block, or None."""
     if isinstance(node, ast.IndexStmt) and node.concurrent:
