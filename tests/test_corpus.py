@@ -237,7 +237,7 @@ def test_call_of_a_committing_procedure_from_an_earlier_file_is_not_transactiona
 
 # statements a tree-less parse must hand to the tree parse (each one decides a file's transactions,
 # or is not ASCII), and three it reads alone
-NEEDS_A_TREE = {
+TRANSACTION_CASES = {
     "V1__concurrent_index.sql": "CREATE INDEX CONCURRENTLY bookings_guest_idx ON bookings (guest_id);\n",
     "V2__drop_concurrently.sql": "DROP INDEX CONCURRENTLY IF EXISTS bookings_old_idx;\n",
     "V3__reindex.sql": "REINDEX TABLE CONCURRENTLY bookings;\n",
@@ -268,7 +268,7 @@ def test_a_tree_less_parse_gives_what_the_tree_parse_gives(corpus: tuple[Path, i
 
     extras = tmp_path / "extras"
     extras.mkdir()
-    for name, sql in NEEDS_A_TREE.items():
+    for name, sql in TRANSACTION_CASES.items():
         (extras / name).write_text(sql, encoding="utf-8")
     directories = [corpus[0], REPO_ROOT / "tests" / "corpus" / "plpgsql", REPO_ROOT / "migrations", extras]
     directories += [write(tmp_path / layout) for layout, write in WRITERS.items()]
@@ -292,7 +292,7 @@ def test_a_tree_less_parse_gives_what_the_tree_parse_gives(corpus: tuple[Path, i
         if any(s.node is not None for s in parse_file(mf, trees=False).statements)
     }
     # all but the plain ALTER TABLE without a semicolon, the file of comments and the one that does not parse
-    assert sorted(set(NEEDS_A_TREE) - took_trees) == [
+    assert sorted(set(TRANSACTION_CASES) - took_trees) == [
         "V13__no_semicolon.sql",
         "V14__only_comments.sql",
         "V15__typo.sql",
