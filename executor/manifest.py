@@ -8,7 +8,7 @@ Canonical JSON: keys sorted, no insignificant white space, UTF-8, no NaN.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -61,7 +61,10 @@ class ManifestEntry:
         return (self.file, self.section)
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        # dataclasses.asdict's keys and values (the fields are plain values and one dict of strings),
+        # without its recursive deep copy: sealing a manifest of 500 files spent 20 ms in it
+        data = {name: getattr(self, name) for name in _ENTRY_FIELDS}
+        data["settings"] = dict(self.settings)
         for optional in _OPTIONAL_ENTRY_KEYS:  # absent rather than null: bundles of 0.1 hash the same
             if data[optional] is None:
                 del data[optional]
@@ -86,6 +89,7 @@ class ManifestEntry:
 
 
 _OPTIONAL_ENTRY_KEYS = ("section", "script_name")
+_ENTRY_FIELDS = tuple(f.name for f in fields(ManifestEntry))
 
 
 def _optional_text(data: dict[str, Any], key: str) -> str | None:

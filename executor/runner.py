@@ -54,6 +54,7 @@ class Runner:
         self.sink = sink
         self.deadline = deadline
         self.cur = conn.cursor()
+        self._settings_sql: dict[tuple[str, str, bool], str] = {}
 
     def bound(self, p: Prepared, what: str, *, statements: int = 1) -> AbstractContextManager[None]:
         """The client's wait for one message: statement_timeout for each of its ``statements`` (the
@@ -76,6 +77,13 @@ class Runner:
                 self.cur.execute("SELECT 1")
 
     def settings_sql(self, p: Prepared, *, local: bool) -> str:
+        key = (p.lock_timeout, p.statement_timeout, local)  # most files share the executor's settings
+        text = self._settings_sql.get(key)
+        if text is None:
+            text = self._settings_sql[key] = self._build_settings_sql(p, local=local)
+        return text
+
+    def _build_settings_sql(self, p: Prepared, *, local: bool) -> str:
         flag = "true" if local else "false"
         parts = [f"set_config('lock_timeout', %s, {flag})", f"set_config('statement_timeout', %s, {flag})"]
         params = [p.lock_timeout, p.statement_timeout]

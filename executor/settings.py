@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from dataclasses import dataclass, fields, replace
@@ -101,9 +102,13 @@ class ExecutorSettings:
 _UNIT_SECONDS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
 
 
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|ms|s|min|h|d)?\s*$")
+
+
+@functools.lru_cache(maxsize=64)  # asked twice per migration, of the same few values
 def duration_seconds(value: str) -> float | None:
     """A PostgreSQL duration in seconds (no unit: milliseconds, as for the timeouts); None for 0 (off)."""
-    m = re.match(r"^\s*(\d+(?:\.\d+)?)\s*(us|ms|s|min|h|d)?\s*$", str(value))
+    m = _DURATION.match(str(value))
     if not m:
         raise ConfigurationError(
             f"{value!r} is not a PostgreSQL duration", remedy="write it like 5s or 10min"

@@ -8,8 +8,10 @@ case (``apply`` or ``migrate`` with ``--yes``/``-y``, ``--database-url URL``, ``
 the same checksum it prints what the full command prints and returns 0.  Anything else returns None
 before printing anything, and the caller runs the full click CLI (help, a usage error, any other
 option, the PG* variables or the embedded server, a bundle, something to apply), which does it all
-again from the start.  A refusal on the way (a bad configuration, no connection) is printed here as
-the full CLI prints it, so a failing connection is not tried twice.
+again from the start but for what it takes over: the files (``validator.discovery.hand_over``) and
+the open connection (``take_connection``), each read or opened once per process.  A refusal on the
+way (a bad configuration, no connection) is printed here as the full CLI prints it, so a failing
+connection is not tried twice.
 
 Imports: the executor's history and state, the validator's configuration and discovery (files, names,
 checksums), psycopg2; not click, pglast, sqlfluff, boto3 or the rest of the validator
@@ -143,13 +145,45 @@ def _up_to_date(url: str, migrations: Path | None, schema: str | None) -> int | 
     )
     conn = connect(url)
     conn.autocommit = True  # the history SELECT alone: no BEGIN and ROLLBACK around it, one round trip
+    handed = False
     try:
         with connection_errors(f"talking to {mask_url(url)}", conn):
             applied = already_applied(conn, config, settings)
+            if applied is None:  # the full command that runs next takes this connection over
+                conn.autocommit = False
+                handed = _hand_over(url, conn)
     finally:
-        conn.close()
+        if not handed:
+            conn.close()
     if applied is None:
         return None
     sys.stdout.write(f"nothing to apply: database is up to date ({applied} applied)\n")
     sys.stdout.flush()
     return 0
+
+
+_handed: tuple[str, Connection] | None = None
+
+
+def _hand_over(url: str, conn: Connection) -> bool:
+    global _handed
+    if _handed is not None:  # one not taken (an earlier call in this process): closed, not kept
+        _handed[1].close()
+    _handed = (url, conn)
+    return True
+
+
+def take_connection(url: str) -> Connection | None:
+    """The connection the quick path opened to ``url`` and left open when it declined (not in
+    autocommit, no transaction open), once: the full command in the same process uses it instead
+    of opening another.  None for any other URL (that connection is closed), or when there is none.
+    """
+    global _handed
+    handed, _handed = _handed, None
+    if handed is None:
+        return None
+    handed_url, conn = handed
+    if handed_url != url or conn.closed:
+        conn.close()
+        return None
+    return conn

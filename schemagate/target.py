@@ -102,8 +102,9 @@ def connected(target: Target) -> Iterator[Connection]:
     """A connection to the target; losing it inside the block is a ConnectionFailure (CONNECTION_ERROR,
     exit 1) that names the target, never a psycopg2 traceback."""
     from executor.connection import connect, connection_errors
+    from schemagate.quick_apply import take_connection
 
-    conn = connect(target.url)
+    conn = take_connection(target.url) or connect(target.url)
     try:
         with connection_errors(f"talking to {target.label}", conn):
             yield conn

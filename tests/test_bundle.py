@@ -174,3 +174,32 @@ def test_bundle_hash_covers_every_key_but_hash_and_signature() -> None:
     assert bundle.manifest.compute_sha256() == before
     bundle.manifest.source = {"commit": "other"}
     assert bundle.manifest.compute_sha256() != before
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        ManifestEntry("V001__a.sql", "versioned", "001", "a", "0" * 64),
+        ManifestEntry(
+            "20260101000001_b.sql",
+            "versioned",
+            "20260101000001",
+            "b",
+            "1" * 64,
+            transactional=False,
+            settings={"lock_timeout": "5s", "statement_timeout": "1min"},
+            section="up",
+            script_name="20260101000001",
+        ),
+    ],
+)
+def test_an_entry_hashes_as_dataclasses_asdict_would_write_it(entry: ManifestEntry) -> None:
+    """ManifestEntry.to_dict is written out field by field (asdict's deep copy was the cost of sealing a
+    large manifest): the keys, their order and the values stay asdict's, so no bundle's hash moves."""
+    import dataclasses
+
+    expected = {k: v for k, v in dataclasses.asdict(entry).items() if v is not None or k == "version"}
+    got = entry.to_dict()
+    assert list(got) == list(expected) and got == expected
+    got["settings"]["lock_timeout"] = "1s"  # a copy: the frozen entry keeps its own
+    assert entry.settings.get("lock_timeout") in (None, "5s")

@@ -214,15 +214,21 @@ def test_the_full_command_takes_over_the_files_the_quick_path_read_once(
     assert len(reads) == 2  # taken once only
 
 
-def test_a_no_op_apply_sends_one_query_on_one_connection(project: Path, fresh_db: str) -> None:
-    """Through bench's counting proxy: the up-to-date check is the history SELECT alone (an
-    autocommit session: no BEGIN and ROLLBACK around it), on the one connection it opens."""
+def load_pg_proxy():
+    """bench/pg_proxy.py, the benchmark's counting proxy (bench/ is not a package)."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("pg_proxy", REPO_ROOT / "bench" / "pg_proxy.py")
     assert spec is not None and spec.loader is not None
     pg_proxy = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(pg_proxy)
+    return pg_proxy
+
+
+def test_a_no_op_apply_sends_one_query_on_one_connection(project: Path, fresh_db: str) -> None:
+    """Through bench's counting proxy: the up-to-date check is the history SELECT alone (an
+    autocommit session: no BEGIN and ROLLBACK around it), on the one connection it opens."""
+    pg_proxy = load_pg_proxy()
     assert main(["apply", "--yes", "--database-url", fresh_db]) == 0
     with pg_proxy.CountingProxy(fresh_db) as proxy:
         again = run_schemagate(
@@ -232,3 +238,34 @@ def test_a_no_op_apply_sends_one_query_on_one_connection(project: Path, fresh_db
         totals = proxy.totals()
     assert again.stdout == "nothing to apply: database is up to date (22 applied)\n"
     assert (totals["connections"], totals["Q"], pg_proxy.round_trips(totals)) == (1, 1, 1)
+
+
+def test_an_apply_with_work_to_do_opens_one_connection(project: Path, fresh_db: str) -> None:
+    """When the quick path declines, the full command applies on the connection it opened (taken over
+    once, out of autocommit): one connection for the whole process, and every migration applied."""
+    pg_proxy = load_pg_proxy()
+    with pg_proxy.CountingProxy(fresh_db) as proxy:
+        done = run_schemagate(
+            project, "apply", "--yes", env={"DATABASE_URL": proxy.url, "PGGSSENCMODE": "disable"}
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        totals = proxy.totals()
+    assert totals["connections"] == 1
+    assert len(history_rows(fresh_db)) == 22
+    assert "applied 22 migrations" in done.stdout
+
+
+def test_a_connection_is_taken_over_once_and_only_for_its_url(project: Path, fresh_db: str) -> None:
+    from schemagate import quick_apply as qa
+
+    assert quick_apply(["apply", "--yes", "--database-url", fresh_db]) is None
+    handed = qa.take_connection(fresh_db)
+    assert handed is not None and not handed.closed and handed.autocommit is False
+    assert qa.take_connection(fresh_db) is None  # once
+    handed.close()
+    assert quick_apply(["apply", "--yes", "--database-url", fresh_db]) is None
+    assert qa._handed is not None
+    left = qa._handed[1]
+    other = fresh_db + "?application_name=other"
+    assert qa.take_connection(other) is None  # another URL: the handed one is closed, not used
+    assert left.closed and qa._handed is None
