@@ -24,6 +24,7 @@ from schemagate.db_output import (
     refusal_error,
     state_counts,
 )
+from schemagate.quick_apply import checked_on
 from schemagate.target import (
     Target,
     confirm_or_refuse,
@@ -278,7 +279,7 @@ def register(group: click.Group) -> None:
             return
         with target_database(database_url) as target, connected(target) as conn:
             if bundle is None:
-                applied = already_applied(conn, config, settings)
+                applied = None if checked_on(conn) else already_applied(conn, config, settings)
                 if applied is not None:
                     click.echo(f"nothing to apply: database is up to date ({applied} applied)")
                     return

@@ -163,6 +163,7 @@ def _up_to_date(url: str, migrations: Path | None, schema: str | None) -> int | 
 
 
 _handed: tuple[str, Connection] | None = None
+_taken: Connection | None = None
 
 
 def _hand_over(url: str, conn: Connection) -> bool:
@@ -178,7 +179,7 @@ def take_connection(url: str) -> Connection | None:
     autocommit, no transaction open), once: the full command in the same process uses it instead
     of opening another.  None for any other URL (that connection is closed), or when there is none.
     """
-    global _handed
+    global _handed, _taken
     handed, _handed = _handed, None
     if handed is None:
         return None
@@ -186,4 +187,12 @@ def take_connection(url: str) -> Connection | None:
     if handed_url != url or conn.closed:
         conn.close()
         return None
+    _taken = conn
     return conn
+
+
+def checked_on(conn: Connection) -> bool:
+    """Is ``conn`` the connection the quick path just declined on (``take_connection``)?  Then asking
+    ``already_applied`` again would read the same files and history for the same answer: something
+    is to do, or to refuse, which the full command's plan says."""
+    return conn is _taken

@@ -287,6 +287,15 @@ CORPUS = [
     "SELECT a$b$c, d$$e, f$1 FROM t WHERE name = E'\\\\' AND x = 'e''' AND y = U&'d\\0061t\\+000061'",
     "SELECT one, two, three, four, five$x$, six FROM t /* a; /* nested; */ comment; */",
     "SELECT 1, 2, 3, 4, somee'x' FROM t",
+    # E' and '$' right after an identifier character, and E' after punctuation, both cases, both token
+    # patterns (the first four words of a statement are read one by one, the rest skipped over)
+    # (read as escape strings, the quotes after someE and somee would swallow the next ';')
+    "SELECT someE'x\\' AS a",
+    "SELECT 'y', e'\\';z', (E'\\';w') FROM t",
+    "SELECT one, two, three, four, someE'x\\'",
+    "SELECT 'y', one, two, three, four, somee'x\\'",
+    "SELECT 'y', one, two, three, four, e'\\';z', (E'\\';w'), a$q$b, 'c;d', $1 FROM t",
+    "SELECT E'\\';' AS one, two, three, four",
     "COMMENT ON TABLE t IS 'semi; colon'",
     'CREATE TABLE "odd;name" ("col;1" int DEFAULT 1, note text DEFAULT \';\')',
     "INSERT INTO t (a, b, c, d) VALUES (1, $$;$$, $tag$ $$ ; $tag$, E'\\'')",

@@ -205,10 +205,16 @@ def test_the_full_command_takes_over_the_files_the_quick_path_read_once(
         return real(root, **kw)
 
     monkeypatch.setattr(discovery, "DirectoryTree", counting)
+    from schemagate import quick_apply as qa
+
+    checks: list[object] = []
+    real_applied = qa._applied
+    monkeypatch.setattr(qa, "_applied", lambda *a: checks.append(a) or real_applied(*a))
     assert quick_apply(["apply", "--yes", "--database-url", fresh_db]) is None
-    assert len(reads) == 1
+    assert len(reads) == 1 and len(checks) == 1
     assert main(["apply", "--yes", "--database-url", fresh_db]) == 0
     assert len(reads) == 1  # the full command read nothing more (a plan, then the apply)
+    assert len(checks) == 1  # nor asked again whether all is applied, on the connection it took over
     assert len(history_rows(fresh_db)) == 22  # 20 versioned, 2 repeatable
     discovery.discover(project / "migrations")
     assert len(reads) == 2  # taken once only
