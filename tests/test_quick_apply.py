@@ -209,7 +209,12 @@ def test_the_full_command_takes_over_the_files_the_quick_path_read_once(
 
     checks: list[object] = []
     real_applied = qa._applied
-    monkeypatch.setattr(qa, "_applied", lambda *a: checks.append(a) or real_applied(*a))
+
+    def counted(*args):
+        checks.append(args)
+        return real_applied(*args)
+
+    monkeypatch.setattr(qa, "_applied", counted)
     assert quick_apply(["apply", "--yes", "--database-url", fresh_db]) is None
     assert len(reads) == 1 and len(checks) == 1
     assert main(["apply", "--yes", "--database-url", fresh_db]) == 0
