@@ -86,13 +86,15 @@ MAX_MANIFEST_DEPTH = 32  # a manifest nests four levels deep; anything far deepe
 
 def _depth_exceeds(data: object, limit: int) -> bool:
     """Does ``data`` nest lists / objects deeper than ``limit``?  (Iterative: no recursion to exhaust.)"""
-    stack = [(data, 1)]
+    if not isinstance(data, dict | list):
+        return False
+    stack: list[tuple[dict | list, int]] = [(data, 1)]
     while stack:
         value, depth = stack.pop()
-        if isinstance(value, dict | list):
-            if depth > limit:
-                return True
-            stack.extend((v, depth + 1) for v in (value.values() if isinstance(value, dict) else value))
+        if depth > limit:
+            return True
+        children = value.values() if isinstance(value, dict) else value
+        stack.extend((v, depth + 1) for v in children if isinstance(v, dict | list))  # scalars end here
     return False
 
 

@@ -2,20 +2,22 @@
 
 A no-op apply is the command a deploy runs most (every deploy, most of them with nothing new), so its
 process should start and end at once.  ``quick_apply(argv)`` reads the few arguments of the common
-case (``apply`` or ``migrate`` with ``--yes``/``-y``, ``--database-url URL``, ``--migrations DIR``,
-``--schema S``), resolves the database as ``schemagate.target`` does (``--database-url``, then
-``$DATABASE_URL``), connects, and asks ``already_applied``: when every file on disk is applied with
-the same checksum it prints what the full command prints and returns 0.  Anything else returns None
-before printing anything, and the caller runs the full click CLI (help, a usage error, any other
-option, the PG* variables or the embedded server, a bundle, something to apply), which does it all
-again from the start but for what it takes over: the files (``validator.discovery.hand_over``) and
-the open connection (``take_connection``), each read or opened once per process.  A refusal on the
-way (a bad configuration, no connection) is printed here as the full CLI prints it, so a failing
-connection is not tried twice.
+case (``apply`` or ``migrate`` with ``--yes``/``-y``, ``--database-url URL``, ``--migrations DIR`` or
+``--bundle DIR``, ``--schema S``), resolves the database as ``schemagate.target`` does
+(``--database-url``, then ``$DATABASE_URL``), connects, and asks ``already_applied`` (for a bundle,
+read and verified as the full command does, whether its manifest is applied): when every migration
+is applied with the same checksum it prints what the full command prints and returns 0.  Anything
+else returns None before printing anything, and the caller runs the full click CLI (help, a usage
+error, any other option, the PG* variables or the embedded server, something to apply), which does
+it all again from the start but for what it takes over: the files (``validator.discovery.hand_over``)
+or the verified bundle (``take_bundle``), and the open connection (``take_connection``), each read or
+opened once per process.  A refusal on the way (a bad configuration, no connection) is printed here
+as the full CLI prints it, so a failing connection is not tried twice; a bundle it refuses is left to
+the full command, which reports it before connecting.
 
-Imports: the executor's history and state, the validator's configuration and discovery (files, names,
-checksums), psycopg2; not click, pglast, sqlfluff, boto3 or the rest of the validator
-(``tests/test_quick_apply.py`` checks it).
+Imports: the executor's history and state (and bundle, for ``--bundle``), the validator's
+configuration and discovery (files, names, checksums), psycopg2; not click, pglast, sqlfluff, boto3
+or the rest of the validator (``tests/test_quick_apply.py`` checks it).
 """
 
 from __future__ import annotations
@@ -26,15 +28,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from psycopg2.extensions import connection as Connection
 
+    from executor.bundle import Bundle
+    from executor.manifest import Manifest
     from executor.settings import ExecutorSettings
     from validator.config import ValidatorConfig
     from validator.discovery import Discovered
 
 APPLY_COMMANDS = ("apply", "migrate")
 _FLAGS = ("--yes", "-y")
-_VALUES = ("--database-url", "--migrations", "--schema")
+_VALUES = ("--database-url", "--migrations", "--schema", "--bundle")
 
 
 def parse(argv: list[str]) -> dict[str, str] | None:
@@ -81,14 +87,22 @@ def already_applied(conn: Connection, config: ValidatorConfig, settings: Executo
 
 
 def _applied(conn: Connection, found: Discovered, settings: ExecutorSettings) -> int | None:
-    from executor.history import read_history
     from executor.manifest import Manifest
-    from executor.state import MigrationState, build_info, refusals
 
     files, findings = found
     if not files or any(f.severity == "error" for f in findings):
         return None
-    manifest = Manifest(migrations=[mf.manifest_entry() for mf in files], layout=found.layout)
+    return _settled(
+        conn, Manifest(migrations=[mf.manifest_entry() for mf in files], layout=found.layout), settings
+    )
+
+
+def _settled(conn: Connection, manifest: Manifest, settings: ExecutorSettings) -> int | None:
+    """The number of applied migrations when every one of ``manifest`` is applied as it is there
+    (nothing pending, failed, drifted or missing, no refusal), else None.  One query: the history."""
+    from executor.history import read_history
+    from executor.state import MigrationState, build_info, refusals
+
     try:
         rows = read_history(conn, settings)
     finally:
@@ -116,11 +130,14 @@ def quick_apply(argv: list[str]) -> int | None:
         return None
     url = options.get("--database-url") or os.environ.get("DATABASE_URL")
     migrations = Path(options["--migrations"]) if "--migrations" in options else None
-    if not url or (migrations is not None and migrations.is_file()):
+    bundle_dir = Path(options["--bundle"]) if "--bundle" in options else None
+    if not url or (migrations is not None and (migrations.is_file() or bundle_dir is not None)):
         return None  # the PG* variables or the embedded server; a file where a directory belongs
     from executor.errors import SchemagateError
 
     try:
+        if bundle_dir is not None:
+            return _bundle_up_to_date(url, bundle_dir, options.get("--schema"))
         return _up_to_date(url, migrations, options.get("--schema"))
     except SchemagateError as exc:
         from schemagate.console import render_error
@@ -128,14 +145,9 @@ def quick_apply(argv: list[str]) -> int | None:
         return render_error(exc)
 
 
-def _up_to_date(url: str, migrations: Path | None, schema: str | None) -> int | None:
-    from executor.connection import connect, connection_errors, mask_url
-    from validator.config import load_config
-
-    config = load_config(Path.cwd(), migrations=migrations)
-    if not config.migrations.is_dir():
-        return None
-    settings = config.executor.with_overrides(
+def _settings(config: ValidatorConfig, schema: str | None) -> ExecutorSettings:
+    """The full command's settings for these options (``schemagate.target.executor_settings``)."""
+    return config.executor.with_overrides(
         allow_out_of_order=None,
         allow_missing=None,
         schema=schema,
@@ -143,12 +155,54 @@ def _up_to_date(url: str, migrations: Path | None, schema: str | None) -> int | 
         lock_timeout=None,
         statement_timeout=None,
     )
+
+
+def _up_to_date(url: str, migrations: Path | None, schema: str | None) -> int | None:
+    from validator.config import load_config
+
+    config = load_config(Path.cwd(), migrations=migrations)
+    if not config.migrations.is_dir():
+        return None
+    return _answer(url, lambda conn: already_applied(conn, config, _settings(config, schema)))
+
+
+def _bundle_up_to_date(url: str, bundle_dir: Path, schema: str | None) -> int | None:
+    """``apply --bundle DIR`` (the pipeline's form): the bundle read and verified as the full command
+    does, before any connection; a bundle it refuses is left to the full command, which reports it
+    (and never connects).  When something is to do, the full command takes the verified bundle over
+    (``take_bundle``): the bytes it applies are the bytes checked here."""
+    from executor.bundle import load_bundle
+    from executor.errors import SchemagateError
+    from validator.config import load_config
+
+    config = load_config(Path.cwd(), migrations=None)
+    try:
+        bundle = load_bundle(bundle_dir)
+    except SchemagateError:
+        return None
+    settings = _settings(config, schema)
+
+    def settled(conn: Connection) -> int | None:
+        applied = _settled(conn, bundle.manifest, settings)
+        if applied is None:
+            global _bundle_handed
+            _bundle_handed = (_bundle_key(bundle_dir), bundle)
+        return applied
+
+    return _answer(url, settled)
+
+
+def _answer(url: str, check: Callable[[Connection], int | None]) -> int | None:
+    """Connect, ``check``; print the no-op's line and return 0, or None (the connection kept for the
+    full command: ``take_connection``)."""
+    from executor.connection import connect, connection_errors, mask_url
+
     conn = connect(url)
     conn.autocommit = True  # the history SELECT alone: no BEGIN and ROLLBACK around it, one round trip
     handed = False
     try:
         with connection_errors(f"talking to {mask_url(url)}", conn):
-            applied = already_applied(conn, config, settings)
+            applied = check(conn)
             if applied is None:  # the full command that runs next takes this connection over
                 conn.autocommit = False
                 handed = _hand_over(url, conn)
@@ -196,3 +250,20 @@ def checked_on(conn: Connection) -> bool:
     ``already_applied`` again would read the same files and history for the same answer: something
     is to do, or to refuse, which the full command's plan says."""
     return conn is _taken
+
+
+_bundle_handed: tuple[str, Bundle] | None = None
+
+
+def _bundle_key(bundle_dir: Path) -> str:
+    return str(bundle_dir.resolve())
+
+
+def take_bundle(bundle_dir: Path) -> Bundle | None:
+    """The bundle the quick path read and verified from ``bundle_dir`` and declined on, once; None for
+    any other directory, or when there is none."""
+    global _bundle_handed
+    handed, _bundle_handed = _bundle_handed, None
+    if handed is None or handed[0] != _bundle_key(bundle_dir):
+        return None
+    return handed[1]

@@ -178,8 +178,9 @@ def load_migrations(
         raise click.UsageError("pass either --bundle DIR or --migrations DIR, not both")
     if bundle_dir is not None:
         from executor.bundle import load_bundle
+        from schemagate.quick_apply import take_bundle
 
-        return load_bundle(bundle_dir)
+        return take_bundle(bundle_dir) or load_bundle(bundle_dir)
     if not config.migrations.is_dir():
         if optional and migrations is None:
             return None

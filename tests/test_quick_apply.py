@@ -280,3 +280,111 @@ def test_a_connection_is_taken_over_once_and_only_for_its_url(project: Path, fre
     other = fresh_db + "?application_name=other"
     assert qa.take_connection(other) is None  # another URL: the handed one is closed, not used
     assert left.closed and qa._handed is None
+
+
+def write_bundle_of(project: Path, name: str = "bundle") -> Path:
+    """The bundle of the project's migrations (structural checks only), as `validate --bundle` writes."""
+    from executor.bundle import write_bundle
+    from validator.config import load_config
+    from validator.structural import bundle_from_directory
+
+    bundle_dir = project / name
+    write_bundle(bundle_from_directory(load_config(project)), bundle_dir)
+    return bundle_dir
+
+
+def test_a_no_op_apply_of_a_bundle_is_answered_quickly_and_as_the_full_command_answers(
+    project: Path, fresh_db: str, capsys
+) -> None:
+    """``apply --bundle DIR`` (the pipeline's form) on an up-to-date database: the same output as the
+    full command, from a process that imports neither click nor the validator, on one query."""
+    bundle_dir = write_bundle_of(project)
+    argv = ["apply", "--yes", "--database-url", fresh_db, "--bundle", str(bundle_dir)]
+    assert quick_apply(argv) is None  # nothing applied yet
+    assert main(argv) == 0
+    capsys.readouterr()
+    assert len(history_rows(fresh_db)) == 22
+    assert main(argv) == 0
+    full = capsys.readouterr()
+    assert quick_apply(argv) == 0
+    quick = capsys.readouterr()
+    assert (quick.out, quick.err) == (full.out, full.err)
+    assert quick.out == "nothing to apply: database is up to date (22 applied)\n"
+
+    pg_proxy = load_pg_proxy()
+    with pg_proxy.CountingProxy(fresh_db) as proxy:
+        again = run_schemagate(
+            project,
+            "apply",
+            "--yes",
+            "--bundle",
+            str(bundle_dir),
+            env={"DATABASE_URL": proxy.url, "PGGSSENCMODE": "disable"},
+        )
+        totals = proxy.totals()
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert again.stdout == quick.out
+    modules = imported_modules(again.stderr)
+    assert "schemagate.quick_apply" in modules and "executor.bundle" in modules
+    assert forbidden(modules) == []
+    assert (totals["connections"], pg_proxy.round_trips(totals)) == (1, 1)
+
+
+def test_a_tampered_bundle_is_left_to_the_full_command_which_refuses_it_before_connecting(
+    project: Path, fresh_db: str, capsys
+) -> None:
+    bundle_dir = write_bundle_of(project)
+    argv = ["apply", "--yes", "--database-url", fresh_db, "--bundle", str(bundle_dir)]
+    assert main(argv) == 0
+    tampered = bundle_dir / "migrations" / "V005__create_invoices.sql"
+    tampered.write_bytes(tampered.read_bytes() + b"DROP TABLE accounts CASCADE;\n")
+    before = history_rows(fresh_db)
+    capsys.readouterr()
+    assert quick_apply(argv) is None  # declined: not printed here
+    assert capsys.readouterr() == ("", "")
+    from schemagate import quick_apply as qa
+
+    assert qa._handed is None and qa._bundle_handed is None  # no connection opened, no bundle kept
+    assert main(argv) == 1
+    assert tampered.name in capsys.readouterr().err
+    assert history_rows(fresh_db) == before
+
+
+def test_a_bundle_with_work_to_do_is_read_once_and_applied_on_one_connection(
+    project: Path, fresh_db: str, monkeypatch
+) -> None:
+    from executor import bundle as bundle_module
+
+    bundle_dir = write_bundle_of(project)
+    loads: list[object] = []
+    real = bundle_module.load_bundle
+
+    def counting(*args, **kwargs):
+        loads.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(bundle_module, "load_bundle", counting)
+    argv = ["apply", "--yes", "--database-url", fresh_db, "--bundle", str(bundle_dir)]
+    assert quick_apply(argv) is None
+    assert main(argv) == 0
+    assert len(loads) == 1  # the full command applied the bundle the quick path verified
+    assert len(history_rows(fresh_db)) == 22
+    pg_proxy = load_pg_proxy()
+    with pg_proxy.CountingProxy(fresh_db) as proxy:
+        (project / "migrations" / "2026" / "V021__add_accounts_note.sql").write_text(
+            "ALTER TABLE accounts ADD COLUMN note text;\n"
+        )
+        newer = write_bundle_of(project, "bundle-2")
+        done = run_schemagate(
+            project,
+            "apply",
+            "--yes",
+            "--bundle",
+            str(newer),
+            env={"DATABASE_URL": proxy.url, "PGGSSENCMODE": "disable"},
+        )
+        totals = proxy.totals()
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "applied 1 migration" in done.stdout
+    assert totals["connections"] == 1
+    assert len(history_rows(fresh_db)) == 23
