@@ -89,7 +89,7 @@ def remember(memo: Path, key: str, layout: str) -> None:
 
         fd, tmp = tempfile.mkstemp(dir=memo.parent, prefix=".layout-", suffix=".json")
         with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump({"format": MEMO_FORMAT, "answers": kept}, out)
+            out.write(json.dumps({"format": MEMO_FORMAT, "answers": kept}))
         os.replace(tmp, memo)
     except OSError:
         return  # a memo that cannot be written is only a slower next run

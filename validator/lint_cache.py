@@ -105,7 +105,7 @@ class LintCache:
             ignore_state_of(path.parent)  # the default cache lies in .schemagate/: never committed
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
             with os.fdopen(fd, "w", encoding="utf-8") as out:
-                json.dump({"key": self.key, "violations": violations}, out, sort_keys=True)
+                out.write(json.dumps({"key": self.key, "violations": violations}, sort_keys=True))
             os.replace(tmp, path)
             self.writes += 1
         except OSError:
