@@ -216,3 +216,22 @@ def test_the_executor_refuses_a_bundle_file_that_is_not_utf8(fresh_db: str) -> N
     assert (error.file, error.line, error.rule) == ("V2__latin1.sql", 1, "not-utf8")
     assert error.context["byte_offset"] == 23 and "byte 0xdc" in error.message
     assert rows_of_x(fresh_db) is None and history_scripts(fresh_db) == []
+
+
+def test_the_first_byte_scan_finds_what_the_full_pattern_finds() -> None:
+    """find_control_character looks for the refused characters' first bytes before it runs the full
+    pattern: on byte strings dense in near misses (tab, LF, FF, CR LF, 0xC2 before other bytes) it
+    reports exactly the first match, and the count, of the full pattern alone."""
+    import random
+
+    from executor import sqltext
+
+    rng = random.Random(15)
+    pieces = [b"a", b" ", b"\n", b"\t", b"\x0c", b"\r\n", b"\r", b"\x00", b"\x0b", b"\x1b", b"\x7f"]
+    pieces += [b"\xc2\x80", b"\xc2\x9f", b"\xc2\xa0", b"\xc3\xa9", b"\xc2"]
+    for _ in range(5000):
+        data = b"".join(rng.choice(pieces) for _ in range(rng.randint(0, 30)))
+        found = find_control_character(data)
+        matches = list(sqltext._FORBIDDEN.finditer(data))
+        got = (found.offset, found.count) if found else None
+        assert got == ((matches[0].start(), len(matches)) if matches else None), data
