@@ -25,8 +25,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, TypedDict
@@ -103,6 +101,8 @@ class LintCache:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             ignore_state_of(path.parent)  # the default cache lies in .schemagate/: never committed
+            import tempfile  # only to write an entry: a run of cache hits (and the parse cache) does without
+
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
             with os.fdopen(fd, "w", encoding="utf-8") as out:
                 out.write(json.dumps({"key": self.key, "violations": violations}, sort_keys=True))
@@ -136,6 +136,8 @@ def prune(
             if child.name in in_use:
                 os.utime(child)
             elif child.stat().st_mtime < cutoff:
+                import shutil  # only to prune an old cache
+
                 shutil.rmtree(child)
                 removed.append(child)
         except OSError:
