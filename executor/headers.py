@@ -297,11 +297,13 @@ _QUOTED_IDENT_END = re.compile(r'(?:[^"]|"")*"')
 _COMMENT_MARK = re.compile(r"/\*|\*/")
 _NON_SPACE = re.compile(r"\S")
 _PLAIN_WORDS = re.compile(r"\s*([A-Za-z]+(?:\s+[A-Za-z]+)*)\s*;?\s*")
-_ROUTINE_HEADS = (
-    ("create", "function"),
-    ("create", "procedure"),
-    ("create", "or", "replace", "function"),
-    ("create", "or", "replace", "procedure"),
+_ROUTINE_HEADS = frozenset(  # two words or four: _is_routine looks these lengths up
+    (
+        ("create", "function"),
+        ("create", "procedure"),
+        ("create", "or", "replace", "function"),
+        ("create", "or", "replace", "procedure"),
+    )
 )
 
 
@@ -453,7 +455,7 @@ def split_statements(sql: str, *, standard_conforming_strings: bool = True) -> l
 
 def _is_routine(heads: list[str]) -> bool:
     """The statement starts CREATE [OR REPLACE] FUNCTION|PROCEDURE (where BEGIN ATOMIC bodies occur)."""
-    return any(tuple(heads[: len(h)]) == h for h in _ROUTINE_HEADS)
+    return tuple(heads[:2]) in _ROUTINE_HEADS or tuple(heads[:4]) in _ROUTINE_HEADS
 
 
 class LineCounter:
