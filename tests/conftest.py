@@ -152,6 +152,17 @@ def fresh_db(pg_admin_url: str) -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(autouse=True)
+def _fresh_aws_clients() -> Iterator[None]:
+    """The executor's cached boto3 clients (executor.aws_clients) never outlive a test: each test's
+    moto mock (or none) gets clients of its own.  The fixtures that start a mock reset them too."""
+    from executor import aws_clients
+
+    aws_clients.reset()
+    yield
+    aws_clients.reset()
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The tests marked ``slow`` run first: started last, one of them would keep a worker busy after
     the others are done (``--dist worksteal`` shares out the rest)."""
