@@ -28,6 +28,7 @@ from typing import Any
 
 from psycopg2.extensions import make_dsn
 
+from executor import aws_clients
 from executor.errors import ConfigurationError, ConnectionFailure, PermissionDenied, aws_error_code
 
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
@@ -78,17 +79,23 @@ class DatabaseTarget:
 
 
 def clear_cache() -> None:
+    """Forget the cached secrets and the cached boto3 clients (executor.aws_clients)."""
     _SECRET_CACHE.clear()
+    aws_clients.reset()
+
+
+_CLIENT_CONFIG: Any = None
 
 
 def _client(service: str) -> Any:
-    import boto3
-    from botocore.config import Config
+    global _CLIENT_CONFIG
+    if _CLIENT_CONFIG is None:
+        from botocore.config import Config
 
-    # bounded: a Lambda in a VPC without a route to the endpoint must fail fast, not hang
-    return boto3.client(
-        service, config=Config(connect_timeout=5, read_timeout=10, retries={"max_attempts": 2})
-    )
+        # bounded: a Lambda in a VPC without a route to the endpoint must fail fast, not hang
+        _CLIENT_CONFIG = Config(connect_timeout=5, read_timeout=10, retries={"max_attempts": 2})
+    # one Config object, so that executor.aws_clients (keyed by its identity) reuses the client
+    return aws_clients.client(service, config=_CLIENT_CONFIG)
 
 
 def read_secret(secret_arn: str, client: Any | None = None, *, refresh: bool = False) -> dict[str, Any]:

@@ -47,10 +47,8 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-import boto3
-
+from executor import aws_clients, fleet_pipeline, notify
 from executor import credentials as db_credentials
-from executor import fleet_pipeline, notify
 from executor import observability as obs
 from executor import pipeline_job as job_protocol
 from executor.errors import Category, ConfigurationError, MigrationRefused, SchemagateError
@@ -166,7 +164,7 @@ def _deadline(context: LambdaContext | None) -> float | None:
 
 
 def _codepipeline_client() -> Any:
-    return boto3.client("codepipeline", config=AWS_CONFIG)
+    return aws_clients.client("codepipeline", config=AWS_CONFIG)
 
 
 def _region() -> str | None:
@@ -233,7 +231,7 @@ def _fleet_input(job: CodePipelineJob, s3: Any) -> tuple[job_protocol.FleetInput
             "a fleet_input job needs SCHEMAGATE_FLEET_TARGETS_PARAMETER and the bundle as its input",
             remedy="deploy the environment with fleet.targetsParameter (the CDK app wires both)",
         )
-    targets = fleet_pipeline.read_targets(parameter, boto3.client("ssm", config=AWS_CONFIG))
+    targets = fleet_pipeline.read_targets(parameter, aws_clients.client("ssm", config=AWS_CONFIG))
     document = fleet_pipeline.fleet_input(
         bundle_url=job.bundle.url,
         run_id=job.run_id,
@@ -249,7 +247,7 @@ def _fleet_input(job: CodePipelineJob, s3: Any) -> tuple[job_protocol.FleetInput
 
 def _fleet_report(job: CodePipelineJob, s3: Any) -> tuple[job_protocol.FleetReportVariables, str]:
     """Report the fleet state machine's summary; drift or a failed target refuses the stage."""
-    states = boto3.client("stepfunctions", config=AWS_CONFIG)
+    states = aws_clients.client("stepfunctions", config=AWS_CONFIG)
     execution = states.describe_execution(executionArn=job.execution_arn)
     if execution.get("status") != "SUCCEEDED":
         raise ConfigurationError(
@@ -392,13 +390,15 @@ def handle_fleet_step(request: DirectInvocation, run_id: str) -> dict[str, Any]:
         state = take_snapshot(
             request.snapshot or "",
             snapshot_source(secret, environ),
-            boto3.client("rds", config=AWS_CONFIG),
+            aws_clients.client("rds", config=AWS_CONFIG),
             environment=request.environment or os.environ.get("SCHEMAGATE_ENVIRONMENT") or None,
             run_id=run_id,
         )
         logger.info(f"snapshot {state.snapshot} of {state.kind} {state.source}: {state.status}")
         return {"ok": True, "action": Action.SNAPSHOT, "run_id": run_id, **state.to_dict()}
-    entries = fleet_pipeline.read_map_results(request.results or {}, boto3.client("s3", config=AWS_CONFIG))
+    entries = fleet_pipeline.read_map_results(
+        request.results or {}, aws_clients.client("s3", config=AWS_CONFIG)
+    )
     fleet_action = request.fleet_action or Action.APPLY
     outcomes = [fleet_pipeline.outcome_from_result(e, fleet_action) for e in entries]
     summary = fleet_pipeline.summarize(
@@ -423,7 +423,7 @@ def handle_direct(request: DirectInvocation, context: LambdaContext | None) -> d
         outcome = execute(
             request.action,
             request.bundle,
-            boto3.client("s3", config=AWS_CONFIG),
+            aws_clients.client("s3", config=AWS_CONFIG),
             request.options,
             run_id,
             should_continue=_time_left(context),
@@ -539,7 +539,7 @@ def handle_custom_resource(request: CustomResourceRequest, context: LambdaContex
         outcome = execute(
             Action.APPLY,
             request.bundle,
-            boto3.client("s3", config=AWS_CONFIG),
+            aws_clients.client("s3", config=AWS_CONFIG),
             request.options,
             run_id,
             should_continue=_time_left(context),

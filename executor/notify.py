@@ -76,9 +76,9 @@ def publish(report: RunReport, topic_arn: str | None, sns_client: Any | None = N
         return None
     try:
         if sns_client is None:
-            import boto3
+            from executor import aws_clients
 
-            sns_client = boto3.client("sns")
+            sns_client = aws_clients.client("sns")
         response = sns_client.publish(
             TopicArn=topic_arn,
             Subject=report.subject(),

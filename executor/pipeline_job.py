@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TypedDict
 
+from executor import aws_clients
 from executor import observability as obs
 from executor.artifact import S3Location
 from executor.errors import Category, ConfigurationError, PermissionDenied, SchemagateError, aws_error_code
@@ -355,20 +356,25 @@ def _job_parameters(params: Mapping[str, Any]) -> JobParameters:
 
 def artifact_s3_client(job: CodePipelineJob, config: Any = None) -> Any:
     """An S3 client with the job's artifact credentials (the function's own role without them)."""
-    import boto3
-    from botocore.config import Config
-
+    global _ARTIFACT_CONFIG
     if job.credentials is None:  # fall back to the function's own role
-        return boto3.client("s3", config=config)
-    return boto3.client(
+        return aws_clients.client("s3", config=config)
+    if _ARTIFACT_CONFIG is None:
+        from botocore.config import Config
+
+        _ARTIFACT_CONFIG = Config(
+            signature_version="s3v4", connect_timeout=5, read_timeout=20, retries={"max_attempts": 3}
+        )
+    return aws_clients.client(
         "s3",
         aws_access_key_id=job.credentials.access_key_id,
         aws_secret_access_key=job.credentials.secret_access_key,
         aws_session_token=job.credentials.session_token,
-        config=Config(
-            signature_version="s3v4", connect_timeout=5, read_timeout=20, retries={"max_attempts": 3}
-        ),
+        config=_ARTIFACT_CONFIG,  # one object: executor.aws_clients keys by its identity
     )
+
+
+_ARTIFACT_CONFIG: Any = None
 
 
 def write_job_artifact(job: CodePipelineJob, s3: Any, body: bytes, content_type: str) -> str | None:

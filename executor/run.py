@@ -16,9 +16,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypedDict
 
-import boto3
 from botocore.config import Config
 
+from executor import aws_clients
 from executor import credentials as db_credentials
 from executor import observability as obs
 from executor.apply import ApplyResult, apply
@@ -131,7 +131,7 @@ def signature_verifier() -> KmsSignatureVerifier | None:
     (logged as a warning each time).  Raises SecurityViolation when no key is configured."""
     key_id = os.environ.get("SCHEMAGATE_SIGNING_KEY_ID", "").strip()
     if key_id:
-        return KmsSignatureVerifier(key_id, boto3.client("kms", config=AWS_CONFIG))
+        return KmsSignatureVerifier(key_id, aws_clients.client("kms", config=AWS_CONFIG))
     if not allow_unsigned_bundles():
         raise SecurityViolation(
             "refusing the bundle: the executor has no signing key (SCHEMAGATE_SIGNING_KEY_ID is not set), "

@@ -39,9 +39,9 @@ REMEDY_KEY = (
 def _kms(kms_client: Any | None) -> Any:
     if kms_client is not None:
         return kms_client
-    import boto3  # imported lazily: the validator only needs boto3 when it signs
+    from executor import aws_clients  # imports boto3 lazily: the validator only needs it when it signs
 
-    return boto3.client("kms")
+    return aws_clients.client("kms")
 
 
 def _digest(manifest: Manifest) -> bytes:

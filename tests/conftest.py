@@ -10,11 +10,14 @@ process and give each test its own copy (``database_templates``).
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import os
 import sys
+import threading
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -46,6 +49,7 @@ def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     url = os.environ.get("SCHEMAGATE_TEST_DATABASE_URL")
     if url:
         yield url
+        _drops.wait()
         return
     from localdb.server import EmbeddedPostgres
 
@@ -53,24 +57,74 @@ def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     # the last xdist worker to leave stops the server it started
     with EmbeddedPostgres(REPO_ROOT / ".schemagate" / "test-server").running() as url:
         yield url
+        _drops.wait()  # before the server stops
+
+
+class _BackgroundDrops:
+    """``DROP DATABASE`` off the tests' path.  PostgreSQL (15) makes every DROP DATABASE request an
+    immediate checkpoint and wait for it (0.2-0.8 s here, fsync on): done in the test's teardown,
+    the test process waited for it after every test that had a database of its own.  Here a few
+    threads of the test process drop them while the next tests run (concurrent drops share one
+    checkpoint); ``wait()`` (at the end of the session, before an embedded server stops) waits for
+    every drop and fails if one failed.  A dropped database's name is never used again (a uuid)."""
+
+    THREADS = 3
+
+    def __init__(self) -> None:
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: list[Future[None]] = []
+        self._lock = threading.Lock()
+        self._local = threading.local()
+
+    def _drop(self, admin_url: str, name: str) -> None:
+        admin = getattr(self._local, "admin", None)
+        if admin is None or admin.closed or getattr(self._local, "url", None) != admin_url:
+            admin = psycopg2.connect(admin_url)
+            admin.autocommit = True
+            self._local.admin, self._local.url = admin, admin_url
+        with admin.cursor() as cur:
+            # FORCE ends the sessions a test left behind (PostgreSQL 13+)
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def drop(self, admin_url: str, name: str) -> None:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=self.THREADS, thread_name_prefix="sg-dropdb")
+            self._pending = [f for f in self._pending if not f.done() or f.exception() is not None]
+            self._pending.append(self._pool.submit(self._drop, admin_url, name))
+
+    def wait(self) -> None:
+        with self._lock:
+            pool, pending = self._pool, self._pending
+            self._pool, self._pending = None, []
+        if pool is None:
+            return
+        pool.shutdown(wait=True)  # the threads' connections close with them (garbage-collected)
+        errors = [f.exception() for f in pending if f.exception() is not None]
+        if errors:
+            raise RuntimeError(f"{len(errors)} test database(s) could not be dropped: {errors[0]!r}")
+
+
+_drops = _BackgroundDrops()
+atexit.register(_drops.wait)  # a session cut short still drops what it made
 
 
 @contextmanager
 def temporary_database(admin_url: str, prefix: str = "sg_test", template: str = "template0") -> Iterator[str]:
     """Create a database on the test server (empty, or a copy of ``template``), yield its URL, drop
-    it afterwards."""
+    it afterwards (in the background: ``_BackgroundDrops``)."""
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = psycopg2.connect(admin_url)
     admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    try:
+        with admin.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    finally:
+        admin.close()
     try:
         yield _with_database(admin_url, name)
     finally:
-        with admin.cursor() as cur:
-            # FORCE ends the sessions a test left behind (PostgreSQL 13+)
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+        _drops.drop(admin_url, name)
 
 
 def content_key(*parts: str | Path) -> str:
@@ -150,6 +204,17 @@ def fresh_db(pg_admin_url: str) -> Iterator[str]:
     """A new, empty database for this test; yields its URL and drops it afterwards."""
     with temporary_database(pg_admin_url) as url:
         yield url
+
+
+@pytest.fixture(autouse=True)
+def _fresh_aws_clients() -> Iterator[None]:
+    """The executor's cached boto3 clients (executor.aws_clients) never outlive a test: each test's
+    moto mock (or none) gets clients of its own.  The fixtures that start a mock reset them too."""
+    from executor import aws_clients
+
+    aws_clients.reset()
+    yield
+    aws_clients.reset()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

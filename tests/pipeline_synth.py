@@ -49,6 +49,7 @@ STAGING_SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:stagi
 TARGETS_PARAMETER = "/schemagate/production/targets"
 PRODUCTION_SUBNETS = ["subnet-0ddd4444", "subnet-0eee5555", "subnet-0fff6666"]
 PRODUCTION_DB_SG = "sg-0aaa7777"
+COMMENT_TOKEN_SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:ci/github-comments-AbCdEf"
 
 # A minimal buildspec of the shape the repository's has (H2 owns the real one).
 BUILDSPEC = """\
@@ -127,14 +128,25 @@ CONFIGS: dict[str, dict[str, Any]] = {
             },
         ],
     },
+    # the pull-request build posting its comment with a token (tests/test_codebuild_pr_comment.py)
+    "github-comments": {
+        "sourceProvider": "github",
+        "connectionArn": CONNECTION_ARN,
+        "repositoryOwner": "acme",
+        "repositoryName": "billing-service",
+        "demoDatabase": True,
+        "githubCommentTokenSecretArn": COMMENT_TOKEN_SECRET_ARN,
+    },
 }
 
 
-# github-demo is synthesized for a concrete account and region, the others environment-agnostic.
+# github-demo and github-comments are synthesized for a concrete account and region, the others
+# environment-agnostic.
 ENVIRONMENTS: dict[str, dict[str, str]] = {
     "codecommit": {},
     "github-demo": {"CDK_DEFAULT_ACCOUNT": "123456789012", "CDK_DEFAULT_REGION": "eu-west-1"},
     "environments": {},
+    "github-comments": {"CDK_DEFAULT_ACCOUNT": "123456789012", "CDK_DEFAULT_REGION": "eu-west-1"},
 }
 
 
@@ -247,6 +259,11 @@ def github_demo(synth_dir: Path) -> Synthesized:
 @pytest.fixture(scope="session")
 def environments(synth_dir: Path) -> Synthesized:
     return _synthesize("environments", synth_dir, keyed=_cache_enabled())
+
+
+@pytest.fixture(scope="session")
+def github_comments(synth_dir: Path) -> Synthesized:
+    return _synthesize("github-comments", synth_dir, keyed=_cache_enabled())
 
 
 @pytest.fixture(scope="session")

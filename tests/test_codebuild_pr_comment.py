@@ -6,26 +6,25 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from aws_cdk import App
-from aws_cdk.assertions import Match, Template
+from aws_cdk.assertions import Match
 
-from pipeline.app import build_app
 from pipeline.config import PipelineConfig, PipelineConfigError
-from tests.pipeline_synth import WHEEL_NAME
+from tests.pipeline_synth import COMMENT_TOKEN_SECRET_ARN, Synthesized, github_comments, synth_dir
 from tests.test_github_action import TOKEN, FakeGitHub
 
 REPO = Path(__file__).resolve().parent.parent
-TOKEN_SECRET = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:ci/github-comments-AbCdEf"
+TOKEN_SECRET = COMMENT_TOKEN_SECRET_ARN
 CONNECTION_ARN = (
     "arn:aws:codeconnections:eu-west-1:123456789012:connection/12345678-1234-1234-1234-123456789012"
 )
+__all__ = ["github_comments", "synth_dir"]
+
 REPORT = """## schemagate validate: ❌ failed
 
 **23** migration files checked: **1** errors, **0** warnings.
@@ -105,28 +104,9 @@ def test_a_refused_comment_does_not_fail_the_build(build_dir):
 
 
 @pytest.mark.slow
-def test_the_pr_build_gets_the_token_secret_and_may_read_only_that(tmp_path, monkeypatch):
-    stub = tmp_path / "executor-stub"
-    shutil.copytree(REPO / "executor", stub / "executor", ignore=shutil.ignore_patterns("__pycache__"))
-    # a stub wheel, as in tests/pipeline_synth.py: synth runs no pip (test_pipeline_bundle.py builds it)
-    wheel = tmp_path / WHEEL_NAME
-    wheel.write_bytes(b"PK\x05\x06" + b"\0" * 18)
-    context = json.loads((REPO / "cdk.json").read_text())["context"]
-    context["schemagate"] = {
-        "sourceProvider": "github",
-        "connectionArn": CONNECTION_ARN,
-        "repositoryOwner": "acme",
-        "repositoryName": "billing-service",
-        "demoDatabase": True,
-        "githubCommentTokenSecretArn": TOKEN_SECRET,
-        "executorAssetDir": str(stub),
-        "schemagateWheel": str(wheel),
-    }
-    monkeypatch.setenv("CDK_DEFAULT_ACCOUNT", "123456789012")
-    monkeypatch.setenv("CDK_DEFAULT_REGION", "eu-west-1")
-    app = App(context=context, outdir=str(tmp_path / "cdk.out"))
-    stacks = build_app(app)
-    template = Template.from_stack(stacks["SchemagatePipeline"])
+def test_the_pr_build_gets_the_token_secret_and_may_read_only_that(github_comments: Synthesized) -> None:
+    # synthesized once per run, or taken from the cache of earlier runs (tests/pipeline_synth.py)
+    template = github_comments.template("SchemagatePipeline")
     template.has_resource_properties(
         "AWS::CodeBuild::Project",
         {

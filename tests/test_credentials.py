@@ -21,9 +21,10 @@ PASSWORD = "pw-'quoted' \\ and spaces-9f8e7d"  # quoting must survive the DSN
 
 @pytest.fixture
 def sm():
-    clear_cache()
+    clear_cache()  # the secrets and executor.aws_clients' clients
     with mock_aws():
         yield boto3.client("secretsmanager", region_name="us-east-1")
+        clear_cache()
     clear_cache()
 
 

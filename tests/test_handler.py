@@ -144,7 +144,7 @@ class World:
 
 @contextmanager
 def aws_world(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    clear_cache()
+    clear_cache()  # the secrets, and the boto3 clients made outside this mock (executor.aws_clients)
     url = urlsplit(db_url)
     with mock_aws(), CodePipelineStub() as stub:
         monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
@@ -172,6 +172,7 @@ def aws_world(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
         monkeypatch.setenv("SCHEMAGATE_DB_SECRET_ARN", secret_arn)
         monkeypatch.setenv("SCHEMAGATE_NOTIFY_TOPIC_ARN", topic_arn)
         yield World(stub, s3, boto3.client("kms", region_name=REGION), db_url, secret_arn, topic_arn)
+        clear_cache()  # before the mock stops: its clients must not serve code outside it
     clear_cache()
 
 

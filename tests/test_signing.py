@@ -14,6 +14,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from executor import aws_clients
 from executor.bundle import make_bundle
 from executor.checksum import file_checksum
 from executor.errors import ConfigurationError, SecurityViolation
@@ -32,8 +33,10 @@ def _manifest() -> Manifest:
 
 @pytest.fixture
 def kms():
+    aws_clients.reset()  # executor.aws_clients: no client made outside the mock serves code inside it
     with mock_aws():
         yield boto3.client("kms", region_name="us-east-1")
+        aws_clients.reset()
 
 
 def _key(kms, spec: str = "ECC_NIST_P256") -> str:
