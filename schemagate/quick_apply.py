@@ -171,6 +171,7 @@ def _bundle_up_to_date(url: str, bundle_dir: Path, schema: str | None) -> int | 
     does, before any connection; a bundle it refuses is left to the full command, which reports it
     (and never connects).  When something is to do, the full command takes the verified bundle over
     (``take_bundle``): the bytes it applies are the bytes checked here."""
+    global _bundle_handed
     from executor.bundle import load_bundle
     from executor.errors import SchemagateError
     from validator.config import load_config
@@ -181,15 +182,10 @@ def _bundle_up_to_date(url: str, bundle_dir: Path, schema: str | None) -> int | 
     except SchemagateError:
         return None
     settings = _settings(config, schema)
-
-    def settled(conn: Connection) -> int | None:
-        applied = _settled(conn, bundle.manifest, settings)
-        if applied is None:
-            global _bundle_handed
-            _bundle_handed = (_bundle_key(bundle_dir), bundle)
-        return applied
-
-    return _answer(url, settled)
+    code = _answer(url, lambda conn: _settled(conn, bundle.manifest, settings))
+    if code is None:  # something to do: the full command applies the bundle verified here
+        _bundle_handed = (_bundle_key(bundle_dir), bundle)
+    return code
 
 
 def _answer(url: str, check: Callable[[Connection], int | None]) -> int | None:
@@ -205,7 +201,8 @@ def _answer(url: str, check: Callable[[Connection], int | None]) -> int | None:
             applied = check(conn)
             if applied is None:  # the full command that runs next takes this connection over
                 conn.autocommit = False
-                handed = _hand_over(url, conn)
+                _hand_over(url, conn)
+                handed = True
     finally:
         if not handed:
             conn.close()
@@ -220,12 +217,11 @@ _handed: tuple[str, Connection] | None = None
 _taken: Connection | None = None
 
 
-def _hand_over(url: str, conn: Connection) -> bool:
+def _hand_over(url: str, conn: Connection) -> None:
     global _handed
     if _handed is not None:  # one not taken (an earlier call in this process): closed, not kept
         _handed[1].close()
     _handed = (url, conn)
-    return True
 
 
 def take_connection(url: str) -> Connection | None:

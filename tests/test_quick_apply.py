@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import click
@@ -236,31 +237,33 @@ def load_pg_proxy():
     return pg_proxy
 
 
+def run_through_proxy(
+    project: Path, database_url: str, *args: str
+) -> tuple[subprocess.CompletedProcess, Counter[str]]:
+    """``schemagate *args`` as a process whose $DATABASE_URL is bench's counting proxy in front of
+    ``database_url``: the process (asserted to exit 0) and the proxy's totals, with ``round_trips``."""
+    pg_proxy = load_pg_proxy()
+    with pg_proxy.CountingProxy(database_url) as proxy:
+        done = run_schemagate(project, *args, env={"DATABASE_URL": proxy.url, "PGGSSENCMODE": "disable"})
+        assert done.returncode == 0, done.stdout + done.stderr
+        totals = proxy.totals()  # a Counter: a message kind never sent counts 0
+    totals["round_trips"] = pg_proxy.round_trips(totals)
+    return done, totals
+
+
 def test_a_no_op_apply_sends_one_query_on_one_connection(project: Path, fresh_db: str) -> None:
     """Through bench's counting proxy: the up-to-date check is the history SELECT alone (an
     autocommit session: no BEGIN and ROLLBACK around it), on the one connection it opens."""
-    pg_proxy = load_pg_proxy()
     assert main(["apply", "--yes", "--database-url", fresh_db]) == 0
-    with pg_proxy.CountingProxy(fresh_db) as proxy:
-        again = run_schemagate(
-            project, "apply", "--yes", env={"DATABASE_URL": proxy.url, "PGGSSENCMODE": "disable"}
-        )
-        assert again.returncode == 0, again.stdout + again.stderr
-        totals = proxy.totals()
+    again, totals = run_through_proxy(project, fresh_db, "apply", "--yes")
     assert again.stdout == "nothing to apply: database is up to date (22 applied)\n"
-    assert (totals["connections"], totals["Q"], pg_proxy.round_trips(totals)) == (1, 1, 1)
+    assert (totals["connections"], totals["Q"], totals["round_trips"]) == (1, 1, 1)
 
 
 def test_an_apply_with_work_to_do_opens_one_connection(project: Path, fresh_db: str) -> None:
     """When the quick path declines, the full command applies on the connection it opened (taken over
     once, out of autocommit): one connection for the whole process, and every migration applied."""
-    pg_proxy = load_pg_proxy()
-    with pg_proxy.CountingProxy(fresh_db) as proxy:
-        done = run_schemagate(
-            project, "apply", "--yes", env={"DATABASE_URL": proxy.url, "PGGSSENCMODE": "disable"}
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
-        totals = proxy.totals()
+    done, totals = run_through_proxy(project, fresh_db, "apply", "--yes")
     assert totals["connections"] == 1
     assert len(history_rows(fresh_db)) == 22
     assert "applied 22 migrations" in done.stdout
@@ -311,23 +314,12 @@ def test_a_no_op_apply_of_a_bundle_is_answered_quickly_and_as_the_full_command_a
     assert (quick.out, quick.err) == (full.out, full.err)
     assert quick.out == "nothing to apply: database is up to date (22 applied)\n"
 
-    pg_proxy = load_pg_proxy()
-    with pg_proxy.CountingProxy(fresh_db) as proxy:
-        again = run_schemagate(
-            project,
-            "apply",
-            "--yes",
-            "--bundle",
-            str(bundle_dir),
-            env={"DATABASE_URL": proxy.url, "PGGSSENCMODE": "disable"},
-        )
-        totals = proxy.totals()
-    assert again.returncode == 0, again.stdout + again.stderr
+    again, totals = run_through_proxy(project, fresh_db, "apply", "--yes", "--bundle", str(bundle_dir))
     assert again.stdout == quick.out
     modules = imported_modules(again.stderr)
     assert "schemagate.quick_apply" in modules and "executor.bundle" in modules
     assert forbidden(modules) == []
-    assert (totals["connections"], pg_proxy.round_trips(totals)) == (1, 1)
+    assert (totals["connections"], totals["round_trips"]) == (1, 1)
 
 
 def test_a_tampered_bundle_is_left_to_the_full_command_which_refuses_it_before_connecting(
@@ -369,22 +361,11 @@ def test_a_bundle_with_work_to_do_is_read_once_and_applied_on_one_connection(
     assert main(argv) == 0
     assert len(loads) == 1  # the full command applied the bundle the quick path verified
     assert len(history_rows(fresh_db)) == 22
-    pg_proxy = load_pg_proxy()
-    with pg_proxy.CountingProxy(fresh_db) as proxy:
-        (project / "migrations" / "2026" / "V021__add_accounts_note.sql").write_text(
-            "ALTER TABLE accounts ADD COLUMN note text;\n"
-        )
-        newer = write_bundle_of(project, "bundle-2")
-        done = run_schemagate(
-            project,
-            "apply",
-            "--yes",
-            "--bundle",
-            str(newer),
-            env={"DATABASE_URL": proxy.url, "PGGSSENCMODE": "disable"},
-        )
-        totals = proxy.totals()
-    assert done.returncode == 0, done.stdout + done.stderr
+    (project / "migrations" / "2026" / "V021__add_accounts_note.sql").write_text(
+        "ALTER TABLE accounts ADD COLUMN note text;\n"
+    )
+    newer = write_bundle_of(project, "bundle-2")
+    done, totals = run_through_proxy(project, fresh_db, "apply", "--yes", "--bundle", str(newer))
     assert "applied 1 migration" in done.stdout
     assert totals["connections"] == 1
     assert len(history_rows(fresh_db)) == 23
