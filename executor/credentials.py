@@ -20,6 +20,7 @@ The password and the IAM token never leave this module except inside the DSN han
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Mapping
@@ -84,18 +85,16 @@ def clear_cache() -> None:
     aws_clients.reset()
 
 
-_CLIENT_CONFIG: Any = None
+@functools.cache  # one Config object, so that executor.aws_clients (keyed by its identity) reuses the client
+def _client_config() -> Any:
+    from botocore.config import Config
+
+    # bounded: a Lambda in a VPC without a route to the endpoint must fail fast, not hang
+    return Config(connect_timeout=5, read_timeout=10, retries={"max_attempts": 2})
 
 
 def _client(service: str) -> Any:
-    global _CLIENT_CONFIG
-    if _CLIENT_CONFIG is None:
-        from botocore.config import Config
-
-        # bounded: a Lambda in a VPC without a route to the endpoint must fail fast, not hang
-        _CLIENT_CONFIG = Config(connect_timeout=5, read_timeout=10, retries={"max_attempts": 2})
-    # one Config object, so that executor.aws_clients (keyed by its identity) reuses the client
-    return aws_clients.client(service, config=_CLIENT_CONFIG)
+    return aws_clients.client(service, config=_client_config())
 
 
 def read_secret(secret_arn: str, client: Any | None = None, *, refresh: bool = False) -> dict[str, Any]:

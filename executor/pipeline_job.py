@@ -19,6 +19,7 @@ artifact bucket (``artifact_s3_client``, ``write_job_artifact``).
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -356,25 +357,22 @@ def _job_parameters(params: Mapping[str, Any]) -> JobParameters:
 
 def artifact_s3_client(job: CodePipelineJob, config: Any = None) -> Any:
     """An S3 client with the job's artifact credentials (the function's own role without them)."""
-    global _ARTIFACT_CONFIG
     if job.credentials is None:  # fall back to the function's own role
         return aws_clients.client("s3", config=config)
-    if _ARTIFACT_CONFIG is None:
-        from botocore.config import Config
-
-        _ARTIFACT_CONFIG = Config(
-            signature_version="s3v4", connect_timeout=5, read_timeout=20, retries={"max_attempts": 3}
-        )
     return aws_clients.client(
         "s3",
         aws_access_key_id=job.credentials.access_key_id,
         aws_secret_access_key=job.credentials.secret_access_key,
         aws_session_token=job.credentials.session_token,
-        config=_ARTIFACT_CONFIG,  # one object: executor.aws_clients keys by its identity
+        config=_artifact_config(),
     )
 
 
-_ARTIFACT_CONFIG: Any = None
+@functools.cache  # one object: executor.aws_clients keys by its identity
+def _artifact_config() -> Any:
+    from botocore.config import Config
+
+    return Config(signature_version="s3v4", connect_timeout=5, read_timeout=20, retries={"max_attempts": 3})
 
 
 def write_job_artifact(job: CodePipelineJob, s3: Any, body: bytes, content_type: str) -> str | None:
