@@ -15,14 +15,17 @@ import yaml
 from aws_cdk.assertions import Match
 
 from pipeline.config import PipelineConfig, PipelineConfigError
-from tests.pipeline_synth import COMMENT_TOKEN_SECRET_ARN, Synthesized, github_comments, synth_dir
+from tests.pipeline_synth import (
+    COMMENT_TOKEN_SECRET_ARN,
+    CONNECTION_ARN,
+    Synthesized,
+    github_comments,
+    synth_dir,
+)
 from tests.test_github_action import TOKEN, FakeGitHub
 
 REPO = Path(__file__).resolve().parent.parent
 TOKEN_SECRET = COMMENT_TOKEN_SECRET_ARN
-CONNECTION_ARN = (
-    "arn:aws:codeconnections:eu-west-1:123456789012:connection/12345678-1234-1234-1234-123456789012"
-)
 __all__ = ["github_comments", "synth_dir"]
 
 REPORT = """## schemagate validate: ❌ failed
