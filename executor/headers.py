@@ -25,6 +25,7 @@ history row.  Any other transaction statement stays in the list, and the executo
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -236,7 +237,17 @@ def migration_statements(sql: str, *, standard_conforming_strings: bool = True) 
 
     Only the first and the last statement can be the wrapper, and only together; a transaction
     statement anywhere else (and a BEGIN ended by ROLLBACK) stays in the list for the caller to refuse.
+
+    The same text is split once per process: ``apply --migrations`` splits each file when its parse is
+    checked against the executor's cut and again when it is prepared (the statements are frozen; each
+    caller gets a list of its own).
     """
+    split = _migration_statements(sql, standard_conforming_strings)
+    return MigrationStatements(list(split.statements), split.wrapper)
+
+
+@functools.lru_cache(maxsize=2048)
+def _migration_statements(sql: str, standard_conforming_strings: bool) -> MigrationStatements:
     statements = split_statements(sql, standard_conforming_strings=standard_conforming_strings)
     if (
         len(statements) >= 2

@@ -133,6 +133,9 @@ def quick_apply(argv: list[str]) -> int | None:
     bundle_dir = Path(options["--bundle"]) if "--bundle" in options else None
     if not url or (migrations is not None and (migrations.is_file() or bundle_dir is not None)):
         return None  # the PG* variables or the embedded server; a file where a directory belongs
+    from executor import driver
+
+    driver.load()  # psycopg2 without the ssl module: an apply's CLI process needs no other TLS
     from executor.errors import SchemagateError
 
     try:

@@ -165,6 +165,7 @@ class ParseCache:
         self.writes = 0
         self._pack: dict[str, Any] | None = None  # the entries on disk, read on first use
         self._used: dict[str, Any] = {}  # the entries of this run (hits and new ones)
+        self._names: dict[int, tuple[MigrationFile, str]] = {}
 
     def _load(self) -> dict[str, Any]:
         if self._pack is None:
@@ -182,9 +183,11 @@ class ParseCache:
                     self._pack = data["entries"]
         return self._pack
 
-    @staticmethod
-    def _name(mf: MigrationFile) -> str:
-        return f"{mf.checksum}-{file_key(mf)[:32]}"
+    def _name(self, mf: MigrationFile) -> str:
+        name = self._names.get(id(mf))  # asked twice for a file parsed here (get, then put)
+        if name is None or name[0] is not mf:
+            name = self._names[id(mf)] = (mf, f"{mf.checksum}-{file_key(mf)[:32]}")
+        return name[1]
 
     def get(self, mf: MigrationFile) -> ParsedFile | None:
         if self.path is None:
