@@ -40,7 +40,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -125,6 +124,8 @@ CONFIG_FILE = "schemagate.toml"  # the same keys as [tool.schemagate], at the to
 def _declares_schemagate(pyproject: Path) -> bool:
     """True when ``pyproject`` has a [tool.schemagate] table (an unreadable file counts: it is then
     reported by load_config, not silently skipped)."""
+    import tomllib  # only where a file is there to read: a run without one does without
+
     try:
         data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
@@ -171,6 +172,8 @@ def _closest(key: str, known: list[str] | tuple[str, ...]) -> str:
 
 def schemagate_table(text: str, source: str) -> TomlTable:
     """``[tool.schemagate]`` of a pyproject.toml's text ({} when it has none)."""
+    import tomllib  # only where a file is there to read: a run without one does without
+
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -186,6 +189,8 @@ def schemagate_table(text: str, source: str) -> TomlTable:
 
 def config_file_table(data: bytes, source: str) -> TomlTable:
     """The settings of a ``schemagate.toml`` (its top-level keys are those of [tool.schemagate])."""
+    import tomllib  # only where a file is there to read: a run without one does without
+
     try:
         return tomllib.loads(data.decode("utf-8"))
     except UnicodeDecodeError as exc:
