@@ -8,9 +8,10 @@ nothing.  When ``ssl`` cannot be imported psycopg2 skips that step and libpq ini
 itself, as in any C program; TLS connections (``sslmode=require``/``verify-full``) work the same
 (``tests/test_driver.py`` connects to a server with TLS on after loading it this way).
 
-``load()`` is called by the entry points that would not import ``ssl`` otherwise (the CLI's apply
-path, ``schemagate.quick_apply``); ``ssl`` stays importable afterwards for anyone who needs it.  Where
-psycopg2 or ``ssl`` is already loaded (the Lambda, which imports boto3), it does nothing.
+``load()`` is called by the one entry point that would not import ``ssl`` otherwise, the CLI's apply
+path (``schemagate.quick_apply``); ``ssl`` stays importable afterwards for anyone who needs it.  Where
+psycopg2 or ``ssl`` is already loaded it does nothing.  The Lambda does not call it: boto3 imports
+``ssl`` there in any case.
 """
 
 from __future__ import annotations

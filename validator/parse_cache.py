@@ -165,7 +165,6 @@ class ParseCache:
         self.writes = 0
         self._pack: dict[str, Any] | None = None  # the entries on disk, read on first use
         self._used: dict[str, Any] = {}  # the entries of this run (hits and new ones)
-        self._names: dict[int, tuple[MigrationFile, str]] = {}
 
     def _load(self) -> dict[str, Any]:
         if self._pack is None:
@@ -183,17 +182,11 @@ class ParseCache:
                     self._pack = data["entries"]
         return self._pack
 
-    def _name(self, mf: MigrationFile) -> str:
-        name = self._names.get(id(mf))  # asked twice for a file parsed here (get, then put)
-        if name is None or name[0] is not mf:
-            name = self._names[id(mf)] = (mf, f"{mf.checksum}-{file_key(mf)[:32]}")
-        return name[1]
+    @staticmethod
+    def _name(mf: MigrationFile) -> str:
+        return f"{mf.checksum}-{file_key(mf)[:32]}"
 
-    def get(self, mf: MigrationFile) -> ParsedFile | None:
-        if self.path is None:
-            self.misses += 1
-            return None
-        name = self._name(mf)
+    def _get(self, mf: MigrationFile, name: str) -> ParsedFile | None:
         entry = self._load().get(name)
         try:
             parsed = from_entry(mf, entry, trees=self.trees) if isinstance(entry, dict) else None
@@ -206,18 +199,20 @@ class ParseCache:
         self._used[name] = entry
         return parsed
 
-    def put(self, parsed: ParsedFile) -> None:
-        if self.path is not None and parsed.file.text is not None:
-            self._used[self._name(parsed.file)] = to_entry(parsed)
-
     def parse(self, mf: MigrationFile) -> ParsedFile:
         """``parse_file(mf)``, answered from the cache when it can be."""
-        parsed = self.get(mf)
+        if self.path is None:
+            self.misses += 1
+            parsed = None
+        else:
+            name = self._name(mf)  # once per file: a miss files the new entry under the same name
+            parsed = self._get(mf, name)
         if parsed is None:
             from validator.parse import parse_file
 
             parsed = parse_file(mf, trees=self.trees)
-            self.put(parsed)
+            if self.path is not None and mf.text is not None:
+                self._used[name] = to_entry(parsed)
         return parsed
 
     def save(self) -> None:
