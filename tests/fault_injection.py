@@ -6,10 +6,9 @@ process.  Each round picks, from a seeded ``random.Random``, one way to interrup
 
 - ``sigkill-anywhere``: SIGKILL a random moment after the run reached a random point of the
   history (inside a transactional migration, between two, while writing a history row ...);
-- ``sigkill-in-index-build``: from a random point of the history on, a held snapshot makes the next
-  ``CREATE INDEX CONCURRENTLY`` / ``REINDEX CONCURRENTLY`` wait in its last phase, where the
-  process is SIGKILLed (PostgreSQL
-  ends the orphaned backend within ``client_connection_check_interval``, leaving the index INVALID);
+- ``sigkill-in-index-build``: a snapshot held from the run's start makes the next
+  ``CREATE INDEX CONCURRENTLY`` / ``REINDEX CONCURRENTLY`` it meets wait in its last phase, where
+  the process is SIGKILLed (PostgreSQL ends the orphaned backend within ``client_connection_check_interval``, leaving the index INVALID);
 - ``terminate-in-index-build``: the same, but the executor's backend is terminated
   (``pg_terminate_backend``), so the process sees its connection die and exits 1.
 
@@ -45,6 +44,9 @@ from tests.database_faults import (
 )
 
 STRATEGIES = ("sigkill-anywhere", "sigkill-in-index-build", "terminate-in-index-build")
+# files a SIGKILLed run may still apply after its target (polling, the delay): an anywhere round aims
+# this far short of the index builds that later rounds need
+ANYWHERE_MARGIN = 6
 
 
 # -- a realistic history ---------------------------------------------------------------------
@@ -281,7 +283,11 @@ class FaultRun:
         return (
             f"{len(self.rounds)} interrupted runs ("
             + ", ".join(f"{n} {what}" for what, n in sorted(landed.items()))
-            + f"), then {self.final_runs} run(s) to finish"
+            + f"), then {self.final_runs} run(s) to finish; rounds: "
+            + "; ".join(
+                f"{r.strategy} {r.applied_before}->{r.applied_after} rows: {r.landed} (exit {r.exit_code})"
+                for r in self.rounds
+            )
         )
 
 
@@ -318,28 +324,30 @@ class _Progress:
 
     def wait_for(self, target: int, process: subprocess.Popen) -> bool:
         """Until the history has ``target`` rows (True) or the process ended (False)."""
-        wait_until(lambda: process.poll() is not None or self.rows() >= target, 600, f"{target} history rows")
+        wait_until(
+            lambda: process.poll() is not None or self.rows() >= target,
+            600,
+            f"{target} history rows",
+            interval=0.01,
+        )
         return process.poll() is None
 
     def close(self) -> None:
         self.conn.close()
 
 
-def _kill_in_index_build(
-    project: Path, url: str, progress: _Progress, target: int, terminate_backend: bool
-) -> tuple[str, int | None]:
-    """Let the run get ``target`` migrations far, then hold a snapshot: the next concurrent build
-    waits on it, and is interrupted there."""
-    process = schemagate_process(apply_args(url), project)
-    try:
-        if not progress.wait_for(target, process):
-            process.communicate()
-            return "nothing (finished first)", process.returncode
-        with held_snapshot(url):
+def _kill_in_index_build(project: Path, url: str, terminate_backend: bool) -> tuple[str, int | None]:
+    """Hold a snapshot, then start the run: the first concurrent build it meets waits on the
+    snapshot, and is interrupted there.  (Holding it only once the run had got some way was a race
+    on a fast machine: the run passed several builds while the snapshot was being taken.)"""
+    with held_snapshot(url):
+        process = schemagate_process(apply_args(url), project)
+        try:
             pid = wait_until(
                 lambda: _executor_build(url) or (process.poll() is not None and -1),
                 300,
                 "an index build to wait",
+                interval=0.01,
             )
             if pid == -1:  # the run finished without meeting another index build
                 process.communicate()
@@ -352,10 +360,10 @@ def _kill_in_index_build(
             process.communicate()
             wait_until(lambda: not backend_alive(url, pid), 60, "the orphaned backend to end")
             return "an index build (process killed)", process.returncode
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
 
 
 def _kill_anywhere(
@@ -368,30 +376,60 @@ def _kill_anywhere(
         process.communicate()
         return "nothing (finished first)", process.returncode
     time.sleep(delay)
+    if process.poll() is not None:
+        process.communicate()
+        return "nothing (finished first)", process.returncode
     process.send_signal(signal.SIGKILL)
     process.communicate()
+    if process.returncode == 0:  # it ended between the poll and the signal
+        return "nothing (finished first)", process.returncode
     building = any(b[3] == "schemagate" for b in index_builds(url))
     return ("an index build (process killed)" if building else "a run (process killed)"), process.returncode
 
 
+def concurrent_builds(project: Path) -> list[int]:
+    """The positions in the history (0-based, in the order of application) of the files that build
+    an index concurrently: the build at position i runs when the history holds i rows."""
+    # versioned files in name order (the history's numbers have equal widths), then the repeatable one
+    files = sorted((project / "migrations").glob("*.sql"), key=lambda f: (f.name.startswith("R__"), f.name))
+    return [
+        i
+        for i, f in enumerate(files)
+        if "CONCURRENTLY" in (sql := f.read_text(encoding="utf-8")) and "DROP INDEX" not in sql
+    ]
+
+
 def interrupt_and_finish(project: Path, url: str, *, kills: int, seed: int, clean_run_s: float) -> FaultRun:
-    """``kills`` interrupted runs at seeded random points of the history, then runs until one succeeds."""
+    """``kills`` interrupted runs at seeded random points of the history, then runs until one succeeds.
+
+    Every other round is interrupted inside an index build (the next one the run meets), alternately
+    killing the process and its backend; the rounds between are SIGKILLed a random moment after a
+    random point.  That moment is scaled to this machine's speed (the clean run's time per file), and
+    the point is kept before enough index builds for the index-build rounds still to come, so that
+    what a round lands on does not depend on how fast the machine is.
+    """
     rng = random.Random(seed)
     total = len(list((project / "migrations").glob("*.sql")))
+    builds = concurrent_builds(project)
+    per_file = clean_run_s / max(1, total)
     run = FaultRun(clean_run_s=clean_run_s)
     progress = _Progress(url)
     try:
         for number in range(kills):
-            # every other round inside an index build, alternately killing the process and its backend
             strategy = STRATEGIES[1 + (number // 2) % 2] if number % 2 == 0 else STRATEGIES[0]
             before = progress.rows()
-            # spread the kills over what is left of the history
-            target = min(total - 1, before + rng.randint(0, max(1, 2 * (total - before) // (kills - number))))
             if strategy == "sigkill-anywhere":
-                landed, code = _kill_anywhere(project, url, progress, target, rng.uniform(0, 0.3))
+                # spread the kills over what is left of the history, short of the builds still needed
+                target = min(
+                    total - 1, before + rng.randint(0, max(1, 2 * (total - before) // (kills - number)))
+                )
+                needed = len(range(number + 1, kills, 2))  # index-build rounds after this one
+                if needed and len(builds) >= needed:
+                    target = max(before, min(target, builds[-needed] - ANYWHERE_MARGIN))
+                delay = rng.uniform(0, 2 * per_file)
+                landed, code = _kill_anywhere(project, url, progress, target, delay)
             else:
-                terminate_backend = strategy == "terminate-in-index-build"
-                landed, code = _kill_in_index_build(project, url, progress, target, terminate_backend)
+                landed, code = _kill_in_index_build(project, url, strategy == "terminate-in-index-build")
             run.rounds.append(Round(strategy, landed, code, before, progress.rows(), invalid_indexes(url)))
     finally:
         progress.close()
