@@ -16,6 +16,11 @@ the same SQL in both.  Then in ONE run, on the same server, each tool into a fre
   npm package's Node.js launcher, which would add about 0.1 s to every call):
   ``dbmate migrate --no-dump-schema`` (a transaction per migration and its ``schema_migrations``
   row).
+- **floor** (``bench/floor_client.py``): a Python process that imports psycopg2 and sends each file
+  as schemagate's one message does (``BEGIN``, the file, a history row, ``COMMIT``), with no checks,
+  lock or output: the floor of schemagate's protocol for a Python client.  schemagate / floor is
+  what schemagate's own client work costs; floor / psql what the interpreter, the driver and the
+  history row cost.
 - **schemagate**: ``schemagate apply --migrations DIR --yes`` as a real CLI process
   (structural checks, checksums, the history table, the advisory lock, a transaction per
   migration with its history row).
@@ -47,7 +52,7 @@ schemagate/dbmate: the median of each repetition's own ratio, the tools of a rep
 back to back, so that a load coming and going on a shared machine weighs on both sides; no-op
 schemagate/dbmate) beside issue 15's targets (apply <= dbmate and
 <= 1.1x psql, <= 1.2 round trips per migration, no-op <= 0.15 s) and whether each is met.  A time
-never fails the benchmark; the databases do: all three must end with the same tables, columns,
+never fails the benchmark; the databases do: every one must end with the same tables, columns,
 indexes, enum values and row counts, and schemagate's and dbmate's histories must hold every
 migration, or it exits 1.
 
@@ -90,10 +95,10 @@ TARGET_VS_PSQL = 1.1
 TARGET_ROUND_TRIPS = 1.2
 TARGET_NOOP_S = 0.15
 
-TOOLS = ("psql", "dbmate", "schemagate", "schemagate-warm")
+TOOLS = ("psql", "dbmate", "floor", "schemagate", "schemagate-warm")
 PARSE_CACHE = Path(".schemagate") / "cache" / "parse"  # validator.parse_cache.DEFAULT_CACHE_DIR
-RECORDING = ("dbmate", "schemagate", "schemagate-warm")  # the tools that keep a history table
-OWN_TABLES = ("schemagate_history", "schema_migrations")  # the tools' history tables
+RECORDING = ("dbmate", "floor", "schemagate", "schemagate-warm")  # the tools that keep a history table
+OWN_TABLES = ("schemagate_history", "schema_migrations", "bench_floor_history")  # the tools' history tables
 
 
 # -- the generated history -----------------------------------------------------------------
@@ -272,7 +277,7 @@ def with_database(url: str, dbname: str) -> str:
 
 
 def tool_url(admin: str, dbname: str) -> str:
-    """The URL every tool gets for ``dbname``: the same TLS for all three, ``sslmode=disable``
+    """The URL every tool gets for ``dbname``: the same TLS for all of them, ``sslmode=disable``
     unless the server's URL names one (dbmate's driver knows no ``prefer``, libpq's default)."""
     url = with_database(admin, dbname)
     if "sslmode=" in urlsplit(url).query:
@@ -366,6 +371,7 @@ def history_rows(url: str, tool: str) -> int | None:
     query = {
         "schemagate": "SELECT count(*) FROM public.schemagate_history WHERE success AND version IS NOT NULL",
         "dbmate": "SELECT count(*) FROM public.schema_migrations",
+        "floor": "SELECT count(*) FROM public.bench_floor_history",
     }.get(tool.removesuffix("-warm"))
     if query is None:
         return None
@@ -441,6 +447,8 @@ class Bench:
             argv = [self.psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-f", str(self.script)]
         elif tool == "dbmate":
             argv = dbmate_argv(self.dbmate, url, self.dbmate_dir, "migrate")
+        elif tool == "floor":
+            argv = [sys.executable, str(REPO_ROOT / "bench" / "floor_client.py"), url, *map(str, self.files)]
         else:
             if tool == "schemagate":  # cold: every file parsed, as on the first run after a checkout
                 shutil.rmtree(self.workdir / PARSE_CACHE, ignore_errors=True)
@@ -594,7 +602,7 @@ def count_round_trips(bench: Bench, admin: str, args: argparse.Namespace) -> dic
             with CountingProxy(dbs.urls[tool]) as proxy:
                 bench.apply(tool, proxy.url)
                 counts[tool] = proxy.totals()
-                if tool != "psql":
+                if tool not in ("psql", "floor"):
                     proxy.reset()
                     bench.noop(
                         "dbmate migrate" if tool == "dbmate" else "schemagate apply --migrations DIR",
@@ -628,6 +636,7 @@ def met(value: float, target: float) -> str:
 APPLY_LABELS = {
     "psql": "psql, one session (BEGIN; \\i file; COMMIT; per file)",
     "dbmate": "dbmate migrate --no-dump-schema",
+    "floor": "python + psycopg2, one message per file (bench/floor_client.py)",
     "schemagate": "schemagate apply --migrations DIR --yes",
     "schemagate-warm": "  the same, parse cache warm (after a validate or plan)",
 }
@@ -699,6 +708,14 @@ def print_ratios(title: str, times: Times, rt_per: float | None) -> list[tuple[s
         ("  the same, parse cache warm / dbmate", f"{warm_dm:.2f}x", "(reference)", None),
         ("  the same, parse cache warm / psql", f"{warm_ps:.2f}x", "(reference)", None),
         ("apply dbmate / psql", f"{dm_ps:.2f}x", "(reference)", None),
+        ("apply floor (python + psycopg2) / psql", f"{paired(a, 'floor', 'psql'):.2f}x", "(reference)", None),
+        ("apply schemagate / floor", f"{paired(a, 'schemagate', 'floor'):.2f}x", "(reference)", None),
+        (
+            "  the same, parse cache warm / floor",
+            f"{paired(a, 'schemagate-warm', 'floor'):.2f}x",
+            "(reference)",
+            None,
+        ),
     ]
     if rt_per is not None:
         rows.append(
@@ -825,7 +842,7 @@ def main() -> int:
             shutil.rmtree(workdir, ignore_errors=True)
     unmet = [label for label, ok in checks if not ok]
     print(
-        "\nall three databases ended with the same schema and rows; "
+        "\nevery database ended with the same schema and rows; "
         + (f"targets not met: {', '.join(unmet)}" if unmet else "every target met")
         + " (a time never fails this benchmark)"
     )

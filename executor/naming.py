@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache, total_ordering
+from functools import lru_cache
 
 VERSIONED = "versioned"
 REPEATABLE = "repeatable"
@@ -39,7 +39,6 @@ ACCEPTED_DESCRIPTION_RE = re.compile(rf"^{_ACCEPTED_DESCRIPTION}$")
 _LOOKS_LIKE_MIGRATION_RE = re.compile(r"^([VvUu]\d|[Rr]_)")
 
 
-@total_ordering
 @dataclass(frozen=True)
 class Version:
     """A migration version: numeric parts compared one by one, trailing zeros ignored.
@@ -77,8 +76,27 @@ class Version:
     def __hash__(self) -> int:
         return hash(self.parts)
 
+    # the four comparisons written out (not functools.total_ordering, whose derived ones call two
+    # methods each): a history's versions are sorted and compared on every plan
     def __lt__(self, other: Version) -> bool:
+        if not isinstance(other, Version):
+            return NotImplemented
         return self.parts < other.parts
+
+    def __le__(self, other: Version) -> bool:
+        if not isinstance(other, Version):
+            return NotImplemented
+        return self.parts <= other.parts
+
+    def __gt__(self, other: Version) -> bool:
+        if not isinstance(other, Version):
+            return NotImplemented
+        return self.parts > other.parts
+
+    def __ge__(self, other: Version) -> bool:
+        if not isinstance(other, Version):
+            return NotImplemented
+        return self.parts >= other.parts
 
     def __str__(self) -> str:
         return self.text

@@ -242,8 +242,8 @@ def build_info(
     latest_versioned: dict[Version, HistoryRow] = {}
     latest_repeatable: dict[str, HistoryRow] = {}
     baseline: HistoryRow | None = None
-    for r in rows:
-        counts_as = _counts_as(r)
+    counts = [_counts_as(r) for r in rows]  # once per row: both loops below ask
+    for r, counts_as in zip(rows, counts, strict=True):
         if counts_as == HistoryType.SQL:
             v = _version(r.version)
             if v is not None:
@@ -264,8 +264,8 @@ def build_info(
     counted = {id(r) for r in latest_versioned.values()} | {id(r) for r in latest_repeatable.values()}
 
     infos: list[MigrationInfo] = []
-    for r in rows:
-        if _counts_as(r) == HistoryType.BASELINE:
+    for r, counts_as in zip(rows, counts, strict=True):
+        if counts_as == HistoryType.BASELINE:
             infos.append(
                 _from_row(
                     r,
@@ -283,11 +283,11 @@ def build_info(
             )
         elif id(r) not in counted:
             continue  # superseded by a later row for the same version or repeatable
-        elif _counts_as(r) == HistoryType.SQL:
+        elif counts_as == HistoryType.SQL:
             v = _version(r.version)
             entry = versioned.get(v) if v is not None else None
             infos.append(_versioned_row_info(r, v, entry, with_bundle, max_bundle))
-        elif _counts_as(r) == HistoryType.REPEATABLE:
+        elif counts_as == HistoryType.REPEATABLE:
             infos.append(_repeatable_row_info(r, repeatables.get(r.script), with_bundle))
 
     if manifest is None:

@@ -22,6 +22,7 @@ from tests.conftest import REPO_ROOT
 ROWS = [
     "psql, one session (BEGIN; \\i file; COMMIT; per file)",  # the applies
     "dbmate migrate --no-dump-schema",
+    "python + psycopg2, one message per file (bench/floor_client.py)",
     "schemagate apply --migrations DIR --yes",
     "schemagate apply --migrations DIR",  # the no-ops
     "schemagate apply --bundle DIR",
@@ -30,6 +31,7 @@ ROWS = [
     "schemagate --help (CLI start-up)",
     "apply schemagate / dbmate",  # the ratios
     "apply schemagate / psql",
+    "apply schemagate / floor",
     "round trips per migration, schemagate",
     "no-op schemagate apply (process)",
     "no-op schemagate / dbmate",
@@ -53,14 +55,17 @@ def test_bench_apply_prints_every_row_and_exits_0(pg_admin_url: str) -> None:
     for row in ROWS:
         assert re.search(rf"^  {re.escape(row)}\s+\d", out, re.M), f"{row!r} missing from the report:\n{out}"
     assert "20 generated migrations" in out
-    assert "all three databases ended with the same schema and rows" in out
+    assert "every database ended with the same schema and rows" in out
 
     # the round-trip table: connections, Q, P, B, E, S, round trips, per migration
     table = {
         m["name"]: [int(v) for v in m["numbers"].split()]
-        for m in re.finditer(r"^  (?P<name>psql|dbmate|schemagate)\s+(?P<numbers>(?:\d+\s+){7})", out, re.M)
+        for m in re.finditer(
+            r"^  (?P<name>psql|dbmate|floor|schemagate)\s+(?P<numbers>(?:\d+\s+){7})", out, re.M
+        )
     }
-    assert set(table) == {"psql", "dbmate", "schemagate"}, out
+    assert set(table) == {"psql", "dbmate", "floor", "schemagate"}, out
+    assert table["floor"][:2] == [1, 21] and table["floor"][6] == 21, out  # its table, then a message a file
     conns, q, _p, _b, _e, s, trips = table["psql"]
     assert conns == 1 and s == 0 and trips == q >= 3 * 20, out  # one session, simple queries only
     for tool in ("dbmate", "schemagate"):
