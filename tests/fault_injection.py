@@ -283,7 +283,15 @@ class FaultRun:
         return (
             f"{len(self.rounds)} interrupted runs ("
             + ", ".join(f"{n} {what}" for what, n in sorted(landed.items()))
-            + f"), then {self.final_runs} run(s) to finish; rounds: "
+            + f"), then {self.final_runs} run(s) to finish"
+        )
+
+    def details(self) -> str:
+        """``summary`` and every round: its strategy, the history rows before and after, what it
+        landed on and the process's exit code."""
+        return (
+            self.summary()
+            + "; rounds: "
             + "; ".join(
                 f"{r.strategy} {r.applied_before}->{r.applied_after} rows: {r.landed} (exit {r.exit_code})"
                 for r in self.rounds

@@ -44,7 +44,7 @@ def test_random_kills_end_in_an_exact_history_without_invalid_indexes(
         assert {r.landed for r in inside} == {
             "an index build (process killed)",
             "an index build (backend terminated)",
-        }, run.summary()
-        assert all(r.invalid_after for r in inside), run.summary()
+        }, run.details()
+        assert all(r.invalid_after for r in inside), run.details()
         # ... and the runs that followed cleaned them up and finished the history exactly once
         check_outcome(faulted, clean, files)
