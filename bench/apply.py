@@ -636,7 +636,7 @@ def met(value: float, target: float) -> str:
 APPLY_LABELS = {
     "psql": "psql, one session (BEGIN; \\i file; COMMIT; per file)",
     "dbmate": "dbmate migrate --no-dump-schema",
-    "floor": "python + psycopg2, one message per file (bench/floor_client.py)",
+    "floor": "floor: python + psycopg2, one message per file",
     "schemagate": "schemagate apply --migrations DIR --yes",
     "schemagate-warm": "  the same, parse cache warm (after a validate or plan)",
 }

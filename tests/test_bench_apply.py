@@ -22,7 +22,7 @@ from tests.conftest import REPO_ROOT
 ROWS = [
     "psql, one session (BEGIN; \\i file; COMMIT; per file)",  # the applies
     "dbmate migrate --no-dump-schema",
-    "python + psycopg2, one message per file (bench/floor_client.py)",
+    "floor: python + psycopg2, one message per file",
     "schemagate apply --migrations DIR --yes",
     "schemagate apply --migrations DIR",  # the no-ops
     "schemagate apply --bundle DIR",
