@@ -37,6 +37,10 @@ class ManifestEntry:
     section: str | None = None
     # the name recorded in the history table when it is not ``file`` (a layout's own identifier)
     script_name: str | None = None
+    # in memory only (never in a manifest file or its hash): False for a file of an ``apply
+    # --migrations DIR`` that the structural check skipped because it was applied with these bytes
+    # when the command started; the executor refuses to run such an entry (executor.prepare)
+    checked: bool = True
 
     @property
     def parsed_version(self) -> Version | None:
@@ -89,7 +93,8 @@ class ManifestEntry:
 
 
 _OPTIONAL_ENTRY_KEYS = ("section", "script_name")
-_ENTRY_FIELDS = tuple(f.name for f in fields(ManifestEntry))
+_IN_MEMORY_FIELDS = ("checked",)
+_ENTRY_FIELDS = tuple(f.name for f in fields(ManifestEntry) if f.name not in _IN_MEMORY_FIELDS)
 
 
 def _optional_text(data: dict[str, Any], key: str) -> str | None:

@@ -42,6 +42,15 @@ def prepare(
     characters, invalid UTF-8), a wrapped file the manifest marks ``transactional: false``, and any
     other transaction statement.
     """
+    if not entry.checked:
+        raise MigrationRefused(
+            f"{entry.file} was applied when this command started, so its structural check was skipped, "
+            "but it is to be applied now (its history row was removed meanwhile, by `schemagate undo` "
+            "or `repair` in another session); nothing was applied",
+            file=entry.file,
+            rule="unchecked-file",
+            remedy="run the command again: it checks every file that is not applied",
+        )
     data = bundle.files[entry.file]
     not_utf8 = sqltext.find_invalid_utf8(data)
     if not_utf8 is not None:

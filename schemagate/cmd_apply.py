@@ -24,7 +24,7 @@ from schemagate.db_output import (
     refusal_error,
     state_counts,
 )
-from schemagate.quick_apply import checked_on
+from schemagate.quick_apply import checked_on, take_applied
 from schemagate.target import (
     Target,
     confirm_or_refuse,
@@ -99,6 +99,20 @@ def up_to_target(bundle: Bundle, target: str) -> Bundle:
     return dataclasses.replace(bundle, manifest=dataclasses.replace(bundle.manifest, migrations=kept))
 
 
+def directory_bundle(
+    conn: Connection, config: ValidatorConfig, settings: ExecutorSettings, *, looked: bool = False
+) -> Bundle:
+    """The migrations directory as ``apply`` judges it: the files the database holds as applied with
+    the same bytes are compared by checksum and not parsed again (``check_structure``'s
+    ``applied``), so a legacy file does not block what is new.  ``looked``: ``already_applied``
+    has just read this connection's history (else it is asked here)."""
+    from validator.structural import bundle_from_directory
+
+    if not looked and not checked_on(conn):
+        already_applied(conn, config, settings)
+    return bundle_from_directory(config, applied=take_applied(config.migrations, conn))
+
+
 def do_apply(
     conn: Connection, bundle: Bundle, settings: ExecutorSettings, target: Target, *, yes: bool
 ) -> ApplyResult | None:
@@ -164,9 +178,11 @@ def register(group: click.Group) -> None:
         from executor import apply as core
 
         config = load_config(migrations)
-        bundle = load_migrations(bundle_dir, migrations, config)
-        if target_version is not None:
-            bundle = up_to_target(bundle, target_version)
+        bundle: Bundle | None = None
+        if bundle_dir is not None or not config.migrations.is_dir() or target_version is not None:
+            bundle = load_migrations(bundle_dir, migrations, config)
+            if target_version is not None:
+                bundle = up_to_target(bundle, target_version)
         settings = executor_settings(
             config,
             allow_out_of_order=out_of_order or None,
@@ -175,6 +191,8 @@ def register(group: click.Group) -> None:
             search_path=search_path,
         )
         with target_database(database_url) as target, connected(target) as conn:
+            if bundle is None:  # the directory as apply judges it
+                bundle = directory_bundle(conn, config, settings)
             plan = core.plan(conn, bundle, settings)
             if as_json:
                 print_json(
@@ -283,7 +301,7 @@ def register(group: click.Group) -> None:
                 if applied is not None:
                     click.echo(f"nothing to apply: database is up to date ({applied} applied)")
                     return
-                bundle = load_migrations(None, migrations, config)
+                bundle = directory_bundle(conn, config, settings, looked=True)
             do_apply(conn, bundle, settings, target, yes=yes)
 
     group.add_command(apply_cmd, "migrate")

@@ -80,26 +80,31 @@ def already_applied(conn: Connection, config: ValidatorConfig, settings: Executo
         max_file_bytes=config.max_file_bytes,
         memo=_layout_memo(config),
     )
-    applied = _applied(conn, found, settings)
+    applied = _applied(conn, config.migrations, found, settings)
     if applied is None:  # no no-op: the full command that runs next in this process takes the files over
         hand_over(config.migrations, found, layout=config.layout, max_file_bytes=config.max_file_bytes)
     return applied
 
 
-def _applied(conn: Connection, found: Discovered, settings: ExecutorSettings) -> int | None:
+def _applied(conn: Connection, migrations: Path, found: Discovered, settings: ExecutorSettings) -> int | None:
     from executor.manifest import Manifest
 
     files, findings = found
     if not files or any(f.severity == "error" for f in findings):
         return None
-    return _settled(
-        conn, Manifest(migrations=[mf.manifest_entry() for mf in files], layout=found.layout), settings
-    )
+    manifest = Manifest(migrations=[mf.manifest_entry() for mf in files], layout=found.layout)
+    return _settled(conn, manifest, settings, migrations=migrations)
 
 
-def _settled(conn: Connection, manifest: Manifest, settings: ExecutorSettings) -> int | None:
+def _settled(
+    conn: Connection, manifest: Manifest, settings: ExecutorSettings, *, migrations: Path | None = None
+) -> int | None:
     """The number of applied migrations when every one of ``manifest`` is applied as it is there
-    (nothing pending, failed, drifted or missing, no refusal), else None.  One query: the history."""
+    (nothing pending, failed, drifted or missing, no refusal), else None.  One query: the history.
+
+    ``migrations``: the directory ``manifest`` was read from; the files applied with these very bytes
+    are handed to the command that asked (``take_applied``), which does not parse them again."""
+    global _applied_handed
     from executor.history import read_history
     from executor.state import MigrationState, build_info, refusals
 
@@ -108,9 +113,35 @@ def _settled(conn: Connection, manifest: Manifest, settings: ExecutorSettings) -
     finally:
         conn.rollback()  # leave no transaction open (nothing to end on the quick path's autocommit one)
     infos = build_info(manifest, rows, settings)
+    if migrations is not None:
+        keys = frozenset(
+            i.entry.file for i in infos if i.state is MigrationState.APPLIED and i.entry is not None
+        )
+        _applied_handed = (_directory_key(migrations), conn, keys)
     if refusals(infos, settings) or not all(i.state.is_settled for i in infos):
         return None
     return sum(1 for i in infos if i.state is MigrationState.APPLIED)
+
+
+_applied_handed: tuple[str, Connection, frozenset[str]] | None = None
+
+
+def _directory_key(migrations: Path) -> str:
+    return str(Path(migrations).resolve())
+
+
+def take_applied(migrations: Path, conn: Connection) -> frozenset[str]:
+    """The files of ``migrations`` (``MigrationFile.key``) that ``already_applied`` just found
+    applied with the same bytes on ``conn``, once; empty for another directory or connection, or
+    when it declined before reading the history.  ``apply`` passes them to
+    ``validator.structural.bundle_from_directory``, which does not parse them; the executor refuses
+    to run one (``ManifestEntry.checked``), so a file whose history row another session removes in
+    between is never run unchecked."""
+    global _applied_handed
+    handed, _applied_handed = _applied_handed, None
+    if handed is None or handed[0] != _directory_key(migrations) or handed[1] is not conn:
+        return frozenset()
+    return handed[2]
 
 
 def _layout_memo(config: ValidatorConfig) -> Path | None:

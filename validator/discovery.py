@@ -63,9 +63,10 @@ class MigrationFile:
         return self.rel if self.section in (None, UP) else f"{self.rel}#{self.section}"
 
     def manifest_entry(
-        self, *, transactional: bool = True, settings: dict[str, str] | None = None
+        self, *, transactional: bool = True, settings: dict[str, str] | None = None, checked: bool = True
     ) -> ManifestEntry:
-        """This file's line in a bundle manifest (``transactional`` and ``settings`` come from parsing)."""
+        """This file's line in a bundle manifest (``transactional`` and ``settings`` come from parsing;
+        ``checked=False``: not parsed, see ``ManifestEntry.checked``)."""
         return ManifestEntry(
             file=self.rel,
             kind=self.name.kind,
@@ -76,6 +77,7 @@ class MigrationFile:
             settings=dict(settings or {}),
             section=self.section,
             script_name=self.script_name,
+            checked=checked,
         )
 
 

@@ -165,6 +165,7 @@ class ParseCache:
         self.writes = 0
         self._pack: dict[str, Any] | None = None  # the entries on disk, read on first use
         self._used: dict[str, Any] = {}  # the entries of this run (hits and new ones)
+        self._kept: list[MigrationFile] = []  # files not parsed in this run whose entries stay (keep)
 
     def _load(self) -> dict[str, Any]:
         if self._pack is None:
@@ -215,12 +216,26 @@ class ParseCache:
                 self._used[name] = to_entry(parsed)
         return parsed
 
+    def keep(self, files: list[MigrationFile]) -> None:
+        """Keep the entries of ``files`` (not parsed in this run) in the pack this run writes, if it
+        writes one, so that a run that skipped them does not make the next one parse them again."""
+        self._kept += files
+
+    def _keep_entries(self) -> None:
+        pack = self._load()
+        for mf in self._kept:
+            name = self._name(mf)
+            entry = pack.get(name)
+            if isinstance(entry, dict):
+                self._used.setdefault(name, entry)
+
     def save(self) -> None:
         """Write the pack when this run parsed a file (atomically: a parallel build never reads half
         of one), and prune the packs of parser versions nobody used for a month."""
         if self.path is None or self.root is None:
             return
         if self.misses:
+            self._keep_entries()
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 ignore_state_of(self.path.parent)  # the default cache lies in .schemagate/: never committed

@@ -6,6 +6,7 @@ These are what ``schemagate plan/apply --migrations DIR`` runs before it builds 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,9 +27,10 @@ if TYPE_CHECKING:
 @dataclass
 class StructuralResult:
     files: list[MigrationFile]  # well-named migration files, in application order
-    parsed: list[ParsedFile]  # one per file, same order
+    parsed: list[ParsedFile]  # one per parsed file, same order (every file unless some were skipped)
     findings: list[Finding]  # naming, order, syntax findings, sorted by file and position
     layout: str = "flyway"  # the directory's layout (executor.layouts)
+    skipped: frozenset[str] = frozenset()  # keys of the files not parsed (check_structure's ``applied``)
 
     def parsed_by_rel(self) -> dict[str, ParsedFile]:
         """Parsed files by ``MigrationFile.key`` (the rel path; ``rel#down`` for a down section)."""
@@ -42,7 +44,7 @@ class StructuralResult:
         for mf in sorted(self.files, key=lambda f: (f.name.sort_key, f.rel)):
             p = parsed.get(mf.key)
             if p is None:
-                entries.append((mf.manifest_entry(), mf.data))
+                entries.append((mf.manifest_entry(checked=mf.key not in self.skipped), mf.data))
             else:
                 entries.append(
                     (mf.manifest_entry(transactional=p.transactional, settings=p.settings), mf.data)
@@ -56,11 +58,23 @@ def check_structure(
     base_ref: str | None = None,
     discovered: Discovered | tuple[list[MigrationFile], list[Finding]] | None = None,
     parse_cache: ParseCache | None = None,
+    applied: frozenset[str] = frozenset(),
+    parse: bool = True,
 ) -> StructuralResult:
     """Discovery, order, immutability (when ``base_ref`` is given) and parsing of every file.
 
     ``discovered``: the result of ``discover(config.migrations)`` when the caller already read the
     files (``run_validation`` starts lint on them first), so every check sees the same bytes.
+
+    ``applied``: keys (``MigrationFile.key``) of files the database holds as applied with these
+    very bytes (``apply --migrations``): they are not parsed, as Flyway's migrate compares an
+    applied file's checksum and does not judge it again; they ran on PostgreSQL already, and this
+    run will not run them.  Their manifest entries say so (``ManifestEntry.checked``), and the
+    executor refuses to run one.  When a file to run mentions ``CALL``, the applied files are
+    parsed for the procedures they create, and only for those (a committing procedure makes its
+    CALL non-transactional); their findings are not reported.
+    ``parse=False``: no file is parsed (``import``, which records what another tool applied and runs
+    nothing); every entry is unchecked.
 
     Files are parsed in this process: libpg_query parses a 500-file history in well under a second
     (see tests/test_corpus.py), less than a process pool costs to start.  ``parse_cache``
@@ -75,14 +89,26 @@ def check_structure(
         from validator.gitref import check_immutability  # git, only with a base ref
 
         findings += check_immutability(files, config.migrations, base_ref, config, layout=layout)
+    skipped = frozenset(mf.key for mf in files if not parse or mf.key in applied)
+    judged = [mf for mf in files if mf.key not in skipped] if skipped else files
+    # a CALL in a file to run may call a procedure an applied file created: those are parsed
+    # for their procedures alone (their findings are not this run's to judge)
+    context = (
+        [mf for mf in files if mf.key in skipped]
+        if parse and skipped and any(_CALL.search(mf.data) for mf in judged)
+        else []
+    )
     if parse_cache is not None:
-        parsed = [parse_cache.parse(mf) for mf in files]
+        parsed = [parse_cache.parse(mf) for mf in judged]
+        procedures_from = [parse_cache.parse(mf) for mf in context]
+        parse_cache.keep([mf for mf in files if mf.key in skipped])
         parse_cache.save()
     else:
         from validator.parse import parse_file
 
-        parsed = [parse_file(mf) for mf in files]
-    committing = set().union(*(p.committing_procedures for p in parsed)) if parsed else set()
+        parsed = [parse_file(mf) for mf in judged]
+        procedures_from = [parse_file(mf) for mf in context]
+    committing = set().union(*(p.committing_procedures for p in [*parsed, *procedures_from]))
     if committing:
         from validator.parse import parse_file
         from validator.transactions import mark_committing_calls
@@ -94,7 +120,10 @@ def check_structure(
     for p in parsed:
         findings += p.findings
     findings.sort(key=Finding.sort_key)
-    return StructuralResult(files=files, parsed=parsed, findings=findings, layout=layout)
+    return StructuralResult(files=files, parsed=parsed, findings=findings, layout=layout, skipped=skipped)
+
+
+_CALL = re.compile(rb"\bcall\b", re.IGNORECASE)
 
 
 def _treeless(parsed: ParsedFile) -> bool:
@@ -106,8 +135,11 @@ def discover_migrations(config: ValidatorConfig) -> Discovered:
     return discover(config.migrations, layout=config.layout, max_file_bytes=config.max_file_bytes)
 
 
-def bundle_from_directory(config: ValidatorConfig) -> Bundle:
-    """An in-memory bundle of ``config.migrations`` after the structural checks only.
+def bundle_from_directory(
+    config: ValidatorConfig, *, applied: frozenset[str] = frozenset(), parse: bool = True
+) -> Bundle:
+    """An in-memory bundle of ``config.migrations`` after the structural checks only (``applied``:
+    files not to parse again; ``parse=False``: none parsed; see ``check_structure``).
 
     Raises SchemagateError (exit 1) listing the error findings; warnings (version gaps) do not stop it.
     """
@@ -119,7 +151,7 @@ def bundle_from_directory(config: ValidatorConfig) -> Bundle:
     cache = ParseCache(
         parse_cache_directory(config.project_root, config.lint), config.migrations, trees=False
     )
-    result = check_structure(config, parse_cache=cache)
+    result = check_structure(config, parse_cache=cache, applied=applied, parse=parse)
     errors = [f for f in result.findings if f.severity == ERROR]
     if errors:
         listing = "\n".join(f"  {f.location} {f.rule} {f.message}" for f in errors)
