@@ -104,20 +104,10 @@ def scalar(url: str, sql: str) -> object:
         conn.close()
 
 
-def console_apply(root: Path, url: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """``schemagate apply`` as a deploy runs it: the console script, a fresh process."""
+def console(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``schemagate ARGS`` as a deploy runs it: the console script, a fresh process."""
     return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "schemagate",
-            "apply",
-            "--migrations",
-            str(root),
-            "--database-url",
-            url,
-            "--yes",
-        ],
+        [sys.executable, "-m", "schemagate", *args],
         capture_output=True,
         text=True,
         cwd=cwd,
@@ -125,6 +115,10 @@ def console_apply(root: Path, url: str, cwd: Path) -> subprocess.CompletedProces
         timeout=120,
         check=False,
     )
+
+
+def console_apply(root: Path, url: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return console(["apply", "--migrations", str(root), "--database-url", url, "--yes"], cwd)
 
 
 def test_the_legacy_file_is_refused_when_judged(adopted: tuple[str, Path]) -> None:
@@ -209,15 +203,7 @@ def test_the_parse_cache_keeps_the_entries_of_the_files_it_did_not_parse(
     project = tmp_path / "project"
     project.mkdir()
     (project / "schemagate.toml").write_text(f'migrations = "{root}"\n')
-    validated = subprocess.run(
-        [sys.executable, "-m", "schemagate", "validate", "--no-lint", "--migrations", str(root)],
-        capture_output=True,
-        text=True,
-        cwd=project,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO_ROOT), "HOME": str(project)},
-        timeout=120,
-        check=False,
-    )
+    validated = console(["validate", "--no-lint", "--migrations", str(root)], project)
     packs = list((project / ".schemagate" / "cache" / "parse").rglob("*.json"))
     assert packs, validated.stdout + validated.stderr
     (root / "2026" / "V022__create_dunning_events.sql").write_text(NEW_MIGRATION)
