@@ -417,9 +417,14 @@ def annotate(cur, bundle, infos: list[Any]) -> list[tuple[IndexRow, str | None]]
     if bundle is not None and invalid:
         for i in infos:
             entry = i.entry
-            if entry is None or entry.transactional or getattr(i, "row", None) is None:
+            if entry is None or (entry.transactional and entry.checked) or getattr(i, "row", None) is None:
                 continue
-            expected += [(st, i) for st in index_statements(bundle.sql(entry))]
+            statements = index_statements(bundle.sql(entry))
+            if not entry.checked:
+                # not parsed (applied with these bytes), so its transactional flag is only the layout's
+                # default: look at its concurrent builds, the ones a failure leaves INVALID
+                statements = [st for st in statements if st.concurrently]
+            expected += [(st, i) for st in statements]
     for row in invalid:
         owner = next((i for st, i in expected if _builds(st, row)), None)
         if owner is not None:

@@ -24,12 +24,13 @@ from schemagate.db_output import (
     refusal_error,
     state_counts,
 )
-from schemagate.quick_apply import checked_on, take_applied
+from schemagate.quick_apply import checked_on
 from schemagate.target import (
     Target,
     confirm_or_refuse,
     connected,
     database_option,
+    directory_bundle,
     executor_settings,
     layout_option,
     load_config,
@@ -97,20 +98,6 @@ def up_to_target(bundle: Bundle, target: str) -> Bundle:
         or (e.kind == REPEATABLE and not any_above)
     ]
     return dataclasses.replace(bundle, manifest=dataclasses.replace(bundle.manifest, migrations=kept))
-
-
-def directory_bundle(
-    conn: Connection, config: ValidatorConfig, settings: ExecutorSettings, *, looked: bool = False
-) -> Bundle:
-    """The migrations directory as ``apply`` judges it: the files the database holds as applied with
-    the same bytes are compared by checksum and not parsed again (``check_structure``'s
-    ``applied``), so a legacy file does not block what is new.  ``looked``: ``already_applied``
-    has just read this connection's history (else it is asked here)."""
-    from validator.structural import bundle_from_directory
-
-    if not looked and not checked_on(conn):
-        already_applied(conn, config, settings)
-    return bundle_from_directory(config, applied=take_applied(config.migrations, conn))
 
 
 def do_apply(

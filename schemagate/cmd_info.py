@@ -11,6 +11,7 @@ from schemagate.db_output import info_table, invalid_index_lines, print_json, st
 from schemagate.target import (
     connected,
     database_option,
+    directory_bundle,
     executor_settings,
     load_config,
     load_migrations,
@@ -39,9 +40,12 @@ def register(group: click.Group) -> None:
         from executor import apply as core
 
         config = load_config(migrations)
-        bundle = load_migrations(bundle_dir, migrations, config, optional=True)
+        by_history = bundle_dir is None and config.migrations.is_dir()  # judged as apply judges it
+        bundle = None if by_history else load_migrations(bundle_dir, migrations, config, optional=True)
         settings = executor_settings(config, schema=schema)
         with target_database(database_url) as target, connected(target) as conn:
+            if by_history:
+                bundle = directory_bundle(conn, config, settings)
             infos = core.info(conn, bundle, settings)
             invalid = core.invalid_indexes(conn, bundle, settings, infos)
         if as_json:

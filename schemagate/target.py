@@ -193,6 +193,21 @@ def load_migrations(
     return bundle_from_directory(config)
 
 
+def directory_bundle(
+    conn: Connection, config: ValidatorConfig, settings: ExecutorSettings, *, looked: bool = False
+) -> Bundle:
+    """The migrations directory as ``apply`` judges it: the files the database holds as applied with
+    the same bytes are compared by checksum and not parsed again (``check_structure``'s
+    ``applied``), so a legacy file does not block what is new.  ``looked``: ``already_applied``
+    has just read this connection's history (else it is asked here)."""
+    from schemagate.quick_apply import already_applied, checked_on, take_applied
+    from validator.structural import bundle_from_directory
+
+    if not looked and not checked_on(conn):
+        already_applied(conn, config, settings)
+    return bundle_from_directory(config, applied=take_applied(config.migrations, conn))
+
+
 def executor_settings(config: ValidatorConfig, **flags: str | bool | None) -> ExecutorSettings:
     """``[tool.schemagate.executor]`` with the flags given (None: not given, the configuration's)."""
     return config.executor.with_overrides(**flags)

@@ -268,3 +268,14 @@ def test_plan_shows_what_apply_would_do_beside_the_legacy_file(
     out = capsys.readouterr().out
     assert "1 to apply:" in out and "2026/V022__create_dunning_events.sql" in out
     assert scalar(url, "SELECT to_regclass('public.dunning_events')") is None  # plan changes nothing
+
+
+def test_info_lists_the_states_beside_the_legacy_file(
+    adopted: tuple[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, root = adopted
+    (root / "2026" / "V022__create_dunning_events.sql").write_text(NEW_MIGRATION)
+    assert main(["info", "--migrations", str(root), "--database-url", url, "--json"]) == 0
+    states = {m["file"]: m["state"] for m in json.loads(capsys.readouterr().out)["migrations"]}
+    assert states["2026/V021__backfill_invoice_numbers_in_batches.sql"] == "applied"
+    assert states["2026/V022__create_dunning_events.sql"] == "pending"
