@@ -25,7 +25,7 @@ def register(group: click.Group) -> None:
         database_option,
         executor_settings,
         load_config,
-        load_migrations,
+        recorded_bundle,
         schema_option,
         source_options,
         target_database,
@@ -66,15 +66,8 @@ def register(group: click.Group) -> None:
                     remedy=f'set layout = "{tool.layout}" (or remove it) to import from {tool.title}',
                 )
             config = dataclasses.replace(config, layout=tool.layout)
-        if bundle_dir is None and migrations is not None and config.migrations.is_dir():
-            from validator.structural import bundle_from_directory
-
-            # names and checksums, not parsed: import records what the other tool ran and runs
-            # nothing (a legacy file schemagate would refuse does not block the takeover; `apply`
-            # judges every file it is to run)
-            bundle = bundle_from_directory(config, parse=False)
-        else:
-            bundle = load_migrations(bundle_dir, migrations, config)
+        bundle = recorded_bundle(bundle_dir, migrations, config)  # names and checksums: nothing runs
+        assert bundle is not None  # not optional: a missing directory is refused
         settings = executor_settings(config, schema=schema)
         with target_database(database_url) as target, connected(target) as conn:
 

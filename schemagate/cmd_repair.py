@@ -13,7 +13,7 @@ from schemagate.target import (
     database_option,
     executor_settings,
     load_config,
-    load_migrations,
+    recorded_bundle,
     schema_option,
     source_options,
     target_database,
@@ -41,7 +41,7 @@ def register(group: click.Group) -> None:
         from executor import apply as core
 
         config = load_config(migrations)
-        bundle = load_migrations(bundle_dir, migrations, config, optional=not realign_checksums)
+        bundle = recorded_bundle(bundle_dir, migrations, config, optional=not realign_checksums)
         settings = executor_settings(config, schema=schema)
         with target_database(database_url) as target, connected(target) as conn:
             result = core.repair(conn, bundle, settings, realign_checksums=realign_checksums)
@@ -83,7 +83,7 @@ def register(group: click.Group) -> None:
         from executor import apply as core
 
         config = load_config(migrations)
-        bundle = load_migrations(bundle_dir, migrations, config)
+        bundle = recorded_bundle(bundle_dir, migrations, config)
         settings = executor_settings(config, schema=schema)
         with target_database(database_url) as target, connected(target) as conn:
             marked = core.baseline(conn, version, description, settings, bundle=bundle, force=force)

@@ -193,6 +193,20 @@ def load_migrations(
     return bundle_from_directory(config)
 
 
+def recorded_bundle(
+    bundle_dir: Path | None, migrations: Path | None, config: ValidatorConfig, *, optional: bool = False
+) -> Bundle | None:
+    """``load_migrations`` for the commands that record what exists and run nothing (``import``,
+    ``repair``, ``baseline``): a migrations directory by names and checksums, no file parsed (a
+    legacy file schemagate would refuse does not block them; ``apply`` judges every file it is to
+    run).  A bundle is verified as always."""
+    if bundle_dir is None and config.migrations.is_dir():
+        from validator.structural import bundle_from_directory
+
+        return bundle_from_directory(config, parse=False)
+    return load_migrations(bundle_dir, migrations, config, optional=optional)
+
+
 def directory_bundle(
     conn: Connection, config: ValidatorConfig, settings: ExecutorSettings, *, looked: bool = False
 ) -> Bundle:

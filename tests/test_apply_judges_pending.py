@@ -279,3 +279,32 @@ def test_info_lists_the_states_beside_the_legacy_file(
     states = {m["file"]: m["state"] for m in json.loads(capsys.readouterr().out)["migrations"]}
     assert states["2026/V021__backfill_invoice_numbers_in_batches.sql"] == "applied"
     assert states["2026/V022__create_dunning_events.sql"] == "pending"
+
+
+def test_repair_and_baseline_record_beside_the_legacy_file(
+    adopted: tuple[str, Path], pg_admin_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """They record what exists and run nothing, so they parse no file either."""
+    url, root = adopted
+    legacy = root / "2026" / "V021__backfill_invoice_numbers_in_batches.sql"
+    legacy.write_text(LEGACY_BATCHES.replace("id <= 50000", "id <= 20000"))  # edited after it ran
+    from executor.checksum import file_checksum
+
+    args = ["--migrations", str(root), "--database-url", url]
+    assert main(["repair", "--realign-checksums", *args]) == 0
+    assert "realigned the checksum of 2026/V021__backfill_invoice_numbers_in_batches.sql" in capsys.readouterr().out
+    conn = psycopg2.connect(url)
+    try:
+        row = next(r for r in read_history(conn, SETTINGS) if r.version == "021")
+    finally:
+        conn.close()
+    assert row.checksum == file_checksum(legacy.read_bytes())
+
+    # a copy of the schema made without any tool's history, adopted at version 021
+    with temporary_database(pg_admin_url, prefix="sg_baseline", template=url.rsplit("/", 1)[1]) as copy:
+        conn = psycopg2.connect(copy)
+        with conn, conn.cursor() as cur:
+            cur.execute("DROP TABLE schemagate_history, flyway_schema_history")
+        conn.close()
+        assert main(["baseline", "--version", "021", "--migrations", str(root), "--database-url", copy]) == 0
+        assert "21 migrations up to 021 recorded as applied" in capsys.readouterr().out
