@@ -292,7 +292,10 @@ def test_repair_and_baseline_record_beside_the_legacy_file(
 
     args = ["--migrations", str(root), "--database-url", url]
     assert main(["repair", "--realign-checksums", *args]) == 0
-    assert "realigned the checksum of 2026/V021__backfill_invoice_numbers_in_batches.sql" in capsys.readouterr().out
+    assert (
+        "realigned the checksum of 2026/V021__backfill_invoice_numbers_in_batches.sql"
+        in capsys.readouterr().out
+    )
     conn = psycopg2.connect(url)
     try:
         row = next(r for r in read_history(conn, SETTINGS) if r.version == "021")
