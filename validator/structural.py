@@ -73,8 +73,8 @@ def check_structure(
     executor refuses to run one.  When a file to run mentions ``CALL``, the applied files are
     parsed for the procedures they create, and only for those (a committing procedure makes its
     CALL non-transactional); their findings are not reported.
-    ``parse=False``: no file is parsed (``import``, which records what another tool applied and runs
-    nothing); every entry is unchecked.
+    ``parse=False``: no file is parsed (``import``, ``repair``, ``baseline``: they record names and
+    checksums and run nothing); every entry is unchecked.
 
     Files are parsed in this process: libpg_query parses a 500-file history in well under a second
     (see tests/test_corpus.py), less than a process pool costs to start.  ``parse_cache``
