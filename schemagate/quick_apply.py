@@ -63,14 +63,19 @@ def parse(argv: list[str]) -> dict[str, str] | None:
     return values
 
 
-def already_applied(conn: Connection, config: ValidatorConfig, settings: ExecutorSettings) -> int | None:
+def already_applied(
+    conn: Connection, config: ValidatorConfig, settings: ExecutorSettings, *, going_on: bool = False
+) -> int | None:
     """``apply --migrations DIR`` fast path: the number of applied migrations when every file on disk
     is already applied with the same checksum (nothing pending, failed, drifted or missing), else None.
 
     It skips parsing: a file applied with these exact bytes has run on PostgreSQL already, and an
     up-to-date database runs nothing, so the syntax check could not change the outcome.  Anything
     else (a new file, a misnamed one, any refusal) returns None and takes the full structural path,
-    which reports it.  One query: the history.
+    which reports it.  One query: the history.  The files it read, and those it found applied, are
+    handed to the command that builds the directory's bundle next in this process
+    (``validator.discovery.hand_over``, ``take_applied``): when it returns None, or always with
+    ``going_on`` (``plan`` and ``info``, which build the bundle whatever the answer).
     """
     from validator.discovery import discover, hand_over
 
@@ -80,30 +85,38 @@ def already_applied(conn: Connection, config: ValidatorConfig, settings: Executo
         max_file_bytes=config.max_file_bytes,
         memo=_layout_memo(config),
     )
-    applied = _applied(conn, config.migrations, found, settings)
-    if applied is None:  # no no-op: the full command that runs next in this process takes the files over
+    applied = _applied(conn, config.migrations, found, settings, going_on=going_on)
+    if applied is None or going_on:  # the command that runs next in this process takes the files over
         hand_over(config.migrations, found, layout=config.layout, max_file_bytes=config.max_file_bytes)
     return applied
 
 
-def _applied(conn: Connection, migrations: Path, found: Discovered, settings: ExecutorSettings) -> int | None:
+def _applied(
+    conn: Connection, migrations: Path, found: Discovered, settings: ExecutorSettings, *, going_on: bool
+) -> int | None:
     from executor.manifest import Manifest
 
     files, findings = found
     if not files or any(f.severity == "error" for f in findings):
         return None
     manifest = Manifest(migrations=[mf.manifest_entry() for mf in files], layout=found.layout)
-    return _settled(conn, manifest, settings, migrations=migrations)
+    return _settled(conn, manifest, settings, migrations=migrations, going_on=going_on)
 
 
 def _settled(
-    conn: Connection, manifest: Manifest, settings: ExecutorSettings, *, migrations: Path | None = None
+    conn: Connection,
+    manifest: Manifest,
+    settings: ExecutorSettings,
+    *,
+    migrations: Path | None = None,
+    going_on: bool = False,
 ) -> int | None:
     """The number of applied migrations when every one of ``manifest`` is applied as it is there
     (nothing pending, failed, drifted or missing, no refusal), else None.  One query: the history.
 
-    ``migrations``: the directory ``manifest`` was read from; the files applied with these very bytes
-    are handed to the command that asked (``take_applied``), which does not parse them again."""
+    ``migrations``: the directory ``manifest`` was read from; when the answer is None, or always with
+    ``going_on``, the files applied with these very bytes are handed over (``take_applied``) to the
+    command that builds the bundle next, which does not parse them again."""
     global _applied_handed
     from executor.history import read_history
     from executor.state import MigrationState, build_info, refusals
@@ -113,12 +126,13 @@ def _settled(
     finally:
         conn.rollback()  # leave no transaction open (nothing to end on the quick path's autocommit one)
     infos = build_info(manifest, rows, settings)
-    if migrations is not None:
+    settled = not refusals(infos, settings) and all(i.state.is_settled for i in infos)
+    if migrations is not None and (going_on or not settled):
         keys = frozenset(
             i.entry.file for i in infos if i.state is MigrationState.APPLIED and i.entry is not None
         )
         _applied_handed = (_directory_key(migrations), conn, keys)
-    if refusals(infos, settings) or not all(i.state.is_settled for i in infos):
+    if not settled:
         return None
     return sum(1 for i in infos if i.state is MigrationState.APPLIED)
 

@@ -218,7 +218,7 @@ def directory_bundle(
     from validator.structural import bundle_from_directory
 
     if not looked and not checked_on(conn):
-        already_applied(conn, config, settings)
+        already_applied(conn, config, settings, going_on=True)  # hands the files it read over, too
     return bundle_from_directory(config, applied=take_applied(config.migrations, conn))
 
 

@@ -8,7 +8,8 @@ process.  Each round picks, from a seeded ``random.Random``, one way to interrup
   history (inside a transactional migration, between two, while writing a history row ...);
 - ``sigkill-in-index-build``: a snapshot held from the run's start makes the next
   ``CREATE INDEX CONCURRENTLY`` / ``REINDEX CONCURRENTLY`` it meets wait in its last phase, where
-  the process is SIGKILLed (PostgreSQL ends the orphaned backend within ``client_connection_check_interval``, leaving the index INVALID);
+  the process is SIGKILLed (PostgreSQL ends the orphaned backend within
+  ``client_connection_check_interval``, leaving the index INVALID);
 - ``terminate-in-index-build``: the same, but the executor's backend is terminated
   (``pg_terminate_backend``), so the process sees its connection die and exits 1.
 
@@ -400,11 +401,12 @@ def concurrent_builds(project: Path) -> list[int]:
     an index concurrently: the build at position i runs when the history holds i rows."""
     # versioned files in name order (the history's numbers have equal widths), then the repeatable one
     files = sorted((project / "migrations").glob("*.sql"), key=lambda f: (f.name.startswith("R__"), f.name))
-    return [
-        i
-        for i, f in enumerate(files)
-        if "CONCURRENTLY" in (sql := f.read_text(encoding="utf-8")) and "DROP INDEX" not in sql
-    ]
+    return [i for i, f in enumerate(files) if builds_an_index_concurrently(f.read_text(encoding="utf-8"))]
+
+
+def builds_an_index_concurrently(sql: str) -> bool:
+    """A file of this history that builds an index concurrently (not one that drops one so)."""
+    return "CONCURRENTLY" in sql and "DROP INDEX" not in sql
 
 
 def interrupt_and_finish(project: Path, url: str, *, kills: int, seed: int, clean_run_s: float) -> FaultRun:

@@ -7,8 +7,6 @@ whose history row disappears during the run is refused, never run unchecked."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +20,8 @@ from executor.history import read_history
 from executor.manifest import ManifestEntry
 from executor.settings import ExecutorSettings
 from schemagate.cli import main
-from tests.conftest import REPO_ROOT, temporary_database
+from tests.conftest import temporary_database
+from tests.database_faults import rows, run_schemagate
 from tests.flyway_state import flyway_migrate
 from tests.helpers import fetch_value
 from tests.histories import flyway_billing
@@ -95,30 +94,12 @@ def history(url: str) -> list[tuple[str | None, str, bool]]:
 
 
 def scalar(url: str, sql: str) -> object:
-    conn = psycopg2.connect(url)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql)
-            return fetch_value(cur)
-    finally:
-        conn.close()
+    return rows(url, sql)[0][0]
 
 
-def console(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    """``schemagate ARGS`` as a deploy runs it: the console script, a fresh process."""
-    return subprocess.run(
-        [sys.executable, "-m", "schemagate", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO_ROOT), "HOME": str(cwd)},
-        timeout=120,
-        check=False,
-    )
-
-
-def console_apply(root: Path, url: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return console(["apply", "--migrations", str(root), "--database-url", url, "--yes"], cwd)
+def console_apply(root: Path, url: str, cwd: Path) -> tuple[int, str, str]:
+    """``schemagate apply`` as a deploy runs it: the console script, a fresh process."""
+    return run_schemagate(["apply", "--migrations", str(root), "--database-url", url, "--yes"], cwd)
 
 
 def test_the_legacy_file_is_refused_when_judged(adopted: tuple[str, Path]) -> None:
@@ -140,8 +121,8 @@ def test_a_new_migration_applies_beside_a_legacy_file_that_would_be_refused(
     before = history(url)
     (root / "2026" / "V022__create_dunning_events.sql").write_text(NEW_MIGRATION)
     if how == "console script":
-        done = console_apply(root, url, tmp_path)
-        code, out = done.returncode, done.stdout + done.stderr
+        code, out, err = console_apply(root, url, tmp_path)
+        out += err
     else:
         code = main(["apply", "--migrations", str(root), "--database-url", url, "--yes"])
         out = capsys.readouterr().out
@@ -160,10 +141,10 @@ def test_a_broken_new_file_is_still_refused_and_nothing_is_applied(
     (root / "2026" / "V023__add_dunning_note.sql").write_text(
         "ALTER TABLE dunning_events ADD COLUMN note text;\nALTR TABLE dunning_events ALTER COLUMN note SET NOT NULL;\n"
     )
-    done = console_apply(root, url, tmp_path)
-    assert done.returncode == 1, done.stdout + done.stderr
-    assert "2026/V023__add_dunning_note.sql:2" in done.stderr and "syntax" in done.stderr
-    assert "V021" not in done.stderr  # the applied legacy file is not judged, so not listed
+    code, out, err = console_apply(root, url, tmp_path)
+    assert code == 1, out + err
+    assert "2026/V023__add_dunning_note.sql:2" in err and "syntax" in err
+    assert "V021" not in err  # the applied legacy file is not judged, so not listed
     assert history(url) == before  # V022 was not applied either: every file to run is judged first
     assert scalar(url, "SELECT to_regclass('public.dunning_events')") is None
 
@@ -176,8 +157,8 @@ def test_a_call_of_a_procedure_an_applied_file_created_still_runs_outside_a_tran
     findings do not refuse the run)."""
     url, root = adopted
     (root / "2026" / "V022__create_close_stale_trials.sql").write_text(COMMITTING_PROCEDURE)
-    first = console_apply(root, url, tmp_path)
-    assert first.returncode == 0, first.stdout + first.stderr
+    code, out, err = console_apply(root, url, tmp_path)
+    assert code == 0, out + err
     (root / "2026" / "V023__close_stale_trials.sql").write_text("CALL close_stale_trials();\n")
     # a trial from long ago for the procedure to close
     conn = psycopg2.connect(url)
@@ -190,8 +171,8 @@ def test_a_call_of_a_procedure_an_applied_file_created_still_runs_outside_a_tran
             (account,),
         )
     conn.close()
-    second = console_apply(root, url, tmp_path)
-    assert second.returncode == 0, second.stdout + second.stderr
+    code, out, err = console_apply(root, url, tmp_path)
+    assert code == 0, out + err
     assert history(url)[-1] == ("023", "2026/V023__close_stale_trials.sql", True)
     assert scalar(url, "SELECT count(*) FROM subscriptions WHERE status = 'trialing'") == 0
 
@@ -203,12 +184,12 @@ def test_the_parse_cache_keeps_the_entries_of_the_files_it_did_not_parse(
     project = tmp_path / "project"
     project.mkdir()
     (project / "schemagate.toml").write_text(f'migrations = "{root}"\n')
-    validated = console(["validate", "--no-lint", "--migrations", str(root)], project)
+    _code, out, err = run_schemagate(["validate", "--no-lint", "--migrations", str(root)], project)
     packs = list((project / ".schemagate" / "cache" / "parse").rglob("*.json"))
-    assert packs, validated.stdout + validated.stderr
+    assert packs, out + err
     (root / "2026" / "V022__create_dunning_events.sql").write_text(NEW_MIGRATION)
-    done = console_apply(root, url, project)
-    assert done.returncode == 0, done.stdout + done.stderr
+    code, out, err = console_apply(root, url, project)
+    assert code == 0, out + err
     entries = {
         name
         for pack in (project / ".schemagate" / "cache" / "parse").rglob("*.json")

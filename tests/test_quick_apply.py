@@ -211,9 +211,9 @@ def test_the_full_command_takes_over_the_files_the_quick_path_read_once(
     checks: list[object] = []
     real_applied = qa._applied
 
-    def counted(*args):
+    def counted(*args, **kwargs):
         checks.append(args)
-        return real_applied(*args)
+        return real_applied(*args, **kwargs)
 
     monkeypatch.setattr(qa, "_applied", counted)
     assert quick_apply(["apply", "--yes", "--database-url", fresh_db]) is None

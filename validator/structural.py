@@ -89,19 +89,16 @@ def check_structure(
         from validator.gitref import check_immutability  # git, only with a base ref
 
         findings += check_immutability(files, config.migrations, base_ref, config, layout=layout)
-    skipped = frozenset(mf.key for mf in files if not parse or mf.key in applied)
+    unparsed = [mf for mf in files if not parse or mf.key in applied]
+    skipped = frozenset(mf.key for mf in unparsed)
     judged = [mf for mf in files if mf.key not in skipped] if skipped else files
     # a CALL in a file to run may call a procedure an applied file created: those are parsed
     # for their procedures alone (their findings are not this run's to judge)
-    context = (
-        [mf for mf in files if mf.key in skipped]
-        if parse and skipped and any(_CALL.search(mf.data) for mf in judged)
-        else []
-    )
+    context = unparsed if parse and any(_CALL.search(mf.data) for mf in judged) else []
     if parse_cache is not None:
         parsed = [parse_cache.parse(mf) for mf in judged]
         procedures_from = [parse_cache.parse(mf) for mf in context]
-        parse_cache.keep([mf for mf in files if mf.key in skipped])
+        parse_cache.keep(unparsed)
         parse_cache.save()
     else:
         from validator.parse import parse_file
