@@ -388,6 +388,32 @@ def test_leftovers_of_a_killed_run_are_swept_but_a_live_runs_database_is_not(pg_
     assert dead in dropped and remaining == [live]
 
 
+def test_a_database_whose_drop_was_interrupted_is_swept_without_losing_the_session(pg_admin_url: str) -> None:
+    # a run killed while it dropped its throwaway database leaves it invalid: PostgreSQL's dropdb
+    # sets datconnlimit to -2 in a transaction of its own before it removes the files.  ALTER
+    # DATABASE on such a database is FATAL (it ended the sweeping session, and the rehearsal with it)
+    half_dropped = f"sg_rehearsal_half{uuid.uuid4().hex[:8]}"
+    sweeper = psycopg2.connect(pg_admin_url)
+    sweeper.autocommit = True
+    try:
+        with sweeper.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{half_dropped}"')
+            cur.execute("UPDATE pg_database SET datconnlimit = -2 WHERE datname = %s", (half_dropped,))
+        dropped = BaseStore(sweeper).sweep()
+        with sweeper.cursor() as cur:
+            cur.execute("SELECT count(*) FROM pg_database WHERE datname = %s", (half_dropped,))
+            left = cur.fetchone()[0]
+    finally:
+        if not sweeper.closed:
+            sweeper.close()
+        cleanup = psycopg2.connect(pg_admin_url)
+        cleanup.autocommit = True
+        with cleanup.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{half_dropped}"')
+        cleanup.close()
+    assert half_dropped in dropped and left == 0
+
+
 def test_rehearsal_runs_on_the_embedded_server_when_no_url_is_given(tmp_path: Path) -> None:
     from localdb.server import EmbeddedPostgres
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -160,12 +160,20 @@ def connect(url: str, *, autocommit: bool = True) -> Connection:
 
 
 def drop_database(cur: Cursor, name: str) -> None:
-    """Drop ``name`` (a template too), ending the sessions still connected to it."""
+    """Drop ``name`` (a template too), ending the sessions still connected to it.
+
+    A database whose DROP was interrupted (a killed run) is left *invalid* (``datconnlimit = -2``,
+    PostgreSQL 15.4 and later): it can only be dropped, and ALTER DATABASE on it is a FATAL error
+    that ends this session.  So only a template is altered, and an invalid database never is."""
     cur.execute(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
         " WHERE datname = %s AND pid <> pg_backend_pid()",
         (name,),
     )
-    with suppress(psycopg2.Error):
+    cur.execute("SELECT datistemplate AND datconnlimit <> -2 FROM pg_database WHERE datname = %s", (name,))
+    row = cur.fetchone()
+    if row is None:
+        return
+    if row[0]:
         cur.execute(sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE false").format(sql.Identifier(name)))
     cur.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
