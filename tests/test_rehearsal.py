@@ -401,8 +401,8 @@ def test_a_database_whose_drop_was_interrupted_is_swept_without_losing_the_sessi
             cur.execute("UPDATE pg_database SET datconnlimit = -2 WHERE datname = %s", (half_dropped,))
         dropped = BaseStore(sweeper).sweep()
         with sweeper.cursor() as cur:
-            cur.execute("SELECT count(*) FROM pg_database WHERE datname = %s", (half_dropped,))
-            left = cur.fetchone()[0]
+            cur.execute("SELECT datname FROM pg_database WHERE datname = %s", (half_dropped,))
+            left = len(cur.fetchall())
     finally:
         if not sweeper.closed:
             sweeper.close()
