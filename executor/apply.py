@@ -180,7 +180,8 @@ def apply(
                 raise combined(p.refusals, all_listed_by="`schemagate info`")
             scs = conn.get_parameter_status("standard_conforming_strings") != "off"
             prepared = _prepare_all(conn, bundle, p, settings, scs)
-            runner = Runner(conn, bundle, settings, emit, hooks, sink, deadline)
+            next_rank = max((r.installed_rank for r in rows), default=0) + 1
+            runner = Runner(conn, bundle, settings, emit, hooks, sink, deadline, next_rank)
             applied: list[AppliedMigration] = []
             for index, item in enumerate(prepared):
                 if applied and should_continue is not None and not should_continue():

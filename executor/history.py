@@ -201,22 +201,42 @@ def insert_row_sql(
     execution_time_ms: int | None,
     success: bool,
     bundle_sha256: str | None,
+    rank: int | None = None,
 ) -> str:
     """The INSERT for one history row as SQL text (to batch with other statements).
 
-    ``installed_rank`` is the next number (callers hold the advisory lock); ``installed_by`` is
+    ``installed_rank`` is ``rank`` when the caller knows it (the runner counts the rows it writes
+    under the advisory lock); otherwise the server numbers the row, the next after the table's
+    highest (callers hold the lock), and the INSERT ends in ``RETURNING installed_rank``.  Numbering
+    on the server costs it more than the rest of the row (the ``max()`` subquery is planned for every
+    row): about a tenth of the server's work for a small migration.  ``installed_by`` is
     ``current_user``; ``execution_time_ms=None`` means "time since the transaction began".
     """
     elapsed = ELAPSED_IN_TRANSACTION_MS if execution_time_ms is None else str(int(execution_time_ms))
     table = settings.qualified_table
-    query = (
-        f"INSERT INTO {table} (installed_rank, version, description, type, script, checksum, installed_by, "
-        f"execution_time_ms, success, bundle_sha256, run_id) "
-        f"SELECT coalesce(max(installed_rank), 0) + 1, %s, %s, %s, %s, %s, current_user, {elapsed}, %s, %s, "
-        "%s "
-        f"FROM {table}"
+    columns = (
+        "installed_rank, version, description, type, script, checksum, installed_by, execution_time_ms, "
+        "success, bundle_sha256, run_id"
     )
-    params = (version, description, type, script, checksum, success, bundle_sha256, settings.run_id)
+    values = f"%s, %s, %s, %s, %s, current_user, {elapsed}, %s, %s, %s"
+    params: tuple[object, ...] = (
+        version,
+        description,
+        type,
+        script,
+        checksum,
+        success,
+        bundle_sha256,
+        settings.run_id,
+    )
+    if rank is None:
+        query = (
+            f"INSERT INTO {table} ({columns}) SELECT coalesce(max(installed_rank), 0) + 1, {values} "
+            f"FROM {table} RETURNING installed_rank"
+        )
+    else:
+        query = f"INSERT INTO {table} ({columns}) VALUES (%s, {values})"
+        params = (rank, *params)
     return cur.mogrify(query, params).decode("utf-8")
 
 

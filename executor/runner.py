@@ -45,6 +45,7 @@ class Runner:
         hooks: ApplyHooks,
         sink: NoticeSink,
         deadline: ResponseDeadline | None = None,
+        next_rank: int | None = None,
     ) -> None:
         self.conn = conn
         self.bundle = bundle
@@ -54,6 +55,9 @@ class Runner:
         self.sink = sink
         self.deadline = deadline
         self.cur = conn.cursor()
+        # the installed_rank of the next history row, counted here from the history read under the
+        # lock (None: unknown, the server numbers each row); see row_written
+        self.next_rank = next_rank
         self._settings_sql: dict[tuple[str, str, bool], str] = {}
 
     def bound(self, p: Prepared, what: str, *, statements: int = 1) -> AbstractContextManager[None]:
@@ -92,7 +96,9 @@ class Runner:
             params.append(self.settings.search_path)
         return self.cur.mogrify("SELECT " + ", ".join(parts) + ";", params).decode("utf-8")
 
-    def history_sql(self, p: Prepared, *, success: bool, execution_time_ms: int | None) -> str:
+    def history_sql(
+        self, p: Prepared, *, success: bool, execution_time_ms: int | None, rank: int | None = None
+    ) -> str:
         e = p.entry
         return insert_row_sql(
             self.cur,
@@ -105,7 +111,16 @@ class Runner:
             execution_time_ms=execution_time_ms,
             success=success,
             bundle_sha256=self.bundle.manifest.bundle_sha256,
+            rank=rank,
         )
+
+    def row_written(self, rank: int | None) -> None:
+        """A migration's history row was committed as ``rank`` (None: numbered by the server and not
+        read back).  The next row is numbered after it: the one message carries its number, so that
+        the server does not look for the highest.  Should a row the count does not know of take that
+        number (a writer that ignored the lock), the one message fails on the primary key, is rolled
+        back, and the statement-by-statement re-run, numbered by the server, sets the count right."""
+        self.next_rank = None if rank is None else rank + 1
 
     def run(self, p: Prepared) -> AppliedMigration:
         entry = p.entry

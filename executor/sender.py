@@ -29,6 +29,7 @@ class Sender(Protocol):
     emit: Callable[[Event], None]
     hooks: ApplyHooks
     sink: NoticeSink
+    next_rank: int | None
 
     def bound(self, p: Prepared, what: str, *, statements: int = 1) -> AbstractContextManager[None]:
         """The client's wait for one message (statement_timeout per statement plus network_timeout)."""
@@ -38,8 +39,15 @@ class Sender(Protocol):
         """The ``set_config`` calls of ``p``'s lock and statement timeouts."""
         ...
 
-    def history_sql(self, p: Prepared, *, success: bool, execution_time_ms: int | None) -> str:
-        """The INSERT of ``p``'s history row."""
+    def history_sql(
+        self, p: Prepared, *, success: bool, execution_time_ms: int | None, rank: int | None = None
+    ) -> str:
+        """The INSERT of ``p``'s history row: numbered ``rank``, or by the server (``RETURNING
+        installed_rank``) when ``rank`` is None."""
+        ...
+
+    def row_written(self, rank: int | None) -> None:
+        """The history row of the migration just committed was numbered ``rank``."""
         ...
 
     def commit(self, p: Prepared) -> None: ...

@@ -23,6 +23,8 @@ from executor.progress import Event
 from executor.vocabulary import EventKind
 
 if TYPE_CHECKING:
+    from psycopg2.extensions import cursor as Cursor
+
     from executor.sender import Sender
 
 
@@ -49,12 +51,14 @@ def in_transaction(runner: Sender, p: Prepared) -> None:
                     cur.execute(text)
             except psycopg2.Error as exc:
                 raise StatementFailed(exc, statement, prefix_len, retryable=True) from None
+        rank = _rank(cur)  # the history row went last
         if runner.hooks.before_commit is not None:
             runner.hooks.before_commit(cur, p.entry)
         runner.commit(p)
     except BaseException:
         runner.rollback()
         raise
+    runner.row_written(rank)
 
 
 def without_transaction(runner: Sender, p: Prepared, started: float) -> None:
@@ -84,8 +88,15 @@ def without_transaction(runner: Sender, p: Prepared, started: float) -> None:
             cur.execute(runner.history_sql(p, success=True, execution_time_ms=elapsed))
         except psycopg2.Error as exc:
             raise StatementFailed(exc, None, 0, retryable=False) from None
+        runner.row_written(_rank(cur))
     finally:
         runner.reset_session(p)
+
+
+def _rank(cur: Cursor) -> int | None:
+    """The installed_rank the server gave the history row just inserted (``RETURNING``)."""
+    row = cur.fetchone() if cur.description else None
+    return None if row is None else int(row[0])
 
 
 def _index_check(runner: Sender, p: Prepared, st: Statement, index: int) -> index_validity.IndexCheck | None:

@@ -52,7 +52,8 @@ def send(runner: Sender, p: Prepared) -> bool:
     hook = runner.hooks.before_commit
     parts = ["BEGIN;", runner.settings_sql(p, local=True)]
     parts += [st.text if st.text.rstrip().endswith(";") else st.text + "\n;" for st in p.statements]
-    parts.append(runner.history_sql(p, success=True, execution_time_ms=None) + ";")
+    rank = runner.next_rank
+    parts.append(runner.history_sql(p, success=True, execution_time_ms=None, rank=rank) + ";")
     if hook is None:
         parts.append("COMMIT;")
     text = "\n".join(parts)
@@ -91,4 +92,5 @@ def send(runner: Sender, p: Prepared) -> bool:
         except BaseException:
             runner.rollback()
             raise
+    runner.row_written(rank)
     return True
