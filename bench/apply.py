@@ -95,9 +95,9 @@ TARGET_VS_PSQL = 1.1
 TARGET_ROUND_TRIPS = 1.2
 TARGET_NOOP_S = 0.15
 
-TOOLS = ("psql", "dbmate", "floor", "schemagate", "schemagate-warm")
+TOOLS = ("psql", "dbmate", "floor", "schemagate", "schemagate-warm", "schemagate-bundle")
 PARSE_CACHE = Path(".schemagate") / "cache" / "parse"  # validator.parse_cache.DEFAULT_CACHE_DIR
-RECORDING = ("dbmate", "floor", "schemagate", "schemagate-warm")  # the tools that keep a history table
+RECORDING = ("dbmate", "floor", "schemagate", "schemagate-warm", "schemagate-bundle")  # keep a history
 OWN_TABLES = ("schemagate_history", "schema_migrations", "bench_floor_history")  # the tools' history tables
 
 
@@ -372,7 +372,7 @@ def history_rows(url: str, tool: str) -> int | None:
         "schemagate": "SELECT count(*) FROM public.schemagate_history WHERE success AND version IS NOT NULL",
         "dbmate": "SELECT count(*) FROM public.schema_migrations",
         "floor": "SELECT count(*) FROM public.bench_floor_history",
-    }.get(tool.removesuffix("-warm"))
+    }.get(tool.removesuffix("-warm").removesuffix("-bundle"))
     if query is None:
         return None
     conn = psycopg2.connect(url)
@@ -449,6 +449,8 @@ class Bench:
             argv = dbmate_argv(self.dbmate, url, self.dbmate_dir, "migrate")
         elif tool == "floor":
             argv = [sys.executable, str(REPO_ROOT / "bench" / "floor_client.py"), url, *map(str, self.files)]
+        elif tool == "schemagate-bundle":  # the pipeline's path: the files were judged when it was built
+            argv = self.schemagate("apply", "--database-url", url, "--bundle", str(self.bundle_dir), "--yes")
         else:
             if tool == "schemagate":  # cold: every file parsed, as on the first run after a checkout
                 shutil.rmtree(self.workdir / PARSE_CACHE, ignore_errors=True)
@@ -604,10 +606,8 @@ def count_round_trips(bench: Bench, admin: str, args: argparse.Namespace) -> dic
                 counts[tool] = proxy.totals()
                 if tool not in ("psql", "floor"):
                     proxy.reset()
-                    bench.noop(
-                        "dbmate migrate" if tool == "dbmate" else "schemagate apply --migrations DIR",
-                        proxy.url,
-                    )
+                    noop = {"dbmate": "dbmate migrate", "schemagate-bundle": "schemagate apply --bundle DIR"}
+                    bench.noop(noop.get(tool, "schemagate apply --migrations DIR"), proxy.url)
                     counts[f"{tool} no-op"] = proxy.totals()
         verify(dbs, args.count, "round-trip pass")
     return counts
@@ -639,6 +639,7 @@ APPLY_LABELS = {
     "floor": "floor: python + psycopg2, one message per file",
     "schemagate": "schemagate apply --migrations DIR --yes",
     "schemagate-warm": "  the same, parse cache warm (after a validate or plan)",
+    "schemagate-bundle": "schemagate apply --bundle DIR --yes (the pipeline's path)",
 }
 
 
@@ -713,6 +714,18 @@ def print_ratios(title: str, times: Times, rt_per: float | None) -> list[tuple[s
         (
             "  the same, parse cache warm / floor",
             f"{paired(a, 'schemagate-warm', 'floor'):.2f}x",
+            "(reference)",
+            None,
+        ),
+        (
+            "apply --bundle (pipeline) / psql",
+            f"{paired(a, 'schemagate-bundle', 'psql'):.2f}x",
+            "(reference)",
+            None,
+        ),
+        (
+            "apply --bundle (pipeline) / dbmate",
+            f"{paired(a, 'schemagate-bundle', 'dbmate'):.2f}x",
             "(reference)",
             None,
         ),

@@ -64,16 +64,20 @@ class Bundle:
         raise KeyError(file)
 
 
-def safe_relative_path(name: str, *, what: str = "path") -> PurePosixPath:
-    """Refuse absolute paths, '..', backslashes, drive letters and empty parts (SECURITY_VIOLATION)."""
+def check_relative_path(name: str, *, what: str = "path") -> None:
+    """Refuse absolute paths, '..', backslashes, drive letters and empty names (SECURITY_VIOLATION)."""
     if not name or "\x00" in name:
         raise SecurityViolation(f"{what} {name!r} is empty or contains a NUL byte", remedy=REMEDY_REBUILD)
     if name.startswith(("/", "\\")) or "\\" in name or (len(name) > 1 and name[1] == ":"):
         raise SecurityViolation(f"{what} {name!r} is absolute or not a POSIX path", remedy=REMEDY_REBUILD)
-    path = PurePosixPath(name)
-    if any(part in ("..", "") for part in path.parts) or path.is_absolute():
+    if ".." in name.split("/"):
         raise SecurityViolation(f"{what} {name!r} escapes the bundle", remedy=REMEDY_REBUILD)
-    return path
+
+
+def safe_relative_path(name: str, *, what: str = "path") -> PurePosixPath:
+    """``name`` as a relative POSIX path, refused as ``check_relative_path`` refuses it."""
+    check_relative_path(name, what=what)
+    return PurePosixPath(name)
 
 
 def raw_manifest_sha256(data: dict) -> str:
@@ -169,7 +173,7 @@ def verify_contents(
             remedy="build the bundle with the same schemagate version as the executor, or upgrade it",
         ) from None
     for entry in manifest.migrations:
-        safe_relative_path(entry.file, what="manifest entry")
+        check_relative_path(entry.file, what="manifest entry")
         if entry.section is not None and entry.section not in SECTIONS:
             raise BundleIntegrityError(
                 f"{entry.file} has the unknown section {entry.section!r} in {MANIFEST_FILE}",
@@ -232,11 +236,12 @@ def load_bundle(path: str | os.PathLike, *, signature_verifier: SignatureVerifie
     manifest, raw = parse_manifest(manifest_path.read_bytes(), origin=origin)
 
     files: dict[str, bytes] = {}
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        current = Path(dirpath)
+    base = os.path.join(origin, "")  # paths as strings: pathlib costs more than the reading, per file
+    prefix = MIGRATIONS_DIR + "/"
+    for dirpath, dirnames, filenames in os.walk(origin, followlinks=False):
         for name in list(dirnames) + filenames:
-            full = current / name
-            rel = full.relative_to(root).as_posix()
+            full = os.path.join(dirpath, name)
+            rel = full[len(base) :].replace(os.sep, "/")
             mode = os.lstat(full).st_mode
             if stat.S_ISLNK(mode):
                 raise SecurityViolation(
@@ -250,14 +255,14 @@ def load_bundle(path: str | os.PathLike, *, signature_verifier: SignatureVerifie
                 )
             if rel == MANIFEST_FILE:
                 continue
-            prefix = MIGRATIONS_DIR + "/"
             if not rel.startswith(prefix):
                 raise BundleIntegrityError(
                     f"{rel} is in the bundle but not listed in {MANIFEST_FILE}",
                     file=rel,
                     remedy=REMEDY_REBUILD,
                 )
-            files[rel[len(prefix) :]] = full.read_bytes()
+            with open(full, "rb") as f:
+                files[rel[len(prefix) :]] = f.read()
     return verify_contents(manifest, raw, files, origin=origin, signature_verifier=signature_verifier)
 
 

@@ -24,6 +24,7 @@ ROWS = [
     "dbmate migrate --no-dump-schema",
     "floor: python + psycopg2, one message per file",
     "schemagate apply --migrations DIR --yes",
+    "schemagate apply --bundle DIR --yes (the pipeline's path)",
     "schemagate apply --migrations DIR",  # the no-ops
     "schemagate apply --bundle DIR",
     "dbmate migrate",
@@ -32,6 +33,7 @@ ROWS = [
     "apply schemagate / dbmate",  # the ratios
     "apply schemagate / psql",
     "apply schemagate / floor",
+    "apply --bundle (pipeline) / psql",
     "round trips per migration, schemagate",
     "no-op schemagate apply (process)",
     "no-op schemagate / dbmate",
@@ -61,12 +63,14 @@ def test_bench_apply_prints_every_row_and_exits_0(pg_admin_url: str) -> None:
     table = {
         m["name"]: [int(v) for v in m["numbers"].split()]
         for m in re.finditer(
-            r"^  (?P<name>psql|dbmate|floor|schemagate)\s+(?P<numbers>(?:\d+\s+){7})", out, re.M
+            r"^  (?P<name>psql|dbmate|floor|schemagate|schemagate-bundle)\s+(?P<numbers>(?:\d+\s+){7})",
+            out,
+            re.M,
         )
     }
-    assert set(table) == {"psql", "dbmate", "floor", "schemagate"}, out
+    assert set(table) == {"psql", "dbmate", "floor", "schemagate", "schemagate-bundle"}, out
     assert table["floor"][:2] == [1, 21] and table["floor"][6] == 21, out  # its table, then a message a file
     conns, q, _p, _b, _e, s, trips = table["psql"]
     assert conns == 1 and s == 0 and trips == q >= 3 * 20, out  # one session, simple queries only
-    for tool in ("dbmate", "schemagate"):
+    for tool in ("dbmate", "schemagate", "schemagate-bundle"):
         assert table[tool][0] >= 1 and table[tool][6] >= 20, out  # at least one per migration
