@@ -136,6 +136,7 @@ def apply(
     on_event: Callable[[Event], None] | None = None,
     should_continue: Callable[[], bool] | None = None,
     hooks: ApplyHooks | None = None,
+    on_plan: Callable[[Plan], bool] | None = None,
 ) -> ApplyResult:
     """Apply the bundle's pending migrations (see the module docstring for the protocol).
 
@@ -144,6 +145,11 @@ def apply(
     migration is rolled back; earlier ones of this run stay applied and are listed in the error's
     ``context["applied_before_failure"]``).  ``settings.dry_run`` only plans (refusals are in
     ``result.plan.refusals``, nothing is raised or changed).
+
+    ``on_plan(plan)``: called with the plan made under the lock, before anything of it runs (and
+    before its refusals are raised, so that it can raise them its own way); False applies nothing.
+    A caller that shows the plan and asks nobody (``schemagate apply --yes``) shows it from here,
+    instead of reading the history once more to plan before the lock.
     """
     emit = on_event or (lambda event: None)
     hooks = hooks or ApplyHooks()
@@ -176,6 +182,8 @@ def apply(
                 ensure_history_table(conn, settings)
                 rows = []
             p = plan_from(build_info(bundle.manifest, rows, settings), settings)
+            if on_plan is not None and not on_plan(p):
+                return ApplyResult(plan=p, applied=[], stopped_early=False, remaining=[])
             if p.refusals:
                 raise combined(p.refusals, all_listed_by="`schemagate info`")
             scs = conn.get_parameter_status("standard_conforming_strings") != "off"

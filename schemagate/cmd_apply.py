@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 
     from executor.apply import ApplyResult
     from executor.bundle import Bundle
+    from executor.planning import Plan
     from executor.settings import ExecutorSettings
     from validator.config import ValidatorConfig
 
@@ -103,32 +104,46 @@ def up_to_target(bundle: Bundle, target: str) -> Bundle:
 def do_apply(
     conn: Connection, bundle: Bundle, settings: ExecutorSettings, target: Target, *, yes: bool
 ) -> ApplyResult | None:
-    """plan -> (prompt) -> apply, printing progress; returns the ApplyResult, or None when up to date."""
+    """plan -> (prompt) -> apply, printing progress; returns the ApplyResult, or None when up to date.
+
+    With ``yes`` nobody is asked, so the plan shown is the one the executor makes under the lock
+    (``on_plan``): the history is read once.  Without it, the plan is shown before the prompt and the
+    lock (nobody holds the lock while a person reads), and the executor plans again under it."""
     from executor import apply as core
 
-    plan = core.plan(conn, bundle, settings)
-    if plan.refusals:
-        raise refusal_error(plan.refusals)
-    if not plan.to_apply:
-        click.echo(f"nothing to apply: database is up to date ({applied_count(plan.infos)} applied)")
-        return None
-    count = len(plan.to_apply)
-    click.echo(f"{plural(count, 'migration')} to apply to {target.label}:")
-    click.echo(describe_plan(plan, limit=PLAN_LINES_SHOWN))
-    if not confirm_or_refuse(f"apply {plural(count, 'migration')} to {target.label}?", yes):
-        click.echo("not applied: declined at the prompt")
-        raise click.exceptions.Exit(1)
-    click.echo("applying:")
+    progress = Progress()
     started = time.monotonic()
-    width = max(len(entry.file) for entry, _ in plan.to_apply)
+
+    def show(plan: Plan) -> bool:
+        nonlocal started
+        if plan.refusals:
+            raise refusal_error(plan.refusals)
+        if not plan.to_apply:
+            click.echo(f"nothing to apply: database is up to date ({applied_count(plan.infos)} applied)")
+            return False
+        count = len(plan.to_apply)
+        click.echo(f"{plural(count, 'migration')} to apply to {target.label}:")
+        click.echo(describe_plan(plan, limit=PLAN_LINES_SHOWN))
+        if not confirm_or_refuse(f"apply {plural(count, 'migration')} to {target.label}?", yes):
+            click.echo("not applied: declined at the prompt")
+            raise click.exceptions.Exit(1)
+        click.echo("applying:")
+        progress.expect(max(len(entry.file) for entry, _ in plan.to_apply), count)
+        started = time.monotonic()
+        return True
+
+    if not yes and not show(core.plan(conn, bundle, settings)):
+        return None
     try:
-        with Progress(width, total=count) as progress:
-            result = core.apply(conn, bundle, settings, on_event=progress)
+        with progress:
+            result = core.apply(conn, bundle, settings, on_event=progress, on_plan=show if yes else None)
     except SchemagateError as error:
         before = error.context.get("applied_before_failure") or []
         if before:
             click.echo(f"{plural(len(before), 'migration')} applied before the failure stay applied")
         raise
+    if yes and not result.plan.to_apply:
+        return None
     elapsed = time.monotonic() - started
     summary = f"applied {plural(len(result.applied), 'migration')} in {elapsed:.2f} s"
     if result.stopped_early:

@@ -147,6 +147,11 @@ class Progress:
         self.line = ProgressLine(total, width=width)
         self.notices: list[str] = []
 
+    def expect(self, width: int, total: int) -> None:
+        """The run's migrations are known now (the plan): ``total`` of them, names up to ``width``."""
+        self.width = self.line.width = width
+        self.line.total = total
+
     def __call__(self, event: Event) -> None:
         kind = event.kind
         if kind == "notice":
