@@ -37,6 +37,10 @@ class ManifestEntry:
     section: str | None = None
     # the name recorded in the history table when it is not ``file`` (a layout's own identifier)
     script_name: str | None = None
+    # accepted history whose BEGIN / COMMIT / SAVEPOINT statements are its own (a backfill committed
+    # batch by batch, written before schemagate): ``transactional`` is False and the executor runs
+    # it as written, statement by statement with its own transaction control, as psql ran it
+    own_transactions: bool = False
     # in memory only (never in a manifest file or its hash): False for a file of an ``apply
     # --migrations DIR`` that the structural check skipped because it was applied with these bytes
     # when the command started; the executor refuses to run such an entry (executor.prepare)
@@ -72,6 +76,8 @@ class ManifestEntry:
         for optional in _OPTIONAL_ENTRY_KEYS:  # absent rather than null: bundles of 0.1 hash the same
             if data[optional] is None:
                 del data[optional]
+        if not self.own_transactions:  # absent rather than false, for the same reason
+            del data["own_transactions"]
         return data
 
     @classmethod
@@ -89,12 +95,20 @@ class ManifestEntry:
             settings={str(k): str(v) for k, v in (data.get("settings") or {}).items()},
             section=_optional_text(data, "section"),
             script_name=_optional_text(data, "script_name"),
+            own_transactions=_flag(data, "own_transactions"),
         )
 
 
 _OPTIONAL_ENTRY_KEYS = ("section", "script_name")
 _IN_MEMORY_FIELDS = ("checked",)
 _ENTRY_FIELDS = tuple(f.name for f in fields(ManifestEntry) if f.name not in _IN_MEMORY_FIELDS)
+
+
+def _flag(data: dict[str, Any], key: str) -> bool:
+    value = data.get(key, False)
+    if not isinstance(value, bool):
+        raise ValueError(f"{key} must be true or false, not {value!r}")
+    return value
 
 
 def _optional_text(data: dict[str, Any], key: str) -> str | None:

@@ -10,6 +10,7 @@ from executor.bundle import Bundle
 from executor.errors import ConfigurationError, MigrationRefused, SecurityViolation
 from executor.headers import (
     HEADER_KEYS,
+    MigrationStatements,
     Statement,
     line_and_column,
     migration_statements,
@@ -93,6 +94,49 @@ def prepare(
             header[key] = str(value)
     header.update(parse_header_settings(sql, file=entry.file))
     split = migration_statements(sql, standard_conforming_strings=scs)
+    if entry.own_transactions:
+        statements = _as_written(entry, split)
+    else:
+        _refuse_transaction_control(entry, sql, split)
+        statements = split.statements
+    try:
+        retries = int(header.get("lock_retries", settings.lock_retries))
+    except ValueError:
+        raise ConfigurationError(
+            f"lock_retries {header['lock_retries']!r} is not a number", file=entry.file
+        ) from None
+    return Prepared(
+        entry=entry,
+        why=why,
+        sql=sql,
+        statements=statements,
+        lock_timeout=header.get("lock_timeout", settings.lock_timeout),
+        statement_timeout=header.get("statement_timeout", settings.statement_timeout),
+        lock_retries=retries,
+    )
+
+
+def _as_written(entry: ManifestEntry, split: MigrationStatements) -> list[Statement]:
+    """The statements of accepted history the manifest marks ``own_transactions``: every one, its
+    BEGIN and COMMIT included, run one by one without a transaction of the executor's
+    (``executor.stepwise.without_transaction``), so the file's own transaction control holds."""
+    if entry.transactional:
+        raise ConfigurationError(
+            f"the manifest marks {entry.file} both `own_transactions` and transactional: a file that "
+            "runs its own BEGIN and COMMIT cannot also run in a transaction of the executor's",
+            file=entry.file,
+            rule="transaction-control",
+            remedy="validate the migrations and build a new bundle (`schemagate validate` never writes both)",
+        )
+    if split.wrapper is None:
+        return split.statements
+    begin, commit = split.wrapper
+    return [begin, *split.statements, commit]
+
+
+def _refuse_transaction_control(entry: ManifestEntry, sql: str, split: MigrationStatements) -> None:
+    """Refuse a wrapped file the manifest marks ``transactional: false``, and any transaction
+    statement but a plain wrapper."""
     if split.wrapper is not None and not entry.transactional:
         raise MigrationRefused(
             f"{entry.file} is wrapped in BEGIN ... COMMIT but the manifest marks it `transactional: false`: "
@@ -116,21 +160,8 @@ def prepare(
                 remedy=(
                     "remove it from the file: schemagate runs each migration in a transaction of its own "
                     "(statements that cannot run in one make the file `transactional: false`); only a plain "
-                    "`BEGIN; ... COMMIT;` around the whole file is accepted, and left out"
+                    "`BEGIN; ... COMMIT;` around the whole file is accepted, and left out.  An old file that "
+                    "is applied everywhere already and cannot be edited runs as written when it is accepted "
+                    "history (`accepted_history`, or unchanged since `--base-ref`) in the bundle's validation"
                 ),
             )
-    try:
-        retries = int(header.get("lock_retries", settings.lock_retries))
-    except ValueError:
-        raise ConfigurationError(
-            f"lock_retries {header['lock_retries']!r} is not a number", file=entry.file
-        ) from None
-    return Prepared(
-        entry=entry,
-        why=why,
-        sql=sql,
-        statements=split.statements,
-        lock_timeout=header.get("lock_timeout", settings.lock_timeout),
-        statement_timeout=header.get("statement_timeout", settings.statement_timeout),
-        lock_retries=retries,
-    )

@@ -13,13 +13,14 @@ import psycopg2
 
 from executor import index_validity
 from executor.connection import is_connection_lost
-from executor.errors import SchemagateError
+from executor.errors import MigrationRefused, SchemagateError
 from executor.failure import IndexProblem, StatementFailed
 from executor.headers import Statement, line_and_column
 from executor.index_statement import is_index_statement, parse_index_statement
 from executor.lock import rollback_if_open
 from executor.prepare import Prepared
 from executor.progress import Event
+from executor.session import IDLE
 from executor.vocabulary import EventKind
 
 if TYPE_CHECKING:
@@ -74,15 +75,20 @@ def without_transaction(runner: Sender, p: Prepared, started: float) -> None:
                     cur.execute(st.text)
             except psycopg2.Error as exc:
                 failed = StatementFailed(exc, st, 0, retryable=index == 0 and not st.may_commit_partially)
-                if check is not None and not is_connection_lost(exc, runner.conn):
+                if (check is not None or p.entry.own_transactions) and not is_connection_lost(
+                    exc, runner.conn
+                ):
                     with suppress(psycopg2.Error):
-                        rollback_if_open(runner.conn)
-                        failed.left_invalid = index_validity.left_behind(cur, check)
+                        rollback_if_open(runner.conn)  # the file's own transaction, if it opened one
+                        if check is not None:
+                            failed.left_invalid = index_validity.left_behind(cur, check)
                 raise failed from None
             if check is not None:
                 problem = index_validity.after_statement(cur, check)
                 if problem is not None:
                     raise IndexProblem(problem, partial=True)
+        if p.entry.own_transactions and runner.conn.get_transaction_status() != IDLE:
+            raise IndexProblem(_left_open(runner, p), partial=True)
         elapsed = int((time.monotonic() - started) * 1000)
         try:
             cur.execute(runner.history_sql(p, success=True, execution_time_ms=elapsed))
@@ -91,6 +97,28 @@ def without_transaction(runner: Sender, p: Prepared, started: float) -> None:
         runner.row_written(_rank(cur))
     finally:
         runner.reset_session(p)
+
+
+def _left_open(runner: Sender, p: Prepared) -> SchemagateError:
+    """A file run as written (``own_transactions``) that ended inside a transaction it opened: that
+    transaction is rolled back (as psql's would be when its session ends); what it committed before
+    stays."""
+    opened = [
+        st for st in p.statements if st.is_transaction_control and st.words[:1] in (("begin",), ("start",))
+    ]
+    line = line_and_column(p.sql, opened[-1].start)[0] if opened else None
+    with suppress(psycopg2.Error):
+        rollback_if_open(runner.conn)
+    return MigrationRefused(
+        f"{p.entry.file} ends inside a transaction it opened"
+        + (f" (the BEGIN at line {line} has no COMMIT)" if line else "")
+        + ": the statements after its last COMMIT were rolled back; those it committed before stay",
+        file=p.entry.file,
+        line=line,
+        rule="transaction-left-open",
+        remedy="the file ran as written (accepted history with BEGIN and COMMIT of its own): check what it "
+        "committed, then `schemagate repair` to clear its failed history row and run it again",
+    )
 
 
 def _rank(cur: Cursor) -> int | None:

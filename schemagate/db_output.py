@@ -17,6 +17,7 @@ from schemagate.tables import render_table
 if TYPE_CHECKING:
     from executor.apply import Event, Plan
     from executor.index_validity import IndexRow
+    from executor.manifest import ManifestEntry
     from executor.state import MigrationInfo
 
 # what ``--json`` prints: a JSON document made of the executor's plain data
@@ -101,15 +102,18 @@ def describe_plan(plan: Plan, *, limit: int | None = None) -> str:
     """One line per migration to apply; with ``limit``, a long plan shows its head and tail."""
     items = plan.to_apply
     width = max((len(entry.file) for entry, _ in items), default=0)
-    lines = [
-        f"  {entry.file.ljust(width)}  ({why}{'' if entry.transactional else '; runs outside a transaction'})"
-        for entry, why in items
-    ]
+    lines = [f"  {entry.file.ljust(width)}  ({why}{_how(entry)})" for entry, why in items]
     if limit is not None and len(lines) > limit:
         keep = limit // 2
         hidden = len(lines) - 2 * keep
         lines = [*lines[:keep], f"  ... {hidden} more (`schemagate plan` lists them all) ...", *lines[-keep:]]
     return "\n".join(lines)
+
+
+def _how(entry: ManifestEntry) -> str:
+    if entry.own_transactions:
+        return "; runs as written: accepted history with BEGIN and COMMIT of its own"
+    return "" if entry.transactional else "; runs outside a transaction"
 
 
 def refusal_error(refusals: list[SchemagateError]) -> SchemagateError:

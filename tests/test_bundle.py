@@ -191,6 +191,15 @@ def test_bundle_hash_covers_every_key_but_hash_and_signature() -> None:
             section="up",
             script_name="20260101000001",
         ),
+        ManifestEntry(
+            "V021__by_hand.sql",
+            "versioned",
+            "021",
+            "by hand",
+            "2" * 64,
+            transactional=False,
+            own_transactions=True,
+        ),
     ],
 )
 def test_an_entry_hashes_as_dataclasses_asdict_would_write_it(entry: ManifestEntry) -> None:
@@ -198,11 +207,12 @@ def test_an_entry_hashes_as_dataclasses_asdict_would_write_it(entry: ManifestEnt
     large manifest): the keys, their order and the values stay asdict's, so no bundle's hash moves."""
     import dataclasses
 
-    # ``checked`` is in memory only (ManifestEntry.checked): never written, never hashed
+    # ``checked`` is in memory only (ManifestEntry.checked): never written, never hashed;
+    # ``own_transactions`` is written only when true, so the bundles of 0.1 hash as they did
     expected = {
         k: v
         for k, v in dataclasses.asdict(entry).items()
-        if (v is not None or k == "version") and k != "checked"
+        if (v is not None or k == "version") and k != "checked" and (k != "own_transactions" or v)
     }
     got = entry.to_dict()
     assert list(got) == list(expected) and got == expected

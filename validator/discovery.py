@@ -63,10 +63,16 @@ class MigrationFile:
         return self.rel if self.section in (None, UP) else f"{self.rel}#{self.section}"
 
     def manifest_entry(
-        self, *, transactional: bool = True, settings: dict[str, str] | None = None, checked: bool = True
+        self,
+        *,
+        transactional: bool = True,
+        settings: dict[str, str] | None = None,
+        checked: bool = True,
+        own_transactions: bool = False,
     ) -> ManifestEntry:
-        """This file's line in a bundle manifest (``transactional`` and ``settings`` come from parsing;
-        ``checked=False``: not parsed, see ``ManifestEntry.checked``)."""
+        """This file's line in a bundle manifest (``transactional``, ``settings`` and
+        ``own_transactions`` come from parsing; ``checked=False``: not parsed, see
+        ``ManifestEntry.checked``)."""
         return ManifestEntry(
             file=self.rel,
             kind=self.name.kind,
@@ -78,6 +84,7 @@ class MigrationFile:
             section=self.section,
             script_name=self.script_name,
             checked=checked,
+            own_transactions=own_transactions,
         )
 
 

@@ -201,7 +201,14 @@ STRUCTURAL_RULES: tuple[CatalogRule, ...] = (
         "The executor runs each file in a transaction of its own; SAVEPOINT, ROLLBACK, COMMIT in the "
         "middle or BEGIN with options would break that, so the executor refuses the file.",
         "Remove the statement (catch an expected error in a DO block with an EXCEPTION clause); keep a "
-        "wrapper plain.",
+        "wrapper plain. An old file that is applied already and must not change (a backfill committed "
+        "batch by batch by hand) is not refused when it is accepted history (`accepted_history`, or "
+        "unchanged since `--base-ref`): it is bundled with `own_transactions`, `validate` names it in a "
+        'note, `plan` shows it as "runs as written", and a database that lacks it (a new environment, '
+        "the rehearsal's base) runs it as psql did, each statement on its own with its BEGIN, COMMIT and "
+        "SAVEPOINT, its history row after its last statement. That is not atomic: a failure leaves what it "
+        "committed before, with a `success = false` row for `schemagate repair`; a file that ends inside "
+        "a transaction it opened has that transaction rolled back and fails (`transaction-left-open`).",
     ),
     _rule(
         "non-transactional-in-transaction",

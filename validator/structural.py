@@ -6,6 +6,7 @@ These are what ``schemagate plan/apply --migrations DIR`` runs before it builds 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,9 +47,10 @@ class StructuralResult:
             if p is None:
                 entries.append((mf.manifest_entry(checked=mf.key not in self.skipped), mf.data))
             else:
-                entries.append(
-                    (mf.manifest_entry(transactional=p.transactional, settings=p.settings), mf.data)
+                entry = mf.manifest_entry(
+                    transactional=p.transactional, settings=p.settings, own_transactions=p.own_transactions
                 )
+                entries.append((entry, mf.data))
         return entries
 
 
@@ -60,6 +62,7 @@ def check_structure(
     parse_cache: ParseCache | None = None,
     applied: frozenset[str] = frozenset(),
     parse: bool = True,
+    accepted: frozenset[str] | None = None,
 ) -> StructuralResult:
     """Discovery, order, immutability (when ``base_ref`` is given) and parsing of every file.
 
@@ -75,6 +78,9 @@ def check_structure(
     CALL non-transactional); their findings are not reported.
     ``parse=False``: no file is parsed (``import``, ``repair``, ``baseline``: they record names and
     checksums and run nothing); every entry is unchecked.
+    ``accepted``: rel paths of the accepted history (``validator.judgement``; None: what
+    ``accepted_history`` accepts).  An accepted file with BEGIN / COMMIT of its own is not refused but
+    run as written (``as_written``).
 
     Files are parsed in this process: libpg_query parses a 500-file history in well under a second
     (see tests/test_corpus.py), less than a process pool costs to start.  ``parse_cache``
@@ -114,6 +120,12 @@ def check_structure(
         parsed = [parse_file(p.file) if _treeless(p) else p for p in parsed]
         for p in parsed:
             mark_committing_calls(p, committing)
+    if accepted is None:
+        from validator.judgement import accepted_files
+
+        accepted = accepted_files(config, files)
+    if accepted:
+        parsed = [as_written(p) if p.rel in accepted else p for p in parsed]
     for p in parsed:
         findings += p.findings
     findings.sort(key=Finding.sort_key)
@@ -121,6 +133,29 @@ def check_structure(
 
 
 _CALL = re.compile(rb"\bcall\b", re.IGNORECASE)
+_OWN_TRANSACTION_CONTROL = "explicit-transaction-control"
+
+
+def as_written(parsed: ParsedFile) -> ParsedFile:
+    """An accepted-history file (``validator.judgement``) with transaction statements of its own
+    (``validator.transactions``' ``explicit-transaction-control``),
+    to be run as written: no ``explicit-transaction-control`` error, ``transactional`` False and
+    ``own_transactions`` set (the executor sends each statement, its BEGIN and COMMIT included, as
+    psql did when the file was first applied).  Any other file is returned as it is.
+
+    Such a file is applied already wherever it is accepted history; it runs again only on a database
+    that lacks it (a new environment, the rehearsal's base).  Rewriting it would change an applied
+    file's checksum, and refusing it would leave those databases no way to be built.  The other
+    transaction errors stay: a statement PostgreSQL refuses inside the file's own BEGIN ... COMMIT
+    around the whole file fails as written too."""
+    if not any(f.rule == _OWN_TRANSACTION_CONTROL for f in parsed.findings):
+        return parsed
+    return dataclasses.replace(
+        parsed,
+        findings=[f for f in parsed.findings if f.rule != _OWN_TRANSACTION_CONTROL],
+        transactional=False,
+        own_transactions=True,
+    )
 
 
 def _treeless(parsed: ParsedFile) -> bool:

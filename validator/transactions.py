@@ -218,7 +218,9 @@ def _transaction_control_text(stmt: Statement, wrapping: bool) -> tuple[str, str
         "guarantee",
         f"remove the {keyword} statement; a file wrapped as a whole in one plain `BEGIN; ... COMMIT;` is "
         "accepted (the executor runs it in its own transaction instead), and a file whose statements cannot "
-        "run in a transaction (CREATE INDEX CONCURRENTLY, ...) is detected and run without one automatically",
+        "run in a transaction (CREATE INDEX CONCURRENTLY, ...) is detected and run without one "
+        "automatically; an old file that is applied already and must not change is accepted history "
+        "(`accepted_history`), which runs as written",
     )
 
 

@@ -32,7 +32,6 @@ left in ``bundle_dir`` by an earlier run is removed, so a failed build never shi
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
 import shutil
 import time
@@ -45,17 +44,17 @@ from typing import TYPE_CHECKING
 from executor.bundle import Bundle, make_bundle, write_bundle
 from executor.errors import ConfigurationError
 from executor.manifest import MANIFEST_FILE, MIGRATIONS_DIR, Manifest
-from executor.naming import UNDO, VERSIONED, Version
+from executor.naming import UNDO
 from validator.config import ValidatorConfig
 from validator.findings import Finding, blocking_findings, count_by_severity, has_errors
 from validator.gate_config import GateConfiguration, gate_configuration
+from validator.judgement import Judgement, judgement
 from validator.reports import BundleInfo, ReportData, ReportSection, write_reports
 from validator.source import detect_source
 
 if TYPE_CHECKING:  # the checks are imported where they run: a run without lint never loads sqlfluff
     from validator.database_check import DatabaseCheck
     from validator.discovery import MigrationFile
-    from validator.gitref import MigrationChanges
     from validator.lint import LintJob, LintStats
     from validator.safety.suppressions import Suppression
     from validator.structural import StructuralResult
@@ -117,93 +116,6 @@ def _remove_stale_bundle(directory: Path) -> bool:
     manifest.unlink()
     shutil.rmtree(directory / MIGRATIONS_DIR, ignore_errors=True)
     return True
-
-
-# -- what is judged ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Judgement:
-    """Which migration files the review checks (safety rules, lint, rehearsal) judge.
-
-    ``judged``: forward migrations (versioned and repeatable) added or edited by this change;
-    ``accepted``: accepted history, checked structurally only; ``down_scripts``: down scripts that
-    are not accepted history, parsed and bundled but never judged.  ``basis`` says why the
-    accepted ones are accepted, for the reports.
-    """
-
-    judged: frozenset[str]
-    accepted: frozenset[str]
-    down_scripts: frozenset[str]
-    basis: str | None = None
-    changes: MigrationChanges | None = None  # with a base ref
-
-
-def resolve_accepted_history(config: ValidatorConfig, files: list[MigrationFile]) -> Version | None:
-    """The version ``accepted_history`` names, which must be the version of a versioned migration
-    on disk; ConfigurationError (exit 2) naming the closest versions otherwise."""
-    wanted = config.accepted_history
-    if wanted is None:
-        return None
-    versions = sorted(
-        {mf.name.version for mf in files if mf.name.kind == VERSIONED and mf.name.version is not None}
-    )
-    try:
-        parsed = Version.parse(wanted)
-    except ValueError:
-        parsed = None
-    for version in versions:
-        if version == parsed or version.text == wanted:
-            return version
-    close = difflib.get_close_matches(wanted, [v.text for v in versions], n=3)
-    if parsed is not None:  # the versions on either side of it
-        below = [v for v in versions if v < parsed][-1:]
-        above = [v for v in versions if v > parsed][:1]
-        close = list(dict.fromkeys([*(v.text for v in below + above), *close]))
-    hint = f"the closest versions are {', '.join(close)}; " if close else ""
-    raise ConfigurationError(
-        f"[tool.schemagate] accepted_history = {wanted!r}: no versioned migration in "
-        f"{config.migrations} has this version"
-        + (f" (judged with the configuration of {config.gate_source})" if config.gate_source else ""),
-        remedy=f"{hint}set accepted_history to the version of the last migration that is already applied "
-        "everywhere (it and every migration before it are then not judged again)",
-        file="pyproject.toml",
-    )
-
-
-def judgement(config: ValidatorConfig, files: list[MigrationFile], base_ref: str | None) -> Judgement:
-    """What the review checks judge (see Judgement): with a base ref, what changed since it;
-    otherwise what lies above ``accepted_history``."""
-    accepted_version = resolve_accepted_history(config, files)
-    forward = {mf.rel for mf in files if mf.name.kind != UNDO}
-    down = {mf.rel for mf in files if mf.name.kind == UNDO}
-    if base_ref is not None:
-        from validator.gitref import changes_since
-
-        changes = changes_since(files, config.migrations, base_ref, config.layout)
-        accepted = {mf.rel for mf in files if mf.rel not in changes.changed}
-        return Judgement(
-            judged=frozenset(forward - accepted),
-            accepted=frozenset(accepted),
-            down_scripts=frozenset(down - accepted),
-            basis=f"unchanged since {base_ref}",
-            changes=changes,
-        )
-    if accepted_version is not None:
-        accepted = {
-            mf.rel
-            for mf in files
-            if mf.name.kind in (VERSIONED, UNDO)
-            and mf.name.version is not None
-            and mf.name.version <= accepted_version
-        }
-        return Judgement(
-            judged=frozenset(forward - accepted),
-            accepted=frozenset(accepted),
-            down_scripts=frozenset(down - accepted),
-            basis=f"accepted_history = {accepted_version.text}",
-        )
-    return Judgement(judged=frozenset(forward), accepted=frozenset(), down_scripts=frozenset(down))
 
 
 def _safety_config(config: ValidatorConfig) -> ValidatorConfig:
@@ -374,7 +286,11 @@ def _run_validation(
 
         parse_cache = ParseCache(parse_cache_directory(config.project_root, config.lint), config.migrations)
         structural = check_structure(
-            config, base_ref=base_ref, discovered=discovered, parse_cache=parse_cache
+            config,
+            base_ref=base_ref,
+            discovered=discovered,
+            parse_cache=parse_cache,
+            accepted=judged.accepted,
         )
         timings["structural"] = discovery_seconds + time.perf_counter() - started
         if not structural.files and not structural.findings:
@@ -467,6 +383,15 @@ def _run_validation(
     gate_note = gate.console_note() if gate is not None else None
     if gate_note:
         notes.append(gate_note)
+    as_written = [p.rel for p in structural.parsed if p.own_transactions]
+    if as_written:
+        notes.append(
+            f"{_count(len(as_written), 'file')} of accepted history with BEGIN and COMMIT of "
+            f"{'its' if len(as_written) == 1 else 'their'} own ({', '.join(as_written[:3])}"
+            f"{', ...' if len(as_written) > 3 else ''}): a database that lacks "
+            f"{'it runs it' if len(as_written) == 1 else 'them runs them'} as written, statement by "
+            "statement, not in one transaction of schemagate's"
+        )
     in_order = [f.rel for f in structural.files]
     report = ReportData(
         files=in_order,
