@@ -101,6 +101,19 @@ def up_to_target(bundle: Bundle, target: str) -> Bundle:
     return dataclasses.replace(bundle, manifest=dataclasses.replace(bundle.manifest, migrations=kept))
 
 
+def _up_to_target(bundle: Bundle, target_version: str) -> Bundle:
+    """``up_to_target``, saying how many migrations above the target it left out."""
+    before = len(bundle.manifest.migrations)
+    bundle = up_to_target(bundle, target_version)
+    left_out = before - len(bundle.manifest.migrations)
+    if left_out:
+        click.echo(
+            f"--target {target_version}: {plural(left_out, 'migration')} above it left out "
+            "(later versions, and the repeatables written against them, stay pending)"
+        )
+    return bundle
+
+
 def do_apply(
     conn: Connection, bundle: Bundle, settings: ExecutorSettings, target: Target, *, yes: bool
 ) -> ApplyResult | None:
@@ -181,10 +194,8 @@ def register(group: click.Group) -> None:
 
         config = load_config(migrations)
         bundle: Bundle | None = None
-        if bundle_dir is not None or not config.migrations.is_dir() or target_version is not None:
+        if bundle_dir is not None or not config.migrations.is_dir():
             bundle = load_migrations(bundle_dir, migrations, config)
-            if target_version is not None:
-                bundle = up_to_target(bundle, target_version)
         settings = executor_settings(
             config,
             allow_out_of_order=out_of_order or None,
@@ -195,6 +206,8 @@ def register(group: click.Group) -> None:
         with target_database(database_url) as target, connected(target) as conn:
             if bundle is None:  # the directory as apply judges it
                 bundle = directory_bundle(conn, config, settings)
+            if target_version is not None:
+                bundle = up_to_target(bundle, target_version)
             plan = core.plan(conn, bundle, settings)
             if as_json:
                 print_json(
@@ -271,17 +284,10 @@ def register(group: click.Group) -> None:
         if targets_file is not None and database_url:
             raise click.UsageError("pass either --database-url or --targets FILE, not both")
         fleet = targets_file is not None
-        if bundle_dir is not None or not config.migrations.is_dir() or target_version is not None or fleet:
+        if bundle_dir is not None or not config.migrations.is_dir() or fleet:
             bundle = load_migrations(bundle_dir, migrations, config)  # verified before any connection
             if target_version is not None:
-                before = len(bundle.manifest.migrations)
-                bundle = up_to_target(bundle, target_version)
-                left_out = before - len(bundle.manifest.migrations)
-                if left_out:
-                    click.echo(
-                        f"--target {target_version}: {plural(left_out, 'migration')} above it left out "
-                        "(later versions, and the repeatables written against them, stay pending)"
-                    )
+                bundle = _up_to_target(bundle, target_version)
         else:
             bundle = None  # checked after a look at the history: see already_applied
         settings = executor_settings(
@@ -304,6 +310,8 @@ def register(group: click.Group) -> None:
                     click.echo(f"nothing to apply: database is up to date ({applied} applied)")
                     return
                 bundle = directory_bundle(conn, config, settings, looked=True)
+                if target_version is not None:
+                    bundle = _up_to_target(bundle, target_version)
             do_apply(conn, bundle, settings, target, yes=yes)
 
     group.add_command(apply_cmd, "migrate")

@@ -292,3 +292,27 @@ def test_repair_and_baseline_record_beside_the_legacy_file(
         conn.close()
         assert main(["baseline", "--version", "021", "--migrations", str(root), "--database-url", copy]) == 0
         assert "21 migrations up to 021 recorded as applied" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", ["plan", "apply"])
+def test_target_judges_only_the_files_to_run_too(
+    adopted: tuple[str, Path], tmp_path: Path, command: str
+) -> None:
+    """``--target`` (Flyway's -target) cuts the directory after the history was read, as apply
+    judges it: the applied legacy file does not block, the version above the target stays pending."""
+    url, root = adopted
+    before = history(url)
+    (root / "2026" / "V022__create_dunning_events.sql").write_text(NEW_MIGRATION)
+    (root / "2026" / "V023__add_dunning_note.sql").write_text(
+        "ALTER TABLE dunning_events ADD COLUMN note text;\n"
+    )
+    args = [command, "--migrations", str(root), "--database-url", url, "--target", "022"]
+    code, out, err = run_schemagate([*args, "--yes"] if command == "apply" else args, tmp_path)
+    assert code == 0, out + err
+    if command == "plan":
+        assert "2026/V022__create_dunning_events.sql" in out and "V023" not in out
+        assert history(url) == before
+    else:
+        assert "--target 022: 3 migrations above it left out" in out  # V023 and the two repeatables
+        assert history(url) == [*before, ("022", "2026/V022__create_dunning_events.sql", True)]
+        assert scalar(url, "SELECT to_regclass('public.dunning_events') IS NOT NULL") is True
