@@ -207,8 +207,10 @@ STRUCTURAL_RULES: tuple[CatalogRule, ...] = (
         'note, `plan` shows it as "runs as written", and a database that lacks it (a new environment, '
         "the rehearsal's base) runs it as psql did, each statement on its own with its BEGIN, COMMIT and "
         "SAVEPOINT, its history row after its last statement. That is not atomic: a failure leaves what it "
-        "committed before, with a `success = false` row for `schemagate repair`; a file that ends inside "
-        "a transaction it opened has that transaction rolled back and fails (`transaction-left-open`).",
+        "committed before, with a `success = false` row for `schemagate repair`; a run killed in the middle "
+        "leaves what it committed and no row, so the next apply runs the file again from its start (as "
+        "Flyway and psql would); a file that ends inside a transaction it opened has that transaction "
+        "rolled back and fails (`transaction-left-open`).",
     ),
     _rule(
         "non-transactional-in-transaction",
