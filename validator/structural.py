@@ -120,7 +120,7 @@ def check_structure(
         parsed = [parse_file(p.file) if _treeless(p) else p for p in parsed]
         for p in parsed:
             mark_committing_calls(p, committing)
-    if accepted is None:
+    if accepted is None and parsed:
         from validator.judgement import accepted_files
 
         accepted = accepted_files(config, files)
