@@ -7,9 +7,9 @@ How a run goes (``apply``):
    ``CREATE INDEX CONCURRENTLY`` runs;
 2. the history table is read (one query) *after* taking the lock (another executor may have applied
    migrations while we waited), and created if absent;
-3. the plan joins bundle and history (``executor.state``); any refusal (drift, missing, out of
-   order, failed row, a header error, a transaction statement or a control character inside a
-   file) is raised before anything runs;
+3. the plan joins bundle and history (``executor.state``), and ``on_plan`` sees it; any refusal
+   (drift, missing, out of order, failed row, a header error, a transaction statement or a control
+   character inside a file) is raised before anything runs;
 4. each migration runs as psql would run it:
    - transactional (the default): one simple-query message, one round trip, holds ``BEGIN``, the
      ``SET LOCAL`` lock_timeout / statement_timeout / search_path, the file's statements, the
@@ -32,6 +32,12 @@ How a run goes (``apply``):
      INVALID index an interrupted or failed earlier run of it left (and builds it again), and
      afterwards checks that the index it names is valid: an INVALID index is a failure, never
      a success row;
+   - ``own_transactions`` (accepted history with BEGIN / COMMIT of its own, which the validator
+     marks ``transactional: false`` too): as ``transactional: false``, every statement sent as
+     written, the file's transaction control included; a file that ends inside a transaction it
+     opened has it rolled back and fails;
+   - the history rows are numbered by the runner (``Runner.row_written``) from the history read in
+     step 2, not by ``max() + 1`` on the server;
    - a lock_timeout (SQLSTATE 55P03) is retried ``lock_retries`` times with doubling back-off
      (for a non-transactional file only when nothing of it took effect, as above);
 5. ``should_continue()`` is asked between migrations (the Lambda stops before its time runs out);
