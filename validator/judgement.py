@@ -6,7 +6,6 @@ an accepted file that runs BEGIN and COMMIT of its own is run as written on a da
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -52,6 +51,8 @@ def resolve_accepted_history(config: ValidatorConfig, files: list[MigrationFile]
     for version in versions:
         if version == parsed or version.text == wanted:
             return version
+    import difflib  # only to name the closest versions of a wrong one
+
     close = difflib.get_close_matches(wanted, [v.text for v in versions], n=3)
     if parsed is not None:  # the versions on either side of it
         below = [v for v in versions if v < parsed][-1:]
