@@ -258,3 +258,22 @@ def test_with_a_before_commit_hook_commit_is_a_second_message_after_the_hook(fre
         assert first.startswith("BEGIN;") and "COMMIT" not in first
         assert rest[-1] == "COMMIT"  # the hook's own query in between
     assert history_rows(fresh_db) == [(f, True) for f in files]
+
+
+def test_apply_yes_reads_the_history_once_before_the_lock_and_once_under_it(
+    fresh_db: str, tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``apply --yes`` shows the plan the executor makes under the lock: the history is read by the
+    look that finds something to do, then under the lock, and not a third time to plan before it."""
+    from schemagate.cli import main
+
+    root = flyway_billing.write(tmp_path / "db" / "migration")
+    with TcpProxy(fresh_db) as proxy:
+        code = main(["apply", "--migrations", str(root), "--database-url", proxy.url, "--yes"])
+        queries = proxy.queries()
+    out = capsys.readouterr().out
+    assert code == 0, out
+    reads = [q for q in queries if q.startswith("SELECT installed_rank") and "schemagate_history" in q]
+    assert len(reads) == 2, reads
+    assert f"{len(flyway_billing.FILES)} migrations to apply to" in out and "applying:" in out
+    assert out.index("to apply to") < out.index("applying:")
