@@ -72,7 +72,9 @@ def history(url: str) -> list[tuple[str, bool]]:
 
 
 def validate_bundle(project: Path) -> tuple[int, str]:
-    code, out, err = run_schemagate(["validate", "--no-lint", "--bundle", "bundle"], project)
+    code, out, err = run_schemagate(
+        ["validate", "--no-lint", "--bundle", "bundle", "--reports", "reports"], project
+    )
     return code, out + err
 
 
@@ -81,6 +83,11 @@ def test_validate_writes_the_bundle_and_marks_the_accepted_file(project: Path) -
     assert code == 0, out
     assert "explicit-transaction-control" not in out
     assert f"1 file of accepted history with BEGIN and COMMIT of its own ({LEGACY})" in out
+    # the reviewer reads it in report.md, a machine in report.json
+    assert f"1 file of accepted history with BEGIN and COMMIT of its own ({LEGACY})" in (
+        (project / "reports" / "report.md").read_text()
+    )
+    assert json.loads((project / "reports" / "report.json").read_text())["as_written"] == [LEGACY]
     entries = {
         e["file"]: e for e in json.loads((project / "bundle" / "manifest.json").read_text())["migrations"]
     }

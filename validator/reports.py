@@ -116,6 +116,8 @@ class ReportData:
     accepted_history: list[str] = field(default_factory=list)  # checked structurally only
     down_scripts: list[str] = field(default_factory=list)  # parsed and bundled, never judged
     accepted_basis: str | None = None  # "unchanged since origin/main", "accepted_history = 040"
+    # accepted history with BEGIN / COMMIT of its own, bundled to run as written (own_transactions)
+    as_written: list[str] = field(default_factory=list)
 
     def judged_files(self) -> list[str]:
         return list(self.files) if self.judged is None else list(self.judged)
@@ -143,6 +145,20 @@ class ReportData:
         if self.down_scripts:
             text += f", {_count(len(self.down_scripts), 'down script')} not judged"
         return text
+
+    def as_written_note(self) -> str | None:
+        """The files of ``as_written`` in one line: what a database that lacks them does with them."""
+        files = self.as_written
+        if not files:
+            return None
+        one = len(files) == 1
+        shown = ", ".join(files[:3]) + (", ..." if len(files) > 3 else "")
+        return (
+            f"{_count(len(files), 'file')} of accepted history with BEGIN and COMMIT of "
+            f"{'its' if one else 'their'} own ({shown}): a database that lacks "
+            f"{'it runs it' if one else 'them runs them'} as written, statement by statement, not in one "
+            "transaction of schemagate's"
+        )
 
     def is_blocking(self, finding: Finding) -> bool:
         return is_blocking(finding, self.blocking_severity)
@@ -370,6 +386,7 @@ def render_json(data: ReportData) -> JSONObject:
         "bundle": data.bundle.to_json() if data.bundle else None,
         "bundle_note": data.bundle_note,
         "sections": [{"title": s.title, "data": s.to_json()} for s in data.sections],
+        "as_written": list(data.as_written),
         "source": data.source,
         "timings": {k: round(v, 3) for k, v in data.timings.items()},
         "tool": {"name": "schemagate", "version": tool_version()},
@@ -438,6 +455,9 @@ def render_markdown(data: ReportData) -> str:
         if data.down_scripts:
             judged += f"; **{s['down_scripts']}** down scripts, parsed and bundled but not judged"
         out += [judged + ".", ""]
+    note = data.as_written_note()
+    if note:
+        out += [note[0].upper() + note[1:] + ".", ""]
     if data.source:
         described = ", ".join(
             f"{k} `{v}`" for k, v in data.source.items() if k in ("repository", "branch", "commit") and v
@@ -542,6 +562,9 @@ def console_lines(
             lines.append((f"  docs: {f.docs}", None))
     lines.append((summary_line(data), ERROR if not data.passed else "ok"))
     lines += [(note, None) for note in data.notes]
+    as_written = data.as_written_note()
+    if as_written:
+        lines.append((as_written, None))
     unused = [d for d in map(suppression_dict, data.suppressions) if not d.get("used")]
     if data.suppressions:
         lines.append(

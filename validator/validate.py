@@ -383,15 +383,6 @@ def _run_validation(
     gate_note = gate.console_note() if gate is not None else None
     if gate_note:
         notes.append(gate_note)
-    as_written = [p.rel for p in structural.parsed if p.own_transactions]
-    if as_written:
-        notes.append(
-            f"{_count(len(as_written), 'file')} of accepted history with BEGIN and COMMIT of "
-            f"{'its' if len(as_written) == 1 else 'their'} own ({', '.join(as_written[:3])}"
-            f"{', ...' if len(as_written) > 3 else ''}): a database that lacks "
-            f"{'it runs it' if len(as_written) == 1 else 'them runs them'} as written, statement by "
-            "statement, not in one transaction of schemagate's"
-        )
     in_order = [f.rel for f in structural.files]
     report = ReportData(
         files=in_order,
@@ -410,6 +401,7 @@ def _run_validation(
         accepted_history=[rel for rel in in_order if rel in judged.accepted],
         down_scripts=[rel for rel in in_order if rel in judged.down_scripts],
         accepted_basis=judged.basis,
+        as_written=[p.rel for p in structural.parsed if p.own_transactions],
     )
     report_paths = write_reports(report, reports_dir) if reports_dir is not None else {}
     return ValidationResult(
