@@ -638,3 +638,50 @@ def test_no_output_log_or_message_contains_a_secret(
     for secret in (PASSWORD, creds["secretAccessKey"], creds["sessionToken"]):
         assert secret not in everything
     assert json_lines(out), "the handler logs as JSON lines"
+
+
+def test_a_file_that_runs_as_written_is_applied_by_the_pipeline_job(world: World) -> None:
+    """Accepted history with BEGIN and COMMIT of its own (``own_transactions`` in the manifest, as
+    ``schemagate validate`` writes it) builds a new database through the Lambda too."""
+    seed = (
+        b"-- run by hand with psql in 2024, batch by batch, then recorded by Flyway\n"
+        b"BEGIN;\nINSERT INTO customers VALUES (1, 'Ada');\nCOMMIT;\n"
+        b"BEGIN;\nSAVEPOINT second;\nINSERT INTO customers VALUES (2, 'Grace');\nRELEASE SAVEPOINT second;\nCOMMIT;\n"
+    )
+    bundle = make_bundle(
+        [
+            (
+                ManifestEntry(
+                    "V1__create_customers.sql",
+                    "versioned",
+                    "1",
+                    "create customers",
+                    file_checksum(GOOD["V1__create_customers.sql"]),
+                ),
+                GOOD["V1__create_customers.sql"],
+            ),
+            (
+                ManifestEntry(
+                    "V2__seed_customers_by_hand.sql",
+                    "versioned",
+                    "2",
+                    "seed customers by hand",
+                    file_checksum(seed),
+                    transactional=False,
+                    own_transactions=True,
+                ),
+                seed,
+            ),
+        ],
+        source={"repository": "example/app", "commit": "0123abc"},
+    )
+    world.upload(bundle)
+
+    handle(job_event(job_id="job-as-written"), LambdaContext())
+
+    assert world.stub.only("job-as-written").operation == "PutJobSuccessResult"
+    assert world.query("SELECT id, name FROM customers ORDER BY id") == [(1, "Ada"), (2, "Grace")]
+    assert [(script, ok) for script, ok, *_ in world.history()] == [
+        ("V1__create_customers.sql", True),
+        ("V2__seed_customers_by_hand.sql", True),
+    ]
