@@ -4,8 +4,9 @@ A no-op apply is the command a deploy runs most (every deploy, most of them with
 process should start and end at once.  ``quick_apply(argv)`` reads the few arguments of the common
 case (``apply`` or ``migrate`` with ``--yes``/``-y``, ``--database-url URL``, ``--migrations DIR`` or
 ``--bundle DIR``, ``--schema S``), resolves the database as ``schemagate.target`` does
-(``--database-url``, then ``$DATABASE_URL``), connects, and asks ``already_applied`` (for a bundle,
-read and verified as the full command does, whether its manifest is applied): when every migration
+(``--database-url``, then ``$DATABASE_URL``), connects (for a directory while it reads the files:
+``_Connecting``), and asks ``already_applied`` (for a bundle, read and verified as the full command
+does before it connects, whether its manifest is applied): when every migration
 is applied with the same checksum it prints what the full command prints and returns 0.  Anything
 else returns None before printing anything, and the caller runs the full click CLI (help, a usage
 error, any other option, the PG* variables or the embedded server, something to apply), which does
@@ -64,7 +65,12 @@ def parse(argv: list[str]) -> dict[str, str] | None:
 
 
 def already_applied(
-    conn: Connection, config: ValidatorConfig, settings: ExecutorSettings, *, going_on: bool = False
+    conn: Connection,
+    config: ValidatorConfig,
+    settings: ExecutorSettings,
+    *,
+    going_on: bool = False,
+    found: Discovered | None = None,
 ) -> int | None:
     """``apply --migrations DIR`` fast path: the number of applied migrations when every file on disk
     is already applied with the same checksum (nothing pending, failed, drifted or missing), else None.
@@ -76,19 +82,27 @@ def already_applied(
     handed to the command that builds the directory's bundle next in this process
     (``validator.discovery.hand_over``, ``take_applied``): when it returns None, or always with
     ``going_on`` (``plan`` and ``info``, which build the bundle whatever the answer).
+    ``found``: the directory as ``_discover`` read it already.
     """
-    from validator.discovery import discover, hand_over
+    from validator.discovery import hand_over
 
-    found = discover(
+    if found is None:
+        found = _discover(config)
+    applied = _applied(conn, config.migrations, found, settings, going_on=going_on)
+    if applied is None or going_on:  # the command that runs next in this process takes the files over
+        hand_over(config.migrations, found, layout=config.layout, max_file_bytes=config.max_file_bytes)
+    return applied
+
+
+def _discover(config: ValidatorConfig) -> Discovered:
+    from validator.discovery import discover
+
+    return discover(
         config.migrations,
         layout=config.layout,
         max_file_bytes=config.max_file_bytes,
         memo=_layout_memo(config),
     )
-    applied = _applied(conn, config.migrations, found, settings, going_on=going_on)
-    if applied is None or going_on:  # the command that runs next in this process takes the files over
-        hand_over(config.migrations, found, layout=config.layout, max_file_bytes=config.max_file_bytes)
-    return applied
 
 
 def _applied(
@@ -211,7 +225,53 @@ def _up_to_date(url: str, migrations: Path | None, schema: str | None) -> int | 
     config = load_config(Path.cwd(), migrations=migrations)
     if not config.migrations.is_dir():
         return None
-    return _answer(url, lambda conn: already_applied(conn, config, _settings(config, schema)))
+    settings = _settings(config, schema)
+    connecting = _Connecting(url)  # the server sets the session up while the files are read
+    try:
+        found = _discover(config)
+    except BaseException:
+        connecting.close()
+        raise
+    return _answer(
+        url, lambda conn: already_applied(conn, config, settings, found=found), connecting=connecting
+    )
+
+
+class _Connecting:
+    """``executor.connection.connect(url)`` on a thread of its own, started at once: libpq waits for
+    the server (the TCP and TLS handshakes, authentication, the backend's start) without holding the
+    interpreter, so the directory is read and checksummed meanwhile.  ``result()`` is the connection,
+    or raises what connecting raised (a ConnectionFailure, as ``connect`` words it)."""
+
+    def __init__(self, url: str) -> None:
+        import threading
+
+        from executor.connection import connect
+
+        self._connect = connect
+        self._conn: Connection | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(url,), name="schemagate-connect", daemon=True)
+        self._thread.start()
+
+    def _run(self, url: str) -> None:
+        try:
+            self._conn = self._connect(url)
+        except BaseException as exc:  # raised again by result(), in the thread that asks
+            self._error = exc
+
+    def result(self) -> Connection:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._conn is not None
+        return self._conn
+
+    def close(self) -> None:
+        """The connection is not wanted after all (the caller failed first)."""
+        self._thread.join()
+        if self._conn is not None:
+            self._conn.close()
 
 
 def _bundle_up_to_date(url: str, bundle_dir: Path, schema: str | None) -> int | None:
@@ -236,12 +296,14 @@ def _bundle_up_to_date(url: str, bundle_dir: Path, schema: str | None) -> int | 
     return code
 
 
-def _answer(url: str, check: Callable[[Connection], int | None]) -> int | None:
-    """Connect, ``check``; print the no-op's line and return 0, or None (the connection kept for the
-    full command: ``take_connection``)."""
+def _answer(
+    url: str, check: Callable[[Connection], int | None], *, connecting: _Connecting | None = None
+) -> int | None:
+    """Connect (or take the connection ``connecting`` makes), ``check``; print the no-op's line and
+    return 0, or None (the connection kept for the full command: ``take_connection``)."""
     from executor.connection import connect, connection_errors, mask_url
 
-    conn = connect(url)
+    conn = connecting.result() if connecting is not None else connect(url)
     conn.autocommit = True  # the history SELECT alone: no BEGIN and ROLLBACK around it, one round trip
     handed = False
     try:
