@@ -245,6 +245,28 @@ def test_background_job_overlaps_and_can_be_abandoned(tmp_path):
     assert one.running == 0 and one.workers[0].process.exitcode == 0
 
 
+def test_no_tqdm_monitor_thread_runs_beside_forked_workers(tmp_path):
+    """sqlfluff opens a (disabled) tqdm bar per file; tqdm's monitor thread, which the first bar
+    starts, takes tqdm's lock every ten seconds, and a worker forked while it held the lock waited
+    forever (a hung suite).  Linting in-process first, then in workers, leaves no monitor thread."""
+    import threading
+
+    from tqdm import tqdm
+
+    files = {f"V{i}__t.sql": SELECT_STAR_VIEW.replace("active_customers", f"v{i}") for i in range(1, 5)}
+    root = project(tmp_path, files, pyproject="\n[tool.schemagate.lint]\ncache = false\n")
+    cfg = load_config(root)
+    tqdm.monitor_interval = 10  # as another user of tqdm in this process may have left it
+    with tqdm(total=1, disable=True):  # ... and a bar of its own, which starts the monitor
+        assert any(type(t).__name__ == "TMonitor" for t in threading.enumerate())
+    serial = lint_files(cfg, targets(root), processes=1)
+    job = start_lint(cfg, targets(root))
+    monitors = [t for t in threading.enumerate() if type(t).__name__ == "TMonitor" and t.is_alive()]
+    parallel = job.result()
+    assert monitors == [] and tqdm.monitor_interval == 0
+    assert parallel.findings == serial.findings and len(serial.findings) == 4
+
+
 def test_a_worker_that_dies_is_an_error_not_a_hang(tmp_path):
     # a long file per worker: a worker is still linting when it is killed (an OOM kill)
     body = "".join(SELECT_STAR_VIEW.replace("active_customers", f"v{i}") for i in range(100))

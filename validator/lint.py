@@ -255,6 +255,7 @@ def _linter(spec: ConfigSpec) -> Linter:
         from sqlfluff.core import FluffConfig, Linter
         from sqlfluff.core.errors import SQLFluffUserError
 
+        _without_tqdm_monitor()
         configs = _effective_config(spec.project_root, spec.migrations, spec.directory, spec.config_root)
         try:
             linter = Linter(config=FluffConfig(configs=configs))
@@ -330,8 +331,28 @@ def _split(items: list[tuple[int, str, str]], parts: int) -> list[list[tuple[int
 def _worker_context() -> ForkContext | DefaultContext:
     # fork: workers start in milliseconds and inherit what this process already imported
     if sys.platform == "linux" and "fork" in multiprocessing.get_all_start_methods():
+        _without_tqdm_monitor()
         return multiprocessing.get_context("fork")
     return multiprocessing.get_context()
+
+
+def _without_tqdm_monitor() -> None:
+    """No tqdm monitor thread in a process that forks lint workers.
+
+    sqlfluff's parser opens a tqdm progress bar for every file it lints (a disabled one, which
+    tqdm still counts).  The first one starts tqdm's monitor thread, which takes tqdm's lock every
+    ten seconds.  A worker forked while that thread holds the lock inherits it held and waits
+    forever at its first bar: a process that had linted in-process (the serial path, or a test)
+    and then forked workers hung that way.  ``monitor_interval = 0`` is tqdm's documented switch;
+    a monitor that is running already is stopped."""
+    std = sys.modules.get("tqdm.std")  # sqlfluff imports tqdm; before that there is nothing to stop
+    if std is None:
+        return
+    bar = std.tqdm
+    bar.monitor_interval = 0
+    monitor, bar.monitor = bar.monitor, None
+    if monitor is not None:
+        monitor.exit()
 
 
 def _config_error(message: str) -> ConfigurationError:
