@@ -1,5 +1,5 @@
 """A failed migration as the executor reports it: what a failing statement carries out of the runner
-(``StatementFailed``, ``IndexProblem``), and the SQLSTATE mapped to an error with its message, the
+(``StatementFailed``, ``RefusedMidFile``), and the SQLSTATE mapped to an error with its message, the
 line and column in the file, and a remedy (``to_error``)."""
 
 from __future__ import annotations
@@ -49,8 +49,10 @@ class StatementFailed(Exception):
         self.left_invalid: list[index_validity.IndexRow] = []  # INVALID indexes a failed index build left
 
 
-class IndexProblem(Exception):
-    """An index statement's check refused to run it, or found its index INVALID afterwards."""
+class RefusedMidFile(Exception):
+    """A check between the statements of a file run without the executor's transaction refused to
+    go on: an index statement's check refused to run it or found its index INVALID afterwards, or
+    a file run as written (``own_transactions``) ended inside a transaction it opened."""
 
     def __init__(self, error: SchemagateError, *, partial: bool) -> None:
         super().__init__(str(error))

@@ -18,7 +18,7 @@ from executor import stepwise, whole_message
 from executor.bundle import Bundle
 from executor.connection import ResponseDeadline
 from executor.errors import SchemagateError
-from executor.failure import LOCK_NOT_AVAILABLE, IndexProblem, StatementFailed, to_error
+from executor.failure import LOCK_NOT_AVAILABLE, RefusedMidFile, StatementFailed, to_error
 from executor.headers import Statement, line_and_column
 from executor.history import HistoryType, insert_row_sql
 from executor.lock import rollback_if_open
@@ -176,7 +176,7 @@ class Runner:
                     )
                     self._failed(p, started, error, partial=partial)
                     raise error from None
-                except IndexProblem as problem:
+                except RefusedMidFile as problem:
                     self._failed(p, started, problem.error, partial=problem.partial)
                     raise problem.error from None
                 except Exception as exc:  # a hook refused, or something unexpected: rolled back already

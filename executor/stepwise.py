@@ -14,7 +14,7 @@ import psycopg2
 from executor import index_validity
 from executor.connection import is_connection_lost
 from executor.errors import MigrationRefused, SchemagateError
-from executor.failure import IndexProblem, StatementFailed
+from executor.failure import RefusedMidFile, StatementFailed
 from executor.headers import Statement, line_and_column
 from executor.index_statement import is_index_statement, parse_index_statement
 from executor.lock import rollback_if_open
@@ -86,9 +86,9 @@ def without_transaction(runner: Sender, p: Prepared, started: float) -> None:
             if check is not None:
                 problem = index_validity.after_statement(cur, check)
                 if problem is not None:
-                    raise IndexProblem(problem, partial=True)
+                    raise RefusedMidFile(problem, partial=True)
         if p.entry.own_transactions and runner.conn.get_transaction_status() != IDLE:
-            raise IndexProblem(_left_open(runner, p), partial=True)
+            raise RefusedMidFile(_left_open(runner, p), partial=True)
         elapsed = int((time.monotonic() - started) * 1000)
         try:
             cur.execute(runner.history_sql(p, success=True, execution_time_ms=elapsed))
@@ -107,8 +107,8 @@ def _left_open(runner: Sender, p: Prepared) -> SchemagateError:
         st for st in p.statements if st.is_transaction_control and st.words[:1] in (("begin",), ("start",))
     ]
     line = line_and_column(p.sql, opened[-1].start)[0] if opened else None
-    with suppress(psycopg2.Error):
-        rollback_if_open(runner.conn)
+    with suppress(psycopg2.Error):  # here, not later: the RESET of the session settings must not be
+        rollback_if_open(runner.conn)  # inside the open transaction, which would roll it back too
     return MigrationRefused(
         f"{p.entry.file} ends inside a transaction it opened"
         + (f" (the BEGIN at line {line} has no COMMIT)" if line else "")
@@ -154,7 +154,7 @@ def _index_check(runner: Sender, p: Prepared, st: Statement, index: int) -> inde
                 runner.cur, parsed, file=p.entry.file, line=line, on_drop=dropped
             )
     except SchemagateError as refusal:
-        raise IndexProblem(refusal, partial=index > 0) from None
+        raise RefusedMidFile(refusal, partial=index > 0) from None
     except psycopg2.Error as exc:
         doing = "looking for (and dropping) an INVALID index an earlier run of it left"
         raise StatementFailed(exc, st, 0, retryable=index == 0, doing=doing) from None

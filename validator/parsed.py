@@ -43,7 +43,7 @@ class ParsedFile:
     committing_procedures: set[str] = field(default_factory=set)
     # the plain BEGIN and COMMIT around the whole file, which the executor does not send
     wrapper: tuple[Statement, Statement] | None = None
-    # accepted history run as written, its own transaction control included (transactions.as_written)
+    # accepted history run as written, its own transaction control included (structural.as_written)
     own_transactions: bool = False
 
     @property
