@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from executor.checksum import decode_sql, file_checksum, sha256_hex
-from executor.errors import BundleIntegrityError, SchemagateError, SecurityViolation
-from executor.layouts.base import SECTIONS
+from executor.errors import BundleIntegrityError, SecurityViolation
 from executor.manifest import (
     FORMAT,
     MANIFEST_FILE,
     MIGRATIONS_DIR,
+    SECTIONS,
     UNHASHED_KEYS,
     Manifest,
     ManifestEntry,
@@ -161,17 +161,15 @@ def verify_contents(
     listed: set[str] = set()
     keys: set[tuple[str, str | None]] = set()
     whole: set[str] = set()  # files listed as one migration (no section): listed once only
-    try:
-        from executor import layouts
+    from executor import layouts  # the registry of names: the layout itself is imported to read SQL
 
-        layouts.get(manifest.layout)
-    except SchemagateError as exc:
+    if (manifest.layout or layouts.DEFAULT_LAYOUT) not in layouts.LAYOUTS:
         raise BundleIntegrityError(
             f"{MANIFEST_FILE} in {origin} names the layout {manifest.layout!r}, which this executor does "
-            f"not know ({exc.message})",
+            f"not know (it knows {', '.join(sorted(layouts.LAYOUTS))})",
             file=MANIFEST_FILE,
             remedy="build the bundle with the same schemagate version as the executor, or upgrade it",
-        ) from None
+        )
     for entry in manifest.migrations:
         check_relative_path(entry.file, what="manifest entry")
         if entry.section is not None and entry.section not in SECTIONS:

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 import psycopg2
 from psycopg2 import errorcodes
 
-from executor import index_validity
 from executor.connection import ResponseDeadline, is_connection_lost
 from executor.errors import ConnectionFailure, LockTimeout, PermissionDenied, SchemagateError, SqlError
 from executor.headers import Statement, line_and_column
@@ -20,6 +19,8 @@ from executor.settings import ExecutorSettings
 if TYPE_CHECKING:
     from psycopg2.extensions import Diagnostics
     from psycopg2.extensions import connection as Connection
+
+    from executor import index_validity
 
 LOCK_NOT_AVAILABLE = errorcodes.LOCK_NOT_AVAILABLE  # lock_timeout expired: retried
 
@@ -132,8 +133,10 @@ def to_error(
         message += f"; {where}"
     if failed.doing:
         message += f"; while {failed.doing}"
-    if failed.left_invalid:
-        message += f"; {index_validity.describe_left_behind(failed.left_invalid)}"
+    if failed.left_invalid:  # only a non-transactional index statement's failure (executor.stepwise)
+        from executor.index_validity import describe_left_behind
+
+        message += f"; {describe_left_behind(failed.left_invalid)}"
     if entry.transactional:
         message += f"; {entry.file} was rolled back: the database is as it was before it"
     elif partial:
@@ -158,8 +161,10 @@ def to_error(
         "attempts": attempts,
     }
     if failed.left_invalid:
+        from executor.index_validity import REMEDY_REBUILD
+
         context["invalid_indexes"] = [r.to_dict() for r in failed.left_invalid]
-        remedy = index_validity.REMEDY_REBUILD
+        remedy = REMEDY_REBUILD
     elif partial:
         remedy = (
             "inspect the database and undo or finish what the file changed (a failed CREATE INDEX "

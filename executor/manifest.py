@@ -19,6 +19,11 @@ FORMAT = 1
 MANIFEST_FILE = "manifest.json"
 MIGRATIONS_DIR = "migrations"
 UNHASHED_KEYS = ("bundle_sha256", "signature")
+# the sections of a file that holds both directions (dbmate's ``-- migrate:up`` / ``-- migrate:down``):
+# ``ManifestEntry.section``
+UP = "up"
+DOWN = "down"
+SECTIONS = (UP, DOWN)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from executor import index_validity
 from executor.bundle import Bundle
 from executor.errors import SchemagateError
 from executor.history import read_history
@@ -19,6 +18,8 @@ from executor.vocabulary import PlanReason
 
 if TYPE_CHECKING:
     from psycopg2.extensions import connection as Connection
+
+    from executor import index_validity
 
 
 @dataclass
@@ -62,6 +63,8 @@ def info(conn: Connection, bundle: Bundle | None, settings: ExecutorSettings) ->
 
     A recorded migration whose index is INVALID in the database lists it in ``invalid_indexes``.
     """
+    from executor import index_validity  # info and plan only: apply plans from the history alone
+
     with autocommit(conn, exclusive=False), bounded(conn, settings, "reading the history"):
         rows = read_history(conn, settings)
         infos = build_info(bundle.manifest if bundle else None, rows, settings)
@@ -75,6 +78,8 @@ def invalid_indexes(
 ) -> list[tuple[index_validity.IndexRow, str | None]]:
     """Every INVALID index in the database, with the recorded migration that should have built it
     (its file, or None).  Changes nothing."""
+    from executor import index_validity
+
     with (
         autocommit(conn, exclusive=False),
         bounded(conn, settings, "looking for INVALID indexes"),

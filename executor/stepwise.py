@@ -11,12 +11,10 @@ from typing import TYPE_CHECKING
 
 import psycopg2
 
-from executor import index_validity
 from executor.connection import is_connection_lost
 from executor.errors import MigrationRefused, SchemagateError
 from executor.failure import RefusedMidFile, StatementFailed
 from executor.headers import Statement, line_and_column
-from executor.index_statement import is_index_statement, parse_index_statement
 from executor.lock import rollback_if_open
 from executor.prepare import Prepared
 from executor.progress import Event
@@ -26,6 +24,7 @@ from executor.vocabulary import EventKind
 if TYPE_CHECKING:
     from psycopg2.extensions import cursor as Cursor
 
+    from executor import index_validity
     from executor.sender import Sender
 
 
@@ -64,7 +63,10 @@ def in_transaction(runner: Sender, p: Prepared) -> None:
 
 def without_transaction(runner: Sender, p: Prepared, started: float) -> None:
     """A ``transactional: false`` file: each statement commits on its own.  Around each index
-    statement, ``executor.index_validity`` drops its leftover INVALID index and checks the result."""
+    statement, ``executor.index_validity`` drops its leftover INVALID index and checks the result
+    (imported here: the files that run in a transaction, nearly all of them, do not need it)."""
+    from executor import index_validity
+
     cur = runner.cur
     cur.execute(runner.settings_sql(p, local=False))
     try:
@@ -129,6 +131,9 @@ def _rank(cur: Cursor) -> int | None:
 
 def _index_check(runner: Sender, p: Prepared, st: Statement, index: int) -> index_validity.IndexCheck | None:
     """Before an index statement of a non-transactional file: drop its leftover INVALID index."""
+    from executor import index_validity
+    from executor.index_statement import is_index_statement, parse_index_statement
+
     if not is_index_statement(st.words):
         return None
     parsed = parse_index_statement(st.text)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from executor.bundle import load_bundle, make_bundle, safe_relative_path, write_bundle
+from executor.bundle import load_bundle, make_bundle, raw_manifest_sha256, safe_relative_path, write_bundle
 from executor.checksum import file_checksum
 from executor.errors import BundleIntegrityError, SecurityViolation
 from executor.manifest import Manifest, ManifestEntry
@@ -79,6 +79,21 @@ def test_unknown_format_is_refused(bundle_dir: Path) -> None:
     _rewrite_manifest(bundle_dir, lambda d: d.update(format=2))
     with pytest.raises(BundleIntegrityError, match="format 2"):
         load_bundle(bundle_dir)
+
+
+def test_a_layout_this_executor_does_not_know_is_refused(bundle_dir: Path) -> None:
+    """A bundle built by a newer schemagate for a layout this executor lacks (rehashed consistently,
+    so that only the layout check can refuse it) names the layout and the known ones."""
+
+    def newer(data: dict) -> None:
+        data["layout"] = "liquibase"
+        data["bundle_sha256"] = raw_manifest_sha256(data)
+
+    _rewrite_manifest(bundle_dir, newer)
+    with pytest.raises(BundleIntegrityError, match="names the layout 'liquibase'") as exc:
+        load_bundle(bundle_dir)
+    assert "flyway" in exc.value.message and "dbmate" in exc.value.message
+    assert exc.value.file == "manifest.json"
 
 
 def test_edited_file_is_refused_with_both_checksums(bundle_dir: Path) -> None:

@@ -11,19 +11,47 @@ layout``) or detects one.
 from __future__ import annotations
 
 from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
 from executor.errors import ConfigurationError
-from executor.layouts.base import (
-    DOWN,
-    UP,
-    Layout,
-    MappingTree,
-    NameProblem,
-    NewMigration,
-    Resolution,
-    ResolvedMigration,
-    SourceTree,
+
+if TYPE_CHECKING:
+    from executor.layouts.base import (
+        DOWN,
+        UP,
+        Layout,
+        MappingTree,
+        NameProblem,
+        NewMigration,
+        Resolution,
+        ResolvedMigration,
+        SourceTree,
+    )
+
+_FROM_BASE = frozenset(
+    {
+        "DOWN",
+        "UP",
+        "Layout",
+        "MappingTree",
+        "NameProblem",
+        "NewMigration",
+        "Resolution",
+        "ResolvedMigration",
+        "SourceTree",
+    }
 )
+
+
+def __getattr__(name: str) -> Any:
+    """The names of ``executor.layouts.base``, imported when first asked for: the full CLI reads
+    ``LAYOUTS`` (its ``--layout`` choices) on every command, and applying a bundle needs no layout."""
+    if name in _FROM_BASE:
+        from executor.layouts import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 DEFAULT_LAYOUT = "flyway"
 

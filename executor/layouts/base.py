@@ -20,11 +20,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import ClassVar, Protocol
 
+from executor.manifest import DOWN, SECTIONS, UP
 from executor.naming import REPEATABLE, UNDO, VERSIONED, MigrationName, Version
 
-UP = "up"
-DOWN = "down"
-SECTIONS = (UP, DOWN)
+__all__ = ["DOWN", "SECTIONS", "UP"]  # the sections of a file, defined with the manifest that records them
 
 
 class SourceTree(Protocol):
