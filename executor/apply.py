@@ -116,6 +116,8 @@ __all__ = [
 
 @dataclass
 class ApplyResult:
+    """What an apply did: its plan, the migrations it committed, and those left for the next run."""
+
     plan: Plan
     applied: list[AppliedMigration]
     stopped_early: bool

@@ -90,15 +90,18 @@ MAX_MANIFEST_DEPTH = 32  # a manifest nests four levels deep; anything far deepe
 
 def _depth_exceeds(data: object, limit: int) -> bool:
     """Does ``data`` nest lists / objects deeper than ``limit``?  (Iterative: no recursion to exhaust.)"""
-    if not isinstance(data, dict | list):
-        return False
-    stack: list[tuple[dict | list, int]] = [(data, 1)]
-    while stack:
-        value, depth = stack.pop()
+    level: list[dict | list] = [data] if isinstance(data, dict | list) else []
+    depth = 0
+    while level:  # one nesting level at a time: the objects and lists found inside the previous one
+        depth += 1
         if depth > limit:
             return True
-        children = value.values() if isinstance(value, dict) else value
-        stack.extend((v, depth + 1) for v in children if isinstance(v, dict | list))  # scalars end here
+        inside: list[dict | list] = []
+        for value in level:
+            for child in value.values() if isinstance(value, dict) else value:
+                if isinstance(child, dict | list):  # scalars end here
+                    inside.append(child)
+        level = inside
     return False
 
 
@@ -259,7 +262,7 @@ def load_bundle(path: str | os.PathLike, *, signature_verifier: SignatureVerifie
                     file=rel,
                     remedy=REMEDY_REBUILD,
                 )
-            with open(full, "rb") as f:
+            with open(full, "rb", buffering=0) as f:  # read whole: no buffer (nor its tty check) between
                 files[rel[len(prefix) :]] = f.read()
     return verify_contents(manifest, raw, files, origin=origin, signature_verifier=signature_verifier)
 

@@ -66,6 +66,8 @@ CREATE TABLE {table} (
 
 @dataclass(frozen=True)
 class HistoryRow:
+    """One row of the history table, as read."""
+
     installed_rank: int
     version: str | None
     description: str

@@ -127,6 +127,9 @@ def _optional_text(data: dict[str, Any], key: str) -> str | None:
 
 @dataclass
 class Manifest:
+    """A bundle's ``manifest.json``: its migrations in order, where they come from, and its hash and
+    signature (see the module doc)."""
+
     migrations: list[ManifestEntry]
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     source: dict[str, Any] = field(default_factory=dict)

@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 
 @dataclass
 class Plan:
+    """What an apply would do: the migrations to apply in order, each with its reason, and the
+    refusals that stop it."""
+
     infos: list[MigrationInfo]
     to_apply: list[tuple[ManifestEntry, PlanReason]]  # (entry, why)
     refusals: list[SchemagateError]

@@ -22,6 +22,8 @@ from executor.settings import ExecutorSettings
 
 @dataclass
 class Prepared:
+    """One pending migration read and checked, ready to run: its SQL, its statements, its settings."""
+
     entry: ManifestEntry
     why: str  # a PlanReason, or what an undo reverses
     sql: str

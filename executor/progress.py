@@ -27,6 +27,8 @@ class Event:
 
 @dataclass
 class AppliedMigration:
+    """A migration this run committed: how long it took, the server's notices, how many attempts."""
+
     entry: ManifestEntry
     duration_ms: int
     notices: list[str] = field(default_factory=list)

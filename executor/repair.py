@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
 @dataclass
 class RepairResult:
+    """What ``repair`` changed: the failed rows it removed, the checksums it realigned (files)."""
+
     removed_failed: list[str]
     realigned: list[str]
 

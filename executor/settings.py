@@ -16,6 +16,9 @@ _DURATION_RE = re.compile(r"^\d+(\.\d+)?\s*(us|ms|s|min|h|d)?$")
 
 @dataclass(frozen=True)
 class ExecutorSettings:
+    """How the executor applies: where its history table is, the session settings of every migration,
+    its waits and what it tolerates (``[tool.schemagate.executor]``, the Lambda's environment)."""
+
     schema: str = "public"  # schema of the history table
     table: str = "schemagate_history"
     search_path: str | None = None  # e.g. "app, public"; None leaves the role's default

@@ -116,6 +116,9 @@ _KIND_OF_TYPE: dict[str, str] = {  # a row counted as its HistoryType -> the mig
 
 @dataclass
 class MigrationInfo:
+    """One line of ``schemagate info``: a migration of the bundle, of the history, or of both, and its
+    state."""
+
     file: str
     kind: str  # versioned | repeatable | undo | baseline
     version: str | None

@@ -51,6 +51,8 @@ LIBPQ_SERVER_VARIABLES = ("PGHOST", "PGSERVICE", "PGDATABASE")
 
 @dataclass
 class Target:
+    """The database a command talks to, and how it is named to the user."""
+
     url: str  # what executor.connection.connect receives ("" = libpq defaults from PG* variables)
     label: str  # what the user reads: a masked URL, or "embedded PostgreSQL 16 (database schemagate)"
     embedded: bool = False  # the embedded PostgreSQL under .schemagate/ (what `clean` may drop freely)

@@ -8,7 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from executor.bundle import load_bundle, make_bundle, raw_manifest_sha256, safe_relative_path, write_bundle
+from executor.bundle import (
+    MAX_MANIFEST_DEPTH,
+    _depth_exceeds,
+    load_bundle,
+    make_bundle,
+    raw_manifest_sha256,
+    safe_relative_path,
+    write_bundle,
+)
 from executor.checksum import file_checksum
 from executor.errors import BundleIntegrityError, SecurityViolation
 from executor.manifest import Manifest, ManifestEntry
@@ -233,3 +241,12 @@ def test_an_entry_hashes_as_dataclasses_asdict_would_write_it(entry: ManifestEnt
     assert list(got) == list(expected) and got == expected
     got["settings"]["lock_timeout"] = "1s"  # a copy: the frozen entry keeps its own
     assert entry.settings.get("lock_timeout") in (None, "5s")
+
+
+@pytest.mark.parametrize(("levels", "refused"), [(MAX_MANIFEST_DEPTH, False), (MAX_MANIFEST_DEPTH + 1, True)])
+def test_manifest_depth_is_counted_in_levels_of_objects_and_lists(levels: int, refused: bool) -> None:
+    """A manifest nests objects and lists up to MAX_MANIFEST_DEPTH levels (the top object is one)."""
+    value: object = "leaf"
+    for level in range(levels):
+        value = {"k": value, "n": 2} if level % 2 else [1, value, "x"]
+    assert _depth_exceeds(value, MAX_MANIFEST_DEPTH) is refused

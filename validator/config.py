@@ -97,6 +97,8 @@ _SEARCH_PATH_RE = re.compile(rf"^\s*{_SEARCH_PATH_ITEM}(?:\s*,\s*{_SEARCH_PATH_I
 
 @dataclass
 class ValidatorConfig:
+    """The project's ``[tool.schemagate]`` settings, with the command line's on top."""
+
     project_root: Path
     migrations: Path
     out_of_order: bool = False

@@ -96,6 +96,8 @@ class NameProblem:
 
 @dataclass
 class Resolution:
+    """What a layout made of a directory: its migrations, its malformed names, its support files."""
+
     layout: str
     migrations: list[ResolvedMigration] = field(default_factory=list)
     problems: list[NameProblem] = field(default_factory=list)
