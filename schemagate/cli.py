@@ -99,8 +99,61 @@ def main(argv: list[str] | None = None) -> int:
     return code if isinstance(code, int) and not isinstance(code, bool) else 0
 
 
+def plain_apply(argv: list[str]) -> int | None:
+    """The exit code of ``schemagate apply --yes`` run without click, or None: run the full CLI.
+
+    For the arguments ``schemagate.quick_apply.parse`` reads (``apply`` or ``migrate``,
+    ``--database-url``, ``--migrations`` or ``--bundle``, ``--schema``) with ``--yes``: the apply
+    command's own body (``schemagate.cmd_apply.run_apply``), what the click command runs too, with
+    the refusals, the interruption and the closed pipe handled as ``main`` and click handle them.
+    Importing click, building the group and parsing with it is about a twentieth of applying 500
+    migrations.  None for anything else: no ``--yes`` (the prompt), or what click's option types
+    refuse (a ``--bundle`` that is not a directory, a file for ``--migrations``, both at once)."""
+    from pathlib import Path
+
+    from schemagate.quick_apply import _FLAGS, parse
+
+    options = parse(argv)
+    if options is None or not any(arg in _FLAGS for arg in argv[1:]):
+        return None
+    bundle_dir = Path(options["--bundle"]) if "--bundle" in options else None
+    migrations = Path(options["--migrations"]) if "--migrations" in options else None
+    if bundle_dir is not None and (migrations is not None or not bundle_dir.is_dir()):
+        return None
+    if migrations is not None and migrations.is_file():
+        return None
+    import errno
+
+    from executor.errors import SchemagateError
+    from schemagate import console
+    from schemagate.cmd_apply import run_apply
+
+    console.reset_colour()
+    try:
+        run_apply(
+            options.get("--database-url"), bundle_dir, migrations, yes=True, schema=options.get("--schema")
+        )
+    except SchemagateError as exc:
+        return console.render_error(exc)
+    except (EOFError, KeyboardInterrupt):  # click's main turns these into Abort, which main prints
+        console.out(err=True)
+        console.out("aborted", err=True)
+        return 1
+    except OSError as exc:
+        if exc.errno != errno.EPIPE:
+            raise
+        import os  # a closed pipe (``| head``): exit 1 quietly, as click does; what is left to flush
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # goes nowhere
+        return 1
+    return 0
+
+
 def entry() -> None:  # pragma: no cover - console script wrapper
     from schemagate.quick_apply import quick_apply
 
-    code = quick_apply(sys.argv[1:])
+    argv = sys.argv[1:]
+    code = quick_apply(argv)
+    if code is None:
+        code = plain_apply(argv)
     sys.exit(main() if code is None else code)

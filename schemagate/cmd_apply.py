@@ -9,11 +9,10 @@ import dataclasses
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-import click
+from typing import TYPE_CHECKING, NoReturn
 
 from executor.errors import ConfigurationError, SchemagateError
+from schemagate.console import out
 from schemagate.db_output import (
     Progress,
     applied_count,
@@ -43,6 +42,7 @@ from schemagate.target import (
 )
 
 if TYPE_CHECKING:
+    import click
     from psycopg2.extensions import connection as Connection
 
     from executor.apply import ApplyResult
@@ -53,6 +53,13 @@ if TYPE_CHECKING:
 
 PLAN_LINES_SHOWN = 20  # before `apply` asks; `plan` lists everything
 DEFAULT_FLEET_CONCURRENCY = 4  # executor.fleet.DEFAULT_CONCURRENCY (imported lazily: the CLI starts fast)
+
+
+def _exit(code: int) -> NoReturn:
+    """End the command with ``code`` (click's Exit: a declined prompt, a failed fleet target)."""
+    import click
+
+    raise click.exceptions.Exit(code)
 
 
 def already_applied(conn: Connection, config: ValidatorConfig, settings: ExecutorSettings) -> int | None:
@@ -107,7 +114,7 @@ def _up_to_target(bundle: Bundle, target_version: str) -> Bundle:
     bundle = up_to_target(bundle, target_version)
     left_out = before - len(bundle.manifest.migrations)
     if left_out:
-        click.echo(
+        out(
             f"--target {target_version}: {plural(left_out, 'migration')} above it left out "
             "(later versions, and the repeatables written against them, stay pending)"
         )
@@ -132,15 +139,15 @@ def do_apply(
         if plan.refusals:
             raise refusal_error(plan.refusals)
         if not plan.to_apply:
-            click.echo(f"nothing to apply: database is up to date ({applied_count(plan.infos)} applied)")
+            out(f"nothing to apply: database is up to date ({applied_count(plan.infos)} applied)")
             return False
         count = len(plan.to_apply)
-        click.echo(f"{plural(count, 'migration')} to apply to {target.label}:")
-        click.echo(describe_plan(plan, limit=PLAN_LINES_SHOWN))
+        out(f"{plural(count, 'migration')} to apply to {target.label}:")
+        out(describe_plan(plan, limit=PLAN_LINES_SHOWN))
         if not confirm_or_refuse(f"apply {plural(count, 'migration')} to {target.label}?", yes):
-            click.echo("not applied: declined at the prompt")
-            raise click.exceptions.Exit(1)
-        click.echo("applying:")
+            out("not applied: declined at the prompt")
+            _exit(1)
+        out("applying:")
         progress.expect(max(len(entry.file) for entry, _ in plan.to_apply), count)
         started = time.monotonic()
         return True
@@ -153,7 +160,7 @@ def do_apply(
     except SchemagateError as error:
         before = error.context.get("applied_before_failure") or []
         if before:
-            click.echo(f"{plural(len(before), 'migration')} applied before the failure stay applied")
+            out(f"{plural(len(before), 'migration')} applied before the failure stay applied")
         raise
     if yes and not result.plan.to_apply:
         return None
@@ -163,12 +170,69 @@ def do_apply(
         summary += f"; stopped early, {len(result.remaining)} left for the next run"
     elif not result.applied:
         summary = "nothing to apply: another executor applied them meanwhile"
-    click.echo(summary)
+    out(summary)
     return result
+
+
+def run_apply(
+    database_url: str | None,
+    bundle_dir: Path | None,
+    migrations: Path | None,
+    *,
+    yes: bool,
+    out_of_order: bool | None = None,
+    allow_missing: bool | None = None,
+    schema: str | None = None,
+    search_path: str | None = None,
+    lock_timeout: str | None = None,
+    statement_timeout: str | None = None,
+    target_version: str | None = None,
+    targets_file: Path | None = None,
+    concurrency: int = DEFAULT_FLEET_CONCURRENCY,
+) -> None:
+    """``schemagate apply`` (its options as click reads them; see ``apply_cmd``), without click: the
+    console script runs it directly for the plain ``apply --yes`` (``schemagate.cli.entry``), the
+    click command for everything else."""
+    config = load_config(migrations)
+    if targets_file is not None and database_url:
+        import click
+
+        raise click.UsageError("pass either --database-url or --targets FILE, not both")
+    fleet = targets_file is not None
+    if bundle_dir is not None or not config.migrations.is_dir() or fleet:
+        bundle = load_migrations(bundle_dir, migrations, config)  # verified before any connection
+        if target_version is not None:
+            bundle = _up_to_target(bundle, target_version)
+    else:
+        bundle = None  # checked after a look at the history: see already_applied
+    settings = executor_settings(
+        config,
+        allow_out_of_order=out_of_order or None,
+        allow_missing=allow_missing or None,
+        schema=schema,
+        search_path=search_path,
+        lock_timeout=lock_timeout,
+        statement_timeout=statement_timeout,
+    )
+    if targets_file is not None:
+        assert bundle is not None  # a fleet's bundle is loaded above, before any connection
+        apply_fleet(targets_file, bundle, settings, concurrency, yes)
+        return
+    with target_database(database_url) as target, connected(target) as conn:
+        if bundle is None:
+            applied = None if checked_on(conn) else already_applied(conn, config, settings)
+            if applied is not None:
+                out(f"nothing to apply: database is up to date ({applied} applied)")
+                return
+            bundle = directory_bundle(conn, config, settings, looked=True)
+            if target_version is not None:
+                bundle = _up_to_target(bundle, target_version)
+        do_apply(conn, bundle, settings, target, yes=yes)
 
 
 def register(group: click.Group) -> None:
     """Add plan, apply (and `migrate`, the same command), undo and run to the `schemagate` group."""
+    import click
 
     @group.command("plan")
     @database_option
@@ -219,14 +283,12 @@ def register(group: click.Group) -> None:
                     }
                 )
             else:
-                click.echo(f"target: {target.label}")
+                out(f"target: {target.label}")
                 if plan.to_apply:
-                    click.echo(f"{len(plan.to_apply)} to apply:")
-                    click.echo(describe_plan(plan))
+                    out(f"{len(plan.to_apply)} to apply:")
+                    out(describe_plan(plan))
                 elif not plan.refusals:
-                    click.echo(
-                        f"nothing to apply: database is up to date ({applied_count(plan.infos)} applied)"
-                    )
+                    out(f"nothing to apply: database is up to date ({applied_count(plan.infos)} applied)")
             if plan.refusals:
                 raise refusal_error(plan.refusals)
 
@@ -280,39 +342,21 @@ def register(group: click.Group) -> None:
         command, for Flyway hands.  With --targets FILE, to every database the file lists, each with
         its own lock and history: a failing target fails alone and is named, the others complete,
         the exit code is 1 if any failed, and a re-run finishes it."""
-        config = load_config(migrations)
-        if targets_file is not None and database_url:
-            raise click.UsageError("pass either --database-url or --targets FILE, not both")
-        fleet = targets_file is not None
-        if bundle_dir is not None or not config.migrations.is_dir() or fleet:
-            bundle = load_migrations(bundle_dir, migrations, config)  # verified before any connection
-            if target_version is not None:
-                bundle = _up_to_target(bundle, target_version)
-        else:
-            bundle = None  # checked after a look at the history: see already_applied
-        settings = executor_settings(
-            config,
-            allow_out_of_order=out_of_order or None,
-            allow_missing=allow_missing or None,
+        run_apply(
+            database_url,
+            bundle_dir,
+            migrations,
+            yes=yes,
+            out_of_order=out_of_order,
+            allow_missing=allow_missing,
             schema=schema,
             search_path=search_path,
             lock_timeout=lock_timeout,
             statement_timeout=statement_timeout,
+            target_version=target_version,
+            targets_file=targets_file,
+            concurrency=concurrency,
         )
-        if targets_file is not None:
-            assert bundle is not None  # a fleet's bundle is loaded above, before any connection
-            apply_fleet(targets_file, bundle, settings, concurrency, yes)
-            return
-        with target_database(database_url) as target, connected(target) as conn:
-            if bundle is None:
-                applied = None if checked_on(conn) else already_applied(conn, config, settings)
-                if applied is not None:
-                    click.echo(f"nothing to apply: database is up to date ({applied} applied)")
-                    return
-                bundle = directory_bundle(conn, config, settings, looked=True)
-                if target_version is not None:
-                    bundle = _up_to_target(bundle, target_version)
-            do_apply(conn, bundle, settings, target, yes=yes)
 
     group.add_command(apply_cmd, "migrate")
 
@@ -342,11 +386,11 @@ def register(group: click.Group) -> None:
         with target_database(database_url) as target, connected(target) as conn:
             what = f"version {version}" if version else "the latest applied version"
             if not confirm_or_refuse(f"undo {what} in {target.label}?", yes):
-                click.echo("not undone: declined at the prompt")
-                raise click.exceptions.Exit(1)
+                out("not undone: declined at the prompt")
+                _exit(1)
             with Progress(len("undo")) as progress:
                 done = core.undo(conn, bundle, settings, version=version, on_event=progress)
-        click.echo(
+        out(
             f"undid version {done.entry.version} with {done.entry.file} in {done.duration_ms} ms: "
             f"version {done.entry.version} is pending again in {target.label}"
         )
@@ -366,9 +410,9 @@ def register(group: click.Group) -> None:
         with target_database(database_url) as target, connected(target) as conn:
             do_apply(conn, bundle, settings, target, yes=yes)
             infos = core.info(conn, bundle, settings)
-        click.echo("")
-        click.echo(info_table(infos))
-        click.echo(f"\n{state_counts(infos)}")
+        out("")
+        out(info_table(infos))
+        out(f"\n{state_counts(infos)}")
 
 
 def apply_fleet(
@@ -381,21 +425,21 @@ def apply_fleet(
     count = len(bundle.manifest.migrations)
     question = f"apply the bundle ({plural(count, 'migration')}) to {plural(len(targets), 'database')}?"
     if not confirm_or_refuse(question, yes):
-        click.echo("not applied: declined at the prompt")
-        raise click.exceptions.Exit(1)
+        out("not applied: declined at the prompt")
+        _exit(1)
     at_once = min(concurrency, len(targets))
-    click.echo(f"applying to {plural(len(targets), 'database')}, {at_once} at a time:")
+    out(f"applying to {plural(len(targets), 'database')}, {at_once} at a time:")
     width = max(len(t.name) for t in targets)
     result = fleet.run_fleet(
         targets,
         lambda target: fleet.apply_to_target(target, bundle, settings),
         concurrency=concurrency,
-        on_done=lambda outcome: click.echo(outcome.line(width)),
+        on_done=lambda outcome: out(outcome.line(width)),
     )
-    click.echo(f"{result.summary()} in {result.duration_ms / 1000:.1f} s")
+    out(f"{result.summary()} in {result.duration_ms / 1000:.1f} s")
     if result.failed:
-        click.echo("run the same command again once they are fixed: the others are up to date and stay so")
-        raise click.exceptions.Exit(1)
+        out("run the same command again once they are fixed: the others are up to date and stay so")
+        _exit(1)
 
 
 def validate_for_run(config: ValidatorConfig) -> Bundle:
@@ -404,12 +448,12 @@ def validate_for_run(config: ValidatorConfig) -> Bundle:
     from validator.reports import console_lines
     from validator.validate import run_validation
 
-    click.echo(f"validating {os.path.relpath(config.migrations, Path.cwd())}:")
+    out(f"validating {os.path.relpath(config.migrations, Path.cwd())}:")
     result = run_validation(config)
     assert result.report is not None
     echo_lines(console_lines(result.report, relative_to=Path.cwd()))
     if result.exit_code or result.bundle is None:
-        click.echo("not applied: validation found blocking problems (above); nothing touched the database")
-        raise click.exceptions.Exit(result.exit_code or 1)
-    click.echo("")
+        out("not applied: validation found blocking problems (above); nothing touched the database")
+        _exit(result.exit_code or 1)
+    out("")
     return result.bundle

@@ -14,14 +14,15 @@ log shows which file is running.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import threading
 import time
 from typing import IO, TYPE_CHECKING
 
-import click
-
 if TYPE_CHECKING:
+    import click
+
     from executor.errors import SchemagateError
 
 SEVERITY_COLOURS = {"error": "red", "warning": "yellow", "ok": "green"}
@@ -52,7 +53,7 @@ def is_terminal(stream: IO[str]) -> bool:
     isatty = getattr(stream, "isatty", None)
     try:
         return bool(isatty and isatty())
-    except ValueError:  # a closed stream
+    except Exception:  # a closed stream (ValueError), or one that cannot tell
         return False
 
 
@@ -67,7 +68,28 @@ def style(text: str, severity: str | None, *, err: bool = False, bold: bool = Fa
     colour = SEVERITY_COLOURS.get(severity or "")
     if (colour is None and not bold) or not colour_enabled(_stream(err)):
         return text
+    import click  # only to colour, on a terminal
+
     return click.style(text, fg=colour, bold=bold)
+
+
+_ANSI_ESCAPE = re.compile(r"\033\[[0-?]*[ -/]*[@-~]")  # what click.echo strips (click._compat._ansi_re)
+
+
+def out(text: str = "", *, err: bool = False, color: bool | None = None) -> None:
+    """One line to stdout (stderr with ``err``), as ``click.echo`` writes it: escape sequences
+    removed unless ``color`` is true (None: kept on a terminal only), then flushed.  Without click,
+    so that ``apply`` prints without importing it (``schemagate.cli.entry``)."""
+    stream = _stream(err)
+    if not (is_terminal(stream) if color is None else color):
+        text = _ANSI_ESCAPE.sub("", text)
+    line = text + "\n"
+    try:
+        stream.write(line)
+    except UnicodeEncodeError:  # a stream whose encoding lacks a character (a server notice's): as "?"
+        encoding = getattr(stream, "encoding", None) or "ascii"
+        stream.write(line.encode(encoding, "replace").decode(encoding))
+    stream.flush()
 
 
 def echo(text: str, severity: str | None = None, *, err: bool = False) -> None:
@@ -77,7 +99,7 @@ def echo(text: str, severity: str | None = None, *, err: bool = False) -> None:
         text = style(word, severity, err=err, bold=True) + sep + rest
     else:
         text = style(text, severity, err=err)
-    click.echo(text, err=err, color=colour_enabled(_stream(err)))
+    out(text, err=err, color=colour_enabled(_stream(err)))
 
 
 def render_error(exc: SchemagateError) -> int:

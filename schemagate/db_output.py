@@ -9,9 +9,8 @@ import json
 from datetime import date, datetime
 from typing import TYPE_CHECKING, TypeAlias
 
-import click
-
 from executor.errors import MigrationRefused, SchemagateError
+from schemagate.console import out
 from schemagate.tables import render_table
 
 if TYPE_CHECKING:
@@ -178,12 +177,12 @@ class Progress:
 
     def _say(self, text: str) -> None:
         self.line.interrupt()
-        click.echo(text)
+        out(text)
         self.line.resume()
 
     def _flush(self) -> None:
         for notice in self.notices:
-            click.echo(f"      {notice}")
+            out(f"      {notice}")
         self.notices = []
 
     def close(self) -> None:
@@ -201,4 +200,4 @@ def plural(n: int, word: str) -> str:
 
 
 def print_json(data: object) -> None:
-    click.echo(json.dumps(_jsonable(data), indent=2, sort_keys=False))
+    out(json.dumps(_jsonable(data), indent=2, sort_keys=False))

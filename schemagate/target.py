@@ -30,12 +30,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, overload
 
-import click
-from click.decorators import FC
-
 from executor.errors import ConfigurationError
+from schemagate.console import out
 
 if TYPE_CHECKING:
+    import click
+    from click.decorators import FC
     from psycopg2.extensions import connection as Connection
 
     from executor.bundle import Bundle
@@ -65,7 +65,7 @@ def _mask(url: str) -> str:
 
 
 def _note(message: str) -> None:
-    click.echo(message, err=True)
+    out(message, err=True)
 
 
 @contextlib.contextmanager
@@ -129,6 +129,8 @@ def _remember_layout(ctx: click.Context, _param: click.Parameter, value: str | N
 def layout_option(f: FC) -> FC:
     """``--layout NAME``: the directory's layout instead of detecting it (kept in the click context, so
     every command reads it through ``load_config``)."""
+    import click
+
     from executor.layouts import LAYOUTS
 
     return click.option(
@@ -145,8 +147,12 @@ def load_config(migrations: Path | None) -> ValidatorConfig:
     from validator.config import load_config as load
 
     config = load(Path.cwd(), migrations=migrations)
-    ctx = click.get_current_context(silent=True)
-    layout = ctx.meta.get(LAYOUT_META) if ctx is not None else None
+    layout = None
+    if "click" in sys.modules:  # a command run without click (``apply --yes``) has no --layout
+        import click
+
+        ctx = click.get_current_context(silent=True)
+        layout = ctx.meta.get(LAYOUT_META) if ctx is not None else None
     if layout:
         config = dataclasses.replace(config, layout=layout)
     return config
@@ -177,6 +183,8 @@ def load_migrations(
     and ``repair`` then look at the history alone).
     """
     if bundle_dir is not None and migrations is not None:
+        import click
+
         raise click.UsageError("pass either --bundle DIR or --migrations DIR, not both")
     if bundle_dir is not None:
         from executor.bundle import load_bundle
@@ -238,6 +246,8 @@ def confirm_or_refuse(question: str, yes: bool) -> bool:
             f'not applied: stdin is not a terminal, so nobody can answer "{question}"',
             remedy="pass --yes to apply without asking",
         )
+    import click
+
     return click.confirm(question, default=False)
 
 
@@ -245,6 +255,8 @@ def confirm_or_refuse(question: str, yes: bool) -> bool:
 
 
 def database_option(f: FC) -> FC:
+    import click
+
     return click.option(
         "--database-url",
         metavar="URL",
@@ -253,6 +265,8 @@ def database_option(f: FC) -> FC:
 
 
 def source_options(f: FC) -> FC:
+    import click
+
     f = layout_option(f)
     f = click.option(
         "--migrations",
@@ -269,6 +283,8 @@ def source_options(f: FC) -> FC:
 
 
 def schema_option(f: FC) -> FC:
+    import click
+
     return click.option(
         "--schema",
         metavar="S",
@@ -277,6 +293,8 @@ def schema_option(f: FC) -> FC:
 
 
 def search_path_option(f: FC) -> FC:
+    import click
+
     return click.option(
         "--search-path",
         "search_path",
@@ -296,6 +314,8 @@ def _checked_search_path(_ctx: click.Context, _param: click.Parameter, value: st
 
 
 def tolerance_options(f: FC) -> FC:
+    import click
+
     f = click.option(
         "--allow-missing", is_flag=True, default=None, help="tolerate applied versions absent from the bundle"
     )(f)

@@ -1,10 +1,12 @@
 """A no-op ``schemagate apply`` answered without click and without parsing SQL (schemagate.quick_apply),
-and the lazy CLI behind it (schemagate.cli): what the process imports, the same output as the full
-command, and a fall-back to the full command for everything else."""
+``apply --yes`` with work to do run without click (``schemagate.cli.plain_apply``), and the lazy CLI
+behind them (schemagate.cli): what the process imports, the same output, exit code and database as
+the click command's, and a fall-back to the click command for everything else."""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -14,9 +16,10 @@ import click
 import pytest
 
 from schemagate import cli as cli_module
-from schemagate.cli import COMMANDS, main
+from schemagate.cli import COMMANDS, main, plain_apply
 from schemagate.quick_apply import parse, quick_apply
-from tests.database_faults import history_rows
+from tests.conftest import temporary_database
+from tests.database_faults import catalog_snapshot, history_rows
 from tests.histories import flyway_billing
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -95,8 +98,10 @@ def test_a_no_op_apply_process_imports_neither_click_nor_the_validators_heavy_pa
     first = run_schemagate(project, "apply", "--yes", "--database-url", fresh_db)
     assert first.returncode == 0, first.stdout + first.stderr
     assert "applied 22 migrations" in first.stdout
-    # the first apply had something to do: it went through the full click CLI
-    assert "click" in imported_modules(first.stderr)
+    # the first apply had something to do: the apply command's body ran, without click
+    first_modules = imported_modules(first.stderr)
+    assert "schemagate.cmd_apply" in first_modules and "validator.structural" in first_modules
+    assert "click" not in first_modules
 
     again = run_schemagate(project, "apply", "--yes", env={"DATABASE_URL": fresh_db})
     assert again.returncode == 0, again.stdout + again.stderr
@@ -369,3 +374,120 @@ def test_a_bundle_with_work_to_do_is_read_once_and_applied_on_one_connection(
     assert "applied 1 migration" in done.stdout
     assert totals["connections"] == 1
     assert len(history_rows(fresh_db)) == 23
+
+
+def normalised(text: str, url: str) -> str:
+    """Output without what differs between two runs on two databases: the durations and the URL."""
+    from executor.connection import mask_url
+
+    text = text.replace(mask_url(url), "<database>").replace(url, "<database>")
+    return re.sub(r" +\d+(\.\d+)? (ms|s)\b", " <time>", text)  # right-aligned: the padding too
+
+
+def twin_runs(argv_for, pg_admin_url: str, first_db: str, capsys) -> list[tuple[int | None, str, str]]:
+    """``argv_for(url)`` run as the console script runs it, through the click command on
+    ``first_db`` and without click on a twin database: exit code, stdout and stderr of each."""
+    outcomes = []
+    with temporary_database(pg_admin_url, prefix="sg_twin") as twin:
+        for run, url in ((main, first_db), (plain_apply, twin)):
+            argv = argv_for(url)
+            assert quick_apply(argv) is None  # something to do (or to refuse): nothing printed
+            code = run(argv)
+            captured = capsys.readouterr()
+            outcomes.append((code, normalised(captured.out, url), normalised(captured.err, url)))
+        assert history_rows(twin) == history_rows(first_db)
+        assert catalog_snapshot(twin) == catalog_snapshot(first_db)
+    return outcomes
+
+
+@pytest.mark.parametrize("source", ["migrations", "bundle"])
+def test_an_apply_with_work_to_do_runs_without_click_as_the_click_command_runs_it(
+    project: Path, fresh_db: str, pg_admin_url: str, capsys, source: str
+) -> None:
+    given = (
+        ["--bundle", str(write_bundle_of(project))] if source == "bundle" else ["--migrations", "migrations"]
+    )
+    click_run, plain_run = twin_runs(
+        lambda url: ["apply", "--yes", "--database-url", url, *given], pg_admin_url, fresh_db, capsys
+    )
+    assert plain_run == click_run
+    assert plain_run[0] == 0 and "applied 22 migrations" in plain_run[1] and "[22/22]" in plain_run[1]
+    assert len(history_rows(fresh_db)) == 22
+
+
+def test_a_failing_migration_fails_without_click_as_it_fails_with_it(
+    project: Path, fresh_db: str, pg_admin_url: str, capsys
+) -> None:
+    """A file that parses but fails on the server (the table exists): the same error, exit code and
+    history on both paths, the files before it applied, nothing of it."""
+    (project / "migrations" / "2026" / "V021__create_accounts_again.sql").write_text(
+        "-- a merge conflict resolved twice\nCREATE TABLE accounts (id bigint PRIMARY KEY);\n"
+    )
+    click_run, plain_run = twin_runs(
+        lambda url: ["migrate", "-y", f"--database-url={url}"], pg_admin_url, fresh_db, capsys
+    )
+    assert plain_run == click_run
+    code, out, err = plain_run
+    assert code == 1
+    assert "V021__create_accounts_again.sql" in err and "already exists" in err and "line 2" in err
+    assert "FAILED after" in out and "20 migrations applied before the failure stay applied" in out
+    rows = history_rows(fresh_db)  # the 20 versioned files before it; the repeatables run after it
+    assert len(rows) == 20 and all(ok for _, ok in rows)
+    assert rows[-1] == ("2026/V020__drop_plans_interval_default.sql", True)
+
+
+def test_an_interrupted_apply_says_aborted_without_click_as_with_it(
+    project: Path, fresh_db: str, pg_admin_url: str, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from schemagate import cmd_apply
+
+    def interrupted(*_args: object, **_kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cmd_apply, "do_apply", interrupted)
+    click_run, plain_run = twin_runs(
+        lambda url: ["apply", "--yes", "--database-url", url], pg_admin_url, fresh_db, capsys
+    )
+    assert plain_run == click_run == (1, "", "\naborted\n")
+    assert history_rows(fresh_db) == []
+
+
+def test_what_click_would_refuse_or_ask_is_left_to_the_click_command(
+    project: Path, fresh_db: str, capsys
+) -> None:
+    (project / "a-file").write_text("not a directory\n")
+    for argv in (
+        ["apply", "--database-url", fresh_db],  # no --yes: the prompt is click's
+        ["apply", "--yes", "--database-url", fresh_db, "--bundle", "a-file"],
+        ["apply", "--yes", "--database-url", fresh_db, "--bundle", "no-such-bundle"],
+        ["apply", "--yes", "--database-url", fresh_db, "--migrations", "a-file"],
+        ["apply", "--yes", "--database-url", fresh_db, "--migrations", "migrations", "--bundle", "."],
+        ["apply", "--yes", "--target", "5", "--database-url", fresh_db],
+        ["info", "--database-url", fresh_db],
+    ):
+        assert plain_apply(argv) is None, argv
+    assert capsys.readouterr() == ("", "")
+    assert history_rows(fresh_db) == []
+    assert main(["apply", "--yes", "--database-url", fresh_db, "--bundle", "a-file"]) == 2  # click's
+
+
+def test_a_closed_stdout_ends_the_apply_quietly_with_exit_1(project: Path, fresh_db: str) -> None:
+    """``schemagate apply --yes | head -1``: the console script stops at the first line it cannot
+    write, exits 1 without a traceback, and what it committed is recorded as committed."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", "schemagate", "apply", "--yes", "--database-url", fresh_db],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+    )
+    assert child.stdout is not None and child.stderr is not None
+    assert child.stdout.readline().startswith(b"22 migrations to apply to ")
+    child.stdout.close()
+    stderr = child.stderr.read().decode()
+    assert child.wait(timeout=120) == 1, stderr
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr
+    rows = history_rows(fresh_db)
+    assert len(rows) < 22 and all(ok for _, ok in rows)
+    assert main(["apply", "--yes", "--database-url", fresh_db]) == 0  # a re-run finishes it
+    assert len(history_rows(fresh_db)) == 22
