@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -15,6 +17,8 @@ from executor.errors import ConfigurationError, SchemagateError
 from validator.config import load_config
 from validator.lint import LintTarget, effective_rules, lint_files, start_lint
 from validator.lint_cache import LintCache
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 SELECT_STAR_VIEW = "CREATE VIEW active_customers AS SELECT * FROM customers;\n"
 NULL_COMPARISON = "UPDATE customers SET status = 'open' WHERE closed_at = NULL;\n"
@@ -265,6 +269,48 @@ def test_no_tqdm_monitor_thread_runs_beside_forked_workers(tmp_path):
     parallel = job.result()
     assert monitors == [] and tqdm.monitor_interval == 0
     assert parallel.findings == serial.findings and len(serial.findings) == 4
+
+
+def test_a_worker_stopped_while_it_held_tqdms_lock_does_not_stall_the_next_run(tmp_path):
+    """tqdm's lock is shared by every process forked after it was made.  A process stopped while it
+    held it (an abandoned run's worker, terminated mid-file) left it taken: the next run's workers
+    waited for it forever (the suite hung in test_background_job_overlaps_and_can_be_abandoned).
+    Here a forked process takes the lock and is killed; a run with workers must still finish (in a
+    child interpreter with a time limit, so that a hang fails this test instead of the suite)."""
+    files = {f"V{i}__t.sql": SELECT_STAR_VIEW.replace("active_customers", f"v{i}") for i in range(1, 9)}
+    root = project(tmp_path, files, pyproject="\n[tool.schemagate.lint]\ncache = false\n")
+    script = f"""
+import multiprocessing, os, signal, sys
+from pathlib import Path
+from tqdm.std import tqdm
+import validator.lint as lint
+from validator.config import load_config
+from tests.test_lint import targets
+lock = tqdm.get_lock()  # made here, shared by what this process forks
+
+def take_and_die():
+    lock.acquire()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+holder = multiprocessing.get_context("fork").Process(target=take_and_die)
+holder.start()
+holder.join()
+assert holder.exitcode == -signal.SIGKILL
+root = Path({str(root)!r})
+job = lint.start_lint(load_config(root), targets(root), processes=2)
+assert job.stats.processes >= 1, job.stats
+print("findings", len(job.result().findings))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,  # it takes a second; without its own lock a worker waited for ever
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.strip() == "findings 8"
 
 
 def test_a_worker_that_dies_is_an_error_not_a_hang(tmp_path):

@@ -28,6 +28,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 import time
 import tomllib
 from collections.abc import Iterable
@@ -355,6 +356,19 @@ def _without_tqdm_monitor() -> None:
         monitor.exit()
 
 
+def _own_tqdm_lock() -> None:
+    """A lint worker takes tqdm's lock for itself alone (``tqdm.set_lock``, tqdm's documented way).
+
+    The lock every bar takes (sqlfluff opens a disabled one per file) is by default a
+    multiprocessing lock, made in the process that forked the workers and shared by all of them.
+    A worker stopped while it held it (``LintJob.close`` terminates the workers of an abandoned
+    run) left it taken for good, and the next workers of that process, and the process itself,
+    waited for it forever at their first bar: a hung suite.  A worker's own lock dies with it."""
+    std = sys.modules.get("tqdm.std")  # inherited through fork; imported later, it starts unshared
+    if std is not None:
+        std.tqdm.set_lock(threading.RLock())
+
+
 def _config_error(message: str) -> ConfigurationError:
     return ConfigurationError(
         message,
@@ -372,6 +386,7 @@ def _work(tasks: list[Task], answers: Connection) -> None:
     # through fork must not delay SIGTERM, and Ctrl-C must not print a traceback per worker
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _own_tqdm_lock()
     answers.send([_lint_chunk(spec, items) for spec, items in tasks])
     answers.close()
 
