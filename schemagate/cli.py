@@ -111,10 +111,10 @@ def plain_apply(argv: list[str]) -> int | None:
     refuse (a ``--bundle`` that is not a directory, a file for ``--migrations``, both at once)."""
     from pathlib import Path
 
-    from schemagate.quick_apply import _FLAGS, parse
+    from schemagate.quick_apply import YES_FLAGS, parse
 
     options = parse(argv)
-    if options is None or not any(arg in _FLAGS for arg in argv[1:]):
+    if options is None or not any(arg in YES_FLAGS for arg in argv[1:]):
         return None
     bundle_dir = Path(options["--bundle"]) if "--bundle" in options else None
     migrations = Path(options["--migrations"]) if "--migrations" in options else None

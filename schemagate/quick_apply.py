@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from validator.discovery import Discovered
 
 APPLY_COMMANDS = ("apply", "migrate")
-_FLAGS = ("--yes", "-y")
+YES_FLAGS = ("--yes", "-y")
 _VALUES = ("--database-url", "--migrations", "--schema", "--bundle")
 
 
@@ -51,7 +51,7 @@ def parse(argv: list[str]) -> dict[str, str] | None:
     values: dict[str, str] = {}
     rest = iter(argv[1:])
     for arg in rest:
-        if arg in _FLAGS:
+        if arg in YES_FLAGS:
             continue
         name, eq, value = arg.partition("=")
         if name not in _VALUES:

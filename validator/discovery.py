@@ -27,8 +27,8 @@ from pathlib import Path
 from executor import layouts
 from executor.checksum import UTF8_BOM, decode_sql, file_checksum
 from executor.errors import ConfigurationError
-from executor.layouts.base import UP, Resolution, ResolvedMigration
-from executor.manifest import ManifestEntry
+from executor.layouts.base import Resolution, ResolvedMigration
+from executor.manifest import UP, ManifestEntry
 from executor.naming import MigrationName
 from executor.sqltext import REMEDY as CONTROL_REMEDY
 from executor.sqltext import RULE as CONTROL_RULE

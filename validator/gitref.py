@@ -36,7 +36,7 @@ from pathlib import Path
 from executor import layouts
 from executor.checksum import file_checksum
 from executor.errors import ConfigurationError
-from executor.layouts.base import UP
+from executor.manifest import UP
 from executor.naming import VERSIONED, MigrationName, Version
 from validator.config import ValidatorConfig
 from validator.discovery import NAMING_DOCS, MigrationFile

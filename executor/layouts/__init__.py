@@ -14,11 +14,10 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from executor.errors import ConfigurationError
+from executor.manifest import DOWN, UP  # the sections of a file, defined with the manifest that records them
 
 if TYPE_CHECKING:
     from executor.layouts.base import (
-        DOWN,
-        UP,
         Layout,
         MappingTree,
         NameProblem,
@@ -28,25 +27,12 @@ if TYPE_CHECKING:
         SourceTree,
     )
 
-_FROM_BASE = frozenset(
-    {
-        "DOWN",
-        "UP",
-        "Layout",
-        "MappingTree",
-        "NameProblem",
-        "NewMigration",
-        "Resolution",
-        "ResolvedMigration",
-        "SourceTree",
-    }
-)
-
 
 def __getattr__(name: str) -> Any:
-    """The names of ``executor.layouts.base``, imported when first asked for: the full CLI reads
-    ``LAYOUTS`` (its ``--layout`` choices) on every command, and applying a bundle needs no layout."""
-    if name in _FROM_BASE:
+    """The names of ``executor.layouts.base`` in ``__all__``, imported when first asked for (a name
+    defined here is found without asking): the full CLI reads ``LAYOUTS`` (its ``--layout`` choices)
+    on every command, and applying a bundle needs no layout."""
+    if name in __all__:
         from executor.layouts import base
 
         return getattr(base, name)

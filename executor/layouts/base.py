@@ -20,10 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import ClassVar, Protocol
 
-from executor.manifest import DOWN, SECTIONS, UP
 from executor.naming import REPEATABLE, UNDO, VERSIONED, MigrationName, Version
-
-__all__ = ["DOWN", "SECTIONS", "UP"]  # the sections of a file, defined with the manifest that records them
 
 
 class SourceTree(Protocol):

@@ -43,8 +43,6 @@ from executor.checksum import decode_sql
 from executor.errors import ConfigurationError
 from executor.headers import split_statements
 from executor.layouts.base import (
-    DOWN,
-    UP,
     Layout,
     NameProblem,
     NewMigration,
@@ -55,6 +53,7 @@ from executor.layouts.base import (
     undo_of,
 )
 from executor.layouts.numbering import next_version
+from executor.manifest import DOWN, UP
 from executor.naming import Version
 
 DEFAULT_DIRECTORY = "db/migrations"
