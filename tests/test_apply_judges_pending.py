@@ -20,7 +20,7 @@ from executor.history import read_history
 from executor.manifest import ManifestEntry
 from executor.settings import ExecutorSettings
 from schemagate.cli import main
-from tests.conftest import temporary_database
+from tests.conftest import DatabaseTemplates, content_key, temporary_database
 from tests.database_faults import rows, run_schemagate
 from tests.flyway_state import flyway_migrate
 from tests.helpers import fetch_value
@@ -73,15 +73,19 @@ $$;
 
 
 @pytest.fixture
-def adopted(tmp_path: Path, pg_admin_url: str) -> Iterator[tuple[str, Path]]:
+def adopted(tmp_path: Path, database_templates: DatabaseTemplates) -> Iterator[tuple[str, Path]]:
     """The billing history with the legacy batch file, migrated by Flyway, then taken over with
-    ``schemagate import --from flyway`` (each file recorded with its checksum)."""
+    ``schemagate import --from flyway`` (each file recorded with its checksum): built once per test
+    process, a copy for each test."""
     root = flyway_billing.write(tmp_path / "db" / "migration")
     (root / "2026" / "V021__backfill_invoice_numbers_in_batches.sql").write_text(LEGACY_BATCHES)
-    with temporary_database(pg_admin_url, prefix="sg_judged") as url:
+
+    def build(url: str) -> None:
         flyway_migrate(url, root)
         code = main(["import", "--from", "flyway", "--migrations", str(root), "--database-url", url, "--yes"])
         assert code == 0
+
+    with database_templates.copy(content_key("flyway migrate, schemagate import", root), build) as url:
         yield url, root
 
 
