@@ -89,8 +89,10 @@ class _BackgroundDrops:
         self._pool: ThreadPoolExecutor | None = None
         self._pending: list[Future[None]] = []
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)  # a recycle finished
         self._local = threading.local()
         self._ready: dict[str, list[str]] = {}  # admin URL -> recycled databases, renamed sg_ready_*
+        self._recycling: dict[str, int] = {}  # admin URL -> recycles not finished yet
         self._pristine: dict[str, str] = {}  # admin URL -> _FINGERPRINT of a new copy of template0
         self.recycling = os.environ.get("SCHEMAGATE_TEST_RECYCLE_DATABASES", "1") != "0"
         self.counts = {"created": 0, "recycled": 0, "dropped": 0}
@@ -121,11 +123,21 @@ class _BackgroundDrops:
 
     def release(self, admin_url: str, name: str) -> None:
         """A test is done with its database: recycle it (``_recycle``) or drop it."""
-        self._submit(self._recycle if self.recycling else self._drop, admin_url, name)
+        if not self.recycling:
+            self._submit(self._drop, admin_url, name)
+            return
+        with self._lock:
+            self._recycling[admin_url] = self._recycling.get(admin_url, 0) + 1
+        self._submit(self._recycle, admin_url, name)
 
     def take(self, admin_url: str, name: str) -> bool:
-        """Rename a recycled database to ``name``; False when none is ready (create one then)."""
-        with self._lock:
+        """Rename a recycled database to ``name``; False when none is ready (create one then).  A
+        recycle under way is waited for (a few tenths of a second at most: cheaper than a CREATE)."""
+        deadline = time.monotonic() + 2
+        with self._changed:
+            while not self._ready.get(admin_url) and self._recycling.get(admin_url):
+                if not self._changed.wait(deadline - time.monotonic()):
+                    break
             ready = self._ready.get(admin_url)
             kept = ready.pop() if ready else None
         if kept is None:
@@ -136,14 +148,19 @@ class _BackgroundDrops:
         return True
 
     def _recycle(self, admin_url: str, name: str) -> None:
-        with self._lock:
-            full = len(self._ready.get(admin_url, ())) >= self.KEEP
-        kept = None if full else self._reset(admin_url, name)
+        kept = None
+        try:
+            with self._lock:
+                full = len(self._ready.get(admin_url, ())) >= self.KEEP
+            kept = None if full else self._reset(admin_url, name)
+        finally:
+            with self._changed:
+                self._recycling[admin_url] -= 1
+                if kept is not None:
+                    self._ready.setdefault(admin_url, []).append(kept)
+                self._changed.notify_all()
         if kept is None:
             self._drop(admin_url, name)
-            return
-        with self._lock:
-            self._ready.setdefault(admin_url, []).append(kept)
 
     def _reset(self, admin_url: str, name: str) -> str | None:
         """``name`` emptied and renamed sg_ready_*, or None when it is not like a new copy of template0."""
