@@ -292,23 +292,42 @@ def make_bundle(
 
 def write_bundle(bundle: Bundle, directory: str | os.PathLike) -> Path:
     """Write ``manifest.json`` and ``migrations/<file>`` into ``directory`` (created; must be empty
-    of other bundle content).  Returns the manifest path."""
+    of other bundle content).  Returns the manifest path.
+
+    Over an earlier bundle (a local ``validate --bundle`` run again), what the new one does not hold
+    is removed (files, symbolic links, directories), and a file that already holds the same bytes is
+    left as it is: creating 500 files again costs more than reading them (new inodes)."""
     root = Path(directory)
     root.mkdir(parents=True, exist_ok=True)
     migrations = root / MIGRATIONS_DIR
-    if migrations.exists():
+    wanted = {
+        safe_relative_path(entry.file, what="migration file").as_posix(): bundle.files[entry.file]
+        for entry in bundle.manifest.migrations
+    }
+    wanted_dirs = {parent for rel in wanted for parent in PurePosixPath(rel).parents}
+    unchanged: set[str] = set()
+    if migrations.is_symlink() or (migrations.exists() and not migrations.is_dir()):
+        migrations.unlink()
+    elif migrations.exists():
         # a stale bundle must not leave extra files behind
         for p in sorted(migrations.rglob("*"), reverse=True):
-            if p.is_dir() and not p.is_symlink():
-                p.rmdir()
-            else:
+            rel = p.relative_to(migrations).as_posix()
+            if p.is_symlink() or not (p.is_dir() or p.is_file()):
                 p.unlink()
+            elif p.is_dir():
+                if PurePosixPath(rel) not in wanted_dirs:
+                    p.rmdir()
+            elif rel not in wanted:
+                p.unlink()
+            elif p.read_bytes() == wanted[rel]:
+                unchanged.add(rel)
     migrations.mkdir(exist_ok=True)
-    for entry in bundle.manifest.migrations:
-        rel = safe_relative_path(entry.file, what="migration file")
+    for rel, data in wanted.items():
+        if rel in unchanged:
+            continue
         target = migrations / rel
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(bundle.files[entry.file])
+        target.write_bytes(data)
     manifest_path = root / MANIFEST_FILE
     manifest_path.write_bytes(bundle.manifest.to_json())
     return manifest_path

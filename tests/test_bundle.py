@@ -250,3 +250,27 @@ def test_manifest_depth_is_counted_in_levels_of_objects_and_lists(levels: int, r
     for level in range(levels):
         value = {"k": value, "n": 2} if level % 2 else [1, value, "x"]
     assert _depth_exceeds(value, MAX_MANIFEST_DEPTH) is refused
+
+
+def test_rewriting_a_bundle_keeps_unchanged_files_and_replaces_the_rest(
+    bundle_dir: Path, tmp_path: Path
+) -> None:
+    migrations = bundle_dir / "migrations"
+    kept = migrations / "V001__create_customers.sql"
+    os.utime(kept, ns=(1_000_000_000, 1_000_000_000))  # 2001: a rewrite would make it now
+    changed = migrations / "V002__create_invoices.sql"
+    changed.write_text("DROP TABLE customers;")  # edited in the directory after the bundle was written
+    outside = tmp_path / "outside.sql"
+    outside.write_text("SELECT 'outside';")
+    linked = migrations / "R__customer_view.sql"
+    linked.unlink()
+    os.symlink(outside, linked)  # a symbolic link where a file of the bundle goes: replaced, not followed
+    (migrations / "old").mkdir()
+    (migrations / "old" / "V000__gone.sql").write_text("SELECT 1;")
+    bundle = make_bundle(_entries())
+    write_bundle(bundle, bundle_dir)
+    assert kept.stat().st_mtime_ns == 1_000_000_000  # the same bytes: not written again
+    assert not linked.is_symlink() and outside.read_text() == "SELECT 'outside';"
+    assert not (migrations / "old").exists()
+    loaded = load_bundle(bundle_dir)
+    assert loaded.files == bundle.files
