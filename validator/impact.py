@@ -145,6 +145,10 @@ def relation_at(parsed: ParsedFile, line: int, column: int) -> str | None:
     """The first relation (RangeVar) of the statement at ``line:column`` of a parsed file."""
     from pglast.visitors import Visitor
 
+    from validator.parsed import ensure_trees
+
+    ensure_trees(parsed)
+
     class FirstRelation(Visitor):
         found: ast.RangeVar | None = None
 

@@ -101,12 +101,7 @@ class LintCache:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             ignore_state_of(path.parent)  # the default cache lies in .schemagate/: never committed
-            import tempfile  # only to write an entry: a run of cache hits (and the parse cache) does without
-
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                out.write(json.dumps({"key": self.key, "violations": violations}, sort_keys=True))
-            os.replace(tmp, path)
+            write_atomically(path, json.dumps({"key": self.key, "violations": violations}, sort_keys=True))
             self.writes += 1
         except OSError:
             # a read-only or full disk makes the cache useless, never the validation wrong
@@ -117,6 +112,17 @@ class LintCache:
         if self.directory is None or not self.directory.is_dir():
             return []
         return sorted(self.directory.glob("*.json"))
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """``text`` into ``path`` through a temporary file beside it and a rename: a parallel build never
+    reads half of it."""
+    import tempfile  # only to write an entry: a run of cache hits does without
+
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)
+    os.replace(tmp, path)
 
 
 def prune(

@@ -32,15 +32,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from executor.sqltext import find_control_character
 from localdb.state_dir import ignore_state_of
 from validator.findings import Finding
-from validator.lint_cache import prune
+from validator.lint_cache import prune, write_atomically
 
 if TYPE_CHECKING:
     from validator.discovery import MigrationFile
@@ -99,10 +98,15 @@ def to_entry(parsed: ParsedFile) -> dict[str, Any]:
     }
 
 
-def from_entry(mf: MigrationFile, entry: dict[str, Any], *, trees: bool = True) -> ParsedFile | None:
+def from_entry(
+    mf: MigrationFile, entry: dict[str, Any], *, trees: bool | Literal["lazy"] = True
+) -> ParsedFile | None:
     """The ParsedFile ``entry`` describes, with the parse tree rebuilt from the text; None when the
     entry does not fit the file (a miss).  ``trees=False``: every ``Statement.node`` is None and
-    pglast is not called (``apply --migrations`` needs the flags, not the trees)."""
+    pglast is not called (``apply --migrations`` needs the flags, not the trees).  ``"lazy"``: no
+    trees either, but ``validator.parsed.ensure_trees`` builds them when a check needs them
+    (``validate``: the safety rules need the trees of the judged files, and of the accepted history
+    only when its catalog is not cached, ``validator.safety.catalog_cache``)."""
     from validator.parsed import ParsedFile, Statement
 
     text = mf.text
@@ -110,7 +114,7 @@ def from_entry(mf: MigrationFile, entry: dict[str, Any], *, trees: bool = True) 
         return None
     rows = entry["statements"]
     nodes: list[Any] = [None] * len(rows)
-    if rows and trees:
+    if rows and trees is True:
         from pglast.parser import ParseError, parse_sql
 
         try:
@@ -142,6 +146,7 @@ def from_entry(mf: MigrationFile, entry: dict[str, Any], *, trees: bool = True) 
         settings={str(k): str(v) for k, v in entry["settings"].items()},
         committing_procedures=set(entry["committing_procedures"]),
         wrapper=wrapper,
+        trees_pending=trees == "lazy" and bool(rows),
     )
 
 
@@ -154,8 +159,12 @@ class ParseCache:
     pack written holds the entries this run used, so it never grows past the directory's files.
     """
 
-    def __init__(self, directory: Path | None, migrations: Path | str = "", *, trees: bool = True) -> None:
-        self.trees = trees  # False: hits carry no parse trees (Statement.node is None), see from_entry
+    def __init__(
+        self, directory: Path | None, migrations: Path | str = "", *, trees: bool | Literal["lazy"] = True
+    ) -> None:
+        self.trees = (
+            trees  # False, "lazy": hits carry no parse trees (Statement.node is None), see from_entry
+        )
         self.root = Path(directory) if directory is not None else None
         self.key = options_key() if directory is not None else ""
         where = hashlib.sha256(str(migrations).encode("utf-8")).hexdigest()[:16]
@@ -211,7 +220,7 @@ class ParseCache:
         if parsed is None:
             from validator.parse import parse_file
 
-            parsed = parse_file(mf, trees=self.trees)
+            parsed = parse_file(mf, trees=self.trees is not False)
             if self.path is not None and mf.text is not None:
                 self._used[name] = to_entry(parsed)
         return parsed
@@ -239,13 +248,10 @@ class ParseCache:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 ignore_state_of(self.path.parent)  # the default cache lies in .schemagate/: never committed
-                import tempfile  # only to write a pack: a run of cache hits does without
-
-                fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".tmp-", suffix=".json")
-                with os.fdopen(fd, "w", encoding="utf-8") as out:
-                    # dumps, not dump: json.dump encodes in Python, chunk by chunk (100 ms for 500 files)
-                    out.write(json.dumps({"key": self.key, "entries": self._used}, separators=(",", ":")))
-                os.replace(tmp, self.path)
+                # dumps, not dump: json.dump encodes in Python, chunk by chunk (100 ms for 500 files)
+                write_atomically(
+                    self.path, json.dumps({"key": self.key, "entries": self._used}, separators=(",", ":"))
+                )
                 self.writes += 1
             except OSError:
                 pass  # a read-only or full disk makes the cache useless, never the validation wrong

@@ -45,6 +45,9 @@ class ParsedFile:
     wrapper: tuple[Statement, Statement] | None = None
     # accepted history run as written, its own transaction control included (structural.as_written)
     own_transactions: bool = False
+    # a parse-cache hit whose trees are built when first needed (``ensure_trees``): every
+    # ``Statement.node`` is None until then
+    trees_pending: bool = False
 
     @property
     def rel(self) -> str:
@@ -58,3 +61,24 @@ class ParsedFile:
     def body(self) -> list[Statement]:
         """The statements the executor runs: all of them but the wrapper."""
         return self.statements[1:-1] if self.wrapper is not None else self.statements
+
+
+def ensure_trees(parsed: ParsedFile) -> ParsedFile:
+    """Give ``parsed`` its parse trees if a cache hit left them out (``trees_pending``); once.
+
+    The statements are those the cache entry names, and a fresh parse of the same text must find as
+    many: a parse cache that says otherwise was written by something else than schemagate."""
+    if not parsed.trees_pending:
+        return parsed
+    from pglast.parser import parse_sql
+
+    nodes = [raw.stmt for raw in parse_sql(parsed.text)]
+    if len(nodes) != len(parsed.statements):
+        raise RuntimeError(
+            f"the parse cache's entry for {parsed.rel} names {len(parsed.statements)} statements but the "
+            f"file holds {len(nodes)}: delete .schemagate/cache and run again"
+        )
+    for statement in parsed.statements:
+        statement.node = nodes[statement.index]
+    parsed.trees_pending = False
+    return parsed

@@ -114,10 +114,13 @@ def check_structure(
     committing = set().union(*(p.committing_procedures for p in [*parsed, *procedures_from]))
     if committing:
         from validator.parse import parse_file
+        from validator.parsed import ensure_trees
         from validator.transactions import mark_committing_calls
 
         # a CALL of a committing procedure is found in the trees: parse the tree-less hits again
-        parsed = [parse_file(p.file) if _treeless(p) else p for p in parsed]
+        parsed = [
+            ensure_trees(p) if p.trees_pending else parse_file(p.file) if _treeless(p) else p for p in parsed
+        ]
         for p in parsed:
             mark_committing_calls(p, committing)
     if accepted is None and parsed:

@@ -182,8 +182,16 @@ def _review_checks(
         # every forward migration goes through the rules, in order, so that what the accepted
         # history created is known; only the judged files' findings and suppressions are kept
         forward = [p for p in structural.parsed if p.file.name.kind != UNDO]
+        from validator.parse_cache import parse_cache_directory
+        from validator.safety.catalog_cache import CatalogCache, catalog_cache_directory
+
+        catalogs = CatalogCache(
+            catalog_cache_directory(parse_cache_directory(config.project_root, config.lint))
+        )
         safety = (
-            check_safety(forward, _safety_config(config), judged=judged.judged) if judged.judged else None
+            check_safety(forward, _safety_config(config), judged=judged.judged, catalog_cache=catalogs)
+            if judged.judged
+            else None
         )
         if safety is not None:
             findings += [f for f in safety.findings if f.file in judged.judged]
@@ -284,7 +292,11 @@ def _run_validation(
         started = time.perf_counter()
         from validator.parse_cache import ParseCache, parse_cache_directory
 
-        parse_cache = ParseCache(parse_cache_directory(config.project_root, config.lint), config.migrations)
+        # trees built when a check needs them (validator.parsed.ensure_trees): the judged files' for
+        # the safety rules, the accepted history's only when its safety catalog is not cached
+        parse_cache = ParseCache(
+            parse_cache_directory(config.project_root, config.lint), config.migrations, trees="lazy"
+        )
         structural = check_structure(
             config,
             base_ref=base_ref,

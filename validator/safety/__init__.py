@@ -23,6 +23,7 @@ from validator.safety.suppressions import Suppression
 if TYPE_CHECKING:
     from validator.config import ValidatorConfig
     from validator.parsed import ParsedFile
+    from validator.safety.catalog_cache import CatalogCache
 
 __all__ = [
     "DESTRUCTIVE_RULES",
@@ -55,12 +56,17 @@ SQLFLUFF_EQUIVALENTS: dict[str, tuple[str, ...]] = {
 
 
 def check_safety(
-    parsed: Sequence[ParsedFile], config: ValidatorConfig | None, *, judged: Collection[str] | None = None
+    parsed: Sequence[ParsedFile],
+    config: ValidatorConfig | None,
+    *,
+    judged: Collection[str] | None = None,
+    catalog_cache: CatalogCache | None = None,
 ) -> SafetyResult:
     """Run the enabled safety rules over ``parsed`` (ParsedFile objects in apply order).
     ``judged``: the rel paths whose findings are wanted (None: all); the other files are only read
-    for what they create (accepted history)."""
-    return check_files(parsed, config, judged=judged)
+    for what they create (accepted history), or not at all when ``catalog_cache`` knows what the
+    ones before the first judged file created (``validator.safety.catalog_cache``)."""
+    return check_files(parsed, config, judged=judged, catalog_cache=catalog_cache)
 
 
 def check_sql(

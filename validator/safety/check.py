@@ -20,6 +20,7 @@ from validator.safety.suppressions import Suppression, SuppressionProblem, find_
 if TYPE_CHECKING:
     from validator.config import ValidatorConfig
     from validator.parsed import ParsedFile
+    from validator.safety.catalog_cache import CatalogCache
 
 FAMILY = "safety"
 SUPPRESSION_RULES = (
@@ -71,13 +72,16 @@ def check_files(
     registry: Registry = REGISTRY,
     *,
     judged: Collection[str] | None = None,
+    catalog_cache: CatalogCache | None = None,
 ) -> SafetyResult:
     """Findings and suppressions of the ``judged`` files (by ``rel``; None: all of them); the
-    other files are read for what they create (``run_rules``)."""
+    other files are read for what they create (``run_rules``, with ``catalog_cache``)."""
     settings = safety_settings(config, registry)
     rules = [r for r in registry if settings.enabled(r.id) and r.id not in SUPPRESSION_RULES]
     parsed = [f for f in files if getattr(f, "statements", None) is not None]
-    raw = run_rules(parsed, rules, target_postgres=settings.target_postgres, judged=judged)
+    raw = run_rules(
+        parsed, rules, target_postgres=settings.target_postgres, judged=judged, catalog_cache=catalog_cache
+    )
     result = SafetyResult()
     for file in parsed:
         if judged is not None and file.rel not in judged:

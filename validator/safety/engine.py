@@ -17,7 +17,9 @@ from pglast import ast
 from pglast.enums import TransactionStmtKind
 from pglast.visitors import Continue, Visitor
 
+from validator.parsed import ensure_trees
 from validator.safety.catalog import Catalog
+from validator.safety.catalog_cache import CatalogCache, prefix_key
 from validator.safety.context import FileContext, RawFinding
 from validator.safety.plpgsql import embedded_statements
 from validator.safety.rule import Rule
@@ -75,19 +77,35 @@ def run_rules(
     *,
     target_postgres: int,
     judged: Collection[str] | None = None,
+    catalog_cache: CatalogCache | None = None,
 ) -> dict[str, list[RawFinding]]:
     """Run ``rules`` over ``files`` (in apply order); raw findings per file ``rel``.
 
     ``judged``: the files (by ``rel``) the rules judge; the others (accepted history) only tell
     the catalog what they created, so that the judged files are judged knowing it, and get no
     entry.  The catalog is the only state that crosses files (rules are made per file), so the
-    judged files' findings are the same as when every file is judged.  None: all are judged."""
+    judged files' findings are the same as when every file is judged.  None: all are judged.
+
+    ``catalog_cache`` (``validator.safety.catalog_cache``): the catalog after the files before the
+    first judged one, from an earlier run when it has it (those files are then not read at all,
+    and their parse trees never built), else kept for the next run."""
     catalog = Catalog()
     out: dict[str, list[RawFinding]] = {}
-    for file in files:
+    start, prefix, key = 0, 0, ""
+    if catalog_cache is not None and judged is not None:
+        prefix = next((i for i, f in enumerate(files) if f.rel in judged), 0)
+        if prefix:
+            key = prefix_key(files[:prefix])
+            cached = catalog_cache.load(key)
+            if cached is not None:
+                catalog, start = cached, prefix
+    for index, file in enumerate(files[start:], start):
+        ensure_trees(file)
         catalog.start_file()
         if judged is not None and file.rel not in judged:
             _record_only(file, catalog)
+            if key and index == prefix - 1:
+                catalog_cache.save(key, catalog)  # type: ignore[union-attr]  # key: a cache is there
             continue
         ctx = FileContext(file=file, target_postgres=target_postgres, catalog=catalog)
         ctx.tx_keys = transaction_keys(file)
