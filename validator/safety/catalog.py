@@ -11,6 +11,7 @@ to rewrite)?  Is there a validated ``CHECK (col IS NOT NULL)`` from an earlier m
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from pglast import ast
 from pglast.enums import AlterTableType, ConstrType, NullTestType, ObjectType
@@ -78,8 +79,9 @@ class CheckConstraint:
 
 @dataclass
 class Catalog:
-    # table -> column -> its declared type
-    columns: dict[str, dict[str, ast.TypeName | None]] = field(default_factory=dict)
+    # table -> column -> its declared type (as pglast serializes it, a dict, when the catalog came
+    # from validator.safety.catalog_cache: built on first use, ``column_type``)
+    columns: dict[str, dict[str, ast.TypeName | dict[str, Any] | None]] = field(default_factory=dict)
     checks: dict[tuple[str, str], CheckConstraint] = field(default_factory=dict)
     # types the migrations created (unqualified name -> "enum", "domain", "composite", "range"), and
     # the domains among them with a CHECK or NOT NULL constraint
@@ -113,7 +115,10 @@ class Catalog:
         return name is not None and name in self.new_tables
 
     def column_type(self, table: str, column: str) -> ast.TypeName | None:
-        return self.columns.get(table, {}).get(column)
+        declared = self.columns.get(table, {}).get(column)
+        if isinstance(declared, dict):
+            declared = self.columns[table][column] = ast.TypeName(declared)
+        return declared
 
     def validated_not_null_check(self, table: str, column: str, tx: object) -> CheckConstraint | None:
         """A CHECK (column IS NOT NULL) validated in an earlier transaction than ``tx``."""
@@ -206,7 +211,7 @@ class Catalog:
         self.new_tables.add(table)
         if node.partspec is not None:
             self.partitioned.add(table)
-        cols: dict[str, ast.TypeName | None] = {}
+        cols: dict[str, ast.TypeName | dict[str, Any] | None] = {}
         for elt in node.tableElts or ():
             if isinstance(elt, ast.ColumnDef) and elt.colname:
                 cols[elt.colname] = elt.typeName

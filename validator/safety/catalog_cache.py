@@ -126,7 +126,7 @@ def to_json(catalog: Catalog) -> dict[str, Any]:
     """What lasts across files (the per-file sets start empty in every file: ``start_file``)."""
     return {
         "columns": {
-            table: {column: tn() if tn is not None else None for column, tn in columns.items()}
+            table: {column: tn() if isinstance(tn, ast.TypeName) else tn for column, tn in columns.items()}
             for table, columns in catalog.columns.items()
         },
         "checks": [
@@ -143,8 +143,9 @@ def to_json(catalog: Catalog) -> dict[str, Any]:
 def from_json(data: dict[str, Any]) -> Catalog:
     catalog = Catalog()
     for table, columns in data["columns"].items():
+        # the TypeName nodes are built when a rule asks (Catalog.column_type): most never are
         catalog.columns[str(table)] = {
-            str(column): ast.TypeName(tn) if tn is not None else None for column, tn in columns.items()
+            str(column): dict(tn) if isinstance(tn, dict) else None for column, tn in columns.items()
         }
     for table, name, c_table, c_name, column, validated, tx in data["checks"]:
         catalog.checks[(table, name)] = CheckConstraint(
