@@ -204,3 +204,35 @@ def test_check_structure_runs_the_immutability_check_with_a_base_ref(repo: Path)
         ("migration-modified", "V002__invoices.sql"),
         ("version-not-increasing", "V2.5__between.sql"),
     ]
+
+
+def test_one_run_asks_git_each_question_once_and_forgets_the_answers_after(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from validator import gitref
+
+    asked: list[tuple[str, ...]] = []
+    real_run = subprocess.run
+
+    def counting_run(argv: list[str], *args: object, **kwargs: object) -> object:
+        asked.append(tuple(argv[3:5]))
+        return real_run(argv, *args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(subprocess, "run", counting_run)
+    mig = repo / "db" / "migrations"
+    with gitref.one_run():
+        first = gitref.resolve_commit(gitref.repo_root_of(mig), "main")
+        assert gitref.resolve_commit(gitref.repo_root_of(mig), "main") == first
+    assert asked.count(("rev-parse", "--show-toplevel")) == 1
+    assert asked.count(("cat-file", "--batch-check")) == 1
+
+    git(repo, "checkout", "-q", "main")  # main moves on: the next run sees it
+    (mig / "V004__refunds.sql").write_text("create table refunds (id bigint);\n")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "refunds")
+    with gitref.one_run():
+        assert (
+            gitref.resolve_commit(gitref.repo_root_of(mig), "main")
+            == git(repo, "rev-parse", "main").strip()
+            != first
+        )

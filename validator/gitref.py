@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -55,14 +57,39 @@ def resolve_base_ref(cli_value: str | None) -> str | None:
     return None
 
 
-def _git(repo: Path, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+# the answers of read-only git queries during one validation (``one_run``): the gate, the judgement
+# and the immutability check each find the repository, the ref's commit and the merge base again
+_ANSWERS: dict[tuple[str, tuple[str, ...], bytes | None], subprocess.CompletedProcess[bytes]] | None = None
+_QUERIES = (("rev-parse", "--show-toplevel"), ("cat-file", "--batch-check"), ("merge-base", "HEAD"))
+
+
+@contextmanager
+def one_run() -> Iterator[None]:
+    """Within: each read-only git query (the work tree's top, a ref's commit, the merge base with
+    HEAD) runs once per repository and arguments; none of them can change while one validation runs."""
+    global _ANSWERS
+    outer, _ANSWERS = _ANSWERS, {}
     try:
-        return subprocess.run(["git", "-C", str(repo), *args], input=stdin, capture_output=True, check=False)
+        yield
+    finally:
+        _ANSWERS = outer
+
+
+def _git(repo: Path, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    key = (str(repo), args, stdin)
+    if _ANSWERS is not None and key in _ANSWERS:
+        return _ANSWERS[key]
+    try:
+        argv = ["git", "-C", str(repo), *args]
+        result = subprocess.run(argv, input=stdin, capture_output=True, check=False)
     except FileNotFoundError:
         raise ConfigurationError(
             "git is not installed, so --base-ref cannot be checked",
             remedy="install git, or run without --base-ref",
         ) from None
+    if _ANSWERS is not None and args[:2] in _QUERIES:
+        _ANSWERS[key] = result
+    return result
 
 
 def repo_root_of(path: Path) -> Path:

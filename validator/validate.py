@@ -263,8 +263,10 @@ def _run_validation(
     database_check: Callable[[StructuralResult], DatabaseCheck] | None = None,
     progress: Callable[[str], None] = lambda stage: None,
 ) -> ValidationResult:
-    from validator.gitref import resolve_base_ref
+    from validator.gitref import one_run, resolve_base_ref
     from validator.structural import check_structure, discover_migrations, manifest_extra
+
+    stack.enter_context(one_run())  # git's answers hold for the whole run
 
     _require_migrations_dir(config)
     if sign_with_kms and bundle_dir is None:
