@@ -25,6 +25,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
+import psycopg2.errors
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -163,18 +164,10 @@ class _BackgroundDrops:
             self._drop(admin_url, name)
 
     def _reset(self, admin_url: str, name: str) -> str | None:
-        """``name`` emptied and renamed sg_ready_*, or None when it is not like a new copy of template0."""
+        """``name`` renamed sg_ready_* and emptied, or None (and dropped) when it is not then like a
+        new copy of template0.  Renamed first, once its sessions are gone: no process the test left
+        can connect to it again under a name it knows."""
         admin = self._admin(admin_url)
-        with admin.cursor() as cur:
-            deadline = time.monotonic() + 5
-            while True:  # end the sessions the test left (a killed executor's, a pool's)
-                cur.execute(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s",
-                    (name,),
-                )
-                if not fetch_one(cur) or time.monotonic() > deadline:
-                    break
-                time.sleep(0.02)
         pristine = self._pristine.get(admin_url)
         if pristine is None:  # what a new copy of template0 looks like, once per server
             probe = f"sg_probe_{uuid.uuid4().hex[:12]}"
@@ -184,29 +177,42 @@ class _BackgroundDrops:
                 pristine = self._pristine[admin_url] = _fingerprint(_with_database(admin_url, probe))
             finally:
                 self._drop(admin_url, probe)
-        try:
-            conn = psycopg2.connect(_with_database(admin_url, name))
-        except psycopg2.Error:
-            return None  # connections refused (ALLOW_CONNECTIONS false, a limit): dropped
-        try:
-            with conn.cursor() as cur:
-                cur.execute(_RESET)
-            conn.commit()
-        except psycopg2.Error:
-            return None
-        finally:
-            conn.close()
-        after = _fingerprint(_with_database(admin_url, name))
-        if after != pristine:
-            pairs = zip(after.split("\n"), pristine.split("\n"), strict=True)
-            _report({"dropped": name, "differs": [[a, b] for a, b in pairs if a != b]})
-            return None
         kept = f"sg_ready_{uuid.uuid4().hex[:12]}"
+        with admin.cursor() as cur:
+            deadline = time.monotonic() + 5
+            while True:  # end the sessions the test left (a killed executor's, a pool's), then rename
+                cur.execute(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s",
+                    (name,),
+                )
+                if not fetch_one(cur):
+                    try:
+                        cur.execute(f'ALTER DATABASE "{name}" RENAME TO "{kept}"')
+                        break
+                    except psycopg2.errors.InvalidCatalogName:
+                        return None  # the test dropped it itself
+                    except psycopg2.errors.ObjectInUse:
+                        pass  # a session came back
+                if time.monotonic() > deadline:
+                    return None
+                time.sleep(0.02)
         try:
-            with admin.cursor() as cur:
-                cur.execute(f'ALTER DATABASE "{name}" RENAME TO "{kept}"')
-        except psycopg2.Error:
-            return None  # a session came back
+            conn = psycopg2.connect(_with_database(admin_url, kept))
+            try:
+                with conn.cursor() as cur:
+                    cur.execute(_RESET)
+                conn.commit()
+            finally:
+                conn.close()
+            after = _fingerprint(_with_database(admin_url, kept))
+        except psycopg2.Error:  # connections refused (ALLOW_CONNECTIONS false, a limit), a drop that failed
+            after = None
+        if after != pristine:
+            if after is not None:
+                pairs = zip(after.split("\n"), pristine.split("\n"), strict=True)
+                _report({"dropped": name, "differs": [[a, b] for a, b in pairs if a != b]})
+            self._drop(admin_url, kept)
+            return None
         return kept
 
     def wait(self) -> None:

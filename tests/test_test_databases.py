@@ -65,6 +65,16 @@ def _sessions(admin_url: str, name: str) -> int:
         conn.close()
 
 
+def _databases_like(admin_url: str, pattern: str) -> list[str]:
+    conn = psycopg2.connect(admin_url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT datname FROM pg_database WHERE datname LIKE %s ORDER BY 1", (pattern,))
+            return [row[0] for row in cur.fetchall()]
+    finally:
+        conn.close()
+
+
 def _run(url: str, sql: str) -> None:
     conn = psycopg2.connect(url)
     conn.autocommit = True
@@ -149,7 +159,7 @@ def test_a_database_the_reset_cannot_give_back_as_new_is_dropped(pg_admin_url: s
         name = url.rsplit("/", 1)[1]
         _run(url, change)
         assert _drops._reset(pg_admin_url, name) is None
-        assert _sessions(pg_admin_url, name) == 0  # still there, under its name, for the drop
+        assert _databases_like(pg_admin_url, name) == []  # dropped, under the name it was given
 
 
 def test_a_database_that_refuses_connections_is_dropped(pg_admin_url: str) -> None:
@@ -157,3 +167,14 @@ def test_a_database_that_refuses_connections_is_dropped(pg_admin_url: str) -> No
         name = url.rsplit("/", 1)[1]
         _run(pg_admin_url, f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
         assert _drops._reset(pg_admin_url, name) is None
+        assert _databases_like(pg_admin_url, name) == []
+        # nor kept under another name: no database of the server refuses connections
+        conn = psycopg2.connect(pg_admin_url)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(
+                    "SELECT datname FROM pg_database WHERE NOT datallowconn AND datname <> 'template0'"
+                )
+                assert cur.fetchall() == []
+        finally:
+            conn.close()
