@@ -120,3 +120,25 @@ def test_the_catalog_comes_back_from_json_as_it_was(tmp_path: Path) -> None:
     for table, columns in catalog.columns.items():
         for column, declared in columns.items():
             assert back.column_type(table, column) == declared, (table, column)
+
+
+def test_only_the_catalogs_used_last_are_kept(tmp_path: Path) -> None:
+    from validator.safety import catalog_cache
+
+    cache = catalog_cache.CatalogCache(tmp_path / "catalog")
+    catalog = Catalog()
+    catalog.types["task_status"] = "enum"
+    keys = [f"{i:02x}" * 32 for i in range(catalog_cache.KEEP)]
+    for age, key in enumerate(keys):
+        cache.save(key, catalog)
+        path = cache._path(key)
+        assert path is not None
+        os.utime(path, (1_000_000 + age, 1_000_000 + age))  # saved one after the other, long ago
+    assert cache.load(keys[0]) is not None  # the oldest, used again
+    newer = [f"{i:02x}" * 32 for i in range(100, 103)]
+    for key in newer:
+        cache.save(key, catalog)
+    kept = {p.stem for p in (tmp_path / "catalog").rglob("*.json")}
+    assert len(kept) == catalog_cache.KEEP
+    assert {keys[0][:32], *(k[:32] for k in newer)} <= kept
+    assert not {k[:32] for k in keys[1:4]} & kept  # the least recently used went

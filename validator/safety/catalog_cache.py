@@ -19,13 +19,15 @@ the findings both ways); the prefix files' trees are then never built (``validat
 ensure_trees``).  JSON, not pickle: the cache directory is shared between pull-request builds
 (CodeBuild's cache), and a pickle from a branch would run code.  An entry that does not load is a
 miss, never an error.  Layout: ``.schemagate/cache/catalog/<options key[:24]>/<key[:32]>.json``
-beside the parse cache, pruned like it; ``[tool.schemagate.lint] cache = false`` turns it off.
+beside the parse cache, pruned like it, and within it the ``KEEP`` entries used last are kept;
+``[tool.schemagate.lint] cache = false`` turns it off.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
     from validator.parsed import ParsedFile
 
 CATALOG_FORMAT = 1
+KEEP = 8  # catalogs kept per version of the code, the most recently used
 
 
 @lru_cache(maxsize=1)
@@ -83,6 +86,7 @@ class CatalogCache:
                 data = json.loads(path.read_text(encoding="utf-8"))
                 if isinstance(data, dict) and data.get("key") == key:
                     catalog = from_json(data["catalog"])
+                    os.utime(path)  # used: the last to be pruned (``save``)
             except (OSError, ValueError, KeyError, TypeError, AttributeError):
                 catalog = None
         if catalog is None:
@@ -105,6 +109,11 @@ class CatalogCache:
                 path, json.dumps({"key": key, "catalog": to_json(catalog)}, separators=(",", ":"))
             )
             prune(self.root, {options_key()})
+            # one entry per state of the accepted history (each merge makes a new one), ~0.5 KB per
+            # file: keep the ones used last
+            entries = sorted(path.parent.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+            for old in entries[KEEP:]:
+                old.unlink(missing_ok=True)
         except OSError:
             pass  # a read-only or full disk makes the cache useless, never the validation wrong
 
