@@ -154,6 +154,8 @@ class _BackgroundDrops:
             with self._lock:
                 full = len(self._ready.get(admin_url, ())) >= self.KEEP
             kept = None if full else self._reset(admin_url, name)
+        except psycopg2.Error as exc:  # a role that may not end others' sessions, say: dropped as before
+            _report({"dropped": name, "error": repr(exc)})
         finally:
             with self._changed:
                 self._recycling[admin_url] -= 1

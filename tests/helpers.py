@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from executor.connection import one_value
 from executor.naming import Version
@@ -56,3 +56,19 @@ def validate_rehearsed(migrations: Path, reports: Path, rehearsal_url: str) -> R
 
     argv = ["validate", "--migrations", str(migrations), "--reports", str(reports), "--no-lint"]
     return CliRunner().invoke(cli, [*argv, "--rehearse", "--rehearsal-database-url", rehearsal_url])
+
+
+# extensions a test can create to stand for "an extension": the first the server ships is used
+# (PostgreSQL from Debian has the contrib modules; the embedded server of pgserver has vector)
+_STAND_IN_EXTENSIONS = ("pgcrypto", "hstore", "citext", "vector")
+
+
+def available_extension(cur: Any) -> str:
+    """An extension the server at ``cur`` can create, other than plpgsql."""
+    cur.execute(
+        "SELECT name FROM pg_available_extensions WHERE name = ANY(%s)", (list(_STAND_IN_EXTENSIONS),)
+    )
+    found = {row[0] for row in cur.fetchall()}
+    names = [name for name in _STAND_IN_EXTENSIONS if name in found]
+    assert names, f"the test server ships none of {', '.join(_STAND_IN_EXTENSIONS)}"
+    return names[0]

@@ -16,6 +16,7 @@ import psycopg2
 import pytest
 
 from schemagate.cli import main
+from tests.helpers import available_extension
 from tests.histories.flyway_billing import FILES, write
 
 MIGRATIONS = "src/main/resources/db/migration"
@@ -186,7 +187,8 @@ def test_clean_drops_every_schema_and_gives_public_back_as_it_was(project, fresh
     with query_admin.cursor() as cur:
         cur.execute("CREATE SCHEMA reporting")
         cur.execute("CREATE TABLE reporting.monthly AS SELECT 1 AS n")
-        cur.execute("CREATE EXTENSION IF NOT EXISTS pgcrypto SCHEMA public")
+        extension = available_extension(cur)
+        cur.execute(f'CREATE EXTENSION IF NOT EXISTS "{extension}" SCHEMA public')
         cur.execute("COMMENT ON SCHEMA public IS 'standard public schema'")
     query_admin.close()
     acl_before = query(
@@ -200,7 +202,7 @@ def test_clean_drops_every_schema_and_gives_public_back_as_it_was(project, fresh
     assert "dropped 2 schemas (public, reporting)" in out
     assert schemas(fresh_db) == ["public"]
     assert tables(fresh_db) == []
-    assert query(fresh_db, "SELECT count(*) FROM pg_extension WHERE extname = 'pgcrypto'") == [(0,)]
+    assert query(fresh_db, f"SELECT count(*) FROM pg_extension WHERE extname = '{extension}'") == [(0,)]
     after = query(
         fresh_db, "SELECT nspowner::regrole::text, nspacl::text FROM pg_namespace WHERE nspname = 'public'"
     )

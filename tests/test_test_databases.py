@@ -9,11 +9,13 @@ import psycopg2
 import pytest
 
 from tests.conftest import _drops, _fingerprint, _with_database, temporary_database
+from tests.helpers import available_extension
 from tests.schema_snapshot import schema_snapshot
 
 # what tests leave: schemas, enums, tables with partial indexes, functions and triggers, a DO block
-# backfill, an extension, an event trigger, views, a domain, an aggregate, statistics, a policy, a
-# publication, a foreign data wrapper, a large object, settings and a comment on the database
+# backfill, an event trigger, views, a domain, an aggregate, statistics, a policy, a
+# publication, a foreign data wrapper, a large object, settings and a comment on the database (and
+# an extension the server ships)
 LEFT_BEHIND = """
 CREATE SCHEMA billing;
 CREATE TYPE billing.invoice_status AS ENUM ('draft', 'open', 'paid', 'void');
@@ -42,7 +44,6 @@ DO $$
 BEGIN
     UPDATE public.accounts SET balance = id * 100 WHERE balance = 0;
 END $$;
-CREATE EXTENSION pgcrypto;
 CREATE FUNCTION public.no_drops() RETURNS event_trigger LANGUAGE plpgsql AS $$
 BEGIN RAISE EXCEPTION 'no DROP here'; END $$;
 CREATE EVENT TRIGGER no_drops ON sql_drop EXECUTE FUNCTION public.no_drops();
@@ -96,6 +97,13 @@ def test_a_recycled_database_is_what_a_new_one_is(pg_admin_url: str) -> None:
     with temporary_database(pg_admin_url, template="template0") as url:
         name = url.rsplit("/", 1)[1]
         _run(url, LEFT_BEHIND)
+        conn = psycopg2.connect(url)
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur:
+                cur.execute(f'CREATE EXTENSION "{available_extension(cur)}"')
+        finally:
+            conn.close()
         _run(pg_admin_url, f"ALTER DATABASE \"{name}\" SET work_mem = '7MB'")
         _run(pg_admin_url, f"ALTER ROLE CURRENT_USER IN DATABASE \"{name}\" SET statement_timeout = '3s'")
         _run(pg_admin_url, f"COMMENT ON DATABASE \"{name}\" IS 'a test was here'")
