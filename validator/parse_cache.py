@@ -162,9 +162,8 @@ class ParseCache:
     def __init__(
         self, directory: Path | None, migrations: Path | str = "", *, trees: bool | Literal["lazy"] = True
     ) -> None:
-        self.trees = (
-            trees  # False, "lazy": hits carry no parse trees (Statement.node is None), see from_entry
-        )
+        # False, "lazy": hits carry no parse trees (Statement.node is None), see from_entry
+        self.trees = trees
         self.root = Path(directory) if directory is not None else None
         self.key = options_key() if directory is not None else ""
         where = hashlib.sha256(str(migrations).encode("utf-8")).hexdigest()[:16]

@@ -72,8 +72,6 @@ class CatalogCache:
 
     def __init__(self, directory: Path | None) -> None:
         self.root = Path(directory) if directory is not None else None
-        self.hits = 0
-        self.misses = 0
 
     def _path(self, key: str) -> Path | None:
         return self.root / options_key()[:24] / f"{key[:32]}.json" if self.root is not None else None
@@ -89,10 +87,6 @@ class CatalogCache:
                     os.utime(path)  # used: the last to be pruned (``save``)
             except (OSError, ValueError, KeyError, TypeError, AttributeError):
                 catalog = None
-        if catalog is None:
-            self.misses += 1
-        else:
-            self.hits += 1
         return catalog
 
     def save(self, key: str, catalog: Catalog) -> None:

@@ -91,22 +91,24 @@ def run_rules(
     and their parse trees never built), else kept for the next run."""
     catalog = Catalog()
     out: dict[str, list[RawFinding]] = {}
-    start, prefix, key = 0, 0, ""
+    start = 0
     if catalog_cache is not None and judged is not None:
-        prefix = next((i for i, f in enumerate(files) if f.rel in judged), 0)
-        if prefix:
-            key = prefix_key(files[:prefix])
+        start = next((i for i, f in enumerate(files) if f.rel in judged), 0)
+        if start:
+            key = prefix_key(files[:start])
             cached = catalog_cache.load(key)
-            if cached is not None:
-                catalog, start = cached, prefix
-    for index, file in enumerate(files[start:], start):
-        ensure_trees(file)
-        catalog.start_file()
+            if cached is None:
+                for file in files[:start]:
+                    _record_only(file, catalog)
+                catalog_cache.save(key, catalog)
+            else:
+                catalog = cached
+    for file in files[start:]:
         if judged is not None and file.rel not in judged:
             _record_only(file, catalog)
-            if key and index == prefix - 1:
-                catalog_cache.save(key, catalog)  # type: ignore[union-attr]  # key: a cache is there
             continue
+        ensure_trees(file)
+        catalog.start_file()
         ctx = FileContext(file=file, target_postgres=target_postgres, catalog=catalog)
         ctx.tx_keys = transaction_keys(file)
         instances = [cls(ctx) for cls in rules]
@@ -148,6 +150,8 @@ def run_rules(
 
 def _record_only(file: ParsedFile, catalog: Catalog) -> None:
     """What ``run_rules`` tells the catalog about ``file``, without running a rule."""
+    ensure_trees(file)
+    catalog.start_file()
     keys = transaction_keys(file)
     for stmt in file.statements:
         if stmt.node is None:
