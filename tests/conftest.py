@@ -28,6 +28,8 @@ import psycopg2
 import psycopg2.errors
 import pytest
 
+from executor.connection import scalar
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # PYTHONDONTWRITEBYTECODE=1 (set on the shared test machine, as in many container images) makes
@@ -183,11 +185,12 @@ class _BackgroundDrops:
         with admin.cursor() as cur:
             deadline = time.monotonic() + 5
             while True:  # end the sessions the test left (a killed executor's, a pool's), then rename
-                cur.execute(
+                ended = scalar(
+                    cur,
                     "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s",
                     (name,),
                 )
-                if not fetch_one(cur):
+                if not ended:
                     try:
                         cur.execute(f'ALTER DATABASE "{name}" RENAME TO "{kept}"')
                         break
@@ -245,11 +248,6 @@ def _report(what: object) -> None:
     if path:
         with open(path, "a", encoding="utf-8") as report:
             report.write(json.dumps(what) + "\n")
-
-
-def fetch_one(cur: psycopg2.extensions.cursor) -> object:
-    row = cur.fetchone()
-    return None if row is None else row[0]
 
 
 # every object a test can leave in a database, dropped: event triggers first (they would fire on
@@ -398,8 +396,7 @@ def _fingerprint(url: str) -> str:
     conn = psycopg2.connect(url)
     try:
         with conn.cursor() as cur:
-            cur.execute(_FINGERPRINT)
-            return str(fetch_one(cur))
+            return str(scalar(cur, _FINGERPRINT))
     finally:
         conn.close()
 

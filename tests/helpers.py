@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from executor.connection import one_value
 from executor.naming import Version
+from tests.database_faults import rows
 
 if TYPE_CHECKING:
     from click.testing import Result
@@ -63,12 +64,10 @@ def validate_rehearsed(migrations: Path, reports: Path, rehearsal_url: str) -> R
 _STAND_IN_EXTENSIONS = ("pgcrypto", "hstore", "citext", "vector")
 
 
-def available_extension(cur: Any) -> str:
-    """An extension the server at ``cur`` can create, other than plpgsql."""
-    cur.execute(
-        "SELECT name FROM pg_available_extensions WHERE name = ANY(%s)", (list(_STAND_IN_EXTENSIONS),)
-    )
-    found = {row[0] for row in cur.fetchall()}
+def available_extension(url: str) -> str:
+    """An extension the server at ``url`` can create, other than plpgsql."""
+    query = "SELECT name FROM pg_available_extensions WHERE name = ANY(%s)"
+    found = {row[0] for row in rows(url, query, (list(_STAND_IN_EXTENSIONS),))}
     names = [name for name in _STAND_IN_EXTENSIONS if name in found]
     assert names, f"the test server ships none of {', '.join(_STAND_IN_EXTENSIONS)}"
     return names[0]

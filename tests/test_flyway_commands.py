@@ -187,7 +187,7 @@ def test_clean_drops_every_schema_and_gives_public_back_as_it_was(project, fresh
     with query_admin.cursor() as cur:
         cur.execute("CREATE SCHEMA reporting")
         cur.execute("CREATE TABLE reporting.monthly AS SELECT 1 AS n")
-        extension = available_extension(cur)
+        extension = available_extension(fresh_db)
         cur.execute(f'CREATE EXTENSION IF NOT EXISTS "{extension}" SCHEMA public')
         cur.execute("COMMENT ON SCHEMA public IS 'standard public schema'")
     query_admin.close()

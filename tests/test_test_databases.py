@@ -9,6 +9,7 @@ import psycopg2
 import pytest
 
 from tests.conftest import _drops, _fingerprint, _with_database, temporary_database
+from tests.database_faults import rows
 from tests.helpers import available_extension
 from tests.schema_snapshot import schema_snapshot
 
@@ -54,41 +55,15 @@ COMMENT ON TABLE public.accounts IS 'who pays';
 """
 
 
-def _sessions(admin_url: str, name: str) -> int:
-    conn = psycopg2.connect(admin_url)
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (name,))
-            row = cur.fetchone()
-            assert row is not None
-            return int(row[0])
-    finally:
-        conn.close()
-
-
 def _databases_like(admin_url: str, pattern: str) -> list[str]:
-    conn = psycopg2.connect(admin_url)
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT datname FROM pg_database WHERE datname LIKE %s ORDER BY 1", (pattern,))
-            return [row[0] for row in cur.fetchall()]
-    finally:
-        conn.close()
-
-
-def _run(url: str, sql: str) -> None:
-    conn = psycopg2.connect(url)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql)
-    finally:
-        conn.close()
+    return [
+        r[0] for r in rows(admin_url, "SELECT datname FROM pg_database WHERE datname LIKE %s", (pattern,))
+    ]
 
 
 def test_a_recycled_database_is_what_a_new_one_is(pg_admin_url: str) -> None:
     new = f"sg_new_{uuid.uuid4().hex[:12]}"
-    _run(pg_admin_url, f'CREATE DATABASE "{new}" TEMPLATE template0')
+    rows(pg_admin_url, f'CREATE DATABASE "{new}" TEMPLATE template0')
     try:
         expected_fingerprint = _fingerprint(_with_database(pg_admin_url, new))
         expected_snapshot = schema_snapshot(_with_database(pg_admin_url, new))
@@ -96,17 +71,11 @@ def test_a_recycled_database_is_what_a_new_one_is(pg_admin_url: str) -> None:
         _drops._drop(pg_admin_url, new)
     with temporary_database(pg_admin_url, template="template0") as url:
         name = url.rsplit("/", 1)[1]
-        _run(url, LEFT_BEHIND)
-        conn = psycopg2.connect(url)
-        conn.autocommit = True
-        try:
-            with conn.cursor() as cur:
-                cur.execute(f'CREATE EXTENSION "{available_extension(cur)}"')
-        finally:
-            conn.close()
-        _run(pg_admin_url, f"ALTER DATABASE \"{name}\" SET work_mem = '7MB'")
-        _run(pg_admin_url, f"ALTER ROLE CURRENT_USER IN DATABASE \"{name}\" SET statement_timeout = '3s'")
-        _run(pg_admin_url, f"COMMENT ON DATABASE \"{name}\" IS 'a test was here'")
+        rows(url, LEFT_BEHIND)
+        rows(url, f'CREATE EXTENSION "{available_extension(url)}"')
+        rows(pg_admin_url, f"ALTER DATABASE \"{name}\" SET work_mem = '7MB'")
+        rows(pg_admin_url, f"ALTER ROLE CURRENT_USER IN DATABASE \"{name}\" SET statement_timeout = '3s'")
+        rows(pg_admin_url, f"COMMENT ON DATABASE \"{name}\" IS 'a test was here'")
         left_open = psycopg2.connect(url)  # a session the test never closed, with a temporary table
         with left_open.cursor() as cur:
             cur.execute("CREATE TEMPORARY TABLE scratch (id int)")
@@ -120,7 +89,9 @@ def test_a_recycled_database_is_what_a_new_one_is(pg_admin_url: str) -> None:
             cur.execute("SELECT 1")
         recycled = _with_database(pg_admin_url, kept)
         try:
-            assert _sessions(pg_admin_url, kept) == 0
+            assert rows(
+                pg_admin_url, "SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (kept,)
+            ) == [(0,)]
             assert _fingerprint(recycled) == expected_fingerprint
             assert schema_snapshot(recycled) == expected_snapshot
             conn = psycopg2.connect(recycled)
@@ -165,7 +136,7 @@ def test_a_recycled_database_is_what_a_new_one_is(pg_admin_url: str) -> None:
 def test_a_database_the_reset_cannot_give_back_as_new_is_dropped(pg_admin_url: str, change: str) -> None:
     with temporary_database(pg_admin_url, template="template0") as url:
         name = url.rsplit("/", 1)[1]
-        _run(url, change)
+        rows(url, change)
         assert _drops._reset(pg_admin_url, name) is None
         assert _databases_like(pg_admin_url, name) == []  # dropped, under the name it was given
 
@@ -173,6 +144,6 @@ def test_a_database_the_reset_cannot_give_back_as_new_is_dropped(pg_admin_url: s
 def test_a_database_that_refuses_connections_is_dropped(pg_admin_url: str) -> None:
     with temporary_database(pg_admin_url, template="template0") as url:
         name = url.rsplit("/", 1)[1]
-        _run(pg_admin_url, f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
+        rows(pg_admin_url, f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
         assert _drops._reset(pg_admin_url, name) is None
         assert _databases_like(pg_admin_url, name) == []  # dropped (after its rename)
