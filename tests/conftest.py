@@ -127,7 +127,7 @@ class _BackgroundDrops:
     def release(self, admin_url: str, name: str) -> None:
         """A test is done with its database: recycle it (``_recycle``) or drop it."""
         if not self.recycling:
-            self._submit(self._drop, admin_url, name)
+            self.drop(admin_url, name)
             return
         with self._lock:
             self._recycling[admin_url] = self._recycling.get(admin_url, 0) + 1
@@ -168,9 +168,10 @@ class _BackgroundDrops:
             self._drop(admin_url, name)
 
     def _reset(self, admin_url: str, name: str) -> str | None:
-        """``name`` renamed sg_ready_* and emptied, or None (and dropped) when it is not then like a
-        new copy of template0.  Renamed first, once its sessions are gone: no process the test left
-        can connect to it again under a name it knows."""
+        """``name`` renamed sg_ready_* and emptied, or None when it is not then like a new copy of
+        template0 (dropped here once renamed; before that, the caller drops it under its name).
+        Renamed first, once its sessions are gone: no process the test left can connect to it again
+        under a name it knows."""
         admin = self._admin(admin_url)
         pristine = self._pristine.get(admin_url)
         if pristine is None:  # what a new copy of template0 looks like, once per server
