@@ -40,7 +40,11 @@ of every connection and counts as a round trip each message the client must wait
 query ``'Q'`` or the ``'S'`` Sync that ends a batch of extended-protocol Parse/Bind/Execute
 messages; the connection handshake is not counted (the connections are shown beside).  Printed
 per tool: connections, messages by type, round trips in all and per migration (for schemagate and
-dbmate also those of the no-op run, the fixed part).
+dbmate also those of the no-op run, the fixed part).  The same pass says, per apply, how long the
+process ran **before the first migration** reached the server (the proxy notes when it first reads
+the start of the first file's first statement): start-up, reading and checking the files,
+connecting, the history and the lock; the rest of the run is the migrations and the exit.  One run
+each, through the proxy: a decomposition, not a timing to compare with the medians above.
 
 ``--latency-ms X``: the proxy holds each client->server batch X ms (one way; so about X ms per
 round trip, as on a network: an executor Lambda to RDS in another availability zone is about 1 ms),
@@ -596,13 +600,37 @@ def measure_times(
     return times
 
 
-def count_round_trips(bench: Bench, admin: str, args: argparse.Namespace) -> dict[str, Counter[str]]:
-    """One pass through counting proxies (no added latency): messages per tool, apply and no-op."""
-    counts: dict[str, Counter[str]] = {}
+@dataclass
+class Passage:
+    """One apply through the counting proxy: its messages, and when the first migration went out."""
+
+    counts: dict[str, Counter[str]] = field(default_factory=dict)
+    # tool -> (seconds from the process's start to the first bytes of the first migration, whole run)
+    first_migration: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+
+def first_migration_marker(first_file: Path) -> bytes:
+    """The start of the first migration's first statement (its first line that is not a comment):
+    every tool sends these bytes when, and only when, that migration runs."""
+    lines = first_file.read_text(encoding="utf-8").splitlines()
+    line = next(x for x in lines if x.strip() and not x.lstrip().startswith("--"))
+    return line.strip().encode("utf-8")
+
+
+def count_round_trips(bench: Bench, admin: str, args: argparse.Namespace) -> Passage:
+    """One pass through counting proxies (no added latency): messages per tool, apply and no-op,
+    and how long each tool's process ran before it sent the first migration."""
+    passage = Passage()
+    counts = passage.counts
+    marker = first_migration_marker(bench.files[0])
     with Databases(admin, args.keep) as dbs:
         for tool in TOOLS:
-            with CountingProxy(dbs.urls[tool]) as proxy:
-                bench.apply(tool, proxy.url)
+            with CountingProxy(dbs.urls[tool], marker=marker) as proxy:
+                started = time.perf_counter()
+                wall, _cpu = bench.apply(tool, proxy.url)
+                if proxy.first_seen is None:
+                    raise BenchFailure(f"{tool} never sent the first migration ({marker.decode()!r})")
+                passage.first_migration[tool] = (proxy.first_seen - started, wall)
                 counts[tool] = proxy.totals()
                 if tool not in ("psql", "floor"):
                     proxy.reset()
@@ -610,7 +638,7 @@ def count_round_trips(bench: Bench, admin: str, args: argparse.Namespace) -> dic
                     bench.noop(noop.get(tool, "schemagate apply --migrations DIR"), proxy.url)
                     counts[f"{tool} no-op"] = proxy.totals()
         verify(dbs, args.count, "round-trip pass")
-    return counts
+    return passage
 
 
 def start_proxy(url: str, latency_ms: float) -> CountingProxy:
@@ -677,6 +705,20 @@ def print_round_trips(counts: dict[str, Counter[str]], count: int) -> None:
     for tool in ("dbmate", "schemagate"):
         marginal = (round_trips(counts[tool]) - round_trips(counts[f"{tool} no-op"])) / count
         print(f"  {tool}: {marginal:.2f} round trips per migration beyond those of its no-op run")
+
+
+def print_first_migration(first: dict[str, tuple[float, float]]) -> None:
+    """Where each apply's time went, from the round-trip pass (one run each, through the proxy):
+    before its first migration reached the server (start-up, reading and checking the files,
+    connecting, the history, the lock), and from there to its exit (the migrations, then exiting)."""
+    print(
+        "\nbefore the first migration (the round-trip pass: one run each, through the proxy; from the"
+        "\nprocess's start to the first bytes of the first migration, then to the process's exit)"
+    )
+    print(f"  {'apply':<58} {'before':>8}  {'after':>8}  {'whole':>8}")
+    for tool in TOOLS:
+        before, wall = first[tool]
+        print(f"  {APPLY_LABELS[tool]:<58} {before:>6.3f} s  {wall - before:>6.3f} s  {wall:>6.3f} s")
 
 
 def paired(times: dict[str, list[float]], a: str, b: str) -> float:
@@ -837,10 +879,12 @@ def main() -> int:
     checks: list[tuple[str, bool]] = []
     try:
         times = measure_times(bench, admin, args, None)
-        counts = count_round_trips(bench, admin, args)
+        passage = count_round_trips(bench, admin, args)
+        counts = passage.counts
         rt_per = round_trips(counts["schemagate"]) / args.count
         print_times("times, straight to the server (no proxy)", times)
         print_round_trips(counts, args.count)
+        print_first_migration(passage.first_migration)
         checks = print_ratios("ratios and issue 15's targets (times straight to the server)", times, rt_per)
         if args.latency_ms:
             latency_pass(bench, admin, args, times, counts)

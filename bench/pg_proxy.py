@@ -27,6 +27,10 @@ No TLS: the proxied URL asks for ``sslmode=disable`` (libpq clients should also 
 ``PGGSSENCMODE=disable``); a connection whose client negotiates encryption anyway is forwarded
 but counted as ``encrypted`` (its messages cannot be read).
 
+``marker``: ``first_seen`` is the ``time.perf_counter()`` at which the first client bytes holding
+these bytes were read, over every connection (None until then): ``bench/apply.py`` passes the start
+of the first migration's SQL, so the time a client spends before its first migration shows.
+
 Threads, not asyncio: two per connection, so it runs beside blocking clients.
 """
 
@@ -122,6 +126,8 @@ class _Link:
 
     def _client_to_server(self) -> None:
         delay = self.proxy.latency_ms / 1000.0
+        marker = self.proxy.marker
+        tail = b""  # the end of the bytes read so far: a marker split between two reads is found
         while True:
             try:
                 data = self.client.recv(65536)
@@ -130,6 +136,11 @@ class _Link:
             if not data:
                 self.close()
                 return
+            if marker and self.proxy.first_seen is None:
+                window = tail + data
+                if marker in window:
+                    self.proxy.saw_marker()
+                tail = window[-len(marker) :]
             if self.counter.feed(data) and delay:
                 started = time.perf_counter()
                 time.sleep(delay)
@@ -171,8 +182,10 @@ class _Link:
 class CountingProxy:
     """``with CountingProxy(database_url) as proxy: ...``; see the module docstring."""
 
-    def __init__(self, database_url: str, *, latency_ms: float = 0.0) -> None:
+    def __init__(self, database_url: str, *, latency_ms: float = 0.0, marker: bytes = b"") -> None:
         parts = urlsplit(database_url)
+        self.marker = marker
+        self.first_seen: float | None = None
         self.database_url = database_url
         self.upstream = (parts.hostname or "127.0.0.1", parts.port or 5432)
         self.latency_ms = latency_ms
@@ -216,6 +229,11 @@ class CountingProxy:
                 self.links.append(link)
             link.start()
 
+    def saw_marker(self) -> None:
+        with self._lock:
+            if self.first_seen is None:
+                self.first_seen = time.perf_counter()
+
     def settle(self, timeout: float = 10.0) -> None:
         """Wait until every connection so far has been closed by its client (or ``timeout``)."""
         deadline = time.monotonic() + timeout
@@ -248,6 +266,7 @@ class CountingProxy:
         self.settle()
         with self._lock:
             self.links.clear()
+            self.first_seen = None
 
     def close(self) -> None:
         self._closing = True

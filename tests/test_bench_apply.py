@@ -74,3 +74,17 @@ def test_bench_apply_prints_every_row_and_exits_0(pg_admin_url: str) -> None:
     assert conns == 1 and s == 0 and trips == q >= 3 * 20, out  # one session, simple queries only
     for tool in ("dbmate", "schemagate", "schemagate-bundle"):
         assert table[tool][0] >= 1 and table[tool][6] >= 20, out  # at least one per migration
+
+    # before the first migration, then the rest: two parts of the whole run, for every apply
+    section = out.split("\nbefore the first migration", 1)[1].split("\n\n", 1)[0]
+    parts = {
+        m["label"].strip(): (float(m["before"]), float(m["after"]), float(m["whole"]))
+        for m in re.finditer(
+            r"^  (?P<label>.+?)\s+(?P<before>\d+\.\d+) s\s+(?P<after>\d+\.\d+) s\s+(?P<whole>\d+\.\d+) s$",
+            section,
+            re.M,
+        )
+    }
+    assert set(parts) >= {ROWS[0], ROWS[1], ROWS[2], ROWS[3], ROWS[4]}, section
+    for label, (before, after, whole) in parts.items():
+        assert 0 < before < whole and abs(before + after - whole) <= 0.002, (label, section)
