@@ -602,7 +602,8 @@ def measure_times(
 
 @dataclass
 class Passage:
-    """One apply through the counting proxy: its messages, and when the first migration went out."""
+    """The round-trip pass: each apply's and no-op's messages, and when each apply's first migration
+    went out."""
 
     counts: dict[str, Counter[str]] = field(default_factory=dict)
     # tool -> (seconds from the process's start to the first bytes of the first migration, whole run)
